@@ -1,0 +1,11 @@
+//! Recurrent layers. Each layer is a config (plain data), a parameter set
+//! (named like PyTorch), a forward pass that returns what backward needs, and
+//! an exact backward pass through time.
+
+pub mod lstm;
+pub mod rnn;
+pub mod sequence;
+
+pub use lstm::{Lstm, LstmCache, LstmConfig, LstmGrads, LstmParams, LstmVariant};
+pub use rnn::{RnnActivation, RnnCache, RnnConfig, RnnGrads, RnnParams, SimpleRnn};
+pub use sequence::{BackwardOptions, SequenceBatch, SequenceOutput};

@@ -1,0 +1,1 @@
+//! Loss functions: each returns the loss and its gradient with respect to the prediction.
