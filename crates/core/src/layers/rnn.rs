@@ -1,11 +1,21 @@
 //! The simple (Elman) RNN of SPEC §2: h(t) = g(W_ih x(t) + b_ih + W_hh h(t−1) + b_hh),
 //! with exact backpropagation through time.
+//!
+//! Cost layout: the input projection of every step is one GEMM before the
+//! recurrence, and δW_ih, δx are single GEMMs after it; inside the time loop
+//! only the `[batch, hidden] × [hidden, hidden]` products remain, written into
+//! buffers allocated once per pass.
 
-use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{
+    s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut1,
+    ArrayViewMutD, Axis, Zip,
+};
+use rand::distributions::Uniform;
 use rand::Rng;
 
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
-use crate::{Result, Scalar};
+use crate::{Error, ParamSet, Result, Scalar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RnnActivation {
@@ -14,11 +24,44 @@ pub enum RnnActivation {
     Relu,
 }
 
+impl RnnActivation {
+    fn apply<F: Scalar>(self, a: F) -> F {
+        match self {
+            RnnActivation::Tanh => a.tanh(),
+            RnnActivation::Relu => a.max(F::zero()),
+        }
+    }
+
+    /// g'(a) expressed through h = g(a), so the cache needs no pre-activations:
+    /// tanh' = 1 − h², relu' = [h > 0] (h > 0 exactly when a > 0).
+    fn derivative_from_output<F: Scalar>(self, h: F) -> F {
+        match self {
+            RnnActivation::Tanh => F::one() - h * h,
+            RnnActivation::Relu if h > F::zero() => F::one(),
+            RnnActivation::Relu => F::zero(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RnnConfig {
     pub input_size: usize,
     pub hidden_size: usize,
     pub activation: RnnActivation,
+}
+
+impl RnnConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (name, size) in [
+            ("input_size", self.input_size),
+            ("hidden_size", self.hidden_size),
+        ] {
+            if size == 0 {
+                return Err(Error::invalid(name, "must be at least 1, got 0"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Parameters (and gradients) with PyTorch `nn.RNN` names.
@@ -34,20 +77,63 @@ pub struct RnnParams<F> {
     pub bias_hh: Array1<F>,
 }
 
+impl<F: Scalar> RnnParams<F> {
+    /// Every tensor drawn from U(−bound, bound), in PyTorch's parameter order.
+    fn uniform<R: Rng>(config: &RnnConfig, bound: F, rng: &mut R) -> Self {
+        let (input, hidden) = (config.input_size, config.hidden_size);
+        let dist = Uniform::new(-bound, bound);
+        RnnParams {
+            weight_ih: Array2::from_shape_simple_fn((hidden, input), || rng.sample(&dist)),
+            weight_hh: Array2::from_shape_simple_fn((hidden, hidden), || rng.sample(&dist)),
+            bias_ih: Array1::from_shape_simple_fn(hidden, || rng.sample(&dist)),
+            bias_hh: Array1::from_shape_simple_fn(hidden, || rng.sample(&dist)),
+        }
+    }
+}
+
+impl<F> ParamSet<F> for RnnParams<F> {
+    fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> {
+        vec![
+            ("weight_ih", self.weight_ih.view().into_dyn()),
+            ("weight_hh", self.weight_hh.view().into_dyn()),
+            ("bias_ih", self.bias_ih.view().into_dyn()),
+            ("bias_hh", self.bias_hh.view().into_dyn()),
+        ]
+    }
+
+    fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> {
+        vec![
+            ("weight_ih", self.weight_ih.view_mut().into_dyn()),
+            ("weight_hh", self.weight_hh.view_mut().into_dyn()),
+            ("bias_ih", self.bias_ih.view_mut().into_dyn()),
+            ("bias_hh", self.bias_hh.view_mut().into_dyn()),
+        ]
+    }
+}
+
 /// Everything the forward pass stores for the backward pass.
 #[derive(Debug, Clone)]
 pub struct RnnCache<F> {
-    _marker: std::marker::PhantomData<F>,
+    /// The input, `[batch, time, input_size]` in standard layout (the backward GEMMs flatten it).
+    x: Array3<F>,
+    /// h(0): `[batch, hidden_size]`
+    h0: Array2<F>,
+    /// h(t) after every step: `[batch, time, hidden_size]`; the frozen state at padded steps.
+    states: Array3<F>,
+    /// `[batch]`, each in `1..=time`.
+    lengths: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
 pub struct RnnGrads<F> {
-    /// ∂J/∂x: `[batch, time, input_size]`
+    /// ∂J/∂x: `[batch, time, input_size]`; zero at padded steps.
     pub dx: Array3<F>,
     /// ∂J/∂h(0): `[batch, hidden_size]`
     pub dh0: Array2<F>,
     pub params: RnnParams<F>,
     /// ‖∂J/∂h(k)‖₂ over the batch for every step k: `[time]` (gradient-flow diagnostics).
+    /// Only sequences with k inside their length contribute; with `recurrent_clip`
+    /// it is the norm of the clipped error, the one that is propagated.
     pub hidden_grad_norms: Array1<F>,
 }
 
@@ -60,13 +146,40 @@ pub struct SimpleRnn<F> {
 impl<F: Scalar> SimpleRnn<F> {
     /// PyTorch's initialisation: every parameter U(−1/√H, 1/√H).
     pub fn new<R: Rng>(config: RnnConfig, rng: &mut R) -> Result<Self> {
-        let _ = (config, rng);
-        todo!()
+        config.validate()?;
+        let bound = F::one()
+            / F::from_usize(config.hidden_size)
+                .unwrap_or_else(F::one)
+                .sqrt();
+        let params = RnnParams::uniform(&config, bound, rng);
+        Ok(SimpleRnn { config, params })
     }
 
-    pub fn forward(&self, batch: &SequenceBatch<'_, F>) -> Result<(SequenceOutput<F>, RnnCache<F>)> {
-        let _ = batch;
-        todo!()
+    pub fn forward(
+        &self,
+        batch: &SequenceBatch<'_, F>,
+    ) -> Result<(SequenceOutput<F>, RnnCache<F>)> {
+        batch.validate(self.config.input_size, self.config.hidden_size)?;
+        let (batch_size, _, _) = batch.dims();
+        let x = batch.x.as_standard_layout().into_owned();
+        let h0 = batch.h0.map_or_else(
+            || Array2::zeros((batch_size, self.config.hidden_size)),
+            |h| h.to_owned(),
+        );
+        let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
+
+        let mut states = self.input_projection(&x);
+        self.run_recurrence(&mut states, h0.view(), &lengths);
+        let output = sequence_output(&states, &lengths);
+        Ok((
+            output,
+            RnnCache {
+                x,
+                h0,
+                states,
+                lengths,
+            },
+        ))
     }
 
     /// `dy`: ∂J/∂h(t) `[batch, time, hidden]`; `dh_n`: ∂J/∂h(T_b) `[batch, hidden]`.
@@ -77,7 +190,219 @@ impl<F: Scalar> SimpleRnn<F> {
         dh_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
     ) -> Result<RnnGrads<F>> {
-        let _ = (cache, dy, dh_n, options);
-        todo!()
+        let (batch, time, hidden) = cache.states.dim();
+        check_shape("dy", dy.shape(), &[batch, time, hidden])?;
+        if let Some(d) = dh_n {
+            check_shape("dh_n", d.shape(), &[batch, hidden])?;
+        }
+        let clip = validated_clip(options.recurrent_clip)?;
+
+        // ∂J/∂h(t) arriving from step t+1 (and from dh_n): padded steps leave
+        // the state unchanged, so dh_n reaches each sequence's last valid step
+        // untouched.
+        let mut carry = dh_n.map_or_else(|| Array2::zeros((batch, hidden)), |d| d.to_owned());
+        let mut next_carry = Array2::zeros((batch, hidden));
+        // δa(t) = ∂J/∂a(t); stays zero at padded steps.
+        let mut delta_a = Array3::zeros((batch, time, hidden));
+        let mut grad_weight_hh = Array2::zeros((hidden, hidden));
+        let mut norms = Array1::zeros(time);
+
+        for t in (0..time).rev() {
+            let mut delta_a_t = delta_a.index_axis_mut(Axis(1), t);
+            let mut sum_sq = F::zero();
+            for b in (0..batch).filter(|&b| t < cache.lengths[b]) {
+                sum_sq = sum_sq
+                    + self.hidden_delta(
+                        dy.slice(s![b, t, ..]),
+                        carry.row(b),
+                        cache.states.slice(s![b, t, ..]),
+                        clip,
+                        delta_a_t.row_mut(b),
+                    );
+            }
+            norms[t] = sum_sq.sqrt();
+
+            let previous = if t == 0 {
+                cache.h0.view()
+            } else {
+                cache.states.index_axis(Axis(1), t - 1)
+            };
+            general_mat_mul(
+                F::one(),
+                &delta_a_t.t(),
+                &previous,
+                F::one(),
+                &mut grad_weight_hh,
+            );
+            general_mat_mul(
+                F::one(),
+                &delta_a_t,
+                &self.params.weight_hh,
+                F::zero(),
+                &mut next_carry,
+            );
+            for b in (0..batch).filter(|&b| t < cache.lengths[b]) {
+                carry.row_mut(b).assign(&next_carry.row(b));
+            }
+        }
+
+        Ok(self.gradients_after_recurrence(cache, delta_a, grad_weight_hh, carry, norms))
     }
+
+    /// W_ih x(t) + b_ih + b_hh for every step as one GEMM: `[batch, time, hidden]`.
+    fn input_projection(&self, x: &Array3<F>) -> Array3<F> {
+        let (batch, time, _) = x.dim();
+        let hidden = self.config.hidden_size;
+        let bias = &self.params.bias_ih + &self.params.bias_hh;
+        let mut projection = Array3::zeros((batch, time, hidden));
+        projection.assign(&bias);
+        general_mat_mul(
+            F::one(),
+            &flatten_time(x.view()),
+            &self.params.weight_ih.t(),
+            F::one(),
+            &mut flatten_time_mut(&mut projection),
+        );
+        projection
+    }
+
+    /// Turns `states` from input projections into h(t), step by step, in place.
+    /// Padded steps copy the previous state, so it stays frozen.
+    fn run_recurrence(&self, states: &mut Array3<F>, h0: ArrayView2<'_, F>, lengths: &[usize]) {
+        let activation = self.config.activation;
+        let recurrent_weight_t = self.params.weight_hh.t();
+        for t in 0..states.dim().1 {
+            let (done, mut rest) = states.view_mut().split_at(Axis(1), t);
+            let previous = if t == 0 {
+                h0.view()
+            } else {
+                done.index_axis(Axis(1), t - 1)
+            };
+            let mut current = rest.index_axis_mut(Axis(1), 0);
+            general_mat_mul(
+                F::one(),
+                &previous,
+                &recurrent_weight_t,
+                F::one(),
+                &mut current,
+            );
+            for ((mut row, previous_row), &length) in current
+                .outer_iter_mut()
+                .zip(previous.outer_iter())
+                .zip(lengths)
+            {
+                if t < length {
+                    row.mapv_inplace(|a| activation.apply(a));
+                } else {
+                    row.assign(&previous_row);
+                }
+            }
+        }
+    }
+
+    /// δa(t) = clip(Δ(t) + carry) ⊙ g'(a(t)) for one sequence at one step;
+    /// returns ‖δh(t)‖² of the (clipped) total error.
+    fn hidden_delta(
+        &self,
+        dy: ArrayView1<'_, F>,
+        carry: ArrayView1<'_, F>,
+        h: ArrayView1<'_, F>,
+        clip: Option<F>,
+        delta_a: ArrayViewMut1<'_, F>,
+    ) -> F {
+        let activation = self.config.activation;
+        let mut sum_sq = F::zero();
+        Zip::from(delta_a)
+            .and(dy)
+            .and(carry)
+            .and(h)
+            .for_each(|delta_a, &dy, &carry, &h| {
+                let delta_h = clamp(dy + carry, clip);
+                sum_sq = sum_sq + delta_h * delta_h;
+                *delta_a = delta_h * activation.derivative_from_output(h);
+            });
+        sum_sq
+    }
+
+    /// δx, δW_ih and the biases as single GEMMs / reductions over all steps.
+    fn gradients_after_recurrence(
+        &self,
+        cache: &RnnCache<F>,
+        delta_a: Array3<F>,
+        grad_weight_hh: Array2<F>,
+        dh0: Array2<F>,
+        hidden_grad_norms: Array1<F>,
+    ) -> RnnGrads<F> {
+        let (batch, time, input) = cache.x.dim();
+        let delta_a_flat = flatten_time(delta_a.view());
+        let mut dx = Array3::zeros((batch, time, input));
+        general_mat_mul(
+            F::one(),
+            &delta_a_flat,
+            &self.params.weight_ih,
+            F::zero(),
+            &mut flatten_time_mut(&mut dx),
+        );
+        let grad_weight_ih = delta_a_flat.t().dot(&flatten_time(cache.x.view()));
+        let grad_bias = delta_a_flat.sum_axis(Axis(0));
+        RnnGrads {
+            dx,
+            dh0,
+            params: RnnParams {
+                weight_ih: grad_weight_ih,
+                weight_hh: grad_weight_hh,
+                bias_ih: grad_bias.clone(),
+                bias_hh: grad_bias,
+            },
+            hidden_grad_norms,
+        }
+    }
+}
+
+/// y (zero at padded steps) and h_n (each sequence's state at its own length).
+fn sequence_output<F: Scalar>(states: &Array3<F>, lengths: &[usize]) -> SequenceOutput<F> {
+    let (batch, _, hidden) = states.dim();
+    let mut y = states.clone();
+    let mut h_n = Array2::zeros((batch, hidden));
+    for ((mut y_b, mut h_b), &length) in y.outer_iter_mut().zip(h_n.outer_iter_mut()).zip(lengths) {
+        h_b.assign(&y_b.row(length - 1));
+        y_b.slice_mut(s![length.., ..]).fill(F::zero());
+    }
+    SequenceOutput { y, h_n, c_n: None }
+}
+
+/// `[batch, time, f]` in standard layout as `[batch·time, f]`.
+fn flatten_time<F>(a: ArrayView3<'_, F>) -> ArrayView2<'_, F> {
+    let (batch, time, features) = a.dim();
+    a.into_shape_with_order((batch * time, features))
+        .expect("layer-owned arrays are in standard layout")
+}
+
+fn flatten_time_mut<F>(a: &mut Array3<F>) -> ndarray::ArrayViewMut2<'_, F> {
+    let (batch, time, features) = a.dim();
+    a.view_mut()
+        .into_shape_with_order((batch * time, features))
+        .expect("layer-owned arrays are in standard layout")
+}
+
+fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(Error::shape(name, format!("{expected:?}"), actual))
+    }
+}
+
+fn validated_clip<F: Scalar>(clip: Option<F>) -> Result<Option<F>> {
+    match clip {
+        Some(v) if !(v.is_finite() && v > F::zero()) => Err(Error::invalid(
+            "recurrent_clip",
+            format!("must be a finite number > 0, got {v}"),
+        )),
+        _ => Ok(clip),
+    }
+}
+
+fn clamp<F: Scalar>(value: F, clip: Option<F>) -> F {
+    clip.map_or(value, |v| value.max(-v).min(v))
 }

@@ -1,0 +1,574 @@
+//! The simple RNN against an independent step-by-step forward and against
+//! central finite differences in f64, for every gradient it returns.
+//!
+//! The loss of every check is J = Σ w_y ⊙ y + Σ w_h ⊙ h_n with random weights,
+//! so ∂J/∂y = w_y and ∂J/∂h_n = w_h are fed to `backward`.
+
+use ndarray::{s, Array1, Array2, Array3, ArrayView2, ArrayViewMutD};
+use odyssey_core::layers::{
+    BackwardOptions, RnnActivation, RnnConfig, RnnGrads, SequenceBatch, SimpleRnn,
+};
+use odyssey_core::{Error, ParamSet};
+use rand::distributions::Uniform;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const EPS: f64 = 1e-6;
+const TOLERANCE: f64 = 1e-7;
+/// ReLU is not differentiable at 0; finite differences need |a(t)| well above EPS.
+const RELU_MARGIN: f64 = 1e-3;
+
+#[derive(Debug, Clone)]
+struct Case {
+    batch: usize,
+    time: usize,
+    input: usize,
+    hidden: usize,
+    activation: RnnActivation,
+    lengths: Option<Vec<usize>>,
+    with_h0: bool,
+}
+
+impl Case {
+    fn new(hidden: usize, activation: RnnActivation) -> Self {
+        Case {
+            batch: 3,
+            time: 4,
+            input: 3,
+            hidden,
+            activation,
+            lengths: Some(vec![4, 1, 3]),
+            with_h0: true,
+        }
+    }
+}
+
+/// A layer, its inputs and the loss weights, all drawn from one seed.
+struct Problem {
+    rnn: SimpleRnn<f64>,
+    x: Array3<f64>,
+    h0: Option<Array2<f64>>,
+    lengths: Option<Vec<usize>>,
+    /// ∂J/∂y: `[batch, time, hidden]`
+    w_y: Array3<f64>,
+    /// ∂J/∂h_n: `[batch, hidden]`
+    w_h: Array2<f64>,
+}
+
+impl Problem {
+    fn new(case: &Case, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let config = RnnConfig {
+            input_size: case.input,
+            hidden_size: case.hidden,
+            activation: case.activation,
+        };
+        let rnn = SimpleRnn::new(config, &mut rng).unwrap();
+        let unit = Uniform::new(-1.0, 1.0);
+        let (b, t, x, h) = (case.batch, case.time, case.input, case.hidden);
+        Problem {
+            rnn,
+            x: Array3::from_shape_simple_fn((b, t, x), || rng.sample(unit)),
+            h0: case
+                .with_h0
+                .then(|| Array2::from_shape_simple_fn((b, h), || rng.sample(unit))),
+            lengths: case.lengths.clone(),
+            w_y: Array3::from_shape_simple_fn((b, t, h), || rng.sample(unit)),
+            w_h: Array2::from_shape_simple_fn((b, h), || rng.sample(unit)),
+        }
+    }
+
+    /// The first seed whose ReLU pre-activations all keep `RELU_MARGIN` away from 0.
+    fn away_from_relu_kink(case: &Case) -> Self {
+        (0..200)
+            .map(|seed| Problem::new(case, seed))
+            .find(|p| p.min_abs_preactivation() > RELU_MARGIN)
+            .expect("no seed keeps the ReLU pre-activations away from 0")
+    }
+
+    fn batch(&self) -> SequenceBatch<'_, f64> {
+        SequenceBatch {
+            x: self.x.view(),
+            lengths: self.lengths.as_deref(),
+            h0: self.h0.as_ref().map(|h| h.view()),
+            c0: None,
+        }
+    }
+
+    fn length(&self, b: usize) -> usize {
+        self.lengths.as_ref().map_or(self.x.dim().1, |l| l[b])
+    }
+
+    fn loss(&self) -> f64 {
+        let (out, _) = self.rnn.forward(&self.batch()).unwrap();
+        (&out.y * &self.w_y).sum() + (&out.h_n * &self.w_h).sum()
+    }
+
+    fn gradients(&self, options: &BackwardOptions<f64>) -> RnnGrads<f64> {
+        let (_, cache) = self.rnn.forward(&self.batch()).unwrap();
+        self.rnn
+            .backward(&cache, self.w_y.view(), Some(self.w_h.view()), options)
+            .unwrap()
+    }
+
+    /// a(t) = W_ih x(t) + b_ih + W_hh h(t−1) + b_hh at every valid step, written
+    /// out one sequence and one step at a time: `[batch][valid steps]`.
+    fn reference_preactivations(&self) -> Vec<Vec<Array1<f64>>> {
+        let p = &self.rnn.params;
+        let hidden = self.rnn.config.hidden_size;
+        (0..self.x.dim().0)
+            .map(|b| {
+                let mut h = self
+                    .h0
+                    .as_ref()
+                    .map_or(Array1::zeros(hidden), |h0| h0.row(b).to_owned());
+                (0..self.length(b))
+                    .map(|t| {
+                        let a = p.weight_ih.dot(&self.x.slice(s![b, t, ..]))
+                            + &p.bias_ih
+                            + p.weight_hh.dot(&h)
+                            + &p.bias_hh;
+                        h = a.mapv(|v| activate(self.rnn.config.activation, v));
+                        a
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn min_abs_preactivation(&self) -> f64 {
+        self.reference_preactivations()
+            .iter()
+            .flatten()
+            .flat_map(|a| a.iter().map(|v| v.abs()).collect::<Vec<_>>())
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+fn activate(activation: RnnActivation, a: f64) -> f64 {
+    match activation {
+        RnnActivation::Tanh => a.tanh(),
+        RnnActivation::Relu => a.max(0.0),
+    }
+}
+
+/// Central differences of `loss` with respect to every element of the tensor `select` picks.
+fn numeric_gradient(
+    problem: &mut Problem,
+    select: impl Fn(&mut Problem) -> ArrayViewMutD<'_, f64>,
+) -> Vec<f64> {
+    let count = select(problem).len();
+    (0..count)
+        .map(|i| {
+            let original = *select(problem).iter().nth(i).unwrap();
+            let mut at = |value: f64| {
+                *select(problem).iter_mut().nth(i).unwrap() = value;
+                problem.loss()
+            };
+            let derivative = (at(original + EPS) - at(original - EPS)) / (2.0 * EPS);
+            *select(problem).iter_mut().nth(i).unwrap() = original;
+            derivative
+        })
+        .collect()
+}
+
+fn assert_close(what: &str, analytic: impl IntoIterator<Item = f64>, numeric: &[f64]) {
+    let analytic: Vec<f64> = analytic.into_iter().collect();
+    assert_eq!(analytic.len(), numeric.len(), "{what}: element count");
+    for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
+        assert!(
+            (a - n).abs() <= TOLERANCE * (1.0 + n.abs()),
+            "{what}[{i}]: analytic {a} vs numeric {n}"
+        );
+    }
+}
+
+/// Every gradient of `backward` against finite differences.
+fn check_all_gradients(mut problem: Problem) {
+    let grads = problem.gradients(&BackwardOptions::default());
+
+    let numeric_dx = numeric_gradient(&mut problem, |p| p.x.view_mut().into_dyn());
+    assert_close("dx", grads.dx.iter().copied(), &numeric_dx);
+
+    let numeric_dh0 = match problem.h0 {
+        Some(_) => numeric_gradient(&mut problem, |p| {
+            p.h0.as_mut().unwrap().view_mut().into_dyn()
+        }),
+        None => vec![0.0; grads.dh0.len()],
+    };
+    if problem.h0.is_some() {
+        assert_close("dh0", grads.dh0.iter().copied(), &numeric_dh0);
+    }
+
+    let names: Vec<&str> = grads.params.tensors().iter().map(|(n, _)| *n).collect();
+    for (index, name) in names.iter().enumerate() {
+        let numeric = numeric_gradient(&mut problem, |p| {
+            p.rnn.params.tensors_mut().swap_remove(index).1
+        });
+        let analytic = grads.params.tensors()[index]
+            .1
+            .iter()
+            .copied()
+            .collect::<Vec<_>>();
+        assert_close(name, analytic, &numeric);
+    }
+}
+
+#[test]
+fn forward_matches_the_step_by_step_equations() {
+    for activation in [RnnActivation::Tanh, RnnActivation::Relu] {
+        let problem = Problem::new(&Case::new(5, activation), 7);
+        let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+        for (b, steps) in problem.reference_preactivations().iter().enumerate() {
+            for (t, a) in steps.iter().enumerate() {
+                for (j, &a_j) in a.iter().enumerate() {
+                    let expected = activate(activation, a_j);
+                    assert!(
+                        (out.y[[b, t, j]] - expected).abs() < 1e-12,
+                        "{activation:?} y[{b},{t},{j}]"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tanh_gradients_match_finite_differences() {
+    for hidden in [1, 3, 7, 17] {
+        check_all_gradients(Problem::new(
+            &Case::new(hidden, RnnActivation::Tanh),
+            hidden as u64,
+        ));
+    }
+}
+
+#[test]
+fn relu_gradients_match_finite_differences() {
+    for hidden in [1, 3, 7, 17] {
+        check_all_gradients(Problem::away_from_relu_kink(&Case::new(
+            hidden,
+            RnnActivation::Relu,
+        )));
+    }
+}
+
+#[test]
+fn single_step_single_sequence_gradients_match() {
+    for activation in [RnnActivation::Tanh, RnnActivation::Relu] {
+        let case = Case {
+            batch: 1,
+            time: 1,
+            lengths: None,
+            ..Case::new(3, activation)
+        };
+        check_all_gradients(Problem::away_from_relu_kink(&case));
+    }
+}
+
+#[test]
+fn gradients_without_initial_state_or_lengths_match() {
+    let case = Case {
+        lengths: None,
+        with_h0: false,
+        ..Case::new(4, RnnActivation::Tanh)
+    };
+    check_all_gradients(Problem::new(&case, 3));
+}
+
+#[test]
+fn missing_h0_means_zeros() {
+    let mut problem = Problem::new(&Case::new(3, RnnActivation::Tanh), 1);
+    problem.h0 = None;
+    let (without, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    problem.h0 = Some(Array2::zeros((3, 3)));
+    let (with_zeros, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    assert_eq!(without.y, with_zeros.y);
+    assert_eq!(without.h_n, with_zeros.h_n);
+    assert!(without.c_n.is_none());
+}
+
+#[test]
+fn padded_steps_freeze_the_state_and_get_no_gradient() {
+    let mut problem = Problem::new(&Case::new(3, RnnActivation::Tanh), 5);
+    let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let grads = problem.gradients(&BackwardOptions::default());
+    for b in 0..problem.x.dim().0 {
+        let length = problem.length(b);
+        assert_eq!(
+            out.h_n.row(b),
+            out.y.slice(s![b, length - 1, ..]),
+            "h_n of sequence {b}"
+        );
+        assert!(
+            out.y.slice(s![b, length.., ..]).iter().all(|&v| v == 0.0),
+            "y padding of {b}"
+        );
+        assert!(
+            grads
+                .dx
+                .slice(s![b, length.., ..])
+                .iter()
+                .all(|&v| v == 0.0),
+            "dx padding of {b}"
+        );
+    }
+
+    // Garbage in the padding changes nothing.
+    problem.x.slice_mut(s![1, 1.., ..]).fill(1e3);
+    let (garbage, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    assert_eq!(garbage.y, out.y);
+    assert_eq!(garbage.h_n, out.h_n);
+}
+
+/// ∂J/∂h(k) = Δ(k) + ∂J'/∂h0 of the same layer run on steps k+1.. from h0 = h(k),
+/// where J' is the part of J that depends on those steps.
+#[test]
+fn hidden_grad_norms_are_the_norms_of_dj_dh() {
+    let case = Case {
+        lengths: None,
+        ..Case::new(4, RnnActivation::Tanh)
+    };
+    let problem = Problem::new(&case, 11);
+    let grads = problem.gradients(&BackwardOptions::default());
+    let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    for k in 0..case.time {
+        let mut dj_dh = problem.w_y.slice(s![.., k, ..]).to_owned();
+        if k + 1 == case.time {
+            dj_dh += &problem.w_h;
+        } else {
+            let tail_x = problem.x.slice(s![.., k + 1.., ..]);
+            let h_k = out.y.slice(s![.., k, ..]);
+            let tail = SequenceBatch {
+                h0: Some(h_k),
+                ..SequenceBatch::new(tail_x)
+            };
+            let (_, cache) = problem.rnn.forward(&tail).unwrap();
+            let tail_dy = problem.w_y.slice(s![.., k + 1.., ..]);
+            let tail_grads = problem
+                .rnn
+                .backward(
+                    &cache,
+                    tail_dy,
+                    Some(problem.w_h.view()),
+                    &BackwardOptions::default(),
+                )
+                .unwrap();
+            dj_dh += &tail_grads.dh0;
+        }
+        let expected = dj_dh.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(
+            (grads.hidden_grad_norms[k] - expected).abs() < 1e-12,
+            "step {k}"
+        );
+    }
+}
+
+#[test]
+fn a_loose_clip_changes_nothing() {
+    let problem = Problem::new(&Case::new(3, RnnActivation::Tanh), 2);
+    let plain = problem.gradients(&BackwardOptions::default());
+    let loose = problem.gradients(&BackwardOptions {
+        recurrent_clip: Some(1e6),
+    });
+    assert_eq!(plain.dx, loose.dx);
+    assert_eq!(plain.params, loose.params);
+}
+
+/// With one step, δh(0) = clamp(Δ(0) + dh_n), so dh0 = W_hhᵀ (δh ⊙ (1 − h²)) can be written down.
+#[test]
+fn the_clip_clamps_the_total_error_of_each_step() {
+    let clip = 0.3;
+    let case = Case {
+        time: 1,
+        lengths: None,
+        ..Case::new(3, RnnActivation::Tanh)
+    };
+    let mut problem = Problem::new(&case, 4);
+    problem.w_y *= 2.0; // most totals exceed the clip
+    let grads = problem.gradients(&BackwardOptions {
+        recurrent_clip: Some(clip),
+    });
+    let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let total = &problem.w_y.slice(s![.., 0, ..]) + &problem.w_h;
+    let delta_h = total.mapv(|v: f64| v.clamp(-clip, clip));
+    assert!(
+        total.iter().any(|v| v.abs() > clip),
+        "the test must actually clip"
+    );
+    let delta_a: Array2<f64> = &delta_h * &out.h_n.mapv(|h| 1.0 - h * h);
+    let expected_dh0 = delta_a.dot(&problem.rnn.params.weight_hh);
+    let max_error = (&grads.dh0 - &expected_dh0)
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(max_error < 1e-12, "dh0 off by {max_error}");
+    let expected_norm = delta_h.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!((grads.hidden_grad_norms[0] - expected_norm).abs() < 1e-12);
+}
+
+#[test]
+fn clipped_errors_are_bounded_at_every_step() {
+    let clip = 0.05;
+    let mut problem = Problem::new(&Case::new(7, RnnActivation::Tanh), 6);
+    problem.w_y *= 10.0;
+    let grads = problem.gradients(&BackwardOptions {
+        recurrent_clip: Some(clip),
+    });
+    let (batch, _, hidden) = problem.w_y.dim();
+    let bound = clip * ((batch * hidden) as f64).sqrt();
+    assert!(grads.hidden_grad_norms.iter().all(|&n| n <= bound + 1e-12));
+    assert_ne!(
+        grads.params,
+        problem.gradients(&BackwardOptions::default()).params
+    );
+}
+
+#[test]
+fn initialisation_is_pytorchs_uniform_and_seeded() {
+    let config = RnnConfig {
+        input_size: 5,
+        hidden_size: 16,
+        activation: RnnActivation::Tanh,
+    };
+    let a = SimpleRnn::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+    let b = SimpleRnn::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+    assert_eq!(a.params, b.params);
+    let shapes: Vec<(&str, Vec<usize>)> = a
+        .params
+        .tensors()
+        .iter()
+        .map(|(n, t)| (*n, t.shape().to_vec()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("weight_ih", vec![16, 5]),
+            ("weight_hh", vec![16, 16]),
+            ("bias_ih", vec![16]),
+            ("bias_hh", vec![16]),
+        ]
+    );
+    let values: Vec<f32> = a
+        .params
+        .tensors()
+        .iter()
+        .flat_map(|(_, t)| t.iter().copied().collect::<Vec<_>>())
+        .collect();
+    assert!(values.iter().all(|v| v.abs() <= 0.25));
+    assert!(
+        values.iter().any(|v| v.abs() > 0.2),
+        "spread over the whole range"
+    );
+}
+
+fn layer() -> SimpleRnn<f64> {
+    Problem::new(&Case::new(3, RnnActivation::Tanh), 0).rnn
+}
+
+#[test]
+fn zero_sizes_are_invalid() {
+    for (input_size, hidden_size, name) in [(0, 3, "input_size"), (3, 0, "hidden_size")] {
+        let config = RnnConfig {
+            input_size,
+            hidden_size,
+            activation: RnnActivation::Tanh,
+        };
+        let err = SimpleRnn::<f64>::new(config, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { name: ref n, .. } if n == name),
+            "{err}"
+        );
+    }
+}
+
+fn shape_error_name(err: Error) -> String {
+    match err {
+        Error::Shape { name, .. } => name,
+        other => panic!("expected a shape error, got {other}"),
+    }
+}
+
+#[test]
+fn forward_rejects_bad_shapes_and_lengths() {
+    let rnn = layer();
+    let wrong_features = Array3::<f64>::zeros((2, 4, 2));
+    let err = rnn
+        .forward(&SequenceBatch::new(wrong_features.view()))
+        .unwrap_err();
+    assert_eq!(shape_error_name(err), "x");
+
+    let x = Array3::<f64>::zeros((2, 4, 3));
+    for (lengths, expected) in [
+        (
+            vec![4, 0],
+            Error::Length {
+                index: 1,
+                value: 0,
+                max: 4,
+            },
+        ),
+        (
+            vec![5, 1],
+            Error::Length {
+                index: 0,
+                value: 5,
+                max: 4,
+            },
+        ),
+    ] {
+        let batch = SequenceBatch {
+            lengths: Some(&lengths),
+            ..SequenceBatch::new(x.view())
+        };
+        assert_eq!(rnn.forward(&batch).unwrap_err(), expected);
+    }
+    let too_few = [4];
+    let batch = SequenceBatch {
+        lengths: Some(&too_few),
+        ..SequenceBatch::new(x.view())
+    };
+    assert_eq!(
+        shape_error_name(rnn.forward(&batch).unwrap_err()),
+        "lengths"
+    );
+
+    let h0 = Array2::<f64>::zeros((3, 3));
+    let batch = SequenceBatch {
+        h0: Some(h0.view()),
+        ..SequenceBatch::new(x.view())
+    };
+    assert_eq!(shape_error_name(rnn.forward(&batch).unwrap_err()), "h0");
+}
+
+#[test]
+fn backward_rejects_bad_shapes_and_clips() {
+    let rnn = layer();
+    let x = Array3::<f64>::zeros((2, 4, 3));
+    let (_, cache) = rnn.forward(&SequenceBatch::new(x.view())).unwrap();
+    let dy = Array3::<f64>::zeros((2, 4, 3));
+    let none = BackwardOptions::default();
+
+    let short_dy = Array3::<f64>::zeros((2, 3, 3));
+    let err = rnn
+        .backward(&cache, short_dy.view(), None, &none)
+        .unwrap_err();
+    assert_eq!(shape_error_name(err), "dy");
+
+    let dh_n = Array2::<f64>::zeros((2, 4));
+    let dh_n_view: ArrayView2<'_, f64> = dh_n.view();
+    let err = rnn
+        .backward(&cache, dy.view(), Some(dh_n_view), &none)
+        .unwrap_err();
+    assert_eq!(shape_error_name(err), "dh_n");
+
+    for clip in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let options = BackwardOptions {
+            recurrent_clip: Some(clip),
+        };
+        let err = rnn.backward(&cache, dy.view(), None, &options).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { ref name, .. } if name == "recurrent_clip"),
+            "{clip}: {err}"
+        );
+    }
+}
