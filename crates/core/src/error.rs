@@ -15,16 +15,34 @@ pub enum Error {
     },
     /// A sequence length is 0 or longer than the padded time axis.
     #[error("lengths[{index}] = {value}: every length must be in 1..={max}")]
-    Length { index: usize, value: usize, max: usize },
+    Length {
+        index: usize,
+        value: usize,
+        max: usize,
+    },
     /// A scalar or configuration argument is out of its domain.
     #[error("{name}: {reason}")]
     Invalid { name: String, reason: String },
     /// A tensor holds NaN or ±Infinity where finite numbers are required.
     #[error("{name}: non-finite value {value} at flat index {index}")]
-    NonFinite { name: String, index: usize, value: f64 },
+    NonFinite {
+        name: String,
+        index: usize,
+        value: f64,
+    },
     /// A named tensor is missing or unknown (weights, checkpoints).
     #[error("{name}: {reason}")]
     Key { name: String, reason: String },
+    /// Reading or writing a file failed at the operating-system level.
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    /// A checkpoint file is malformed; `tensor` names the offending tensor when one is to blame.
+    #[error("{path}: {}{reason}", tensor.as_ref().map(|t| format!("tensor `{t}`: ")).unwrap_or_default())]
+    Checkpoint {
+        path: String,
+        tensor: Option<String>,
+        reason: String,
+    },
 }
 
 impl Error {
