@@ -572,3 +572,40 @@ fn backward_rejects_bad_shapes_and_clips() {
         );
     }
 }
+
+#[test]
+fn parameters_that_do_not_fit_the_config_are_rejected() {
+    let rnn = layer();
+    let mut wrong = rnn.params.clone();
+    wrong.weight_hh = Array2::zeros((3, 2));
+    let err = SimpleRnn::from_params(rnn.config, wrong.clone()).unwrap_err();
+    assert_eq!(shape_error_name(err), "weight_hh");
+    assert!(SimpleRnn::from_params(rnn.config, rnn.params.clone()).is_ok());
+
+    // The fields are public: a replaced tensor is caught before any GEMM.
+    let x = Array3::<f64>::zeros((1, 2, 3));
+    let mut replaced = layer();
+    replaced.params = wrong;
+    let err = replaced.forward(&SequenceBatch::new(x.view())).unwrap_err();
+    assert_eq!(shape_error_name(err), "weight_hh");
+}
+
+#[test]
+fn a_cache_from_a_layer_of_other_sizes_is_rejected() {
+    let other = SimpleRnn::<f64>::new(
+        RnnConfig {
+            input_size: 3,
+            hidden_size: 5,
+            activation: RnnActivation::Tanh,
+        },
+        &mut ChaCha8Rng::seed_from_u64(0),
+    )
+    .unwrap();
+    let x = Array3::<f64>::zeros((1, 2, 3));
+    let (_, cache) = other.forward(&SequenceBatch::new(x.view())).unwrap();
+    let dy = Array3::<f64>::zeros((1, 2, 3));
+    let err = layer()
+        .backward(&cache, dy.view(), None, &BackwardOptions::default())
+        .unwrap_err();
+    assert_eq!(shape_error_name(err), "cache.states");
+}

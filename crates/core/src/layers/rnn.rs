@@ -91,6 +91,18 @@ impl<F: Scalar> RnnParams<F> {
     }
 }
 
+impl<F> RnnParams<F> {
+    /// `Error::Shape` naming the first tensor whose shape does not fit `config`.
+    pub fn check_shapes(&self, config: &RnnConfig) -> Result<()> {
+        let (input, hidden) = (config.input_size, config.hidden_size);
+        let expected: [&[usize]; 4] = [&[hidden, input], &[hidden, hidden], &[hidden], &[hidden]];
+        for ((name, tensor), expected) in self.tensors().iter().zip(expected) {
+            check_shape(name, tensor.shape(), expected)?;
+        }
+        Ok(())
+    }
+}
+
 impl<F> ParamSet<F> for RnnParams<F> {
     fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> {
         vec![
@@ -155,10 +167,19 @@ impl<F: Scalar> SimpleRnn<F> {
         Ok(SimpleRnn { config, params })
     }
 
+    /// A layer from existing parameters (a checkpoint, PyTorch weights);
+    /// `Error::Shape` names the first tensor that does not fit `config`.
+    pub fn from_params(config: RnnConfig, params: RnnParams<F>) -> Result<Self> {
+        let layer = SimpleRnn { config, params };
+        layer.check_layer()?;
+        Ok(layer)
+    }
+
     pub fn forward(
         &self,
         batch: &SequenceBatch<'_, F>,
     ) -> Result<(SequenceOutput<F>, RnnCache<F>)> {
+        self.check_layer()?;
         batch.validate(self.config.input_size, self.config.hidden_size)?;
         let (batch_size, _, _) = batch.dims();
         let x = batch.x.as_standard_layout().into_owned();
@@ -190,6 +211,8 @@ impl<F: Scalar> SimpleRnn<F> {
         dh_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
     ) -> Result<RnnGrads<F>> {
+        self.check_layer()?;
+        self.check_cache(cache)?;
         let (batch, time, hidden) = cache.states.dim();
         check_shape("dy", dy.shape(), &[batch, time, hidden])?;
         if let Some(d) = dh_n {
@@ -247,6 +270,27 @@ impl<F: Scalar> SimpleRnn<F> {
         }
 
         Ok(self.gradients_after_recurrence(cache, delta_a, grad_weight_hh, carry, norms))
+    }
+
+    /// The public fields may have been replaced since construction.
+    fn check_layer(&self) -> Result<()> {
+        self.config.validate()?;
+        self.params.check_shapes(&self.config)
+    }
+
+    /// A cache of a layer with other sizes cannot be replayed through this one.
+    fn check_cache(&self, cache: &RnnCache<F>) -> Result<()> {
+        let (batch, time, _) = cache.x.dim();
+        check_shape(
+            "cache.x",
+            cache.x.shape(),
+            &[batch, time, self.config.input_size],
+        )?;
+        check_shape(
+            "cache.states",
+            cache.states.shape(),
+            &[batch, time, self.config.hidden_size],
+        )
     }
 
     /// W_ih x(t) + b_ih + b_hh for every step as one GEMM: `[batch, time, hidden]`.
