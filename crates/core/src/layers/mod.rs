@@ -2,9 +2,16 @@
 //! (named like PyTorch), a forward pass that returns what backward needs, and
 //! an exact backward pass through time.
 
+pub mod dense;
+pub mod dropout;
+pub mod embedding;
 pub mod lstm;
 pub mod rnn;
 pub mod sequence;
+
+pub use dense::{Activation, Dense, DenseCache, DenseConfig, DenseGrads, DenseParams};
+pub use dropout::{Dropout, DropoutCache};
+pub use embedding::{Embedding, EmbeddingConfig, EmbeddingParams};
 
 pub use lstm::{Lstm, LstmCache, LstmConfig, LstmGrads, LstmParams, LstmVariant};
 pub use rnn::{RnnActivation, RnnCache, RnnConfig, RnnGrads, RnnParams, SimpleRnn};
