@@ -157,7 +157,7 @@ function checkBackward(fixture: Fixture, backwards: BackwardResult[], tolerance:
     const expectedGrads = entriesOfLayer(expected.grads, l)
     expect(Object.keys(result.grads).sort(), `gradient names of layer ${l}`).toEqual(Object.keys(expectedGrads).sort())
     for (const [name, grad] of Object.entries(expectedGrads)) {
-      const label = `${name} gradient of layer ${l}`
+      const label = `gradient of ${name.replace(/_l0$/, `_l${l}`)}`
       expect(result.grads[name].shape, `${label}: shape`).toEqual(grad.shape)
       expectClose(label, result.grads[name].data, grad.data, tolerance)
     }

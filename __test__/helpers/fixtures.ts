@@ -4,7 +4,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { expect } from 'vitest'
+import { assert, expect } from 'vitest'
 
 import type { Dtype, FloatArray, LstmVariant, RnnActivation, Tensor } from '../../ts/types'
 
@@ -125,6 +125,7 @@ export function expectClose(label: string, actual: ArrayLike<number>, expected: 
       worstExcess = Number.isNaN(excess) ? Infinity : excess
     }
   }
-  const detail = worst < 0 ? '' : `element ${worst}: ours ${actual[worst]}, PyTorch ${expected[worst]}`
-  expect(detail, `${label} differs from PyTorch beyond ${tolerance}`).toBe('')
+  if (worst >= 0) {
+    assert.fail(`${label} differs from PyTorch beyond ${tolerance}: element ${worst} is ${actual[worst]}, PyTorch ${expected[worst]}`)
+  }
 }
