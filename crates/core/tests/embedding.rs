@@ -40,7 +40,7 @@ fn backward_scatter_adds_and_matches_finite_differences() {
         .unwrap()
         .expect("trainable");
 
-    let expected_row4 = &r.row(0) + &r.row(2) + &r.row(4);
+    let expected_row4 = &r.row(0) + &r.row(2) + r.row(4);
     assert_eq!(grad.weight.row(4), expected_row4);
     assert!(
         grad.weight.row(5).iter().all(|&g| g == 0.0),

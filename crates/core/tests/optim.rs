@@ -42,16 +42,25 @@ fn tensors<F: Scalar>(shapes: &[Vec<usize>], flat: &[Vec<f64>]) -> Vec<ArrayD<F>
         .collect()
 }
 
+fn try_step<F: Scalar>(
+    optimizer: &mut dyn Optimizer<F>,
+    params: &mut [ArrayD<F>],
+    grads: &[ArrayD<F>],
+    lr: f64,
+) -> odyssey_core::Result<()> {
+    let mut param_views: Vec<ArrayViewMutD<'_, F>> =
+        params.iter_mut().map(|p| p.view_mut()).collect();
+    let grad_views: Vec<ArrayViewD<'_, F>> = grads.iter().map(|g| g.view()).collect();
+    optimizer.step(&mut param_views, &grad_views, lr)
+}
+
 fn apply_step<F: Scalar>(
     optimizer: &mut dyn Optimizer<F>,
     params: &mut [ArrayD<F>],
     grads: &[ArrayD<F>],
     lr: f64,
 ) {
-    let mut param_views: Vec<ArrayViewMutD<'_, F>> =
-        params.iter_mut().map(|p| p.view_mut()).collect();
-    let grad_views: Vec<ArrayViewD<'_, F>> = grads.iter().map(|g| g.view()).collect();
-    optimizer.step(&mut param_views, &grad_views, lr).unwrap();
+    try_step(optimizer, params, grads, lr).unwrap();
 }
 
 fn assert_close<F: Scalar>(
@@ -174,51 +183,43 @@ fn state_names_follow_torch_buffers() {
     );
 }
 
+fn ones(shapes: &[&[usize]]) -> Vec<ArrayD<f64>> {
+    shapes.iter().map(|s| ArrayD::ones(IxDyn(s))).collect()
+}
+
 #[test]
 fn mismatched_shapes_are_rejected_without_touching_parameters() {
     let mut optimizer = build::<f64>(&OptimizerConfig::Adam(AdamConfig::default())).unwrap();
-    let mut params = vec![
-        ArrayD::<f64>::ones(IxDyn(&[2, 3])),
-        ArrayD::ones(IxDyn(&[4])),
-    ];
+    let mut params = ones(&[&[2, 3], &[4]]);
     let before = params.clone();
 
-    let wrong_grad = vec![
-        ArrayD::<f64>::ones(IxDyn(&[2, 3])),
-        ArrayD::ones(IxDyn(&[5])),
-    ];
-    let mut views: Vec<_> = params.iter_mut().map(|p| p.view_mut()).collect();
-    let grad_views: Vec<_> = wrong_grad.iter().map(|g| g.view()).collect();
-    let err = optimizer.step(&mut views, &grad_views, 0.1).unwrap_err();
+    let err = try_step(
+        optimizer.as_mut(),
+        &mut params,
+        &ones(&[&[2, 3], &[5]]),
+        0.1,
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, Error::Shape { name, actual, .. } if name == "grads[1]" && actual == &[5]),
         "{err}"
     );
-
-    let err = optimizer
-        .step(&mut views, &grad_views[..1], 0.1)
-        .unwrap_err();
+    let err = try_step(optimizer.as_mut(), &mut params, &ones(&[&[2, 3]]), 0.1).unwrap_err();
     assert!(
         matches!(&err, Error::Shape { name, .. } if name == "grads"),
         "{err}"
     );
-    drop(views);
     assert_eq!(params, before);
 
     // The state is sized by the first successful step; a later parameter list must match it.
-    let grads = vec![
-        ArrayD::<f64>::ones(IxDyn(&[2, 3])),
-        ArrayD::ones(IxDyn(&[4])),
-    ];
-    apply_step(optimizer.as_mut(), &mut params, &grads, 0.1);
-    let mut other = vec![
-        ArrayD::<f64>::ones(IxDyn(&[3, 2])),
-        ArrayD::ones(IxDyn(&[4])),
-    ];
-    let other_grads = other.clone();
-    let mut views: Vec<_> = other.iter_mut().map(|p| p.view_mut()).collect();
-    let grad_views: Vec<_> = other_grads.iter().map(|g| g.view()).collect();
-    let err = optimizer.step(&mut views, &grad_views, 0.1).unwrap_err();
+    apply_step(
+        optimizer.as_mut(),
+        &mut params,
+        &ones(&[&[2, 3], &[4]]),
+        0.1,
+    );
+    let mut other = ones(&[&[3, 2], &[4]]);
+    let err = try_step(optimizer.as_mut(), &mut other, &ones(&[&[3, 2], &[4]]), 0.1).unwrap_err();
     assert!(
         matches!(&err, Error::Shape { name, .. } if name == "params[0]"),
         "{err}"

@@ -62,7 +62,11 @@ fn check_finite<F: Scalar>(
 }
 
 /// Checks that the targets (called `name`) have the prediction's shape.
-fn check_same_shape<F>(prediction: ArrayView2<'_, F>, target: ArrayView2<'_, F>, name: &str) -> Result<()> {
+fn check_same_shape<F>(
+    prediction: ArrayView2<'_, F>,
+    target: ArrayView2<'_, F>,
+    name: &str,
+) -> Result<()> {
     if prediction.dim() != target.dim() {
         return Err(Error::shape(
             name,
