@@ -1,6 +1,7 @@
-//! Recurrent layers. Each layer is a config (plain data), a parameter set
-//! (named like PyTorch), a forward pass that returns what backward needs, and
-//! an exact backward pass through time.
+//! Layers: recurrent (LSTM, simple RNN) and feed-forward (dense, embedding,
+//! dropout). Each layer is a config (plain data), a parameter set (named like
+//! PyTorch), a forward pass that returns what backward needs, and an exact
+//! backward pass (through time, for the recurrent ones).
 
 pub mod dense;
 pub mod dropout;
