@@ -6,7 +6,7 @@
 //! Every check differentiates J = Σ w ⊙ y + Σ v ⊙ h_n + Σ u ⊙ c_n with fixed
 //! random w, v, u, so backward receives dy = w, dh_n = v, dc_n = u.
 
-use ndarray::{s, Array, Array2, Array3, ArrayD, Dimension, ShapeBuilder};
+use ndarray::{s, Array, Array1, Array2, Array3, ArrayD, Axis, Dimension, ShapeBuilder};
 use odyssey_core::layers::{
     BackwardOptions, Lstm, LstmConfig, LstmGrads, LstmVariant, SequenceBatch, SequenceOutput,
 };
@@ -529,9 +529,8 @@ fn recurrent_clip_clamps_dy_and_dc_elementwise() {
         recurrent_clip: Some(bound),
     };
     let zero_dy = Array3::zeros(problem.w.raw_dim());
-    let dy_large = large(&problem.w.slice(s![.., 0, ..]).to_owned()).insert_axis(ndarray::Axis(1));
-    let dy_at_bound =
-        at_bound(&problem.w.slice(s![.., 0, ..]).to_owned()).insert_axis(ndarray::Axis(1));
+    let dy_large = large(&problem.w.slice(s![.., 0, ..]).to_owned()).insert_axis(Axis(1));
+    let dy_at_bound = at_bound(&problem.w.slice(s![.., 0, ..]).to_owned()).insert_axis(Axis(1));
     let (dc_large, dc_at_bound) = (large(&problem.u), at_bound(&problem.u));
     let run = |dy: &Array3<f64>, dc_n: Option<&Array2<f64>>, options: &BackwardOptions<f64>| {
         let g = problem
@@ -828,7 +827,7 @@ fn bad_configs_and_parameters_give_typed_errors() {
     );
 
     let mut broken = Lstm::from_params(config, params).expect("valid");
-    broken.params.bias_hh = ndarray::Array1::zeros(5);
+    broken.params.bias_hh = Array1::zeros(5);
     let x = Array3::<f64>::zeros((1, 2, 3));
     expect_shape_error(broken.forward(&SequenceBatch::new(x.view())), "bias_hh");
 }

@@ -2,7 +2,7 @@
 //! forward over a padded batch and exact backpropagation through time.
 //!
 //! Internally every per-step quantity lives in a time-major buffer
-//! (`[time * batch, width]`, see [`time_major`]) so that the input projection,
+//! (`[time * batch, width]`, see the `time_major` module) so that the input projection,
 //! δW, δR and δx are single GEMMs over all steps and only `R y(t−1)` runs
 //! step by step. Scratch is allocated once per pass, never per step.
 
