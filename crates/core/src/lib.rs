@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod layers;
 pub mod loss;
+pub mod model;
 pub mod optim;
 pub mod params;
 pub mod scalar;

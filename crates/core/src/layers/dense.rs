@@ -8,9 +8,11 @@ use rand::Rng;
 use crate::{Error, ParamSet, Result, Scalar};
 
 /// The elementwise function after the affine map ("none" is `Identity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Activation {
     #[default]
+    #[serde(rename = "none", alias = "identity")]
     Identity,
     Tanh,
     Relu,

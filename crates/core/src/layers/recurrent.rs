@@ -1,0 +1,141 @@
+//! The small interface a model needs of one recurrent layer in one
+//! direction, implemented by the LSTM and the simple RNN alike, so that
+//! stacking, bidirectionality and truncated BPTT are written once.
+
+use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView3};
+
+use super::lstm::Lstm;
+use super::rnn::SimpleRnn;
+use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
+use crate::{ParamSet, Result, Scalar};
+
+/// Gradients of one recurrent layer, with parameter gradients in the order
+/// of the layer's [`ParamSet::tensors`].
+#[derive(Debug, Clone)]
+pub struct RecurrentGrads<F> {
+    /// `[batch, time, input_size]`
+    pub dx: Array3<F>,
+    /// `[batch, hidden_size]`
+    pub dh0: Array2<F>,
+    /// `[batch, hidden_size]`, `None` without a cell state.
+    pub dc0: Option<Array2<F>>,
+    pub params: Vec<ArrayD<F>>,
+    /// `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN).
+    pub step_grad_norms: Array1<F>,
+}
+
+pub trait Recurrent<F: Scalar>: Send + Sync {
+    type Cache: Send + Sync;
+
+    fn input_size(&self) -> usize;
+    fn hidden_size(&self) -> usize;
+    /// Whether the layer carries a cell state c beside its output y.
+    fn has_cell(&self) -> bool;
+    fn parameters(&self) -> &dyn ParamSet<F>;
+    fn parameters_mut(&mut self) -> &mut dyn ParamSet<F>;
+    fn forward_sequence(
+        &self,
+        batch: &SequenceBatch<'_, F>,
+    ) -> Result<(SequenceOutput<F>, Self::Cache)>;
+    fn backward_sequence(
+        &self,
+        cache: &Self::Cache,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        dc_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+    ) -> Result<RecurrentGrads<F>>;
+}
+
+fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> {
+    set.tensors()
+        .into_iter()
+        .map(|(_, t)| t.to_owned())
+        .collect()
+}
+
+impl<F: Scalar> Recurrent<F> for Lstm<F> {
+    type Cache = super::lstm::LstmCache<F>;
+
+    fn input_size(&self) -> usize {
+        self.config.input_size
+    }
+    fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+    fn has_cell(&self) -> bool {
+        true
+    }
+    fn parameters(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+    fn parameters_mut(&mut self) -> &mut dyn ParamSet<F> {
+        &mut self.params
+    }
+    fn forward_sequence(
+        &self,
+        batch: &SequenceBatch<'_, F>,
+    ) -> Result<(SequenceOutput<F>, Self::Cache)> {
+        self.forward(batch)
+    }
+    fn backward_sequence(
+        &self,
+        cache: &Self::Cache,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        dc_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+    ) -> Result<RecurrentGrads<F>> {
+        let grads = self.backward(cache, dy, dh_n, dc_n, options)?;
+        Ok(RecurrentGrads {
+            params: owned_tensors(&grads.params),
+            dx: grads.dx,
+            dh0: grads.dh0,
+            dc0: Some(grads.dc0),
+            step_grad_norms: grads.cell_grad_norms,
+        })
+    }
+}
+
+impl<F: Scalar> Recurrent<F> for SimpleRnn<F> {
+    type Cache = super::rnn::RnnCache<F>;
+
+    fn input_size(&self) -> usize {
+        self.config.input_size
+    }
+    fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+    fn has_cell(&self) -> bool {
+        false
+    }
+    fn parameters(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+    fn parameters_mut(&mut self) -> &mut dyn ParamSet<F> {
+        &mut self.params
+    }
+    fn forward_sequence(
+        &self,
+        batch: &SequenceBatch<'_, F>,
+    ) -> Result<(SequenceOutput<F>, Self::Cache)> {
+        self.forward(batch)
+    }
+    fn backward_sequence(
+        &self,
+        cache: &Self::Cache,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        _dc_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+    ) -> Result<RecurrentGrads<F>> {
+        let grads = self.backward(cache, dy, dh_n, options)?;
+        Ok(RecurrentGrads {
+            params: owned_tensors(&grads.params),
+            dx: grads.dx,
+            dh0: grads.dh0,
+            dc0: None,
+            step_grad_norms: grads.hidden_grad_norms,
+        })
+    }
+}

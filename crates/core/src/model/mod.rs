@@ -1,0 +1,18 @@
+//! Models: a graph of layers described by plain data ([`spec`]), trained one
+//! whole step per call ([`trainer`]).
+
+pub mod graph;
+pub mod node;
+pub mod objective;
+pub mod recurrent_stack;
+pub mod sequence_ops;
+pub mod spec;
+pub mod trainer;
+pub mod value;
+
+pub use graph::{ForwardPass, Gradients, Model, ModelState};
+pub use objective::Target;
+pub use recurrent_stack::LayerState;
+pub use spec::{InputSpec, LossSpec, ModelSpec, NodeSpec, OpSpec};
+pub use trainer::{StepReport, Tbptt, Trainer, TrainingSpec};
+pub use value::Value;

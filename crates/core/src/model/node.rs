@@ -1,0 +1,621 @@
+//! One node of a model graph: a layer or a combinator, with its forward and
+//! backward on [`Value`]s. Sequences pass through feed-forward layers as
+//! `[batch·time, features]` rows and keep their lengths.
+
+use ndarray::{concatenate, Array1, Array2, ArrayD, ArrayViewD, ArrayViewMutD, Axis, Ix2, IxDyn};
+use rand::Rng;
+
+use super::recurrent_stack::{LayerState, RecurrentStack, StackCache, StackOutput};
+use super::spec::{OpSpec, RecurrentOutput, RecurrentSpec};
+use super::value::Value;
+use crate::layers::recurrent::Recurrent;
+use crate::layers::{
+    BackwardOptions, Dense, DenseCache, DenseConfig, Dropout, DropoutCache, Embedding,
+    EmbeddingConfig, Lstm, LstmCache, LstmConfig, LstmVariant, RnnActivation, RnnCache, RnnConfig,
+    SimpleRnn,
+};
+use crate::{Error, ParamSet, Result, Scalar};
+
+pub enum Node<F> {
+    Embedding(Embedding<F>),
+    Lstm(RecurrentStack<F, Lstm<F>>),
+    Rnn(RecurrentStack<F, SimpleRnn<F>>),
+    Dense(Dense<F>),
+    Dropout { rate: f64 },
+    Concat,
+    Multiply,
+    L2Normalize,
+}
+
+pub enum NodeCache<F> {
+    Embedding {
+        ids: Vec<u32>,
+        batch: usize,
+        time: usize,
+    },
+    Lstm(StackCache<LstmCache<F>>),
+    Rnn(StackCache<RnnCache<F>>),
+    Dense {
+        cache: DenseCache<F>,
+        shape: Vec<usize>,
+    },
+    Dropout(DropoutCache<F, IxDyn>),
+    Concat {
+        widths: Vec<usize>,
+    },
+    Multiply {
+        inputs: Vec<ArrayD<F>>,
+    },
+    L2Normalize {
+        y: Array2<F>,
+        norms: Array1<F>,
+    },
+}
+
+/// What a node's backward pass returns.
+pub struct NodeGrads<F> {
+    /// One per input (`None` for token inputs, which take no gradient).
+    pub inputs: Vec<Option<ArrayD<F>>>,
+    /// Gradients of the node's trainable tensors, in `trainable` order.
+    pub params: Vec<ArrayD<F>>,
+    /// Per-step gradient norms of each recurrent layer entry: `[time]` each.
+    pub step_grad_norms: Vec<Array1<F>>,
+}
+
+/// What a node's forward pass returns.
+pub struct NodeForward<F> {
+    pub value: Value<F>,
+    pub cache: NodeCache<F>,
+    /// Final state of each recurrent layer entry (empty for other nodes).
+    pub final_states: Vec<LayerState<F>>,
+}
+
+/// Training-mode details of one forward pass.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardMode {
+    pub training: bool,
+    /// Seed of this node's dropout mask for this step.
+    pub dropout_seed: u64,
+}
+
+fn parse_variant(name: &str) -> Result<LstmVariant> {
+    Ok(match name {
+        "" | "vanilla" => LstmVariant::Vanilla,
+        "NIG" => LstmVariant::Nig,
+        "NFG" => LstmVariant::Nfg,
+        "NOG" => LstmVariant::Nog,
+        "NIAF" => LstmVariant::Niaf,
+        "NOAF" => LstmVariant::Noaf,
+        "NP" => LstmVariant::Np,
+        "CIFG" => LstmVariant::Cifg,
+        "FGR" => LstmVariant::Fgr,
+        other => {
+            return Err(Error::invalid(
+                "variant",
+                format!("unknown LSTM variant {other:?}"),
+            ))
+        }
+    })
+}
+
+fn parse_activation(name: &str) -> Result<RnnActivation> {
+    match name {
+        "" | "tanh" => Ok(RnnActivation::Tanh),
+        "relu" => Ok(RnnActivation::Relu),
+        other => Err(Error::invalid(
+            "activation",
+            format!("expected \"tanh\" or \"relu\", got {other:?}"),
+        )),
+    }
+}
+
+/// Builds `num_layers × directions` layers, layer-major, each from its input width.
+fn build_stack<F, L, R: Rng>(
+    spec: &RecurrentSpec,
+    input_size: usize,
+    rng: &mut R,
+    mut make: impl FnMut(usize, &mut R) -> Result<L>,
+) -> Result<RecurrentStack<F, L>> {
+    if spec.num_layers == 0 || spec.hidden_size == 0 {
+        return Err(Error::invalid("numLayers/hiddenSize", "must both be >= 1"));
+    }
+    let directions = if spec.bidirectional { 2 } else { 1 };
+    let mut layers = Vec::with_capacity(spec.num_layers * directions);
+    let mut width = input_size;
+    for _ in 0..spec.num_layers {
+        for _ in 0..directions {
+            layers.push(make(width, rng)?);
+        }
+        width = match spec.merge {
+            super::spec::Merge::Concat => spec.hidden_size * directions,
+            super::spec::Merge::Sum => spec.hidden_size,
+        };
+    }
+    Ok(RecurrentStack::new(
+        layers,
+        spec.bidirectional,
+        spec.merge,
+        spec.output,
+    ))
+}
+
+impl<F: Scalar> Node<F> {
+    /// Builds a freshly initialised node; `input_widths` are the feature widths of its inputs.
+    pub fn build<R: Rng>(op: &OpSpec, input_widths: &[usize], rng: &mut R) -> Result<Self> {
+        let width = input_widths.first().copied().unwrap_or(0);
+        Ok(match op {
+            OpSpec::Embedding {
+                vocab_size,
+                dim,
+                frozen,
+            } => Node::Embedding(Embedding::new(
+                EmbeddingConfig {
+                    vocab_size: *vocab_size,
+                    dim: *dim,
+                    frozen: *frozen,
+                },
+                rng,
+            )?),
+            OpSpec::Lstm {
+                recurrent,
+                variant,
+                peepholes,
+                forget_bias,
+            } => {
+                let variant = parse_variant(variant)?;
+                let forget_bias = F::from_f64_lossy(*forget_bias);
+                Node::Lstm(build_stack(recurrent, width, rng, |input_size, rng| {
+                    let config = LstmConfig {
+                        input_size,
+                        hidden_size: recurrent.hidden_size,
+                        variant,
+                        peepholes: *peepholes && variant != LstmVariant::Np,
+                    };
+                    Lstm::new(config, forget_bias, rng)
+                })?)
+            }
+            OpSpec::Rnn {
+                recurrent,
+                activation,
+            } => {
+                let activation = parse_activation(activation)?;
+                Node::Rnn(build_stack(recurrent, width, rng, |input_size, rng| {
+                    SimpleRnn::new(
+                        RnnConfig {
+                            input_size,
+                            hidden_size: recurrent.hidden_size,
+                            activation,
+                        },
+                        rng,
+                    )
+                })?)
+            }
+            OpSpec::Dense { units, activation } => Node::Dense(Dense::new(
+                DenseConfig {
+                    in_features: width,
+                    out_features: *units,
+                    activation: *activation,
+                },
+                rng,
+            )?),
+            OpSpec::Dropout { rate } => {
+                Dropout::new(*rate, 0)?;
+                Node::Dropout { rate: *rate }
+            }
+            OpSpec::Concat => Node::Concat,
+            OpSpec::Multiply => Node::Multiply,
+            OpSpec::L2Normalize => Node::L2Normalize,
+        })
+    }
+
+    /// Feature width of the node's output given its inputs' widths.
+    pub fn output_width(&self, input_widths: &[usize]) -> usize {
+        match self {
+            Node::Embedding(e) => e.config.dim,
+            Node::Lstm(s) => s.output_size(),
+            Node::Rnn(s) => s.output_size(),
+            Node::Dense(d) => d.config.out_features,
+            Node::Concat => input_widths.iter().sum(),
+            Node::Dropout { .. } | Node::Multiply | Node::L2Normalize => input_widths[0],
+        }
+    }
+
+    /// Every tensor with its key (PyTorch names with `_l{k}` / `_reverse` for recurrent layers).
+    pub fn named_tensors(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
+        match self {
+            Node::Embedding(e) => plain_names(&e.params),
+            Node::Dense(d) => plain_names(&d.params),
+            Node::Lstm(s) => stack_names(s),
+            Node::Rnn(s) => stack_names(s),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Mutable views of every tensor, in `named_tensors` order.
+    pub fn tensors_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
+        match self {
+            Node::Embedding(e) => e.params.tensors_mut().into_iter().map(|(_, t)| t).collect(),
+            Node::Dense(d) => d.params.tensors_mut().into_iter().map(|(_, t)| t).collect(),
+            Node::Lstm(s) => s
+                .layers_mut()
+                .iter_mut()
+                .flat_map(|l| l.parameters_mut().tensors_mut())
+                .map(|(_, t)| t)
+                .collect(),
+            Node::Rnn(s) => s
+                .layers_mut()
+                .iter_mut()
+                .flat_map(|l| l.parameters_mut().tensors_mut())
+                .map(|(_, t)| t)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the optimizer updates this node's tensors (frozen embeddings are not).
+    pub fn trainable(&self) -> bool {
+        match self {
+            Node::Embedding(e) => e.trainable(),
+            _ => true,
+        }
+    }
+
+    /// Whether the output is a sequence, given whether the first input is one.
+    pub fn output_is_sequence(&self, input_is_sequence: bool) -> bool {
+        match self {
+            Node::Embedding(_) => true,
+            Node::Lstm(s) => s.output_kind() == RecurrentOutput::Sequence,
+            Node::Rnn(s) => s.output_kind() == RecurrentOutput::Sequence,
+            _ => input_is_sequence,
+        }
+    }
+
+    /// PyTorch's suffix (`_l{k}`, `_l{k}_reverse`) of recurrent layer entry `i`.
+    pub fn entry_suffix(&self, i: usize) -> String {
+        match self {
+            Node::Lstm(s) => s.suffix(i),
+            Node::Rnn(s) => s.suffix(i),
+            _ => String::new(),
+        }
+    }
+}
+
+fn plain_names<'a, F>(set: &'a dyn ParamSet<F>) -> Vec<(String, ArrayViewD<'a, F>)> {
+    set.tensors()
+        .into_iter()
+        .map(|(n, t)| (n.to_owned(), t))
+        .collect()
+}
+
+fn stack_names<F: Scalar, L: Recurrent<F>>(
+    stack: &RecurrentStack<F, L>,
+) -> Vec<(String, ArrayViewD<'_, F>)> {
+    stack
+        .layers()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, layer)| {
+            let suffix = stack.suffix(i);
+            layer
+                .parameters()
+                .tensors()
+                .into_iter()
+                .map(move |(n, t)| (format!("{n}{suffix}"), t))
+        })
+        .collect()
+}
+
+/// Rows view of a float value: `[batch·time, features]` for sequences.
+fn as_rows<F: Scalar>(value: &Value<F>, node: &str) -> Result<(Array2<F>, Vec<usize>)> {
+    let data = value.float_data(node)?;
+    let shape = data.shape().to_vec();
+    let features = *shape.last().expect("float values have rank >= 2");
+    let rows = data.len() / features.max(1);
+    let matrix = data
+        .into_shape_with_order((rows, features))
+        .map_err(|e| Error::invalid(node, e.to_string()))?;
+    Ok((matrix, shape))
+}
+
+/// Rebuilds a value of the input's kind from rows `[batch·time, features]`.
+fn from_rows<F: Scalar>(like: &Value<F>, rows: Array2<F>) -> Value<F> {
+    match like {
+        Value::Sequence { data, lengths } => {
+            let (batch, time, _) = data.dim();
+            let features = rows.ncols();
+            Value::Sequence {
+                data: rows
+                    .into_shape_with_order((batch, time, features))
+                    .expect("rows = batch·time"),
+                lengths: lengths.clone(),
+            }
+        }
+        Value::Tokens { ids, lengths } => {
+            let (batch, time) = ids.dim();
+            let features = rows.ncols();
+            Value::Sequence {
+                data: rows
+                    .into_shape_with_order((batch, time, features))
+                    .expect("rows = batch·time"),
+                lengths: lengths.clone(),
+            }
+        }
+        Value::Vector(_) => Value::Vector(rows),
+    }
+}
+
+fn reshape<F: Scalar>(a: Array2<F>, shape: &[usize]) -> ArrayD<F> {
+    a.into_shape_with_order(IxDyn(shape))
+        .expect("same number of elements")
+}
+
+fn float_inputs<F: Scalar>(inputs: &[&Value<F>], node: &str) -> Result<Vec<ArrayD<F>>> {
+    inputs.iter().map(|v| v.float_data(node)).collect()
+}
+
+fn stack_forward<F: Scalar, L: Recurrent<F>>(
+    stack: &RecurrentStack<F, L>,
+    input: &Value<F>,
+    initial: Option<&[LayerState<F>]>,
+    node: &str,
+    wrap: impl FnOnce(StackCache<L::Cache>) -> NodeCache<F>,
+) -> Result<NodeForward<F>> {
+    let Value::Sequence { data, lengths } = input else {
+        return Err(Error::invalid(
+            node,
+            "a recurrent layer needs a sequence input [batch, time, features]",
+        ));
+    };
+    let out = stack.forward(data.view(), lengths, initial)?;
+    let value = match out.output {
+        StackOutput::Sequence(data) => Value::Sequence {
+            data,
+            lengths: lengths.clone(),
+        },
+        StackOutput::Vector(v) => Value::Vector(v),
+    };
+    Ok(NodeForward {
+        value,
+        cache: wrap(out.cache),
+        final_states: out.finals,
+    })
+}
+
+impl<F: Scalar> Node<F> {
+    /// Forward on the node's input values. `initial`: the recurrent layers' starting states.
+    pub fn forward(
+        &self,
+        node: &str,
+        inputs: &[&Value<F>],
+        mode: ForwardMode,
+        initial: Option<&[LayerState<F>]>,
+    ) -> Result<NodeForward<F>> {
+        let first = inputs[0];
+        let simple = |value, cache| NodeForward {
+            value,
+            cache,
+            final_states: Vec::new(),
+        };
+        Ok(match self {
+            Node::Embedding(e) => {
+                let Value::Tokens { ids, lengths } = first else {
+                    return Err(Error::invalid(
+                        node,
+                        "an embedding needs token ids [batch, time]",
+                    ));
+                };
+                let (batch, time) = ids.dim();
+                let flat: Vec<u32> = ids.iter().copied().collect();
+                let rows = e.forward(&flat)?;
+                let data = rows
+                    .into_shape_with_order((batch, time, e.config.dim))
+                    .expect("rows = batch·time");
+                simple(
+                    Value::Sequence {
+                        data,
+                        lengths: lengths.clone(),
+                    },
+                    NodeCache::Embedding {
+                        ids: flat,
+                        batch,
+                        time,
+                    },
+                )
+            }
+            Node::Lstm(stack) => stack_forward(stack, first, initial, node, NodeCache::Lstm)?,
+            Node::Rnn(stack) => stack_forward(stack, first, initial, node, NodeCache::Rnn)?,
+            Node::Dense(d) => {
+                let (rows, shape) = as_rows(first, node)?;
+                let (y, cache) = d.forward(rows.view())?;
+                simple(from_rows(first, y), NodeCache::Dense { cache, shape })
+            }
+            Node::Dropout { rate } => {
+                let x = first.float_data(node)?;
+                let (y, cache) =
+                    Dropout::new(*rate, mode.dropout_seed)?.forward(x.view(), mode.training);
+                let value = match first {
+                    Value::Sequence { lengths, .. } => Value::Sequence {
+                        data: y.into_dimensionality().expect("rank 3"),
+                        lengths: lengths.clone(),
+                    },
+                    _ => Value::Vector(y.into_dimensionality().expect("rank 2")),
+                };
+                simple(value, NodeCache::Dropout(cache))
+            }
+            Node::Concat => {
+                let parts = float_inputs(inputs, node)?;
+                let widths = parts
+                    .iter()
+                    .map(|p| *p.shape().last().expect("rank >= 2"))
+                    .collect();
+                let axis = Axis(parts[0].ndim() - 1);
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                let joined = concatenate(axis, &views).map_err(|_| {
+                    Error::invalid(
+                        node,
+                        format!(
+                            "concat inputs disagree: {:?}",
+                            parts.iter().map(|p| p.shape().to_vec()).collect::<Vec<_>>()
+                        ),
+                    )
+                })?;
+                simple(value_like(first, joined)?, NodeCache::Concat { widths })
+            }
+            Node::Multiply => {
+                let parts = float_inputs(inputs, node)?;
+                if let Some(bad) = parts.iter().find(|p| p.shape() != parts[0].shape()) {
+                    return Err(Error::shape(
+                        node,
+                        format!("{:?} (the first input's shape)", parts[0].shape()),
+                        bad.shape(),
+                    ));
+                }
+                let product = parts
+                    .iter()
+                    .skip(1)
+                    .fold(parts[0].clone(), |acc, p| acc * p);
+                simple(
+                    value_like(first, product)?,
+                    NodeCache::Multiply { inputs: parts },
+                )
+            }
+            Node::L2Normalize => {
+                let Value::Vector(x) = first else {
+                    return Err(Error::invalid(
+                        node,
+                        "l2Normalize needs vectors [batch, features]",
+                    ));
+                };
+                let norms = x.map_axis(Axis(1), |row| {
+                    (row.dot(&row) + F::from_f64_lossy(1e-12)).sqrt()
+                });
+                let y = x / &norms.view().insert_axis(Axis(1));
+                simple(
+                    Value::Vector(y.clone()),
+                    NodeCache::L2Normalize { y, norms },
+                )
+            }
+        })
+    }
+
+    /// Backward: `dout` is ∂J/∂(node output), shaped like the output's data.
+    pub fn backward(
+        &self,
+        node: &str,
+        cache: &NodeCache<F>,
+        dout: &ArrayD<F>,
+        options: &BackwardOptions<F>,
+    ) -> Result<NodeGrads<F>> {
+        // Reshaping to rows needs a standard layout; gradients sliced out of a concat may not have one.
+        let dout = &dout.as_standard_layout().into_owned();
+        let plain = |dx: ArrayD<F>| NodeGrads {
+            inputs: vec![Some(dx)],
+            params: Vec::new(),
+            step_grad_norms: Vec::new(),
+        };
+        Ok(match (self, cache) {
+            (Node::Embedding(e), NodeCache::Embedding { ids, batch, time }) => {
+                let dy = dout
+                    .view()
+                    .into_shape_with_order((batch * time, e.config.dim))
+                    .map_err(|err| Error::invalid(node, err.to_string()))?;
+                let params = e
+                    .backward(ids, dy)?
+                    .map(|g| g.weight.into_dyn())
+                    .into_iter()
+                    .collect();
+                NodeGrads {
+                    inputs: vec![None],
+                    params,
+                    step_grad_norms: Vec::new(),
+                }
+            }
+            (Node::Lstm(stack), NodeCache::Lstm(c)) => {
+                stack_grads(stack.backward(c, dout, options)?)
+            }
+            (Node::Rnn(stack), NodeCache::Rnn(c)) => stack_grads(stack.backward(c, dout, options)?),
+            (Node::Dense(d), NodeCache::Dense { cache, shape }) => {
+                let rows = dout.len() / d.config.out_features;
+                let dy = dout
+                    .view()
+                    .into_shape_with_order((rows, d.config.out_features))
+                    .map_err(|err| Error::invalid(node, err.to_string()))?;
+                let g = d.backward(cache, dy)?;
+                NodeGrads {
+                    inputs: vec![Some(reshape(g.dx, shape))],
+                    params: vec![g.params.weight.into_dyn(), g.params.bias.into_dyn()],
+                    step_grad_norms: Vec::new(),
+                }
+            }
+            (Node::Dropout { rate }, NodeCache::Dropout(c)) => {
+                plain(Dropout::new(*rate, 0)?.backward(c, dout.view())?)
+            }
+            (Node::Concat, NodeCache::Concat { widths }) => {
+                let axis = dout.ndim() - 1;
+                let mut start = 0;
+                let parts = widths
+                    .iter()
+                    .map(|w| {
+                        let part = dout
+                            .slice_axis(Axis(axis), (start..start + w).into())
+                            .to_owned();
+                        start += w;
+                        Some(part)
+                    })
+                    .collect();
+                NodeGrads {
+                    inputs: parts,
+                    params: Vec::new(),
+                    step_grad_norms: Vec::new(),
+                }
+            }
+            (Node::Multiply, NodeCache::Multiply { inputs: parts }) => {
+                let grads = (0..parts.len())
+                    .map(|i| {
+                        let others = parts.iter().enumerate().filter(|(j, _)| *j != i);
+                        Some(others.fold(dout.clone(), |acc, (_, p)| acc * p))
+                    })
+                    .collect();
+                NodeGrads {
+                    inputs: grads,
+                    params: Vec::new(),
+                    step_grad_norms: Vec::new(),
+                }
+            }
+            (Node::L2Normalize, NodeCache::L2Normalize { y, norms }) => {
+                let dy = dout
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|_| Error::shape(node, "[batch, features]", dout.shape()))?;
+                let projection = (&dy * y).sum_axis(Axis(1)).insert_axis(Axis(1));
+                let dx = (&dy - &(y * &projection)) / norms.view().insert_axis(Axis(1));
+                plain(dx.into_dyn())
+            }
+            _ => unreachable!("a node's cache always comes from the same node's forward"),
+        })
+    }
+}
+
+fn stack_grads<F: Scalar>(g: super::recurrent_stack::StackGrads<F>) -> NodeGrads<F> {
+    NodeGrads {
+        inputs: vec![Some(g.dx.into_dyn())],
+        params: g.params,
+        step_grad_norms: g.step_grad_norms,
+    }
+}
+
+/// Wraps a combined array as a value of the first input's kind.
+fn value_like<F: Scalar>(like: &Value<F>, data: ArrayD<F>) -> Result<Value<F>> {
+    Ok(match like {
+        Value::Sequence { lengths, .. } => Value::Sequence {
+            data: data
+                .into_dimensionality()
+                .map_err(|e| Error::invalid("sequence", e.to_string()))?,
+            lengths: lengths.clone(),
+        },
+        _ => Value::Vector(
+            data.into_dimensionality()
+                .map_err(|e| Error::invalid("vector", e.to_string()))?,
+        ),
+    })
+}

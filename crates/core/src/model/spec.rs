@@ -1,0 +1,158 @@
+//! The plain-data description of a model: what the TypeScript facade sends,
+//! what a checkpoint's `config.json` holds. Nodes are listed in topological
+//! order; each names the nodes (or model inputs) it reads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::layers::Activation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    #[default]
+    Float32,
+    Float64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    #[serde(default)]
+    pub dtype: Dtype,
+    #[serde(default)]
+    pub seed: u64,
+    pub inputs: Vec<InputSpec>,
+    pub nodes: Vec<NodeSpec>,
+    /// Name of the node whose value the loss reads and `predict` returns.
+    pub output: String,
+    pub loss: LossSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum InputSpec {
+    /// Float sequences `[batch, time, features]` with per-sequence lengths.
+    Sequence { name: String, features: usize },
+    /// Token ids `[batch, time]` with per-sequence lengths.
+    Tokens { name: String },
+    /// Float vectors `[batch, features]`.
+    Vector { name: String, features: usize },
+}
+
+impl InputSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            InputSpec::Sequence { name, .. }
+            | InputSpec::Tokens { name }
+            | InputSpec::Vector { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpec {
+    pub name: String,
+    pub inputs: Vec<String>,
+    #[serde(flatten)]
+    pub op: OpSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Merge {
+    #[default]
+    Concat,
+    Sum,
+}
+
+/// What a recurrent node hands to the next node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum RecurrentOutput {
+    /// Every step of the top layer: `[batch, time, H']`.
+    #[default]
+    Sequence,
+    /// The top layer's output at each sequence's own last step: `[batch, H']`.
+    Last,
+    /// Every layer's final y and c concatenated (VQA-paper question vector):
+    /// `[batch, layers · directions · (H + H)]` (LSTM) or `· H` (simple RNN).
+    States,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecurrentSpec {
+    pub hidden_size: usize,
+    #[serde(default = "one")]
+    pub num_layers: usize,
+    #[serde(default)]
+    pub bidirectional: bool,
+    #[serde(default)]
+    pub merge: Merge,
+    #[serde(default)]
+    pub output: RecurrentOutput,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum OpSpec {
+    #[serde(rename_all = "camelCase")]
+    Embedding {
+        vocab_size: usize,
+        dim: usize,
+        #[serde(default)]
+        frozen: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Lstm {
+        #[serde(flatten)]
+        recurrent: RecurrentSpec,
+        #[serde(default)]
+        variant: String,
+        #[serde(default = "yes")]
+        peepholes: bool,
+        #[serde(default)]
+        forget_bias: f64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Rnn {
+        #[serde(flatten)]
+        recurrent: RecurrentSpec,
+        #[serde(default)]
+        activation: String,
+    },
+    Dense {
+        units: usize,
+        #[serde(default)]
+        activation: Activation,
+    },
+    Dropout {
+        rate: f64,
+    },
+    /// Concatenate along the feature axis (all inputs vectors, or all sequences).
+    Concat,
+    /// Elementwise product of inputs of one shape.
+    Multiply,
+    /// Scale each row to unit L2 norm.
+    L2Normalize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LossSpec {
+    /// Mean squared error over valid elements.
+    Mse,
+    /// Softmax cross-entropy from logits with class-index targets.
+    CrossEntropy,
+    /// Binary cross-entropy from logits.
+    BinaryCrossEntropy,
+}

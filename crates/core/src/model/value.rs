@@ -1,0 +1,59 @@
+//! The values that flow between the nodes of a model.
+
+use std::sync::Arc;
+
+use ndarray::{Array2, Array3, ArrayD};
+
+use crate::{Error, Result, Scalar};
+
+/// A model input or a node's output.
+#[derive(Debug, Clone)]
+pub enum Value<F> {
+    /// `[batch, time, features]` with per-sequence lengths `[batch]`.
+    Sequence {
+        data: Array3<F>,
+        lengths: Arc<[usize]>,
+    },
+    /// Token ids `[batch, time]` with per-sequence lengths `[batch]`.
+    Tokens {
+        ids: Array2<u32>,
+        lengths: Arc<[usize]>,
+    },
+    /// `[batch, features]`
+    Vector(Array2<F>),
+}
+
+impl<F: Scalar> Value<F> {
+    pub fn batch(&self) -> usize {
+        match self {
+            Value::Sequence { data, .. } => data.dim().0,
+            Value::Tokens { ids, .. } => ids.dim().0,
+            Value::Vector(v) => v.dim().0,
+        }
+    }
+
+    pub fn lengths(&self) -> Option<&Arc<[usize]>> {
+        match self {
+            Value::Sequence { lengths, .. } | Value::Tokens { lengths, .. } => Some(lengths),
+            Value::Vector(_) => None,
+        }
+    }
+
+    /// A standard-layout copy of the float data (tokens have none).
+    pub fn float_data(&self, node: &str) -> Result<ArrayD<F>> {
+        match self {
+            Value::Sequence { data, .. } => Ok(data.as_standard_layout().into_owned().into_dyn()),
+            Value::Vector(v) => Ok(v.as_standard_layout().into_owned().into_dyn()),
+            Value::Tokens { .. } => Err(Error::invalid(node, "expects float input, got token ids")),
+        }
+    }
+
+    /// Shape of the gradient this value receives (`[0]` for tokens, which receive none).
+    pub fn grad_shape(&self) -> Vec<usize> {
+        match self {
+            Value::Sequence { data, .. } => data.shape().to_vec(),
+            Value::Vector(v) => v.shape().to_vec(),
+            Value::Tokens { .. } => vec![0],
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The model graph: finite-difference checks of whole-model gradients
+//! (stacked, bidirectional, every node kind), truncated BPTT against full
+//! BPTT, and a model that learns.
+
+use std::sync::Arc;
+
+use ndarray::{Array2, Array3, ArrayD};
+use odyssey_core::model::{Model, ModelSpec, Target, Tbptt, Trainer, TrainingSpec, Value};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn spec(json: serde_json::Value) -> ModelSpec {
+    serde_json::from_value(json).expect("valid model spec")
+}
+
+fn sgd(lr: f64) -> TrainingSpec {
+    serde_json::from_value(serde_json::json!({"optimizer": {"type": "sgd"}, "learningRate": lr}))
+        .unwrap()
+}
+
+fn random3(rng: &mut ChaCha8Rng, shape: (usize, usize, usize)) -> Array3<f64> {
+    Array3::from_shape_fn(shape, |_| rng.gen_range(-1.0..1.0))
+}
+
+fn random2(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Array2<f64> {
+    Array2::from_shape_fn(shape, |_| rng.gen_range(-1.0..1.0))
+}
+
+fn loss_of(trainer: &Trainer<f64>, inputs: &[Value<f64>], target: &Target<f64>) -> f64 {
+    trainer
+        .gradients(inputs.to_vec(), target, None, 0)
+        .unwrap()
+        .0
+}
+
+/// Compares every trainable gradient element (up to `per_tensor` of each tensor) with central differences.
+fn check_gradients(
+    mut trainer: Trainer<f64>,
+    inputs: Vec<Value<f64>>,
+    target: Target<f64>,
+    per_tensor: usize,
+) {
+    let (_, grads, _) = trainer.gradients(inputs.clone(), &target, None, 0).unwrap();
+    let eps = 1e-6;
+    let shapes: Vec<usize> = trainer
+        .model
+        .trainable_tensors_mut()
+        .iter()
+        .map(|t| t.len())
+        .collect();
+    assert_eq!(shapes.len(), grads.params.len());
+    for (k, &len) in shapes.iter().enumerate() {
+        let stride = (len / per_tensor).max(1);
+        for i in (0..len).step_by(stride) {
+            let original = trainer.model.trainable_tensors_mut()[k]
+                .as_slice_memory_order()
+                .unwrap()[i];
+            let set = |trainer: &mut Trainer<f64>, v: f64| {
+                trainer.model.trainable_tensors_mut()[k]
+                    .as_slice_memory_order_mut()
+                    .unwrap()[i] = v;
+            };
+            set(&mut trainer, original + eps);
+            let plus = loss_of(&trainer, &inputs, &target);
+            set(&mut trainer, original - eps);
+            let minus = loss_of(&trainer, &inputs, &target);
+            set(&mut trainer, original);
+            let numeric = (plus - minus) / (2.0 * eps);
+            let analytic = grads.params[k].as_slice_memory_order().unwrap()[i];
+            let tolerance = 1e-6 + 1e-5 * numeric.abs();
+            assert!(
+                (numeric - analytic).abs() < tolerance,
+                "tensor {k} element {i}: numeric {numeric} vs analytic {analytic}"
+            );
+        }
+    }
+}
+
+#[test]
+fn stacked_bidirectional_lstm_classifier_gradients_match_finite_differences() {
+    let model = Model::<f64>::new(spec(serde_json::json!({
+        "dtype": "float64", "seed": 3,
+        "inputs": [{"kind": "tokens", "name": "words"}],
+        "nodes": [
+            {"name": "embed", "inputs": ["words"], "type": "embedding", "vocabSize": 7, "dim": 4},
+            {"name": "lstm", "inputs": ["embed"], "type": "lstm", "hiddenSize": 3, "numLayers": 2,
+             "bidirectional": true, "output": "last", "variant": "CIFG"},
+            {"name": "head", "inputs": ["lstm"], "type": "dense", "units": 5}
+        ],
+        "output": "head", "loss": "crossEntropy"
+    })))
+    .unwrap();
+    let ids = Array2::from_shape_fn((3, 4), |(b, t)| ((b * 5 + t * 3) % 7) as u32);
+    let inputs = vec![Value::Tokens {
+        ids,
+        lengths: Arc::from(vec![4, 2, 3]),
+    }];
+    check_gradients(
+        Trainer::new(model, sgd(0.1)).unwrap(),
+        inputs,
+        Target::Classes(vec![1, 4, 0]),
+        12,
+    );
+}
+
+#[test]
+fn vqa_shaped_graph_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let model = Model::<f64>::new(spec(serde_json::json!({
+        "dtype": "float64", "seed": 5,
+        "inputs": [{"kind": "vector", "name": "image", "features": 6}, {"kind": "sequence", "name": "question", "features": 3}],
+        "nodes": [
+            {"name": "q", "inputs": ["question"], "type": "lstm", "hiddenSize": 2, "numLayers": 2, "output": "states"},
+            {"name": "qd", "inputs": ["q"], "type": "dense", "units": 4, "activation": "tanh"},
+            {"name": "norm", "inputs": ["image"], "type": "l2Normalize"},
+            {"name": "id", "inputs": ["norm"], "type": "dense", "units": 4, "activation": "tanh"},
+            {"name": "fuse", "inputs": ["qd", "id"], "type": "multiply"},
+            {"name": "cat", "inputs": ["fuse", "qd"], "type": "concat"},
+            {"name": "drop", "inputs": ["cat"], "type": "dropout", "rate": 0.0},
+            {"name": "out", "inputs": ["drop"], "type": "dense", "units": 3}
+        ],
+        "output": "out", "loss": "mse"
+    })))
+    .unwrap();
+    let inputs = vec![
+        Value::Vector(random2(&mut rng, (2, 6))),
+        Value::Sequence {
+            data: random3(&mut rng, (2, 5, 3)),
+            lengths: Arc::from(vec![5, 3]),
+        },
+    ];
+    let target = Target::Values(random2(&mut rng, (2, 3)).into_dyn());
+    check_gradients(Trainer::new(model, sgd(0.1)).unwrap(), inputs, target, 10);
+}
+
+#[test]
+fn many_to_many_simple_rnn_with_sum_merge_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let model = Model::<f64>::new(spec(serde_json::json!({
+        "dtype": "float64",
+        "inputs": [{"kind": "sequence", "name": "x", "features": 2}],
+        "nodes": [
+            {"name": "rnn", "inputs": ["x"], "type": "rnn", "hiddenSize": 3, "bidirectional": true, "merge": "sum"},
+            {"name": "out", "inputs": ["rnn"], "type": "dense", "units": 2}
+        ],
+        "output": "out", "loss": "mse"
+    })))
+    .unwrap();
+    let inputs = vec![Value::Sequence {
+        data: random3(&mut rng, (2, 4, 2)),
+        lengths: Arc::from(vec![4, 2]),
+    }];
+    let target = Target::Values(random3(&mut rng, (2, 4, 2)).into_dyn());
+    check_gradients(Trainer::new(model, sgd(0.1)).unwrap(), inputs, target, 20);
+}
+
+fn sequence_regressor(seed: u64) -> Trainer<f64> {
+    let model = Model::<f64>::new(spec(serde_json::json!({
+        "dtype": "float64", "seed": seed,
+        "inputs": [{"kind": "sequence", "name": "x", "features": 2}],
+        "nodes": [
+            {"name": "lstm", "inputs": ["x"], "type": "lstm", "hiddenSize": 4},
+            {"name": "out", "inputs": ["lstm"], "type": "dense", "units": 1}
+        ],
+        "output": "out", "loss": "mse"
+    })))
+    .unwrap();
+    Trainer::new(model, sgd(0.05)).unwrap()
+}
+
+fn weights(trainer: &mut Trainer<f64>) -> Vec<ArrayD<f64>> {
+    trainer
+        .model
+        .tensors_mut()
+        .iter()
+        .map(|t| t.to_owned())
+        .collect()
+}
+
+#[test]
+fn tbptt_with_k1_equal_k2_equal_time_is_exactly_full_bptt() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let inputs = vec![Value::Sequence {
+        data: random3(&mut rng, (3, 6, 2)),
+        lengths: Arc::from(vec![6; 3]),
+    }];
+    let target = Target::Values(random3(&mut rng, (3, 6, 1)).into_dyn());
+    let (mut full, mut truncated) = (sequence_regressor(1), sequence_regressor(1));
+    let report = full.train_step(inputs.clone(), &target).unwrap();
+    let reports = truncated
+        .train_tbptt(inputs, &target, Tbptt { k1: 6, k2: 6 })
+        .unwrap();
+    assert_eq!(reports, vec![report]);
+    assert_eq!(weights(&mut full), weights(&mut truncated));
+}
+
+#[test]
+fn tbptt_chunks_carry_state_and_update_once_per_window() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let inputs = vec![Value::Sequence {
+        data: random3(&mut rng, (2, 10, 2)),
+        lengths: Arc::from(vec![10; 2]),
+    }];
+    let target = Target::Values(random3(&mut rng, (2, 10, 1)).into_dyn());
+    let mut trainer = sequence_regressor(2);
+    let before = weights(&mut trainer);
+    let reports = trainer
+        .train_tbptt(inputs.clone(), &target, Tbptt { k1: 3, k2: 5 })
+        .unwrap();
+    assert_eq!(reports.len(), 4, "windows end at steps 3, 6, 9, 10");
+    assert_eq!(trainer.step_count(), 4);
+    assert_ne!(before, weights(&mut trainer));
+    let err = trainer
+        .train_tbptt(inputs, &target, Tbptt { k1: 4, k2: 2 })
+        .unwrap_err();
+    assert!(err.to_string().contains("k1 <= k2"), "{err}");
+}
+
+#[test]
+fn an_lstm_learns_to_sum_its_inputs() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let model = Model::<f32>::new(spec(serde_json::json!({
+        "seed": 1,
+        "inputs": [{"kind": "sequence", "name": "x", "features": 1}],
+        "nodes": [
+            {"name": "lstm", "inputs": ["x"], "type": "lstm", "hiddenSize": 8, "output": "last"},
+            {"name": "out", "inputs": ["lstm"], "type": "dense", "units": 1}
+        ],
+        "output": "out", "loss": "mse"
+    })))
+    .unwrap();
+    let training: TrainingSpec = serde_json::from_value(
+        serde_json::json!({"optimizer": {"type": "adam"}, "learningRate": 0.02}),
+    )
+    .unwrap();
+    let mut trainer = Trainer::new(model, training).unwrap();
+    let mut batch = || {
+        let x = Array3::<f32>::from_shape_fn((16, 5, 1), |_| rng.gen_range(0.0..0.4));
+        let y = x.sum_axis(ndarray::Axis(1)).into_dyn();
+        (
+            vec![Value::Sequence {
+                data: x,
+                lengths: Arc::from(vec![5; 16]),
+            }],
+            Target::Values(y),
+        )
+    };
+    let losses: Vec<f64> = (0..300)
+        .map(|_| {
+            let (inputs, target) = batch();
+            trainer.train_step(inputs, &target).unwrap().loss
+        })
+        .collect();
+    let early: f64 = losses[..20].iter().sum::<f64>() / 20.0;
+    let late: f64 = losses[280..].iter().sum::<f64>() / 20.0;
+    assert!(late < early / 10.0, "loss fell from {early} only to {late}");
+}
+
+#[test]
+fn specs_with_wiring_errors_are_rejected_with_the_node_named() {
+    let unknown = spec(serde_json::json!({
+        "inputs": [{"kind": "sequence", "name": "x", "features": 2}],
+        "nodes": [{"name": "out", "inputs": ["nope"], "type": "dense", "units": 1}],
+        "output": "out", "loss": "mse"
+    }));
+    let err = Model::<f32>::new(unknown).err().unwrap().to_string();
+    assert!(err.contains("out") && err.contains("nope"), "{err}");
+    let wrong_input = spec(serde_json::json!({
+        "inputs": [{"kind": "vector", "name": "x", "features": 2}],
+        "nodes": [{"name": "lstm", "inputs": ["x"], "type": "lstm", "hiddenSize": 2}],
+        "output": "lstm", "loss": "mse"
+    }));
+    let model = Model::<f32>::new(wrong_input).unwrap();
+    let err = model
+        .forward(vec![Value::Vector(Array2::zeros((1, 2)))], false, 0, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("lstm") && err.contains("sequence"), "{err}");
+}
