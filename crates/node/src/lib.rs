@@ -1,11 +1,24 @@
 //! napi-rs binding of odyssey-rnn. It converts typed arrays to and from
 //! ndarray and schedules work; all mathematics lives in `odyssey-core`.
+//!
+//! Every export runs its body inside `error::guard` (`catch_unwind`), so a
+//! Rust panic becomes a JS exception with code `ODYSSEY_PANIC`.
 #![deny(clippy::all)]
+
+// `guard` relies on unwinding; with `panic = "abort"` a panic would kill Node.
+#[cfg(panic = "abort")]
+compile_error!("odyssey-node must be built with panic = \"unwind\"");
+
+mod convert;
+mod error;
+mod layer;
 
 use napi_derive::napi;
 
+use crate::error::{guard, ErrorCode};
+
 /// Version of the native addon (the crate version).
 #[napi]
-pub fn native_version() -> String {
-    env!("CARGO_PKG_VERSION").to_owned()
+pub fn native_version() -> napi::Result<String, ErrorCode> {
+    guard(|| Ok(env!("CARGO_PKG_VERSION").to_owned()))
 }
