@@ -1,0 +1,107 @@
+/**
+ * The errors odyssey-rnn throws. Each one extends the built-in class a caller
+ * would expect (`TypeError` for an argument of the wrong type, `RangeError`
+ * for one of the right type but the wrong size or value, `Error` otherwise)
+ * and carries a stable `code`, the same whether the facade, the native addon
+ * or the pure-TypeScript backend found the problem.
+ */
+
+/** `error.code` of every error this library throws. */
+export type ErrorCode =
+  /** An argument of the wrong type: not a typed array, a non-integer size, an unknown option. */
+  | 'ODYSSEY_TYPE'
+  /** A typed array of the other float type than the layer's dtype. */
+  | 'ODYSSEY_DTYPE'
+  /** An array whose length or shape does not fit the layer or the batch. */
+  | 'ODYSSEY_SHAPE'
+  /** A sequence length outside 1..time. */
+  | 'ODYSSEY_LENGTH'
+  /** A scalar or option outside its domain (a negative clip, an unknown variant). */
+  | 'ODYSSEY_INVALID'
+  /** NaN or ±Infinity where finite numbers are required. */
+  | 'ODYSSEY_NON_FINITE'
+  /** A weight name the layer does not have. */
+  | 'ODYSSEY_KEY'
+  /** A call that needs an earlier one first: backward before forward. */
+  | 'ODYSSEY_STATE'
+  /** A file could not be read or written. */
+  | 'ODYSSEY_IO'
+  /** A malformed checkpoint. */
+  | 'ODYSSEY_CHECKPOINT'
+  /** The native addon could not be loaded on this platform. */
+  | 'ODYSSEY_NATIVE_LOAD'
+  /** A Rust panic, caught at the native boundary: a bug in odyssey-rnn, please report it. */
+  | 'ODYSSEY_PANIC'
+  /** Any other failure inside the native addon. */
+  | 'ODYSSEY_NATIVE'
+
+/** Wrong argument type (`ODYSSEY_TYPE`, `ODYSSEY_DTYPE`). */
+export class OdysseyTypeError extends TypeError {
+  override readonly name = 'OdysseyTypeError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+/** Right type, wrong size or value (shapes, lengths, NaN, unknown names, call order). */
+export class OdysseyRangeError extends RangeError {
+  override readonly name = 'OdysseyRangeError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+/** Everything that is not the caller's argument: files, the native addon, internal bugs. */
+export class OdysseyError extends Error {
+  override readonly name = 'OdysseyError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+export type AnyOdysseyError = OdysseyTypeError | OdysseyRangeError | OdysseyError
+
+export function isOdysseyError(error: unknown): error is AnyOdysseyError {
+  return error instanceof OdysseyTypeError || error instanceof OdysseyRangeError || error instanceof OdysseyError
+}
+
+type ErrorClass = new (code: ErrorCode, message: string, options?: ErrorOptions) => AnyOdysseyError
+
+/** The class of each code the native addon throws (crates/node/src/error.rs). */
+const NATIVE_ERROR_CLASSES: Readonly<Record<string, ErrorClass>> = {
+  ODYSSEY_DTYPE: OdysseyTypeError,
+  ODYSSEY_SHAPE: OdysseyRangeError,
+  ODYSSEY_LENGTH: OdysseyRangeError,
+  ODYSSEY_INVALID: OdysseyRangeError,
+  ODYSSEY_NON_FINITE: OdysseyRangeError,
+  ODYSSEY_KEY: OdysseyRangeError,
+  ODYSSEY_STATE: OdysseyRangeError,
+  ODYSSEY_IO: OdysseyError,
+  ODYSSEY_CHECKPOINT: OdysseyError,
+  ODYSSEY_PANIC: OdysseyError,
+}
+
+/**
+ * The typed error for an exception thrown by the native addon: its `code`
+ * picks the class; anything without a known code (napi's own argument
+ * conversion errors) becomes `ODYSSEY_NATIVE`. The original is the `cause`.
+ */
+export function fromNativeError(error: unknown): AnyOdysseyError {
+  const code = (error as { code?: unknown } | null)?.code
+  const message = error instanceof Error ? error.message : String(error)
+  const known = typeof code === 'string' ? NATIVE_ERROR_CLASSES[code] : undefined
+  if (known === undefined) return new OdysseyError('ODYSSEY_NATIVE', `native addon: ${message}`, { cause: error })
+  return new known(code as ErrorCode, message, { cause: error })
+}

@@ -1,0 +1,30 @@
+/**
+ * odyssey-rnn: LSTMs (Greff et al., with peepholes and the eight variants) and
+ * simple RNNs with exact backpropagation through time, for Node.js.
+ */
+export { LSTM, type LstmConfig } from './layers/lstm'
+export { SimpleRNN, type SimpleRnnConfig } from './layers/simple-rnn'
+export {
+  OdysseyError,
+  OdysseyRangeError,
+  OdysseyTypeError,
+  isOdysseyError,
+  type AnyOdysseyError,
+  type ErrorCode,
+} from './errors'
+export { LSTM_VARIANTS } from './types'
+export type {
+  Backend,
+  BackwardInput,
+  BackwardResult,
+  Dtype,
+  FloatArray,
+  ForwardResult,
+  LstmOptions,
+  LstmVariant,
+  RecurrentBackend,
+  RnnActivation,
+  SequenceInput,
+  SimpleRnnOptions,
+  Tensor,
+} from './types'

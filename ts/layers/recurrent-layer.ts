@@ -1,0 +1,80 @@
+/**
+ * What LSTM and SimpleRNN share: argument checks before the backend, the
+ * batch of the last forward pass (backward's `dy` must match it), and the
+ * weight shapes `setWeights` checks against.
+ */
+import type { BackwardInput, BackwardResult, ForwardResult, RecurrentBackend, SequenceInput, Tensor } from '../types'
+import { checkBackwardInput, checkSequenceInput, checkWeights, type BatchDims, type LayerSpec } from '../validate'
+
+export abstract class RecurrentLayer<Config> {
+  /** The layer's options with every default filled in. */
+  readonly config: Readonly<Config>
+  private readonly spec: LayerSpec
+  private readonly backend: RecurrentBackend
+  /** Parameter name → shape, as the backend reports them. */
+  private readonly weightShapes: ReadonlyMap<string, readonly number[]>
+  private lastForward: BatchDims | null = null
+
+  protected constructor(config: Config, spec: LayerSpec, backend: RecurrentBackend) {
+    this.config = Object.freeze({ ...config })
+    this.spec = spec
+    this.backend = backend
+    this.weightShapes = new Map(Object.entries(backend.getWeights()).map(([name, t]) => [name, [...t.shape]]))
+  }
+
+  /**
+   * Forward through time over a padded batch.
+   *
+   * - `x`: `[batch, time, inputSize]`, flat, in the layer's dtype (`Float32Array` or `Float64Array`)
+   * - `lengths`: `[batch]`, each in `1..time`; steps at or past a sequence's length are padding
+   *   (state frozen, output 0). Default: every sequence is `time` long.
+   * - `h0` (and `c0` for the LSTM): initial state `[batch, hiddenSize]`. Default zeros.
+   *
+   * Returns `y` `[batch, time, hiddenSize]` (0 at padding), `hN` `[batch, hiddenSize]` at each
+   * sequence's own length, and for the LSTM `cN` `[batch, hiddenSize]`. The layer keeps what
+   * `backward` needs.
+   *
+   * @throws OdysseyTypeError (wrong types or dtype) or OdysseyRangeError (shapes, lengths, NaN).
+   */
+  forward(input: SequenceInput): ForwardResult {
+    this.lastForward = null
+    const dims = checkSequenceInput(input, this.spec)
+    const result = this.backend.forward(input)
+    this.lastForward = dims
+    return result
+  }
+
+  /**
+   * Backward through time through the most recent forward pass.
+   *
+   * - `dy`: ∂J/∂y `[batch, time, hiddenSize]` (padded steps are ignored)
+   * - `dhN` (and `dcN` for the LSTM): ∂J/∂(final state) `[batch, hiddenSize]`. Default zeros.
+   * - `recurrentClip`: clamp every element of the error flowing back through the recurrence
+   *   (δh, and δc for the LSTM) to `[−v, v]` at every step.
+   *
+   * Returns `dx` `[batch, time, inputSize]`, `dh0` (and `dc0`) `[batch, hiddenSize]`, `grads`
+   * under the parameters' PyTorch names and shapes, and `stepGradNorms` `[time]`: ‖∂J/∂c(k)‖
+   * (LSTM) or ‖∂J/∂h(k)‖ (SimpleRNN) over the batch.
+   *
+   * @throws OdysseyRangeError `ODYSSEY_STATE` before the first forward pass or after setWeights.
+   */
+  backward(input: BackwardInput): BackwardResult {
+    checkBackwardInput(input, this.spec, this.lastForward)
+    return this.backend.backward(input)
+  }
+
+  /** Copies of the parameters under PyTorch names (`weight_ih_l0`, `bias_hh_l0`, ...). */
+  getWeights(): Record<string, Tensor> {
+    return this.backend.getWeights()
+  }
+
+  /**
+   * Replaces parameters by PyTorch name; any subset may be given. Every entry is checked
+   * (name, shape, dtype, finite values) before anything changes. Discards the last forward pass.
+   */
+  setWeights(weights: Record<string, Tensor>): void {
+    checkWeights(weights, this.weightShapes, this.spec.dtype)
+    this.lastForward = null
+    this.backend.setWeights(weights)
+  }
+}
