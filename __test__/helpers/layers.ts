@@ -1,0 +1,46 @@
+/** Seeded inputs and comparisons for the layer tests (layers, validation, native-vs-reference). */
+import { expect } from 'vitest'
+
+import type { Dtype, FloatArray } from '../../ts'
+
+/** A seeded uniform generator in [0, 1) (mulberry32), so every test input is reproducible. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** `length` values uniform in [−scale, scale) in the typed array of `dtype`. */
+export function randomArray(dtype: Dtype, length: number, seed: number, scale = 1): FloatArray {
+  const random = seededRandom(seed)
+  const values = Array.from({ length }, () => (2 * random() - 1) * scale)
+  return dtype === 'float32' ? Float32Array.from(values) : Float64Array.from(values)
+}
+
+export function zeros(dtype: Dtype, length: number): FloatArray {
+  return dtype === 'float32' ? new Float32Array(length) : new Float64Array(length)
+}
+
+/**
+ * Every element within `tolerance · (1 + |expected|)`; the failure message names the first
+ * element that is not. NaN never passes.
+ */
+export function expectNear(label: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number) {
+  expect(actual.length, `${label}: length`).toBe(expected.length)
+  for (let k = 0; k < expected.length; k++) {
+    const error = Math.abs(actual[k] - expected[k])
+    if (!(error <= tolerance * (1 + Math.abs(expected[k])))) {
+      expect.fail(`${label}[${k}]: ${actual[k]} vs ${expected[k]} (tolerance ${tolerance})`)
+    }
+  }
+}
+
+/** `[batch, time, width]` element (b, t, j) of a flat array. */
+export function at(data: ArrayLike<number>, time: number, width: number, b: number, t: number, j: number): number {
+  return data[(b * time + t) * width + j]
+}
