@@ -1,0 +1,307 @@
+//! CPU benchmark of the recurrent layers (the performance issue's suite).
+//!
+//! Training step = forward + MSE against a fixed target `[B, T, H]` + full BPTT
+//! + one plain SGD update, f32, one layer returning every step.
+//!
+//! ```text
+//! cargo run --release -p odyssey-core --example bench_lstm [-- [--reps N] [NAME_FILTER...]]
+//! ```
+//!
+//! Each case runs warm-up iterations and then `--reps` timed repetitions
+//! (default 7, at least 5); the table reports the median and the fastest,
+//! GFLOP/s from the median, and the share of the sgemm peak measured in the
+//! same run (cases `sgemm*`). Threads: rayon's global pool (`RAYON_NUM_THREADS`
+//! or one per core).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2};
+use odyssey_core::layers::{
+    BackwardOptions, Lstm, LstmConfig, RnnActivation, RnnConfig, RnnParams, SequenceBatch,
+    SimpleRnn,
+};
+use odyssey_core::loss::mse;
+use odyssey_core::optim::{Optimizer, Sgd, SgdConfig};
+use odyssey_core::ParamSet;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const LEARNING_RATE: f64 = 1e-3;
+
+/// `[batch, time, input, hidden]`
+type Shape = [usize; 4];
+
+const S1: Shape = [32, 50, 64, 128];
+const S2: Shape = [64, 100, 128, 256];
+const S3: Shape = [64, 100, 512, 512];
+
+/// Streaming: one sequence, one step per call.
+const STREAM: Shape = [1, 1, 128, 256];
+/// Steps a streaming case runs per timed repetition (the table shows the time per step).
+const STREAM_STEPS: usize = 1000;
+
+fn random_array3(rng: &mut ChaCha8Rng, [b, t, f]: [usize; 3]) -> Array3<f32> {
+    Array3::from_shape_simple_fn((b, t, f), || rng.gen_range(-1.0..1.0))
+}
+
+fn random_array2(rng: &mut ChaCha8Rng, (rows, cols): (usize, usize)) -> Array2<f32> {
+    Array2::from_shape_simple_fn((rows, cols), || rng.gen_range(-1.0..1.0))
+}
+
+/// `[B, T, H]` as `[B·T, H]`.
+fn flatten_time(a: &Array3<f32>) -> ArrayView2<'_, f32> {
+    let (b, t, h) = a.dim();
+    a.view()
+        .into_shape_with_order((b * t, h))
+        .expect("standard layout")
+}
+
+/// ∂L/∂y of the MSE against `target`, both `[B, T, H]`.
+fn mse_gradient(y: &Array3<f32>, target: &Array3<f32>) -> Array3<f32> {
+    let (b, t, h) = y.dim();
+    let (_, grad) = mse(flatten_time(y), flatten_time(target), None).expect("finite values");
+    grad.into_shape_with_order((b, t, h))
+        .expect("same element count")
+}
+
+fn sgd_update<P: ParamSet<f32>>(sgd: &mut Sgd<f32>, params: &mut P, grads: &P) {
+    let mut params: Vec<_> = params.tensors_mut().into_iter().map(|(_, t)| t).collect();
+    let grads: Vec<_> = grads.tensors().into_iter().map(|(_, t)| t).collect();
+    sgd.step(&mut params, &grads, LEARNING_RATE)
+        .expect("matching tensors");
+}
+
+/// A prepared workload: `run` is one repetition, `flops` its floating-point operations.
+struct Case {
+    name: String,
+    flops: f64,
+    /// Divides the repetition time (e.g. steps per streaming repetition).
+    per_rep: usize,
+    run: Box<dyn FnMut()>,
+}
+
+/// FLOPs of one LSTM forward pass: 2·T·B·4H·(X + H).
+fn lstm_forward_flops([b, t, x, h]: Shape) -> f64 {
+    2.0 * (t * b * 4 * h * (x + h)) as f64
+}
+
+fn lstm_case(name: &str, shape: Shape, peepholes: bool, train: bool) -> Case {
+    let [b, t, x, h] = shape;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let config = LstmConfig::new(x, h).with_peepholes(peepholes);
+    let mut lstm = Lstm::<f32>::new(config, 1.0, &mut rng).expect("valid config");
+    let input = random_array3(&mut rng, [b, t, x]);
+    let target = random_array3(&mut rng, [b, t, h]);
+    let mut sgd = Sgd::new(SgdConfig::default()).expect("valid config");
+    let run: Box<dyn FnMut()> = if train {
+        Box::new(move || {
+            let (out, cache) = lstm
+                .forward(&SequenceBatch::new(input.view()))
+                .expect("valid batch");
+            let dy = mse_gradient(&out.y, &target);
+            let grads = lstm
+                .backward(&cache, dy.view(), None, None, &BackwardOptions::default())
+                .expect("valid gradients");
+            sgd_update(&mut sgd, &mut lstm.params, &grads.params);
+        })
+    } else {
+        Box::new(move || {
+            black_box(
+                lstm.forward(&SequenceBatch::new(input.view()))
+                    .expect("valid batch"),
+            );
+        })
+    };
+    let passes = if train { 3.0 } else { 1.0 };
+    Case {
+        name: name.to_string(),
+        flops: passes * lstm_forward_flops(shape),
+        per_rep: 1,
+        run,
+    }
+}
+
+/// Inference one step per call, the state carried from call to call.
+fn lstm_stream_case(name: &str) -> Case {
+    let [b, _, x, h] = STREAM;
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let config = LstmConfig::new(x, h).with_peepholes(false);
+    let lstm = Lstm::<f32>::new(config, 1.0, &mut rng).expect("valid config");
+    let inputs: Vec<Array3<f32>> = (0..STREAM_STEPS)
+        .map(|_| random_array3(&mut rng, [b, 1, x]))
+        .collect();
+    let mut h_state = Array2::<f32>::zeros((b, h));
+    let mut c_state = Array2::<f32>::zeros((b, h));
+    let run = Box::new(move || {
+        for input in &inputs {
+            let batch = SequenceBatch {
+                x: input.view(),
+                lengths: None,
+                h0: Some(h_state.view()),
+                c0: Some(c_state.view()),
+            };
+            let (out, _) = lstm.forward(&batch).expect("valid batch");
+            h_state = out.h_n;
+            c_state = out.c_n.expect("LSTM has a cell state");
+        }
+    });
+    Case {
+        name: name.to_string(),
+        flops: STREAM_STEPS as f64 * lstm_forward_flops(STREAM),
+        per_rep: STREAM_STEPS,
+        run,
+    }
+}
+
+fn rnn_train_case(name: &str, shape: Shape) -> Case {
+    let [b, t, x, h] = shape;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let config = RnnConfig {
+        input_size: x,
+        hidden_size: h,
+        activation: RnnActivation::Tanh,
+    };
+    let mut rnn = SimpleRnn::<f32>::new(config, &mut rng).expect("valid config");
+    let input = random_array3(&mut rng, [b, t, x]);
+    let target = random_array3(&mut rng, [b, t, h]);
+    let mut sgd = Sgd::new(SgdConfig::default()).expect("valid config");
+    let run = Box::new(move || {
+        let (out, cache) = rnn
+            .forward(&SequenceBatch::new(input.view()))
+            .expect("valid batch");
+        let dy = mse_gradient(&out.y, &target);
+        let grads = rnn
+            .backward(&cache, dy.view(), None, &BackwardOptions::default())
+            .expect("valid gradients");
+        sgd_update::<RnnParams<f32>>(&mut sgd, &mut rnn.params, &grads.params);
+    });
+    Case {
+        name: name.to_string(),
+        flops: 3.0 * 2.0 * (t * b * h * (x + h)) as f64,
+        per_rep: 1,
+        run,
+    }
+}
+
+/// C ← A·B for square `n`-matrices with ndarray's GEMM (matrixmultiply, one thread).
+fn sgemm_case(name: &str, n: usize) -> Case {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let a = random_array2(&mut rng, (n, n));
+    let b = random_array2(&mut rng, (n, n));
+    let mut c = Array2::<f32>::zeros((n, n));
+    let run = Box::new(move || {
+        let mut out: ArrayViewMut2<'_, f32> = c.view_mut();
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut out);
+        black_box(&c);
+    });
+    Case {
+        name: name.to_string(),
+        flops: 2.0 * (n * n * n) as f64,
+        per_rep: 1,
+        run,
+    }
+}
+
+fn all_cases() -> Vec<Box<dyn Fn() -> Case>> {
+    vec![
+        Box::new(|| sgemm_case("sgemm 2048^3 matrixmultiply", 2048)),
+        Box::new(|| lstm_case("lstm train S1", S1, false, true)),
+        Box::new(|| lstm_case("lstm train S1 peepholes", S1, true, true)),
+        Box::new(|| lstm_case("lstm train S2", S2, false, true)),
+        Box::new(|| lstm_case("lstm train S2 peepholes", S2, true, true)),
+        Box::new(|| lstm_case("lstm train S3", S3, false, true)),
+        Box::new(|| lstm_case("lstm forward S2", S2, false, false)),
+        Box::new(|| lstm_stream_case("lstm stream B1 X128 H256")),
+        Box::new(|| rnn_train_case("rnn train S2", S2)),
+    ]
+}
+
+/// Median and fastest time of one repetition, after warm-up.
+fn measure(case: &mut Case, reps: usize) -> (Duration, Duration) {
+    let warm_up = Instant::now();
+    while warm_up.elapsed() < Duration::from_millis(300) {
+        (case.run)();
+    }
+    let mut times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            (case.run)();
+            start.elapsed() / case.per_rep as u32
+        })
+        .collect();
+    times.sort();
+    (times[reps / 2], times[0])
+}
+
+fn format_time(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1e3 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{:.2} ms", us / 1e3)
+    }
+}
+
+struct Options {
+    reps: usize,
+    filters: Vec<String>,
+}
+
+fn parse_args() -> Options {
+    let mut reps = 7;
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--reps" {
+            let value = args.next().and_then(|v| v.parse().ok());
+            reps = value.expect("--reps takes a number");
+        } else if arg != "--bench" {
+            filters.push(arg);
+        }
+    }
+    Options {
+        reps: reps.max(5),
+        filters,
+    }
+}
+
+fn main() {
+    let options = parse_args();
+    println!(
+        "threads: {}, repetitions: {} (median, min after warm-up)",
+        rayon::current_num_threads(),
+        options.reps
+    );
+    println!(
+        "{:<34} {:>11} {:>11} {:>9} {:>7}",
+        "case", "median", "min", "GFLOP/s", "% peak"
+    );
+    let mut peak: Option<f64> = None;
+    for make in all_cases() {
+        let mut case = make();
+        if !options.filters.is_empty()
+            && !options
+                .filters
+                .iter()
+                .any(|f| case.name.contains(f.as_str()))
+        {
+            continue;
+        }
+        let (median, min) = measure(&mut case, options.reps);
+        let per_call_flops = case.flops / case.per_rep as f64;
+        let gflops = per_call_flops / median.as_secs_f64() / 1e9;
+        if case.name.starts_with("sgemm") {
+            peak = Some(peak.map_or(gflops, |p| p.max(gflops)));
+        }
+        let share = peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gflops / p));
+        println!(
+            "{:<34} {:>11} {:>11} {:>9.1} {:>7}",
+            case.name,
+            format_time(median),
+            format_time(min),
+            gflops,
+            share
+        );
+    }
+}
