@@ -5,6 +5,8 @@
 import type * as Binding from '../native/binding'
 
 import { OdysseyError } from './errors'
+import type { Backend } from './types'
+import { BACKENDS, checkOneOf } from './validate'
 
 export type NativeBinding = typeof Binding
 
@@ -12,6 +14,11 @@ export type NativeBinding = typeof Binding
 const BINDING_PATH = '../native/binding.cjs'
 
 let binding: NativeBinding | undefined
+
+/** The backend of a layer whose options name none: `ODYSSEY_BACKEND` (`native` or `js`) when set, else `native`. */
+export function defaultBackend(): Backend {
+  return checkOneOf('ODYSSEY_BACKEND', process.env.ODYSSEY_BACKEND || 'native', BACKENDS)
+}
 
 /** The native addon; throws `OdysseyError` `ODYSSEY_NATIVE_LOAD` when it cannot be loaded. */
 export function loadNative(): NativeBinding {
@@ -28,9 +35,23 @@ function requireBinding(): NativeBinding {
     throw new OdysseyError(
       'ODYSSEY_NATIVE_LOAD',
       `odyssey-rnn: the native addon could not be loaded on ${platform} (${reason}). ` +
-        `Build it from source with \`npm run build:native\` (needs Rust >= 1.88), ` +
-        `or pass \`backend: 'js'\` to use the pure-TypeScript implementation.`,
+        `Its prebuilt binary is the optional dependency \`${platformPackage()}\`: reinstall without ` +
+        `\`--omit=optional\`, or \`npm install ${platformPackage()}\`. With no prebuilt binary for ${platform}, ` +
+        `build from source (README, "Install"; needs Rust >= 1.88), or use the pure-TypeScript ` +
+        `implementation: set ODYSSEY_BACKEND=js or pass \`backend: 'js'\`.`,
       { cause: error },
     )
   }
+}
+
+/** The package `napi create-npm-dirs` made for this platform, e.g. `odyssey-rnn-linux-x64-gnu`. */
+function platformPackage(): string {
+  const abi = process.platform === 'linux' ? (isMusl() ? '-musl' : '-gnu') : process.platform === 'win32' ? '-msvc' : ''
+  return `odyssey-rnn-${process.platform}-${process.arch}${abi}`
+}
+
+/** glibc reports its version in the process report; musl (Alpine) does not. */
+function isMusl(): boolean {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
+  return report?.header?.glibcVersionRuntime === undefined
 }

@@ -1,6 +1,7 @@
 import { ReferenceLstm } from '../reference'
 import { LSTM_VARIANTS, type LstmOptions, type RecurrentBackend } from '../types'
 import { BACKENDS, checkBoolean, checkFiniteNumber, checkOneOf, checkOptionKeys, checkSeed, checkSize, DTYPES } from '../validate'
+import { defaultBackend } from '../native'
 import { NativeBackend } from './native-backend'
 import { RecurrentLayer } from './recurrent-layer'
 
@@ -30,7 +31,7 @@ function resolveLstmOptions(options: LstmOptions): LstmConfig {
     dtype: checkOneOf('dtype', options.dtype ?? 'float32', DTYPES),
     seed: checkSeed('seed', options.seed ?? 0),
     forgetBias: checkFiniteNumber('forgetBias', options.forgetBias ?? 0),
-    backend: checkOneOf('backend', options.backend ?? 'native', BACKENDS),
+    backend: checkOneOf('backend', options.backend ?? defaultBackend(), BACKENDS),
   }
 }
 

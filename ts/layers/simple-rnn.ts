@@ -1,6 +1,7 @@
 import { ReferenceSimpleRnn } from '../reference'
 import type { RecurrentBackend, RnnActivation, SimpleRnnOptions } from '../types'
 import { BACKENDS, checkOneOf, checkOptionKeys, checkSeed, checkSize, DTYPES } from '../validate'
+import { defaultBackend } from '../native'
 import { NativeBackend } from './native-backend'
 import { RecurrentLayer } from './recurrent-layer'
 
@@ -26,7 +27,7 @@ function resolveSimpleRnnOptions(options: SimpleRnnOptions): SimpleRnnConfig {
     activation: checkOneOf('activation', options.activation ?? 'tanh', ACTIVATIONS),
     dtype: checkOneOf('dtype', options.dtype ?? 'float32', DTYPES),
     seed: checkSeed('seed', options.seed ?? 0),
-    backend: checkOneOf('backend', options.backend ?? 'native', BACKENDS),
+    backend: checkOneOf('backend', options.backend ?? defaultBackend(), BACKENDS),
   }
 }
 
