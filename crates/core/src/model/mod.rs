@@ -1,6 +1,8 @@
 //! Models: a graph of layers described by plain data ([`spec`]), trained one
 //! whole step per call ([`trainer`]).
 
+pub mod dataset;
+pub mod fit;
 pub mod graph;
 pub mod node;
 pub mod objective;
@@ -10,6 +12,11 @@ pub mod spec;
 pub mod trainer;
 pub mod value;
 
+pub use dataset::{Batch, Dataset, Order};
+pub use fit::{
+    evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitError, FitObserver,
+    FitOptions, FitSummary, Stream,
+};
 pub use graph::{ForwardPass, Gradients, Model, ModelState};
 pub use objective::Target;
 pub use recurrent_stack::LayerState;
