@@ -1,0 +1,97 @@
+/**
+ * The visual-question-answering data path (SPEC §4): VQA v2 files in,
+ * padded question batches, answer classes, image features and the official
+ * accuracy out. No model code; a VQA model builds on these.
+ */
+export {
+  ANSWER_PUNCTUATION,
+  ARTICLES,
+  CONTRACTIONS,
+  NUMBER_WORDS,
+  cleanAnswerWhitespace,
+  normalizeAnswer,
+  processDigitArticle,
+  processPunctuation,
+} from './answers'
+export { writeFileAtomic } from './atomic-write'
+export { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
+export {
+  VqaFileError,
+  VqaLookupError,
+  VqaShapeError,
+  type VqaFileErrorDetails,
+  type VqaRecordRef,
+} from './errors'
+export {
+  ImageFeatures,
+  writeImageFeatures,
+  type ImageFeaturesData,
+  type ImageReference,
+  type OpenImageFeaturesOptions,
+} from './features'
+export {
+  joinVqa,
+  readVqaAnnotations,
+  readVqaExamples,
+  readVqaQuestions,
+  writeVqaAnnotations,
+  writeVqaQuestions,
+  type VqaAnnotation,
+  type VqaExample,
+  type VqaFileHeader,
+  type VqaFilePair,
+  type VqaQuestion,
+} from './files'
+export {
+  evaluateVqa,
+  vqaAccuracy,
+  type EvaluateVqaOptions,
+  type VqaEvaluation,
+  type VqaGroupAccuracy,
+  type VqaPrediction,
+} from './metric'
+export {
+  SAFETENSORS_DTYPE_BYTES,
+  readSafetensorsHeader,
+  writeSafetensors,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  type SafetensorsTensor,
+} from './safetensors'
+export {
+  GRID_SIZE,
+  POSITION_NAMES,
+  SCENE_ENCODING_SIZE,
+  SYNTHETIC_ANSWERS,
+  SYNTHETIC_COLORS,
+  SYNTHETIC_QUESTION_TYPES,
+  SYNTHETIC_SHAPES,
+  SceneProjection,
+  encodeScene,
+  generateSyntheticVqa,
+  surfaceForms,
+  writeSyntheticVqa,
+  type SyntheticObject,
+  type SyntheticQuestionType,
+  type SyntheticScene,
+  type SyntheticVqa,
+  type SyntheticVqaFiles,
+  type SyntheticVqaOptions,
+} from './synthetic'
+export { SeededRandom } from './random'
+export { tokenizeQuestion } from './tokenize'
+export {
+  AnswerVocab,
+  PAD_INDEX,
+  PAD_TOKEN,
+  QuestionVocab,
+  UNK_INDEX,
+  UNK_TOKEN,
+  type AnswerVocabJSON,
+  type AnswerVocabOptions,
+  type EncodeQuestionsOptions,
+  type EncodedQuestions,
+  type QuestionVocabJSON,
+  type QuestionVocabOptions,
+} from './vocab'
