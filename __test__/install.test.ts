@@ -1,0 +1,228 @@
+/**
+ * Proof that `npm install odyssey-rnn` needs neither Rust nor a network: the main package and
+ * this platform's binary package are packed as they would be published, installed from the
+ * tarballs into a fresh project with cargo/rustc off PATH and npm offline, and then used through
+ * `require` and `import` (scripts/install-smoke). A second project installs the main package
+ * alone: loading still works, native layers throw an error naming the platform and the fix, and
+ * the pure-TypeScript fallback works when asked for.
+ *
+ * Reuses what `npm install` built: dist/ and native/odyssey-rnn.<platform>.node.
+ */
+import { spawnSync } from 'node:child_process'
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { publishedManifest } from '../scripts/publish-manifest.cjs'
+
+const ROOT = resolve(__dirname, '..')
+const BINARY_NAME = 'odyssey-rnn'
+const PLATFORM_PACKED_BUDGET = 5 * 1024 * 1024
+const MAIN_PACKED_BUDGET = 512 * 1024
+/** Nothing listens here: an npm that tried the network would fail instead of downloading. */
+const UNREACHABLE_REGISTRY = 'http://127.0.0.1:9/'
+const SLOW = 180_000
+
+interface PackResult {
+  filename: string
+  size: number
+  files: { path: string }[]
+}
+
+interface SmokeOutcome {
+  before: number
+  after: number
+  message?: string
+}
+
+/** The addon `npm install` built for this machine, e.g. `linux-x64-gnu` for `odyssey-rnn.linux-x64-gnu.node`. */
+function hostPlatformSuffix(): string {
+  const prefix = `${BINARY_NAME}.${process.platform}-${process.arch}`
+  const built = readdirSync(join(ROOT, 'native')).filter((f) => f.startsWith(prefix) && f.endsWith('.node'))
+  if (built.length !== 1) {
+    throw new Error(`expected one native/${prefix}*.node (run \`npm install\` first), found [${built.join(', ')}]`)
+  }
+  return built[0].slice(BINARY_NAME.length + 1, -'.node'.length)
+}
+
+/** PATH without any directory that holds cargo or rustc: the installs must not be able to compile. */
+function pathWithoutRust(): string {
+  const hasRust = (dir: string) =>
+    ['cargo', 'rustc', 'cargo.exe', 'rustc.exe'].some((tool) => existsSync(join(dir, tool)))
+  return (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '' && !hasRust(dir)).join(delimiter)
+}
+
+/** The parent's environment minus what would steer npm or the loader (npm_config_*, overrides). */
+function isolatedEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const steering = /^(npm_|napi_rs_|odyssey_backend$|node_options$)/i
+  const kept = Object.entries(process.env).filter(([key]) => !steering.test(key))
+  return { ...Object.fromEntries(kept), PATH: pathWithoutRust(), ...extra }
+}
+
+/** Runs a command to completion; its stdout and stderr, or an error that quotes both. */
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = isolatedEnv()) {
+  // npm is npm.cmd on Windows, which only a shell can start.
+  const result = spawnSync(command, args, { cwd, env, encoding: 'utf8', shell: process.platform === 'win32' })
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`)
+  }
+  return { stdout: result.stdout, stderr: result.stderr }
+}
+
+function npmPack(dir: string, destination: string): PackResult {
+  const [result] = JSON.parse(
+    run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', destination], dir).stdout,
+  ) as PackResult[]
+  return result
+}
+
+/**
+ * Packs the main package as it is published: the files `npm pack` selects, with the manifest
+ * scripts/publish-manifest.cjs makes. Returns the tarball and the first pack's report.
+ */
+function packMainPackage(work: string, tarballs: string): { tarball: string; report: PackResult } {
+  const report = npmPack(ROOT, work)
+  run('tar', ['-xzf', report.filename, '-C', work], work)
+  const manifestPath = join(work, 'package', 'package.json')
+  const manifest: unknown = JSON.parse(readFileSync(manifestPath, 'utf8'))
+  writeFileSync(manifestPath, JSON.stringify(publishedManifest(manifest), null, 2))
+  return { tarball: join(tarballs, npmPack(join(work, 'package'), tarballs).filename), report }
+}
+
+/** npm/<suffix> plus the built addon, packed: what `napi artifacts` + `napi prepublish` publish. */
+function packPlatformPackage(suffix: string, work: string, tarballs: string): { tarball: string; report: PackResult } {
+  const dir = join(work, suffix)
+  cpSync(join(ROOT, 'npm', suffix), dir, { recursive: true })
+  const addon = `${BINARY_NAME}.${suffix}.node`
+  copyFileSync(join(ROOT, 'native', addon), join(dir, addon))
+  const report = npmPack(dir, tarballs)
+  return { tarball: join(tarballs, report.filename), report }
+}
+
+/**
+ * The main package's runtime dependencies, packed from this checkout's node_modules, so the
+ * offline installs need no registry and no npm cache. Assumes npm's hoisted layout.
+ */
+function packRuntimeDependencies(tarballs: string): string[] {
+  const packed = new Map<string, string>()
+  const visit = (manifestDir: string) => {
+    const manifest = JSON.parse(readFileSync(join(manifestDir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>
+    }
+    for (const name of Object.keys(manifest.dependencies ?? {})) {
+      if (packed.has(name)) continue
+      const dir = join(ROOT, 'node_modules', name)
+      packed.set(name, join(tarballs, npmPack(dir, tarballs).filename))
+      visit(dir)
+    }
+  }
+  visit(ROOT)
+  return [...packed.values()]
+}
+
+/**
+ * A new project with the tarballs installed from disk only, and the smoke scripts next to it.
+ * Returns what npm said, which must not ask the user to approve any install script.
+ */
+function installConsumer(dir: string, cache: string, tarballs: string[]): string {
+  cpSync(join(ROOT, 'scripts', 'install-smoke'), dir, { recursive: true })
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
+  const offline = ['--offline', '--no-audit', '--no-fund', '--cache', cache, '--registry', UNREACHABLE_REGISTRY]
+  const { stdout, stderr } = run('npm', ['install', ...offline, ...tarballs], dir)
+  return stdout + stderr
+}
+
+function smoke(project: string, entry: 'require.cjs' | 'import.mjs', scenario: string, env = isolatedEnv()): SmokeOutcome {
+  return JSON.parse(run(process.execPath, [entry, scenario], project, env).stdout) as SmokeOutcome
+}
+
+describe('installing the packed packages with no Rust and no network', () => {
+  let work: string
+  let suffix: string
+  let main: { tarball: string; report: PackResult }
+  let platform: { tarball: string; report: PackResult }
+  let dependencies: string[]
+
+  beforeAll(() => {
+    suffix = hostPlatformSuffix()
+    work = mkdtempSync(join(tmpdir(), 'odyssey-install-'))
+    const tarballs = join(work, 'tarballs')
+    for (const dir of [tarballs, join(work, 'main'), join(work, 'platform')]) mkdirSync(dir)
+    main = packMainPackage(join(work, 'main'), tarballs)
+    platform = packPlatformPackage(suffix, join(work, 'platform'), tarballs)
+    dependencies = packRuntimeDependencies(tarballs)
+  }, SLOW)
+
+  afterAll(() => {
+    if (work !== undefined) rmSync(work, { recursive: true, force: true })
+  })
+
+  it('runs npm where cargo and rustc cannot be started', () => {
+    for (const tool of ['cargo', 'rustc']) {
+      expect(spawnSync(tool, ['--version'], { env: isolatedEnv() }).error).toMatchObject({ code: 'ENOENT' })
+    }
+  })
+
+  it('keeps the main package small: JavaScript and types, no binaries, sources or test data', () => {
+    const paths = main.report.files.map((f) => f.path)
+    expect(paths).toContain('esm/index.mjs')
+    expect(paths).toContain('dist/index.js')
+    expect(paths).toContain('native/binding.cjs')
+    const unwanted = /\.(node|map|safetensors)$|fixtures\/|^(__test__|crates|ts|npm|scripts|benches)\//
+    expect(paths.filter((path) => unwanted.test(path))).toEqual([])
+    expect(statSync(main.tarball).size).toBeLessThanOrEqual(MAIN_PACKED_BUDGET)
+  })
+
+  it('puts exactly one addon in the platform package, within 5 MB packed', () => {
+    expect(platform.report.files.map((f) => f.path).sort()).toEqual(
+      ['README.md', `${BINARY_NAME}.${suffix}.node`, 'package.json'].sort(),
+    )
+    expect(platform.report.size).toBeLessThanOrEqual(PLATFORM_PACKED_BUDGET)
+  })
+
+  it(
+    'with the platform package: require and import load the addon, run an LSTM and train it',
+    () => {
+      const project = join(work, 'with-binary')
+      const npmOutput = installConsumer(project, join(work, 'cache-with-binary'), [
+        main.tarball,
+        platform.tarball,
+        ...dependencies,
+      ])
+      expect(npmOutput).not.toMatch(/install scripts/i)
+      for (const entry of ['require.cjs', 'import.mjs'] as const) {
+        const { before, after } = smoke(project, entry, 'with-binary')
+        expect(after).toBeLessThan(before)
+      }
+    },
+    SLOW,
+  )
+
+  it(
+    'without it: loading works, a native layer names the platform and the fix, the js backend works',
+    () => {
+      const project = join(work, 'without-binary')
+      installConsumer(project, join(work, 'cache-without-binary'), [main.tarball, ...dependencies])
+      expect(existsSync(join(project, 'node_modules', `${BINARY_NAME}-${suffix}`))).toBe(false)
+      for (const entry of ['require.cjs', 'import.mjs'] as const) {
+        const { message } = smoke(project, entry, 'without-binary')
+        expect(message).toContain(`${BINARY_NAME}-${suffix}`)
+        const byEnv = smoke(project, entry, 'js-by-env', isolatedEnv({ ODYSSEY_BACKEND: 'js' }))
+        expect(byEnv.after).toBeLessThan(byEnv.before)
+      }
+    },
+    SLOW,
+  )
+})

@@ -1,0 +1,89 @@
+'use strict'
+// What an installed odyssey-rnn must do, checked from a project that installed
+// the packed tarballs (__test__/install.test.ts, the release workflow). Plain
+// Node with no test runner, so it runs on every Node version in `engines`.
+const assert = require('node:assert/strict')
+
+// [batch, time, inputSize]; the second sequence is one step shorter (padding).
+const SHAPE = [2, 3, 4]
+const LENGTHS = [3, 2]
+const HIDDEN_SIZE = 5
+const LEARNING_RATE = 0.1
+
+/** `[batch, time, inputSize]` of fixed, varied values. */
+function sampleInput() {
+  return Float32Array.from({ length: SHAPE[0] * SHAPE[1] * SHAPE[2] }, (_, i) => Math.sin(i + 1))
+}
+
+/** J = ½‖y‖², so ∂J/∂y = y. */
+function halfSquaredNorm(values) {
+  return 0.5 * values.reduce((sum, v) => sum + v * v, 0)
+}
+
+/** One plain SGD step on J = ½‖y‖² with the layer's own gradients; J before and after it. */
+function sgdStep(layer, x) {
+  const { y } = layer.forward({ x, shape: SHAPE, lengths: LENGTHS })
+  assert.deepEqual(y.shape, [SHAPE[0], SHAPE[1], HIDDEN_SIZE])
+  const { grads } = layer.backward({ dy: y.data })
+  const weights = layer.getWeights()
+  const stepped = Object.entries(grads).map(([name, grad]) => [
+    name,
+    { shape: grad.shape, data: weights[name].data.map((w, i) => w - LEARNING_RATE * grad.data[i]) },
+  ])
+  layer.setWeights(Object.fromEntries(stepped))
+  const after = layer.forward({ x, shape: SHAPE, lengths: LENGTHS }).y
+  return { before: halfSquaredNorm(y.data), after: halfSquaredNorm(after.data) }
+}
+
+function lstm(odyssey, backend) {
+  return new odyssey.LSTM({ inputSize: SHAPE[2], hiddenSize: HIDDEN_SIZE, seed: 3, backend })
+}
+
+/** A forward pass and a training step on `layer`, which must run on `backend`. */
+function checkTrains(layer, backend) {
+  assert.equal(layer.config.backend, backend)
+  const { before, after } = sgdStep(layer, sampleInput())
+  assert.ok(after < before, `an SGD step on the ${backend} backend should lower J: ${before} -> ${after}`)
+  return { before, after }
+}
+
+/** The addon loaded: native layers train and agree with the pure-TS reference. */
+function withBinary(odyssey) {
+  const x = sampleInput()
+  const nativeLstm = lstm(odyssey, 'native')
+  const referenceLstm = lstm(odyssey, 'js')
+  // The backends draw their initial weights differently; compare them on the same weights.
+  referenceLstm.setWeights(nativeLstm.getWeights())
+  const native = nativeLstm.forward({ x, shape: SHAPE, lengths: LENGTHS }).y.data
+  const reference = referenceLstm.forward({ x, shape: SHAPE, lengths: LENGTHS }).y.data
+  native.forEach((v, i) => assert.ok(Math.abs(v - reference[i]) < 1e-5, `y[${i}]: native ${v}, js ${reference[i]}`))
+  return checkTrains(lstm(odyssey), 'native')
+}
+
+/** No addon: a native layer throws a named error; `backend: 'js'` still trains. */
+function withoutBinary(odyssey) {
+  let failure
+  assert.throws(
+    () => lstm(odyssey),
+    (error) => (failure = error) instanceof odyssey.OdysseyError && error.code === 'ODYSSEY_NATIVE_LOAD',
+  )
+  for (const fix of [`${process.platform}-${process.arch}`, 'ODYSSEY_BACKEND=js', "backend: 'js'"]) {
+    assert.ok(failure.message.includes(fix), `the error should mention ${fix}: ${failure.message}`)
+  }
+  return { ...checkTrains(lstm(odyssey, 'js'), 'js'), message: failure.message }
+}
+
+/** `ODYSSEY_BACKEND=js` in the environment: layers default to the pure-TS backend. */
+function withJsByEnvironment(odyssey) {
+  assert.equal(process.env.ODYSSEY_BACKEND, 'js')
+  return checkTrains(lstm(odyssey), 'js')
+}
+
+const SCENARIOS = { 'with-binary': withBinary, 'without-binary': withoutBinary, 'js-by-env': withJsByEnvironment }
+
+/** Runs one scenario against the loaded module and prints its outcome as JSON. */
+module.exports = function runScenario(odyssey, scenario, entryPoint) {
+  const check = SCENARIOS[scenario]
+  if (check === undefined) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS)}`)
+  console.log(JSON.stringify({ entryPoint, scenario, ...check(odyssey) }))
+}
