@@ -153,7 +153,11 @@ describe('installing the packed packages with no Rust and no network', () => {
   let suffix: string
   let main: { tarball: string; report: PackResult }
   let platform: { tarball: string; report: PackResult }
-  let dependencies: string[]
+  /** Has the main and the platform package. */
+  let withBinary: string
+  let withBinaryNpmOutput: string
+  /** Has the main package only. */
+  let withoutBinary: string
 
   beforeAll(() => {
     suffix = hostPlatformSuffix()
@@ -162,7 +166,15 @@ describe('installing the packed packages with no Rust and no network', () => {
     for (const dir of [tarballs, join(work, 'main'), join(work, 'platform')]) mkdirSync(dir)
     main = packMainPackage(join(work, 'main'), tarballs)
     platform = packPlatformPackage(suffix, join(work, 'platform'), tarballs)
-    dependencies = packRuntimeDependencies(tarballs)
+    const dependencies = packRuntimeDependencies(tarballs)
+    withBinary = join(work, 'with-binary')
+    withBinaryNpmOutput = installConsumer(withBinary, join(work, 'cache-with-binary'), [
+      main.tarball,
+      platform.tarball,
+      ...dependencies,
+    ])
+    withoutBinary = join(work, 'without-binary')
+    installConsumer(withoutBinary, join(work, 'cache-without-binary'), [main.tarball, ...dependencies])
   }, SLOW)
 
   afterAll(() => {
@@ -192,37 +204,33 @@ describe('installing the packed packages with no Rust and no network', () => {
     expect(platform.report.size).toBeLessThanOrEqual(PLATFORM_PACKED_BUDGET)
   })
 
+  it('installs without asking the user to approve install scripts', () => {
+    expect(withBinaryNpmOutput).not.toMatch(/install scripts/i)
+  })
+
+  it('with the platform package: require and import load the addon, run an LSTM and train it', () => {
+    for (const entry of ['require.cjs', 'import.mjs'] as const) {
+      const { before, after } = smoke(withBinary, entry, 'with-binary')
+      expect(after).toBeLessThan(before)
+    }
+  })
+
   it(
-    'with the platform package: require and import load the addon, run an LSTM and train it',
+    'gives TypeScript the types of both entry points',
     () => {
-      const project = join(work, 'with-binary')
-      const npmOutput = installConsumer(project, join(work, 'cache-with-binary'), [
-        main.tarball,
-        platform.tarball,
-        ...dependencies,
-      ])
-      expect(npmOutput).not.toMatch(/install scripts/i)
-      for (const entry of ['require.cjs', 'import.mjs'] as const) {
-        const { before, after } = smoke(project, entry, 'with-binary')
-        expect(after).toBeLessThan(before)
-      }
+      const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+      expect(() => run(process.execPath, [tsc, '-p', withBinary], withBinary)).not.toThrow()
     },
     SLOW,
   )
 
-  it(
-    'without it: loading works, a native layer names the platform and the fix, the js backend works',
-    () => {
-      const project = join(work, 'without-binary')
-      installConsumer(project, join(work, 'cache-without-binary'), [main.tarball, ...dependencies])
-      expect(existsSync(join(project, 'node_modules', `${BINARY_NAME}-${suffix}`))).toBe(false)
-      for (const entry of ['require.cjs', 'import.mjs'] as const) {
-        const { message } = smoke(project, entry, 'without-binary')
-        expect(message).toContain(`${BINARY_NAME}-${suffix}`)
-        const byEnv = smoke(project, entry, 'js-by-env', isolatedEnv({ ODYSSEY_BACKEND: 'js' }))
-        expect(byEnv.after).toBeLessThan(byEnv.before)
-      }
-    },
-    SLOW,
-  )
+  it('without it: loading works, a native layer names the platform and the fix, the js backend works', () => {
+    expect(existsSync(join(withoutBinary, 'node_modules', `${BINARY_NAME}-${suffix}`))).toBe(false)
+    for (const entry of ['require.cjs', 'import.mjs'] as const) {
+      const { message } = smoke(withoutBinary, entry, 'without-binary')
+      expect(message).toContain(`${BINARY_NAME}-${suffix}`)
+      const byEnv = smoke(withoutBinary, entry, 'js-by-env', isolatedEnv({ ODYSSEY_BACKEND: 'js' }))
+      expect(byEnv.after).toBeLessThan(byEnv.before)
+    }
+  })
 })
