@@ -34,6 +34,8 @@ const MAIN_PACKED_BUDGET = 512 * 1024
 /** Nothing listens here: an npm that tried the network would fail instead of downloading. */
 const UNREACHABLE_REGISTRY = 'http://127.0.0.1:9/'
 const SLOW = 180_000
+/** The Node that loads the installed package; the release workflow sets the oldest one `engines` allows. */
+const SMOKE_NODE = process.env.ODYSSEY_SMOKE_NODE || process.execPath
 
 interface PackResult {
   filename: string
@@ -64,10 +66,11 @@ function pathWithoutRust(): string {
   return (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '' && !hasRust(dir)).join(delimiter)
 }
 
-/** The parent's environment minus what would steer npm or the loader (npm_config_*, overrides). */
+/** The parent's environment minus what would steer npm or the loader (npm_config_*, overrides), PATH without Rust. */
 function isolatedEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const steering = /^(npm_|napi_rs_|odyssey_backend$|node_options$)/i
-  const kept = Object.entries(process.env).filter(([key]) => !steering.test(key))
+  // `path$` also drops Windows' `Path`, which would otherwise sit next to the new PATH.
+  const replaced = /^(npm_|napi_rs_|odyssey_backend$|node_options$|path$)/i
+  const kept = Object.entries(process.env).filter(([key]) => !replaced.test(key))
   return { ...Object.fromEntries(kept), PATH: pathWithoutRust(), ...extra }
 }
 
@@ -94,7 +97,8 @@ function npmPack(dir: string, destination: string): PackResult {
  */
 function packMainPackage(work: string, tarballs: string): { tarball: string; report: PackResult } {
   const report = npmPack(ROOT, work)
-  run('tar', ['-xzf', report.filename, '-C', work], work)
+  // Relative names only: GNU tar (Git for Windows) would read `C:\...` as a remote host.
+  run('tar', ['-xzf', report.filename], work)
   const manifestPath = join(work, 'package', 'package.json')
   const manifest: unknown = JSON.parse(readFileSync(manifestPath, 'utf8'))
   writeFileSync(manifestPath, JSON.stringify(publishedManifest(manifest), null, 2))
@@ -145,7 +149,7 @@ function installConsumer(dir: string, cache: string, tarballs: string[]): string
 }
 
 function smoke(project: string, entry: 'require.cjs' | 'import.mjs', scenario: string, env = isolatedEnv()): SmokeOutcome {
-  return JSON.parse(run(process.execPath, [entry, scenario], project, env).stdout) as SmokeOutcome
+  return JSON.parse(run(SMOKE_NODE, [entry, scenario], project, env).stdout) as SmokeOutcome
 }
 
 describe('installing the packed packages with no Rust and no network', () => {
