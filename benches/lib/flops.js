@@ -1,0 +1,32 @@
+'use strict'
+/**
+ * Nominal FLOP counts used for GFLOP/s. Only the matrix products count: a
+ * layer's forward pass is 2·T·B·G·H·(X_l + H) with G = 4 gate blocks for the
+ * LSTM and 1 for the simple RNN, X_l the layer's input width (X for the first
+ * layer, H·directions above it). A training step counts as 3× the forward pass
+ * (forward, then two products of the same size in backward: δx/δh and δW).
+ * Elementwise work (activations, peepholes, the loss) is not counted.
+ */
+
+/**
+ * @param {{ cell: 'lstm' | 'rnn', B: number, T: number, X: number, H: number, layers?: number, bidirectional?: boolean }} c
+ * @returns {number} FLOPs of one forward pass over the whole batch
+ */
+function forwardFlops({ cell, B, T, X, H, layers = 1, bidirectional = false }) {
+  const gates = cell === 'lstm' ? 4 : 1
+  const directions = bidirectional ? 2 : 1
+  let total = 0
+  for (let layer = 0; layer < layers; layer++) {
+    const inputWidth = layer === 0 ? X : H * directions
+    total += directions * 2 * T * B * gates * H * (inputWidth + H)
+  }
+  return total
+}
+
+/** @param {Parameters<typeof forwardFlops>[0] & { mode: string }} c FLOPs of one timed call */
+function caseFlops(c) {
+  const forward = forwardFlops(c)
+  return c.mode === 'train' ? 3 * forward : forward
+}
+
+module.exports = { forwardFlops, caseFlops }

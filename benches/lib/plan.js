@@ -1,0 +1,87 @@
+'use strict'
+/**
+ * Which cases a run measures: the suites of the issue "Performance", each a
+ * list of (implementation, shape, variant) cases, filtered by the command line.
+ */
+const { SHAPES, STREAM_STEPS } = require('./shapes')
+
+/**
+ * `largest`: the largest shape an implementation's training step is timed at. The
+ * pure-JavaScript ones take seconds to minutes per step from S2 up (≥ 5 repetitions
+ * each), so they stop earlier; their skipped records say so.
+ */
+const IMPLEMENTATIONS = {
+  'odyssey-native': { runtime: 'node', largest: 'S3' },
+  'odyssey-js': { runtime: 'node', largest: 'S2' },
+  pytorch: { runtime: 'python', script: 'pytorch_lstm.py', largest: 'S3' },
+  'tfjs-wasm': { runtime: 'node', largest: 'S2' },
+  'tfjs-cpu': { runtime: 'node', largest: 'S1' },
+  'brain.js': { runtime: 'node', largest: 'S1' },
+}
+const IMPLEMENTATION_IDS = Object.keys(IMPLEMENTATIONS)
+const SHAPE_ORDER = ['S1', 'S2', 'S3']
+
+const POLICIES = {
+  full: { minWarmup: 1, warmupMs: 500, minReps: 5, maxReps: 30, budgetMs: 3000 },
+  quick: { minWarmup: 1, warmupMs: 100, minReps: 5, maxReps: 10, budgetMs: 500 },
+}
+
+/** A case of `suite`: the shape's sizes plus the defaults every suite shares. */
+function makeCase(suite, impl, shapeName, extra = {}) {
+  const { name, ...sizes } = shapeName === 'stream' ? SHAPES.STREAM : SHAPES[shapeName]
+  return { suite, impl, shape: name, ...sizes, cell: 'lstm', mode: 'train', layers: 1, bidirectional: false, peepholes: false, ...extra }
+}
+
+/** The shape a case costs as much as, for the `largest` limit (a 2-layer bidirectional S1 costs ≈ 6× S1). */
+function costClass(c) {
+  return c.layers > 1 ? 'S2' : c.shape
+}
+
+function everyImplementation(suite, shapeName, extra) {
+  return IMPLEMENTATION_IDS.map((impl) => makeCase(suite, impl, shapeName, extra))
+}
+
+const SUITES = {
+  train: () => SHAPE_ORDER.flatMap((shape) => everyImplementation('train', shape)),
+  forward: () => everyImplementation('forward', 'S2', { mode: 'forward' }),
+  stream: () => everyImplementation('stream', 'stream', { mode: 'stream', steps: STREAM_STEPS }),
+  peephole: () =>
+    ['S1', 'S2'].flatMap((shape) => [false, true].map((peepholes) => makeCase('peephole', 'odyssey-native', shape, { peepholes }))),
+  rnn: () => everyImplementation('rnn', 'S2', { cell: 'rnn' }),
+  bidir: () => everyImplementation('bidir', 'S1', { layers: 2, bidirectional: true }),
+  vqa: () => [{ ...makeCase('vqa', 'odyssey-native', 'S1', { model: 'vqa' }), shape: 'VQA' }],
+  memory: () => [
+    makeCase('memory', 'odyssey-native', 'S2', { budget: true }),
+    makeCase('memory', 'odyssey-native', 'S1', { flatSteps: STREAM_STEPS, flatEvery: 100 }),
+    // Streaming steps are cheap: 10× more of them make a small per-step leak visible above allocator noise.
+    makeCase('memory', 'odyssey-native', 'stream', { mode: 'stream', steps: 1, flatSteps: 10 * STREAM_STEPS, flatEvery: STREAM_STEPS }),
+  ],
+  sgemm: () => [{ suite: 'sgemm', impl: 'numpy', shape: '2048³', mode: 'sgemm', n: 2048 }],
+}
+const SUITE_IDS = Object.keys(SUITES)
+
+/** Why a case is not run, or undefined when it is. */
+function skipReason(c, full) {
+  const implementation = IMPLEMENTATIONS[c.impl]
+  if (full || implementation === undefined || c.shape === 'stream') return undefined
+  if (SHAPE_ORDER.indexOf(costClass(c)) > SHAPE_ORDER.indexOf(implementation.largest)) {
+    return `too slow for this run above ${implementation.largest} (pass --full to time it anyway)`
+  }
+  return undefined
+}
+
+/**
+ * @param {{ suites: string[], impls: string[], shapes: string[], quick: boolean, full: boolean, minReps?: number }} options
+ * @returns {object[]} the cases in run order; a case with `skip` set is reported, not run
+ */
+function planCases(options) {
+  const policy = { ...(options.quick ? POLICIES.quick : POLICIES.full) }
+  if (options.minReps !== undefined) policy.minReps = Math.max(policy.minReps, options.minReps)
+  return options.suites
+    .flatMap((suite) => SUITES[suite]())
+    .filter((c) => c.suite === 'sgemm' || options.impls.includes(c.impl))
+    .filter((c) => !SHAPE_ORDER.includes(c.shape) || options.shapes.includes(c.shape))
+    .map((c) => ({ ...c, policy, skip: skipReason(c, options.full) }))
+}
+
+module.exports = { planCases, IMPLEMENTATIONS, IMPLEMENTATION_IDS, SUITE_IDS, SHAPE_ORDER }

@@ -1,0 +1,24 @@
+'use strict'
+/**
+ * The problem sizes of the issue "Performance". B = batch, T = time steps,
+ * X = input features, H = hidden units. Every case is float32 and returns all steps.
+ */
+
+/** @typedef {{ name: string, B: number, T: number, X: number, H: number }} Shape */
+
+/** @type {Record<string, Shape>} */
+const SHAPES = {
+  S1: { name: 'S1', B: 32, T: 50, X: 64, H: 128 },
+  S2: { name: 'S2', B: 64, T: 100, X: 128, H: 256 },
+  S3: { name: 'S3', B: 64, T: 100, X: 512, H: 512 },
+  // One sequence, one step per call: the latency of `step()` including the N-API crossing.
+  STREAM: { name: 'stream', B: 1, T: 1, X: 128, H: 256 },
+}
+
+/** Calls per repetition of the streaming case, and steps of the memory-flatness runs. */
+const STREAM_STEPS = 1000
+
+/** Learning rate of the SGD update every training step applies (small, so 1000 steps stay finite). */
+const LEARNING_RATE = 0.01
+
+module.exports = { SHAPES, STREAM_STEPS, LEARNING_RATE }

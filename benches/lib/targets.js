@@ -1,0 +1,132 @@
+'use strict'
+/** The targets of the issue "Performance", each checked against this run's records. */
+
+/**
+ * RSS growth that still counts as flat: glibc's allocator alone moves the RSS by a few MiB
+ * between samples, while a leak of even 1 KiB per step adds 10 MiB over 10 000 streaming steps.
+ */
+const FLAT_TOLERANCE_MiB = 4
+
+function find(records, query) {
+  return records.find((r) => Object.entries(query).every(([key, value]) => r[key] === value))
+}
+
+/** The record's median, or the reason there is none. */
+function timed(records, query) {
+  const record = find(records, query)
+  const label = Object.values(query).filter(Boolean).join(' ')
+  if (record === undefined) return { missing: `${label} not in this run` }
+  if (record.medianMs === undefined) return { missing: `${label}: ${record.skipped ?? 'error'}` }
+  return { record }
+}
+
+/** "odyssey is `threshold`× faster than `other`": the ratio of medians (other / odyssey). */
+function speedup(suite, shape, other, threshold) {
+  return {
+    target: `≥ ${threshold}× ${other} (${suite} ${shape})`,
+    measure(records) {
+      const ours = timed(records, { suite, shape, impl: 'odyssey-native', variant: '' })
+      const theirs = timed(records, { suite, shape, impl: other, variant: '' })
+      if (ours.missing || theirs.missing) return { missing: ours.missing ?? theirs.missing }
+      const value = theirs.record.medianMs / ours.record.medianMs
+      return { value, text: `${value.toFixed(2)}×`, met: value >= threshold }
+    },
+  }
+}
+
+const percentOfPeak = {
+  target: '≥ 65% of sgemm peak (train S3)',
+  measure(records) {
+    const ours = timed(records, { suite: 'train', shape: 'S3', impl: 'odyssey-native', variant: '' })
+    const peak = timed(records, { suite: 'sgemm', impl: 'numpy' })
+    if (ours.missing || peak.missing) return { missing: ours.missing ?? peak.missing }
+    const value = ours.record.gflops / peak.record.gflops
+    const text = `${(100 * value).toFixed(1)}% (${ours.record.gflops.toFixed(1)} of ${peak.record.gflops.toFixed(1)} GFLOP/s)`
+    return { value, text, met: value >= 0.65 }
+  },
+}
+
+const streamingLatency = {
+  target: 'streaming step ≤ 15 µs',
+  measure(records) {
+    const ours = timed(records, { suite: 'stream', impl: 'odyssey-native' })
+    if (ours.missing) return ours
+    const value = ours.record.medianMs * 1000
+    return { value, text: `${value.toFixed(1)} µs`, met: value <= 15 }
+  },
+}
+
+function peepholeOverhead(shape) {
+  return {
+    target: `peepholes ≤ 10% overhead (${shape})`,
+    measure(records) {
+      const on = timed(records, { suite: 'peephole', shape, variant: 'peepholes' })
+      const off = timed(records, { suite: 'peephole', shape, variant: 'no peepholes' })
+      if (on.missing || off.missing) return { missing: on.missing ?? off.missing }
+      const value = on.record.medianMs / off.record.medianMs - 1
+      return { value, text: `${(100 * value).toFixed(1)}%`, met: value <= 0.1 }
+    },
+  }
+}
+
+const memoryRatio = {
+  target: 'peak RSS growth ≤ 2× required bytes (train S2)',
+  measure(records) {
+    const record = find(records, { suite: 'memory', variant: 'peak RSS vs required bytes' })
+    if (record?.memory === undefined) return { missing: record?.skipped ?? record?.error ?? 'memory S2 not in this run' }
+    const { ratio, growthMiB, requiredMiB } = record.memory
+    return { value: ratio, text: `${ratio.toFixed(2)}× (${growthMiB.toFixed(1)} MiB grown, ${requiredMiB.toFixed(1)} MiB required)`, met: ratio <= 2 }
+  },
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[sorted.length >> 1]
+}
+
+/** Median RSS of the last third of the samples minus that of the first third (the sample before any step is left out). */
+function rssGrowth(samples) {
+  const afterWarmup = samples.slice(1)
+  const third = Math.max(1, Math.floor(afterWarmup.length / 3))
+  return median(afterWarmup.slice(-third)) - median(afterWarmup.slice(0, third))
+}
+
+function flatRss(kind) {
+  return {
+    target: `RSS flat over ${kind} steps (≤ ${FLAT_TOLERANCE_MiB} MiB growth)`,
+    measure(records) {
+      const record = records.find((r) => r.suite === 'memory' && r.variant.includes(kind))
+      if (record?.flat === undefined) return { missing: record?.skipped ?? record?.error ?? `memory ${kind} not in this run` }
+      const value = rssGrowth(record.flat.rssMiB)
+      const text = `${value >= 0 ? '+' : ''}${value.toFixed(2)} MiB over ${record.flat.steps} steps`
+      return { value, text, met: value <= FLAT_TOLERANCE_MiB }
+    },
+  }
+}
+
+const TARGETS = [
+  speedup('train', 'S1', 'pytorch', 1.5),
+  speedup('train', 'S2', 'pytorch', 1.5),
+  speedup('train', 'S3', 'pytorch', 1.0),
+  percentOfPeak,
+  speedup('train', 'S1', 'odyssey-js', 50),
+  speedup('train', 'S2', 'odyssey-js', 80),
+  speedup('train', 'S1', 'tfjs-wasm', 30),
+  streamingLatency,
+  peepholeOverhead('S1'),
+  peepholeOverhead('S2'),
+  memoryRatio,
+  flatRss('training'),
+  flatRss('streaming'),
+]
+
+/** @returns {{ target: string, text: string, met: boolean | null }[]} met is null when not measured */
+function evaluateTargets(records) {
+  return TARGETS.map(({ target, measure }) => {
+    const outcome = measure(records)
+    if (outcome.missing) return { target, text: `not measured: ${outcome.missing}`, met: null }
+    return { target, text: outcome.text, value: outcome.value, met: outcome.met }
+  })
+}
+
+module.exports = { evaluateTargets }

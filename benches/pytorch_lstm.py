@@ -1,0 +1,175 @@
+"""PyTorch side of `npm run bench`: one case of torch.nn.LSTM / torch.nn.RNN per process.
+
+    python3 benches/pytorch_lstm.py '<case JSON>' <result file>
+    python3 benches/pytorch_lstm.py --probe <result file>
+
+The case JSON is the one benches/worker.js receives; the timing loop mirrors
+benches/lib/measure.js (warm-up, then at least `minReps` timed repetitions,
+more while the time budget lasts). The training step is forward, F.mse_loss
+against a fixed target [B, T, H·directions], backward, one torch.optim.SGD step.
+The runner starts this with OMP_WAIT_POLICY=PASSIVE and without
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; threads = os.cpu_count() (torch.set_num_threads).
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+from blas_info import blas_report
+
+LEARNING_RATE = 0.01
+
+
+def rss_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib():
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_repetitions(run, policy):
+    """Same policy as benches/lib/measure.js: returns (times_ms, warmup, first value, last value)."""
+    warm_start = time.perf_counter()
+    first = run()
+    warmup = 1
+    while warmup < policy["minWarmup"] or (
+        (time.perf_counter() - warm_start) * 1e3 < policy["warmupMs"] and warmup < 20
+    ):
+        run()
+        warmup += 1
+    times, last = [], None
+    start = time.perf_counter()
+    while len(times) < policy["minReps"] or (
+        (time.perf_counter() - start) * 1e3 < policy["budgetMs"] and len(times) < policy["maxReps"]
+    ):
+        t0 = time.perf_counter()
+        last = run()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times, warmup, first, last
+
+
+def uniform(torch, shape, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=generator) * 2 - 1
+
+
+def recurrent_module(torch, spec):
+    """nn.LSTM (no peepholes: the cell odyssey runs with peepholes off) or nn.RNN(tanh), batch-first."""
+    sizes = dict(
+        input_size=spec["X"],
+        hidden_size=spec["H"],
+        num_layers=spec["layers"],
+        bidirectional=spec["bidirectional"],
+        batch_first=True,
+    )
+    if spec["cell"] == "rnn":
+        return torch.nn.RNN(nonlinearity="tanh", **sizes)
+    return torch.nn.LSTM(**sizes)
+
+
+def training_step(torch, spec):
+    module = recurrent_module(torch, spec)
+    optimizer = torch.optim.SGD(module.parameters(), lr=LEARNING_RATE)
+    width = spec["H"] * (2 if spec["bidirectional"] else 1)
+    x = uniform(torch, (spec["B"], spec["T"], spec["X"]), 1)
+    target = uniform(torch, (spec["B"], spec["T"], width), 2)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        y, _ = module(x)
+        loss = torch.nn.functional.mse_loss(y, target)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def forward_pass(torch, spec):
+    module = recurrent_module(torch, spec)
+    x = uniform(torch, (spec["B"], spec["T"], spec["X"]), 1)
+
+    def forward():
+        with torch.inference_mode():
+            module(x)
+
+    return forward
+
+
+def streaming_steps(torch, spec):
+    """`spec.steps` calls of nn.LSTM on one step of one sequence, the state carried between calls."""
+    module = recurrent_module(torch, spec)
+    x = uniform(torch, (1, 1, spec["X"]), 3)
+
+    def run():
+        state = (torch.zeros(1, 1, spec["H"]), torch.zeros(1, 1, spec["H"]))
+        with torch.inference_mode():
+            for _ in range(spec["steps"]):
+                _, state = module(x, state)
+
+    return run
+
+
+MODES = {
+    "train": ("nn.LSTM/nn.RNN + F.mse_loss + backward + optim.SGD.step", training_step),
+    "forward": ("nn.LSTM/nn.RNN under torch.inference_mode()", forward_pass),
+    "stream": ("nn.LSTM on [1, 1, X] with (h, c) carried, inference_mode", streaming_steps),
+}
+
+
+def import_torch():
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+def run_case(spec):
+    torch = import_torch()
+    api, make = MODES[spec["mode"]]
+    run = make(torch, spec)
+    rss_after_setup = rss_mib()
+    times, warmup, first, last = time_repetitions(run, spec["policy"])
+    per_call = spec["steps"] if spec["mode"] == "stream" else 1
+    result = {
+        "info": {"api": api, "threads": torch.get_num_threads(), "version": torch.__version__},
+        "rssAfterSetupMiB": rss_after_setup,
+        "timesMs": [t / per_call for t in times],
+        "warmup": warmup,
+        "peakRssMiB": peak_rss_mib(),
+    }
+    if isinstance(first, float):
+        result.update(lossFirst=first, lossLast=last)
+    return result
+
+
+def probe():
+    """What this interpreter's torch runs on: version, threads, the BLAS actually loaded, build config."""
+    torch = import_torch()
+    torch.mm(torch.ones(64, 64), torch.ones(64, 64))  # loads the BLAS
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "parallel": torch.__config__.parallel_info(),
+        "config": torch.__config__.show(),
+        "blas": blas_report(),
+    }
+
+
+def main():
+    first, result_file = sys.argv[1], sys.argv[2]
+    try:
+        result = probe() if first == "--probe" else run_case(json.loads(first))
+    except Exception as error:  # reported in the record, the run goes on
+        result = {"error": f"{type(error).__name__}: {error}"}
+    with open(result_file, "w") as out:
+        json.dump(result, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+'use strict'
+/**
+ * Runs ONE benchmark case of a JavaScript implementation in its own process,
+ * so that the peak RSS it reports belongs to that case alone.
+ *
+ *   node --expose-gc benches/worker.js '<case JSON>' <result file>
+ *
+ * The result file receives one JSON object: timings, RSS, and what the
+ * implementation reported about itself; `{ skipped }` or `{ error }` otherwise.
+ */
+const fs = require('node:fs')
+
+const { memoryBudget } = require('./lib/memory')
+const { peakRssMiB, sampleRssOverSteps, settledRssMiB, timeRepetitions } = require('./lib/measure')
+const { SkipCase } = require('./lib/skip')
+
+const MODULES = {
+  'odyssey-native': './impl/odyssey',
+  'odyssey-js': './impl/odyssey',
+  'tfjs-wasm': './impl/tfjs',
+  'tfjs-cpu': './impl/tfjs',
+  'brain.js': './impl/brain',
+}
+
+/** What one timed repetition is: one call, or `spec.steps` streaming steps. */
+function repetition(step, spec) {
+  if (spec.mode !== 'stream') return step
+  return () => {
+    for (let i = 0; i < spec.steps; i++) step()
+  }
+}
+
+/** Timings of the case; for a streaming case in ms per single step. */
+async function timeCase(step, spec) {
+  const { timesMs, warmup, firstValue, lastValue } = await timeRepetitions(repetition(step, spec), spec.policy)
+  const perCall = spec.mode === 'stream' ? spec.steps : 1
+  const loss = typeof firstValue === 'number' ? { lossFirst: firstValue, lossLast: lastValue } : {}
+  return { timesMs: timesMs.map((ms) => ms / perCall), warmup, ...loss }
+}
+
+async function runCase(spec) {
+  const { prepare } = require(MODULES[spec.impl])
+  const { step, info } = await prepare(spec)
+  const rssAfterSetupMiB = await settledRssMiB()
+  if (spec.flatSteps !== undefined) {
+    const flat = await sampleRssOverSteps(step, spec.flatSteps, spec.flatEvery)
+    return { info, rssAfterSetupMiB, flat, peakRssMiB: peakRssMiB() }
+  }
+  const timing = await timeCase(step, spec)
+  const result = { info, rssAfterSetupMiB, ...timing, peakRssMiB: peakRssMiB() }
+  if (spec.budget) result.memory = memoryBudget(spec, rssAfterSetupMiB, result.peakRssMiB)
+  return result
+}
+
+async function main() {
+  const [caseJson, resultFile] = process.argv.slice(2)
+  const spec = JSON.parse(caseJson)
+  let result
+  try {
+    result = await runCase(spec)
+  } catch (error) {
+    result = error instanceof SkipCase ? { skipped: error.message } : { error: String(error && error.stack ? error.stack : error) }
+  }
+  fs.writeFileSync(resultFile, JSON.stringify(result))
+}
+
+main()
