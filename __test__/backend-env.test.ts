@@ -1,0 +1,34 @@
+/** `ODYSSEY_BACKEND`: the backend of every layer whose options name none. */
+import { afterEach, describe, expect, it, vi } from 'vitest'
+
+import { LSTM, OdysseyRangeError, SimpleRNN } from '../ts'
+
+const SIZES = { inputSize: 2, hiddenSize: 3 }
+
+describe('ODYSSEY_BACKEND', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs()
+  })
+
+  it('js makes both layer kinds default to the pure-TypeScript backend', () => {
+    vi.stubEnv('ODYSSEY_BACKEND', 'js')
+    expect(new LSTM(SIZES).config.backend).toBe('js')
+    expect(new SimpleRNN(SIZES).config.backend).toBe('js')
+  })
+
+  it('yields to a backend named in the options', () => {
+    vi.stubEnv('ODYSSEY_BACKEND', 'native')
+    expect(new LSTM({ ...SIZES, backend: 'js' }).config.backend).toBe('js')
+  })
+
+  it('empty counts as unset: native', () => {
+    vi.stubEnv('ODYSSEY_BACKEND', '')
+    expect(new LSTM(SIZES).config.backend).toBe('native')
+  })
+
+  it('any other value is refused with the variable named', () => {
+    vi.stubEnv('ODYSSEY_BACKEND', 'gpu')
+    expect(() => new SimpleRNN(SIZES)).toThrow(OdysseyRangeError)
+    expect(() => new SimpleRNN(SIZES)).toThrow(/ODYSSEY_BACKEND: expected one of 'native', 'js', got 'gpu'/)
+  })
+})
