@@ -74,14 +74,22 @@ const PERIOD_NOT_BEFORE_DIGIT = /(?!<=\d)\.(?!\d)/g
 /** `re.UNICODE`, passed as `count` to `re.sub` by the official code. */
 const MAX_PERIODS_STRIPPED = 32
 
-/** The official `processPunctuation`. */
+const MARKS: ReadonlySet<string> = new Set(ANSWER_PUNCTUATION)
+
+/**
+ * The official `processPunctuation`. The official code replaces mark by mark
+ * over the whole text; as a replacement never creates a mark and every
+ * decision looks at the original text, one pass over the characters gives
+ * the same result, many times faster.
+ */
 export function processPunctuation(text: string): string {
   const deleteMarks = COMMA_BETWEEN_DIGITS.test(text)
-  let out = text
-  for (const mark of ANSWER_PUNCTUATION) {
-    const touchesSpace = text.includes(`${mark} `) || text.includes(` ${mark}`)
-    out = out.split(mark).join(deleteMarks || touchesSpace ? '' : ' ')
+  let out = ''
+  for (const char of text) {
+    if (!MARKS.has(char)) out += char
+    else if (!deleteMarks && !text.includes(`${char} `) && !text.includes(` ${char}`)) out += ' '
   }
+  if (!out.includes('.')) return out
   let stripped = 0
   return out.replace(PERIOD_NOT_BEFORE_DIGIT, (period) => (stripped++ < MAX_PERIODS_STRIPPED ? '' : period))
 }
@@ -98,7 +106,7 @@ export function processDigitArticle(text: string): string {
 
 /** What the official evaluation does to every answer before any comparison: newlines and tabs to spaces, then trim. */
 export function cleanAnswerWhitespace(answer: string): string {
-  return answer.replace(/\n/g, ' ').replace(/\t/g, ' ').trim()
+  return answer.replace(/[\n\t]/g, ' ').trim()
 }
 
 /** The full official normalisation of one answer: whitespace clean-up, `processPunctuation`, `processDigitArticle`. */

@@ -24,8 +24,12 @@ const FULL_CREDIT_HUMANS = 3
  * (`[n]`, n ≥ 1, raw strings as in the annotations file).
  */
 export function vqaAccuracy(predicted: string, humanAnswers: readonly string[]): number {
+  return accuracyWith(normalizeAnswer, predicted, humanAnswers)
+}
+
+function accuracyWith(normalize: (answer: string) => string, predicted: string, humanAnswers: readonly string[]): number {
   if (humanAnswers.length === 0) throw new RangeError('vqaAccuracy: a question needs at least one human answer')
-  const { prediction, humans } = comparableAnswers(predicted, humanAnswers)
+  const { prediction, humans } = comparableAnswers(normalize, predicted, humanAnswers)
   const matches = humans.filter((human) => human === prediction).length
   let total = 0
   for (const human of humans) {
@@ -36,11 +40,21 @@ export function vqaAccuracy(predicted: string, humanAnswers: readonly string[]):
 }
 
 /** The strings the official code compares: normalised unless every human gave the same (trimmed) answer. */
-function comparableAnswers(predicted: string, humanAnswers: readonly string[]) {
+function comparableAnswers(normalize: (answer: string) => string, predicted: string, humanAnswers: readonly string[]) {
   const humans = humanAnswers.map(cleanAnswerWhitespace)
   const prediction = cleanAnswerWhitespace(predicted)
   if (new Set(humans).size === 1) return { prediction, humans }
-  return { prediction: normalizeAnswer(prediction), humans: humans.map(normalizeAnswer) }
+  return { prediction: normalize(prediction), humans: humans.map(normalize) }
+}
+
+/** `normalizeAnswer` with memory: VQA answers repeat ("yes" is a quarter of them), so most calls are look-ups. */
+function memoizedNormalizer(): (answer: string) => string {
+  const cache = new Map<string, string>()
+  return (answer) => {
+    let normalized = cache.get(answer)
+    if (normalized === undefined) cache.set(answer, (normalized = normalizeAnswer(answer)))
+    return normalized
+  }
 }
 
 /** A prediction in the official results format. */
@@ -93,8 +107,9 @@ export function evaluateVqa(
   const byQuestionType = new Map<string, Group>()
   const byAnswerType = new Map<string, Group>()
   const perQuestion: Record<string, number> = {}
+  const normalize = memoizedNormalizer()
   for (const annotation of annotations) {
-    const accuracy = vqaAccuracy(answers.get(annotation.questionId) as string, annotation.answers)
+    const accuracy = accuracyWith(normalize, answers.get(annotation.questionId) as string, annotation.answers)
     overall.add(accuracy)
     addToGroup(byQuestionType, annotation.questionType ?? options.questionTypeOf?.(annotation), accuracy)
     addToGroup(byAnswerType, annotation.answerType ?? options.answerTypeOf?.(annotation), accuracy)

@@ -362,11 +362,13 @@ export class SceneProjection {
   /** Features of `scene`: `[D]`, non-negative. */
   project(scene: SyntheticScene, noise: number, random: SeededRandom): Float32Array {
     const encoding = encodeScene(scene)
+    // The encoding is one-hot per cell, so W · e is a sum of a few columns.
+    const active = [...encoding.keys()].filter((j) => encoding[j] === 1)
     const features = new Float32Array(this.dim)
     for (let d = 0; d < this.dim; d++) {
-      let sum = noise * random.normal()
-      for (let j = 0; j < SCENE_ENCODING_SIZE; j++) sum += (this.weights[d * SCENE_ENCODING_SIZE + j] as number) * (encoding[j] as number)
-      features[d] = Math.max(0, sum)
+      const row = d * SCENE_ENCODING_SIZE
+      const projected = active.reduce((sum, j) => sum + (this.weights[row + j] as number), 0)
+      features[d] = Math.max(0, projected + noise * random.normal())
     }
     return features
   }
