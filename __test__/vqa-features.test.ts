@@ -40,7 +40,11 @@ afterAll(async () => {
   await rm(directory, { recursive: true })
 })
 
-async function withFeatures<T>(file: string, options: OpenImageFeaturesOptions, use: (features: ImageFeatures) => Promise<T>) {
+async function withFeatures<T>(
+  file: string,
+  options: OpenImageFeaturesOptions,
+  use: (features: ImageFeatures) => Promise<T>,
+) {
   const features = await ImageFeatures.open(file, options)
   try {
     return await use(features)
@@ -56,7 +60,11 @@ describe.each(MODES)('ImageFeatures (%s)', (_, options) => {
       expect(features.has(581929)).toBe(true)
       expect(features.has(7)).toBe(false)
       const batch = await features.gather([9, 42, 9])
-      expect(Array.from(batch)).toEqual([...(FIXTURE_ROWS[9] ?? []), ...(FIXTURE_ROWS[42] ?? []), ...(FIXTURE_ROWS[9] ?? [])])
+      expect(Array.from(batch)).toEqual([
+        ...(FIXTURE_ROWS[9] ?? []),
+        ...(FIXTURE_ROWS[42] ?? []),
+        ...(FIXTURE_ROWS[9] ?? []),
+      ])
     })
   })
 
@@ -157,14 +165,27 @@ describe('corrupt features files', () => {
       () => safetensorsBytes(GOOD_HEADER, DATA, 10_000n),
       /header length 10000 exceeds the \d+ bytes after the length prefix/,
     ],
-    ['a header length of 2^64 − 1', () => safetensorsBytes(GOOD_HEADER, DATA, 2n ** 64n - 1n), /header length 18446744073709551615 exceeds/],
+    [
+      'a header length of 2^64 − 1',
+      () => safetensorsBytes(GOOD_HEADER, DATA, 2n ** 64n - 1n),
+      /header length 18446744073709551615 exceeds/,
+    ],
     ['a header that is not JSON', () => safetensorsBytes('{"image_ids": {"dtype": ', DATA), /the header is not JSON/],
     ['a header that is not an object', () => safetensorsBytes('[1, 2, 3]', DATA), /does not start with "\{"/],
-    ['data cut short (truncated file)', () => safetensorsBytes(GOOD_HEADER, DATA.subarray(0, 68)), /"features" ends at data byte 72, past the 68 data bytes/],
-    ['trailing bytes after the tensors', () => safetensorsBytes(GOOD_HEADER, Buffer.concat([DATA, Buffer.alloc(8)])), /cover 72 data bytes but the file has 80/],
+    [
+      'data cut short (truncated file)',
+      () => safetensorsBytes(GOOD_HEADER, DATA.subarray(0, 68)),
+      /"features" ends at data byte 72, past the 68 data bytes/,
+    ],
+    [
+      'trailing bytes after the tensors',
+      () => safetensorsBytes(GOOD_HEADER, Buffer.concat([DATA, Buffer.alloc(8)])),
+      /cover 72 data bytes but the file has 80/,
+    ],
     [
       'offsets out of range',
-      () => safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F32', shape: [3, 4], data_offsets: [64, 112] } }, DATA),
+      () =>
+        safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F32', shape: [3, 4], data_offsets: [64, 112] } }, DATA),
       /"features" ends at data byte 112, past the 72 data bytes/,
     ],
     [
@@ -178,22 +199,26 @@ describe('corrupt features files', () => {
     ],
     [
       'offsets that do not match the shape',
-      () => safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F32', shape: [3, 5], data_offsets: [24, 72] } }, DATA),
+      () =>
+        safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F32', shape: [3, 5], data_offsets: [24, 72] } }, DATA),
       /"features" F32 \[3, 5\] needs 60 bytes, its data_offsets span 48/,
     ],
     [
       'reversed offsets',
-      () => safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F32', shape: [3, 4], data_offsets: [72, 24] } }, DATA),
+      () =>
+        safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F32', shape: [3, 4], data_offsets: [72, 24] } }, DATA),
       /data_offsets \[72,24\], not \[begin, end\]/,
     ],
     [
       'an unknown dtype',
-      () => safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F33', shape: [3, 4], data_offsets: [24, 72] } }, DATA),
+      () =>
+        safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F33', shape: [3, 4], data_offsets: [24, 72] } }, DATA),
       /"features" has unknown dtype "F33"/,
     ],
     [
       'features of the wrong dtype',
-      () => safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'I32', shape: [3, 4], data_offsets: [24, 72] } }, DATA),
+      () =>
+        safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'I32', shape: [3, 4], data_offsets: [24, 72] } }, DATA),
       /"features" is I32, expected F32/,
     ],
     [
@@ -205,7 +230,11 @@ describe('corrupt features files', () => {
         ),
       /"image_ids" is F64, expected I64/,
     ],
-    ['no image ids', () => safetensorsBytes({ features: { dtype: 'F32', shape: [3, 4], data_offsets: [0, 48] } }, ROWS), /no tensor "image_ids" \(found: features\)/],
+    [
+      'no image ids',
+      () => safetensorsBytes({ features: { dtype: 'F32', shape: [3, 4], data_offsets: [0, 48] } }, ROWS),
+      /no tensor "image_ids" \(found: features\)/,
+    ],
     [
       'features that are not a matrix',
       () => safetensorsBytes({ ...GOOD_HEADER, features: { dtype: 'F32', shape: [12], data_offsets: [24, 72] } }, DATA),
@@ -215,7 +244,10 @@ describe('corrupt features files', () => {
       'fewer ids than rows',
       () =>
         safetensorsBytes(
-          { image_ids: { dtype: 'I64', shape: [2], data_offsets: [0, 16] }, features: { dtype: 'F32', shape: [3, 4], data_offsets: [16, 64] } },
+          {
+            image_ids: { dtype: 'I64', shape: [2], data_offsets: [0, 16] },
+            features: { dtype: 'F32', shape: [3, 4], data_offsets: [16, 64] },
+          },
           Buffer.concat([IDS.subarray(0, 16), ROWS]),
         ),
       /"image_ids" has 2 entries for 3 feature rows/,

@@ -63,7 +63,9 @@ describe('readVqaQuestions and readVqaAnnotations on the real layout', () => {
       questionsFile: fixture('questions.json'),
       annotationsFile: fixture('annotations.json'),
     })
-    expect(examples.map(({ questionId, question, multipleChoiceAnswer }) => [questionId, question, multipleChoiceAnswer])).toEqual([
+    expect(
+      examples.map(({ questionId, question, multipleChoiceAnswer }) => [questionId, question, multipleChoiceAnswer]),
+    ).toEqual([
       [9000, 'What color is the bus?', 'red'],
       [9001, 'How many people are there?', '2'],
       [42000, 'Is the dog sleeping?', 'yes'],
@@ -106,7 +108,11 @@ describe('malformed files name the file and the record', () => {
 
   it('a missing field', async () => {
     const file = fixture('questions_missing_field.json')
-    const error = await expectFileError(readVqaQuestions(file), file, /record 1 \(question_id 9001\): field "question" is missing/)
+    const error = await expectFileError(
+      readVqaQuestions(file),
+      file,
+      /record 1 \(question_id 9001\): field "question" is missing/,
+    )
     expect(error.record).toEqual({ index: 1, questionId: 9001 })
     await expectFileError(
       readVqaAnnotations(fixture('annotations_missing_field.json')),
@@ -117,19 +123,31 @@ describe('malformed files name the file and the record', () => {
 
   it('a field of the wrong type', async () => {
     const file = fixture('annotations_bad_type.json')
-    await expectFileError(readVqaAnnotations(file), file, /record 1 \(question_id 9001\): field "image_id" must be a non-negative integer, got "9"/)
+    await expectFileError(
+      readVqaAnnotations(file),
+      file,
+      /record 1 \(question_id 9001\): field "image_id" must be a non-negative integer, got "9"/,
+    )
   })
 
   it('an empty answer list, and an answer without text', async () => {
     const empty = fixture('annotations_empty_answers.json')
     await expectFileError(readVqaAnnotations(empty), empty, /record 2 \(question_id 42000\): field "answers" is empty/)
     const textless = fixture('annotations_answer_without_text.json')
-    await expectFileError(readVqaAnnotations(textless), textless, /record 0 \(question_id 9000\): answers\[4\]\.answer must be a string/)
+    await expectFileError(
+      readVqaAnnotations(textless),
+      textless,
+      /record 0 \(question_id 9000\): answers\[4\]\.answer must be a string/,
+    )
   })
 
   it('a duplicate question_id, naming both records', async () => {
     const file = fixture('questions_duplicate_id.json')
-    await expectFileError(readVqaQuestions(file), file, /record 2 \(question_id 9000\): duplicate question_id 9000 \(first at record 0\)/)
+    await expectFileError(
+      readVqaQuestions(file),
+      file,
+      /record 2 \(question_id 9000\): duplicate question_id 9000 \(first at record 0\)/,
+    )
   })
 
   it('records under an object instead of an array, or no records at all', async () => {
@@ -154,8 +172,13 @@ describe('malformed files name the file and the record', () => {
     const annotations = await readVqaAnnotations(fixture('annotations.json'))
     const questions = (await readVqaQuestions(fixture('questions.json'))).slice(0, 3)
     const files = { questionsFile: 'q.json', annotationsFile: 'a.json' }
-    expect(() => joinVqa(questions, annotations, files)).toThrow(/^a\.json: record 3 \(question_id 581929002\): annotation has no question in q\.json$/)
-    const mismatch = { questionsFile: fixture('questions_image_mismatch.json'), annotationsFile: fixture('annotations.json') }
+    expect(() => joinVqa(questions, annotations, files)).toThrow(
+      /^a\.json: record 3 \(question_id 581929002\): annotation has no question in q\.json$/,
+    )
+    const mismatch = {
+      questionsFile: fixture('questions_image_mismatch.json'),
+      annotationsFile: fixture('annotations.json'),
+    }
     await expectFileError(
       readVqaExamples(mismatch),
       mismatch.questionsFile,
@@ -194,7 +217,10 @@ describe('writers', () => {
   it('fail with ODYSSEY_IO naming the file, leaving no temporary file, when the target cannot be written', async () => {
     const questions = await readVqaQuestions(fixture('questions.json'))
     const target = join(directory, 'missing-dir', 'q.json')
-    await expect(writeVqaQuestions(target, questions)).rejects.toMatchObject({ code: 'ODYSSEY_IO', message: expect.stringContaining(`${target}: cannot write`) })
+    await expect(writeVqaQuestions(target, questions)).rejects.toMatchObject({
+      code: 'ODYSSEY_IO',
+      message: expect.stringContaining(`${target}: cannot write`),
+    })
     expect((await readdir(directory)).filter((name) => name.endsWith('.tmp'))).toEqual([])
   })
 })

@@ -7,7 +7,14 @@ import { join } from 'node:path'
 
 import { describe, expect, it } from 'vitest'
 
-import { VqaLookupError, evaluateVqa, normalizeAnswer, readVqaAnnotations, vqaAccuracy, type VqaAnnotation } from '../ts/vqa'
+import {
+  VqaLookupError,
+  evaluateVqa,
+  normalizeAnswer,
+  readVqaAnnotations,
+  vqaAccuracy,
+  type VqaAnnotation,
+} from '../ts/vqa'
 
 const FIXTURES = join(__dirname, 'fixtures', 'vqa')
 
@@ -112,9 +119,14 @@ describe('evaluateVqa', () => {
   ])
 
   it('rounds like the official tool unless told not to, and uses the caller types when the file has none', () => {
-    const rounded = evaluateVqa(untyped, threeAnswers, { questionTypeOf: ({ questionId }) => (questionId < 3 ? 'early' : 'late') })
+    const rounded = evaluateVqa(untyped, threeAnswers, {
+      questionTypeOf: ({ questionId }) => (questionId < 3 ? 'early' : 'late'),
+    })
     expect(rounded.overall).toBe(33.33)
-    expect(rounded.perQuestionType).toEqual({ early: { accuracy: 50, questions: 2 }, late: { accuracy: 0, questions: 1 } })
+    expect(rounded.perQuestionType).toEqual({
+      early: { accuracy: 50, questions: 2 },
+      late: { accuracy: 0, questions: 1 },
+    })
     expect(rounded.perAnswerType).toEqual({})
     expect(evaluateVqa(untyped, threeAnswers, { decimals: null }).overall).toBeCloseTo(100 / 3, 12)
   })

@@ -50,7 +50,8 @@ function solve(question: string, scene: SyntheticScene): string {
     })
     return only(related).color
   }
-  if ((match = question.match(/^what (?:color is|is the color of) the (\w+)\?$/))) return only(withShape(match[1] as string)).color
+  if ((match = question.match(/^what (?:color is|is the color of) the (\w+)\?$/)))
+    return only(withShape(match[1] as string)).color
   if ((match = question.match(/^(?:what shape is the (\w+) object|which shape is (\w+))\?$/))) {
     return only(withColor((match[1] ?? match[2]) as string)).shape
   }
@@ -59,7 +60,8 @@ function solve(question: string, scene: SyntheticScene): string {
     return POSITION_NAMES[object.row]?.[object.column] as string
   }
   if ((match = question.match(/^how many (\w+)s are there\?$/))) return String(withShape(match[1] as string).length)
-  if ((match = question.match(/^how many (\w+) objects are there\?$/))) return String(withColor(match[1] as string).length)
+  if ((match = question.match(/^how many (\w+) objects are there\?$/)))
+    return String(withColor(match[1] as string).length)
   if ((match = question.match(/^is there a (\w+) (\w+)\?$/))) {
     return withColor(match[1] as string).some(({ shape }) => shape === match?.[2]) ? 'yes' : 'no'
   }
@@ -87,7 +89,9 @@ describe('generateSyntheticVqa', () => {
     data.annotations.forEach((annotation, i) => {
       const question = data.questions[i]
       expect(question?.questionId).toBe(annotation.questionId)
-      expect(solve(question?.question as string, data.scenes.get(annotation.imageId) as SyntheticScene)).toBe(annotation.multipleChoiceAnswer)
+      expect(solve(question?.question as string, data.scenes.get(annotation.imageId) as SyntheticScene)).toBe(
+        annotation.multipleChoiceAnswer,
+      )
     })
   })
 
@@ -113,10 +117,16 @@ describe('generateSyntheticVqa', () => {
       const answer = big.annotations[i]?.multipleChoiceAnswer as string
       seen.set(question, answers.set(answer, (answers.get(answer) ?? 0) + 1))
     })
-    const majority = (question: string) => [...(seen.get(question) ?? new Map([['yes', 1]]))].sort((a, b) => b[1] - a[1])[0]?.[0] as string
-    const scores = big.questions.slice(half).map(({ question }, i) => vqaAccuracy(majority(question), big.annotations[half + i]?.answers ?? []))
+    const majority = (question: string) =>
+      [...(seen.get(question) ?? new Map([['yes', 1]]))].sort((a, b) => b[1] - a[1])[0]?.[0] as string
+    const scores = big.questions
+      .slice(half)
+      .map(({ question }, i) => vqaAccuracy(majority(question), big.annotations[half + i]?.answers ?? []))
     const questionOnly = scores.reduce((sum, score) => sum + score, 0) / scores.length
-    const withImage = big.annotations.reduce((sum, { multipleChoiceAnswer, answers }) => sum + vqaAccuracy(multipleChoiceAnswer, answers), 0)
+    const withImage = big.annotations.reduce(
+      (sum, { multipleChoiceAnswer, answers }) => sum + vqaAccuracy(multipleChoiceAnswer, answers),
+      0,
+    )
     // Chance is ≈ 0.3 (1 of 2–9 answers, plus partial credit from wrong annotators); the scene gives 1.
     expect(questionOnly).toBeLessThan(0.4)
     expect(withImage / big.annotations.length).toBe(1)
@@ -128,7 +138,11 @@ describe('generateSyntheticVqa', () => {
     for (const { answers, multipleChoiceAnswer, questionType } of data.annotations) {
       expect(answers).toHaveLength(10)
       const normalised = answers.map(normalizeAnswer)
-      expect(normalised.every((answer) => SYNTHETIC_ANSWERS[questionType as keyof typeof SYNTHETIC_ANSWERS].includes(answer))).toBe(true)
+      expect(
+        normalised.every((answer) =>
+          SYNTHETIC_ANSWERS[questionType as keyof typeof SYNTHETIC_ANSWERS].includes(answer),
+        ),
+      ).toBe(true)
       wrongCounts.add(normalised.filter((answer) => answer !== multipleChoiceAnswer).length)
       variants += answers.filter((answer, i) => answer !== normalised[i]).length
     }
@@ -153,7 +167,8 @@ describe('generateSyntheticVqa', () => {
         const features = sample.features.subarray(row * sample.dim, (row + 1) * sample.dim)
         for (let d = 0; d < sample.dim; d++) {
           let clean = 0
-          for (let j = 0; j < SCENE_ENCODING_SIZE; j++) clean += (projection.weights[d * SCENE_ENCODING_SIZE + j] as number) * (encoding[j] as number)
+          for (let j = 0; j < SCENE_ENCODING_SIZE; j++)
+            clean += (projection.weights[d * SCENE_ENCODING_SIZE + j] as number) * (encoding[j] as number)
           // Noise has std 0.1, so 6 std is never exceeded in a few thousand draws.
           expect(Math.abs((features[d] as number) - Math.max(0, clean))).toBeLessThan(0.6)
         }
@@ -185,20 +200,28 @@ describe('writeSyntheticVqa', () => {
     const split = await openVqaSplit(written, { expectedDim: 16 })
     try {
       const expected: SyntheticVqa = written.data
-      expect(split.questions.map(({ questionId, imageId, question }) => ({ questionId, imageId, question }))).toEqual(expected.questions)
+      expect(split.questions.map(({ questionId, imageId, question }) => ({ questionId, imageId, question }))).toEqual(
+        expected.questions,
+      )
       expect(split.annotations).toHaveLength(expected.annotations.length)
       expect(split.annotations).toMatchObject(expected.annotations)
       const someIds = expected.questions.slice(0, 7).map(({ imageId }) => imageId)
       const rows = someIds.map((imageId) => expected.imageIds.indexOf(imageId))
       const gathered = await split.features.gather(someIds)
-      rows.forEach((row, i) => expect(gathered.subarray(i * 16, (i + 1) * 16)).toEqual(expected.features.subarray(row * 16, (row + 1) * 16)))
+      rows.forEach((row, i) =>
+        expect(gathered.subarray(i * 16, (i + 1) * 16)).toEqual(expected.features.subarray(row * 16, (row + 1) * 16)),
+      )
     } finally {
       await split.features.close()
     }
     const raw = JSON.parse(await readFile(written.annotationsFile, 'utf8'))
     expect(raw.annotations[0]).toHaveProperty('question_type')
     expect(raw.annotations[0]).toHaveProperty('answer_type')
-    expect(raw.annotations[0].answers[0]).toEqual({ answer: expect.any(String), answer_confidence: 'yes', answer_id: 1 })
+    expect(raw.annotations[0].answers[0]).toEqual({
+      answer: expect.any(String),
+      answer_confidence: 'yes',
+      answer_id: 1,
+    })
   })
 
   it('writes byte-identical files for the same seed', async () => {

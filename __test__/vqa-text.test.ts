@@ -21,7 +21,20 @@ import {
 describe('tokenizeQuestion', () => {
   it('lowercases and splits punctuation into tokens of their own', () => {
     expect(tokenizeQuestion("What's on the TABLE?")).toEqual(['what', "'", 's', 'on', 'the', 'table', '?'])
-    expect(tokenizeQuestion('Is it 2.5 m/s (fast)?')).toEqual(['is', 'it', '2', '.', '5', 'm', '/', 's', '(', 'fast', ')', '?'])
+    expect(tokenizeQuestion('Is it 2.5 m/s (fast)?')).toEqual([
+      'is',
+      'it',
+      '2',
+      '.',
+      '5',
+      'm',
+      '/',
+      's',
+      '(',
+      'fast',
+      ')',
+      '?',
+    ])
   })
 
   it('treats any run of whitespace as one separator and keeps no empty tokens', () => {
@@ -89,10 +102,12 @@ describe('QuestionVocab', () => {
     const vocab = QuestionVocab.build(questions)
     const copy = QuestionVocab.fromJSON(JSON.parse(JSON.stringify(vocab)))
     expect(copy.words).toEqual(vocab.words)
-    expect(() => QuestionVocab.fromJSON({ kind: 'odyssey-vqa-question-vocab', words: ['cat', 'dog'] })).toThrow(/must start/)
-    expect(() => QuestionVocab.fromJSON({ kind: 'odyssey-vqa-question-vocab', words: ['<pad>', '<unk>', 'a', 'a'] })).toThrow(
-      /"a" twice/,
+    expect(() => QuestionVocab.fromJSON({ kind: 'odyssey-vqa-question-vocab', words: ['cat', 'dog'] })).toThrow(
+      /must start/,
     )
+    expect(() =>
+      QuestionVocab.fromJSON({ kind: 'odyssey-vqa-question-vocab', words: ['<pad>', '<unk>', 'a', 'a'] }),
+    ).toThrow(/"a" twice/)
     expect(() => QuestionVocab.fromJSON({ words: [] })).toThrow(/expected \{"kind"/)
   })
 })
@@ -166,7 +181,7 @@ describe('official answer normalisation', () => {
     expect(processPunctuation('1,5;x')).toBe('15x')
   })
 
-  it('strips periods not followed by a digit, but only the first 32, as the official re.sub(..., re.UNICODE) does', () => {
+  it('strips periods not followed by a digit, only the first 32, as the official re.sub(..., re.UNICODE) does', () => {
     expect(processPunctuation(`xxx${'.'.repeat(40)}`)).toBe(`xxx${'.'.repeat(8)}`)
   })
 

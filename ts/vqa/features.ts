@@ -73,7 +73,12 @@ export class ImageFeatures {
       const { features, ids } = featureEntries(file, header)
       const [count, dim] = features.shape as [number, number]
       if (options.expectedDim !== undefined && options.expectedDim !== dim) {
-        throw new VqaShapeError(file, [count, options.expectedDim], [count, dim], `features are [${count}, ${dim}], but D = ${options.expectedDim} is expected`)
+        throw new VqaShapeError(
+          file,
+          [count, options.expectedDim],
+          [count, dim],
+          `features are [${count}, ${dim}], but D = ${options.expectedDim} is expected`,
+        )
       }
       const imageIds = await readImageIds(handle, file, ids)
       const loadWhole = features.byteLength <= (options.inMemoryLimitBytes ?? 512 * 2 ** 20)
@@ -98,7 +103,9 @@ export class ImageFeatures {
     const out = new Float32Array(imageIds.length * this.dim)
     const rows = Array.from(imageIds, (imageId) => this.rowOf(imageId))
     await this.source.read(rows, out)
-    rows.forEach((row, position) => this.rejectNonFinite(out.subarray(position * this.dim, (position + 1) * this.dim), row))
+    rows.forEach((row, position) =>
+      this.rejectNonFinite(out.subarray(position * this.dim, (position + 1) * this.dim), row),
+    )
     return out
   }
 
@@ -112,7 +119,10 @@ export class ImageFeatures {
       if (this.rows.has(imageId)) return
       const source = questionsFile === undefined ? '' : ` of ${questionsFile}`
       const id = questionId === undefined ? '' : ` (question_id ${questionId})`
-      throw new VqaLookupError(imageId, `record ${index}${id}${source} needs image_id ${imageId}, which has no features in ${this.file}`)
+      throw new VqaLookupError(
+        imageId,
+        `record ${index}${id}${source} needs image_id ${imageId}, which has no features in ${this.file}`,
+      )
     })
   }
 
@@ -148,7 +158,8 @@ function featureEntries(file: string, header: SafetensorsHeader) {
   const features = requireEntry(file, header, 'features', 'F32', 2)
   const ids = requireEntry(file, header, 'image_ids', 'I64', 1)
   const [count, dim] = features.shape as [number, number]
-  if (count === 0 || dim === 0) throw new VqaFileError(file, `"features" is [${count}, ${dim}]: no images or no dimensions`)
+  if (count === 0 || dim === 0)
+    throw new VqaFileError(file, `"features" is [${count}, ${dim}]: no images or no dimensions`)
   if (ids.shape[0] !== count) {
     throw new VqaFileError(file, `"image_ids" has ${ids.shape[0]} entries for ${count} feature rows`)
   }
@@ -174,7 +185,8 @@ async function readImageIds(handle: FileHandle, file: string, entry: Safetensors
   const seen = new Map<number, number>()
   return Array.from(raw, (value, row) => {
     const imageId = Number(value)
-    if (value < 0n || !Number.isSafeInteger(imageId)) throw new VqaFileError(file, `image_ids[${row}] = ${value} is not a valid id`)
+    if (value < 0n || !Number.isSafeInteger(imageId))
+      throw new VqaFileError(file, `image_ids[${row}] = ${value} is not a valid id`)
     const first = seen.get(imageId)
     if (first !== undefined) throw new VqaFileError(file, `image_ids[${row}] = ${imageId} repeats image_ids[${first}]`)
     seen.set(imageId, row)
@@ -196,11 +208,16 @@ class InMemoryRows implements RowSource {
 
   static async load(handle: FileHandle, file: string, entry: SafetensorsEntry): Promise<InMemoryRows> {
     const bytes = await readExactly(handle, file, entry.byteLength, entry.fileOffset)
-    return new InMemoryRows(new Float32Array(bytes.buffer, bytes.byteOffset, entry.byteLength / FLOAT_BYTES), entry.shape[1] as number)
+    return new InMemoryRows(
+      new Float32Array(bytes.buffer, bytes.byteOffset, entry.byteLength / FLOAT_BYTES),
+      entry.shape[1] as number,
+    )
   }
 
   async read(rows: readonly number[], out: Float32Array): Promise<void> {
-    rows.forEach((row, position) => out.set(this.matrix.subarray(row * this.dim, (row + 1) * this.dim), position * this.dim))
+    rows.forEach((row, position) =>
+      out.set(this.matrix.subarray(row * this.dim, (row + 1) * this.dim), position * this.dim),
+    )
   }
 
   async close(): Promise<void> {}
@@ -245,12 +262,18 @@ export interface ImageFeaturesData {
 export async function writeImageFeatures(file: string, data: ImageFeaturesData): Promise<void> {
   const { imageIds, features, dim } = data
   if (!Number.isInteger(dim) || dim < 1 || features.length !== imageIds.length * dim) {
-    throw new OdysseyRangeError('ODYSSEY_SHAPE', `writeImageFeatures: features has ${features.length} values, expected [${imageIds.length}, ${dim}]`)
+    throw new OdysseyRangeError(
+      'ODYSSEY_SHAPE',
+      `writeImageFeatures: features has ${features.length} values, expected [${imageIds.length}, ${dim}]`,
+    )
   }
   const distinct = new Set<number>()
   const ids = BigInt64Array.from(Array.from(imageIds), (imageId, row) => {
     if (!Number.isSafeInteger(imageId) || imageId < 0 || distinct.has(imageId)) {
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `writeImageFeatures: imageIds[${row}] = ${imageId} is not a new non-negative integer id`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `writeImageFeatures: imageIds[${row}] = ${imageId} is not a new non-negative integer id`,
+      )
     }
     distinct.add(imageId)
     return BigInt(imageId)

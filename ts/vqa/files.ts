@@ -101,7 +101,8 @@ export function joinVqa(
     }
     const annotation = annotations[annotationAt] as VqaAnnotation
     if (annotation.imageId !== question.imageId) {
-      const problem = `image_id ${question.imageId}, but its annotation (record ${annotationAt} of ${files.annotationsFile}) says ${annotation.imageId}`
+      const source = `its annotation (record ${annotationAt} of ${files.annotationsFile})`
+      const problem = `image_id ${question.imageId}, but ${source} says ${annotation.imageId}`
       throw new VqaFileError(files.questionsFile, problem, { record })
     }
     annotationIndex.delete(question.questionId)

@@ -15,13 +15,7 @@ export {
 } from './answers'
 export { writeFileAtomic } from './atomic-write'
 export { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
-export {
-  VqaFileError,
-  VqaLookupError,
-  VqaShapeError,
-  type VqaFileErrorDetails,
-  type VqaRecordRef,
-} from './errors'
+export { VqaFileError, VqaLookupError, VqaShapeError, type VqaFileErrorDetails, type VqaRecordRef } from './errors'
 export {
   ImageFeatures,
   writeImageFeatures,

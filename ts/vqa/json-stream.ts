@@ -60,7 +60,8 @@ class ArrayRecordParser {
       if (!this.tokenizer.isEnded) this.tokenizer.end()
     }
     this.tokenParser.onValue = ({ value, key, parent }) => {
-      if (!Array.isArray(parent)) this.fail(`"${field}" must be an array, found an object with key ${JSON.stringify(key)}`)
+      if (!Array.isArray(parent))
+        this.fail(`"${field}" must be an array, found an object with key ${JSON.stringify(key)}`)
       onRecord(value, this.records)
       this.records += 1
     }
@@ -84,7 +85,7 @@ class ArrayRecordParser {
     throw new VqaFileError(this.file, problem)
   }
 
-  /** Runs a parser step; parser errors become `VqaFileError`s at a byte offset, the caller's own errors pass through. */
+  /** Runs a parser step: its errors become `VqaFileError`s at a byte offset; those of `onRecord` pass through. */
   private rethrowAsFileError(step: () => void) {
     try {
       step()
@@ -97,7 +98,9 @@ class ArrayRecordParser {
     const atEnd = /ended/i.test(error.message) && !/Unexpected/.test(error.message)
     const reported = /absolute position "(\d+)"/.exec(error.message)
     const byteOffset = atEnd ? this.bytesRead : reported ? Number(reported[1]) : this.lastTokenOffset
-    const problem = atEnd ? 'malformed JSON: the file ends in the middle of the document' : `malformed JSON: ${error.message}`
+    const problem = atEnd
+      ? 'malformed JSON: the file ends in the middle of the document'
+      : `malformed JSON: ${error.message}`
     return new VqaFileError(this.file, problem, { byteOffset }, { cause: error })
   }
 }

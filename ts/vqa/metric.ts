@@ -27,7 +27,11 @@ export function vqaAccuracy(predicted: string, humanAnswers: readonly string[]):
   return accuracyWith(normalizeAnswer, predicted, humanAnswers)
 }
 
-function accuracyWith(normalize: (answer: string) => string, predicted: string, humanAnswers: readonly string[]): number {
+function accuracyWith(
+  normalize: (answer: string) => string,
+  predicted: string,
+  humanAnswers: readonly string[],
+): number {
   if (humanAnswers.length === 0) throw new RangeError('vqaAccuracy: a question needs at least one human answer')
   const { prediction, humans } = comparableAnswers(normalize, predicted, humanAnswers)
   const matches = humans.filter((human) => human === prediction).length
@@ -140,7 +144,10 @@ function predictionMap(
   }
   for (const questionId of answers.keys()) {
     if (!annotated.has(questionId)) {
-      throw new VqaLookupError(questionId, `evaluateVqa: prediction for question_id ${questionId}, which has no annotation`)
+      throw new VqaLookupError(
+        questionId,
+        `evaluateVqa: prediction for question_id ${questionId}, which has no annotation`,
+      )
     }
   }
   return answers
@@ -184,7 +191,10 @@ function addToGroup(groups: Map<string, Group>, key: string | undefined, accurac
   group.add(accuracy)
 }
 
-function summarise(groups: Map<string, Group>, percent: (fraction: number) => number): Record<string, VqaGroupAccuracy> {
+function summarise(
+  groups: Map<string, Group>,
+  percent: (fraction: number) => number,
+): Record<string, VqaGroupAccuracy> {
   // fromEntries defines own properties, so a type named "__proto__" stays a key.
   return Object.fromEntries(
     [...groups].map(([key, group]) => [key, { accuracy: percent(group.mean()), questions: group.count }]),

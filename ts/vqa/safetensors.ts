@@ -18,10 +18,21 @@ import { VqaFileError } from './errors'
 
 /** Bytes per element of each safetensors dtype. */
 export const SAFETENSORS_DTYPE_BYTES = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
-  U16: 2, I16: 2, F16: 2, BF16: 2,
-  U32: 4, I32: 4, F32: 4,
-  U64: 8, I64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  U16: 2,
+  I16: 2,
+  F16: 2,
+  BF16: 2,
+  U32: 4,
+  I32: 4,
+  F32: 4,
+  U64: 8,
+  I64: 8,
+  F64: 8,
 } as const
 
 export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPE_BYTES
@@ -60,7 +71,10 @@ export async function readSafetensorsHeader(
   const claimed = Buffer.from(prefix.buffer, prefix.byteOffset, LENGTH_PREFIX_BYTES).readBigUInt64LE(0)
   const available = fileSize - LENGTH_PREFIX_BYTES
   if (claimed > BigInt(Math.min(available, MAX_HEADER_BYTES))) {
-    fail(`header length ${claimed} exceeds the ${available} bytes after the length prefix (limit ${MAX_HEADER_BYTES})`, 0)
+    fail(
+      `header length ${claimed} exceeds the ${available} bytes after the length prefix (limit ${MAX_HEADER_BYTES})`,
+      0,
+    )
   }
   const headerBytes = Number(claimed)
   const text = Buffer.from(await readExactly(handle, file, headerBytes, LENGTH_PREFIX_BYTES)).toString('utf8')
@@ -99,7 +113,8 @@ function validateEntries(header: Record<string, unknown>, dataStart: number, dat
   ranges.sort(([beginA], [beginB]) => beginA - beginB)
   let covered = 0
   for (const [begin, end, name] of ranges) {
-    if (begin !== covered) fail(`tensor "${name}" starts at data byte ${begin}, expected ${covered} (a gap or an overlap)`)
+    if (begin !== covered)
+      fail(`tensor "${name}" starts at data byte ${begin}, expected ${covered} (a gap or an overlap)`)
     covered = end
   }
   if (covered !== dataBytes) fail(`the tensors cover ${covered} data bytes but the file has ${dataBytes}`)
@@ -120,7 +135,10 @@ function validateEntry(name: string, value: unknown, fail: Fail) {
   const elements = shape.reduce((product, size) => product * size, 1)
   const expectedBytes = elements * SAFETENSORS_DTYPE_BYTES[dtype as SafetensorsDtype]
   if (end - begin !== expectedBytes) {
-    fail(`tensor "${name}" ${dtype} [${shape.join(', ')}] needs ${expectedBytes} bytes, its data_offsets span ${end - begin}`)
+    fail(
+      `tensor "${name}" ${dtype} [${shape.join(', ')}] needs ${expectedBytes} bytes, ` +
+        `its data_offsets span ${end - begin}`,
+    )
   }
   return { dtype: dtype as SafetensorsDtype, shape, begin, end }
 }
@@ -137,8 +155,13 @@ function isIntegerArray(value: unknown): value is number[] {
   return Array.isArray(value) && value.every((item) => Number.isSafeInteger(item) && item >= 0)
 }
 
-/** Reads exactly `length` bytes at `position` into a fresh, aligned buffer; a short read means the file is truncated. */
-export async function readExactly(handle: FileHandle, file: string, length: number, position: number): Promise<Uint8Array> {
+/** Exactly `length` bytes at `position`, in a fresh (so aligned) buffer; a short read means the file is truncated. */
+export async function readExactly(
+  handle: FileHandle,
+  file: string,
+  length: number,
+  position: number,
+): Promise<Uint8Array> {
   const target = new Uint8Array(length)
   await readInto(handle, file, target, position)
   return target
@@ -181,7 +204,11 @@ export async function writeSafetensors(
   for (const { name, dtype, shape, data } of tensors) {
     const expected = shape.reduce((product, size) => product * size, 1) * SAFETENSORS_DTYPE_BYTES[dtype]
     if (data.byteLength !== expected) {
-      throw new OdysseyRangeError('ODYSSEY_SHAPE', `writeSafetensors: tensor "${name}" ${dtype} [${shape.join(', ')}] needs ${expected} bytes, got ${data.byteLength}`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_SHAPE',
+        `writeSafetensors: tensor "${name}" ${dtype} [${shape.join(', ')}] ` +
+          `needs ${expected} bytes, got ${data.byteLength}`,
+      )
     }
     header[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] }
     offset += data.byteLength

@@ -142,7 +142,10 @@ export function generateSyntheticVqa(options: SyntheticVqaOptions = {}): Synthet
   const imageIds = random.shuffled([...scenes.keys()])
   const features = new Float32Array(imageIds.length * config.featureDim)
   imageIds.forEach((imageId, row) => {
-    features.set(projection.project(scenes.get(imageId) as SyntheticScene, config.noise, random), row * config.featureDim)
+    features.set(
+      projection.project(scenes.get(imageId) as SyntheticScene, config.noise, random),
+      row * config.featureDim,
+    )
   })
   return { questions, annotations, scenes, imageIds, features, dim: config.featureDim }
 }
@@ -170,7 +173,10 @@ function resolveOptions(options: SyntheticVqaOptions): ResolvedOptions {
   for (const [name, low, high] of limits) {
     const value = config[name]
     if (!Number.isInteger(value) || value < low || value > high) {
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `synthetic VQA: ${name} must be an integer in ${low}..${high}, got ${value}`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `synthetic VQA: ${name} must be an integer in ${low}..${high}, got ${value}`,
+      )
     }
   }
   if (!(config.noise >= 0 && Number.isFinite(config.noise))) {
@@ -179,7 +185,7 @@ function resolveOptions(options: SyntheticVqaOptions): ResolvedOptions {
   return config
 }
 
-/** 2–4 objects in distinct cells; an object often repeats an earlier one's shape or colour, so counts above 1 occur. */
+/** 2–4 objects in distinct cells; objects often repeat an earlier one's shape or colour, so counts above 1 occur. */
 function randomScene(random: SeededRandom): SyntheticScene {
   const objectCount = random.between(2, 4)
   const cells = random.shuffled([...Array(GRID_SIZE * GRID_SIZE).keys()]).slice(0, objectCount)
@@ -287,7 +293,12 @@ const CANDIDATES: Readonly<Record<SyntheticQuestionType, (scene: SyntheticScene)
       RELATIONS.flatMap(({ phrase, holds }) => {
         const related = scene.filter((object) => holds(object, anchor))
         if (related.length !== 1) return []
-        return [{ question: `what color is the object ${phrase} the ${anchor.shape}?`, answer: (related[0] as SyntheticObject).color }]
+        return [
+          {
+            question: `what color is the object ${phrase} the ${anchor.shape}?`,
+            answer: (related[0] as SyntheticObject).color,
+          },
+        ]
       }),
     ),
 }

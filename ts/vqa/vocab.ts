@@ -74,7 +74,10 @@ export class QuestionVocab {
   static fromJSON(json: unknown): QuestionVocab {
     const words = stringArrayField(json, 'odyssey-vqa-question-vocab', 'words')
     if (words[PAD_INDEX] !== PAD_TOKEN || words[UNK_INDEX] !== UNK_TOKEN) {
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `QuestionVocab.fromJSON: words must start with "${PAD_TOKEN}", "${UNK_TOKEN}"`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `QuestionVocab.fromJSON: words must start with "${PAD_TOKEN}", "${UNK_TOKEN}"`,
+      )
     }
     return new QuestionVocab(uniqueEntries(words, 'QuestionVocab.fromJSON: words'))
   }
@@ -107,7 +110,10 @@ export class QuestionVocab {
     const encoded = questions.map((question) => this.encode(question))
     encoded.forEach((indices, row) => {
       if (indices.length === 0) {
-        throw new OdysseyRangeError('ODYSSEY_LENGTH', `questions[${row}] = ${JSON.stringify(questions[row])} has no tokens`)
+        throw new OdysseyRangeError(
+          'ODYSSEY_LENGTH',
+          `questions[${row}] = ${JSON.stringify(questions[row])} has no tokens`,
+        )
       }
     })
     const time = paddedTime(encoded, options)
