@@ -305,7 +305,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Writes `bytes` to a fresh temporary sibling of `path`, flushes it, renames
 /// it over `path` and flushes the directory. On failure the temporary file is
 /// removed and `path` is untouched.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let file_name = path.file_name().ok_or_else(|| Error::Io {
         path: path.display().to_string(),
         reason: "is not a file path".into(),
@@ -346,11 +346,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Makes the rename itself durable. Windows cannot open directories as files
 /// through std; NTFS journals the rename.
 #[cfg(unix)]
-fn sync_directory(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_directory(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
-fn sync_directory(_dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_directory(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }

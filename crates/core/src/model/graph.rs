@@ -141,6 +141,19 @@ impl<F: Scalar> Model<F> {
         &self.spec
     }
 
+    /// The node called `name`, if there is one.
+    pub fn node(&self, name: &str) -> Option<&Node<F>> {
+        self.node_index(name).map(|n| &self.nodes[n])
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut Node<F>> {
+        self.node_index(name).map(|n| &mut self.nodes[n])
+    }
+
+    fn node_index(&self, name: &str) -> Option<usize> {
+        self.spec.nodes.iter().position(|n| n.name == name)
+    }
+
     fn node_name(&self, n: usize) -> &str {
         &self.spec.nodes[n].name
     }

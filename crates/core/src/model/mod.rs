@@ -1,6 +1,7 @@
 //! Models: a graph of layers described by plain data ([`spec`]), trained one
 //! whole step per call ([`trainer`]).
 
+pub mod checkpoint;
 pub mod dataset;
 pub mod fit;
 pub mod graph;
@@ -9,6 +10,7 @@ pub mod objective;
 pub mod recurrent_stack;
 pub mod sequence_ops;
 pub mod spec;
+pub mod torch_interop;
 pub mod trainer;
 pub mod value;
 
