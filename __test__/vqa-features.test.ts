@@ -130,6 +130,19 @@ describe('ImageFeatures checks against the data', () => {
     expect((await readdir(directory)).filter((name) => name.endsWith('.tmp'))).toEqual([])
   })
 
+  it('turns a read failure into ODYSSEY_IO naming the path', async () => {
+    await expect(ImageFeatures.open(join(directory, 'absent.safetensors'))).rejects.toMatchObject({
+      code: 'ODYSSEY_IO',
+      message: expect.stringContaining('absent.safetensors: cannot open: ENOENT'),
+    })
+    if (process.platform !== 'win32') {
+      await expect(ImageFeatures.open(directory)).rejects.toMatchObject({
+        code: 'ODYSSEY_IO',
+        message: expect.stringContaining(`${directory}: `),
+      })
+    }
+  })
+
   it('refuses to write mismatched sizes or bad ids', async () => {
     const file = join(directory, 'never.safetensors')
     await expect(writeImageFeatures(file, { imageIds: [1, 2], features: new Float32Array(5), dim: 2 })).rejects.toThrow(

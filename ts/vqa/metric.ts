@@ -12,6 +12,7 @@
  * except, as in the official code, when all human answers are the same
  * string after trimming: then the prediction must equal that string as it is.
  */
+import { OdysseyRangeError } from '../errors'
 import { cleanAnswerWhitespace, normalizeAnswer } from './answers'
 import { VqaLookupError } from './errors'
 import type { VqaAnnotation } from './files'
@@ -32,7 +33,9 @@ function accuracyWith(
   predicted: string,
   humanAnswers: readonly string[],
 ): number {
-  if (humanAnswers.length === 0) throw new RangeError('vqaAccuracy: a question needs at least one human answer')
+  if (humanAnswers.length === 0) {
+    throw new OdysseyRangeError('ODYSSEY_INVALID', 'vqaAccuracy: a question needs at least one human answer')
+  }
   const { prediction, humans } = comparableAnswers(normalize, predicted, humanAnswers)
   const matches = humans.filter((human) => human === prediction).length
   let total = 0

@@ -90,6 +90,8 @@ export interface SyntheticVqaOptions {
 }
 
 export interface SyntheticVqa {
+  /** Every option, defaults filled in: what reproduces this data set. */
+  config: Required<SyntheticVqaOptions>
   questions: VqaQuestion[]
   /** Same order as `questions`; `questionType` is a `SyntheticQuestionType`. */
   annotations: VqaAnnotation[]
@@ -102,16 +104,7 @@ export interface SyntheticVqa {
   dim: number
 }
 
-interface ResolvedOptions {
-  seed: number
-  projectionSeed: number
-  images: number
-  questionsPerImage: number
-  featureDim: number
-  noise: number
-  maxWrongAnswers: number
-  firstImageId: number
-}
+type ResolvedOptions = Required<SyntheticVqaOptions>
 
 /** Generates the data set in memory. */
 export function generateSyntheticVqa(options: SyntheticVqaOptions = {}): SyntheticVqa {
@@ -147,7 +140,7 @@ export function generateSyntheticVqa(options: SyntheticVqaOptions = {}): Synthet
       row * config.featureDim,
     )
   })
-  return { questions, annotations, scenes, imageIds, features, dim: config.featureDim }
+  return { config, questions, annotations, scenes, imageIds, features, dim: config.featureDim }
 }
 
 function resolveOptions(options: SyntheticVqaOptions): ResolvedOptions {
@@ -408,7 +401,7 @@ export async function writeSyntheticVqa(
     featuresFile: join(directory, `synthetic_${split}_features.safetensors`),
   }
   const header = {
-    info: { description: 'odyssey-rnn synthetic VQA: coloured shapes on a 3x3 grid', seed: options.seed ?? 0 },
+    info: { description: 'odyssey-rnn synthetic VQA: coloured shapes on a 3x3 grid', ...data.config },
     data_type: 'synthetic-shapes',
     data_subtype: split,
     license: { name: 'MIT' },

@@ -213,9 +213,9 @@ export class AnswerVocab {
 
   /**
    * Soft targets `[batch, K]`: entry (b, k) is the official VQA accuracy that
-   * predicting class k would score on question b, so a row sums to more than
-   * 1 when the humans disagree and is all zero when no human answer is in
-   * the vocabulary.
+   * predicting class k would score on question b. Rows are not
+   * distributions: with disagreeing humans several classes can score, and a
+   * row is all zero when no human answer is in the vocabulary.
    */
   scoreTargets(annotations: readonly Pick<VqaAnnotation, 'answers'>[]): Float32Array {
     const scores = new Float32Array(annotations.length * this.size)
