@@ -186,6 +186,20 @@ describe('malformed files name the file and the record', () => {
     )
   })
 
+  it('a record that is not an object, and a question without text', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'vqa-records-'))
+    try {
+      const notObject = join(directory, 'not-object.json')
+      await writeFile(notObject, '{"questions": [{"image_id": 1, "question": "Why?", "question_id": 10}, 5]}')
+      await expectFileError(readVqaQuestions(notObject), notObject, /record 1: expected an object, got 5/)
+      const blank = join(directory, 'blank.json')
+      await writeFile(blank, '{"questions": [{"image_id": 1, "question": "  ", "question_id": 10}]}')
+      await expectFileError(readVqaQuestions(blank), blank, /record 0 \(question_id 10\): field "question" is empty/)
+    } finally {
+      await rm(directory, { recursive: true })
+    }
+  })
+
   it('a file that does not exist', async () => {
     await expect(readVqaQuestions(fixture('nope.json'))).rejects.toThrow(/nope\.json: cannot read: ENOENT/)
   })
