@@ -28,6 +28,8 @@ export type ErrorCode =
   | 'ODYSSEY_IO'
   /** A malformed checkpoint. */
   | 'ODYSSEY_CHECKPOINT'
+  /** A model feature a format cannot express (an LSTM variant ONNX has no operator for). */
+  | 'ODYSSEY_UNSUPPORTED'
   /** The native addon could not be loaded on this platform. */
   | 'ODYSSEY_NATIVE_LOAD'
   /** A Rust panic, caught at the native boundary: a bug in odyssey-rnn, please report it. */

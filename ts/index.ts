@@ -4,6 +4,7 @@
  */
 export { LSTM, type LstmConfig } from './layers/lstm'
 export { SimpleRNN, type SimpleRnnConfig } from './layers/simple-rnn'
+export { exportOnnx, OnnxUnsupportedError, toOnnx, type OnnxExportOptions, type OnnxInputSpec, type OnnxModelSpec, type OnnxNodeSpec, type WeightRecord } from './onnx'
 export {
   OdysseyError,
   OdysseyRangeError,

@@ -1,0 +1,148 @@
+/**
+ * ONNX export of a trained model: its spec (the core's JSON model spec) and its weights
+ * (`"{node}.{pytorch name}"` → tensor) become one ONNX graph (IR 8, opset 17) that computes
+ * what `predict` computes, in float32. See `OnnxExportOptions` for the graph's inputs and
+ * outputs and `recurrent.ts` for what the LSTM variants become.
+ */
+import { create, toBinary } from '@bufbuild/protobuf'
+import { OdysseyRangeError } from '../errors'
+import { checkBoolean, checkOptionKeys } from '../validate'
+import { writeFileAtomic } from '../vqa/atomic-write'
+import type { EmitContext, GraphValue, OnnxExportOptions } from './context'
+import { emitConcat, emitDense, emitEmbedding, emitL2Normalize, emitMultiply } from './feed-forward'
+import { ElementType, GraphBuilder, type Dim } from './graph'
+import type { OnnxInputSpec, OnnxModelSpec, OnnxNodeSpec } from './model-spec'
+import { emitRecurrent } from './recurrent'
+import { ModelProtoSchema } from './schema/onnx_pb'
+import type { WeightRecord } from './weights'
+
+/** IR version 8 and opset 17: every operator used here at its current semantics, readable by onnxruntime ≥ 1.14. */
+const IR_VERSION = 8n
+const OPSET = 17n
+
+const OPTION_KEYS: readonly (keyof OnnxExportOptions)[] = ['variableLengths', 'state', 'probabilities']
+
+function resolveOptions(options: OnnxExportOptions): Required<OnnxExportOptions> {
+  checkOptionKeys(options, OPTION_KEYS, 'exportOnnx')
+  return {
+    variableLengths: checkBoolean('variableLengths', options.variableLengths ?? true),
+    state: checkBoolean('state', options.state ?? false),
+    probabilities: checkBoolean('probabilities', options.probabilities ?? false),
+  }
+}
+
+/** Graph inputs of one model input: the tensor and, for sequences, its lengths. */
+function declareInput(ctx: EmitContext, input: OnnxInputSpec): GraphValue {
+  const { graph } = ctx
+  if (input.kind === 'vector') {
+    return { kind: 'vector', width: input.features, lengths: '', time: '', name: graph.addInput(input.name, ElementType.float, ['batch', input.features]) }
+  }
+  if (input.kind !== 'sequence' && input.kind !== 'tokens') {
+    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: input "${(input as { name?: string }).name}" has unknown kind ${JSON.stringify((input as { kind?: unknown }).kind)}`)
+  }
+  const time = `${input.name}_time`
+  const lengths = ctx.options.variableLengths ? graph.addInput(`${input.name}_lengths`, ElementType.int32, ['batch']) : ''
+  const name =
+    input.kind === 'sequence'
+      ? graph.addInput(input.name, ElementType.float, ['batch', time, input.features])
+      : graph.addInput(input.name, ElementType.int64, ['batch', time])
+  return { kind: input.kind, width: input.kind === 'sequence' ? input.features : 0, lengths, time, name }
+}
+
+function emitNode(ctx: EmitContext, node: OnnxNodeSpec, inputs: readonly GraphValue[]): GraphValue {
+  const [first] = inputs
+  switch (node.type) {
+    case 'lstm':
+    case 'rnn':
+      return emitRecurrent(ctx, node, first)
+    case 'dense':
+      return emitDense(ctx, node, first)
+    case 'embedding':
+      return emitEmbedding(ctx, node, first)
+    case 'dropout':
+      // Inference: dropout is the identity.
+      return first
+    case 'concat':
+      return emitConcat(ctx, node, inputs)
+    case 'multiply':
+      return emitMultiply(ctx, node, inputs)
+    case 'l2Normalize':
+      return emitL2Normalize(ctx, node, first)
+    default:
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${(node as OnnxNodeSpec).name}" has unknown type ${JSON.stringify((node as { type?: unknown }).type)}`)
+  }
+}
+
+/** The operator that turns the loss's logits into probabilities. */
+function probabilityOp(spec: OnnxModelSpec): { op: string; attributes: Record<string, number> } {
+  switch (spec.loss) {
+    case 'crossEntropy':
+      return { op: 'Softmax', attributes: { axis: -1 } }
+    case 'binaryCrossEntropy':
+      return { op: 'Sigmoid', attributes: {} }
+    default:
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: probabilities: the loss ${JSON.stringify(spec.loss)} has no probabilities (crossEntropy and binaryCrossEntropy do)`)
+  }
+}
+
+/** Every node's value, in spec order. */
+function emitNodes(ctx: EmitContext, spec: OnnxModelSpec): Map<string, GraphValue> {
+  const values = new Map<string, GraphValue>()
+  for (const input of spec.inputs) values.set(input.name, declareInput(ctx, input))
+  for (const node of spec.nodes) {
+    if (node.inputs.length === 0) throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node.name}" reads no input`)
+    const args = node.inputs.map((name) => {
+      const value = values.get(name)
+      if (value === undefined) throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node.name}" reads "${name}", which is neither a model input nor an earlier node`)
+      return value
+    })
+    values.set(node.name, emitNode(ctx, node, args))
+  }
+  return values
+}
+
+/**
+ * The ONNX model of `spec` with `weights`, serialized. Graph inputs: each model input by its
+ * name (`sequence` float `[batch, time, features]`, `tokens` int64 `[batch, time]`, `vector`
+ * float `[batch, features]`) and, by default, `{input}_lengths` int32 `[batch]` for sequences
+ * and tokens. Graph output: `spec.output`, shaped like `predict`'s result.
+ *
+ * @throws OnnxUnsupportedError (`ODYSSEY_UNSUPPORTED`) for LSTM variants ONNX cannot express
+ *   (NIG, NFG, NOG, FGR); OdysseyRangeError `ODYSSEY_KEY` / `ODYSSEY_SHAPE` for a missing or
+ *   misshapen weight, `ODYSSEY_INVALID` for a malformed spec; OdysseyTypeError for bad options.
+ */
+export function toOnnx(spec: OnnxModelSpec, weights: WeightRecord, options: OnnxExportOptions = {}): Uint8Array {
+  const graph = new GraphBuilder()
+  const ctx: EmitContext = { graph, weights, options: resolveOptions(options) }
+  const values = emitNodes(ctx, spec)
+  const output = spec.nodes.some((n) => n.name === spec.output) ? values.get(spec.output) : undefined
+  if (output === undefined) {
+    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: output "${spec.output}" names no node`)
+  }
+  const dims: Dim[] = output.kind === 'vector' ? ['batch', output.width] : ['batch', output.time, output.width]
+  graph.addOutput(spec.output, ElementType.float, dims)
+  const { op, attributes } = ctx.options.probabilities ? probabilityOp(spec) : { op: 'Identity', attributes: {} }
+  graph.op(op, [output.name], [spec.output], attributes)
+  const model = create(ModelProtoSchema, {
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET }],
+    producerName: 'odyssey-rnn',
+    graph: graph.build('odyssey-rnn'),
+  })
+  return toBinary(ModelProtoSchema, model)
+}
+
+/**
+ * Writes the ONNX model of `spec` with `weights` (see `toOnnx`) to `path` atomically:
+ * a temporary file beside it, fsynced, then renamed over it.
+ *
+ * ```ts
+ * await exportOnnx(model.spec, model.getWeights(), 'classifier.onnx', { probabilities: true })
+ * // onnxruntime: session.run({ x, x_lengths }) → { head: [batch, classes] }
+ * ```
+ *
+ * @throws as `toOnnx`, and OdysseyError `ODYSSEY_IO` when the file cannot be written.
+ */
+export async function exportOnnx(spec: OnnxModelSpec, weights: WeightRecord, path: string, options: OnnxExportOptions = {}): Promise<void> {
+  await writeFileAtomic(path, [toOnnx(spec, weights, options)])
+}

@@ -1,0 +1,6 @@
+/** ONNX export: see `exportOnnx`. */
+export type { OnnxExportOptions } from './context'
+export { OnnxUnsupportedError } from './errors'
+export { exportOnnx, toOnnx } from './export'
+export type { OnnxInputSpec, OnnxModelSpec, OnnxNodeSpec } from './model-spec'
+export type { WeightRecord } from './weights'

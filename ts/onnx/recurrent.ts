@@ -1,0 +1,228 @@
+/**
+ * Recurrent nodes (stacked, bidirectional LSTM / simple RNN) as ONNX `LSTM` / `RNN`
+ * operators, one per layer. ONNX's recurrent operators are time-major
+ * (`X` `[time, batch, features]`, `Y` `[time, directions, batch, hidden]`, `Y_h`
+ * `[directions, batch, hidden]`), so a stack transposes its input once, stays time-major
+ * between layers and transposes back only for a `sequence` output. With `sequence_lens`
+ * ONNX runs each sequence over its own length and reverses it within that length for the
+ * reverse direction, as the core does, so `Y_h` is each direction's final state: the
+ * `last` output of both directions.
+ */
+import { OdysseyRangeError } from '../errors'
+import type { LstmVariant } from '../types'
+import type { EmitContext, GraphValue } from './context'
+import { OnnxUnsupportedError } from './errors'
+import { ElementType, Floats, type Attributes, type GraphBuilder } from './graph'
+import type { LstmNodeSpec, RnnNodeSpec } from './model-spec'
+import { concatFloat32, pytorchToOnnxGates, readWeight } from './weights'
+
+type RecurrentNodeSpec = LstmNodeSpec | RnnNodeSpec
+
+/** The ONNX weight inputs of one layer, every direction stacked: `W`, `R`, `B` and, for peepholes, `P`. */
+interface LayerWeights {
+  w: string
+  r: string
+  b: string
+  p: string
+}
+
+/** What differs between the LSTM and the simple RNN. */
+interface CellFormat {
+  opType: 'LSTM' | 'RNN'
+  /** Whether there is a cell state (`initial_c`, `Y_c`). */
+  hasCell: boolean
+  /** Attributes besides `hidden_size` and `direction`. */
+  attributes: Attributes
+  /** Reads and converts layer weights for the given direction entries (`_l0`, `_l0_reverse`). */
+  layerWeights(ctx: EmitContext, suffixes: readonly string[], inputWidth: number): LayerWeights
+}
+
+/**
+ * The attributes of ONNX's LSTM that make it compute `variant` (SPEC §1): NIAF and NOAF
+ * replace the block-input (g) or output (h) squashing by the identity, `Affine` with α = 1,
+ * β = 0; CIFG is the operator's `input_forget` coupling f = 1 − i. The operator always has
+ * all three gates and no gate-to-gate recurrence, so NIG, NFG, NOG and FGR are refused.
+ */
+function lstmVariantAttributes(node: string, variant: LstmVariant, directions: number): Attributes {
+  const perDirection = (squashes: readonly string[]) => ({
+    activations: Array.from({ length: directions }, () => squashes).flat(),
+    // Consumed in order by the activations that take them: here only the one Affine.
+    activation_alpha: new Floats(Array(directions).fill(1)),
+    activation_beta: new Floats(Array(directions).fill(0)),
+  })
+  switch (variant) {
+    case 'vanilla':
+    case 'NP':
+      return {}
+    case 'NIAF':
+      return perDirection(['Sigmoid', 'Affine', 'Tanh'])
+    case 'NOAF':
+      return perDirection(['Sigmoid', 'Tanh', 'Affine'])
+    case 'CIFG':
+      return { input_forget: 1 }
+    case 'NIG':
+    case 'NFG':
+    case 'NOG': {
+      const gate = { NIG: 'input', NFG: 'forget', NOG: 'output' }[variant]
+      throw new OnnxUnsupportedError(node, `LSTM variant ${variant}`, `ONNX's LSTM always computes the ${gate} gate; it has no way to fix it to 1`)
+    }
+    case 'FGR':
+      throw new OnnxUnsupportedError(node, 'LSTM variant FGR', `ONNX's LSTM has no gate-to-gate recurrence (weight_gg)`)
+    default:
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node}": unknown LSTM variant ${JSON.stringify(variant)}`)
+  }
+}
+
+function lstmFormat(spec: LstmNodeSpec, directions: number): CellFormat {
+  const variant: LstmVariant = spec.variant || 'vanilla'
+  const peepholes = (spec.peepholes ?? true) && variant !== 'NP'
+  const h = spec.hiddenSize
+  return {
+    opType: 'LSTM',
+    hasCell: true,
+    attributes: lstmVariantAttributes(spec.name, variant, directions),
+    layerWeights(ctx, suffixes, inputWidth) {
+      const read = (key: string, shape: number[]) => readWeight(ctx.weights, spec.name, key, shape)
+      const stack = (base: string, dims: number[], parts: (suffix: string) => Float32Array[]) =>
+        ctx.graph.float32(`${spec.name}/${base}${suffixes[0]}`, [directions, ...dims], concatFloat32(suffixes.flatMap(parts)))
+      return {
+        w: stack('W', [4 * h, inputWidth], (s) => [pytorchToOnnxGates(read(`weight_ih${s}`, [4 * h, inputWidth]))]),
+        r: stack('R', [4 * h, h], (s) => [pytorchToOnnxGates(read(`weight_hh${s}`, [4 * h, h]))]),
+        // ONNX's B is [Wb, Rb]: PyTorch's bias_ih then bias_hh, each in ONNX's gate order.
+        b: stack('B', [8 * h], (s) => [pytorchToOnnxGates(read(`bias_ih${s}`, [4 * h])), pytorchToOnnxGates(read(`bias_hh${s}`, [4 * h]))]),
+        // ONNX's peephole order is i, o, f.
+        p: peepholes ? stack('P', [3 * h], (s) => ['i', 'o', 'f'].map((g) => read(`peephole_${g}${s}`, [h]))) : '',
+      }
+    },
+  }
+}
+
+function rnnFormat(spec: RnnNodeSpec, directions: number): CellFormat {
+  const activation = spec.activation || 'tanh'
+  if (activation !== 'tanh' && activation !== 'relu') {
+    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${spec.name}": unknown RNN activation ${JSON.stringify(activation)}`)
+  }
+  const h = spec.hiddenSize
+  return {
+    opType: 'RNN',
+    hasCell: false,
+    attributes: { activations: Array(directions).fill(activation === 'tanh' ? 'Tanh' : 'Relu') },
+    layerWeights(ctx, suffixes, inputWidth) {
+      const read = (key: string, shape: number[]) => readWeight(ctx.weights, spec.name, key, shape)
+      const stack = (base: string, dims: number[], parts: (suffix: string) => Float32Array[]) =>
+        ctx.graph.float32(`${spec.name}/${base}${suffixes[0]}`, [directions, ...dims], concatFloat32(suffixes.flatMap(parts)))
+      return {
+        w: stack('W', [h, inputWidth], (s) => [read(`weight_ih${s}`, [h, inputWidth])]),
+        r: stack('R', [h, h], (s) => [read(`weight_hh${s}`, [h, h])]),
+        b: stack('B', [2 * h], (s) => [read(`bias_ih${s}`, [h]), read(`bias_hh${s}`, [h])]),
+        p: '',
+      }
+    },
+  }
+}
+
+/** `t` `[directions, batch, width]` → `[batch, directions · width]` (forward first). */
+function flattenDirections(graph: GraphBuilder, t: string, base: string): string {
+  const batchMajor = graph.op1('Transpose', [t], `${base}/batch_major`, { perm: [1, 0, 2] })
+  return graph.op1('Reshape', [batchMajor, graph.int64([0, -1])], base)
+}
+
+/** Y `[time, directions, batch, H]` → `[time, batch, H']` by the node's merge. */
+function mergeSequence(graph: GraphBuilder, y: string, directions: number, merge: 'concat' | 'sum', base: string): string {
+  if (directions === 1) return graph.op1('Squeeze', [y, graph.int64([1])], base)
+  if (merge === 'sum') return graph.op1('ReduceSum', [y, graph.int64([1])], base, { keepdims: 0 })
+  const directionsLast = graph.op1('Transpose', [y], `${base}/directions_last`, { perm: [0, 2, 1, 3] })
+  return graph.op1('Reshape', [directionsLast, graph.int64([0, 0, -1])], base)
+}
+
+/** Y_h `[directions, batch, H]` → `[batch, H']` by the node's merge. */
+function mergeFinal(graph: GraphBuilder, yH: string, directions: number, merge: 'concat' | 'sum', base: string): string {
+  if (directions === 1) return graph.op1('Squeeze', [yH, graph.int64([0])], base)
+  if (merge === 'sum') return graph.op1('ReduceSum', [yH, graph.int64([0])], base, { keepdims: 0 })
+  return flattenDirections(graph, yH, base)
+}
+
+/** Layer k's rows `[k·D, (k+1)·D)` of a stacked state input `[L·D, batch, H]`. */
+function layerState(graph: GraphBuilder, state: string, k: number, directions: number, layers: number, base: string): string {
+  if (state === '' || layers === 1) return state
+  return graph.op1('Slice', [state, graph.int64([k * directions]), graph.int64([(k + 1) * directions]), graph.int64([0])], base)
+}
+
+interface LayerOutputs {
+  y: string
+  yH: string
+  yC: string
+}
+
+/**
+ * A recurrent node: `input` `[batch, time, X]` → `[batch, time, H']` (`sequence`),
+ * `[batch, H']` (`last`) or `[batch, L·D·(H + H)]` / `[batch, L·D·H]` (`states`).
+ */
+export function emitRecurrent(ctx: EmitContext, spec: RecurrentNodeSpec, input: GraphValue): GraphValue {
+  if (input.kind !== 'sequence') {
+    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${spec.name}" needs a float sequence input, got ${input.kind}`)
+  }
+  const { graph, options } = ctx
+  const name = spec.name
+  const directions = spec.bidirectional ? 2 : 1
+  const layers = spec.numLayers ?? 1
+  const merge = spec.merge ?? 'concat'
+  const output = spec.output ?? 'sequence'
+  const h = spec.hiddenSize
+  const format = spec.type === 'lstm' ? lstmFormat(spec, directions) : rnnFormat(spec, directions)
+  const stateDims = [layers * directions, 'batch', h]
+  const h0 = options.state ? graph.addInput(`${name}_h0`, ElementType.float, stateDims) : ''
+  const c0 = options.state && format.hasCell ? graph.addInput(`${name}_c0`, ElementType.float, stateDims) : ''
+
+  let x = graph.op1('Transpose', [input.name], `${name}/time_major`, { perm: [1, 0, 2] })
+  let width = input.width
+  const outputs: LayerOutputs[] = []
+  for (let k = 0; k < layers; k++) {
+    const top = k === layers - 1
+    const suffixes = directions === 2 ? [`_l${k}`, `_l${k}_reverse`] : [`_l${k}`]
+    const { w, r, b, p } = format.layerWeights(ctx, suffixes, width)
+    const base = `${name}/l${k}`
+    const wanted = (needed: boolean, part: string) => (needed ? { base: `${base}/${part}` } : '')
+    const needStates = output === 'states' || options.state
+    const [y, yH, yC] = graph.op(
+      format.opType,
+      [x, w, r, b, input.lengths, layerState(graph, h0, k, directions, layers, `${base}/h0`), ...(format.hasCell ? [layerState(graph, c0, k, directions, layers, `${base}/c0`), p] : [])],
+      [wanted(!top || output === 'sequence', 'Y'), wanted(needStates || (top && output === 'last'), 'Y_h'), ...(format.hasCell ? [wanted(needStates, 'Y_c')] : [])],
+      { hidden_size: h, direction: directions === 2 ? 'bidirectional' : 'forward', ...format.attributes },
+    )
+    outputs.push({ y, yH, yC: yC ?? '' })
+    if (y !== '') x = mergeSequence(graph, y, directions, merge, `${base}/merged`)
+    width = merge === 'concat' ? h * directions : h
+  }
+  if (options.state) emitFinalStates(graph, name, outputs, format.hasCell, stateDims)
+  const value = { lengths: input.lengths, time: input.time }
+  const last = outputs[layers - 1]
+  switch (output) {
+    case 'sequence':
+      return { ...value, kind: 'sequence', width, name: graph.op1('Transpose', [x], `${name}/batch_major`, { perm: [1, 0, 2] }) }
+    case 'last':
+      return { ...value, kind: 'vector', width, name: mergeFinal(graph, last.yH, directions, merge, `${name}/last`) }
+    case 'states':
+      return { ...value, kind: 'vector', width: layers * directions * h * (format.hasCell ? 2 : 1), name: concatStates(graph, name, outputs, format.hasCell) }
+    default:
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${name}": unknown recurrent output ${JSON.stringify(output)}`)
+  }
+}
+
+/** The `states` output: per layer entry its final y then c, layer-major: `[batch, L·D·(H + H)]`. */
+function concatStates(graph: GraphBuilder, name: string, outputs: readonly LayerOutputs[], hasCell: boolean): string {
+  const perLayer = outputs.map(({ yH, yC }, k) => {
+    const states = hasCell ? graph.op1('Concat', [yH, yC], `${name}/l${k}/states`, { axis: 2 }) : yH
+    return flattenDirections(graph, states, `${name}/l${k}/states_flat`)
+  })
+  return graph.op1('Concat', perLayer, `${name}/states`, { axis: 1 })
+}
+
+/** Graph outputs `{node}_hN` (and `_cN`): every layer's final states stacked `[L·D, batch, H]`. */
+function emitFinalStates(graph: GraphBuilder, name: string, outputs: readonly LayerOutputs[], hasCell: boolean, dims: readonly (number | string)[]): void {
+  const hN = graph.addOutput(`${name}_hN`, ElementType.float, dims)
+  graph.op('Concat', outputs.map((o) => o.yH), [hN], { axis: 0 })
+  if (!hasCell) return
+  const cN = graph.addOutput(`${name}_cN`, ElementType.float, dims)
+  graph.op('Concat', outputs.map((o) => o.yC), [cN], { axis: 0 })
+}
