@@ -108,6 +108,8 @@ pub fn save<F: Scalar>(
         format_version: FORMAT_VERSION,
         current: generation.clone(),
     };
+    // The commit point. On failure the new generation stays: the rename may have
+    // happened before the error (a failed directory flush), and the next save removes it if not.
     write_atomically(&dir.join(MANIFEST_FILE), &to_json(&manifest)?)?;
     remove_stale_generations(dir, &generation);
     Ok(())
