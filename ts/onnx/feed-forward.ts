@@ -39,20 +39,20 @@ export function emitDense(ctx: EmitContext, spec: NodeOf<'dense'>, input: GraphV
   const { graph } = ctx
   const weight = readWeight(ctx.weights, spec.name, 'weight', [spec.units, input.width])
   const bias = readWeight(ctx.weights, spec.name, 'bias', [spec.units])
-  const weightT = graph.float32(`${spec.name}.weight_t`, [input.width, spec.units], transpose(weight, spec.units, input.width))
+  const weightT = graph.float32(`${spec.name}/weight_t`, [input.width, spec.units], transpose(weight, spec.units, input.width))
   const product = graph.op1('MatMul', [input.name, weightT], `${spec.name}/matmul`)
-  const affine = graph.op1('Add', [product, graph.float32(`${spec.name}.bias`, [spec.units], bias)], `${spec.name}/affine`)
+  const affine = graph.op1('Add', [product, graph.float32(`${spec.name}/bias`, [spec.units], bias)], `${spec.name}/affine`)
   const activation = spec.activation ?? 'none'
   if (!(activation in ACTIVATION_OPS)) invalid(spec.name, `has unknown activation ${JSON.stringify(activation)}`)
   const op = ACTIVATION_OPS[activation]
-  return { ...input, width: spec.units, name: op === null ? affine : graph.op1(op, [affine], spec.name) }
+  return { ...input, width: spec.units, name: op === null ? affine : graph.op1(op, [affine], `${spec.name}/${op}`) }
 }
 
 /** Embedding: Gather of rows of `weight` `[vocab, dim]` by token ids `[batch, time]` → `[batch, time, dim]`. */
 export function emitEmbedding(ctx: EmitContext, spec: NodeOf<'embedding'>, input: GraphValue): GraphValue {
   if (input.kind !== 'tokens') invalid(spec.name, `needs token ids, got a ${input.kind}`)
-  const table = ctx.graph.float32(`${spec.name}.weight`, [spec.vocabSize, spec.dim], readWeight(ctx.weights, spec.name, 'weight', [spec.vocabSize, spec.dim]))
-  return { ...input, kind: 'sequence', width: spec.dim, name: ctx.graph.op1('Gather', [table, input.name], spec.name, { axis: 0 }) }
+  const table = ctx.graph.float32(`${spec.name}/table`, [spec.vocabSize, spec.dim], readWeight(ctx.weights, spec.name, 'weight', [spec.vocabSize, spec.dim]))
+  return { ...input, kind: 'sequence', width: spec.dim, name: ctx.graph.op1('Gather', [table, input.name], `${spec.name}/gather`, { axis: 0 }) }
 }
 
 /** Inputs that must be all sequences or all vectors; the result takes the first one's lengths. */
@@ -65,7 +65,7 @@ function sameKind(node: string, inputs: readonly GraphValue[]): void {
 export function emitConcat(ctx: EmitContext, spec: NodeOf<'concat'>, inputs: readonly GraphValue[]): GraphValue {
   sameKind(spec.name, inputs)
   const width = inputs.reduce((sum, v) => sum + v.width, 0)
-  return { ...inputs[0], width, name: ctx.graph.op1('Concat', inputs.map((v) => v.name), spec.name, { axis: -1 }) }
+  return { ...inputs[0], width, name: ctx.graph.op1('Concat', inputs.map((v) => v.name), `${spec.name}/concat`, { axis: -1 }) }
 }
 
 /** Elementwise product of inputs of one shape. */
@@ -73,7 +73,7 @@ export function emitMultiply(ctx: EmitContext, spec: NodeOf<'multiply'>, inputs:
   sameKind(spec.name, inputs)
   const widths = inputs.map((v) => v.width)
   if (widths.some((w) => w !== widths[0])) invalid(spec.name, `multiplies inputs of widths ${widths.join(', ')}`)
-  const product = inputs.slice(1).reduce((acc, v) => ctx.graph.op1('Mul', [acc, v.name], spec.name), inputs[0].name)
+  const product = inputs.slice(1).reduce((acc, v) => ctx.graph.op1('Mul', [acc, v.name], `${spec.name}/product`), inputs[0].name)
   return { ...inputs[0], name: product }
 }
 
@@ -85,5 +85,5 @@ export function emitL2Normalize(ctx: EmitContext, spec: NodeOf<'l2Normalize'>, i
   const sum = graph.op1('ReduceSum', [squares, graph.int64([-1])], `${spec.name}/sum`, { keepdims: 1 })
   const padded = graph.op1('Add', [sum, graph.float32(`${spec.name}/epsilon`, [], Float32Array.of(1e-12))], `${spec.name}/sum_eps`)
   const norm = graph.op1('Sqrt', [padded], `${spec.name}/norm`)
-  return { ...input, name: graph.op1('Div', [input.name, norm], spec.name) }
+  return { ...input, name: graph.op1('Div', [input.name, norm], `${spec.name}/normalized`) }
 }

@@ -75,20 +75,25 @@ export class GraphBuilder {
   private readonly initializers: TensorInit[] = []
   private readonly inputs: ValueInfoInit[] = []
   private readonly outputs: ValueInfoInit[] = []
+  /** Every tensor and node name in use. Internal ones contain '/', graph inputs and outputs do not. */
   private readonly names = new Set<string>()
   /** int64 constants by value, so every `[0, -1]` shape is stored once. */
   private readonly int64Constants = new Map<string, string>()
 
-  /** Claims a graph-level name (input or output); two of them may not be the same. */
+  /**
+   * Claims a graph input or output name. Internal names all contain '/', so refusing it here
+   * keeps the two apart; two graph inputs or outputs may not share a name either.
+   */
   private claim(name: string): string {
-    if (this.names.has(name)) {
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: two graph inputs/outputs would both be named "${name}"`)
+    if (name.includes('/') || this.names.has(name)) {
+      const why = name.includes('/') ? "contains '/', which only internal names may" : 'is taken by another graph input or output'
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: graph input/output name "${name}" ${why}`)
     }
     this.names.add(name)
     return name
   }
 
-  /** An internal name starting with `base` that nothing else uses. */
+  /** An internal name: `base` (which contains '/'), made unique. */
   fresh(base: string): string {
     let name = base
     for (let n = 1; this.names.has(name); n++) name = `${base}_${n}`
@@ -119,7 +124,7 @@ export class GraphBuilder {
     const key = values.join(',')
     const known = this.int64Constants.get(key)
     if (known !== undefined) return known
-    const name = this.fresh(`const_i64[${key}]`)
+    const name = this.fresh(`const/i64[${key}]`)
     this.initializers.push({ name, dims: [BigInt(values.length)], dataType: ElementType.int64, int64Data: values.map(BigInt) })
     this.int64Constants.set(key, name)
     return name
@@ -134,7 +139,7 @@ export class GraphBuilder {
     const names = outputs.map((o) => (typeof o === 'string' ? o : this.fresh(o.base)))
     this.nodes.push({
       opType,
-      name: this.fresh(`${opType}_${this.nodes.length}`),
+      name: this.fresh(`node/${opType}_${this.nodes.length}`),
       input: [...inputs],
       output: names,
       attribute: Object.entries(attributes).map(([key, value]) => attribute(key, value)),
