@@ -13,14 +13,12 @@ const { makeWorkDir, probePytorch, runInChild } = require('./lib/child')
 const { describeMachine, loadAverage } = require('./lib/machine')
 const { parseOptions, USAGE } = require('./lib/options')
 const { planCases } = require('./lib/plan')
-const { toRecord } = require('./lib/records')
+const { toRecord, variantOf } = require('./lib/records')
 const { environmentLines, markdownSection, replaceResults, targetsText, textTable } = require('./lib/report')
 const { evaluateTargets } = require('./lib/targets')
 
 function caseLabel(c) {
-  return [c.suite, c.shape, c.impl, c.layers > 1 ? `${c.layers}-layer bidir` : '', c.cell === 'rnn' ? 'rnn' : '', c.peepholes ? 'peepholes' : '']
-    .filter(Boolean)
-    .join(' ')
+  return [c.suite, c.shape, c.impl, variantOf(c)].filter(Boolean).join(' ')
 }
 
 function progressLine(record) {

@@ -1,18 +1,21 @@
 'use strict'
 /**
- * odyssey-rnn, native (`backend: 'native'`, the Rust core) or pure TypeScript
- * (`backend: 'js'`), loaded from the built package (`dist/`).
+ * odyssey-rnn, native (the Rust core) or pure TypeScript (`backend: 'js'`),
+ * loaded from the built package (`dist/`).
  *
- * The training step goes through the public layer API until the Model API
- * lands: LSTM.forward, then the MSE gradient and the SGD update in JavaScript,
- * LSTM.backward, setWeights. The records say which API ran.
+ * Native cases use the Model API when the package has it (`sequential`: one
+ * native call per training step, `model.step` for streaming). Otherwise, and
+ * always for the js backend (the Model API is native-only), they go through the
+ * layer API: forward, the MSE gradient and the SGD update in JavaScript,
+ * backward, setWeights. Every record says which API ran.
  */
 const os = require('node:os')
 const path = require('node:path')
 
 const { makeBatch, uniform } = require('../lib/data')
-const { LEARNING_RATE } = require('../lib/shapes')
+const { LEARNING_RATE, VQA_SIZES } = require('../lib/shapes')
 const { SkipCase } = require('../lib/skip')
+const { vqaBatch, vqaGraph } = require('./vqa-model')
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..')
 
@@ -96,21 +99,80 @@ const LAYER_API = {
   stream: ['layer API proxy for step(): LSTM.forward with T = 1, state passed as h0/c0', layerStreamingStep],
 }
 
+// ---------------------------------------------------------------------------------------------
+// Model API: the product's path, Rust does the whole step
+
+const SGD = { type: 'sgd', learningRate: LEARNING_RATE }
+
+/** A sequential model of one recurrent node (stacked / bidirectional as the case says) under MSE. */
+function recurrentModel(odyssey, spec) {
+  const options = { hiddenSize: spec.H, numLayers: spec.layers, bidirectional: spec.bidirectional }
+  const layer = spec.cell === 'rnn' ? odyssey.simpleRnn(options) : odyssey.lstm({ ...options, peepholes: spec.peepholes })
+  const input = { kind: 'sequence', features: spec.X }
+  return odyssey.sequential({ input, layers: [layer], loss: 'mse', optimizer: SGD, dtype: 'float32' })
+}
+
+function modelTrainingStep(odyssey, spec) {
+  if (spec.model === 'vqa') {
+    const model = odyssey.Model.fromSpec({ ...vqaGraph(VQA_SIZES), optimizer: SGD, dtype: 'float32' })
+    const batch = vqaBatch(VQA_SIZES)
+    return () => model.trainStep(batch).loss
+  }
+  const { B, T, X, H } = spec
+  const width = H * (spec.bidirectional ? 2 : 1)
+  const { x, target } = makeBatch(spec, width)
+  const model = recurrentModel(odyssey, spec)
+  const batch = { x: { data: x, shape: [B, T, X] }, y: { data: target, shape: [B, T, width] } }
+  return () => model.trainStep(batch).loss
+}
+
+function modelForwardPass(odyssey, spec) {
+  const { B, T, X } = spec
+  const model = recurrentModel(odyssey, spec)
+  const x = { data: makeBatch(spec, spec.H).x, shape: [B, T, X] }
+  return () => model.predict(x, { batchSize: B })
+}
+
+function modelStreamingStep(odyssey, spec) {
+  const model = recurrentModel(odyssey, spec)
+  const x = { data: uniform(spec.X, 3), shape: [1, spec.X] }
+  return () => {
+    model.step(x)
+  }
+}
+
+const MODEL_API = {
+  train: ['Model API: model.trainStep (forward, loss, BPTT, SGD in one native call)', modelTrainingStep],
+  forward: ['Model API: await model.predict (worker thread)', modelForwardPass],
+  stream: ['Model API: model.step, one step of one sequence per call', modelStreamingStep],
+}
+
+// ---------------------------------------------------------------------------------------------
+
 function threadCount(backend) {
   if (backend === 'js') return 1
   return Number(process.env.RAYON_NUM_THREADS) || os.availableParallelism()
 }
 
+function prepareModelApi(odyssey, spec) {
+  const [api, makeStep] = MODEL_API[spec.mode]
+  return { step: makeStep(odyssey, spec), info: { api, threads: threadCount('native') } }
+}
+
+function prepareLayerApi(odyssey, spec, backend) {
+  if (spec.layers > 1 || spec.bidirectional || spec.model) {
+    throw new SkipCase(backend === 'js' ? 'the Model API is native-only; the js backend has only single layers' : 'needs the Model API (not in this build)')
+  }
+  const [api, makeStep] = LAYER_API[spec.mode]
+  return { step: makeStep(createLayer(odyssey, spec, backend), spec), info: { api, threads: threadCount(backend) } }
+}
+
 /** @returns {Promise<{ step: () => unknown, info: object }>} */
 async function prepare(spec) {
-  if (spec.layers > 1 || spec.bidirectional || spec.model) {
-    throw new SkipCase('needs the Model API (sequential / trainStep), not merged yet')
-  }
   const odyssey = loadOdyssey()
   const backend = spec.impl === 'odyssey-js' ? 'js' : 'native'
-  const layer = createLayer(odyssey, spec, backend)
-  const [api, makeStep] = LAYER_API[spec.mode]
-  return { step: makeStep(layer, spec), info: { api, threads: threadCount(backend) } }
+  const modelApi = backend === 'native' && typeof odyssey.sequential === 'function'
+  return modelApi ? prepareModelApi(odyssey, spec) : prepareLayerApi(odyssey, spec, backend)
 }
 
 module.exports = { prepare }

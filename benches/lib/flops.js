@@ -7,6 +7,7 @@
  * (forward, then two products of the same size in backward: δx/δh and δW).
  * Elementwise work (activations, peepholes, the loss) is not counted.
  */
+const { VQA_SIZES } = require('./shapes')
 
 /**
  * @param {{ cell: 'lstm' | 'rnn', B: number, T: number, X: number, H: number, layers?: number, bidirectional?: boolean }} c
@@ -23,9 +24,16 @@ function forwardFlops({ cell, B, T, X, H, layers = 1, bidirectional = false }) {
   return total
 }
 
-/** @param {Parameters<typeof forwardFlops>[0] & { mode: string }} c FLOPs of one timed call */
+/** The VQA model's forward pass: its LSTM stack and dense layers (the embedding is a lookup). */
+function vqaForwardFlops({ B, T, embedding, hidden, layers, image, joint, answers }) {
+  const lstm = forwardFlops({ cell: 'lstm', B, T, X: embedding, H: hidden, layers })
+  const statesWidth = layers * 2 * hidden
+  return lstm + 2 * B * (statesWidth * joint + image * joint + joint * answers)
+}
+
+/** @param {Parameters<typeof forwardFlops>[0] & { mode: string, model?: string }} c FLOPs of one timed call */
 function caseFlops(c) {
-  const forward = forwardFlops(c)
+  const forward = c.model === 'vqa' ? vqaForwardFlops(VQA_SIZES) : forwardFlops(c)
   return c.mode === 'train' ? 3 * forward : forward
 }
 

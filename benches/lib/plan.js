@@ -3,7 +3,7 @@
  * Which cases a run measures: the suites of the issue "Performance", each a
  * list of (implementation, shape, variant) cases, filtered by the command line.
  */
-const { SHAPES, STREAM_STEPS } = require('./shapes')
+const { SHAPES, STREAM_STEPS, VQA_SIZES } = require('./shapes')
 
 /**
  * `largest`: the largest shape an implementation's training step is timed at. The
@@ -37,6 +37,12 @@ function costClass(c) {
   return c.layers > 1 ? 'S2' : c.shape
 }
 
+/** The VQA model's sizes in the fields every record has (X: the embedding width feeding its LSTM). */
+function vqaCaseSizes() {
+  const { B, T, embedding, hidden, layers } = VQA_SIZES
+  return { B, T, X: embedding, H: hidden, layers }
+}
+
 function everyImplementation(suite, shapeName, extra) {
   return IMPLEMENTATION_IDS.map((impl) => makeCase(suite, impl, shapeName, extra))
 }
@@ -49,7 +55,7 @@ const SUITES = {
     ['S1', 'S2'].flatMap((shape) => [false, true].map((peepholes) => makeCase('peephole', 'odyssey-native', shape, { peepholes }))),
   rnn: () => everyImplementation('rnn', 'S2', { cell: 'rnn' }),
   bidir: () => everyImplementation('bidir', 'S1', { layers: 2, bidirectional: true }),
-  vqa: () => [{ ...makeCase('vqa', 'odyssey-native', 'S1', { model: 'vqa' }), shape: 'VQA' }],
+  vqa: () => [{ ...makeCase('vqa', 'odyssey-native', 'S1'), ...vqaCaseSizes(), shape: 'VQA', model: 'vqa' }],
   memory: () => [
     makeCase('memory', 'odyssey-native', 'S2', { budget: true }),
     makeCase('memory', 'odyssey-native', 'S1', { flatSteps: STREAM_STEPS, flatEvery: 100 }),

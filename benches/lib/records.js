@@ -59,4 +59,4 @@ function toRecord(c, result, loadBefore) {
   return { ...base, ...measuredFields(c, result) }
 }
 
-module.exports = { toRecord }
+module.exports = { toRecord, variantOf }

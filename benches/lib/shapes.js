@@ -15,10 +15,16 @@ const SHAPES = {
   STREAM: { name: 'stream', B: 1, T: 1, X: 128, H: 256 },
 }
 
+/**
+ * The VQA model's training batch (SPEC §4, "deeper LSTM Q + norm I"): VQA v1-like
+ * vocabulary, questions padded to T = 14 tokens, 4096 image features, top 1000 answers.
+ */
+const VQA_SIZES = { B: 64, T: 14, vocab: 10000, embedding: 300, hidden: 512, layers: 2, image: 4096, joint: 1024, answers: 1000 }
+
 /** Calls per repetition of the streaming case, and steps of the memory-flatness runs. */
 const STREAM_STEPS = 1000
 
 /** Learning rate of the SGD update every training step applies (small, so 1000 steps stay finite). */
 const LEARNING_RATE = 0.01
 
-module.exports = { SHAPES, STREAM_STEPS, LEARNING_RATE }
+module.exports = { SHAPES, VQA_SIZES, STREAM_STEPS, LEARNING_RATE }
