@@ -58,14 +58,20 @@ describe('vanilla LSTM without peepholes', () => {
 
 describe('two-layer bidirectional LSTM over variable lengths', () => {
   const CLASSES = 3
-  for (const merge of ['concat', 'sum'] as const) {
-    it(`last step → dense → softmax (merge ${merge})`, async () => {
-      const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 2, bidirectional: true, merge }, {})
+  // The variants with per-direction attributes (activations, their α and β) in both directions.
+  const cases = [
+    { merge: 'concat', variant: 'NIAF' },
+    { merge: 'sum', variant: 'NOAF' },
+    { merge: 'concat', variant: 'vanilla' },
+  ] as const
+  for (const { merge, variant } of cases) {
+    it(`${variant}, last step → dense → softmax (merge ${merge})`, async () => {
+      const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 2, bidirectional: true, merge }, { variant })
       const width = merge === 'concat' ? 2 * HIDDEN : HIDDEN
       const head = denseWeights('head', width, CLASSES, 7)
       const spec: OnnxModelSpec = {
         ...sequenceModel(
-          { name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, bidirectional: true, merge, output: 'last' },
+          { name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, bidirectional: true, merge, output: 'last', variant },
           [{ name: 'head', inputs: ['lstm'], type: 'dense', units: CLASSES }],
         ),
         loss: 'crossEntropy',
@@ -177,7 +183,11 @@ describe('embedding front end and a two-input graph', () => {
 
   it('matches the layers chained by hand', async () => {
     const stack = makeStack('lstm', DIM, HIDDEN, { layers: 1, bidirectional: false }, {})
-    const dense = { ...denseWeights('q', 2 * HIDDEN, JOINT, 42), ...denseWeights('v', FEATURES, JOINT, 44), ...denseWeights('answer', 2 * JOINT, CLASSES, 46) }
+    const dense = {
+      ...denseWeights('q', 2 * HIDDEN, JOINT, 42),
+      ...denseWeights('v', FEATURES, JOINT, 44),
+      ...denseWeights('answer', 2 * JOINT, CLASSES, 46),
+    }
     const weights = { 'embed.weight': { data: table, shape: [VOCAB, DIM] }, ...stackWeights(stack), ...dense }
     const out = await runOnnx(toOnnx(spec, weights, { probabilities: true }), {
       question: { data: BigInt64Array.from(ids, BigInt), dims: [BATCH, TIME] },
@@ -225,7 +235,11 @@ describe('exportOnnx writes the file atomically', () => {
     const stack = makeStack('rnn', INPUT, HIDDEN, { layers: 1, bidirectional: false }, { rnn: true })
     const spec = sequenceModel({ name: 'rnn', inputs: ['x'], type: 'rnn', hiddenSize: HIDDEN })
     const path = join(dir, 'missing', 'rnn.onnx')
-    await expect(exportOnnx(spec, stackWeights(stack), path)).rejects.toMatchObject({ name: 'OdysseyError', code: 'ODYSSEY_IO', message: expect.stringContaining(path) })
+    await expect(exportOnnx(spec, stackWeights(stack), path)).rejects.toMatchObject({
+      name: 'OdysseyError',
+      code: 'ODYSSEY_IO',
+      message: expect.stringContaining(path),
+    })
   })
 })
 
@@ -245,16 +259,28 @@ describe('what the export refuses', () => {
   it('a missing weight (ODYSSEY_KEY) and a misshapen one (ODYSSEY_SHAPE), by name', () => {
     const weights: Record<string, Tensor> = weightsOf('vanilla')
     const { 'lstm.bias_hh_l0': bias, ...missing } = weights
-    expect(() => toOnnx(lstmSpec('vanilla'), missing)).toThrow(expect.objectContaining({ code: 'ODYSSEY_KEY', message: expect.stringContaining('"lstm.bias_hh_l0"') }))
+    expect(() => toOnnx(lstmSpec('vanilla'), missing)).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_KEY', message: expect.stringContaining('"lstm.bias_hh_l0"') }),
+    )
     const misshapen = { ...weights, 'lstm.bias_hh_l0': { data: bias.data.subarray(1), shape: [4 * HIDDEN - 1] } }
-    expect(() => toOnnx(lstmSpec('vanilla'), misshapen)).toThrow(expect.objectContaining({ code: 'ODYSSEY_SHAPE', message: expect.stringContaining(`[${4 * HIDDEN}]`) }))
+    expect(() => toOnnx(lstmSpec('vanilla'), misshapen)).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_SHAPE', message: expect.stringContaining(`[${4 * HIDDEN}]`) }),
+    )
   })
 
   it('probabilities for an mse model, an unknown option, and graph names that collide', () => {
     const weights = weightsOf('vanilla')
-    expect(() => toOnnx(lstmSpec('vanilla'), weights, { probabilities: true })).toThrow(expect.objectContaining({ code: 'ODYSSEY_INVALID', message: expect.stringContaining('"mse"') }))
-    expect(() => toOnnx(lstmSpec('vanilla'), weights, { sate: true } as never)).toThrow(expect.objectContaining({ code: 'ODYSSEY_TYPE', message: expect.stringContaining("'sate'") }))
-    const clash: OnnxModelSpec = { ...lstmSpec('vanilla'), inputs: [{ kind: 'sequence', name: 'lstm', features: INPUT }], nodes: [{ ...lstmSpec('vanilla').nodes[0], inputs: ['lstm'] }] }
+    expect(() => toOnnx(lstmSpec('vanilla'), weights, { probabilities: true })).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_INVALID', message: expect.stringContaining('"mse"') }),
+    )
+    expect(() => toOnnx(lstmSpec('vanilla'), weights, { sate: true } as never)).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_TYPE', message: expect.stringContaining("'sate'") }),
+    )
+    const clash: OnnxModelSpec = {
+      ...lstmSpec('vanilla'),
+      inputs: [{ kind: 'sequence', name: 'lstm', features: INPUT }],
+      nodes: [{ ...lstmSpec('vanilla').nodes[0], inputs: ['lstm'] }],
+    }
     expect(() => toOnnx(clash, weights)).toThrow(expect.objectContaining({ code: 'ODYSSEY_INVALID', message: expect.stringContaining('"lstm"') }))
   })
 })

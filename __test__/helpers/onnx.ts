@@ -27,7 +27,13 @@ export interface Stack {
 type LayerOptions = Omit<LstmOptions, 'inputSize' | 'hiddenSize'> | (Omit<SimpleRnnOptions, 'inputSize' | 'hiddenSize'> & { rnn: true })
 
 /** `layers × directions` layers with distinct seeds; layer k > 0 reads the merged width. */
-export function makeStack(node: string, input: number, hidden: number, shape: { layers: number; bidirectional: boolean; merge?: 'concat' | 'sum' }, options: LayerOptions): Stack {
+export function makeStack(
+  node: string,
+  input: number,
+  hidden: number,
+  shape: { layers: number; bidirectional: boolean; merge?: 'concat' | 'sum' },
+  options: LayerOptions,
+): Stack {
   const directions = shape.bidirectional ? 2 : 1
   const merge = shape.merge ?? 'concat'
   const entries: StackEntry[] = []
@@ -89,7 +95,13 @@ export interface StackRun {
  * reads its input reversed within each length and its output is reversed back.
  * `initial[i]`: entry i's `{ h0, c0 }`, `[batch, H]` each.
  */
-export function runStack(stack: Stack, x: Float32Array, dims: { batch: number; time: number; width: number }, lengths: readonly number[], initial?: { h0: Float32Array; c0?: Float32Array }[]): StackRun {
+export function runStack(
+  stack: Stack,
+  x: Float32Array,
+  dims: { batch: number; time: number; width: number },
+  lengths: readonly number[],
+  initial?: { h0: Float32Array; c0?: Float32Array }[],
+): StackRun {
   const { batch, time } = dims
   let input = x
   let width = dims.width
@@ -154,7 +166,10 @@ export function denseWeights(node: string, input: number, units: number, seed: n
 }
 
 /** Runs a serialized model (or a file) with float32/int32/int64 feeds given as typed arrays. */
-export async function runOnnx(model: Uint8Array | string, feeds: Record<string, { data: Float32Array | Int32Array | BigInt64Array; dims: number[] }>): Promise<Record<string, Float32Array>> {
+export async function runOnnx(
+  model: Uint8Array | string,
+  feeds: Record<string, { data: Float32Array | Int32Array | BigInt64Array; dims: number[] }>,
+): Promise<Record<string, Float32Array>> {
   const session = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model)
   try {
     const tensors = Object.fromEntries(Object.entries(feeds).map(([name, { data, dims }]) => [name, new ort.Tensor(data, dims)]))

@@ -35,10 +35,19 @@ function resolveOptions(options: OnnxExportOptions): Required<OnnxExportOptions>
 function declareInput(ctx: EmitContext, input: OnnxInputSpec): GraphValue {
   const { graph } = ctx
   if (input.kind === 'vector') {
-    return { kind: 'vector', width: input.features, lengths: '', time: '', name: graph.addInput(input.name, ElementType.float, ['batch', input.features]) }
+    return {
+      kind: 'vector',
+      width: input.features,
+      lengths: '',
+      time: '',
+      name: graph.addInput(input.name, ElementType.float, ['batch', input.features]),
+    }
   }
   if (input.kind !== 'sequence' && input.kind !== 'tokens') {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: input "${(input as { name?: string }).name}" has unknown kind ${JSON.stringify((input as { kind?: unknown }).kind)}`)
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      `exportOnnx: input "${(input as { name?: string }).name}" has unknown kind ${JSON.stringify((input as { kind?: unknown }).kind)}`,
+    )
   }
   const time = `${input.name}_time`
   const lengths = ctx.options.variableLengths ? graph.addInput(`${input.name}_lengths`, ElementType.int32, ['batch']) : ''
@@ -69,7 +78,10 @@ function emitNode(ctx: EmitContext, node: OnnxNodeSpec, inputs: readonly GraphVa
     case 'l2Normalize':
       return emitL2Normalize(ctx, node, first)
     default:
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${(node as OnnxNodeSpec).name}" has unknown type ${JSON.stringify((node as { type?: unknown }).type)}`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `exportOnnx: node "${(node as OnnxNodeSpec).name}" has unknown type ${JSON.stringify((node as { type?: unknown }).type)}`,
+      )
   }
 }
 
@@ -81,7 +93,10 @@ function probabilityOp(spec: OnnxModelSpec): { op: string; attributes: Record<st
     case 'binaryCrossEntropy':
       return { op: 'Sigmoid', attributes: {} }
     default:
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: probabilities: the loss ${JSON.stringify(spec.loss)} has no probabilities (crossEntropy and binaryCrossEntropy do)`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `exportOnnx: probabilities: the loss ${JSON.stringify(spec.loss)} has no probabilities (crossEntropy and binaryCrossEntropy do)`,
+      )
   }
 }
 
@@ -93,7 +108,11 @@ function emitNodes(ctx: EmitContext, spec: OnnxModelSpec): Map<string, GraphValu
     if (node.inputs.length === 0) throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node.name}" reads no input`)
     const args = node.inputs.map((name) => {
       const value = values.get(name)
-      if (value === undefined) throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node.name}" reads "${name}", which is neither a model input nor an earlier node`)
+      if (value === undefined)
+        throw new OdysseyRangeError(
+          'ODYSSEY_INVALID',
+          `exportOnnx: node "${node.name}" reads "${name}", which is neither a model input nor an earlier node`,
+        )
       return value
     })
     values.set(node.name, emitNode(ctx, node, args))

@@ -51,7 +51,11 @@ export function emitDense(ctx: EmitContext, spec: NodeOf<'dense'>, input: GraphV
 /** Embedding: Gather of rows of `weight` `[vocab, dim]` by token ids `[batch, time]` → `[batch, time, dim]`. */
 export function emitEmbedding(ctx: EmitContext, spec: NodeOf<'embedding'>, input: GraphValue): GraphValue {
   if (input.kind !== 'tokens') invalid(spec.name, `needs token ids, got a ${input.kind}`)
-  const table = ctx.graph.float32(`${spec.name}/table`, [spec.vocabSize, spec.dim], readWeight(ctx.weights, spec.name, 'weight', [spec.vocabSize, spec.dim]))
+  const table = ctx.graph.float32(
+    `${spec.name}/table`,
+    [spec.vocabSize, spec.dim],
+    readWeight(ctx.weights, spec.name, 'weight', [spec.vocabSize, spec.dim]),
+  )
   return { ...input, kind: 'sequence', width: spec.dim, name: ctx.graph.op1('Gather', [table, input.name], `${spec.name}/gather`, { axis: 0 }) }
 }
 
@@ -65,7 +69,16 @@ function sameKind(node: string, inputs: readonly GraphValue[]): void {
 export function emitConcat(ctx: EmitContext, spec: NodeOf<'concat'>, inputs: readonly GraphValue[]): GraphValue {
   sameKind(spec.name, inputs)
   const width = inputs.reduce((sum, v) => sum + v.width, 0)
-  return { ...inputs[0], width, name: ctx.graph.op1('Concat', inputs.map((v) => v.name), `${spec.name}/concat`, { axis: -1 }) }
+  return {
+    ...inputs[0],
+    width,
+    name: ctx.graph.op1(
+      'Concat',
+      inputs.map((v) => v.name),
+      `${spec.name}/concat`,
+      { axis: -1 },
+    ),
+  }
 }
 
 /** Elementwise product of inputs of one shape. */

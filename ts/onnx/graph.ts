@@ -58,7 +58,9 @@ function attribute(name: string, value: AttributeValue): AttributeInit {
 }
 
 function valueInfo(name: string, elemType: ElementType, dims: readonly Dim[]): ValueInfoInit {
-  const dim = dims.map((d) => ({ value: typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d } }))
+  const dim = dims.map((d) => ({
+    value: typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d },
+  }))
   return { name, type: { value: { case: 'tensorType', value: { elemType, shape: { dim } } } } }
 }
 

@@ -13,17 +13,33 @@ import type { LstmVariant } from '../types'
 import type { EmitContext, GraphValue } from './context'
 import { OnnxUnsupportedError } from './errors'
 import { ElementType, Floats, type Attributes, type GraphBuilder } from './graph'
-import type { LstmNodeSpec, RnnNodeSpec } from './model-spec'
+import type { LstmNodeSpec, RecurrentOutputKind, RnnNodeSpec } from './model-spec'
 import { concatFloat32, pytorchToOnnxGates, readWeight } from './weights'
 
 type RecurrentNodeSpec = LstmNodeSpec | RnnNodeSpec
 
-/** The ONNX weight inputs of one layer, every direction stacked: `W`, `R`, `B` and, for peepholes, `P`. */
+/** The ONNX weight inputs of one layer, every direction stacked: `W`, `R`, `B` and, for peepholes, `P` (else `''`). */
 interface LayerWeights {
   w: string
   r: string
   b: string
   p: string
+}
+
+/** Reads a node's weights for the direction entries of one layer (`_l0`, `_l0_reverse`). */
+interface LayerReader {
+  /** `"{node}.{key}"`, checked to be `shape`. */
+  read(key: string, shape: number[]): Float32Array
+  /** An initializer `[directions, ...dims]`: what `parts` gives for each entry's suffix, in entry order. */
+  stack(base: string, dims: number[], parts: (suffix: string) => Float32Array[]): string
+}
+
+function layerReader(ctx: EmitContext, node: string, suffixes: readonly string[]): LayerReader {
+  return {
+    read: (key, shape) => readWeight(ctx.weights, node, key, shape),
+    stack: (base, dims, parts) =>
+      ctx.graph.float32(`${node}/${base}${suffixes[0]}`, [suffixes.length, ...dims], concatFloat32(suffixes.flatMap(parts))),
+  }
 }
 
 /** What differs between the LSTM and the simple RNN. */
@@ -33,8 +49,8 @@ interface CellFormat {
   hasCell: boolean
   /** Attributes besides `hidden_size` and `direction`. */
   attributes: Attributes
-  /** Reads and converts layer weights for the given direction entries (`_l0`, `_l0_reverse`). */
-  layerWeights(ctx: EmitContext, suffixes: readonly string[], inputWidth: number): LayerWeights
+  /** A layer's weights reading `inputWidth` features, converted to ONNX's layout. */
+  layerWeights(reader: LayerReader, inputWidth: number): LayerWeights
 }
 
 /**
@@ -42,6 +58,7 @@ interface CellFormat {
  * replace the block-input (g) or output (h) squashing by the identity, `Affine` with α = 1,
  * β = 0; CIFG is the operator's `input_forget` coupling f = 1 − i. The operator always has
  * all three gates and no gate-to-gate recurrence, so NIG, NFG, NOG and FGR are refused.
+ * (`Affine` is one of ONNX's optional RNN activations: onnxruntime has it, not every runtime does.)
  */
 function lstmVariantAttributes(node: string, variant: LstmVariant, directions: number): Attributes {
   const perDirection = (squashes: readonly string[]) => ({
@@ -81,10 +98,7 @@ function lstmFormat(spec: LstmNodeSpec, directions: number): CellFormat {
     opType: 'LSTM',
     hasCell: true,
     attributes: lstmVariantAttributes(spec.name, variant, directions),
-    layerWeights(ctx, suffixes, inputWidth) {
-      const read = (key: string, shape: number[]) => readWeight(ctx.weights, spec.name, key, shape)
-      const stack = (base: string, dims: number[], parts: (suffix: string) => Float32Array[]) =>
-        ctx.graph.float32(`${spec.name}/${base}${suffixes[0]}`, [directions, ...dims], concatFloat32(suffixes.flatMap(parts)))
+    layerWeights({ read, stack }, inputWidth) {
       return {
         w: stack('W', [4 * h, inputWidth], (s) => [pytorchToOnnxGates(read(`weight_ih${s}`, [4 * h, inputWidth]))]),
         r: stack('R', [4 * h, h], (s) => [pytorchToOnnxGates(read(`weight_hh${s}`, [4 * h, h]))]),
@@ -107,10 +121,7 @@ function rnnFormat(spec: RnnNodeSpec, directions: number): CellFormat {
     opType: 'RNN',
     hasCell: false,
     attributes: { activations: Array(directions).fill(activation === 'tanh' ? 'Tanh' : 'Relu') },
-    layerWeights(ctx, suffixes, inputWidth) {
-      const read = (key: string, shape: number[]) => readWeight(ctx.weights, spec.name, key, shape)
-      const stack = (base: string, dims: number[], parts: (suffix: string) => Float32Array[]) =>
-        ctx.graph.float32(`${spec.name}/${base}${suffixes[0]}`, [directions, ...dims], concatFloat32(suffixes.flatMap(parts)))
+    layerWeights({ read, stack }, inputWidth) {
       return {
         w: stack('W', [h, inputWidth], (s) => [read(`weight_ih${s}`, [h, inputWidth])]),
         r: stack('R', [h, h], (s) => [read(`weight_hh${s}`, [h, h])]),
@@ -148,10 +159,67 @@ function layerState(graph: GraphBuilder, state: string, k: number, directions: n
   return graph.op1('Slice', [state, graph.int64([k * directions]), graph.int64([(k + 1) * directions]), graph.int64([0])], base)
 }
 
+/** A recurrent node with every default filled in. */
+interface StackPlan {
+  name: string
+  hidden: number
+  layers: number
+  directions: 1 | 2
+  merge: 'concat' | 'sum'
+  output: RecurrentOutputKind
+  format: CellFormat
+  /** Whether the final states are needed (the `states` output or state outputs). */
+  needsStates: boolean
+}
+
+function planStack(spec: RecurrentNodeSpec, state: boolean): StackPlan {
+  const directions = spec.bidirectional ? 2 : 1
+  const output = spec.output ?? 'sequence'
+  return {
+    name: spec.name,
+    hidden: spec.hiddenSize,
+    layers: spec.numLayers ?? 1,
+    directions,
+    merge: spec.merge ?? 'concat',
+    output,
+    format: spec.type === 'lstm' ? lstmFormat(spec, directions) : rnnFormat(spec, directions),
+    needsStates: output === 'states' || state,
+  }
+}
+
+/** ONNX names of the stack's initial-state inputs `[L·D, batch, H]`, `''` for zeros. */
+interface InitialStates {
+  h0: string
+  c0: string
+}
+
+/** ONNX names of one layer's outputs, `''` for those not computed. */
 interface LayerOutputs {
+  /** `[time, directions, batch, H]` */
   y: string
+  /** `[directions, batch, H]` */
   yH: string
+  /** `[directions, batch, H]` (LSTM) */
   yC: string
+}
+
+/** Layer k as one ONNX LSTM / RNN operator over `x` `[time, batch, width]`. */
+function emitLayer(ctx: EmitContext, plan: StackPlan, k: number, x: string, width: number, lengths: string, initial: InitialStates): LayerOutputs {
+  const { graph } = ctx
+  const { format, directions, layers } = plan
+  const base = `${plan.name}/l${k}`
+  const suffixes = directions === 2 ? [`_l${k}`, `_l${k}_reverse`] : [`_l${k}`]
+  const { w, r, b, p } = format.layerWeights(layerReader(ctx, plan.name, suffixes), width)
+  const h0 = layerState(graph, initial.h0, k, directions, layers, `${base}/h0`)
+  const inputs = [x, w, r, b, lengths, h0]
+  if (format.hasCell) inputs.push(layerState(graph, initial.c0, k, directions, layers, `${base}/c0`), p)
+  const top = k === layers - 1
+  const wanted = (needed: boolean, part: string) => (needed ? { base: `${base}/${part}` } : '')
+  const outputs = [wanted(!top || plan.output === 'sequence', 'Y'), wanted(plan.needsStates || (top && plan.output === 'last'), 'Y_h')]
+  if (format.hasCell) outputs.push(wanted(plan.needsStates, 'Y_c'))
+  const attributes = { hidden_size: plan.hidden, direction: directions === 2 ? 'bidirectional' : 'forward', ...format.attributes }
+  const [y, yH, yC = ''] = graph.op(format.opType, inputs, outputs, attributes)
+  return { y, yH, yC }
 }
 
 /**
@@ -163,49 +231,38 @@ export function emitRecurrent(ctx: EmitContext, spec: RecurrentNodeSpec, input: 
     throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${spec.name}" needs a float sequence input, got ${input.kind}`)
   }
   const { graph, options } = ctx
-  const name = spec.name
-  const directions = spec.bidirectional ? 2 : 1
-  const layers = spec.numLayers ?? 1
-  const merge = spec.merge ?? 'concat'
-  const output = spec.output ?? 'sequence'
-  const h = spec.hiddenSize
-  const format = spec.type === 'lstm' ? lstmFormat(spec, directions) : rnnFormat(spec, directions)
-  const stateDims = [layers * directions, 'batch', h]
-  const h0 = options.state ? graph.addInput(`${name}_h0`, ElementType.float, stateDims) : ''
-  const c0 = options.state && format.hasCell ? graph.addInput(`${name}_c0`, ElementType.float, stateDims) : ''
-
+  const plan = planStack(spec, options.state)
+  const { name, hidden, directions, merge, format } = plan
+  const stateDims = [plan.layers * directions, 'batch', hidden]
+  const initial = {
+    h0: options.state ? graph.addInput(`${name}_h0`, ElementType.float, stateDims) : '',
+    c0: options.state && format.hasCell ? graph.addInput(`${name}_c0`, ElementType.float, stateDims) : '',
+  }
   let x = graph.op1('Transpose', [input.name], `${name}/time_major`, { perm: [1, 0, 2] })
   let width = input.width
   const outputs: LayerOutputs[] = []
-  for (let k = 0; k < layers; k++) {
-    const top = k === layers - 1
-    const suffixes = directions === 2 ? [`_l${k}`, `_l${k}_reverse`] : [`_l${k}`]
-    const { w, r, b, p } = format.layerWeights(ctx, suffixes, width)
-    const base = `${name}/l${k}`
-    const wanted = (needed: boolean, part: string) => (needed ? { base: `${base}/${part}` } : '')
-    const needStates = output === 'states' || options.state
-    const [y, yH, yC] = graph.op(
-      format.opType,
-      [x, w, r, b, input.lengths, layerState(graph, h0, k, directions, layers, `${base}/h0`), ...(format.hasCell ? [layerState(graph, c0, k, directions, layers, `${base}/c0`), p] : [])],
-      [wanted(!top || output === 'sequence', 'Y'), wanted(needStates || (top && output === 'last'), 'Y_h'), ...(format.hasCell ? [wanted(needStates, 'Y_c')] : [])],
-      { hidden_size: h, direction: directions === 2 ? 'bidirectional' : 'forward', ...format.attributes },
-    )
-    outputs.push({ y, yH, yC: yC ?? '' })
-    if (y !== '') x = mergeSequence(graph, y, directions, merge, `${base}/merged`)
-    width = merge === 'concat' ? h * directions : h
+  for (let k = 0; k < plan.layers; k++) {
+    const layer = emitLayer(ctx, plan, k, x, width, input.lengths, initial)
+    outputs.push(layer)
+    if (layer.y !== '') x = mergeSequence(graph, layer.y, directions, merge, `${name}/l${k}/merged`)
+    width = merge === 'concat' ? hidden * directions : hidden
   }
   if (options.state) emitFinalStates(graph, name, outputs, format.hasCell, stateDims)
   const value = { lengths: input.lengths, time: input.time }
-  const last = outputs[layers - 1]
-  switch (output) {
+  switch (plan.output) {
     case 'sequence':
       return { ...value, kind: 'sequence', width, name: graph.op1('Transpose', [x], `${name}/batch_major`, { perm: [1, 0, 2] }) }
     case 'last':
-      return { ...value, kind: 'vector', width, name: mergeFinal(graph, last.yH, directions, merge, `${name}/last`) }
+      return { ...value, kind: 'vector', width, name: mergeFinal(graph, outputs[plan.layers - 1].yH, directions, merge, `${name}/last`) }
     case 'states':
-      return { ...value, kind: 'vector', width: layers * directions * h * (format.hasCell ? 2 : 1), name: concatStates(graph, name, outputs, format.hasCell) }
+      return {
+        ...value,
+        kind: 'vector',
+        width: outputs.length * directions * hidden * (format.hasCell ? 2 : 1),
+        name: concatStates(graph, name, outputs, format.hasCell),
+      }
     default:
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${name}": unknown recurrent output ${JSON.stringify(output)}`)
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${name}": unknown recurrent output ${JSON.stringify(plan.output)}`)
   }
 }
 
@@ -219,10 +276,26 @@ function concatStates(graph: GraphBuilder, name: string, outputs: readonly Layer
 }
 
 /** Graph outputs `{node}_hN` (and `_cN`): every layer's final states stacked `[L·D, batch, H]`. */
-function emitFinalStates(graph: GraphBuilder, name: string, outputs: readonly LayerOutputs[], hasCell: boolean, dims: readonly (number | string)[]): void {
+function emitFinalStates(
+  graph: GraphBuilder,
+  name: string,
+  outputs: readonly LayerOutputs[],
+  hasCell: boolean,
+  dims: readonly (number | string)[],
+): void {
   const hN = graph.addOutput(`${name}_hN`, ElementType.float, dims)
-  graph.op('Concat', outputs.map((o) => o.yH), [hN], { axis: 0 })
+  graph.op(
+    'Concat',
+    outputs.map((o) => o.yH),
+    [hN],
+    { axis: 0 },
+  )
   if (!hasCell) return
   const cN = graph.addOutput(`${name}_cN`, ElementType.float, dims)
-  graph.op('Concat', outputs.map((o) => o.yC), [cN], { axis: 0 })
+  graph.op(
+    'Concat',
+    outputs.map((o) => o.yC),
+    [cN],
+    { axis: 0 },
+  )
 }
