@@ -34,14 +34,20 @@ async function runCase(c, pytorch, workDir) {
   return runInChild(c, workDir)
 }
 
+/** The records of one case: one, or one per variant for a case timed with interleaved variants. */
+function recordsOf(c, result, loadBefore) {
+  if (c.variants === undefined) return [toRecord(c, result, loadBefore)]
+  return c.variants.map((variant, i) => toRecord({ ...c, ...variant, variants: undefined }, result.variants?.[i] ?? result, loadBefore))
+}
+
 async function measureAll(cases, pytorch, workDir) {
   const records = []
   for (const [i, c] of cases.entries()) {
     process.stderr.write(`[${i + 1}/${cases.length}] ${caseLabel(c)} … `)
     const loadBefore = loadAverage()
-    const record = toRecord(c, await runCase(c, pytorch, workDir), loadBefore)
-    process.stderr.write(`${progressLine(record)}\n`)
-    records.push(record)
+    const caseRecords = recordsOf(c, await runCase(c, pytorch, workDir), loadBefore)
+    process.stderr.write(`${caseRecords.map(progressLine).join('; ')}\n`)
+    records.push(...caseRecords)
   }
   return records
 }
@@ -71,6 +77,10 @@ async function main() {
   const argv = process.argv.slice(2)
   const options = parseOptions(argv)
   if (options.help) return console.log(USAGE)
+  if (options.fromJson !== undefined) {
+    const run = JSON.parse(fs.readFileSync(options.fromJson, 'utf8'))
+    return writeOutputs({ ...run, targets: evaluateTargets(run.records) }, { ...options, json: undefined })
+  }
   const cases = planCases(options)
   if (options.list) return console.log(cases.map((c) => `${caseLabel(c)}${c.skip ? ` (skipped: ${c.skip})` : ''}`).join('\n'))
   const workDir = makeWorkDir()

@@ -30,24 +30,40 @@ function repetition(step, spec) {
   }
 }
 
-/** Timings of the case; for a streaming case in ms per single step. */
-async function timeCase(step, spec) {
-  const { timesMs, warmup, firstValue, lastValue } = await timeRepetitions(repetition(step, spec), spec.policy)
+/** Timings of each prepared step (interleaved when there are several); for a streaming case in ms per single step. */
+async function timeSteps(steps, spec) {
+  const timings = await timeRepetitions(
+    steps.map((step) => repetition(step, spec)),
+    spec.policy,
+  )
   const perCall = spec.mode === 'stream' ? spec.steps : 1
-  const loss = typeof firstValue === 'number' ? { lossFirst: firstValue, lossLast: lastValue } : {}
-  return { timesMs: timesMs.map((ms) => ms / perCall), warmup, ...loss }
+  return timings.map(({ timesMs, warmup, firstValue, lastValue }) => {
+    const loss = typeof firstValue === 'number' ? { lossFirst: firstValue, lossLast: lastValue } : {}
+    return { timesMs: timesMs.map((ms) => ms / perCall), warmup, ...loss }
+  })
 }
 
+/**
+ * One result, or `{ variants: [result, …] }` for a case with `variants` (each merged into the
+ * case): those are prepared in this one process and timed interleaved.
+ */
 async function runCase(spec) {
   const { prepare } = require(MODULES[spec.impl])
-  const { step, info } = await prepare(spec)
+  const variants = spec.variants ?? [{}]
+  const prepared = []
+  for (const variant of variants) prepared.push(await prepare({ ...spec, ...variant }))
   const rssAfterSetupMiB = await settledRssMiB()
   if (spec.flatSteps !== undefined) {
-    const flat = await sampleRssOverSteps(step, spec.flatSteps, spec.flatEvery)
-    return { info, rssAfterSetupMiB, flat, peakRssMiB: peakRssMiB() }
+    const flat = await sampleRssOverSteps(prepared[0].step, spec.flatSteps, spec.flatEvery)
+    return { info: prepared[0].info, rssAfterSetupMiB, flat, peakRssMiB: peakRssMiB() }
   }
-  const timing = await timeCase(step, spec)
-  const result = { info, rssAfterSetupMiB, ...timing, peakRssMiB: peakRssMiB() }
+  const timings = await timeSteps(
+    prepared.map((p) => p.step),
+    spec,
+  )
+  const results = timings.map((timing, i) => ({ info: prepared[i].info, rssAfterSetupMiB, ...timing, peakRssMiB: peakRssMiB() }))
+  if (spec.variants !== undefined) return { variants: results }
+  const [result] = results
   if (spec.budget) result.memory = memoryBudget(spec, rssAfterSetupMiB, result.peakRssMiB)
   return result
 }

@@ -31,30 +31,35 @@ async function call(run) {
 }
 
 /**
- * @param {() => unknown} run one repetition (a training step, a forward pass, or 1000 streaming steps)
+ * Times one or more runs; several are interleaved (A B A B …) so that other work on a shared
+ * machine hits them alike, which makes their ratio trustworthy (peepholes on vs off).
+ * @param {(() => unknown)[]} runs each is one repetition (a training step, a forward pass, or 1000 streaming steps)
  * @param {RepPolicy} policy
- * @returns {Promise<{ timesMs: number[], warmup: number, firstValue: unknown, lastValue: unknown }>}
- *   `firstValue` / `lastValue`: what the first warm-up call and the last timed call returned (the loss)
+ * @returns {Promise<{ timesMs: number[], warmup: number, firstValue: unknown, lastValue: unknown }[]>} per run;
+ *   `firstValue` / `lastValue`: what its first warm-up call and last timed call returned (the loss)
  */
-async function timeRepetitions(run, policy) {
+async function timeRepetitions(runs, policy) {
+  const results = []
+  for (const run of runs) results.push({ timesMs: [], warmup: 1, firstValue: await call(run), lastValue: undefined })
   const warmStart = nowMs()
-  const firstValue = await call(run)
-  let warmup = 1
-  while (warmup < policy.minWarmup || (nowMs() - warmStart < policy.warmupMs && warmup < 20)) {
-    await nextTurn()
-    await call(run)
-    warmup++
+  while (results[0].warmup < policy.minWarmup || (nowMs() - warmStart < policy.warmupMs && results[0].warmup < 20)) {
+    for (const [i, run] of runs.entries()) {
+      await nextTurn()
+      await call(run)
+      results[i].warmup++
+    }
   }
-  const timesMs = []
-  let lastValue
   const start = nowMs()
-  while (timesMs.length < policy.minReps || (nowMs() - start < policy.budgetMs && timesMs.length < policy.maxReps)) {
-    await nextTurn()
-    const t0 = nowMs()
-    lastValue = await call(run)
-    timesMs.push(nowMs() - t0)
+  const reps = () => results[0].timesMs.length
+  while (reps() < policy.minReps || (nowMs() - start < policy.budgetMs && reps() < policy.maxReps)) {
+    for (const [i, run] of runs.entries()) {
+      await nextTurn()
+      const t0 = nowMs()
+      results[i].lastValue = await call(run)
+      results[i].timesMs.push(nowMs() - t0)
+    }
   }
-  return { timesMs, warmup, firstValue, lastValue }
+  return results
 }
 
 /** Resident set size in MiB once garbage is collected (with --expose-gc) and pending finalizers ran. */

@@ -16,6 +16,7 @@ const USAGE = `npm run bench -- [options]
   --reps N        at least N timed repetitions per case (never fewer than 5)
   --json FILE     write every record (suite, implementation, shape) as JSON
   --markdown FILE replace the results section of FILE (BENCHMARKS.md) with this run
+  --from-json FILE  measure nothing: print (and with --markdown write) the results of an earlier --json run
   --list          print the planned cases and exit
   --help`
 
@@ -32,7 +33,7 @@ function positiveInteger(value, flag) {
   return n
 }
 
-/** @returns {{ suites: string[], impls: string[], shapes: string[], quick: boolean, full: boolean, minReps?: number, json?: string, markdown?: string, list: boolean, help: boolean }} */
+/** @returns {{ suites: string[], impls: string[], shapes: string[], quick: boolean, full: boolean, minReps?: number, json?: string, markdown?: string, fromJson?: string, list: boolean, help: boolean }} */
 function parseOptions(argv) {
   const options = { suites: SUITE_IDS, impls: IMPLEMENTATION_IDS, shapes: SHAPE_ORDER, quick: false, full: false, list: false, help: false }
   const valueOf = (i, flag) => {
@@ -47,6 +48,7 @@ function parseOptions(argv) {
     else if (flag === '--reps') options.minReps = positiveInteger(valueOf(++i, flag), flag)
     else if (flag === '--json') options.json = valueOf(++i, flag)
     else if (flag === '--markdown') options.markdown = valueOf(++i, flag)
+    else if (flag === '--from-json') options.fromJson = valueOf(++i, flag)
     else if (flag === '--quick') options.quick = true
     else if (flag === '--full') options.full = true
     else if (flag === '--list') options.list = true
