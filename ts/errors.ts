@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'ODYSSEY_PANIC'
   /** Any other failure inside the native addon. */
   | 'ODYSSEY_NATIVE'
+  /** An operation stopped by its `AbortSignal` (`Model.fit`). */
+  | 'ODYSSEY_ABORTED'
 
 /** Wrong argument type (`ODYSSEY_TYPE`, `ODYSSEY_DTYPE`). */
 export class OdysseyTypeError extends TypeError {
@@ -73,10 +75,34 @@ export class OdysseyError extends Error {
   }
 }
 
-export type AnyOdysseyError = OdysseyTypeError | OdysseyRangeError | OdysseyError
+/**
+ * An operation stopped by its `AbortSignal`. Named `'AbortError'` like the
+ * DOM's, so `error.name === 'AbortError'` checks work; `cause` is the
+ * signal's reason. `Model.fit` attaches the history of the epochs that
+ * finished as `result`.
+ */
+export class OdysseyAbortError<Result = unknown> extends Error {
+  override readonly name = 'AbortError'
+  readonly code: ErrorCode = 'ODYSSEY_ABORTED'
+  constructor(
+    message: string,
+    /** What the operation had done before it stopped. */
+    readonly result?: Result,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+export type AnyOdysseyError = OdysseyTypeError | OdysseyRangeError | OdysseyError | OdysseyAbortError
 
 export function isOdysseyError(error: unknown): error is AnyOdysseyError {
-  return error instanceof OdysseyTypeError || error instanceof OdysseyRangeError || error instanceof OdysseyError
+  return (
+    error instanceof OdysseyTypeError ||
+    error instanceof OdysseyRangeError ||
+    error instanceof OdysseyError ||
+    error instanceof OdysseyAbortError
+  )
 }
 
 type ErrorClass = new (code: ErrorCode, message: string, options?: ErrorOptions) => AnyOdysseyError

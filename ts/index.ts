@@ -5,7 +5,15 @@
 export { LSTM, type LstmConfig } from './layers/lstm'
 export { SimpleRNN, type SimpleRnnConfig } from './layers/simple-rnn'
 export { exportOnnx, OnnxUnsupportedError, toOnnx, type OnnxExportOptions, type OnnxInputSpec, type OnnxModelSpec, type OnnxNodeSpec, type WeightRecord } from './onnx'
+export { Model, sequential, type Evaluation, type GradientFlow, type ModelConfig, type SequentialConfig, type StepReport } from './model'
+export { dense, dropout, embedding, lstm, simpleRnn, type Layer } from './model/layers'
+export type { DenseActivation, GraphSpec, InputSpec, Loss, LstmLayerOptions, Merge, NodeSpec, OpSpec, RecurrentOutput, RnnLayerOptions } from './model/spec'
+export type { ClipConfig, OptimizerConfig, ScheduleConfig, TrainingConfig } from './model/training'
+export type { Dataset, Inputs, InputTensor, SequenceTensor, StepInputs, StepTensor, Targets, TokenTensor, VectorTensor } from './model/data'
+export type { BatchLog, EpochLog, FitCallbacks, FitOptions, History } from './model/fit'
+export { ADDING_BASELINE_MSE, addingProblem, copyMemory, type AddingProblem, type AddingProblemOptions, type CopyMemory, type CopyMemoryOptions } from './data'
 export {
+  OdysseyAbortError,
   OdysseyError,
   OdysseyRangeError,
   OdysseyTypeError,

@@ -28,7 +28,7 @@ export interface BatchDims {
 }
 
 /** A named dimension, e.g. `['batch', 2]`, used to describe shapes in messages. */
-type Dim = readonly [name: string, size: number]
+export type Dim = readonly [name: string, size: number]
 
 /** Largest size the native addon accepts (sizes cross as u32). */
 const MAX_SIZE = 0xffff_ffff
@@ -42,7 +42,7 @@ function rangeError(code: ErrorCode, message: string): never {
 }
 
 /** What a value is, for messages: `Float64Array`, `Array`, `string`, `null`. */
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null'
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object'
   return typeof value === 'number' ? `${typeof value} ${value}` : typeof value
@@ -148,14 +148,14 @@ function locate(flatIndex: number, dims: readonly Dim[]): string {
 }
 
 /** A typed array of the layer's dtype, with the length and finite values of shape `dims`. */
-function checkTensorData(name: string, value: unknown, dtype: Dtype, dims: readonly Dim[], context = ''): FloatArray {
+export function checkTensorData(name: string, value: unknown, dtype: Dtype, dims: readonly Dim[], context = ''): FloatArray {
   const data = checkFloatArray(name, value, dtype)
   checkLength(name, data, dims, context)
   checkFinite(name, data, dims)
   return data
 }
 
-function checkObject(name: string, value: unknown): Record<string, unknown> {
+export function checkObject(name: string, value: unknown): Record<string, unknown> {
   if (typeof value !== 'object' || value === null) typeError('ODYSSEY_TYPE', `${name}: expected an object, got ${describe(value)}`)
   return value as Record<string, unknown>
 }
@@ -192,18 +192,18 @@ function checkShape(value: unknown, layer: LayerSpec): [number, number, number] 
   return value as [number, number, number]
 }
 
-function checkLengths(value: unknown, batch: number, time: number): void {
+export function checkLengths(value: unknown, batch: number, time: number, name = 'lengths'): void {
   const isArrayLike = typeof value === 'object' && value !== null && typeof (value as ArrayLike<unknown>).length === 'number'
-  if (!isArrayLike) typeError('ODYSSEY_TYPE', `lengths: expected an array of ${batch} integers, got ${describe(value)}`)
+  if (!isArrayLike) typeError('ODYSSEY_TYPE', `${name}: expected an array of ${batch} integers, got ${describe(value)}`)
   const lengths = value as ArrayLike<unknown>
-  if (lengths.length !== batch) rangeError('ODYSSEY_SHAPE', `lengths: expected length batch = ${batch}, got ${lengths.length}`)
+  if (lengths.length !== batch) rangeError('ODYSSEY_SHAPE', `${name}: expected length batch = ${batch}, got ${lengths.length}`)
   for (let b = 0; b < batch; b++) {
     const length = lengths[b]
     if (typeof length !== 'number' || !Number.isInteger(length)) {
-      typeError('ODYSSEY_TYPE', `lengths[${b}]: expected an integer, got ${describe(length)}`)
+      typeError('ODYSSEY_TYPE', `${name}[${b}]: expected an integer, got ${describe(length)}`)
     }
     if (length < 1 || length > time) {
-      rangeError('ODYSSEY_LENGTH', `lengths[${b}] = ${length}: every length must be in 1..${time} (time)`)
+      rangeError('ODYSSEY_LENGTH', `${name}[${b}] = ${length}: every length must be in 1..${time} (time)`)
     }
   }
 }

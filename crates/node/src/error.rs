@@ -5,6 +5,8 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use odyssey_core::model::FitError;
+
 /// `error.code` of every exception the binding throws; `ts/errors.ts` maps
 /// each code to an error class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,9 @@ impl AsRef<str> for ErrorCode {
 pub enum BindingError {
     #[error(transparent)]
     Core(#[from] odyssey_core::Error),
+    /// `fit` failed: a core error, or a non-finite update with `stopOnNonFinite`.
+    #[error(transparent)]
+    Fit(#[from] FitError),
     /// A typed array of the other float type than the layer's dtype.
     #[error("{name}: expected a {expected} for this layer's dtype, got a {actual}")]
     Dtype {
@@ -59,6 +64,8 @@ impl BindingError {
     fn code(&self) -> ErrorCode {
         match self {
             BindingError::Core(error) => core_code(error),
+            BindingError::Fit(FitError::Core(error)) => core_code(error),
+            BindingError::Fit(FitError::NonFiniteStep { .. }) => ErrorCode::NonFinite,
             BindingError::Dtype { .. } => ErrorCode::Dtype,
             BindingError::State(_) => ErrorCode::State,
         }

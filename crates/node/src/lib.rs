@@ -10,8 +10,11 @@
 compile_error!("odyssey-node must be built with panic = \"unwind\"");
 
 mod convert;
+mod data;
 mod error;
 mod layer;
+mod model;
+mod tasks;
 
 use napi_derive::napi;
 

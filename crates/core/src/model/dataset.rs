@@ -104,6 +104,11 @@ impl<F: Scalar> Dataset<F> {
         self.target.as_ref()
     }
 
+    /// The checked inputs and target, for a call on the whole dataset as one batch.
+    pub fn into_parts(self) -> (Vec<Value<F>>, Option<Target<F>>) {
+        (self.inputs, self.target)
+    }
+
     /// The examples `rows` (in that order) as one batch. With `trim_time`, each
     /// sequence input's time axis is cut to the batch's longest length: exact
     /// whenever the model's output is a vector (padding never reaches it), and

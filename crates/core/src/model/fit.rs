@@ -251,8 +251,9 @@ fn train_epoch<F: Scalar>(
     Ok((!cancel.load(Ordering::Relaxed)).then_some(tally))
 }
 
-/// One batch: a full step, or one update per truncated-BPTT window.
-fn train_batch<F: Scalar>(
+/// One batch: a full step, or one update per truncated-BPTT window, as `fit` takes it:
+/// a non-finite prediction counts as a skipped update like a non-finite loss.
+pub fn train_batch<F: Scalar>(
     trainer: &mut Trainer<F>,
     inputs: Vec<Value<F>>,
     target: &Target<F>,

@@ -1,0 +1,266 @@
+//! JS datasets → core datasets, in two stages. At call time, on the JS
+//! thread, every typed array is copied into a Rust-owned buffer
+//! ([`OwnedDataset::copy`]): a worker thread never reads memory that JS can
+//! still write. Later, on whichever thread runs the work, the buffers become
+//! ndarrays of the model's dtype without another copy ([`OwnedDataset::into_dataset`]).
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Either, Float32Array, Float64Array, Uint32Array};
+use napi_derive::napi;
+use ndarray::{Array, Dimension, Ix2, Ix3, IxDyn};
+use odyssey_core::model::{Dataset, InputSpec, Target, Value};
+use odyssey_core::Error;
+
+use crate::convert::{dims, JsFloat, JsFloats};
+use crate::error::BindingError;
+
+/// One model input for N examples, in the model's dtype.
+#[napi(object, object_to_js = false)]
+pub struct InputArgs {
+    /// Sequence `[n, time, features]` or vector `[n, features]` inputs, flat.
+    pub data: Option<Either<Float32Array, Float64Array>>,
+    /// Token inputs: ids `[n, time]`, flat.
+    pub ids: Option<Uint32Array>,
+    /// `[n, time, features]`, `[n, time]` or `[n, features]`.
+    pub shape: Vec<u32>,
+    /// `[n]`, each in `1..=time`; default: every sequence fills the time axis.
+    pub lengths: Option<Uint32Array>,
+}
+
+/// What the output is trained towards: `values` (MSE, binary cross-entropy)
+/// shaped like the output, or class indices (cross-entropy), `[n]` for vector
+/// outputs and `[n, time]` for sequence outputs.
+#[napi(object, object_to_js = false)]
+pub struct TargetArgs {
+    pub values: Option<Either<Float32Array, Float64Array>>,
+    pub classes: Option<Uint32Array>,
+    pub shape: Vec<u32>,
+}
+
+/// The inputs (in the model spec's input order) and, for training and evaluation, the target.
+#[napi(object, object_to_js = false)]
+pub struct DatasetArgs {
+    pub inputs: Vec<InputArgs>,
+    pub target: Option<TargetArgs>,
+}
+
+/// A copy of a JS float array, still in the type JS gave.
+pub enum Floats {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Floats {
+    fn copy(array: &JsFloats) -> Self {
+        match array {
+            Either::A(values) => Floats::F32(values.to_vec()),
+            Either::B(values) => Floats::F64(values.to_vec()),
+        }
+    }
+
+    pub fn into_js(self) -> JsFloats {
+        match self {
+            Floats::F32(values) => f32::new_array(values),
+            Floats::F64(values) => f64::new_array(values),
+        }
+    }
+}
+
+/// The float types a model can have, with the owned buffers of each.
+pub trait ModelFloat: JsFloat {
+    /// The buffer's values if it has this type, else a dtype error naming `name`.
+    fn take(floats: Floats, name: &str) -> Result<Vec<Self>, BindingError>;
+    fn wrap(values: Vec<Self>) -> Floats;
+}
+
+impl ModelFloat for f32 {
+    fn take(floats: Floats, name: &str) -> Result<Vec<Self>, BindingError> {
+        match floats {
+            Floats::F32(values) => Ok(values),
+            Floats::F64(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
+        }
+    }
+    fn wrap(values: Vec<Self>) -> Floats {
+        Floats::F32(values)
+    }
+}
+
+impl ModelFloat for f64 {
+    fn take(floats: Floats, name: &str) -> Result<Vec<Self>, BindingError> {
+        match floats {
+            Floats::F64(values) => Ok(values),
+            Floats::F32(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
+        }
+    }
+    fn wrap(values: Vec<Self>) -> Floats {
+        Floats::F64(values)
+    }
+}
+
+fn dtype_error<F: JsFloat>(name: &str, actual: &'static str) -> BindingError {
+    BindingError::Dtype {
+        name: name.to_owned(),
+        expected: F::ARRAY_NAME,
+        actual,
+    }
+}
+
+/// A copied [`InputArgs`].
+pub struct OwnedInput {
+    data: Option<Floats>,
+    ids: Option<Vec<u32>>,
+    shape: Vec<usize>,
+    lengths: Option<Vec<usize>>,
+}
+
+enum OwnedTarget {
+    Values { data: Floats, shape: Vec<usize> },
+    Classes(Vec<u32>),
+}
+
+/// A copied [`DatasetArgs`].
+pub struct OwnedDataset {
+    inputs: Vec<OwnedInput>,
+    target: Option<OwnedTarget>,
+}
+
+impl OwnedDataset {
+    pub fn copy(args: &DatasetArgs) -> Result<Self, BindingError> {
+        Ok(OwnedDataset {
+            inputs: copy_inputs(&args.inputs),
+            target: args.target.as_ref().map(copy_target).transpose()?,
+        })
+    }
+
+    /// The dataset in the model's dtype, checked (counts, lengths, finite values) by the core.
+    pub fn into_dataset<F: ModelFloat>(
+        self,
+        spec: &[InputSpec],
+    ) -> Result<Dataset<F>, BindingError> {
+        let inputs = into_values(self.inputs, spec)?;
+        let target = self.target.map(into_target).transpose()?;
+        Ok(Dataset::new(inputs, target)?)
+    }
+}
+
+pub fn copy_inputs(inputs: &[InputArgs]) -> Vec<OwnedInput> {
+    inputs
+        .iter()
+        .map(|input| OwnedInput {
+            data: input.data.as_ref().map(Floats::copy),
+            ids: input.ids.as_ref().map(|ids| ids.to_vec()),
+            shape: dims(&input.shape),
+            lengths: input
+                .lengths
+                .as_ref()
+                .map(|l| l.iter().map(|&v| v as usize).collect()),
+        })
+        .collect()
+}
+
+fn copy_target(target: &TargetArgs) -> Result<OwnedTarget, BindingError> {
+    match (&target.values, &target.classes) {
+        (Some(values), None) => Ok(OwnedTarget::Values {
+            data: Floats::copy(values),
+            shape: dims(&target.shape),
+        }),
+        (None, Some(classes)) => Ok(OwnedTarget::Classes(classes.to_vec())),
+        _ => Err(Error::invalid(
+            "target",
+            "give exactly one of `values` (float targets) and `classes` (class indices)",
+        )
+        .into()),
+    }
+}
+
+/// The model inputs, one per entry of `spec`, in its order.
+pub fn into_values<F: ModelFloat>(
+    inputs: Vec<OwnedInput>,
+    spec: &[InputSpec],
+) -> Result<Vec<Value<F>>, BindingError> {
+    if inputs.len() != spec.len() {
+        let names: Vec<&str> = spec.iter().map(InputSpec::name).collect();
+        let expected = format!("{} inputs ({})", spec.len(), names.join(", "));
+        return Err(Error::shape("inputs", expected, &[inputs.len()]).into());
+    }
+    spec.iter()
+        .zip(inputs)
+        .map(|(s, input)| into_value(s, input))
+        .collect()
+}
+
+fn into_value<F: ModelFloat>(
+    spec: &InputSpec,
+    input: OwnedInput,
+) -> Result<Value<F>, BindingError> {
+    let name = spec.name();
+    let shape_error = |expected: &str| Error::shape(name, expected, &input.shape);
+    match spec {
+        InputSpec::Sequence { .. } => {
+            let &[n, time, features] = &input.shape[..] else {
+                return Err(shape_error("[n, time, features]").into());
+            };
+            let values = F::take(required(input.data, name, "data")?, name)?;
+            let data = shaped(name, Ix3(n, time, features), values)?;
+            Ok(Value::Sequence {
+                data,
+                lengths: full_lengths(input.lengths, n, time),
+            })
+        }
+        InputSpec::Tokens { .. } => {
+            let &[n, time] = &input.shape[..] else {
+                return Err(shape_error("[n, time]").into());
+            };
+            let ids = shaped(name, Ix2(n, time), required(input.ids, name, "ids")?)?;
+            Ok(Value::Tokens {
+                ids,
+                lengths: full_lengths(input.lengths, n, time),
+            })
+        }
+        InputSpec::Vector { .. } => {
+            let &[n, features] = &input.shape[..] else {
+                return Err(shape_error("[n, features]").into());
+            };
+            let values = F::take(required(input.data, name, "data")?, name)?;
+            let data = shaped(name, Ix2(n, features), values)?;
+            Ok(Value::Vector(data))
+        }
+    }
+}
+
+fn into_target<F: ModelFloat>(target: OwnedTarget) -> Result<Target<F>, BindingError> {
+    match target {
+        OwnedTarget::Classes(classes) => Ok(Target::Classes(classes)),
+        OwnedTarget::Values { data, shape } => {
+            let values = F::take(data, "target.values")?;
+            Ok(Target::Values(shaped(
+                "target.values",
+                IxDyn(&shape),
+                values,
+            )?))
+        }
+    }
+}
+
+fn required<T>(field: Option<T>, input: &str, field_name: &str) -> Result<T, BindingError> {
+    field.ok_or_else(|| Error::invalid(input, format!("this input needs `{field_name}`")).into())
+}
+
+fn full_lengths(lengths: Option<Vec<usize>>, n: usize, time: usize) -> Arc<[usize]> {
+    lengths.unwrap_or_else(|| vec![time; n]).into()
+}
+
+/// `values` as an array of shape `dim`; the error gives both element counts.
+fn shaped<T, D: Dimension>(
+    name: &str,
+    dim: D,
+    values: Vec<T>,
+) -> Result<Array<T, D>, BindingError> {
+    let expected = dim.size();
+    if values.len() != expected {
+        let shape = format!("{:?} ({expected} elements)", dim.slice());
+        return Err(Error::shape(name, shape, &[values.len()]).into());
+    }
+    Ok(Array::from_shape_vec(dim, values).expect("the element count matches the shape"))
+}

@@ -1,0 +1,319 @@
+/**
+ * `Model`: a whole network — a graph of layers with a loss and an optimizer —
+ * trained by the native core on a worker thread, with Keras' idioms:
+ *
+ * ```ts
+ * const model = sequential({
+ *   input: { kind: 'sequence', features: 2 },
+ *   layers: [lstm({ hiddenSize: 32, output: 'last' }), dense({ units: 1 })],
+ *   loss: 'mse',
+ *   optimizer: { type: 'adam', learningRate: 1e-3 },
+ *   clip: { globalNorm: 1 },
+ * })
+ * const history = await model.fit({ x, y }, { epochs: 10, batchSize: 32, validationData })
+ * const { data, shape } = await model.predict(x)
+ * ```
+ *
+ * Every argument is checked here first (`OdysseyTypeError` / `OdysseyRangeError`
+ * naming it and the expected shape). One operation runs on a model at a time:
+ * any call while `fit`, `evaluate`, `predict` or `save` is running rejects
+ * with `ODYSSEY_STATE`, as does any call after `dispose()`.
+ */
+import type { InputArgs, NativeModel } from '../native/binding'
+import { fromNativeError, OdysseyAbortError, OdysseyRangeError } from './errors'
+import { loadNative } from './native'
+import type { Dtype, Tensor } from './types'
+import { checkObject, checkOptionKeys, checkSize, checkWeights } from './validate'
+import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './model/data'
+import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './model/fit'
+import { sequentialGraph, type Layer } from './model/layers'
+import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, type Loss } from './model/spec'
+import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './model/training'
+
+/** A model graph and how to train it. */
+export interface ModelConfig extends GraphSpec, TrainingConfig {}
+
+/** A stack of layers on one input. */
+export interface SequentialConfig extends TrainingConfig {
+  /** The input; its name defaults to `'x'`. */
+  input: { kind: 'sequence'; features: number; name?: string } | { kind: 'tokens'; name?: string } | { kind: 'vector'; features: number; name?: string }
+  layers: Layer[]
+  loss: Loss
+  /** Seed of every initial weight, dropout mask and (by default) the shuffle. Default 0. */
+  seed?: number
+  /** Default `'float32'`; data arrays must be of this type (`Float32Array` / `Float64Array`). */
+  dtype?: Dtype
+}
+
+/** What one update did. */
+export interface StepReport {
+  loss: number
+  /** Global L2 norm of the gradients before clipping. */
+  gradNorm: number
+  clipped: boolean
+  /** False when the loss or a gradient was not finite and the update was skipped. */
+  applied: boolean
+  learningRate: number
+}
+
+/** Loss over a dataset, and accuracy for classification losses. */
+export interface Evaluation {
+  loss: number
+  /** crossEntropy: share of (valid) rows whose largest logit is the target class; binaryCrossEntropy: share of elements on the right side of 0.5. */
+  accuracy?: number
+  examples: number
+}
+
+/** How the gradient flows back through time in one recurrent layer entry (SPEC §2). */
+export interface GradientFlow {
+  /** The recurrent node and the layer entry in it: `'l0'`, `'l1'`, `'l0_reverse'`, ... */
+  node: string
+  layer: string
+  /** `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN) over the batch, for every step k. */
+  norms: Float64Array
+}
+
+const GRAPH_KEYS = ['inputs', 'nodes', 'output', 'loss', 'dtype', 'seed'] as const
+const SEQUENTIAL_KEYS = ['input', 'layers', 'loss', 'seed', 'dtype', ...TRAINING_KEYS] as const
+
+/** Runs a synchronous call into the addon; its exceptions become typed errors. */
+function callNative<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (error) {
+    throw fromNativeError(error)
+  }
+}
+
+/** Awaits an async call into the addon; its rejections become typed errors. */
+async function awaitNative<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (error) {
+    throw fromNativeError(error)
+  }
+}
+
+function checkBatchSize(options: unknown, label: string): number {
+  if (options === undefined) return 32
+  const fields = checkObject(`${label} options`, options)
+  checkOptionKeys(fields, ['batchSize'], label)
+  return checkSize('batchSize', fields.batchSize ?? 32)
+}
+
+export class Model {
+  /** The checked graph, every default filled in. */
+  readonly graph: Readonly<Required<GraphSpec>>
+  private readonly described: DescribedGraph
+  private readonly native: NativeModel
+  private disposed = false
+  /** Weight name → shape, read on first `setWeights`. */
+  private weightShapes: ReadonlyMap<string, readonly number[]> | undefined
+
+  private constructor(native: NativeModel, described: DescribedGraph) {
+    this.native = native
+    this.described = described
+    this.graph = described.spec
+  }
+
+  /**
+   * A model from a graph (inputs, nodes in topological order, output, loss) and a training
+   * configuration — for anything `sequential` cannot express (several inputs, merges).
+   * @throws OdysseyTypeError / OdysseyRangeError naming the offending input, node or option.
+   */
+  static fromSpec(config: ModelConfig): Model {
+    checkOptionKeys(config, [...GRAPH_KEYS, ...TRAINING_KEYS], 'Model.fromSpec')
+    const { optimizer, schedule, clip, recurrentClip, ...graph } = config
+    const described = describeGraph(graph)
+    const training = trainingSpecJson({ optimizer, schedule, clip, recurrentClip })
+    const { NativeModel } = loadNative()
+    const native = callNative(() => new NativeModel(JSON.stringify(described.spec), JSON.stringify(training)))
+    return new Model(native, described)
+  }
+
+  /**
+   * Restores a model saved with `save`: graph, weights, optimizer state and step counter, so
+   * that training resumes bit for bit (pass the epochs already done as `fit`'s `initialEpoch`).
+   */
+  static async load(dir: string): Promise<Model> {
+    if (typeof dir !== 'string' || dir === '') throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
+    const { NativeModel } = loadNative()
+    const native = await awaitNative(() => NativeModel.load(dir))
+    return new Model(native, describeGraph(JSON.parse(native.modelSpec) as GraphSpec))
+  }
+
+  get dtype(): Dtype {
+    return this.graph.dtype
+  }
+
+  /** The training configuration in the core's form (`TrainingSpec` JSON, defaults filled in). */
+  get trainingSpec(): Record<string, unknown> {
+    return JSON.parse(this.native.trainingSpec) as Record<string, unknown>
+  }
+
+  /** Updates applied so far. */
+  get stepCount(): number {
+    this.checkUsable()
+    return callNative(() => this.native.stepCount())
+  }
+
+  /**
+   * Trains on `data` on a worker thread; the event loop keeps running. Resolves with the
+   * history once epochs `initialEpoch..epochs−1` are done.
+   *
+   * - `data.x`: the inputs (see `Inputs`), `data.y`: the targets (see `Targets`), in the model's dtype.
+   * - Updates whose loss or gradient is not finite are skipped (weights untouched), counted in
+   *   the logs and reported to `callbacks.onNonFinite`; with `stopOnNonFinite` the first one
+   *   rejects fit with `ODYSSEY_NON_FINITE`.
+   * - Aborting `signal` stops before the next batch and rejects with `OdysseyAbortError`
+   *   (`error.name === 'AbortError'`, `error.result`: the history so far). The model keeps the
+   *   weights of its last finished update and stays usable.
+   *
+   * @throws OdysseyRangeError `ODYSSEY_STATE` when another operation is running on this model.
+   */
+  async fit(data: Dataset, options: FitOptions): Promise<History> {
+    this.checkUsable()
+    const args = fitArgs(options, this.graph.seed)
+    const train = checkDataset(data, this.described, 'data')
+    const validation = options.validationData === undefined ? undefined : checkDataset(options.validationData, this.described, 'validationData')
+    if (args.tbptt !== undefined && !this.graph.inputs.some((i) => i.kind !== 'vector')) {
+      throw new OdysseyRangeError('ODYSSEY_INVALID', 'tbptt: truncated BPTT needs a sequence or tokens input')
+    }
+    const { signal } = options
+    if (signal?.aborted) throw new OdysseyAbortError('fit was aborted before it started', history({ epochs: [], cancelled: true, nonFiniteUpdates: 0 }), { cause: signal.reason })
+    const { CancelToken } = loadNative()
+    const token = new CancelToken()
+    const relay = new ProgressRelay(options.callbacks ?? {}, () => token.cancel())
+    const abort = () => token.cancel()
+    signal?.addEventListener('abort', abort, { once: true })
+    try {
+      const output = await awaitNative(() => this.native.fit(train.args, validation?.args, args, relay.onProgress, token))
+      if (relay.error !== undefined) throw relay.error.thrown
+      const result = history(output)
+      if (output.cancelled) throw new OdysseyAbortError(`fit was aborted after ${result.epochs.length} finished epoch(s)`, result, { cause: signal?.reason })
+      return result
+    } finally {
+      signal?.removeEventListener('abort', abort)
+    }
+  }
+
+  /** Loss (and accuracy for classification losses) over `data`, in batches, on a worker thread. */
+  async evaluate(data: Dataset, options?: { batchSize?: number }): Promise<Evaluation> {
+    this.checkUsable()
+    const batchSize = checkBatchSize(options, 'evaluate')
+    const { args } = checkDataset(data, this.described, 'data')
+    const result = await awaitNative(() => this.native.evaluate(args, batchSize))
+    const evaluation: Evaluation = { loss: result.loss, examples: result.examples }
+    if (result.accuracy !== undefined && result.accuracy !== null) evaluation.accuracy = result.accuracy
+    return evaluation
+  }
+
+  /** The output for every example — `[n, width]`, or `[n, time, width]` for sequence outputs — in batches, on a worker thread. */
+  async predict(x: Inputs, options?: { batchSize?: number }): Promise<Tensor> {
+    this.checkUsable()
+    const batchSize = checkBatchSize(options, 'predict')
+    const inputs = checkInputs(x, this.described, 'x')
+    const { data, shape } = await awaitNative(() => this.native.predict({ inputs: inputs.args }, batchSize))
+    return { data, shape }
+  }
+
+  /** One training step on one batch, synchronously (blocks the event loop for its duration). */
+  trainStep(batch: Dataset): StepReport
+  /** Truncated BPTT over one batch: one report per window of `k1` steps. */
+  trainStep(batch: Dataset, options: { tbptt: { k1: number; k2: number } }): StepReport[]
+  trainStep(batch: Dataset, options?: { tbptt: { k1: number; k2: number } }): StepReport | StepReport[] {
+    this.checkUsable()
+    let tbptt: { k1: number; k2: number } | undefined
+    if (options !== undefined) {
+      const fields = checkObject('trainStep options', options)
+      checkOptionKeys(fields, ['tbptt'], 'trainStep')
+      tbptt = checkTbptt(checkObject('tbptt', fields.tbptt))
+    }
+    const { args } = checkDataset(batch, this.described, 'batch')
+    const reports = callNative(() => this.native.trainStep(args, tbptt))
+    return tbptt === undefined ? reports[0] : reports
+  }
+
+  /**
+   * How the loss's gradient reaches back through time in every recurrent layer for this batch
+   * (weights untouched): the vanishing gradient of the simple RNN beside the LSTM's (SPEC §2).
+   */
+  gradientFlow(batch: Dataset): GradientFlow[] {
+    this.checkUsable()
+    const { args } = checkDataset(batch, this.described, 'batch')
+    return callNative(() => this.native.gradientFlow(args))
+  }
+
+  /**
+   * Streaming inference, one time step per call: sequence inputs `[batch, features]`, token
+   * inputs `[batch]` (ids), vector inputs `[batch, features]`. Returns the output at this step,
+   * `[batch, width]`, carrying every recurrent layer's state to the next call; over a whole
+   * sequence it gives exactly what `predict` gives. Not for bidirectional layers.
+   */
+  step(x: StepInputs): Tensor {
+    this.checkUsable()
+    const inputs: InputArgs[] = checkStepInputs(x, this.described)
+    const { data, shape } = callNative(() => this.native.step(inputs))
+    // A sequence output has a time axis of one step here.
+    return { data, shape: shape.length === 3 ? [shape[0], shape[2]] : shape }
+  }
+
+  /** Forgets the state `step` carries: the next `step` starts new sequences (also for another batch size). */
+  resetState(): void {
+    this.checkUsable()
+    callNative(() => this.native.resetState())
+  }
+
+  /** Copies of every tensor under `"{node}.{PyTorch name}"` keys (`lstm.weight_ih_l0`, `dense.weight`). */
+  getWeights(): Record<string, Tensor> {
+    this.checkUsable()
+    const tensors = callNative(() => this.native.getWeights())
+    return Object.fromEntries(tensors.map(({ name, shape, data }) => [name, { data, shape }]))
+  }
+
+  /**
+   * Replaces tensors by key (any subset); every entry is checked — key, shape, dtype, finite
+   * values — before anything changes.
+   */
+  setWeights(weights: Record<string, Tensor>): void {
+    this.checkUsable()
+    this.weightShapes ??= new Map(Object.entries(this.getWeights()).map(([name, t]) => [name, [...t.shape]]))
+    checkWeights(weights, this.weightShapes, this.dtype)
+    const tensors = Object.entries(weights).map(([name, { data, shape }]) => ({ name, shape: [...shape], data }))
+    callNative(() => this.native.setWeights(tensors))
+  }
+
+  /**
+   * Saves a checkpoint into `dir` (weights, optimizer state, counters, the specs, `metadata`)
+   * on a worker thread. Crash-safe: the previous checkpoint stays until the new one is complete.
+   */
+  async save(dir: string, metadata?: unknown): Promise<void> {
+    this.checkUsable()
+    if (typeof dir !== 'string' || dir === '') throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
+    const json = metadata === undefined ? undefined : JSON.stringify(metadata)
+    await awaitNative(() => this.native.save(dir, json))
+  }
+
+  /** Frees the native model; every later call throws `ODYSSEY_STATE`. Throws while an operation is running. */
+  dispose(): void {
+    if (this.disposed) return
+    callNative(() => this.native.dispose())
+    this.disposed = true
+  }
+
+  private checkUsable(): void {
+    if (this.disposed) throw new OdysseyRangeError('ODYSSEY_STATE', 'this model has been disposed; create or load another one')
+  }
+}
+
+/**
+ * A model that applies `layers` one after the other to a single input (Keras' `Sequential`).
+ * Nodes are named after their type (`lstm`, `lstm_1`, `dense`) unless a layer sets `name`.
+ */
+export function sequential(config: SequentialConfig): Model {
+  checkOptionKeys(config, SEQUENTIAL_KEYS, 'sequential')
+  const { input, layers, loss, seed, dtype, ...training } = config
+  const inputSpec = checkObject('input', input) as unknown as Omit<InputSpec, 'name'> & { name?: string }
+  const graph = sequentialGraph(inputSpec, layers, loss)
+  return Model.fromSpec({ ...graph, ...training, ...(seed === undefined ? {} : { seed }), ...(dtype === undefined ? {} : { dtype }) })
+}

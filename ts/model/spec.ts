@@ -1,0 +1,315 @@
+/**
+ * The plain-data description of a model graph — the same JSON the Rust core
+ * reads (`crates/core/src/model/spec.rs`) and a checkpoint's `config.json`
+ * holds — and its checks: every node is validated here, and the shapes that
+ * flow through the graph are worked out so that data can be checked before
+ * any native call.
+ */
+import { OdysseyRangeError, OdysseyTypeError } from '../errors'
+import { LSTM_VARIANTS, type Dtype, type LstmVariant, type RnnActivation } from '../types'
+import { checkBoolean, checkFiniteNumber, checkObject, checkOneOf, checkOptionKeys, checkSeed, checkSize, describe, DTYPES } from '../validate'
+
+/** A model input. Sequences and token ids carry per-example lengths. */
+export type InputSpec =
+  /** Float sequences `[n, time, features]`. */
+  | { kind: 'sequence'; name: string; features: number }
+  /** Token ids `[n, time]` (read by an embedding). */
+  | { kind: 'tokens'; name: string }
+  /** Float vectors `[n, features]` (e.g. precomputed image features). */
+  | { kind: 'vector'; name: string; features: number }
+
+/** What a recurrent node hands on. */
+export type RecurrentOutput =
+  /** Every step of the top layer: `[n, time, H']`. */
+  | 'sequence'
+  /** The top layer's output at each sequence's own last step: `[n, H']`. */
+  | 'last'
+  /** Every layer's (and direction's) final y and, for the LSTM, c, concatenated: `[n, layers·directions·2H]` (LSTM) or `·H`. */
+  | 'states'
+
+/** How a bidirectional layer joins its two directions: `[.., 2H]` (concat) or `[.., H]` (sum). */
+export type Merge = 'concat' | 'sum'
+
+export type DenseActivation = 'none' | 'tanh' | 'relu' | 'sigmoid'
+
+interface RecurrentOptions {
+  hiddenSize: number
+  /** Stacked layers (PyTorch's `num_layers`). Default 1. */
+  numLayers?: number
+  /** Default false. */
+  bidirectional?: boolean
+  /** Default `'concat'`. */
+  merge?: Merge
+  /** Default `'sequence'`. */
+  output?: RecurrentOutput
+}
+
+export interface LstmLayerOptions extends RecurrentOptions {
+  /** Default `'vanilla'`. */
+  variant?: LstmVariant
+  /** Peephole connections. Default true; always off for `'NP'`. */
+  peepholes?: boolean
+  /** Added to the forget gate's bias at initialisation. Default 0; 1 or more helps long memory. */
+  forgetBias?: number
+}
+
+export interface RnnLayerOptions extends RecurrentOptions {
+  /** Default `'tanh'`. */
+  activation?: RnnActivation
+}
+
+/** One operation of the graph, as the core reads it. */
+export type OpSpec =
+  /** Token ids `[n, time]` → `[n, time, dim]`. */
+  | { type: 'embedding'; vocabSize: number; dim: number; frozen?: boolean }
+  | ({ type: 'lstm' } & LstmLayerOptions)
+  | ({ type: 'rnn' } & RnnLayerOptions)
+  /** `[.., in]` → `[.., units]`, on vectors or on every step of a sequence. */
+  | { type: 'dense'; units: number; activation?: DenseActivation }
+  /** Inverted dropout while training, identity otherwise. */
+  | { type: 'dropout'; rate: number }
+  /** Joins the inputs' features (all vectors, or all sequences). */
+  | { type: 'concat' }
+  /** Elementwise product of inputs of one shape. */
+  | { type: 'multiply' }
+  /** Scales every row to unit L2 norm. */
+  | { type: 'l2Normalize' }
+
+/** A node: an operation, its name, and the names of the inputs or earlier nodes it reads. */
+export type NodeSpec = OpSpec & { name: string; inputs: string[] }
+
+export type Loss =
+  /** Mean squared error over valid elements; targets shaped like the output. */
+  | 'mse'
+  /** Softmax cross-entropy from logits; targets are class indices (padded steps masked out). */
+  | 'crossEntropy'
+  /** Sigmoid cross-entropy from logits; targets in [0, 1] shaped like the output. */
+  | 'binaryCrossEntropy'
+
+export const LOSSES: readonly Loss[] = ['mse', 'crossEntropy', 'binaryCrossEntropy']
+
+/** A model graph: inputs, nodes in topological order, the output node and its loss. */
+export interface GraphSpec {
+  inputs: InputSpec[]
+  nodes: NodeSpec[]
+  /** The node whose value the loss reads and `predict` returns; must be the last node. */
+  output: string
+  loss: Loss
+  /** Default `'float32'`. */
+  dtype?: Dtype
+  /** Seed of every initial weight and dropout mask. Default 0. */
+  seed?: number
+}
+
+/** The shape of a value flowing through the graph. */
+export interface ValueShape {
+  /** `[n, time, width]` when true, else `[n, width]` (tokens: width 0). */
+  sequence: boolean
+  width: number
+  tokens: boolean
+}
+
+/** A checked graph, with the shape of every value. */
+export interface DescribedGraph {
+  spec: Required<GraphSpec>
+  output: ValueShape
+  /** Vocabulary sizes of the embeddings reading each token input (ids must stay below the smallest). */
+  vocabularies: ReadonlyMap<string, number>
+}
+
+const RECURRENT_OUTPUTS: readonly RecurrentOutput[] = ['sequence', 'last', 'states']
+const MERGES: readonly Merge[] = ['concat', 'sum']
+const DENSE_ACTIVATIONS: readonly DenseActivation[] = ['none', 'tanh', 'relu', 'sigmoid']
+const RNN_ACTIVATIONS: readonly RnnActivation[] = ['tanh', 'relu']
+const RECURRENT_KEYS = ['hiddenSize', 'numLayers', 'bidirectional', 'merge', 'output'] as const
+
+function rangeError(message: string, code: 'ODYSSEY_INVALID' | 'ODYSSEY_SHAPE' = 'ODYSSEY_INVALID'): never {
+  throw new OdysseyRangeError(code, message)
+}
+
+function checkName(label: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: expected a non-empty string, got ${describe(value)}`)
+  }
+  return value
+}
+
+function checkArray(label: string, value: unknown): unknown[] {
+  if (!Array.isArray(value)) throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: expected an array, got ${describe(value)}`)
+  return value
+}
+
+function checkInputSpec(value: unknown, index: number): InputSpec {
+  const label = `inputs[${index}]`
+  const fields = checkObject(label, value)
+  const kind = checkOneOf(`${label}.kind`, fields.kind, ['sequence', 'tokens', 'vector'] as const)
+  const name = checkName(`${label}.name`, fields.name)
+  if (kind === 'tokens') {
+    checkOptionKeys(fields, ['kind', 'name'], label)
+    return { kind, name }
+  }
+  checkOptionKeys(fields, ['kind', 'name', 'features'], label)
+  return { kind, name, features: checkSize(`${label}.features`, fields.features) }
+}
+
+/** Checks a recurrent node's options and fills in their defaults. */
+function checkRecurrent(label: string, fields: Record<string, unknown>): Required<RecurrentOptions> {
+  return {
+    hiddenSize: checkSize(`${label}.hiddenSize`, fields.hiddenSize),
+    numLayers: checkSize(`${label}.numLayers`, fields.numLayers ?? 1),
+    bidirectional: checkBoolean(`${label}.bidirectional`, fields.bidirectional ?? false),
+    merge: checkOneOf(`${label}.merge`, fields.merge ?? 'concat', MERGES),
+    output: checkOneOf(`${label}.output`, fields.output ?? 'sequence', RECURRENT_OUTPUTS),
+  }
+}
+
+/** Checks one operation (without name and inputs) and fills in its defaults. */
+export function checkOp(value: unknown, label: string): OpSpec {
+  const fields = checkObject(label, value)
+  const type = checkOneOf(`${label}.type`, fields.type, [
+    'embedding',
+    'lstm',
+    'rnn',
+    'dense',
+    'dropout',
+    'concat',
+    'multiply',
+    'l2Normalize',
+  ] as const)
+  const keys = (extra: readonly string[]) => checkOptionKeys(fields, ['type', 'name', 'inputs', ...extra], label)
+  switch (type) {
+    case 'embedding':
+      keys(['vocabSize', 'dim', 'frozen'])
+      return {
+        type,
+        vocabSize: checkSize(`${label}.vocabSize`, fields.vocabSize),
+        dim: checkSize(`${label}.dim`, fields.dim),
+        frozen: checkBoolean(`${label}.frozen`, fields.frozen ?? false),
+      }
+    case 'lstm': {
+      keys([...RECURRENT_KEYS, 'variant', 'peepholes', 'forgetBias'])
+      const variant = checkOneOf(`${label}.variant`, fields.variant ?? 'vanilla', LSTM_VARIANTS)
+      return {
+        type,
+        ...checkRecurrent(label, fields),
+        variant,
+        // SPEC §1: NP is the variant without peepholes.
+        peepholes: variant !== 'NP' && checkBoolean(`${label}.peepholes`, fields.peepholes ?? true),
+        forgetBias: checkFiniteNumber(`${label}.forgetBias`, fields.forgetBias ?? 0),
+      }
+    }
+    case 'rnn':
+      keys([...RECURRENT_KEYS, 'activation'])
+      return { type, ...checkRecurrent(label, fields), activation: checkOneOf(`${label}.activation`, fields.activation ?? 'tanh', RNN_ACTIVATIONS) }
+    case 'dense':
+      keys(['units', 'activation'])
+      return {
+        type,
+        units: checkSize(`${label}.units`, fields.units),
+        activation: checkOneOf(`${label}.activation`, fields.activation ?? 'none', DENSE_ACTIVATIONS),
+      }
+    case 'dropout': {
+      keys(['rate'])
+      const rate = checkFiniteNumber(`${label}.rate`, fields.rate)
+      if (!(rate >= 0 && rate < 1)) rangeError(`${label}.rate: expected a number in [0, 1), got ${rate}`)
+      return { type, rate }
+    }
+    default:
+      keys([])
+      return { type }
+  }
+}
+
+/** The width of what a recurrent node hands on. */
+function recurrentWidth(op: Required<RecurrentOptions>, hasCell: boolean): number {
+  const directions = op.bidirectional ? 2 : 1
+  if (op.output === 'states') return op.numLayers * directions * (hasCell ? 2 : 1) * op.hiddenSize
+  return op.merge === 'concat' ? op.hiddenSize * directions : op.hiddenSize
+}
+
+/** The shape of a node's output from its inputs' shapes; throws naming the node when they do not fit. */
+function nodeShape(node: NodeSpec, inputs: ValueShape[]): ValueShape {
+  const [first] = inputs
+  const fail = (reason: string): never => rangeError(`nodes '${node.name}': ${reason}`, 'ODYSSEY_SHAPE')
+  if (node.type !== 'embedding' && inputs.some((s) => s.tokens)) {
+    fail(`a ${node.type} node reads float values; token ids go through an embedding first`)
+  }
+  const single = () => {
+    if (inputs.length !== 1) fail(`a ${node.type} node reads exactly one input, got ${inputs.length}`)
+  }
+  switch (node.type) {
+    case 'embedding':
+      single()
+      if (!first.tokens) fail('an embedding reads token ids (a tokens input)')
+      return { sequence: true, width: node.dim, tokens: false }
+    case 'lstm':
+    case 'rnn': {
+      single()
+      if (!first.sequence) fail(`a recurrent layer reads sequences [n, time, features], got vectors [n, ${first.width}]`)
+      const options = node as Required<RecurrentOptions>
+      return { sequence: options.output === 'sequence', width: recurrentWidth(options, node.type === 'lstm'), tokens: false }
+    }
+    case 'dense':
+      single()
+      return { sequence: first.sequence, width: node.units, tokens: false }
+    case 'dropout':
+    case 'l2Normalize':
+      single()
+      return first
+    case 'concat':
+      if (inputs.some((s) => s.sequence !== first.sequence)) fail('concat joins all vectors or all sequences, not a mixture')
+      return { sequence: first.sequence, width: inputs.reduce((sum, s) => sum + s.width, 0), tokens: false }
+    case 'multiply':
+      if (inputs.some((s) => s.sequence !== first.sequence || s.width !== first.width)) {
+        fail(`multiply needs inputs of one shape, got widths ${inputs.map((s) => s.width).join(', ')}`)
+      }
+      return first
+  }
+}
+
+/**
+ * Checks a graph (names, wiring, options, shapes) and fills in every default.
+ * @throws OdysseyTypeError / OdysseyRangeError naming the offending input or node.
+ */
+export function describeGraph(graph: GraphSpec): DescribedGraph {
+  const fields = checkObject('spec', graph)
+  const inputs = checkArray('spec.inputs', fields.inputs).map(checkInputSpec)
+  if (inputs.length === 0) rangeError('spec.inputs: a model needs at least one input')
+  const shapes = new Map<string, ValueShape>()
+  const vocabularies = new Map<string, number>()
+  for (const input of inputs) {
+    if (shapes.has(input.name)) rangeError(`spec.inputs: duplicate name '${input.name}'`)
+    const width = input.kind === 'tokens' ? 0 : input.features
+    shapes.set(input.name, { sequence: input.kind !== 'vector', width, tokens: input.kind === 'tokens' })
+  }
+  const rawNodes = checkArray('spec.nodes', fields.nodes)
+  if (rawNodes.length === 0) rangeError('spec.nodes: a model needs at least one node')
+  const nodes = rawNodes.map((raw, index) => {
+    const label = `nodes[${index}]`
+    const nodeFields = checkObject(label, raw)
+    const name = checkName(`${label}.name`, nodeFields.name)
+    const reads = checkArray(`${label}.inputs`, nodeFields.inputs).map((r, k) => checkName(`${label}.inputs[${k}]`, r))
+    if (reads.length === 0) rangeError(`nodes '${name}': a node reads at least one input`)
+    const node = { ...checkOp(raw, `nodes '${name}'`), name, inputs: reads } as NodeSpec
+    const inputShapes = reads.map((r) => shapes.get(r) ?? rangeError(`nodes '${name}': reads '${r}', which is neither a model input nor an earlier node`))
+    if (shapes.has(name)) rangeError(`spec.nodes: duplicate name '${name}'`)
+    shapes.set(name, nodeShape(node, inputShapes))
+    if (node.type === 'embedding') {
+      vocabularies.set(reads[0], Math.min(node.vocabSize, vocabularies.get(reads[0]) ?? Infinity))
+    }
+    return node
+  })
+  const output = checkName('spec.output', fields.output)
+  if (output !== nodes[nodes.length - 1].name) {
+    rangeError(`spec.output: must name the last node ('${nodes[nodes.length - 1].name}'), got '${output}' (nodes after the output would never train)`)
+  }
+  const spec: Required<GraphSpec> = {
+    inputs,
+    nodes,
+    output,
+    loss: checkOneOf('spec.loss', fields.loss, LOSSES),
+    dtype: checkOneOf('spec.dtype', fields.dtype ?? 'float32', DTYPES),
+    seed: checkSeed('spec.seed', fields.seed ?? 0),
+  }
+  return { spec, output: shapes.get(output)!, vocabularies }
+}
