@@ -8,9 +8,10 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { OnnxUnsupportedError, exportOnnx, toOnnx, type LstmVariant, type OnnxModelSpec, type Tensor } from '../ts'
+import { LSTM, OnnxUnsupportedError, exportOnnx, toOnnx, type LstmVariant, type OnnxModelSpec, type Tensor } from '../ts'
 import { expectNear, randomArray } from './helpers/layers'
 import { denseForward, denseWeights, lastOutput, makeStack, runOnnx, runStack, softmaxRows, stackWeights } from './helpers/onnx'
 
@@ -142,6 +143,26 @@ describe('simple RNN', () => {
       expect(Object.keys(out).sort()).toEqual(['rnn', 'rnn_hN'])
     })
   }
+})
+
+describe('graph interface', () => {
+  it('names: inputs, their lengths and initial states in; the model output first, then final states', async () => {
+    const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 2, bidirectional: false }, {})
+    const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, output: 'last' })
+    const session = await ort.InferenceSession.create(toOnnx(spec, stackWeights(stack), { state: true }))
+    expect(session.inputNames).toEqual(['x', 'x_lengths', 'lstm_h0', 'lstm_c0'])
+    expect(session.outputNames).toEqual(['lstm', 'lstm_hN', 'lstm_cN'])
+    await session.release()
+  })
+
+  it('a float64 model is exported in float32', async () => {
+    const layer = new LSTM({ inputSize: INPUT, hiddenSize: HIDDEN, dtype: 'float64', seed: 5 })
+    const weights = Object.fromEntries(Object.entries(layer.getWeights()).map(([key, tensor]) => [`lstm.${key}`, tensor]))
+    const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN })
+    const out = await runOnnx(toOnnx(spec, weights), { x: xFeed, x_lengths: lengthsFeed })
+    const expected = layer.forward({ x: Float64Array.from(x), shape: [BATCH, TIME, INPUT], lengths: LENGTHS })
+    expectNear('y', out.lstm, expected.y.data, TOLERANCE)
+  })
 })
 
 describe('fixed lengths', () => {

@@ -50,11 +50,11 @@ function declareInput(ctx: EmitContext, input: OnnxInputSpec): GraphValue {
     )
   }
   const time = `${input.name}_time`
-  const lengths = ctx.options.variableLengths ? graph.addInput(`${input.name}_lengths`, ElementType.int32, ['batch']) : ''
   const name =
     input.kind === 'sequence'
       ? graph.addInput(input.name, ElementType.float, ['batch', time, input.features])
       : graph.addInput(input.name, ElementType.int64, ['batch', time])
+  const lengths = ctx.options.variableLengths ? graph.addInput(`${input.name}_lengths`, ElementType.int32, ['batch']) : ''
   return { kind: input.kind, width: input.kind === 'sequence' ? input.features : 0, lengths, time, name }
 }
 
@@ -139,7 +139,7 @@ export function toOnnx(spec: OnnxModelSpec, weights: WeightRecord, options: Onnx
     throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: output "${spec.output}" names no node`)
   }
   const dims: Dim[] = output.kind === 'vector' ? ['batch', output.width] : ['batch', output.time, output.width]
-  graph.addOutput(spec.output, ElementType.float, dims)
+  graph.addOutput(spec.output, ElementType.float, dims, { first: true })
   const { op, attributes } = ctx.options.probabilities ? probabilityOp(spec) : { op: 'Identity', attributes: {} }
   graph.op(op, [output.name], [spec.output], attributes)
   const model = create(ModelProtoSchema, {

@@ -108,9 +108,14 @@ export class GraphBuilder {
     return name
   }
 
-  /** Declares a graph output; some node must then write `name` (see `op`'s `outputs`). */
-  addOutput(name: string, elemType: ElementType, dims: readonly Dim[]): string {
-    this.outputs.push(valueInfo(this.claim(name), elemType, dims))
+  /**
+   * Declares a graph output; some node must then write `name` (see `op`'s `outputs`).
+   * `first` puts it before the outputs declared so far (the model's own output before states).
+   */
+  addOutput(name: string, elemType: ElementType, dims: readonly Dim[], { first = false } = {}): string {
+    const info = valueInfo(this.claim(name), elemType, dims)
+    if (first) this.outputs.unshift(info)
+    else this.outputs.push(info)
     return name
   }
 
