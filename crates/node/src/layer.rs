@@ -184,7 +184,7 @@ impl AnyLayer {
         let config = LstmConfig {
             input_size: options.input_size as usize,
             hidden_size: options.hidden_size as usize,
-            variant: lstm_variant(&options.variant)?,
+            variant: options.variant.parse::<LstmVariant>()?,
             peepholes: options.peepholes,
         };
         let rng = &mut seeded_rng(options.seed)?;
@@ -201,7 +201,7 @@ impl AnyLayer {
         let config = RnnConfig {
             input_size: options.input_size as usize,
             hidden_size: options.hidden_size as usize,
-            activation: rnn_activation(&options.activation)?,
+            activation: options.activation.parse::<RnnActivation>()?,
         };
         let rng = &mut seeded_rng(options.seed)?;
         Ok(match Dtype::parse(&options.dtype)? {
@@ -226,37 +226,6 @@ impl Dtype {
                 format!("expected 'float32' or 'float64', got '{other}'"),
             )),
         }
-    }
-}
-
-fn lstm_variant(name: &str) -> Result<LstmVariant, BindingError> {
-    Ok(match name {
-        "vanilla" => LstmVariant::Vanilla,
-        "NIG" => LstmVariant::Nig,
-        "NFG" => LstmVariant::Nfg,
-        "NOG" => LstmVariant::Nog,
-        "NIAF" => LstmVariant::Niaf,
-        "NOAF" => LstmVariant::Noaf,
-        "NP" => LstmVariant::Np,
-        "CIFG" => LstmVariant::Cifg,
-        "FGR" => LstmVariant::Fgr,
-        other => {
-            return Err(invalid(
-                "variant",
-                format!("unknown LSTM variant '{other}'"),
-            ))
-        }
-    })
-}
-
-fn rnn_activation(name: &str) -> Result<RnnActivation, BindingError> {
-    match name {
-        "tanh" => Ok(RnnActivation::Tanh),
-        "relu" => Ok(RnnActivation::Relu),
-        other => Err(invalid(
-            "activation",
-            format!("expected 'tanh' or 'relu', got '{other}'"),
-        )),
     }
 }
 

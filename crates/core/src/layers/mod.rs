@@ -7,6 +7,7 @@ pub mod dense;
 pub mod dropout;
 pub mod embedding;
 pub mod lstm;
+mod names;
 pub mod recurrent;
 pub mod rnn;
 pub mod sequence;

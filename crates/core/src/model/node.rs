@@ -11,8 +11,7 @@ use super::value::Value;
 use crate::layers::recurrent::Recurrent;
 use crate::layers::{
     BackwardOptions, Dense, DenseCache, DenseConfig, Dropout, DropoutCache, Embedding,
-    EmbeddingConfig, Lstm, LstmCache, LstmConfig, LstmVariant, RnnActivation, RnnCache, RnnConfig,
-    SimpleRnn,
+    EmbeddingConfig, Lstm, LstmCache, LstmConfig, LstmVariant, RnnCache, RnnConfig, SimpleRnn,
 };
 use crate::{Error, ParamSet, Result, Scalar};
 
@@ -78,34 +77,12 @@ pub struct ForwardMode {
     pub dropout_seed: u64,
 }
 
-fn parse_variant(name: &str) -> Result<LstmVariant> {
-    Ok(match name {
-        "" | "vanilla" => LstmVariant::Vanilla,
-        "NIG" => LstmVariant::Nig,
-        "NFG" => LstmVariant::Nfg,
-        "NOG" => LstmVariant::Nog,
-        "NIAF" => LstmVariant::Niaf,
-        "NOAF" => LstmVariant::Noaf,
-        "NP" => LstmVariant::Np,
-        "CIFG" => LstmVariant::Cifg,
-        "FGR" => LstmVariant::Fgr,
-        other => {
-            return Err(Error::invalid(
-                "variant",
-                format!("unknown LSTM variant {other:?}"),
-            ))
-        }
-    })
-}
-
-fn parse_activation(name: &str) -> Result<RnnActivation> {
-    match name {
-        "" | "tanh" => Ok(RnnActivation::Tanh),
-        "relu" => Ok(RnnActivation::Relu),
-        other => Err(Error::invalid(
-            "activation",
-            format!("expected \"tanh\" or \"relu\", got {other:?}"),
-        )),
+/// Spec strings may be left empty (serde's default) to mean the default name.
+fn default_if_empty<'a>(name: &'a str, default: &'a str) -> &'a str {
+    if name.is_empty() {
+        default
+    } else {
+        name
     }
 }
 
@@ -162,7 +139,7 @@ impl<F: Scalar> Node<F> {
                 peepholes,
                 forget_bias,
             } => {
-                let variant = parse_variant(variant)?;
+                let variant = default_if_empty(variant, "vanilla").parse()?;
                 let forget_bias = F::from_f64_lossy(*forget_bias);
                 Node::Lstm(build_stack(recurrent, width, rng, |input_size, rng| {
                     let config = LstmConfig {
@@ -178,7 +155,7 @@ impl<F: Scalar> Node<F> {
                 recurrent,
                 activation,
             } => {
-                let activation = parse_activation(activation)?;
+                let activation = default_if_empty(activation, "tanh").parse()?;
                 Node::Rnn(build_stack(recurrent, width, rng, |input_size, rng| {
                     SimpleRnn::new(
                         RnnConfig {
