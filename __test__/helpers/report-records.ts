@@ -85,6 +85,16 @@ function vqaRecord(step: number, epoch: number): RunLogRecord {
   }
 }
 
+/** A VQA run without training steps: epochs with accuracy metrics and one evaluation. */
+export function syntheticVqaRun(label: string): RunLogRecord[] {
+  const metrics = (epoch: number) => ({ 'validation accuracy': 0.3 + 0.05 * epoch, 'yes/no accuracy': 0.6 + 0.04 * epoch })
+  return [
+    { type: 'run', format: 'odyssey-run-log', version: 1, label, task: 'VQA (synthetic records)' },
+    ...[0, 1, 2].map((epoch): RunLogRecord => ({ type: 'epoch', epoch, step: 100 * (epoch + 1), loss: 2 - 0.3 * epoch, validationLoss: 2.1 - 0.25 * epoch, metrics: metrics(epoch) })),
+    vqaRecord(300, 2),
+  ]
+}
+
 /** The LSTM-beside-simple-RNN pair on the adding problem; the LSTM run also carries a VQA evaluation. */
 export function syntheticComparison(): RunLogRecord[] {
   return [

@@ -55,6 +55,9 @@ const CONFIG = {
  */
 const LOG_AXIS = { format: '~g', labelExpr: "datum.value >= 0.001 || datum.label === '' ? datum.label : format(datum.value, '.0e')" } as const
 
+/** Legend of a strokeDash channel: dashed strokes (without a fill colour Vega-Lite hides their stroke). */
+const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeColor: INK, symbolFillColor: INK, symbolStrokeWidth: 2, symbolSize: 400 } as const
+
 function topLevel(spec: Record<string, unknown>): TopLevelSpec {
   return { config: CONFIG, ...spec } as TopLevelSpec
 }
@@ -142,7 +145,8 @@ export function lossChart(runs: readonly Run[]): ChartDefinition | null {
   )
   if (perStep.length === 0 && perEpoch.length === 0) return null
   const y = { field: 'loss', type: 'quantitative', title: 'loss', ...autoScaled([...perStep, ...perEpoch].map((r) => r.loss)) }
-  const color = { field: 'run', type: 'nominal', title: 'run' }
+  // The per-step layer is faint; the legend should not be.
+  const color = { field: 'run', type: 'nominal', title: 'run', legend: { symbolOpacity: 1 } }
   return {
     id: 'loss',
     title: 'Loss',
@@ -157,7 +161,7 @@ export function lossChart(runs: readonly Run[]): ChartDefinition | null {
         {
           data: { values: perEpoch },
           mark: { type: 'line', strokeWidth: 2, point: true },
-          encoding: { x: STEP_AXIS, y, color, strokeDash: { field: 'series', type: 'nominal', title: 'per epoch' } },
+          encoding: { x: STEP_AXIS, y, color, strokeDash: { field: 'series', type: 'nominal', title: 'per epoch', legend: DASH_LEGEND } },
         },
       ],
     }),
@@ -321,8 +325,7 @@ export function gradientFlowChart(runs: readonly Run[]): ChartDefinition | null 
             type: 'nominal',
             title: null,
             sort: ['last measurement', 'first measurement'],
-            // Without a fill colour Vega-Lite hides the stroke of these legend symbols.
-            legend: { symbolType: 'stroke', symbolStrokeColor: INK, symbolFillColor: INK, symbolStrokeWidth: 2, symbolSize: 400 },
+            legend: DASH_LEGEND,
           },
         },
       },
@@ -362,7 +365,7 @@ export function gradientFlowHeatmap(runs: readonly Run[]): ChartDefinition | nul
           x2: { field: 'distanceEnd' },
           y: { field: 'step', type: 'quantitative', title: 'training step', scale: { reverse: true, nice: false, zero: false } },
           y2: { field: 'stepEnd' },
-          color: { field: 'norm', type: 'quantitative', title: 'norm', scale: { type: 'log', scheme: 'viridis' }, legend: LOG_AXIS },
+          color: { field: 'norm', type: 'quantitative', title: 'norm', scale: { type: 'log', scheme: 'viridis', nice: true }, legend: LOG_AXIS },
         },
       },
     }),

@@ -4,6 +4,7 @@
  * gradient-norm sparkline of the CLI's progress bar.
  */
 export { reportCommand, REPORT_USAGE, type CommandOutput } from './command'
+export { logGradientFlow, runLogCallbacks } from './fit-log'
 export { ReportDependencyError, ReportUsageError, RunLogError, RunRecordError } from './errors'
 export {
   RUN_LOG_FORMAT,

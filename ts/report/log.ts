@@ -16,18 +16,19 @@
  *   `format: "odyssey-run-log"`, `version: 1`, `label` (what the report calls
  *   the run, e.g. `"LSTM"`), optional `task` (`"adding problem"`), `startedAt`
  *   (ISO 8601), `config` (any JSON object: hyperparameters to show).
- * - `step` (one per optimizer step): `step` (0-based, counted over the whole
- *   run), `epoch` (0-based), `loss` or null, `gradNorm` (global L2 norm of the
- *   gradients BEFORE clipping) or null, `clipThreshold` (null when not
+ * - `step` (one per optimizer step): `step` (the model's update counter after
+ *   this step, as `Model.stepCount`: 1 after the first update, not advanced by
+ *   a skipped one), `epoch` (0-based), `loss` or null, `gradNorm` (global L2
+ *   norm of the gradients BEFORE clipping) or null, `clipThreshold` (null when not
  *   clipping), `clipped` (the norm exceeded the threshold and was scaled
  *   down), `applied` (false when the step was skipped as non-finite),
  *   `learningRate`, `examplesPerSecond` or null.
- * - `epoch` (one per epoch, after it): `epoch`, `step` (steps done so far),
+ * - `epoch` (one per epoch, after it): `epoch`, `step` (updates done so far),
  *   `loss` (training loss of the epoch) or null, optional `validationLoss` or
  *   null, `metrics` (name → number or null, e.g. `{"accuracy": 0.52}`),
  *   `seconds` (wall time of the epoch).
- * - `gradientFlow` (per recurrent layer, whenever measured): `step`, `epoch`,
- *   `model` (`"LSTM"`, `"simple RNN"`), `layer` (e.g. `"lstm.l0"`),
+ * - `gradientFlow` (per recurrent layer, whenever measured): `step` (updates
+ *   done when measured), `epoch`, `model` (`"LSTM"`, `"simple RNN"`), `layer` (e.g. `"lstm.l0"`),
  *   `quantity` (`"c"`: the norms are ‖∂J/∂c(k)‖, LSTM; `"h"`: ‖∂J/∂h(k)‖,
  *   simple RNN), `norms` (`[time]`, entry k for time step k, or null).
  * - `vqa` (a VQA evaluation): `step`, `epoch`, `split` (`"val"`), `accuracy`
@@ -40,7 +41,7 @@
  * Example:
  *
  *     {"type":"run","format":"odyssey-run-log","version":1,"label":"LSTM","task":"adding problem"}
- *     {"type":"step","step":0,"epoch":0,"loss":0.18,"gradNorm":2.4,"clipThreshold":1,"clipped":true,"applied":true,"learningRate":0.01,"examplesPerSecond":5120}
+ *     {"type":"step","step":1,"epoch":0,"loss":0.18,"gradNorm":2.4,"clipThreshold":1,"clipped":true,"applied":true,"learningRate":0.01,"examplesPerSecond":5120}
  *     {"type":"epoch","epoch":0,"step":100,"loss":0.16,"validationLoss":0.17,"metrics":{}}
  *     {"type":"gradientFlow","step":100,"epoch":0,"model":"LSTM","layer":"lstm.l0","quantity":"c","norms":[0.01,0.02,0.05]}
  */
@@ -65,6 +66,7 @@ export interface RunHeaderRecord {
 
 export interface StepRecord {
   type: 'step'
+  /** The model's update counter after this step (`Model.stepCount`). */
   step: number
   epoch: number
   loss: number | null
@@ -82,7 +84,7 @@ export interface StepRecord {
 export interface EpochRecord {
   type: 'epoch'
   epoch: number
-  /** Optimizer steps done by the end of this epoch. */
+  /** Updates done by the end of this epoch. */
   step: number
   loss: number | null
   validationLoss?: number | null
