@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { LSTM, OnnxUnsupportedError, exportOnnx, toOnnx, type LstmVariant, type OnnxModelSpec, type Tensor } from '../ts'
+import { LSTM, OnnxUnsupportedError, exportOnnx, toOnnx, type LstmVariant, type GraphSpec, type Tensor } from '../ts'
 import { expectNear, randomArray } from './helpers/layers'
 import { denseForward, denseWeights, lastOutput, makeStack, runOnnx, runStack, softmaxRows, stackWeights } from './helpers/onnx'
 
@@ -24,7 +24,7 @@ const x = randomArray('float32', BATCH * TIME * INPUT, 1) as Float32Array
 const lengthsFeed = { data: Int32Array.from(LENGTHS), dims: [BATCH] }
 const xFeed = { data: x, dims: [BATCH, TIME, INPUT] }
 
-function sequenceModel(node: OnnxModelSpec['nodes'][number], extra: OnnxModelSpec['nodes'] = []): OnnxModelSpec {
+function sequenceModel(node: GraphSpec['nodes'][number], extra: GraphSpec['nodes'] = []): GraphSpec {
   const nodes = [node, ...extra]
   return { inputs: [{ kind: 'sequence', name: 'x', features: INPUT }], nodes, output: nodes[nodes.length - 1].name, loss: 'mse' }
 }
@@ -70,7 +70,7 @@ describe('two-layer bidirectional LSTM over variable lengths', () => {
       const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 2, bidirectional: true, merge }, { variant })
       const width = merge === 'concat' ? 2 * HIDDEN : HIDDEN
       const head = denseWeights('head', width, CLASSES, 7)
-      const spec: OnnxModelSpec = {
+      const spec: GraphSpec = {
         ...sequenceModel(
           { name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, bidirectional: true, merge, output: 'last', variant },
           [{ name: 'head', inputs: ['lstm'], type: 'dense', units: CLASSES }],
@@ -182,7 +182,7 @@ describe('embedding front end and a two-input graph', () => {
   const table = randomArray('float32', VOCAB * DIM, 41) as Float32Array
 
   /** tokens → embedding → LSTM states → dense tanh; image → l2Normalize → dense tanh; product and concat → dropout → softmax head. */
-  const spec: OnnxModelSpec = {
+  const spec: GraphSpec = {
     inputs: [
       { kind: 'tokens', name: 'question' },
       { kind: 'vector', name: 'image', features: FEATURES },
@@ -289,7 +289,7 @@ describe('what the export refuses', () => {
     )
   })
 
-  it('probabilities for an mse model, an unknown option, and graph names that collide', () => {
+  it('probabilities for an mse model and an unknown option', () => {
     const weights = weightsOf('vanilla')
     expect(() => toOnnx(lstmSpec('vanilla'), weights, { probabilities: true })).toThrow(
       expect.objectContaining({ code: 'ODYSSEY_INVALID', message: expect.stringContaining('"mse"') }),
@@ -297,11 +297,17 @@ describe('what the export refuses', () => {
     expect(() => toOnnx(lstmSpec('vanilla'), weights, { sate: true } as never)).toThrow(
       expect.objectContaining({ code: 'ODYSSEY_TYPE', message: expect.stringContaining("'sate'") }),
     )
-    const clash: OnnxModelSpec = {
-      ...lstmSpec('vanilla'),
-      inputs: [{ kind: 'sequence', name: 'lstm', features: INPUT }],
-      nodes: [{ ...lstmSpec('vanilla').nodes[0], inputs: ['lstm'] }],
-    }
-    expect(() => toOnnx(clash, weights)).toThrow(expect.objectContaining({ code: 'ODYSSEY_INVALID', message: expect.stringContaining('"lstm"') }))
+  })
+
+  it("graph input/output names that collide, or contain '/' (kept for internal names)", () => {
+    const renamed = (name: string): GraphSpec => ({ ...lstmSpec('vanilla'), nodes: [{ ...lstmSpec('vanilla').nodes[0], name }], output: name })
+    const weightsAs = (name: string) =>
+      Object.fromEntries(Object.entries(weightsOf('vanilla')).map(([k, t]) => [k.replace(/^lstm\./, `${name}.`), t]))
+    expect(() => toOnnx(renamed('x_lengths'), weightsAs('x_lengths'))).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_INVALID', message: expect.stringContaining('"x_lengths" is taken') }),
+    )
+    expect(() => toOnnx(renamed('rnn/out'), weightsAs('rnn/out'))).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_INVALID', message: expect.stringContaining(`"rnn/out" contains '/'`) }),
+    )
   })
 })

@@ -4,7 +4,7 @@
  */
 export { LSTM, type LstmConfig } from './layers/lstm'
 export { SimpleRNN, type SimpleRnnConfig } from './layers/simple-rnn'
-export { exportOnnx, OnnxUnsupportedError, toOnnx, type OnnxExportOptions, type OnnxInputSpec, type OnnxModelSpec, type OnnxNodeSpec, type WeightRecord } from './onnx'
+export { exportOnnx, OnnxUnsupportedError, toOnnx, type OnnxExportOptions, type WeightRecord } from './onnx'
 export { Model, sequential, type Evaluation, type GradientFlow, type ModelConfig, type SequentialConfig, type StepReport } from './model'
 export { dense, dropout, embedding, lstm, simpleRnn, type Layer } from './model/layers'
 export type { DenseActivation, GraphSpec, InputSpec, Loss, LstmLayerOptions, Merge, NodeSpec, OpSpec, RecurrentOutput, RnnLayerOptions } from './model/spec'

@@ -29,6 +29,7 @@ import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type Hist
 import { sequentialGraph, type Layer } from './model/layers'
 import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, type Loss } from './model/spec'
 import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './model/training'
+import { exportOnnx, type OnnxExportOptions } from './onnx'
 
 /** A model graph and how to train it. */
 export interface ModelConfig extends GraphSpec, TrainingConfig {}
@@ -281,6 +282,14 @@ export class Model {
     checkWeights(weights, this.weightShapes, this.dtype)
     const tensors = Object.entries(weights).map(([name, { data, shape }]) => ({ name, shape: [...shape], data }))
     callNative(() => this.native.setWeights(tensors))
+  }
+
+  /**
+   * Writes the model to `path` as ONNX (float32, IR 8, opset 17), atomically; see `exportOnnx`.
+   * @throws OnnxUnsupportedError for the LSTM variants ONNX cannot express (NIG, NFG, NOG, FGR).
+   */
+  exportOnnx(path: string, options?: OnnxExportOptions): Promise<void> {
+    return exportOnnx(this.graph, this.getWeights(), path, options)
   }
 
   /**

@@ -1,5 +1,5 @@
 /**
- * ONNX export of a trained model: its spec (the core's JSON model spec) and its weights
+ * ONNX export of a trained model: its graph spec (`model.graph`, the core's JSON model spec) and its weights
  * (`"{node}.{pytorch name}"` → tensor) become one ONNX graph (IR 8, opset 17) that computes
  * what `predict` computes, in float32. See `OnnxExportOptions` for the graph's inputs and
  * outputs and `recurrent.ts` for what the LSTM variants become.
@@ -7,11 +7,11 @@
 import { create, toBinary } from '@bufbuild/protobuf'
 import { OdysseyRangeError } from '../errors'
 import { checkBoolean, checkOptionKeys } from '../validate'
+import { describeGraph, type GraphSpec, type InputSpec, type Loss, type NodeSpec } from '../model/spec'
 import { writeFileAtomic } from '../vqa/atomic-write'
 import type { EmitContext, GraphValue, OnnxExportOptions } from './context'
 import { emitConcat, emitDense, emitEmbedding, emitL2Normalize, emitMultiply } from './feed-forward'
 import { ElementType, GraphBuilder, type Dim } from './graph'
-import type { OnnxInputSpec, OnnxModelSpec, OnnxNodeSpec } from './model-spec'
 import { emitRecurrent } from './recurrent'
 import { ModelProtoSchema } from './schema/onnx_pb'
 import type { WeightRecord } from './weights'
@@ -31,23 +31,12 @@ function resolveOptions(options: OnnxExportOptions): Required<OnnxExportOptions>
   }
 }
 
-/** Graph inputs of one model input: the tensor and, for sequences, its lengths. */
-function declareInput(ctx: EmitContext, input: OnnxInputSpec): GraphValue {
+/** Graph inputs of one model input: the tensor and, for sequences and tokens, its lengths. */
+function declareInput(ctx: EmitContext, input: InputSpec): GraphValue {
   const { graph } = ctx
   if (input.kind === 'vector') {
-    return {
-      kind: 'vector',
-      width: input.features,
-      lengths: '',
-      time: '',
-      name: graph.addInput(input.name, ElementType.float, ['batch', input.features]),
-    }
-  }
-  if (input.kind !== 'sequence' && input.kind !== 'tokens') {
-    throw new OdysseyRangeError(
-      'ODYSSEY_INVALID',
-      `exportOnnx: input "${(input as { name?: string }).name}" has unknown kind ${JSON.stringify((input as { kind?: unknown }).kind)}`,
-    )
+    const name = graph.addInput(input.name, ElementType.float, ['batch', input.features])
+    return { kind: 'vector', width: input.features, lengths: '', time: '', name }
   }
   const time = `${input.name}_time`
   const name =
@@ -58,7 +47,7 @@ function declareInput(ctx: EmitContext, input: OnnxInputSpec): GraphValue {
   return { kind: input.kind, width: input.kind === 'sequence' ? input.features : 0, lengths, time, name }
 }
 
-function emitNode(ctx: EmitContext, node: OnnxNodeSpec, inputs: readonly GraphValue[]): GraphValue {
+function emitNode(ctx: EmitContext, node: NodeSpec, inputs: readonly GraphValue[]): GraphValue {
   const [first] = inputs
   switch (node.type) {
     case 'lstm':
@@ -77,47 +66,36 @@ function emitNode(ctx: EmitContext, node: OnnxNodeSpec, inputs: readonly GraphVa
       return emitMultiply(ctx, node, inputs)
     case 'l2Normalize':
       return emitL2Normalize(ctx, node, first)
-    default:
-      throw new OdysseyRangeError(
-        'ODYSSEY_INVALID',
-        `exportOnnx: node "${(node as OnnxNodeSpec).name}" has unknown type ${JSON.stringify((node as { type?: unknown }).type)}`,
-      )
   }
 }
 
 /** The operator that turns the loss's logits into probabilities. */
-function probabilityOp(spec: OnnxModelSpec): { op: string; attributes: Record<string, number> } {
-  switch (spec.loss) {
+function probabilityOp(loss: Loss): { op: string; attributes: Record<string, number> } {
+  switch (loss) {
     case 'crossEntropy':
       return { op: 'Softmax', attributes: { axis: -1 } }
     case 'binaryCrossEntropy':
       return { op: 'Sigmoid', attributes: {} }
-    default:
-      throw new OdysseyRangeError(
-        'ODYSSEY_INVALID',
-        `exportOnnx: probabilities: the loss ${JSON.stringify(spec.loss)} has no probabilities (crossEntropy and binaryCrossEntropy do)`,
-      )
+    case 'mse':
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: probabilities: the loss "mse" has none (crossEntropy and binaryCrossEntropy do)`)
   }
 }
 
-/** Every node's value, in spec order. */
-function emitNodes(ctx: EmitContext, spec: OnnxModelSpec): Map<string, GraphValue> {
+/** The value of the output node; every node's value is emitted in spec order. */
+function emitGraph(ctx: EmitContext, spec: GraphSpec): GraphValue {
   const values = new Map<string, GraphValue>()
   for (const input of spec.inputs) values.set(input.name, declareInput(ctx, input))
-  for (const node of spec.nodes) {
-    if (node.inputs.length === 0) throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node.name}" reads no input`)
-    const args = node.inputs.map((name) => {
-      const value = values.get(name)
-      if (value === undefined)
-        throw new OdysseyRangeError(
-          'ODYSSEY_INVALID',
-          `exportOnnx: node "${node.name}" reads "${name}", which is neither a model input nor an earlier node`,
-        )
-      return value
-    })
-    values.set(node.name, emitNode(ctx, node, args))
-  }
-  return values
+  // describeGraph checked that every name read is an input or an earlier node.
+  for (const node of spec.nodes)
+    values.set(
+      node.name,
+      emitNode(
+        ctx,
+        node,
+        node.inputs.map((name) => values.get(name)!),
+      ),
+    )
+  return values.get(spec.output)!
 }
 
 /**
@@ -128,20 +106,18 @@ function emitNodes(ctx: EmitContext, spec: OnnxModelSpec): Map<string, GraphValu
  *
  * @throws OnnxUnsupportedError (`ODYSSEY_UNSUPPORTED`) for LSTM variants ONNX cannot express
  *   (NIG, NFG, NOG, FGR); OdysseyRangeError `ODYSSEY_KEY` / `ODYSSEY_SHAPE` for a missing or
- *   misshapen weight, `ODYSSEY_INVALID` for a malformed spec; OdysseyTypeError for bad options.
+ *   misshapen weight; the spec's own checks (`Model.fromSpec`'s) for a malformed spec;
+ *   OdysseyTypeError for unknown options.
  */
-export function toOnnx(spec: OnnxModelSpec, weights: WeightRecord, options: OnnxExportOptions = {}): Uint8Array {
+export function toOnnx(spec: GraphSpec, weights: WeightRecord, options: OnnxExportOptions = {}): Uint8Array {
   const graph = new GraphBuilder()
   const ctx: EmitContext = { graph, weights, options: resolveOptions(options) }
-  const values = emitNodes(ctx, spec)
-  const output = spec.nodes.some((n) => n.name === spec.output) ? values.get(spec.output) : undefined
-  if (output === undefined) {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: output "${spec.output}" names no node`)
-  }
+  const checked = describeGraph(spec).spec
+  const output = emitGraph(ctx, checked)
   const dims: Dim[] = output.kind === 'vector' ? ['batch', output.width] : ['batch', output.time, output.width]
-  graph.addOutput(spec.output, ElementType.float, dims, { first: true })
-  const { op, attributes } = ctx.options.probabilities ? probabilityOp(spec) : { op: 'Identity', attributes: {} }
-  graph.op(op, [output.name], [spec.output], attributes)
+  graph.addOutput(checked.output, ElementType.float, dims, { first: true })
+  const { op, attributes } = ctx.options.probabilities ? probabilityOp(checked.loss) : { op: 'Identity', attributes: {} }
+  graph.op(op, [output.name], [checked.output], attributes)
   const model = create(ModelProtoSchema, {
     irVersion: IR_VERSION,
     opsetImport: [{ domain: '', version: OPSET }],
@@ -156,12 +132,13 @@ export function toOnnx(spec: OnnxModelSpec, weights: WeightRecord, options: Onnx
  * a temporary file beside it, fsynced, then renamed over it.
  *
  * ```ts
- * await exportOnnx(model.spec, model.getWeights(), 'classifier.onnx', { probabilities: true })
- * // onnxruntime: session.run({ x, x_lengths }) → { head: [batch, classes] }
+ * await exportOnnx(model.graph, model.getWeights(), 'classifier.onnx', { probabilities: true })
+ * // or: await model.exportOnnx('classifier.onnx', { probabilities: true })
+ * // onnxruntime: session.run({ x, x_lengths }) → { dense: [batch, classes] }
  * ```
  *
  * @throws as `toOnnx`, and OdysseyError `ODYSSEY_IO` when the file cannot be written.
  */
-export async function exportOnnx(spec: OnnxModelSpec, weights: WeightRecord, path: string, options: OnnxExportOptions = {}): Promise<void> {
+export async function exportOnnx(spec: GraphSpec, weights: WeightRecord, path: string, options: OnnxExportOptions = {}): Promise<void> {
   await writeFileAtomic(path, [toOnnx(spec, weights, options)])
 }

@@ -1,26 +1,18 @@
 /**
  * The non-recurrent nodes. Feed-forward layers act on the last axis, so one emitter serves
  * sequences `[batch, time, features]` and vectors `[batch, features]` alike; sequences keep
- * their lengths and time axis.
+ * their lengths and time axis. The graph was checked (`describeGraph`) before: inputs have
+ * the kinds and widths each node needs.
  */
 import { OdysseyRangeError } from '../errors'
+import type { DenseActivation, NodeSpec } from '../model/spec'
 import type { EmitContext, GraphValue } from './context'
-import type { DenseActivation, OnnxNodeSpec } from './model-spec'
 import { readWeight } from './weights'
 
-type NodeOf<T extends OnnxNodeSpec['type']> = Extract<OnnxNodeSpec, { type: T }>
-
-function invalid(node: string, message: string): never {
-  throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node}" ${message}`)
-}
-
-function requireFloat(node: string, value: GraphValue): void {
-  if (value.kind === 'tokens') invalid(node, 'needs float values, got token ids (put an embedding first)')
-}
+type NodeOf<T extends NodeSpec['type']> = Extract<NodeSpec, { type: T }>
 
 const ACTIVATION_OPS: Readonly<Record<DenseActivation, string | null>> = {
   none: null,
-  identity: null,
   tanh: 'Tanh',
   relu: 'Relu',
   sigmoid: 'Sigmoid',
@@ -35,64 +27,46 @@ function transpose(data: Float32Array, rows: number, cols: number): Float32Array
 
 /** Dense: act(x Wᵀ + b) as MatMul (with Wᵀ stored `[in, units]`) and Add, on vectors or every step. */
 export function emitDense(ctx: EmitContext, spec: NodeOf<'dense'>, input: GraphValue): GraphValue {
-  requireFloat(spec.name, input)
   const { graph } = ctx
   const weight = readWeight(ctx.weights, spec.name, 'weight', [spec.units, input.width])
   const bias = readWeight(ctx.weights, spec.name, 'bias', [spec.units])
   const weightT = graph.float32(`${spec.name}/weight_t`, [input.width, spec.units], transpose(weight, spec.units, input.width))
   const product = graph.op1('MatMul', [input.name, weightT], `${spec.name}/matmul`)
   const affine = graph.op1('Add', [product, graph.float32(`${spec.name}/bias`, [spec.units], bias)], `${spec.name}/affine`)
-  const activation = spec.activation ?? 'none'
-  if (!(activation in ACTIVATION_OPS)) invalid(spec.name, `has unknown activation ${JSON.stringify(activation)}`)
-  const op = ACTIVATION_OPS[activation]
+  const op = ACTIVATION_OPS[spec.activation ?? 'none']
   return { ...input, width: spec.units, name: op === null ? affine : graph.op1(op, [affine], `${spec.name}/${op}`) }
 }
 
 /** Embedding: Gather of rows of `weight` `[vocab, dim]` by token ids `[batch, time]` → `[batch, time, dim]`. */
 export function emitEmbedding(ctx: EmitContext, spec: NodeOf<'embedding'>, input: GraphValue): GraphValue {
-  if (input.kind !== 'tokens') invalid(spec.name, `needs token ids, got a ${input.kind}`)
-  const table = ctx.graph.float32(
-    `${spec.name}/table`,
-    [spec.vocabSize, spec.dim],
-    readWeight(ctx.weights, spec.name, 'weight', [spec.vocabSize, spec.dim]),
-  )
+  const weight = readWeight(ctx.weights, spec.name, 'weight', [spec.vocabSize, spec.dim])
+  const table = ctx.graph.float32(`${spec.name}/table`, [spec.vocabSize, spec.dim], weight)
   return { ...input, kind: 'sequence', width: spec.dim, name: ctx.graph.op1('Gather', [table, input.name], `${spec.name}/gather`, { axis: 0 }) }
 }
 
-/** Inputs that must be all sequences or all vectors; the result takes the first one's lengths. */
-function sameKind(node: string, inputs: readonly GraphValue[]): void {
-  inputs.forEach((v) => requireFloat(node, v))
-  if (inputs.some((v) => v.kind !== inputs[0].kind)) invalid(node, `mixes ${inputs.map((v) => v.kind).join(' and ')} inputs`)
-}
-
-/** Concatenation along the feature axis. */
+/** Concatenation along the feature axis; the result takes the first input's lengths. */
 export function emitConcat(ctx: EmitContext, spec: NodeOf<'concat'>, inputs: readonly GraphValue[]): GraphValue {
-  sameKind(spec.name, inputs)
   const width = inputs.reduce((sum, v) => sum + v.width, 0)
-  return {
-    ...inputs[0],
-    width,
-    name: ctx.graph.op1(
-      'Concat',
-      inputs.map((v) => v.name),
-      `${spec.name}/concat`,
-      { axis: -1 },
-    ),
-  }
+  const name = ctx.graph.op1(
+    'Concat',
+    inputs.map((v) => v.name),
+    `${spec.name}/concat`,
+    { axis: -1 },
+  )
+  return { ...inputs[0], width, name }
 }
 
 /** Elementwise product of inputs of one shape. */
 export function emitMultiply(ctx: EmitContext, spec: NodeOf<'multiply'>, inputs: readonly GraphValue[]): GraphValue {
-  sameKind(spec.name, inputs)
-  const widths = inputs.map((v) => v.width)
-  if (widths.some((w) => w !== widths[0])) invalid(spec.name, `multiplies inputs of widths ${widths.join(', ')}`)
   const product = inputs.slice(1).reduce((acc, v) => ctx.graph.op1('Mul', [acc, v.name], `${spec.name}/product`), inputs[0].name)
   return { ...inputs[0], name: product }
 }
 
-/** Each row scaled to unit L2 norm: x / √(Σx² + 1e-12), the core's epsilon. */
+/** Each row scaled to unit L2 norm: x / √(Σx² + 1e-12), the core's epsilon. Vectors only, as in the core. */
 export function emitL2Normalize(ctx: EmitContext, spec: NodeOf<'l2Normalize'>, input: GraphValue): GraphValue {
-  if (input.kind !== 'vector') invalid(spec.name, `needs vectors [batch, features], got a ${input.kind}`)
+  if (input.kind !== 'vector') {
+    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${spec.name}": l2Normalize needs vectors [batch, features], got a sequence`)
+  }
   const { graph } = ctx
   const squares = graph.op1('Mul', [input.name, input.name], `${spec.name}/squares`)
   const sum = graph.op1('ReduceSum', [squares, graph.int64([-1])], `${spec.name}/sum`, { keepdims: 1 })

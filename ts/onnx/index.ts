@@ -2,5 +2,4 @@
 export type { OnnxExportOptions } from './context'
 export { OnnxUnsupportedError } from './errors'
 export { exportOnnx, toOnnx } from './export'
-export type { OnnxInputSpec, OnnxModelSpec, OnnxNodeSpec } from './model-spec'
 export type { WeightRecord } from './weights'

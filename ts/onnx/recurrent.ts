@@ -8,15 +8,16 @@
  * reverse direction, as the core does, so `Y_h` is each direction's final state: the
  * `last` output of both directions.
  */
-import { OdysseyRangeError } from '../errors'
+import type { NodeSpec, RecurrentOutput } from '../model/spec'
 import type { LstmVariant } from '../types'
 import type { EmitContext, GraphValue } from './context'
 import { OnnxUnsupportedError } from './errors'
 import { ElementType, Floats, type Attributes, type GraphBuilder } from './graph'
-import type { LstmNodeSpec, RecurrentOutputKind, RnnNodeSpec } from './model-spec'
 import { concatFloat32, pytorchToOnnxGates, readWeight } from './weights'
 
-type RecurrentNodeSpec = LstmNodeSpec | RnnNodeSpec
+/** Recurrent nodes with every default filled in (as `describeGraph` returns them). */
+type LstmNodeSpec = Required<Extract<NodeSpec, { type: 'lstm' }>>
+type RnnNodeSpec = Required<Extract<NodeSpec, { type: 'rnn' }>>
 
 /** The ONNX weight inputs of one layer, every direction stacked: `W`, `R`, `B` and, for peepholes, `P` (else `''`). */
 interface LayerWeights {
@@ -85,19 +86,15 @@ function lstmVariantAttributes(node: string, variant: LstmVariant, directions: n
     }
     case 'FGR':
       throw new OnnxUnsupportedError(node, 'LSTM variant FGR', `ONNX's LSTM has no gate-to-gate recurrence (weight_gg)`)
-    default:
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${node}": unknown LSTM variant ${JSON.stringify(variant)}`)
   }
 }
 
 function lstmFormat(spec: LstmNodeSpec, directions: number): CellFormat {
-  const variant: LstmVariant = spec.variant || 'vanilla'
-  const peepholes = (spec.peepholes ?? true) && variant !== 'NP'
   const h = spec.hiddenSize
   return {
     opType: 'LSTM',
     hasCell: true,
-    attributes: lstmVariantAttributes(spec.name, variant, directions),
+    attributes: lstmVariantAttributes(spec.name, spec.variant, directions),
     layerWeights({ read, stack }, inputWidth) {
       return {
         w: stack('W', [4 * h, inputWidth], (s) => [pytorchToOnnxGates(read(`weight_ih${s}`, [4 * h, inputWidth]))]),
@@ -105,22 +102,18 @@ function lstmFormat(spec: LstmNodeSpec, directions: number): CellFormat {
         // ONNX's B is [Wb, Rb]: PyTorch's bias_ih then bias_hh, each in ONNX's gate order.
         b: stack('B', [8 * h], (s) => [pytorchToOnnxGates(read(`bias_ih${s}`, [4 * h])), pytorchToOnnxGates(read(`bias_hh${s}`, [4 * h]))]),
         // ONNX's peephole order is i, o, f.
-        p: peepholes ? stack('P', [3 * h], (s) => ['i', 'o', 'f'].map((g) => read(`peephole_${g}${s}`, [h]))) : '',
+        p: spec.peepholes ? stack('P', [3 * h], (s) => ['i', 'o', 'f'].map((g) => read(`peephole_${g}${s}`, [h]))) : '',
       }
     },
   }
 }
 
 function rnnFormat(spec: RnnNodeSpec, directions: number): CellFormat {
-  const activation = spec.activation || 'tanh'
-  if (activation !== 'tanh' && activation !== 'relu') {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${spec.name}": unknown RNN activation ${JSON.stringify(activation)}`)
-  }
   const h = spec.hiddenSize
   return {
     opType: 'RNN',
     hasCell: false,
-    attributes: { activations: Array(directions).fill(activation === 'tanh' ? 'Tanh' : 'Relu') },
+    attributes: { activations: Array(directions).fill(spec.activation === 'tanh' ? 'Tanh' : 'Relu') },
     layerWeights({ read, stack }, inputWidth) {
       return {
         w: stack('W', [h, inputWidth], (s) => [read(`weight_ih${s}`, [h, inputWidth])]),
@@ -166,24 +159,23 @@ interface StackPlan {
   layers: number
   directions: 1 | 2
   merge: 'concat' | 'sum'
-  output: RecurrentOutputKind
+  output: RecurrentOutput
   format: CellFormat
   /** Whether the final states are needed (the `states` output or state outputs). */
   needsStates: boolean
 }
 
-function planStack(spec: RecurrentNodeSpec, state: boolean): StackPlan {
+function planStack(spec: LstmNodeSpec | RnnNodeSpec, state: boolean): StackPlan {
   const directions = spec.bidirectional ? 2 : 1
-  const output = spec.output ?? 'sequence'
   return {
     name: spec.name,
     hidden: spec.hiddenSize,
-    layers: spec.numLayers ?? 1,
+    layers: spec.numLayers,
     directions,
-    merge: spec.merge ?? 'concat',
-    output,
+    merge: spec.merge,
+    output: spec.output,
     format: spec.type === 'lstm' ? lstmFormat(spec, directions) : rnnFormat(spec, directions),
-    needsStates: output === 'states' || state,
+    needsStates: spec.output === 'states' || state,
   }
 }
 
@@ -226,12 +218,10 @@ function emitLayer(ctx: EmitContext, plan: StackPlan, k: number, x: string, widt
  * A recurrent node: `input` `[batch, time, X]` → `[batch, time, H']` (`sequence`),
  * `[batch, H']` (`last`) or `[batch, L·D·(H + H)]` / `[batch, L·D·H]` (`states`).
  */
-export function emitRecurrent(ctx: EmitContext, spec: RecurrentNodeSpec, input: GraphValue): GraphValue {
-  if (input.kind !== 'sequence') {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${spec.name}" needs a float sequence input, got ${input.kind}`)
-  }
+export function emitRecurrent(ctx: EmitContext, spec: Extract<NodeSpec, { type: 'lstm' | 'rnn' }>, input: GraphValue): GraphValue {
   const { graph, options } = ctx
-  const plan = planStack(spec, options.state)
+  // describeGraph filled in every default.
+  const plan = planStack(spec as LstmNodeSpec | RnnNodeSpec, options.state)
   const { name, hidden, directions, merge, format } = plan
   const stateDims = [plan.layers * directions, 'batch', hidden]
   const initial = {
@@ -261,8 +251,6 @@ export function emitRecurrent(ctx: EmitContext, spec: RecurrentNodeSpec, input: 
         width: outputs.length * directions * hidden * (format.hasCell ? 2 : 1),
         name: concatStates(graph, name, outputs, format.hasCell),
       }
-    default:
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${name}": unknown recurrent output ${JSON.stringify(plan.output)}`)
   }
 }
 
