@@ -53,6 +53,8 @@ def main():
     spec, result_file = json.loads(sys.argv[1]), sys.argv[2]
     try:
         result = run_case(spec)
+    except ImportError as error:
+        result = {"skipped": f"neither numpy nor torch can be imported ({error})"}
     except Exception as error:  # reported in the record, the run goes on
         result = {"error": f"{type(error).__name__}: {error}"}
     with open(result_file, "w") as out:

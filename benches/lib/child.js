@@ -54,7 +54,7 @@ function spawnAndWait({ file, args, env }) {
     child.stdout.on('data', (chunk) => (output = keepTail(output, chunk)))
     child.stderr.on('data', (chunk) => (output = keepTail(output, chunk)))
     const timer = setTimeout(() => child.kill('SIGKILL'), CASE_TIMEOUT_MS)
-    child.on('error', (error) => resolve({ code: -1, output: String(error) }))
+    child.on('error', (error) => resolve({ code: -1, output: String(error), spawnError: error }))
     child.on('close', (code, signal) => {
       clearTimeout(timer)
       resolve({ code: code ?? signal, output })
@@ -68,7 +68,9 @@ function spawnAndWait({ file, args, env }) {
  */
 async function runInChild(spec, workDir) {
   const resultFile = path.join(workDir, `result-${process.hrtime.bigint()}.json`)
-  const { code, output } = await spawnAndWait(childCommand(spec, resultFile))
+  const command = childCommand(spec, resultFile)
+  const { code, output, spawnError } = await spawnAndWait(command)
+  if (spawnError !== undefined) return { skipped: `${command.file} could not be started (${spawnError.message})` }
   if (!fs.existsSync(resultFile)) return { error: `child exited with ${code} and no result: ${output.trim().slice(-600)}` }
   const result = JSON.parse(fs.readFileSync(resultFile, 'utf8'))
   fs.rmSync(resultFile)

@@ -39,7 +39,8 @@ function measuredFields(c, result) {
   if (result.timesMs !== undefined) {
     const stats = statistics(result.timesMs)
     const flops = result.flops ?? caseFlops(c)
-    Object.assign(fields, stats, { warmup: result.warmup, flops, gflops: flops / (stats.medianMs * 1e6) })
+    const gflops = flops / (stats.medianMs * 1e6)
+    Object.assign(fields, stats, { warmup: result.warmup, flops, gflops, bestGflops: flops / (stats.minMs * 1e6) })
   }
   if (result.lossFirst !== undefined) Object.assign(fields, { lossFirst: result.lossFirst, lossLast: result.lossLast })
   if (result.memory !== undefined) fields.memory = result.memory

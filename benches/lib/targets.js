@@ -36,14 +36,15 @@ function speedup(suite, shape, other, threshold) {
   }
 }
 
+/** odyssey's median GFLOP/s at S3 against the sgemm's best repetition (the peak is the best the machine did). */
 const percentOfPeak = {
   target: '≥ 65% of sgemm peak (train S3)',
   measure(records) {
     const ours = timed(records, { suite: 'train', shape: 'S3', impl: 'odyssey-native', variant: '' })
     const peak = timed(records, { suite: 'sgemm', impl: 'numpy' })
     if (ours.missing || peak.missing) return { missing: ours.missing ?? peak.missing }
-    const value = ours.record.gflops / peak.record.gflops
-    const text = `${(100 * value).toFixed(1)}% (${ours.record.gflops.toFixed(1)} of ${peak.record.gflops.toFixed(1)} GFLOP/s)`
+    const value = ours.record.gflops / peak.record.bestGflops
+    const text = `${(100 * value).toFixed(1)}% (${ours.record.gflops.toFixed(1)} of ${peak.record.bestGflops.toFixed(1)} GFLOP/s)`
     return { value, text, met: value >= 0.65 }
   },
 }
