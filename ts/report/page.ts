@@ -49,7 +49,8 @@ nav a { color: var(--accent); text-decoration: none; margin-right: 16px; }
 table { border-collapse: collapse; width: 100%; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; font-size: 14px; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-thead th { color: var(--muted); font-weight: 500; font-size: 13px; }
+thead th { color: var(--muted); font-weight: 500; font-size: 13px; white-space: normal; vertical-align: bottom; }
+.table-scroll { overflow-x: auto; }
 tbody tr:last-child td { border-bottom: none; }
 figure.chart { margin: 0 0 20px; padding: 16px 18px 12px; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; overflow-x: auto; }
 figure.chart svg { display: block; max-width: 100%; height: auto; margin: 8px 0 4px; }
@@ -87,7 +88,7 @@ function summaryTable(summaries: readonly RunSummary[]): string {
   const columns = SUMMARY_COLUMNS.filter(([, cell], i) => i === 0 || summaries.some((s) => cell(s) !== '—'))
   const head = columns.map(([heading]) => `<th scope="col">${heading}</th>`).join('')
   const body = summaries.map((s) => `<tr>${columns.map(([, cell]) => `<td>${cell(s)}</td>`).join('')}</tr>`).join('\n')
-  return `<table class="summary"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`
+  return `<div class="table-scroll"><table class="summary"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`
 }
 
 function figure({ id, title, caption, svg }: RenderedFigure): string {
