@@ -1,7 +1,7 @@
 /**
- * ONNX export of a trained model: its graph spec (`model.graph`, the core's JSON model spec) and its weights
- * (`"{node}.{pytorch name}"` → tensor) become one ONNX graph (IR 8, opset 17) that computes
- * what `predict` computes, in float32. See `OnnxExportOptions` for the graph's inputs and
+ * ONNX export of a trained model: its graph spec (`model.graph`, the core's JSON model spec)
+ * and its weights (`"{node}.{pytorch name}"` → tensor) become one ONNX graph (IR 8, opset 17)
+ * that computes what `predict` computes, in float32. See `OnnxExportOptions` for the graph's inputs and
  * outputs and `recurrent.ts` for what the LSTM variants become.
  */
 import { create, toBinary } from '@bufbuild/protobuf'
@@ -16,7 +16,7 @@ import { emitRecurrent } from './recurrent'
 import { ModelProtoSchema } from './schema/onnx_pb'
 import type { WeightRecord } from './weights'
 
-/** IR version 8 and opset 17: every operator used here at its current semantics, readable by onnxruntime ≥ 1.14. */
+/** IR 8 and opset 17 (ONNX 1.12): recent enough for every operator used here as it is today, old enough for most runtimes. */
 const IR_VERSION = 8n
 const OPSET = 17n
 
@@ -86,15 +86,10 @@ function emitGraph(ctx: EmitContext, spec: GraphSpec): GraphValue {
   const values = new Map<string, GraphValue>()
   for (const input of spec.inputs) values.set(input.name, declareInput(ctx, input))
   // describeGraph checked that every name read is an input or an earlier node.
-  for (const node of spec.nodes)
-    values.set(
-      node.name,
-      emitNode(
-        ctx,
-        node,
-        node.inputs.map((name) => values.get(name)!),
-      ),
-    )
+  for (const node of spec.nodes) {
+    const inputs = node.inputs.map((name) => values.get(name)!)
+    values.set(node.name, emitNode(ctx, node, inputs))
+  }
   return values.get(spec.output)!
 }
 

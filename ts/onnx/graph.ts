@@ -51,9 +51,8 @@ function attribute(name: string, value: AttributeValue): AttributeInit {
   if (value instanceof Floats) return { name, type: Type.FLOATS, floats: [...value.values] }
   if (typeof value === 'number') return { name, type: Type.INT, i: BigInt(value) }
   if (typeof value === 'string') return { name, type: Type.STRING, s: new TextEncoder().encode(value) }
-  if (value.every((v): v is string => typeof v === 'string')) {
-    return { name, type: Type.STRINGS, strings: value.map((v) => new TextEncoder().encode(v)) }
-  }
+  // A list is a string list or an int list (an empty one is taken as ints).
+  if (typeof value[0] === 'string') return { name, type: Type.STRINGS, strings: (value as readonly string[]).map((v) => new TextEncoder().encode(v)) }
   return { name, type: Type.INTS, ints: (value as readonly number[]).map((v) => BigInt(v)) }
 }
 
