@@ -1,13 +1,15 @@
 /**
  * `odyssey report` as the CLI calls it: arguments, what it prints, the file it
- * writes, and usage errors that name the problem.
+ * writes, usage errors that name the problem, and the exit codes of the
+ * standalone entry point.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 
+import { main } from '../ts/cli/report'
 import { REPORT_USAGE, ReportUsageError, RunLogError, RunLogger, reportCommand } from '../ts/report'
 import { syntheticRun } from './helpers/report-records'
 
@@ -70,5 +72,44 @@ describe('reportCommand', () => {
     await expect(reportCommand(['--log', missing, '--out', out], output)).rejects.toThrow(RunLogError)
     await expect(reportCommand(['--log', missing, '--out', out], output)).rejects.toThrow(`${missing}: cannot read`)
     expect(existsSync(out)).toBe(false)
+  })
+})
+
+describe('node dist/cli/report.js (main)', () => {
+  async function run(argv: string[]) {
+    const written: string[] = []
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((text) => {
+      written.push(String(text))
+      return true
+    })
+    try {
+      return { code: await main(argv), stderr: written.join('') }
+    } finally {
+      spy.mockRestore()
+    }
+  }
+
+  it('exits 0 after writing the report', async () => {
+    const out = join(work, 'main.html')
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
+    try {
+      expect(await run(['--log', writeLog('main', 'run'), '--out', out])).toEqual({ code: 0, stderr: '' })
+    } finally {
+      stdout.mockRestore()
+    }
+    expect(existsSync(out)).toBe(true)
+  })
+
+  it('exits 2 with the problem and the usage for bad arguments', async () => {
+    const { code, stderr } = await run(['--out', 'x.html'])
+    expect(code).toBe(2)
+    expect(stderr).toBe(`odyssey report: --log <log.jsonl> is required (once per run log)\n\n${REPORT_USAGE}\n`)
+  })
+
+  it('exits 1 with the message of a failure', async () => {
+    const missing = join(work, 'nope.jsonl')
+    const { code, stderr } = await run(['--log', missing, '--out', join(work, 'x.html')])
+    expect(code).toBe(1)
+    expect(stderr).toMatch(new RegExp(`^odyssey report: ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: cannot read: ENOENT`))
   })
 })
