@@ -136,7 +136,7 @@ describe('inference', () => {
     }
   })
 
-  it('trainStep with tbptt k1 = k2 = time is exactly one full BPTT step', () => {
+  it('trainStep with tbptt k1 = k2 = time is exactly one full BPTT step', async () => {
     const data = runningSums(4, 6, { total: false, dtype: 'float64' })
     const full = lstmRegressor({ output: 'sequence', dtype: 'float64' })
     const truncated = lstmRegressor({ output: 'sequence', dtype: 'float64' })
@@ -147,6 +147,8 @@ describe('inference', () => {
     expect(report.gradNorm).toBeGreaterThan(0)
     expect(weightValues(truncated)).toEqual(weightValues(full))
     expect(truncated.trainStep(data, { tbptt: { k1: 2, k2: 3 } })).toHaveLength(3)
+    const padded = { ...data, x: { ...data.x, lengths: [6, 6, 5, 6] } }
+    await expect(truncated.fit(padded, { epochs: 1, tbptt: { k1: 3, k2: 3 } })).rejects.toThrow(/lengths\[2\] = 5: truncated BPTT needs every sequence to fill the time axis/)
   })
 })
 

@@ -102,6 +102,23 @@ function checkBatchSize(options: unknown, label: string): number {
   return checkSize('batchSize', fields.batchSize ?? 32)
 }
 
+/** Truncated BPTT cuts the time axis into windows, so every sequence must fill it. */
+function checkFullLengths(inputs: InputArgs[], specs: readonly InputSpec[], label: string): void {
+  if (!specs.some((spec) => spec.kind !== 'vector')) {
+    throw new OdysseyRangeError('ODYSSEY_INVALID', 'tbptt: truncated BPTT needs a sequence or tokens input')
+  }
+  inputs.forEach((input, k) => {
+    const time = input.shape[1]
+    const short = input.lengths?.findIndex((length) => length !== time) ?? -1
+    if (specs[k].kind !== 'vector' && short >= 0) {
+      throw new OdysseyRangeError(
+        'ODYSSEY_LENGTH',
+        `${label}.x.${specs[k].name}.lengths[${short}] = ${input.lengths![short]}: truncated BPTT needs every sequence to fill the time axis (${time})`,
+      )
+    }
+  })
+}
+
 export class Model {
   /** The checked graph, every default filled in. */
   readonly graph: Readonly<Required<GraphSpec>>
@@ -177,9 +194,7 @@ export class Model {
     const args = fitArgs(options, this.graph.seed)
     const train = checkDataset(data, this.described, 'data')
     const validation = options.validationData === undefined ? undefined : checkDataset(options.validationData, this.described, 'validationData')
-    if (args.tbptt !== undefined && !this.graph.inputs.some((i) => i.kind !== 'vector')) {
-      throw new OdysseyRangeError('ODYSSEY_INVALID', 'tbptt: truncated BPTT needs a sequence or tokens input')
-    }
+    if (args.tbptt !== undefined) checkFullLengths(train.args.inputs, this.graph.inputs, 'data')
     const { signal } = options
     if (signal?.aborted) throw new OdysseyAbortError('fit was aborted before it started', history({ epochs: [], cancelled: true, nonFiniteUpdates: 0 }), { cause: signal.reason })
     const { CancelToken } = loadNative()
@@ -231,6 +246,7 @@ export class Model {
       tbptt = checkTbptt(checkObject('tbptt', fields.tbptt))
     }
     const { args } = checkDataset(batch, this.described, 'batch')
+    if (tbptt !== undefined) checkFullLengths(args.inputs, this.graph.inputs, 'batch')
     const reports = callNative(() => this.native.trainStep(args, tbptt))
     return tbptt === undefined ? reports[0] : reports
   }
