@@ -59,7 +59,7 @@ describe('the adding problem', () => {
     const untrained = await model.evaluate(validationData)
     expect(untrained.loss).toBeGreaterThan(ADDING_BASELINE_MSE * 0.9)
     const started = performance.now()
-    const history = await model.fit(train, { epochs: 12, batchSize: 32, validationData })
+    const history = await model.fit(train, { epochs: 9, batchSize: 32, validationData })
     const seconds = (performance.now() - started) / 1000
     const best = Math.min(...history.valLoss)
     console.log(`adding T=20: ${model.stepCount} updates in ${seconds.toFixed(1)} s, validation MSE ${history.valLoss.map((l) => l.toFixed(3)).join(' ')}`)
