@@ -184,15 +184,27 @@ fn rnn_train_case(name: &str, shape: Shape) -> Case {
     }
 }
 
-/// C ← A·B for square `n`-matrices with ndarray's GEMM (matrixmultiply, one thread).
-fn sgemm_case(name: &str, n: usize) -> Case {
+/// Which GEMM a peak-measuring case calls.
+#[derive(Clone, Copy)]
+enum Gemm {
+    /// ndarray's `general_mat_mul` (matrixmultiply, one thread).
+    Matrixmultiply,
+    /// `odyssey_core::kernels::gemm` (this crate's kernels, every thread).
+    Odyssey,
+}
+
+/// C ← A·B for square `n`-matrices.
+fn sgemm_case(name: &str, n: usize, gemm: Gemm) -> Case {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let a = random_array2(&mut rng, (n, n));
     let b = random_array2(&mut rng, (n, n));
     let mut c = Array2::<f32>::zeros((n, n));
     let run = Box::new(move || {
         let mut out: ArrayViewMut2<'_, f32> = c.view_mut();
-        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut out);
+        match gemm {
+            Gemm::Matrixmultiply => ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut out),
+            Gemm::Odyssey => odyssey_core::kernels::gemm(a.view(), b.view(), out, false, None),
+        }
         black_box(&c);
     });
     Case {
@@ -205,7 +217,10 @@ fn sgemm_case(name: &str, n: usize) -> Case {
 
 fn all_cases() -> Vec<Box<dyn Fn() -> Case>> {
     vec![
-        Box::new(|| sgemm_case("sgemm 2048^3 matrixmultiply", 2048)),
+        Box::new(|| sgemm_case("sgemm 2048^3 matrixmultiply", 2048, Gemm::Matrixmultiply)),
+        Box::new(|| sgemm_case("sgemm 2048^3 odyssey", 2048, Gemm::Odyssey)),
+        Box::new(|| sgemm_case("sgemm 512^3 matrixmultiply", 512, Gemm::Matrixmultiply)),
+        Box::new(|| sgemm_case("sgemm 512^3 odyssey", 512, Gemm::Odyssey)),
         Box::new(|| lstm_case("lstm train S1", S1, false, true)),
         Box::new(|| lstm_case("lstm train S1 peepholes", S1, true, true)),
         Box::new(|| lstm_case("lstm train S2", S2, false, true)),

@@ -21,6 +21,7 @@ use self::cell::{
 };
 use self::time_major::{row, row_mut, TimeMajor};
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
+use crate::kernels::gemm;
 use crate::{Error, ParamSet, Result, Scalar};
 
 /// The vanilla LSTM and the eight variants of Greff et al. (SPEC §1 table).
@@ -559,17 +560,14 @@ impl<F: Scalar> Lstm<F> {
 
     /// W x(t) + bias_ih + bias_hh for every step in one GEMM: `[time * batch, 4H]`.
     fn input_projection(&self, x: &TimeMajor<F>) -> TimeMajor<F> {
-        let bias = &self.params.bias_ih + &self.params.bias_hh;
-        let mut gates = bias
-            .broadcast((x.all().nrows(), bias.len()))
-            .expect("[4H] broadcasts to rows")
-            .to_owned();
-        general_mat_mul(
-            F::one(),
-            &x.all(),
-            &self.params.weight_ih.t(),
-            F::one(),
-            &mut gates,
+        let bias = (&self.params.bias_ih + &self.params.bias_hh).to_vec();
+        let mut gates = Array2::zeros((x.all().nrows(), bias.len()));
+        gemm(
+            x.all(),
+            self.params.weight_ih.t(),
+            gates.view_mut(),
+            false,
+            Some(&bias),
         );
         TimeMajor::from_rows(gates, x.batch())
     }
@@ -629,7 +627,15 @@ impl<F: Scalar> Lstm<F> {
     /// δx = δ(pre-activations) W for every step in one GEMM, back to `[batch, time, X]`.
     fn input_gradient(&self, cache: &LstmCache<F>, d_pre: &TimeMajor<F>) -> Array3<F> {
         let (batch, time) = cache.dims();
-        let dx = TimeMajor::from_rows(d_pre.all().dot(&self.params.weight_ih), batch);
+        let mut dx = Array2::zeros((d_pre.all().nrows(), self.config.input_size));
+        gemm(
+            d_pre.all(),
+            self.params.weight_ih.view(),
+            dx.view_mut(),
+            false,
+            None,
+        );
+        let dx = TimeMajor::from_rows(dx, batch);
         let mut out = Array3::zeros((batch, time, self.config.input_size));
         for b in 0..batch {
             out.slice_mut(s![b, .., ..])
@@ -648,8 +654,20 @@ impl<F: Scalar> Lstm<F> {
         let (hidden, time) = (self.config.hidden_size, d_pre.steps());
         let d = d_pre.all();
         let mut grads = LstmParams::zeros(&self.config);
-        grads.weight_ih = d.t().dot(&cache.x.all());
-        grads.weight_hh = d.t().dot(&cache.h.span(0..time));
+        gemm(
+            d.t(),
+            cache.x.all(),
+            grads.weight_ih.view_mut(),
+            false,
+            None,
+        );
+        gemm(
+            d.t(),
+            cache.h.span(0..time),
+            grads.weight_hh.view_mut(),
+            false,
+            None,
+        );
         grads.bias_ih = d.sum_axis(Axis(0));
         grads.bias_hh = grads.bias_ih.clone();
         if rules.peepholes {

@@ -1,0 +1,521 @@
+//! General matrix product `C = (accumulate ? C : 0) + A·B (+ bias)`, blocked
+//! for the caches in the BLIS manner: B is packed `KC × NC` at a time (L3),
+//! A `MC × KC` at a time (L2), and the micro-kernel streams one `KC × NR`
+//! panel of B from L1 against `MR`-row slivers of A.
+//!
+//! Two entry points:
+//! - [`gemm`]: one large product, split over rayon's threads by rows or columns
+//!   of C (each part runs the serial blocked loop; nothing nests).
+//! - [`gemm_prepacked`]: a small product on the calling thread with B packed
+//!   beforehand ([`PackedB`]) and A read in place: the per-time-step recurrent
+//!   product, called many times with the same weights.
+
+use std::ops::Range;
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+
+use super::microkernels::{MicroKernel, MAX_MR, MAX_NR};
+use super::pack::{pack_a, pack_b, with_scratch, MatRef, PackedB};
+use super::Isa;
+use crate::Scalar;
+
+/// Depth of a k-block: a 16-wide `f32` panel of B of KC rows (16 KiB) stays in L1.
+pub(crate) const KC: usize = 256;
+/// Rows of A per packed block: `MC × KC` (144 KiB in `f32`) stays in L2.
+const MC: usize = 144;
+/// Columns of B per packed block: `KC × NC` (3 MiB in `f32`) stays in L3.
+const NC: usize = 3072;
+/// Products smaller than this (in flops) run on the calling thread alone.
+const PARALLEL_FLOPS: usize = 4_000_000;
+
+/// How the macro-kernel finds A's `MR`-row tiles: tile `i` starts at
+/// `ptr + i·tile_stride`; within a tile, element (r, p) is at `p·MR + r` when
+/// `packed`, else at `r·lda + p`. Every tile must be readable for all `MR` rows.
+#[derive(Clone, Copy)]
+struct ATiles<F> {
+    ptr: *const F,
+    tile_stride: isize,
+    lda: isize,
+    packed: bool,
+}
+
+impl<F> ATiles<F> {
+    /// A panel packed by [`pack_a`] for `kc` steps.
+    fn packed(ptr: *const F, mr: usize, kc: usize) -> Self {
+        ATiles {
+            ptr,
+            tile_stride: (mr * kc) as isize,
+            lda: 0,
+            packed: true,
+        }
+    }
+}
+
+/// `C = (accumulate ? C : 0) + A·B (+ bias[j] on column j)` for `A: [m, k]`,
+/// `B: [k, n]`, `C: [m, n]` with unit column stride; `bias: [n]`.
+/// Uses the fastest kernel of this CPU and every thread of rayon's pool.
+pub fn gemm<F: Scalar>(
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    bias: Option<&[F]>,
+) {
+    gemm_on(Isa::current(), a, b, c, accumulate, bias);
+}
+
+/// [`gemm`] with the kernels of `isa`.
+pub fn gemm_on<F: Scalar>(
+    isa: Isa,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    bias: Option<&[F]>,
+) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    assert!(
+        b.nrows() == k && c.dim() == (m, n),
+        "gemm shapes: A {:?} · B {:?} into C {:?}",
+        a.shape(),
+        b.shape(),
+        c.shape()
+    );
+    assert!(
+        bias.is_none_or(|bias| bias.len() == n),
+        "bias has one value per column"
+    );
+    let parts = if 2 * m * n * k >= PARALLEL_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let kernel = MicroKernel::select(isa);
+    let operands = Operands {
+        a: MatRef::from_view(a),
+        b: MatRef::from_view(b),
+        bias,
+    };
+    gemm_parts(&kernel, operands, c, accumulate, parts);
+}
+
+/// The read-only operands of one (part of a) product.
+#[derive(Clone, Copy)]
+struct Operands<'a, F> {
+    a: MatRef<'a, F>,
+    b: MatRef<'a, F>,
+    bias: Option<&'a [F]>,
+}
+
+impl<'a, F: Scalar> Operands<'a, F> {
+    fn rows(self, rows: Range<usize>) -> Self {
+        Operands {
+            a: self.a.block(rows, 0..self.a.cols),
+            ..self
+        }
+    }
+
+    fn cols(self, cols: Range<usize>) -> Self {
+        Operands {
+            b: self.b.block(0..self.b.rows, cols.clone()),
+            bias: self.bias.map(|bias| &bias[cols]),
+            ..self
+        }
+    }
+}
+
+/// Splits C in `parts` along its longer side (at tile boundaries) and runs the parts in parallel.
+fn gemm_parts<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    operands: Operands<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    parts: usize,
+) {
+    let (m, n) = c.dim();
+    let by_rows = m >= n;
+    let (len, tile) = if by_rows {
+        (m, kernel.mr)
+    } else {
+        (n, kernel.nr)
+    };
+    let first_parts = parts / 2;
+    let mid = (len * first_parts / parts.max(1)).div_ceil(tile) * tile;
+    if parts < 2 || mid == 0 || mid >= len {
+        gemm_serial(kernel, operands, c, accumulate);
+        return;
+    }
+    let axis = if by_rows { Axis(0) } else { Axis(1) };
+    let (c_first, c_second) = c.split_at(axis, mid);
+    let (first, second) = if by_rows {
+        (operands.rows(0..mid), operands.rows(mid..len))
+    } else {
+        (operands.cols(0..mid), operands.cols(mid..len))
+    };
+    rayon::join(
+        || gemm_parts(kernel, first, c_first, accumulate, first_parts),
+        || gemm_parts(kernel, second, c_second, accumulate, parts - first_parts),
+    );
+}
+
+/// The blocked product on the calling thread.
+fn gemm_serial<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    operands: Operands<'_, F>,
+    mut c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+) {
+    let Operands { a, b, bias } = operands;
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for mut row in c.rows_mut() {
+            for (j, value) in row.iter_mut().enumerate() {
+                let base = if accumulate { *value } else { F::zero() };
+                *value = base + bias.map_or(F::zero(), |bias| bias[j]);
+            }
+        }
+        return;
+    }
+    assert_eq!(c.strides()[1], 1, "C needs unit column stride");
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let rs_c = c.strides()[0];
+    let c_ptr = c.as_mut_ptr();
+    let a_len = MC.min(m).div_ceil(mr) * mr * KC.min(k);
+    let b_len = KC.min(k) * NC.min(n).div_ceil(nr) * nr;
+    with_scratch(a_len, |a_buf: &mut [F]| {
+        with_scratch(b_len, |b_buf: &mut [F]| {
+            for j0 in (0..n).step_by(NC) {
+                let nc = NC.min(n - j0);
+                for k0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - k0);
+                    pack_b(b.block(k0..k0 + kc, j0..j0 + nc), nr, KC, b_buf);
+                    let block_bias = bias.filter(|_| k0 == 0).map(|bias| &bias[j0..j0 + nc]);
+                    for i0 in (0..m).step_by(MC) {
+                        let mc = MC.min(m - i0);
+                        pack_a(a.block(i0..i0 + mc, k0..k0 + kc), mr, a_buf);
+                        let tiles = ATiles::packed(a_buf.as_ptr(), mr, kc);
+                        // SAFETY: the packed tiles are zero-padded to whole MR panels; B's panels
+                        // hold kc × nc (padded to NR); C's block (i0.., j0..) of mc × nc lies
+                        // inside the exclusively borrowed `c` whose row stride is rs_c.
+                        unsafe {
+                            let c_block = c_ptr.offset(i0 as isize * rs_c + j0 as isize);
+                            let block = Block { m: mc, n: nc, kc };
+                            let accumulate = accumulate || k0 > 0;
+                            macro_kernel(
+                                kernel,
+                                block,
+                                tiles,
+                                b_buf.as_ptr(),
+                                c_block,
+                                rs_c,
+                                accumulate,
+                                block_bias,
+                            );
+                        }
+                    }
+                }
+            }
+        })
+    });
+}
+
+/// `C[0..m, cols] = (accumulate ? C : 0) + A·B[.., cols]` on the calling thread,
+/// with B packed beforehand for `kernel` and A (`[m, B.k]`, rows contiguous) read in place.
+///
+/// # Safety
+/// `c` must point at element (0, `cols.start`) of a matrix with row stride
+/// `rs_c` whose rows `0..m`, columns `cols` are writable and not accessed by
+/// anyone else during the call.
+pub(crate) unsafe fn gemm_prepacked<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    a: MatRef<'_, F>,
+    b: &PackedB<F>,
+    cols: Range<usize>,
+    c: *mut F,
+    rs_c: isize,
+    accumulate: bool,
+) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    assert!(
+        a.cols == b.k()
+            && a.cs == 1
+            && b.nr() == nr
+            && b.kc() <= KC
+            && cols.start.is_multiple_of(nr)
+            && cols.end <= b.n(),
+        "prepacked operand does not fit"
+    );
+    let m = a.rows;
+    let full_rows = m / mr * mr;
+    for k0 in (0..b.k()).step_by(b.kc()) {
+        let kc = b.kc().min(b.k() - k0);
+        let panels = b.panels(k0, cols.start).as_ptr();
+        let accumulate = accumulate || k0 > 0;
+        let a_block = a.block(0..m, k0..k0 + kc);
+        if full_rows > 0 {
+            let tiles = ATiles {
+                ptr: a_block.as_ptr(),
+                tile_stride: mr as isize * a.rs,
+                lda: a.rs,
+                packed: false,
+            };
+            let block = Block {
+                m: full_rows,
+                n: cols.len(),
+                kc,
+            };
+            // SAFETY: the tiles cover rows 0..full_rows of A, all inside A; C per the caller.
+            unsafe { macro_kernel(kernel, block, tiles, panels, c, rs_c, accumulate, None) };
+        }
+        if m > full_rows {
+            // The last rows do not fill a tile: copy them into a zero-padded panel.
+            let mut panel = [F::zero(); MAX_MR * KC];
+            pack_a(
+                a_block.block(full_rows..m, 0..kc),
+                mr,
+                &mut panel[..mr * kc],
+            );
+            let tiles = ATiles::packed(panel.as_ptr(), mr, kc);
+            let block = Block {
+                m: m - full_rows,
+                n: cols.len(),
+                kc,
+            };
+            // SAFETY: the panel holds a full padded tile; rows full_rows..m of C per the caller.
+            unsafe {
+                let c_rows = c.offset(full_rows as isize * rs_c);
+                macro_kernel(kernel, block, tiles, panels, c_rows, rs_c, accumulate, None);
+            }
+        }
+    }
+}
+
+/// The extent of one macro-kernel call: C is `m × n`, the k-block `kc` deep.
+#[derive(Clone, Copy)]
+struct Block {
+    m: usize,
+    n: usize,
+    kc: usize,
+}
+
+/// Every `MR × NR` tile of an `m × n` block of C from one k-block; the B panels
+/// (`kc × NR` each) are contiguous at `b`. `bias` (`[n]`) is added when given.
+///
+/// # Safety
+/// The tiles must cover `ceil(m / MR)` readable tiles of `kc` steps, `b` must hold
+/// `ceil(n / NR)` panels, and `c` (row stride `rs_c`) must be writable for `m × n`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn macro_kernel<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    block: Block,
+    a: ATiles<F>,
+    b: *const F,
+    c: *mut F,
+    rs_c: isize,
+    accumulate: bool,
+    bias: Option<&[F]>,
+) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let run = if a.packed {
+        kernel.packed
+    } else {
+        kernel.in_place
+    };
+    for j0 in (0..block.n).step_by(nr) {
+        let cols = nr.min(block.n - j0);
+        let tile_bias = bias.map(|bias| &bias[j0..j0 + cols]);
+        // SAFETY (whole loop): tile offsets stay inside the operands described by the caller.
+        unsafe {
+            let b_panel = b.add(j0 * block.kc);
+            for i0 in (0..block.m).step_by(mr) {
+                let rows = mr.min(block.m - i0);
+                let a_tile = a.ptr.offset((i0 / mr) as isize * a.tile_stride);
+                let c_tile = c.offset(i0 as isize * rs_c + j0 as isize);
+                if rows == mr && cols == nr {
+                    run(block.kc, a_tile, a.lda, b_panel, c_tile, rs_c, accumulate);
+                    if let Some(bias) = tile_bias {
+                        add_bias(c_tile, rs_c, rows, bias);
+                    }
+                } else {
+                    let tile = Tile {
+                        kc: block.kc,
+                        rows,
+                        cols,
+                    };
+                    edge_tile(
+                        kernel, tile, a_tile, a, b_panel, c_tile, rs_c, accumulate, tile_bias,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The valid part of a tile at the block's edge.
+#[derive(Clone, Copy)]
+struct Tile {
+    kc: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// A tile cut by the edge of C: computed whole into a scratch tile, then the valid part stored.
+///
+/// # Safety
+/// As [`macro_kernel`], for one tile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn edge_tile<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    tile: Tile,
+    a_tile: *const F,
+    a: ATiles<F>,
+    b_panel: *const F,
+    c: *mut F,
+    rs_c: isize,
+    accumulate: bool,
+    bias: Option<&[F]>,
+) {
+    let mut scratch = [F::zero(); MAX_MR * MAX_NR];
+    let nr = kernel.nr;
+    let run = if a.packed {
+        kernel.packed
+    } else {
+        kernel.in_place
+    };
+    // SAFETY: the scratch tile holds MR × NR with row stride NR; A and B per the caller.
+    unsafe {
+        run(
+            tile.kc,
+            a_tile,
+            a.lda,
+            b_panel,
+            scratch.as_mut_ptr(),
+            nr as isize,
+            false,
+        )
+    };
+    for (r, computed) in scratch.chunks_exact(nr).take(tile.rows).enumerate() {
+        // SAFETY: row r < rows of the tile lies inside C, `cols` elements wide.
+        let c_row =
+            unsafe { std::slice::from_raw_parts_mut(c.offset(r as isize * rs_c), tile.cols) };
+        for (j, (out, &value)) in c_row.iter_mut().zip(computed).enumerate() {
+            let base = if accumulate { *out } else { F::zero() };
+            *out = base + value + bias.map_or(F::zero(), |bias| bias[j]);
+        }
+    }
+}
+
+/// Adds `bias` (`[cols]`) to each of `rows` rows at `c`.
+///
+/// # Safety
+/// `c` must be writable for `rows × bias.len()` with row stride `rs_c`.
+unsafe fn add_bias<F: Scalar>(c: *mut F, rs_c: isize, rows: usize, bias: &[F]) {
+    for r in 0..rows {
+        // SAFETY: per the caller.
+        let c_row =
+            unsafe { std::slice::from_raw_parts_mut(c.offset(r as isize * rs_c), bias.len()) };
+        for (out, &b) in c_row.iter_mut().zip(bias) {
+            *out = *out + b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{s, Array2};
+
+    use super::*;
+
+    fn pseudo_random(rows: usize, cols: usize, seed: usize) -> Array2<f64> {
+        Array2::from_shape_fn((rows, cols), |(r, c)| {
+            let x = (r * 7919 + c * 104_729 + seed * 31) % 1013;
+            x as f64 / 1013.0 - 0.5
+        })
+    }
+
+    fn naive(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|p| a[[i, p]] * b[[p, j]]).sum()
+        })
+    }
+
+    fn isas() -> Vec<Isa> {
+        vec![Isa::Generic, Isa::current()]
+    }
+
+    fn assert_close<F: Scalar>(actual: &Array2<F>, expected: &Array2<f64>, tolerance: f64) {
+        for (x, y) in actual.iter().zip(expected) {
+            assert!(
+                (x.to_f64_lossy() - y).abs() <= tolerance,
+                "{} vs {y}",
+                x.to_f64_lossy()
+            );
+        }
+    }
+
+    #[test]
+    fn matches_the_naive_product_for_edge_shapes_strides_bias_and_accumulation() {
+        // Sizes straddle MR, NR, KC and MC, and are large enough to split over threads.
+        for (m, k, n) in [
+            (1, 1, 1),
+            (7, 3, 17),
+            (13, 300, 33),
+            (150, 260, 40),
+            (40, 70, 300),
+        ] {
+            let a = pseudo_random(m, k, 1);
+            let b_t = pseudo_random(n, k, 2);
+            let start = pseudo_random(m, n, 3);
+            let bias: Vec<f64> = (0..n).map(|j| j as f64 * 0.25).collect();
+            let mut expected = naive(&a, &b_t.t().to_owned()) + &start;
+            expected += &ndarray::aview1(&bias);
+            for isa in isas() {
+                let mut c = start.clone();
+                gemm_on(isa, a.view(), b_t.t(), c.view_mut(), true, Some(&bias));
+                assert_close(&c, &expected, 1e-12);
+
+                let (a32, b32) = (a.mapv(|v| v as f32), b_t.t().mapv(|v| v as f32));
+                let mut c32 = Array2::<f32>::from_elem((m, n), f32::NAN);
+                gemm_on(isa, a32.view(), b32.view(), c32.view_mut(), false, None);
+                assert_close(&c32, &naive(&a, &b_t.t().to_owned()), 1e-4 * k as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn prepacked_products_write_only_their_columns() {
+        for isa in isas() {
+            let kernel = MicroKernel::<f32>::select(isa);
+            let (m, k, n) = (11, 300, 3 * kernel.nr + 5);
+            let a = pseudo_random(m, k, 4).mapv(|v| v as f32);
+            let b = pseudo_random(k, n, 5).mapv(|v| v as f32);
+            let packed = PackedB::pack(MatRef::from_view(b.view()), kernel.nr, KC);
+            let mut c = Array2::<f32>::from_elem((m, n), 1.0);
+            let cols = kernel.nr..n;
+            let rs_c = c.strides()[0];
+            // SAFETY: c is owned here; the pointer is at (0, cols.start) with row stride rs_c.
+            unsafe {
+                let c_ptr = c.as_mut_ptr().add(cols.start);
+                gemm_prepacked(
+                    &kernel,
+                    MatRef::from_view(a.view()),
+                    &packed,
+                    cols.clone(),
+                    c_ptr,
+                    rs_c,
+                    true,
+                );
+            }
+            let expected = naive(&a.mapv(f64::from), &b.mapv(f64::from)) + 1.0;
+            assert_close(
+                &c.slice(s![.., cols.clone()]).to_owned(),
+                &expected.slice(s![.., cols]).to_owned(),
+                1e-3,
+            );
+            assert!(c.slice(s![.., ..kernel.nr]).iter().all(|&v| v == 1.0));
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! "A few floats side by side": elementwise math is written once against
+//! [`Lanes`] and runs either one scalar at a time (any float type, any CPU)
+//! or eight `f32` at a time in AVX2 registers ([`F32x8`]).
+
+use std::ops::{Add, Mul, Sub};
+
+use num_traits::Float;
+
+use super::activations;
+use crate::Scalar;
+
+/// `WIDTH` values of `Elem` processed together.
+pub(crate) trait Lanes:
+    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self>
+{
+    type Elem: Scalar;
+    const WIDTH: usize;
+
+    /// # Safety
+    /// `p` must be readable for `WIDTH` elements, and the CPU must support the lanes' instructions.
+    unsafe fn load(p: *const Self::Elem) -> Self;
+
+    /// # Safety
+    /// The CPU must support the lanes' instructions.
+    unsafe fn splat(value: Self::Elem) -> Self;
+
+    /// # Safety
+    /// `p` must be writable for `WIDTH` elements.
+    unsafe fn store(self, p: *mut Self::Elem);
+
+    fn max(self, other: Self) -> Self;
+    fn min(self, other: Self) -> Self;
+    fn sigmoid(self) -> Self;
+    fn tanh(self) -> Self;
+    /// The sum of the lanes.
+    fn sum(self) -> Self::Elem;
+}
+
+impl<F: Scalar> Lanes for F {
+    type Elem = F;
+    const WIDTH: usize = 1;
+
+    #[inline(always)]
+    unsafe fn load(p: *const F) -> F {
+        // SAFETY: per the caller.
+        unsafe { *p }
+    }
+
+    #[inline(always)]
+    unsafe fn splat(value: F) -> F {
+        value
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut F) {
+        // SAFETY: per the caller.
+        unsafe { *p = self }
+    }
+
+    #[inline(always)]
+    fn max(self, other: F) -> F {
+        Float::max(self, other)
+    }
+
+    #[inline(always)]
+    fn min(self, other: F) -> F {
+        Float::min(self, other)
+    }
+
+    #[inline(always)]
+    fn sigmoid(self) -> F {
+        activations::sigmoid(self)
+    }
+
+    #[inline(always)]
+    fn tanh(self) -> F {
+        Float::tanh(self)
+    }
+
+    #[inline(always)]
+    fn sum(self) -> F {
+        self
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::F32x8;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::ops::{Add, Mul, Sub};
+
+    use super::{activations, Lanes};
+
+    /// Eight `f32` in an AVX register. A value only exists after [`Lanes::load`] or
+    /// [`Lanes::splat`], whose contract requires AVX2 and FMA, so every method
+    /// on an existing value may use those instructions.
+    #[derive(Clone, Copy)]
+    pub(crate) struct F32x8(__m256);
+
+    impl Add for F32x8 {
+        type Output = F32x8;
+        #[inline(always)]
+        fn add(self, other: F32x8) -> F32x8 {
+            // SAFETY: AVX is present (see the type's doc).
+            F32x8(unsafe { _mm256_add_ps(self.0, other.0) })
+        }
+    }
+
+    impl Sub for F32x8 {
+        type Output = F32x8;
+        #[inline(always)]
+        fn sub(self, other: F32x8) -> F32x8 {
+            // SAFETY: AVX is present (see the type's doc).
+            F32x8(unsafe { _mm256_sub_ps(self.0, other.0) })
+        }
+    }
+
+    impl Mul for F32x8 {
+        type Output = F32x8;
+        #[inline(always)]
+        fn mul(self, other: F32x8) -> F32x8 {
+            // SAFETY: AVX is present (see the type's doc).
+            F32x8(unsafe { _mm256_mul_ps(self.0, other.0) })
+        }
+    }
+
+    impl Lanes for F32x8 {
+        type Elem = f32;
+        const WIDTH: usize = 8;
+
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> F32x8 {
+            // SAFETY: per the caller (8 readable floats, AVX present).
+            F32x8(unsafe { _mm256_loadu_ps(p) })
+        }
+
+        #[inline(always)]
+        unsafe fn splat(value: f32) -> F32x8 {
+            // SAFETY: per the caller (AVX present).
+            F32x8(unsafe { _mm256_set1_ps(value) })
+        }
+
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: per the caller (8 writable floats); AVX per the type's doc.
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+
+        #[inline(always)]
+        fn max(self, other: F32x8) -> F32x8 {
+            // SAFETY: AVX is present (see the type's doc).
+            F32x8(unsafe { _mm256_max_ps(self.0, other.0) })
+        }
+
+        #[inline(always)]
+        fn min(self, other: F32x8) -> F32x8 {
+            // SAFETY: AVX is present (see the type's doc).
+            F32x8(unsafe { _mm256_min_ps(self.0, other.0) })
+        }
+
+        #[inline(always)]
+        fn sigmoid(self) -> F32x8 {
+            // SAFETY: AVX2 and FMA are present (see the type's doc).
+            F32x8(unsafe { activations::avx2::sigmoid(self.0) })
+        }
+
+        #[inline(always)]
+        fn tanh(self) -> F32x8 {
+            // SAFETY: AVX2 and FMA are present (see the type's doc).
+            F32x8(unsafe { activations::avx2::tanh(self.0) })
+        }
+
+        #[inline(always)]
+        fn sum(self) -> f32 {
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: the array holds 8 floats; AVX per the type's doc.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), self.0) };
+            lanes.iter().sum()
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Running a recurrence on several threads: every time step is split into
+//! chunks (e.g. ranges of hidden units) that can run in parallel, and step
+//! t + 1 may only start once every chunk of step t is done.
+//!
+//! Each participating thread prefers "its" chunks, so a chunk's weights stay
+//! in that core's cache from step to step, and steals the others' when they
+//! lag. Nothing ever waits for a thread that has not started: a chunk is
+//! claimed atomically before it runs, so a late or absent participant only
+//! costs parallelism, never progress (rayon gives no guarantee that spawned
+//! work runs concurrently, and the machine may be busy).
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Spins before yielding the core to another thread while waiting for a step.
+const SPINS_BEFORE_YIELD: u32 = 200;
+
+/// Runs `work(step, chunk)` for `step` in `0..steps` in order and every
+/// `chunk` in `0..chunks`, on up to `chunks` threads of rayon's pool (the
+/// caller's among them). All chunks of a step happen-before any chunk of the
+/// next step.
+pub(crate) fn run_lockstep(steps: usize, chunks: usize, work: &(dyn Fn(usize, usize) + Sync)) {
+    let participants = chunks.min(rayon::current_num_threads());
+    if participants <= 1 {
+        for step in 0..steps {
+            for chunk in 0..chunks {
+                work(step, chunk);
+            }
+        }
+        return;
+    }
+    let schedule = Schedule {
+        claimed: (0..chunks).map(|_| AtomicUsize::new(0)).collect(),
+        completed: AtomicUsize::new(0),
+        poisoned: AtomicBool::new(false),
+        steps,
+        participants,
+    };
+    rayon::in_place_scope(|scope| {
+        for participant in 1..participants {
+            let schedule = &schedule;
+            scope.spawn(move |_| schedule.participate(participant, work));
+        }
+        schedule.participate(0, work);
+    });
+}
+
+struct Schedule {
+    /// Per chunk: how many of its steps have been claimed (= the next step to claim).
+    claimed: Vec<AtomicUsize>,
+    /// Chunk-steps finished; step t is complete once this reaches (t + 1)·chunks.
+    completed: AtomicUsize,
+    /// A chunk panicked: waiting would never end, so everyone stops.
+    poisoned: AtomicBool,
+    steps: usize,
+    participants: usize,
+}
+
+/// Marks the schedule poisoned if a chunk unwinds.
+struct PoisonOnUnwind<'a>(&'a AtomicBool);
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Schedule {
+    fn participate(&self, participant: usize, work: &(dyn Fn(usize, usize) + Sync)) {
+        let chunks = self.claimed.len();
+        for step in 0..self.steps {
+            if !self.wait_for(step * chunks) {
+                return;
+            }
+            for chunk in self.preference_order(participant) {
+                let claim = self.claimed[chunk].compare_exchange(
+                    step,
+                    step + 1,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                if claim.is_ok() {
+                    let guard = PoisonOnUnwind(&self.poisoned);
+                    work(step, chunk);
+                    drop(guard);
+                    self.completed.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Own chunks (`participant`, `participant + participants`, …) first, then everyone else's.
+    fn preference_order(&self, participant: usize) -> impl Iterator<Item = usize> + '_ {
+        let chunks = self.claimed.len();
+        let own = (participant..chunks).step_by(self.participants);
+        let others = (0..chunks).filter(move |c| c % self.participants != participant);
+        own.chain(others)
+    }
+
+    /// Waits until `target` chunk-steps are complete; `false` if the schedule was poisoned.
+    fn wait_for(&self, target: usize) -> bool {
+        let mut spins = 0;
+        while self.completed.load(Ordering::Acquire) < target {
+            if self.poisoned.load(Ordering::Acquire) {
+                return false;
+            }
+            if spins < SPINS_BEFORE_YIELD {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        true
+    }
+}
+
+/// Splits `0..len` into `parts` contiguous ranges whose inner boundaries are
+/// multiples of `align`; trailing ranges may be empty when `len` is small.
+pub(crate) fn aligned_split(len: usize, parts: usize, align: usize) -> Vec<Range<usize>> {
+    let bounds: Vec<usize> = (0..=parts)
+        .map(|p| ((len * p / parts).div_ceil(align) * align).min(len))
+        .collect();
+    bounds.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// A matrix (`[rows, width]`, row-major) written by several threads at once,
+/// each to its own part, as the chunks of a lock-step recurrence do.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedRows<'a, F> {
+    ptr: *mut F,
+    rows: usize,
+    width: usize,
+    _borrow: std::marker::PhantomData<&'a mut [F]>,
+}
+
+// SAFETY: SharedRows hands out element ranges only through unsafe accessors whose
+// callers guarantee that no range is written by one thread while another touches it.
+unsafe impl<F: Send> Send for SharedRows<'_, F> {}
+// SAFETY: as above.
+unsafe impl<F: Send> Sync for SharedRows<'_, F> {}
+
+impl<'a, F> SharedRows<'a, F> {
+    /// Shares `data` (`[rows, width]` row-major) for the lifetime of the borrow.
+    pub fn new(data: &'a mut [F], width: usize) -> Self {
+        assert!(
+            width > 0 && data.len().is_multiple_of(width),
+            "data holds whole rows"
+        );
+        SharedRows {
+            ptr: data.as_mut_ptr(),
+            rows: data.len() / width,
+            width,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Pointer to element (`row`, `col`), for kernels that take raw operands.
+    pub fn ptr_at(&self, row: usize, col: usize) -> *mut F {
+        assert!(row < self.rows && col <= self.width, "inside the matrix");
+        self.ptr.wrapping_add(row * self.width + col)
+    }
+
+    /// Columns `cols` of row `row`.
+    ///
+    /// # Safety
+    /// No other thread may write these elements while the slice lives.
+    pub unsafe fn row(&self, row: usize, cols: Range<usize>) -> &'a [F] {
+        assert!(
+            row < self.rows && cols.start <= cols.end && cols.end <= self.width,
+            "inside the matrix"
+        );
+        // SAFETY: inside the borrowed buffer (asserted); exclusivity per the caller.
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.add(row * self.width + cols.start), cols.len())
+        }
+    }
+
+    /// Columns `cols` of row `row`, to write.
+    ///
+    /// # Safety
+    /// No other thread may read or write these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn row_mut(&self, row: usize, cols: Range<usize>) -> &'a mut [F] {
+        assert!(
+            row < self.rows && cols.start <= cols.end && cols.end <= self.width,
+            "inside the matrix"
+        );
+        // SAFETY: inside the borrowed buffer (asserted); exclusivity per the caller.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.add(row * self.width + cols.start), cols.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_chunk_of_a_step_sees_the_whole_previous_step() {
+        let (steps, chunks) = (200, 4);
+        let mut values = vec![0u64; (steps + 1) * chunks];
+        let shared = SharedRows::new(&mut values, chunks);
+        run_lockstep(steps, chunks, &|step, chunk| {
+            // SAFETY: chunk c writes only (step + 1, c) and reads row `step`, complete before this step.
+            unsafe {
+                let previous = shared
+                    .row(step, 0..chunks)
+                    .iter()
+                    .fold(0u64, |a, &v| a.wrapping_add(v));
+                shared.row_mut(step + 1, chunk..chunk + 1)[0] = previous.wrapping_add(1);
+            }
+        });
+        let mut expected = 0u64;
+        for step in 0..steps {
+            expected = expected.wrapping_mul(chunks as u64).wrapping_add(1);
+            assert!(values[(step + 1) * chunks..(step + 2) * chunks]
+                .iter()
+                .all(|&v| v == expected));
+        }
+    }
+
+    #[test]
+    fn splits_are_aligned_and_cover_everything() {
+        assert_eq!(aligned_split(100, 2, 16), vec![0..64, 64..100]);
+        assert_eq!(aligned_split(10, 3, 16), vec![0..10, 10..10, 10..10]);
+        assert_eq!(aligned_split(256, 2, 16), vec![0..128, 128..256]);
+    }
+}

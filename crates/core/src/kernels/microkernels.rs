@@ -1,0 +1,188 @@
+//! GEMM micro-kernels: one `MR × NR` tile of C from an `MR × k` sliver of A
+//! and a packed `k × NR` panel of B, accumulated in registers.
+//!
+//! Every kernel comes in two forms that differ only in how A is read:
+//! packed (`MR` values per k step, contiguous) for the large blocked
+//! products, and in place (`MR` rows `lda` apart, k contiguous) for the
+//! recurrent step, which multiplies a fresh `[batch, hidden]` state every
+//! step and would gain nothing from packing it. Knowing the layout at
+//! compile time keeps the address arithmetic off the critical path.
+
+#[cfg(target_arch = "x86_64")]
+use std::any::Any;
+
+use super::Isa;
+use crate::Scalar;
+
+/// `C[0..MR, 0..NR] = (accumulate ? C : 0) + A·B`, A packed or in place (see the module doc).
+///
+/// # Safety
+/// `a` must hold `k` steps of A in the kernel's layout (`MR` rows, `lda` apart,
+/// for the in-place form; `lda` is ignored by the packed form); `b` must be
+/// readable at `0 .. k·NR`; `c` readable and writable at `r·rs_c + j` for
+/// `r < MR`, `j < NR`; and the CPU must support the kernel's instruction set.
+pub(crate) type MicroKernelFn<F> = unsafe fn(
+    k: usize,
+    a: *const F,
+    lda: isize,
+    b: *const F,
+    c: *mut F,
+    rs_c: isize,
+    accumulate: bool,
+);
+
+/// A micro-kernel in both A layouts, and its tile shape.
+#[derive(Clone, Copy)]
+pub(crate) struct MicroKernel<F> {
+    pub mr: usize,
+    pub nr: usize,
+    /// A packed: element (r, p) at `p·MR + r`.
+    pub packed: MicroKernelFn<F>,
+    /// A in place: element (r, p) at `r·lda + p`.
+    pub in_place: MicroKernelFn<F>,
+}
+
+/// Upper bounds of `mr` and `nr` over all kernels (sizes of edge-tile buffers).
+pub(crate) const MAX_MR: usize = 8;
+pub(crate) const MAX_NR: usize = 16;
+
+const GENERIC_MR: usize = 4;
+const GENERIC_NR: usize = 8;
+
+#[cfg(target_arch = "x86_64")]
+static AVX2_F32: MicroKernel<f32> = MicroKernel {
+    mr: AVX2_MR,
+    nr: 16,
+    packed: avx2_f32_6x16::<true>,
+    in_place: avx2_f32_6x16::<false>,
+};
+
+impl<F: Scalar> MicroKernel<F> {
+    /// The fastest kernel for `F` on `isa`.
+    pub fn select(isa: Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx2Fma {
+            if let Some(kernel) = (&AVX2_F32 as &dyn Any).downcast_ref::<MicroKernel<F>>() {
+                return *kernel;
+            }
+        }
+        let _ = isa;
+        MicroKernel {
+            mr: GENERIC_MR,
+            nr: GENERIC_NR,
+            packed: generic_kernel::<F, true>,
+            in_place: generic_kernel::<F, false>,
+        }
+    }
+}
+
+/// (row stride, k stride) of A in a kernel with `mr` rows.
+#[inline(always)]
+fn a_strides<const PACKED: bool>(mr: usize, lda: isize) -> (isize, isize) {
+    if PACKED {
+        (1, mr as isize)
+    } else {
+        (lda, 1)
+    }
+}
+
+/// Portable kernel (`GENERIC_MR × GENERIC_NR`), left to the compiler to vectorise.
+///
+/// # Safety
+/// See [`MicroKernelFn`].
+unsafe fn generic_kernel<F: Scalar, const PACKED: bool>(
+    k: usize,
+    a: *const F,
+    lda: isize,
+    b: *const F,
+    c: *mut F,
+    rs_c: isize,
+    accumulate: bool,
+) {
+    let (rs_a, cs_a) = a_strides::<PACKED>(GENERIC_MR, lda);
+    let mut acc = [[F::zero(); GENERIC_NR]; GENERIC_MR];
+    for p in 0..k {
+        // SAFETY: panel row p of B is inside `0 .. k·NR` (caller's contract).
+        let b_row = unsafe { std::slice::from_raw_parts(b.add(p * GENERIC_NR), GENERIC_NR) };
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            // SAFETY: r < MR and p < k (caller's contract on `a`).
+            let a_rp = unsafe { *a.offset(r as isize * rs_a + p as isize * cs_a) };
+            for (acc, &b_pj) in acc_row.iter_mut().zip(b_row) {
+                *acc = *acc + a_rp * b_pj;
+            }
+        }
+    }
+    for (r, acc_row) in acc.iter().enumerate() {
+        // SAFETY: row r of the C tile is writable for NR elements (caller's contract).
+        let c_row =
+            unsafe { std::slice::from_raw_parts_mut(c.offset(r as isize * rs_c), GENERIC_NR) };
+        for (c, &acc) in c_row.iter_mut().zip(acc_row) {
+            *c = if accumulate { *c + acc } else { acc };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+const AVX2_MR: usize = 6;
+
+/// The AVX2/FMA `f32` kernel, 6 × 16: twelve accumulators, two B vectors and
+/// one broadcast live per k step (15 of the 16 ymm registers), unrolled by four.
+///
+/// # Safety
+/// See [`MicroKernelFn`]; the CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_f32_6x16<const PACKED: bool>(
+    k: usize,
+    a: *const f32,
+    lda: isize,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: isize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+
+    let (rs_a, cs_a) = a_strides::<PACKED>(AVX2_MR, lda);
+    let rows: [*const f32; AVX2_MR] = std::array::from_fn(|r| a.wrapping_offset(r as isize * rs_a));
+    // SAFETY (whole body): the caller guarantees k steps of A and B and a writable
+    // 6 × 16 tile of C, and AVX2 + FMA.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; AVX2_MR];
+        // A macro, not a closure: the body must be compiled with the function's target features.
+        macro_rules! step {
+            ($p:expr) => {{
+                let p: usize = $p;
+                let b0 = _mm256_loadu_ps(b.add(p * 16));
+                let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+                for (row, acc_row) in rows.iter().zip(acc.iter_mut()) {
+                    let a_rp = _mm256_broadcast_ss(&*row.offset(p as isize * cs_a));
+                    acc_row[0] = _mm256_fmadd_ps(a_rp, b0, acc_row[0]);
+                    acc_row[1] = _mm256_fmadd_ps(a_rp, b1, acc_row[1]);
+                }
+            }};
+        }
+        let mut p = 0;
+        while p + 4 <= k {
+            step!(p);
+            step!(p + 1);
+            step!(p + 2);
+            step!(p + 3);
+            p += 4;
+        }
+        while p < k {
+            step!(p);
+            p += 1;
+        }
+        for (r, acc_row) in acc.iter().enumerate() {
+            let c_row = c.offset(r as isize * rs_c);
+            let (mut lo, mut hi) = (acc_row[0], acc_row[1]);
+            if accumulate {
+                lo = _mm256_add_ps(lo, _mm256_loadu_ps(c_row));
+                hi = _mm256_add_ps(hi, _mm256_loadu_ps(c_row.add(8)));
+            }
+            _mm256_storeu_ps(c_row, lo);
+            _mm256_storeu_ps(c_row.add(8), hi);
+        }
+    }
+}
