@@ -90,6 +90,48 @@ def training_step(torch, spec):
     return step
 
 
+def vqa_module(torch, sizes):
+    """SPEC §4's "deeper LSTM Q + norm I", as benches/impl/vqa-model.js builds it for odyssey."""
+    functional = torch.nn.functional
+
+    class Vqa(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.words = torch.nn.Embedding(sizes["vocab"], sizes["embedding"])
+            self.lstm = torch.nn.LSTM(sizes["embedding"], sizes["hidden"], num_layers=sizes["layers"], batch_first=True)
+            self.question = torch.nn.Linear(2 * sizes["layers"] * sizes["hidden"], sizes["joint"])
+            self.image = torch.nn.Linear(sizes["image"], sizes["joint"])
+            self.answer = torch.nn.Linear(sizes["joint"], sizes["answers"])
+
+        def forward(self, ids, image):
+            _, (h, c) = self.lstm(self.words(ids))
+            # Every layer's final y and c: [layers, B, 2H] -> [B, layers * 2H].
+            states = torch.cat([h, c], dim=2).permute(1, 0, 2).reshape(ids.shape[0], -1)
+            fused = torch.tanh(self.question(states)) * torch.tanh(self.image(functional.normalize(image, dim=1)))
+            return self.answer(fused)
+
+    return Vqa()
+
+
+def vqa_training_step(torch, spec):
+    sizes = spec["vqa"]
+    module = vqa_module(torch, sizes)
+    optimizer = torch.optim.SGD(module.parameters(), lr=LEARNING_RATE)
+    generator = torch.Generator().manual_seed(4)
+    ids = torch.randint(sizes["vocab"], (sizes["B"], sizes["T"]), generator=generator)
+    classes = torch.randint(sizes["answers"], (sizes["B"],), generator=generator)
+    image = uniform(torch, (sizes["B"], sizes["image"]), 6)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(module(ids, image), classes)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
 def forward_pass(torch, spec):
     module = recurrent_module(torch, spec)
     x = uniform(torch, (spec["B"], spec["T"], spec["X"]), 1)
@@ -122,6 +164,9 @@ MODES = {
 }
 
 
+VQA_TRAINING = ("SPEC §4 VQA model: nn.Embedding/LSTM/Linear + F.cross_entropy + SGD", vqa_training_step)
+
+
 def import_torch():
     import torch
 
@@ -131,7 +176,7 @@ def import_torch():
 
 def run_case(spec):
     torch = import_torch()
-    api, make = MODES[spec["mode"]]
+    api, make = VQA_TRAINING if spec.get("model") == "vqa" else MODES[spec["mode"]]
     run = make(torch, spec)
     rss_after_setup = rss_mib()
     times, warmup, first, last = time_repetitions(run, spec["policy"])

@@ -56,7 +56,7 @@ const SUITES = {
     ['S1', 'S2'].map((shape) => makeCase('peephole', 'odyssey-native', shape, { variants: [{ peepholes: false }, { peepholes: true }] })),
   rnn: () => everyImplementation('rnn', 'S2', { cell: 'rnn' }),
   bidir: () => everyImplementation('bidir', 'S1', { layers: 2, bidirectional: true }),
-  vqa: () => [{ ...makeCase('vqa', 'odyssey-native', 'S1'), ...vqaCaseSizes(), shape: 'VQA', model: 'vqa' }],
+  vqa: () => ['odyssey-native', 'pytorch'].map((impl) => ({ ...makeCase('vqa', impl, 'S1'), ...vqaCaseSizes(), shape: 'VQA', model: 'vqa', vqa: VQA_SIZES })),
   memory: () => [
     makeCase('memory', 'odyssey-native', 'S2', { budget: true }),
     makeCase('memory', 'odyssey-native', 'S1', { flatSteps: STREAM_STEPS, flatEvery: 100 }),
