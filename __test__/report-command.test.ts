@@ -110,6 +110,6 @@ describe('node dist/cli/report.js (main)', () => {
     const missing = join(work, 'nope.jsonl')
     const { code, stderr } = await run(['--log', missing, '--out', join(work, 'x.html')])
     expect(code).toBe(1)
-    expect(stderr).toMatch(new RegExp(`^odyssey report: ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: cannot read: ENOENT`))
+    expect(stderr.startsWith(`odyssey report: ${missing}: cannot read: ENOENT`)).toBe(true)
   })
 })

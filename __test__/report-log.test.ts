@@ -140,6 +140,6 @@ describe('reading a run log', () => {
 
   it('reports a missing file as RunLogError ODYSSEY_IO naming it', () => {
     const missing = join(work, 'missing.jsonl')
-    expect(() => readRunLog(missing)).toThrow(new RegExp(`^${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: cannot read: ENOENT`))
+    expect(() => readRunLog(missing)).toThrow(`${missing}: cannot read: ENOENT`)
   })
 })
