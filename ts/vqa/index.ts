@@ -1,7 +1,7 @@
 /**
- * The visual-question-answering data path (SPEC §4): VQA v2 files in,
+ * Visual question answering (SPEC §4): the data path (VQA v2 files in,
  * padded question batches, answer classes, image features and the official
- * accuracy out. No model code; a VQA model builds on these.
+ * accuracy out) and the model on top of it (`VqaModel`, `runVqaExperiment`).
  */
 export {
   ANSWER_PUNCTUATION,
@@ -73,8 +73,35 @@ export {
   type SyntheticVqaFiles,
   type SyntheticVqaOptions,
 } from './synthetic'
+export {
+  MAX_LSTM_LAYERS,
+  VQA_FUSIONS,
+  VQA_MODALITIES,
+  VQA_NAMES,
+  resolveArchitecture,
+  vqaGraph,
+  type VqaArchitecture,
+  type VqaArchitectureOptions,
+  type VqaFusion,
+  type VqaModality,
+  type VqaWordVectors,
+} from './graph'
+export { indexQuestions, type IndexedQuestions, type FeatureSource } from './inputs'
+export {
+  VQA_CONFIG_FILE,
+  VqaModel,
+  type ScoredAnswer,
+  type VqaAnswer,
+  type VqaBatchLog,
+  type VqaData,
+  type VqaEpochLog,
+  type VqaFitOptions,
+  type VqaHistory,
+  type VqaModelOptions,
+} from './model'
 export { SeededRandom } from './random'
 export { tokenizeQuestion } from './tokenize'
+export { readWordVectors, type ReadWordVectorsOptions, type WordVectors } from './word-vectors'
 export {
   AnswerVocab,
   PAD_INDEX,
