@@ -9,7 +9,7 @@ import { join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { buildReport, RunLogger, RunRecordError, writeReport, type RunLogRecord, type StepRecord } from '../ts/report'
+import { buildReport, RunLogger, RunRecordError, writeReport, type RunHeaderRecord, type RunLogRecord, type StepRecord } from '../ts/report'
 import { flowPoints, gradientFlowChart, MAX_POINTS_PER_RUN, reportSections, stepPoints, valueScale } from '../ts/report/charts'
 import { collectRuns } from '../ts/report/runs'
 import { syntheticComparison, syntheticRun } from './helpers/report-records'
@@ -21,7 +21,7 @@ function step(step: number, fields: Partial<StepRecord> = {}): StepRecord {
   return { type: 'step', step, epoch: 0, loss: 1, gradNorm: 0.5, clipThreshold: 1, clipped: false, applied: true, learningRate: 0.1, examplesPerSecond: 100, ...fields }
 }
 
-const header = (label: string): RunLogRecord => ({ type: 'run', format: 'odyssey-run-log', version: 1, label })
+const header = (label: string): RunHeaderRecord => ({ type: 'run', format: 'odyssey-run-log', version: 1, label })
 
 describe('chart data', () => {
   it('keeps every step of a short run', () => {

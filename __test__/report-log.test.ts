@@ -121,16 +121,8 @@ describe('reading a run log', () => {
     ['an empty file', '\n\n', /^run\.jsonl: no records/],
   ]
   it.each(problems)('reports %s with the file, line and field', (_, text, message) => {
-    const error = (() => {
-      try {
-        parseRunLog(text, 'run.jsonl')
-      } catch (caught) {
-        return caught
-      }
-    })()
-    expect(error).toBeInstanceOf(RunLogError)
-    expect((error as RunLogError).code).toBe('ODYSSEY_IO')
-    expect((error as RunLogError).message).toMatch(message)
+    expect(() => parseRunLog(text, 'run.jsonl')).toThrow(RunLogError)
+    expect(() => parseRunLog(text, 'run.jsonl')).toThrow(expect.objectContaining({ code: 'ODYSSEY_IO', message: expect.stringMatching(message) }))
   })
 
   it('ignores blank lines and fields it does not know', () => {
