@@ -8,10 +8,12 @@
 //! ```
 //!
 //! Each case runs warm-up iterations and then `--reps` timed repetitions
-//! (default 7, at least 5); the table reports the median and the fastest,
-//! GFLOP/s from the median, and the share of the sgemm peak measured in the
-//! same run (cases `sgemm*`). Threads: rayon's global pool (`RAYON_NUM_THREADS`
-//! or one per core).
+//! (default 7, at least 5); the table reports the median and the fastest
+//! wall time, the median CPU time of all threads (Linux; on a busy machine
+//! `cpu / threads` is closer to what the code would take alone), GFLOP/s
+//! from the median, and the share of the sgemm peak measured in the same run
+//! (cases `sgemm*`). Threads: rayon's global pool (`RAYON_NUM_THREADS` or one
+//! per core).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -232,21 +234,47 @@ fn all_cases() -> Vec<Box<dyn Fn() -> Case>> {
     ]
 }
 
-/// Median and fastest time of one repetition, after warm-up.
-fn measure(case: &mut Case, reps: usize) -> (Duration, Duration) {
+/// CPU time consumed so far by all threads of this process (Linux), in nanoseconds.
+/// On a machine shared with other work it shows what wall-clock time hides.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Per repetition after warm-up: median and fastest wall time, median CPU time (all threads).
+struct Timing {
+    median: Duration,
+    min: Duration,
+    cpu: Option<Duration>,
+}
+
+fn measure(case: &mut Case, reps: usize) -> Timing {
     let warm_up = Instant::now();
     while warm_up.elapsed() < Duration::from_millis(300) {
         (case.run)();
     }
-    let mut times: Vec<Duration> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            (case.run)();
-            start.elapsed() / case.per_rep as u32
-        })
-        .collect();
-    times.sort();
-    (times[reps / 2], times[0])
+    let per_rep = case.per_rep as u32;
+    let mut wall = Vec::with_capacity(reps);
+    let mut cpu = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let (start, cpu_start) = (Instant::now(), process_cpu_ns());
+        (case.run)();
+        wall.push(start.elapsed() / per_rep);
+        if let (Some(begin), Some(end)) = (cpu_start, process_cpu_ns()) {
+            cpu.push(Duration::from_nanos(end.saturating_sub(begin)) / per_rep);
+        }
+    }
+    wall.sort();
+    cpu.sort();
+    Timing {
+        median: wall[reps / 2],
+        min: wall[0],
+        cpu: (cpu.len() == reps).then(|| cpu[reps / 2]),
+    }
 }
 
 fn format_time(d: Duration) -> String {
@@ -289,8 +317,8 @@ fn main() {
         options.reps
     );
     println!(
-        "{:<34} {:>11} {:>11} {:>9} {:>7}",
-        "case", "median", "min", "GFLOP/s", "% peak"
+        "{:<34} {:>11} {:>11} {:>11} {:>9} {:>7}",
+        "case", "median", "min", "cpu", "GFLOP/s", "% peak"
     );
     let mut peak: Option<f64> = None;
     for make in all_cases() {
@@ -303,7 +331,7 @@ fn main() {
         {
             continue;
         }
-        let (median, min) = measure(&mut case, options.reps);
+        let Timing { median, min, cpu } = measure(&mut case, options.reps);
         let per_call_flops = case.flops / case.per_rep as f64;
         let gflops = per_call_flops / median.as_secs_f64() / 1e9;
         if case.name.starts_with("sgemm") {
@@ -311,10 +339,11 @@ fn main() {
         }
         let share = peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gflops / p));
         println!(
-            "{:<34} {:>11} {:>11} {:>9.1} {:>7}",
+            "{:<34} {:>11} {:>11} {:>11} {:>9.1} {:>7}",
             case.name,
             format_time(median),
             format_time(min),
+            cpu.map_or("-".to_string(), format_time),
             gflops,
             share
         );

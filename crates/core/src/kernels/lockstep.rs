@@ -12,6 +12,8 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::pack::MatRef;
+
 /// Spins before yielding the core to another thread while waiting for a step.
 const SPINS_BEFORE_YIELD: u32 = 200;
 
@@ -165,6 +167,20 @@ impl<'a, F> SharedRows<'a, F> {
     pub fn ptr_at(&self, row: usize, col: usize) -> *mut F {
         assert!(row < self.rows && col <= self.width, "inside the matrix");
         self.ptr.wrapping_add(row * self.width + col)
+    }
+
+    /// Rows `rows`, every column, as a GEMM operand.
+    ///
+    /// # Safety
+    /// No thread may write these rows while the operand lives.
+    pub unsafe fn rows_ref(&self, rows: Range<usize>) -> MatRef<'a, F>
+    where
+        F: crate::Scalar,
+    {
+        assert!(rows.start <= rows.end && rows.end <= self.rows, "inside the matrix");
+        let start = self.ptr.wrapping_add(rows.start * self.width);
+        // SAFETY: the rows lie inside the borrowed buffer (asserted); no writers per the caller.
+        unsafe { MatRef::from_raw_parts(start, rows.len(), self.width, self.width as isize, 1) }
     }
 
     /// Columns `cols` of row `row`.

@@ -10,10 +10,10 @@
 //! portable kernels (to test them, or to compare).
 
 pub(crate) mod activations;
-mod gemm;
+pub(crate) mod gemm;
 pub(crate) mod lanes;
 pub(crate) mod lockstep;
-mod microkernels;
+pub(crate) mod microkernels;
 pub(crate) mod pack;
 
 pub use gemm::{gemm, gemm_on};
@@ -58,21 +58,22 @@ impl Isa {
     }
 }
 
-/// `Some` exactly when `F` is `f32`: lets generic code hand its data to the
-/// `f32`-only SIMD kernels without adding bounds to the public `Scalar` API.
-pub(crate) fn as_f32_slice<F: Scalar>(values: &[F]) -> Option<&[f32]> {
-    (TypeId::of::<F>() == TypeId::of::<f32>()).then(|| {
-        // SAFETY: F is f32 (same TypeId), so the pointer, length and lifetime are those of a `&[f32]`.
-        unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<f32>(), values.len()) }
-    })
+/// Whether `F` is `f32`, whose data the `f32`-only SIMD kernels may take
+/// (see [`retype`]); lets generic code dispatch without adding bounds to the
+/// public `Scalar` API.
+pub(crate) fn is_f32<F: Scalar>() -> bool {
+    TypeId::of::<F>() == TypeId::of::<f32>()
 }
 
-/// `Some` exactly when `F` is `f32`; the pointer is the same.
-pub(crate) fn as_f32_ptr<F: Scalar>(p: *const F) -> Option<*const f32> {
-    (TypeId::of::<F>() == TypeId::of::<f32>()).then_some(p.cast())
-}
-
-/// `Some` exactly when `F` is `f32`; the pointer is the same.
-pub(crate) fn as_f32_mut_ptr<F: Scalar>(p: *mut F) -> Option<*mut f32> {
-    (TypeId::of::<F>() == TypeId::of::<f32>()).then_some(p.cast())
+/// Moves `value` into the type `U`.
+///
+/// # Safety
+/// `T` and `U` must be the same type (e.g. `Row<'a, F>` and `Row<'a, f32>`
+/// after [`is_f32::<F>`] returned true).
+pub(crate) unsafe fn retype<T, U>(value: T) -> U {
+    assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<U>(), "retype between different types");
+    let value = std::mem::ManuallyDrop::new(value);
+    // SAFETY: T and U are the same type (caller's contract), so the bits are a valid U,
+    // and the original is not dropped.
+    unsafe { std::ptr::read((&*value as *const T).cast::<U>()) }
 }

@@ -46,6 +46,21 @@ impl<'a, F: Scalar> MatRef<'a, F> {
         }
     }
 
+    /// A matrix of `rows × cols` elements at `ptr + r·rs + c·cs`.
+    ///
+    /// # Safety
+    /// Every such element must be readable, and not written by anyone, for `'a`.
+    pub unsafe fn from_raw_parts(ptr: *const F, rows: usize, cols: usize, rs: isize, cs: isize) -> Self {
+        MatRef {
+            ptr,
+            rows,
+            cols,
+            rs,
+            cs,
+            _borrow: PhantomData,
+        }
+    }
+
     /// The sub-matrix `rows × cols`.
     pub fn block(&self, rows: Range<usize>, cols: Range<usize>) -> Self {
         assert!(

@@ -4,22 +4,25 @@
 //! Internally every per-step quantity lives in a time-major buffer
 //! (`[time * batch, width]`, see the `time_major` module) so that the input projection,
 //! δW, δR and δx are single GEMMs over all steps and only `R y(t−1)` runs
-//! step by step. Scratch is allocated once per pass, never per step.
+//! step by step (the `recurrence` module). The four gates' columns are
+//! interleaved per block of units inside a pass (the `layout` module).
+//! Scratch is allocated once per pass, never per step.
 
 mod cell;
+mod layout;
+mod recurrence;
 mod time_major;
 
-use std::ops::Range;
-
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, Axis};
+use ndarray::{
+    s, Array1, Array2, Array3, ArrayView, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Dimension,
+};
 use rand::distributions::Uniform;
 use rand::Rng;
 
-use self::cell::{
-    backward_row, forward_row, BackwardRow, ForwardRow, Gate, GateRules, Peepholes, RECURRENT_GATES,
-};
-use self::time_major::{row, row_mut, TimeMajor};
+use self::cell::{Gate, Peepholes};
+use self::layout::GateLayout;
+use self::recurrence::OutputGrads;
+use self::time_major::TimeMajor;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
 use crate::{Error, ParamSet, Result, Scalar};
@@ -252,7 +255,8 @@ pub struct LstmCache<F> {
     lengths: Vec<usize>,
     /// The inputs with padded steps zeroed: `[time * batch, X]`.
     x: TimeMajor<F>,
-    /// Gate activations i, f, z, o: `[time * batch, 4H]`; zero at padded steps.
+    /// Gate activations i, f, z, o, interleaved per block of units (the `layout`
+    /// module): `[time * batch, 4H]`; zero at padded steps.
     gates: TimeMajor<F>,
     /// y after k steps for k = 0..=time (k = 0 is y(0)): `[(time + 1) * batch, H]`.
     /// Rows of padded steps stay zero; h_n is read at each sequence's own length.
@@ -318,44 +322,6 @@ pub struct Lstm<F> {
     pub params: LstmParams<F>,
 }
 
-/// The errors flowing back through time, allocated once per backward pass.
-struct BackwardErrors<F> {
-    /// δī, δf̄, δz̄, δō of every step: `[time * batch, 4H]`.
-    d_pre: TimeMajor<F>,
-    /// δy of the step being processed: `[batch, H]`. Holds the recurrent term
-    /// `Rᵀ δ(t+1)` until the step adds Δ(t); after step 0 it is δy(0) = dh0.
-    dy: Array2<F>,
-    /// δc(t+1) ⊙ f(t+1) + p_i ⊙ δī(t+1) + p_f ⊙ δf̄(t+1): `[batch, H]`; after step 0 it is dc0.
-    dc_carry: Array2<F>,
-    /// FGR: ∂J/∂(gate activations i, f, ·, o of the step) through `weight_gg`: `[batch, 4H]`; zeros otherwise.
-    d_gates: Array2<F>,
-}
-
-/// One `[H, H]` block of FGR's `weight_gg`: it carries the activation of gate
-/// `source` at t−1 into the pre-activation of gate `target` at t.
-struct RecurrentBlock {
-    /// Columns of the target gate in `[.., 4H]`.
-    target: Range<usize>,
-    /// Columns of the source gate in `[.., 4H]`.
-    source: Range<usize>,
-    /// Rows and columns of the block in `weight_gg`.
-    rows: Range<usize>,
-    cols: Range<usize>,
-}
-
-/// The nine blocks of `weight_gg` (rows ī, f̄, ō; columns i, f, o of t−1).
-fn recurrent_blocks(hidden: usize) -> impl Iterator<Item = RecurrentBlock> {
-    let blocks = RECURRENT_GATES.into_iter().enumerate();
-    blocks.clone().flat_map(move |(r, target)| {
-        blocks.clone().map(move |(k, source)| RecurrentBlock {
-            target: target.block(hidden),
-            source: source.block(hidden),
-            rows: r * hidden..(r + 1) * hidden,
-            cols: k * hidden..(k + 1) * hidden,
-        })
-    })
-}
-
 /// The padded inputs `[batch, time, X]` copied time-major, padded steps zeroed so
 /// that whatever the caller put there cannot reach a gradient.
 fn time_major_inputs<F: Scalar>(x: ArrayView3<'_, F>, lengths: &[usize]) -> TimeMajor<F> {
@@ -382,9 +348,13 @@ fn state_buffer<F: Scalar>(
     state
 }
 
-/// Σ over rows of `a ⊙ b`: `[rows, H] × [rows, H] → [H]`.
-fn sum_of_products<F: Scalar>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Array1<F> {
-    (&a * &b).sum_axis(Axis(0))
+/// `view` itself when its elements are in standard order, else a standard-layout copy.
+fn standard_layout<F: Scalar, D: Dimension>(view: ArrayView<'_, F, D>) -> CowArray<'_, F, D> {
+    if view.is_standard_layout() {
+        CowArray::from(view)
+    } else {
+        CowArray::from(view.to_owned())
+    }
 }
 
 fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
@@ -452,20 +422,16 @@ impl<F: Scalar> Lstm<F> {
         let (batch_size, time, _) = batch.dims();
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
         let x = time_major_inputs(batch.x, &lengths);
+        let layout = GateLayout::new(hidden);
         let mut cache = LstmCache {
-            gates: self.input_projection(&x),
+            gates: self.input_projection(&layout, &x),
             h: state_buffer(batch.h0, time, batch_size, hidden),
             c: state_buffer(batch.c0, time, batch_size, hidden),
             cell_out: TimeMajor::zeros(time, batch_size, hidden),
             x,
             lengths,
         };
-        let rules = GateRules::new(&self.config);
-        let peepholes = self.peepholes();
-        for t in 0..time {
-            self.add_recurrent_input(&rules, t, &mut cache);
-            activate_cells(&rules, peepholes.as_ref(), t, &mut cache);
-        }
+        recurrence::forward(self, &layout, &mut cache);
         Ok((cache.output(), cache))
     }
 
@@ -502,33 +468,23 @@ impl<F: Scalar> Lstm<F> {
         }
         check_clip(options.recurrent_clip)?;
 
-        let rules = GateRules::new(&self.config);
-        let peepholes = self.peepholes();
-        let mut errors = BackwardErrors {
-            d_pre: TimeMajor::zeros(time, batch, 4 * hidden),
-            dy: Array2::zeros((batch, hidden)),
-            dc_carry: Array2::zeros((batch, hidden)),
-            d_gates: Array2::zeros((batch, 4 * hidden)),
+        let layout = GateLayout::new(hidden);
+        let (dy, dh_n, dc_n) = (standard_layout(dy), dh_n.map(standard_layout), dc_n.map(standard_layout));
+        let standard = "standard layout";
+        let outputs = OutputGrads {
+            dy: dy.as_slice().expect(standard),
+            dh_n: dh_n.as_ref().map(|g| g.as_slice().expect(standard)),
+            dc_n: dc_n.as_ref().map(|g| g.as_slice().expect(standard)),
+            time,
+            hidden,
         };
-        let mut cell_grad_norms = Array1::zeros(time);
-        for t in (0..time).rev() {
-            add_output_errors(t, &cache.lengths, dy, dh_n, dc_n, &mut errors);
-            let squared = backpropagate_cells(
-                &rules,
-                peepholes.as_ref(),
-                options.recurrent_clip,
-                t,
-                cache,
-                &mut errors,
-            );
-            cell_grad_norms[t] = squared.sqrt();
-            self.backpropagate_recurrence(&rules, t, &mut errors);
-        }
+        let recurrent = recurrence::backward(self, &layout, cache, outputs, options.recurrent_clip);
+        let cell_grad_norms = recurrent.squared_cell_grads.rows().into_iter().map(|row| row.sum().sqrt()).collect();
         Ok(LstmGrads {
-            dx: self.input_gradient(cache, &errors.d_pre),
-            params: self.parameter_gradients(&rules, cache, &errors.d_pre),
-            dh0: errors.dy,
-            dc0: errors.dc_carry,
+            dx: self.input_gradient(&layout, cache, &recurrent.d_pre),
+            params: self.parameter_gradients(&layout, cache, &recurrent),
+            dh0: recurrent.dh0,
+            dc0: recurrent.dc0,
             cell_grad_norms,
         })
     }
@@ -558,236 +514,61 @@ impl<F: Scalar> Lstm<F> {
         })
     }
 
-    /// W x(t) + bias_ih + bias_hh for every step in one GEMM: `[time * batch, 4H]`.
-    fn input_projection(&self, x: &TimeMajor<F>) -> TimeMajor<F> {
-        let bias = (&self.params.bias_ih + &self.params.bias_hh).to_vec();
+    /// W x(t) + bias_ih + bias_hh for every step in one GEMM: `[time * batch, 4H]`, interleaved.
+    fn input_projection(&self, layout: &GateLayout, x: &TimeMajor<F>) -> TimeMajor<F> {
+        let bias = layout.interleave((&self.params.bias_ih + &self.params.bias_hh).view());
+        let weight = layout.interleave_rows(self.params.weight_ih.view());
         let mut gates = Array2::zeros((x.all().nrows(), bias.len()));
-        gemm(
-            x.all(),
-            self.params.weight_ih.t(),
-            gates.view_mut(),
-            false,
-            Some(&bias),
-        );
+        gemm(x.all(), weight.t(), gates.view_mut(), false, Some(&bias));
         TimeMajor::from_rows(gates, x.batch())
     }
 
-    /// Adds R y(t−1) (and FGR's weight_gg terms) to step t's pre-activations.
-    fn add_recurrent_input(&self, rules: &GateRules, t: usize, cache: &mut LstmCache<F>) {
-        let one = F::one();
-        general_mat_mul(
-            one,
-            &cache.h.step(t),
-            &self.params.weight_hh.t(),
-            one,
-            &mut cache.gates.step_mut(t),
-        );
-        if rules.full_gate_recurrence && t > 0 {
-            let (previous, mut current) = cache.gates.adjacent_steps_mut(t - 1);
-            for block in recurrent_blocks(self.config.hidden_size) {
-                let weight = self.params.weight_gg.slice(s![block.rows, block.cols]);
-                let mut target = current.slice_mut(s![.., block.target]);
-                let source = previous.slice(s![.., block.source]);
-                general_mat_mul(one, &source, &weight.t(), one, &mut target);
-            }
-        }
-    }
-
-    /// Sends step t's δ pre-activations to step t−1: δy ← δ(t) R, and for FGR δ(gates) ← δ(t) weight_gg.
-    fn backpropagate_recurrence(
-        &self,
-        rules: &GateRules,
-        t: usize,
-        errors: &mut BackwardErrors<F>,
-    ) {
-        let d_pre = errors.d_pre.step(t);
-        general_mat_mul(
-            F::one(),
-            &d_pre,
-            &self.params.weight_hh,
-            F::zero(),
-            &mut errors.dy,
-        );
-        if rules.full_gate_recurrence {
-            errors.d_gates.fill(F::zero());
-            for block in recurrent_blocks(self.config.hidden_size) {
-                let weight = self.params.weight_gg.slice(s![block.rows, block.cols]);
-                let mut source = errors.d_gates.slice_mut(s![.., block.source]);
-                general_mat_mul(
-                    F::one(),
-                    &d_pre.slice(s![.., block.target]),
-                    &weight,
-                    F::one(),
-                    &mut source,
-                );
-            }
-        }
-    }
-
     /// δx = δ(pre-activations) W for every step in one GEMM, back to `[batch, time, X]`.
-    fn input_gradient(&self, cache: &LstmCache<F>, d_pre: &TimeMajor<F>) -> Array3<F> {
+    fn input_gradient(&self, layout: &GateLayout, cache: &LstmCache<F>, d_pre: &TimeMajor<F>) -> Array3<F> {
         let (batch, time) = cache.dims();
+        let weight = layout.interleave_rows(self.params.weight_ih.view());
         let mut dx = Array2::zeros((d_pre.all().nrows(), self.config.input_size));
-        gemm(
-            d_pre.all(),
-            self.params.weight_ih.view(),
-            dx.view_mut(),
-            false,
-            None,
-        );
+        gemm(d_pre.all(), weight.view(), dx.view_mut(), false, None);
         let dx = TimeMajor::from_rows(dx, batch);
         let mut out = Array3::zeros((batch, time, self.config.input_size));
         for b in 0..batch {
-            out.slice_mut(s![b, .., ..])
-                .assign(&dx.sequence(b, 0..time));
+            out.slice_mut(s![b, .., ..]).assign(&dx.sequence(b, 0..time));
         }
         out
     }
 
-    /// The sums over time of SPEC §1, each one GEMM or one reduction over all steps.
+    /// The sums over time of SPEC §1: δW and δR one GEMM each over all steps (the
+    /// bias and peephole sums were taken during the recurrence), back in PyTorch's order.
     fn parameter_gradients(
         &self,
-        rules: &GateRules,
+        layout: &GateLayout,
         cache: &LstmCache<F>,
-        d_pre: &TimeMajor<F>,
+        recurrent: &recurrence::RecurrenceGrads<F>,
     ) -> LstmParams<F> {
-        let (hidden, time) = (self.config.hidden_size, d_pre.steps());
-        let d = d_pre.all();
+        let (hidden, time) = (self.config.hidden_size, cache.dims().1);
+        let d = recurrent.d_pre.all();
+        let interleaved_product = |right: ArrayView2<'_, F>| {
+            let mut product = Array2::zeros((d.ncols(), right.ncols()));
+            gemm(d.t(), right, product.view_mut(), false, None);
+            layout.deinterleave_rows(product.view())
+        };
         let mut grads = LstmParams::zeros(&self.config);
-        gemm(
-            d.t(),
-            cache.x.all(),
-            grads.weight_ih.view_mut(),
-            false,
-            None,
-        );
-        gemm(
-            d.t(),
-            cache.h.span(0..time),
-            grads.weight_hh.view_mut(),
-            false,
-            None,
-        );
-        grads.bias_ih = d.sum_axis(Axis(0));
+        grads.weight_ih = interleaved_product(cache.x.all());
+        grads.weight_hh = interleaved_product(cache.h.span(0..time));
+        grads.bias_ih = layout.deinterleave(&recurrent.bias);
         grads.bias_hh = grads.bias_ih.clone();
-        if rules.peepholes {
-            let gate = |g: Gate| d.slice_move(s![.., g.block(hidden)]);
-            grads.peephole_i = sum_of_products(cache.c.span(0..time), gate(Gate::Input));
-            grads.peephole_f = sum_of_products(cache.c.span(0..time), gate(Gate::Forget));
-            grads.peephole_o = sum_of_products(cache.c.span(1..time + 1), gate(Gate::Output));
+        if self.config.uses_peepholes() {
+            grads.peephole_i = recurrent.peepholes.row(0).to_owned();
+            grads.peephole_f = recurrent.peepholes.row(1).to_owned();
+            grads.peephole_o = recurrent.peepholes.row(2).to_owned();
         }
-        if rules.full_gate_recurrence {
+        if !grads.weight_gg.is_empty() && time > 1 {
             // δ at steps 1.. pairs with the gate activations at steps ..time−1 (those of step 0's predecessor are zero).
-            let (d_later, earlier_gates) = (d_pre.span(1..time), cache.gates.span(0..time - 1));
-            for block in recurrent_blocks(hidden) {
-                let mut grad = grads.weight_gg.slice_mut(s![block.rows, block.cols]);
-                let d_target = d_later.slice(s![.., block.target]);
-                general_mat_mul(
-                    F::one(),
-                    &d_target.t(),
-                    &earlier_gates.slice(s![.., block.source]),
-                    F::zero(),
-                    &mut grad,
-                );
-            }
+            let (d_later, earlier_gates) = (recurrent.d_pre.span(1..time), cache.gates.span(0..time - 1));
+            let mut full = Array2::zeros((4 * hidden, 4 * hidden));
+            gemm(d_later.t(), earlier_gates, full.view_mut(), false, None);
+            grads.weight_gg = recurrence::gate_blocks_of(full.view(), layout, hidden);
         }
         grads
     }
-}
-
-/// Applies the gate nonlinearities of step t and writes c(t), y(t); padded rows get zero activations.
-fn activate_cells<F: Scalar>(
-    rules: &GateRules,
-    peepholes: Option<&Peepholes<F>>,
-    t: usize,
-    cache: &mut LstmCache<F>,
-) {
-    let hidden = cache.h.width();
-    let gates = cache.gates.step_slice_mut(t);
-    let (c_prev, c) = cache.c.adjacent_step_slices_mut(t);
-    let cell_out = cache.cell_out.step_slice_mut(t);
-    let y = cache.h.step_slice_mut(t + 1);
-    for (b, &len) in cache.lengths.iter().enumerate() {
-        let gate_row = row_mut(gates, b, 4 * hidden);
-        if t >= len {
-            gate_row.fill(F::zero());
-            continue;
-        }
-        let cells = ForwardRow {
-            gates: gate_row,
-            c_prev: row(c_prev, b, hidden),
-            c: row_mut(c, b, hidden),
-            cell_out: row_mut(cell_out, b, hidden),
-            y: row_mut(y, b, hidden),
-        };
-        forward_row(rules, peepholes, cells);
-    }
-}
-
-/// Adds Δ(t) to δy for the sequences still running at step t, and ∂J/∂h_n, ∂J/∂c_n
-/// for those whose last step is t.
-fn add_output_errors<F: Scalar>(
-    t: usize,
-    lengths: &[usize],
-    dy: ArrayView3<'_, F>,
-    dh_n: Option<ArrayView2<'_, F>>,
-    dc_n: Option<ArrayView2<'_, F>>,
-    errors: &mut BackwardErrors<F>,
-) {
-    for (b, &len) in lengths.iter().enumerate().filter(|&(_, &len)| t < len) {
-        let one = F::one();
-        let mut dy_row = errors.dy.row_mut(b);
-        dy_row.scaled_add(one, &dy.slice(s![b, t, ..]));
-        if t + 1 == len {
-            if let Some(dh_n) = dh_n {
-                dy_row.scaled_add(one, &dh_n.row(b));
-            }
-            if let Some(dc_n) = dc_n {
-                errors.dc_carry.row_mut(b).scaled_add(one, &dc_n.row(b));
-            }
-        }
-    }
-}
-
-/// The elementwise backward step t for every running sequence; returns Σ δc(t)² over the batch.
-fn backpropagate_cells<F: Scalar>(
-    rules: &GateRules,
-    peepholes: Option<&Peepholes<F>>,
-    clip: Option<F>,
-    t: usize,
-    cache: &LstmCache<F>,
-    errors: &mut BackwardErrors<F>,
-) -> F {
-    let hidden = cache.h.width();
-    let (gates, c_prev, cell_out) = (
-        cache.gates.step_slice(t),
-        cache.c.step_slice(t),
-        cache.cell_out.step_slice(t),
-    );
-    let d_pre = errors.d_pre.step_slice_mut(t);
-    let dy = errors.dy.as_slice().expect("owned standard layout");
-    let d_gates = errors.d_gates.as_slice().expect("owned standard layout");
-    let dc_carry = errors
-        .dc_carry
-        .as_slice_mut()
-        .expect("owned standard layout");
-    let mut squared_norm = F::zero();
-    for (b, _) in cache
-        .lengths
-        .iter()
-        .enumerate()
-        .filter(|&(_, &len)| t < len)
-    {
-        let cells = BackwardRow {
-            gates: row(gates, b, 4 * hidden),
-            c_prev: row(c_prev, b, hidden),
-            cell_out: row(cell_out, b, hidden),
-            dy: row(dy, b, hidden),
-            d_gates: row(d_gates, b, 4 * hidden),
-            dc_carry: row_mut(dc_carry, b, hidden),
-            d_pre: row_mut(d_pre, b, 4 * hidden),
-        };
-        squared_norm = squared_norm + backward_row(rules, peepholes, clip, cells);
-    }
-    squared_norm
 }

@@ -1,12 +1,22 @@
-//! The elementwise part of one LSTM step for one sequence (SPEC §1), forward
-//! and backward, with every variant decoded into [`GateRules`].
+//! The elementwise part of one LSTM step (SPEC §1), forward and backward,
+//! for one sequence and one block of hidden units, with every variant decoded
+//! into [`GateRules`].
 //!
-//! A gate row is `[4H]` in PyTorch's block order i, f, g(=z), o: element `j`
-//! of gate `k` sits at `k * H + j`.
+//! The math is written once over [`Lanes`]: it runs one unit at a time for
+//! any float, or eight `f32` units at a time with AVX2. A block's gates are
+//! interleaved (see the `layout` module): `[i(w), f(w), z(w), o(w)]` for its
+//! `w` units.
 
 use std::ops::Range;
 
+use super::layout::unit_blocks;
 use super::{LstmConfig, LstmVariant};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::lanes::F32x8;
+use crate::kernels::lanes::Lanes;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{is_f32, retype};
+use crate::kernels::Isa;
 use crate::Scalar;
 
 /// The four gate blocks of a `[4H]` row, in PyTorch order.
@@ -20,8 +30,8 @@ pub(super) enum Gate {
 }
 
 impl Gate {
-    /// Every gate in row order.
-    const ALL: [Gate; 4] = [Gate::Input, Gate::Forget, Gate::Cell, Gate::Output];
+    /// Every gate in PyTorch's row order.
+    pub(super) const ALL: [Gate; 4] = [Gate::Input, Gate::Forget, Gate::Cell, Gate::Output];
 
     /// Columns of this gate in a `[.., 4H]` matrix.
     pub(super) fn block(self, hidden: usize) -> Range<usize> {
@@ -52,7 +62,8 @@ pub(super) enum Squash {
 }
 
 impl Squash {
-    fn apply<F: Scalar>(self, x: F) -> F {
+    #[inline(always)]
+    fn apply<V: Lanes>(self, x: V) -> V {
         match self {
             Squash::Tanh => x.tanh(),
             Squash::Identity => x,
@@ -60,10 +71,11 @@ impl Squash {
     }
 
     /// The derivative expressed through the output `a = apply(x)`, which is what the cache holds.
-    fn derivative_at_output<F: Scalar>(self, a: F) -> F {
+    #[inline(always)]
+    fn derivative_at_output<V: Lanes>(self, a: V, one: V) -> V {
         match self {
-            Squash::Tanh => F::one() - a * a,
-            Squash::Identity => F::one(),
+            Squash::Tanh => one - a * a,
+            Squash::Identity => one,
         }
     }
 }
@@ -119,21 +131,59 @@ pub(super) struct Peepholes<F> {
 }
 
 impl<F: Scalar> Peepholes<F> {
-    /// `(p_i[j], p_f[j], p_o[j])`, zeros when the layer has no peepholes.
-    fn at(this: Option<&Self>, j: usize) -> (F, F, F) {
-        this.map_or((F::zero(), F::zero(), F::zero()), |p| {
-            (p.i[j], p.f[j], p.o[j])
-        })
+    /// `p_i, p_f, p_o` of `units`.
+    pub(super) fn of(&self, units: Range<usize>) -> [&[F]; 3] {
+        [&self.i[units.clone()], &self.f[units.clone()], &self.o[units]]
     }
 }
 
-fn sigmoid<F: Scalar>(x: F) -> F {
-    F::one() / (F::one() + (-x).exp())
+/// Lanes `at..` of `values`.
+///
+/// # Safety
+/// `values` must hold `at + V::WIDTH` elements, and the CPU must support `V`.
+#[inline(always)]
+unsafe fn load<V: Lanes>(values: &[V::Elem], at: usize) -> V {
+    debug_assert!(at + V::WIDTH <= values.len());
+    // SAFETY: per the caller.
+    unsafe { V::load(values.as_ptr().add(at)) }
 }
 
-/// One sequence's slices for one forward step; `[H]` unless noted.
-pub(super) struct ForwardRow<'a, F> {
-    /// `[4H]`. In: pre-activations without the peephole terms
+/// Stores `value` at lanes `at..` of `values`.
+///
+/// # Safety
+/// `values` must hold `at + V::WIDTH` elements.
+#[inline(always)]
+unsafe fn store<V: Lanes>(value: V, values: &mut [V::Elem], at: usize) {
+    debug_assert!(at + V::WIDTH <= values.len());
+    // SAFETY: per the caller.
+    unsafe { value.store(values.as_mut_ptr().add(at)) }
+}
+
+/// `x` clamped to `[low, high]` when bounds are given.
+#[inline(always)]
+fn clamp<V: Lanes>(x: V, bounds: Option<(V, V)>) -> V {
+    match bounds {
+        Some((low, high)) => x.max(low).min(high),
+        None => x,
+    }
+}
+
+/// `pre + p ⊙ c`, or `pre` without peepholes.
+///
+/// # Safety
+/// As [`load`], for the peephole slice.
+#[inline(always)]
+unsafe fn with_peephole<V: Lanes>(pre: V, peephole: Option<&[V::Elem]>, c: V, at: usize) -> V {
+    match peephole {
+        // SAFETY: per the caller.
+        Some(p) => pre + unsafe { load::<V>(p, at) } * c,
+        None => pre,
+    }
+}
+
+/// One sequence's slices for one forward step of one block of `w` units; `[w]` unless noted.
+pub(super) struct ForwardCells<'a, F> {
+    /// `[4w]`. In: pre-activations without the peephole terms
     /// (W x(t) + R y(t−1) + biases, + weight_gg terms for FGR). Out: activations i, f, z, o.
     pub gates: &'a mut [F],
     pub c_prev: &'a [F],
@@ -141,123 +191,289 @@ pub(super) struct ForwardRow<'a, F> {
     /// tanh(c(t)), or c(t) for NOAF.
     pub cell_out: &'a mut [F],
     pub y: &'a mut [F],
+    /// p_i, p_f, p_o of the block's units.
+    pub peepholes: Option<[&'a [F]; 3]>,
 }
 
-/// Completes one step of SPEC §1's forward pass for one sequence.
-pub(super) fn forward_row<F: Scalar>(
-    rules: &GateRules,
-    peepholes: Option<&Peepholes<F>>,
-    row: ForwardRow<'_, F>,
-) {
-    let hidden = row.c.len();
-    let one = F::one();
-    for j in 0..hidden {
-        let (p_i, p_f, p_o) = Peepholes::at(peepholes, j);
-        let c_prev = row.c_prev[j];
-        let i = if rules.input_gate {
-            sigmoid(row.gates[j] + p_i * c_prev)
-        } else {
-            one
-        };
-        let f = match rules.forget_gate {
-            ForgetGate::Learned => sigmoid(row.gates[hidden + j] + p_f * c_prev),
-            ForgetGate::Open => one,
-            ForgetGate::Coupled => one - i,
-        };
-        let z = rules.input_squash.apply(row.gates[2 * hidden + j]);
-        let c = z * i + c_prev * f;
-        let o = if rules.output_gate {
-            sigmoid(row.gates[3 * hidden + j] + p_o * c)
-        } else {
-            one
-        };
-        let cell_out = rules.output_squash.apply(c);
+/// Completes one step of SPEC §1's forward pass for one block, `V::WIDTH` units at a time.
+///
+/// # Safety
+/// The block's width must be a multiple of `V::WIDTH`, every slice as long as
+/// documented on [`ForwardCells`], and the CPU must support `V`.
+#[inline(always)]
+pub(super) unsafe fn forward_cells<V: Lanes>(rules: &GateRules, cells: ForwardCells<'_, V::Elem>) {
+    let w = cells.c.len();
+    debug_assert!(w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w);
+    let [p_i, p_f, p_o] = cells.peepholes.map_or([None; 3], |p| p.map(Some));
+    // SAFETY (whole loop): lanes l .. l + WIDTH lie inside every slice (w is a
+    // multiple of WIDTH, lengths per the caller); the CPU supports V.
+    unsafe {
+        let one = V::splat(<V::Elem as num_traits::One>::one());
+        for l in (0..w).step_by(V::WIDTH) {
+            let c_prev = load::<V>(cells.c_prev, l);
+            let i = if rules.input_gate {
+                with_peephole(load::<V>(cells.gates, l), p_i, c_prev, l).sigmoid()
+            } else {
+                one
+            };
+            let f = match rules.forget_gate {
+                ForgetGate::Learned => with_peephole(load::<V>(cells.gates, w + l), p_f, c_prev, l).sigmoid(),
+                ForgetGate::Open => one,
+                ForgetGate::Coupled => one - i,
+            };
+            let z = rules.input_squash.apply(load::<V>(cells.gates, 2 * w + l));
+            let c = z * i + c_prev * f;
+            let o = if rules.output_gate {
+                with_peephole(load::<V>(cells.gates, 3 * w + l), p_o, c, l).sigmoid()
+            } else {
+                one
+            };
+            let cell_out = rules.output_squash.apply(c);
 
-        row.gates[j] = i;
-        row.gates[hidden + j] = f;
-        row.gates[2 * hidden + j] = z;
-        row.gates[3 * hidden + j] = o;
-        row.c[j] = c;
-        row.cell_out[j] = cell_out;
-        row.y[j] = o * cell_out;
+            store(i, cells.gates, l);
+            store(f, cells.gates, w + l);
+            store(z, cells.gates, 2 * w + l);
+            store(o, cells.gates, 3 * w + l);
+            store(c, cells.c, l);
+            store(cell_out, cells.cell_out, l);
+            store(o * cell_out, cells.y, l);
+        }
     }
 }
 
-/// One sequence's slices for one backward step; `[H]` unless noted.
-pub(super) struct BackwardRow<'a, F> {
-    /// `[4H]`: activations i, f, z, o as the forward pass left them.
+/// One sequence's slices for one backward step of one block of `w` units; `[w]` unless noted.
+pub(super) struct BackwardCells<'a, F> {
+    /// `[4w]`: activations i, f, z, o as the forward pass left them.
     pub gates: &'a [F],
     pub c_prev: &'a [F],
+    /// c(t); read only with peepholes (for ∂J/∂p_o).
+    pub c: &'a [F],
     pub cell_out: &'a [F],
     /// Total δy(t) = Δ(t) + recurrent term (+ ∂J/∂h_n at the last step), before clipping.
     pub dy: &'a [F],
-    /// `[4H]`, FGR only (zeros otherwise): ∂J/∂(activations i, f, ·, o of step t) through `weight_gg`.
-    pub d_gates: &'a [F],
+    /// `[4w]`, FGR only: ∂J/∂(activations i, f, ·, o of step t) through `weight_gg`.
+    pub d_gates: Option<&'a [F]>,
     /// In: δc(t+1) ⊙ f(t+1) + p_i ⊙ δī(t+1) + p_f ⊙ δf̄(t+1) (+ ∂J/∂c_n at the last step).
     /// Out: the same quantity one step earlier, i.e. with t+1 replaced by t.
     pub dc_carry: &'a mut [F],
-    /// `[4H]`, out: δī, δf̄, δz̄, δō of step t (zero for gates the variant does not have).
+    /// `[4w]`, out: δī, δf̄, δz̄, δō of step t (zero for gates the variant does not have).
     pub d_pre: &'a mut [F],
+    /// `[4w]`, accumulates the bias gradient: += δī, δf̄, δz̄, δō.
+    pub bias_grad: &'a mut [F],
+    /// p_i, p_f, p_o of the block's units, and their gradients to accumulate
+    /// (+= c(t−1) ⊙ δī, c(t−1) ⊙ δf̄, c(t) ⊙ δō).
+    pub peepholes: Option<([&'a [F]; 3], [&'a mut [F]; 3])>,
 }
 
-/// One step of SPEC §1's backward pass for one sequence. With `clip = Some(v)`,
+/// One step of SPEC §1's backward pass for one block. With `clip = Some(v)`,
 /// δy(t) is clamped to [−v, v] before any use, and δc(t) is clamped once all its
 /// terms are summed, before it feeds this step's gates and the carry to t−1.
-/// Returns Σ_j δc(t)_j² (after clamping) for the gradient-flow diagnostic.
-pub(super) fn backward_row<F: Scalar>(
+/// Returns Σ δc(t)² (after clamping) over the block, for the gradient-flow diagnostic.
+///
+/// # Safety
+/// As [`forward_cells`], for the slices of [`BackwardCells`].
+#[inline(always)]
+pub(super) unsafe fn backward_cells<V: Lanes>(
     rules: &GateRules,
-    peepholes: Option<&Peepholes<F>>,
-    clip: Option<F>,
-    row: BackwardRow<'_, F>,
-) -> F {
-    let hidden = row.c_prev.len();
-    let clamp = |x: F| clip.map_or(x, |v| x.max(-v).min(v));
-    let sigmoid_slope = |a: F| a * (F::one() - a);
-    let mut squared_norm = F::zero();
-    for j in 0..hidden {
-        let (p_i, p_f, p_o) = Peepholes::at(peepholes, j);
-        let [i, f, z, o] = Gate::ALL.map(|g| row.gates[g as usize * hidden + j]);
-        let [d_i_rec, d_f_rec, _, d_o_rec] =
-            Gate::ALL.map(|g| row.d_gates[g as usize * hidden + j]);
-        let (c_prev, cell_out) = (row.c_prev[j], row.cell_out[j]);
-
-        let dy = clamp(row.dy[j]);
-        let d_o_bar = if rules.output_gate {
-            (dy * cell_out + d_o_rec) * sigmoid_slope(o)
-        } else {
-            F::zero()
+    clip: Option<V::Elem>,
+    cells: BackwardCells<'_, V::Elem>,
+) -> V::Elem {
+    let w = cells.c_prev.len();
+    debug_assert!(w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w && cells.d_pre.len() == 4 * w);
+    let (peepholes, mut peephole_grads) = match cells.peepholes {
+        Some((p, g)) => (Some(p), Some(g)),
+        None => (None, None),
+    };
+    // No closures below: they would not inherit the SIMD target features of the caller.
+    // SAFETY (whole body): lanes l .. l + WIDTH lie inside every slice; the CPU supports V.
+    unsafe {
+        let zero = V::splat(<V::Elem as num_traits::Zero>::zero());
+        let one = V::splat(<V::Elem as num_traits::One>::one());
+        let bounds = match clip {
+            Some(v) => Some((V::splat(-v), V::splat(v))),
+            None => None,
         };
-        let dc = clamp(
-            dy * o * rules.output_squash.derivative_at_output(cell_out)
-                + p_o * d_o_bar
-                + row.dc_carry[j],
-        );
-        let d_f = dc * c_prev + d_f_rec;
-        // CIFG's f = 1 − i sends the forget gate's error to the input gate with the opposite sign.
-        let d_i = dc * z + d_i_rec
-            - if rules.forget_gate == ForgetGate::Coupled {
-                d_f
-            } else {
-                F::zero()
+        let mut squared_norm = zero;
+        for l in (0..w).step_by(V::WIDTH) {
+            let i = load::<V>(cells.gates, l);
+            let f = load::<V>(cells.gates, w + l);
+            let z = load::<V>(cells.gates, 2 * w + l);
+            let o = load::<V>(cells.gates, 3 * w + l);
+            let [d_i_rec, d_f_rec, d_o_rec] = match cells.d_gates {
+                Some(d) => [load::<V>(d, l), load::<V>(d, w + l), load::<V>(d, 3 * w + l)],
+                None => [zero; 3],
             };
-        let d_i_bar = if rules.input_gate {
-            d_i * sigmoid_slope(i)
-        } else {
-            F::zero()
-        };
-        let d_f_bar = if rules.forget_gate == ForgetGate::Learned {
-            d_f * sigmoid_slope(f)
-        } else {
-            F::zero()
-        };
-        let d_z_bar = dc * i * rules.input_squash.derivative_at_output(z);
+            let [p_i, p_f, p_o] = match peepholes {
+                Some([p_i, p_f, p_o]) => [load::<V>(p_i, l), load::<V>(p_f, l), load::<V>(p_o, l)],
+                None => [zero; 3],
+            };
+            let (c_prev, cell_out) = (load::<V>(cells.c_prev, l), load::<V>(cells.cell_out, l));
 
-        row.d_pre[j] = d_i_bar;
-        row.d_pre[hidden + j] = d_f_bar;
-        row.d_pre[2 * hidden + j] = d_z_bar;
-        row.d_pre[3 * hidden + j] = d_o_bar;
-        row.dc_carry[j] = dc * f + p_i * d_i_bar + p_f * d_f_bar;
-        squared_norm = squared_norm + dc * dc;
+            let dy = clamp(load::<V>(cells.dy, l), bounds);
+            let d_o_bar = if rules.output_gate {
+                (dy * cell_out + d_o_rec) * o * (one - o)
+            } else {
+                zero
+            };
+            let dc = clamp(
+                dy * o * rules.output_squash.derivative_at_output(cell_out, one)
+                    + p_o * d_o_bar
+                    + load::<V>(cells.dc_carry, l),
+                bounds,
+            );
+            let d_f = dc * c_prev + d_f_rec;
+            // CIFG's f = 1 − i sends the forget gate's error to the input gate with the opposite sign.
+            let d_i = if rules.forget_gate == ForgetGate::Coupled {
+                dc * z + d_i_rec - d_f
+            } else {
+                dc * z + d_i_rec
+            };
+            let d_i_bar = if rules.input_gate { d_i * i * (one - i) } else { zero };
+            let d_f_bar = if rules.forget_gate == ForgetGate::Learned {
+                d_f * f * (one - f)
+            } else {
+                zero
+            };
+            let d_z_bar = dc * i * rules.input_squash.derivative_at_output(z, one);
+
+            for (g, d) in [d_i_bar, d_f_bar, d_z_bar, d_o_bar].into_iter().enumerate() {
+                store(d, cells.d_pre, g * w + l);
+                store(load::<V>(cells.bias_grad, g * w + l) + d, cells.bias_grad, g * w + l);
+            }
+            if let Some(grads) = peephole_grads.as_mut() {
+                let c = load::<V>(cells.c, l);
+                for (k, term) in [c_prev * d_i_bar, c_prev * d_f_bar, c * d_o_bar].into_iter().enumerate() {
+                    store(load::<V>(grads[k], l) + term, grads[k], l);
+                }
+            }
+            let carry = dc * f + p_i * d_i_bar + p_f * d_f_bar;
+            store(carry, cells.dc_carry, l);
+            squared_norm = squared_norm + dc * dc;
+        }
+        squared_norm.sum()
+    }
+}
+
+/// Runs `forward_cells` over every block of a row that spans whole blocks of
+/// units (a thread's chunk): vector lanes for full blocks, scalars for a narrower last one.
+///
+/// # Safety
+/// The slices must be as long as [`ForwardCells`] documents for the row's units; the CPU must support `V`.
+#[inline(always)]
+unsafe fn forward_row_on<V: Lanes>(rules: &GateRules, row: ForwardCells<'_, V::Elem>) {
+    for block in unit_blocks(0..row.c.len()) {
+        let (units, gates) = (block.start..block.start + block.width, 4 * block.start..4 * (block.start + block.width));
+        let cells = ForwardCells {
+            gates: &mut row.gates[gates],
+            c_prev: &row.c_prev[units.clone()],
+            c: &mut row.c[units.clone()],
+            cell_out: &mut row.cell_out[units.clone()],
+            y: &mut row.y[units.clone()],
+            peepholes: row.peepholes.map(|p| p.map(|values| &values[units.clone()])),
+        };
+        // SAFETY: each block's slices have the documented lengths; the CPU supports V (caller).
+        unsafe {
+            if block.width.is_multiple_of(V::WIDTH) {
+                forward_cells::<V>(rules, cells);
+            } else {
+                forward_cells::<V::Elem>(rules, cells);
+            }
+        }
+    }
+}
+
+/// One forward step of a row of whole blocks of units, with the best lanes for `F` on `isa`.
+pub(super) fn forward_row<F: Scalar>(isa: Isa, rules: &GateRules, row: ForwardCells<'_, F>) {
+    assert!(row.gates.len() == 4 * row.c.len(), "four gates per unit");
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma && is_f32::<F>() {
+        // SAFETY: F is f32, so the row types are identical; AVX2 + FMA were detected.
+        unsafe { forward_row_avx2(rules, retype(row)) };
+        return;
+    }
+    let _ = isa;
+    // SAFETY: scalar lanes need no CPU feature; lengths checked by the slicing above.
+    unsafe { forward_row_on::<F>(rules, row) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_row_avx2(rules: &GateRules, row: ForwardCells<'_, f32>) {
+    // SAFETY: AVX2 + FMA are enabled here and present (caller).
+    unsafe { forward_row_on::<F32x8>(rules, row) }
+}
+
+/// Runs `backward_cells` over every block of a row of whole blocks of units; returns Σ δc².
+///
+/// # Safety
+/// As [`forward_row_on`], for [`BackwardCells`].
+#[inline(always)]
+unsafe fn backward_row_on<V: Lanes>(rules: &GateRules, clip: Option<V::Elem>, row: BackwardCells<'_, V::Elem>) -> V::Elem {
+    let BackwardCells {
+        gates,
+        c_prev,
+        c,
+        cell_out,
+        dy,
+        d_gates,
+        dc_carry,
+        d_pre,
+        bias_grad,
+        mut peepholes,
+    } = row;
+    let mut squared_norm = <V::Elem as num_traits::Zero>::zero();
+    for block in unit_blocks(0..c_prev.len()) {
+        let (units, cols) = (block.start..block.start + block.width, 4 * block.start..4 * (block.start + block.width));
+        let cells = BackwardCells {
+            gates: &gates[cols.clone()],
+            c_prev: &c_prev[units.clone()],
+            c: &c[units.clone()],
+            cell_out: &cell_out[units.clone()],
+            dy: &dy[units.clone()],
+            d_gates: d_gates.map(|d| &d[cols.clone()]),
+            dc_carry: &mut dc_carry[units.clone()],
+            d_pre: &mut d_pre[cols.clone()],
+            bias_grad: &mut bias_grad[cols.clone()],
+            peepholes: peepholes.as_mut().map(|(p, g)| {
+                let [g_i, g_f, g_o] = g;
+                (
+                    p.map(|values| &values[units.clone()]),
+                    [&mut g_i[units.clone()], &mut g_f[units.clone()], &mut g_o[units.clone()]],
+                )
+            }),
+        };
+        // SAFETY: each block's slices have the documented lengths; the CPU supports V (caller).
+        let block_norm = unsafe {
+            if block.width.is_multiple_of(V::WIDTH) {
+                backward_cells::<V>(rules, clip, cells)
+            } else {
+                backward_cells::<V::Elem>(rules, clip, cells)
+            }
+        };
+        squared_norm = squared_norm + block_norm;
     }
     squared_norm
+}
+
+/// One backward step of a row of whole blocks of units, with the best lanes for `F` on `isa`; returns Σ δc².
+pub(super) fn backward_row<F: Scalar>(isa: Isa, rules: &GateRules, clip: Option<F>, row: BackwardCells<'_, F>) -> F {
+    assert!(row.gates.len() == 4 * row.c_prev.len(), "four gates per unit");
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
+        unsafe {
+            let norm = backward_row_avx2(rules, retype(clip), retype(row));
+            return retype(norm);
+        }
+    }
+    let _ = isa;
+    // SAFETY: scalar lanes need no CPU feature; slice lengths are checked by slicing.
+    unsafe { backward_row_on::<F>(rules, clip, row) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_row_avx2(rules: &GateRules, clip: Option<f32>, row: BackwardCells<'_, f32>) -> f32 {
+    // SAFETY: AVX2 + FMA are enabled here and present (caller).
+    unsafe { backward_row_on::<F32x8>(rules, clip, row) }
 }

@@ -65,6 +65,16 @@ impl<F: Scalar> TimeMajor<F> {
             .slice_mut(s![t * self.batch..(t + 1) * self.batch, ..])
     }
 
+    /// Every step as one flat slice `[steps * batch * width]`.
+    pub(super) fn as_slice(&self) -> &[F] {
+        self.rows.as_slice().expect(CONTIGUOUS)
+    }
+
+    /// Every step as one flat slice, to write.
+    pub(super) fn as_mut_slice(&mut self) -> &mut [F] {
+        self.rows.as_slice_mut().expect(CONTIGUOUS)
+    }
+
     /// Step `t` as a flat slice `[batch * width]`.
     pub(super) fn step_slice(&self, t: usize) -> &[F] {
         let len = self.batch * self.width();

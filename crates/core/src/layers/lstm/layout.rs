@@ -1,0 +1,129 @@
+//! The gate-interleaved order of the `4H` gate columns used inside a pass.
+//!
+//! PyTorch stacks whole gate blocks (`[i(0..H), f(0..H), z(0..H), o(0..H)]`).
+//! Inside a pass the columns are regrouped per block of [`GATE_LANES`] hidden
+//! units: `[i(block), f(block), z(block), o(block)]` for each block in turn
+//! (the last block may be narrower). One SIMD vector of each gate then covers
+//! the same units, and any range of whole blocks of units owns a contiguous
+//! range of columns, so a thread can compute its units' four gates and finish
+//! their cell update without touching anyone else's columns.
+//!
+//! Parameters and their gradients stay in PyTorch's order; they are
+//! converted once per pass.
+
+use std::ops::Range;
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use super::cell::Gate;
+use crate::Scalar;
+
+/// Hidden units per interleaved block (one AVX2 vector of `f32`).
+pub(super) const GATE_LANES: usize = 8;
+
+/// `width` consecutive hidden units from `start`; their gates occupy the
+/// interleaved columns `4·start .. 4·(start + width)`, gate `g` at `4·start + g·width`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct UnitBlock {
+    pub start: usize,
+    pub width: usize,
+}
+
+/// The blocks covering `units`, whose start must be a multiple of [`GATE_LANES`].
+pub(super) fn unit_blocks(units: Range<usize>) -> impl Iterator<Item = UnitBlock> {
+    debug_assert!(units.start.is_multiple_of(GATE_LANES));
+    let end = units.end;
+    units.step_by(GATE_LANES).map(move |start| UnitBlock {
+        start,
+        width: GATE_LANES.min(end - start),
+    })
+}
+
+/// The interleaved columns of the gates of `units` (a range of whole blocks).
+pub(super) fn gate_columns(units: &Range<usize>) -> Range<usize> {
+    4 * units.start..4 * units.end
+}
+
+/// Converts between PyTorch's gate-block order and the interleaved order for `hidden` units.
+#[derive(Debug, Clone)]
+pub(super) struct GateLayout {
+    /// For every interleaved column, the PyTorch column (`gate·H + unit`) it holds.
+    pytorch_index: Vec<usize>,
+}
+
+impl GateLayout {
+    pub(super) fn new(hidden: usize) -> Self {
+        let mut pytorch_index = Vec::with_capacity(4 * hidden);
+        for block in unit_blocks(0..hidden) {
+            for gate in Gate::ALL {
+                let first = gate.block(hidden).start + block.start;
+                pytorch_index.extend(first..first + block.width);
+            }
+        }
+        GateLayout { pytorch_index }
+    }
+
+    /// `[4H, k]` in PyTorch's row order → interleaved row order.
+    pub(super) fn interleave_rows<F: Scalar>(&self, pytorch: ArrayView2<'_, F>) -> Array2<F> {
+        let mut out = Array2::zeros(pytorch.raw_dim());
+        for (mut row, &source) in out.rows_mut().into_iter().zip(&self.pytorch_index) {
+            row.assign(&pytorch.row(source));
+        }
+        out
+    }
+
+    /// `[4H, k]` in interleaved row order → PyTorch's row order.
+    pub(super) fn deinterleave_rows<F: Scalar>(&self, interleaved: ArrayView2<'_, F>) -> Array2<F> {
+        let mut out = Array2::zeros(interleaved.raw_dim());
+        for (row, &target) in interleaved.rows().into_iter().zip(&self.pytorch_index) {
+            out.row_mut(target).assign(&row);
+        }
+        out
+    }
+
+    /// `[4H]` in PyTorch's order → interleaved order.
+    pub(super) fn interleave<F: Scalar>(&self, pytorch: ArrayView1<'_, F>) -> Vec<F> {
+        self.pytorch_index.iter().map(|&source| pytorch[source]).collect()
+    }
+
+    /// `[4H]` in interleaved order → PyTorch's order.
+    pub(super) fn deinterleave<F: Scalar>(&self, interleaved: &[F]) -> Array1<F> {
+        let mut out = Array1::zeros(interleaved.len());
+        for (&value, &target) in interleaved.iter().zip(&self.pytorch_index) {
+            out[target] = value;
+        }
+        out
+    }
+
+    /// The interleaved column of `gate` for `unit`.
+    pub(super) fn column(&self, gate: Gate, unit: usize) -> usize {
+        let block_start = unit / GATE_LANES * GATE_LANES;
+        let width = GATE_LANES.min(self.pytorch_index.len() / 4 - block_start);
+        4 * block_start + gate as usize * width + (unit - block_start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaving_groups_each_blocks_four_gates_and_round_trips() {
+        let hidden = 11; // one full block of 8 and one of 3
+        let layout = GateLayout::new(hidden);
+        let pytorch = Array2::from_shape_fn((4 * hidden, 2), |(r, c)| (r * 10 + c) as f64);
+        let interleaved = layout.interleave_rows(pytorch.view());
+        // Block 0: i(0..8), f(0..8), ...; block 1 (units 8..11) starts at column 32.
+        assert_eq!(interleaved[[8, 0]], pytorch[[hidden, 0]]);
+        assert_eq!(interleaved[[32 + 3, 1]], pytorch[[hidden + 8, 1]]);
+        assert_eq!(layout.deinterleave_rows(interleaved.view()), pytorch);
+        for gate in Gate::ALL {
+            for unit in 0..hidden {
+                let column = layout.column(gate, unit);
+                assert_eq!(layout.pytorch_index[column], gate.block(hidden).start + unit);
+            }
+        }
+        let blocks: Vec<_> = unit_blocks(0..hidden).collect();
+        assert_eq!(blocks, vec![UnitBlock { start: 0, width: 8 }, UnitBlock { start: 8, width: 3 }]);
+    }
+}

@@ -1,0 +1,319 @@
+//! The sequential part of the LSTM passes (SPEC §1): at every time step the
+//! recurrent product and the cell update, forward or backward.
+//!
+//! A step is split over threads by ranges of hidden units ("chunks"): thanks
+//! to the interleaved gate order (see the `layout` module) a chunk's units own
+//! a contiguous range of gate columns, so each thread multiplies the state by
+//! its slice of the recurrent weights (kept in its core's cache from step to
+//! step) and finishes its own cells; one barrier per step (the lock-step
+//! scheduler) publishes the new state. Weights are interleaved and packed
+//! once per pass, products read the state in place and write into the pass's
+//! time-major buffers: nothing is allocated per step.
+
+use std::ops::Range;
+
+use ndarray::{Array2, ArrayView2};
+
+use super::cell::{backward_row, forward_row, BackwardCells, ForwardCells, GateRules, RECURRENT_GATES};
+use super::layout::{gate_columns, GateLayout, GATE_LANES};
+use super::time_major::TimeMajor;
+use super::{Lstm, LstmCache};
+use crate::kernels::gemm::{gemm_prepacked, KC};
+use crate::kernels::lockstep::{aligned_split, run_lockstep, SharedRows};
+use crate::kernels::microkernels::{MicroKernel, MAX_NR};
+use crate::kernels::pack::{MatRef, PackedB};
+use crate::kernels::Isa;
+use crate::Scalar;
+
+/// Chunk boundaries fall on multiples of this many units: whole gate blocks,
+/// and whole B panels of every micro-kernel (`4·units` and `units` columns).
+const CHUNK_ALIGN: usize = 16;
+const _: () = assert!(CHUNK_ALIGN.is_multiple_of(GATE_LANES) && CHUNK_ALIGN.is_multiple_of(MAX_NR));
+
+/// Below this many flops per step, a barrier would cost more than a second thread saves.
+const PARALLEL_STEP_FLOPS: usize = 250_000;
+
+/// The hidden units of each chunk of a step.
+fn unit_chunks(hidden: usize, batch: usize) -> Vec<Range<usize>> {
+    let step_flops = 2 * batch * 4 * hidden * hidden;
+    let parts = if step_flops >= PARALLEL_STEP_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    aligned_split(hidden, parts, CHUNK_ALIGN)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Forward,
+    Backward,
+}
+
+/// The recurrent weights of one pass in interleaved gate order, packed for the per-step products.
+struct RecurrentWeights<F> {
+    /// Forward: Rᵀ `[H, 4H]`; backward: R `[4H, H]`.
+    hidden: PackedB<F>,
+    /// FGR: `weight_gg` as one `[4H, 4H]` matrix over the interleaved gates
+    /// (see [`full_gate_matrix`]), transposed for the forward pass.
+    gates: Option<PackedB<F>>,
+}
+
+impl<F: Scalar> RecurrentWeights<F> {
+    fn new(lstm: &Lstm<F>, layout: &GateLayout, kernel: &MicroKernel<F>, direction: Direction) -> Self {
+        let pack = |matrix: ArrayView2<'_, F>| {
+            let operand = if direction == Direction::Forward {
+                matrix.reversed_axes()
+            } else {
+                matrix
+            };
+            PackedB::pack(MatRef::from_view(operand), kernel.nr, KC)
+        };
+        let params = &lstm.params;
+        let full_gates = (!params.weight_gg.is_empty()).then(|| full_gate_matrix(params.weight_gg.view(), layout));
+        RecurrentWeights {
+            hidden: pack(layout.interleave_rows(params.weight_hh.view()).view()),
+            gates: full_gates.map(|matrix| pack(matrix.view())),
+        }
+    }
+}
+
+/// FGR's `weight_gg` (`[3H, 3H]`, blocks ī, f̄, ō × i, f, o) as `[4H, 4H]`: row =
+/// interleaved pre-activation column, column = interleaved activation column of
+/// t−1; the z rows and columns stay zero.
+fn full_gate_matrix<F: Scalar>(weight_gg: ArrayView2<'_, F>, layout: &GateLayout) -> Array2<F> {
+    let hidden = weight_gg.nrows() / 3;
+    let mut full = Array2::zeros((4 * hidden, 4 * hidden));
+    for (r, target) in RECURRENT_GATES.into_iter().enumerate() {
+        for (k, source) in RECURRENT_GATES.into_iter().enumerate() {
+            for j in 0..hidden {
+                for u in 0..hidden {
+                    let value = weight_gg[[r * hidden + j, k * hidden + u]];
+                    full[[layout.column(target, j), layout.column(source, u)]] = value;
+                }
+            }
+        }
+    }
+    full
+}
+
+/// The inverse of [`full_gate_matrix`]: the `[3H, 3H]` blocks of a `[4H, 4H]` gradient.
+pub(super) fn gate_blocks_of<F: Scalar>(full: ArrayView2<'_, F>, layout: &GateLayout, hidden: usize) -> Array2<F> {
+    let mut blocks = Array2::zeros((3 * hidden, 3 * hidden));
+    for (r, target) in RECURRENT_GATES.into_iter().enumerate() {
+        for (k, source) in RECURRENT_GATES.into_iter().enumerate() {
+            for j in 0..hidden {
+                for u in 0..hidden {
+                    blocks[[r * hidden + j, k * hidden + u]] = full[[layout.column(target, j), layout.column(source, u)]];
+                }
+            }
+        }
+    }
+    blocks
+}
+
+/// Runs the forward recurrence. In: `cache.gates` holds every step's input
+/// projection (interleaved, with biases), h and c step 0 the initial state.
+/// Out: `cache.gates` holds the activations, h, c and cell_out every step.
+pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mut LstmCache<F>) {
+    let isa = Isa::current();
+    let (batch, time) = cache.dims();
+    let hidden = lstm.config.hidden_size;
+    let kernel = MicroKernel::<F>::select(isa);
+    let weights = RecurrentWeights::new(lstm, layout, &kernel, Direction::Forward);
+    let rules = GateRules::new(&lstm.config);
+    let peepholes = lstm.peepholes();
+    let chunks = unit_chunks(hidden, batch);
+    let lengths = &cache.lengths;
+    let gates = SharedRows::new(cache.gates.as_mut_slice(), 4 * hidden);
+    let h = SharedRows::new(cache.h.as_mut_slice(), hidden);
+    let c = SharedRows::new(cache.c.as_mut_slice(), hidden);
+    let cell_out = SharedRows::new(cache.cell_out.as_mut_slice(), hidden);
+    let step = |t: usize, chunk: usize| {
+        let units = chunks[chunk].clone();
+        let cols = gate_columns(&units);
+        let rows = t * batch..(t + 1) * batch;
+        // SAFETY: during step t this chunk writes only its own columns of the gate
+        // rows of step t, its own units of cell_out (step t) and of h and c (step
+        // t + 1); it reads h (step t) and the gates of step t − 1, both complete
+        // before step t started (lock step), and its own units of c (step t).
+        unsafe {
+            let pre = gates.ptr_at(rows.start, cols.start);
+            let rs = gates.width() as isize;
+            gemm_prepacked(&kernel, h.rows_ref(rows.clone()), &weights.hidden, cols.clone(), pre, rs, true);
+            if let (Some(gate_weights), true) = (&weights.gates, t > 0) {
+                let previous = gates.rows_ref(rows.start - batch..rows.start);
+                gemm_prepacked(&kernel, previous, gate_weights, cols.clone(), pre, rs, true);
+            }
+            for (row, &length) in rows.zip(lengths) {
+                let gate_row = gates.row_mut(row, cols.clone());
+                if t >= length {
+                    gate_row.fill(F::zero());
+                    continue;
+                }
+                let cells = ForwardCells {
+                    gates: gate_row,
+                    c_prev: c.row(row, units.clone()),
+                    c: c.row_mut(row + batch, units.clone()),
+                    cell_out: cell_out.row_mut(row, units.clone()),
+                    y: h.row_mut(row + batch, units.clone()),
+                    peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
+                };
+                forward_row(isa, &rules, cells);
+            }
+        }
+    };
+    run_lockstep(time, chunks.len(), &step);
+}
+
+/// ∂J/∂(outputs) handed to the backward pass, standard layout.
+#[derive(Clone, Copy)]
+pub(super) struct OutputGrads<'a, F> {
+    /// ∂J/∂y(t): `[batch, time, H]`.
+    pub dy: &'a [F],
+    /// ∂J/∂h_n, ∂J/∂c_n: `[batch, H]`.
+    pub dh_n: Option<&'a [F]>,
+    pub dc_n: Option<&'a [F]>,
+    pub time: usize,
+    pub hidden: usize,
+}
+
+impl<F: Scalar> OutputGrads<'_, F> {
+    /// Adds Δ(t) of sequence `b` to its δy over `units`, and ∂J/∂h_n, ∂J/∂c_n
+    /// (to δy and the cell carry) when `t` is its last step.
+    fn add_to(&self, (b, t, length): (usize, usize, usize), units: Range<usize>, dy: &mut [F], dc_carry: &mut [F]) {
+        let hidden = self.hidden;
+        add_assign(dy, &self.dy[(b * self.time + t) * hidden..][units.clone()]);
+        if t + 1 == length {
+            if let Some(dh_n) = self.dh_n {
+                add_assign(dy, &dh_n[b * hidden..][units.clone()]);
+            }
+            if let Some(dc_n) = self.dc_n {
+                add_assign(dc_carry, &dc_n[b * hidden..][units]);
+            }
+        }
+    }
+}
+
+fn add_assign<F: Scalar>(target: &mut [F], source: &[F]) {
+    for (x, &d) in target.iter_mut().zip(source) {
+        *x = *x + d;
+    }
+}
+
+/// What the backward recurrence produces.
+pub(super) struct RecurrenceGrads<F> {
+    /// δī, δf̄, δz̄, δō of every step (interleaved): `[time * batch, 4H]`; zero at padded steps.
+    pub d_pre: TimeMajor<F>,
+    /// δy(0), δc(0): `[batch, H]`.
+    pub dh0: Array2<F>,
+    pub dc0: Array2<F>,
+    /// Σ over steps and sequences of the δ pre-activations (interleaved): `[4H]`.
+    pub bias: Vec<F>,
+    /// Rows p_i, p_f, p_o of the peephole gradients: `[3, H]` (`[0, H]` without peepholes).
+    pub peepholes: Array2<F>,
+    /// Σ over the batch of δc(t)², per step and chunk: `[time, chunks]`.
+    pub squared_cell_grads: Array2<F>,
+}
+
+/// Runs the backward recurrence over the steps of `cache` (see `Lstm::backward` for `clip`).
+pub(super) fn backward<F: Scalar>(
+    lstm: &Lstm<F>,
+    layout: &GateLayout,
+    cache: &LstmCache<F>,
+    outputs: OutputGrads<'_, F>,
+    clip: Option<F>,
+) -> RecurrenceGrads<F> {
+    let isa = Isa::current();
+    let (batch, time) = cache.dims();
+    let hidden = lstm.config.hidden_size;
+    let kernel = MicroKernel::<F>::select(isa);
+    let weights = RecurrentWeights::new(lstm, layout, &kernel, Direction::Backward);
+    let rules = GateRules::new(&lstm.config);
+    let peepholes = lstm.peepholes();
+    let chunks = unit_chunks(hidden, batch);
+    let mut d_pre_rows = TimeMajor::zeros(time, batch, 4 * hidden);
+    let (mut dy_rows, mut dc_rows) = (Array2::zeros((batch, hidden)), Array2::zeros((batch, hidden)));
+    let mut bias_sums = vec![F::zero(); 4 * hidden];
+    let peephole_rows = if peepholes.is_some() { 3 } else { 0 };
+    let mut peephole_sums = vec![F::zero(); peephole_rows * hidden];
+    let mut squared_norms = Array2::zeros((time, chunks.len()));
+    let full_gates = weights.gates.is_some();
+    let mut d_gate_rows = vec![F::zero(); if full_gates { batch * 4 * hidden } else { 0 }];
+
+    let d_pre = SharedRows::new(d_pre_rows.as_mut_slice(), 4 * hidden);
+    let dy = SharedRows::new(dy_rows.as_slice_mut().expect("owned"), hidden);
+    let dc_carry = SharedRows::new(dc_rows.as_slice_mut().expect("owned"), hidden);
+    let d_gates = SharedRows::new(&mut d_gate_rows, 4 * hidden);
+    let bias = SharedRows::new(&mut bias_sums, 4 * hidden);
+    let peephole_grads = SharedRows::new(&mut peephole_sums, hidden);
+    let norms = SharedRows::new(squared_norms.as_slice_mut().expect("owned"), chunks.len());
+    let (gates, c, cell_out) = (cache.gates.as_slice(), cache.c.as_slice(), cache.cell_out.as_slice());
+
+    // Step s handles t = time − 1 − s; the extra last step (s = time) only
+    // carries δ(0) back through R into δy(0) = dh0.
+    let step = |s: usize, chunk: usize| {
+        let units = chunks[chunk].clone();
+        let cols = gate_columns(&units);
+        let next = time - s;
+        // SAFETY: during step s this chunk writes only its own units of dy and
+        // dc_carry, its own gate columns of d_gates, of the d_pre rows of step t
+        // and of the bias sums, its own units of the peephole sums and its own
+        // norm slot; it reads the d_pre rows of step t + 1, complete before step s
+        // started (lock step), and the forward cache, which nobody writes.
+        unsafe {
+            if next < time {
+                let later = d_pre.rows_ref(next * batch..(next + 1) * batch);
+                let out = dy.ptr_at(0, units.start);
+                gemm_prepacked(&kernel, later, &weights.hidden, units.clone(), out, hidden as isize, false);
+                if let Some(gate_weights) = &weights.gates {
+                    let out = d_gates.ptr_at(0, cols.start);
+                    gemm_prepacked(&kernel, later, gate_weights, cols.clone(), out, 4 * hidden as isize, false);
+                }
+            }
+            let Some(t) = next.checked_sub(1) else {
+                return;
+            };
+            let mut squared_norm = F::zero();
+            for (b, &length) in cache.lengths.iter().enumerate().filter(|&(_, &length)| t < length) {
+                let row = t * batch + b;
+                let (dy_row, dc_row) = (dy.row_mut(b, units.clone()), dc_carry.row_mut(b, units.clone()));
+                outputs.add_to((b, t, length), units.clone(), dy_row, dc_row);
+                let peephole_cells = match &peepholes {
+                    Some(p) => Some((
+                        p.of(units.clone()),
+                        [
+                            peephole_grads.row_mut(0, units.clone()),
+                            peephole_grads.row_mut(1, units.clone()),
+                            peephole_grads.row_mut(2, units.clone()),
+                        ],
+                    )),
+                    None => None,
+                };
+                let cells = BackwardCells {
+                    gates: &gates[row * 4 * hidden..][cols.clone()],
+                    c_prev: &c[row * hidden..][units.clone()],
+                    c: &c[(row + batch) * hidden..][units.clone()],
+                    cell_out: &cell_out[row * hidden..][units.clone()],
+                    dy: dy_row,
+                    d_gates: if full_gates { Some(d_gates.row(b, cols.clone())) } else { None },
+                    dc_carry: dc_row,
+                    d_pre: d_pre.row_mut(row, cols.clone()),
+                    bias_grad: bias.row_mut(0, cols.clone()),
+                    peepholes: peephole_cells,
+                };
+                squared_norm = squared_norm + backward_row(isa, &rules, clip, cells);
+            }
+            norms.row_mut(t, chunk..chunk + 1)[0] = squared_norm;
+        }
+    };
+    run_lockstep(time + 1, chunks.len(), &step);
+    RecurrenceGrads {
+        d_pre: d_pre_rows,
+        dh0: dy_rows,
+        dc0: dc_rows,
+        bias: bias_sums,
+        peepholes: Array2::from_shape_vec((peephole_rows, hidden), peephole_sums).expect("rows of H sums"),
+        squared_cell_grads: squared_norms,
+    }
+}
