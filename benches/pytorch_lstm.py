@@ -91,7 +91,7 @@ def training_step(torch, spec):
 
 
 def vqa_module(torch, sizes):
-    """SPEC §4's "deeper LSTM Q + norm I", as benches/impl/vqa-model.js builds it for odyssey."""
+    """SPEC §4's "deeper LSTM Q + norm I", as odyssey's vqaGraph builds it (no dropout, no peepholes)."""
     functional = torch.nn.functional
 
     class Vqa(torch.nn.Module):
@@ -101,14 +101,19 @@ def vqa_module(torch, sizes):
             self.lstm = torch.nn.LSTM(sizes["embedding"], sizes["hidden"], num_layers=sizes["layers"], batch_first=True)
             self.question = torch.nn.Linear(2 * sizes["layers"] * sizes["hidden"], sizes["joint"])
             self.image = torch.nn.Linear(sizes["image"], sizes["joint"])
+            self.hidden = torch.nn.ModuleList(
+                torch.nn.Linear(sizes["joint"], sizes["joint"]) for _ in range(sizes["denseLayers"])
+            )
             self.answer = torch.nn.Linear(sizes["joint"], sizes["answers"])
 
         def forward(self, ids, image):
             _, (h, c) = self.lstm(self.words(ids))
             # Every layer's final y and c: [layers, B, 2H] -> [B, layers * 2H].
             states = torch.cat([h, c], dim=2).permute(1, 0, 2).reshape(ids.shape[0], -1)
-            fused = torch.tanh(self.question(states)) * torch.tanh(self.image(functional.normalize(image, dim=1)))
-            return self.answer(fused)
+            top = torch.tanh(self.question(states)) * torch.tanh(self.image(functional.normalize(image, dim=1)))
+            for dense in self.hidden:
+                top = torch.tanh(dense(top))
+            return self.answer(top)
 
     return Vqa()
 

@@ -114,7 +114,7 @@ function recurrentModel(odyssey, spec) {
 
 function modelTrainingStep(odyssey, spec) {
   if (spec.model === 'vqa') {
-    const model = odyssey.Model.fromSpec({ ...vqaGraph(VQA_SIZES), optimizer: SGD, dtype: 'float32' })
+    const model = odyssey.Model.fromSpec({ ...vqaGraph(PACKAGE_ROOT, VQA_SIZES), optimizer: SGD, dtype: 'float32' })
     const batch = vqaBatch(VQA_SIZES)
     return () => model.trainStep(batch).loss
   }
@@ -142,7 +142,7 @@ function modelStreamingStep(odyssey, spec) {
 }
 
 const MODEL_API = {
-  train: ['Model API: model.trainStep (forward, loss, BPTT, SGD in one native call)', modelTrainingStep],
+  train: ['Model API: model.trainStep (forward, loss, BPTT, SGD in one native call; VQA: Model.fromSpec(vqaGraph(...)))', modelTrainingStep],
   forward: ['Model API: await model.predict (worker thread)', modelForwardPass],
   stream: ['Model API: model.step, one step of one sequence per call', modelStreamingStep],
 }

@@ -25,10 +25,10 @@ function forwardFlops({ cell, B, T, X, H, layers = 1, bidirectional = false }) {
 }
 
 /** The VQA model's forward pass: its LSTM stack and dense layers (the embedding is a lookup). */
-function vqaForwardFlops({ B, T, embedding, hidden, layers, image, joint, answers }) {
+function vqaForwardFlops({ B, T, embedding, hidden, layers, image, joint, denseLayers, answers }) {
   const lstm = forwardFlops({ cell: 'lstm', B, T, X: embedding, H: hidden, layers })
   const statesWidth = layers * 2 * hidden
-  return lstm + 2 * B * (statesWidth * joint + image * joint + joint * answers)
+  return lstm + 2 * B * (statesWidth * joint + image * joint + denseLayers * joint * joint + joint * answers)
 }
 
 /** @param {Parameters<typeof forwardFlops>[0] & { mode: string, model?: string }} c FLOPs of one timed call */

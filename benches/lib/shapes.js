@@ -16,10 +16,11 @@ const SHAPES = {
 }
 
 /**
- * The VQA model's training batch (SPEC §4, "deeper LSTM Q + norm I"): VQA v1-like
- * vocabulary, questions padded to T = 14 tokens, 4096 image features, top 1000 answers.
+ * The VQA model's training batch (SPEC §4, "deeper LSTM Q + norm I", the paper's sizes):
+ * VQA v1-like vocabulary, questions padded to T = 14 tokens, 4096 image features,
+ * 2 dense layers after the fusion, top 1000 answers.
  */
-const VQA_SIZES = { B: 64, T: 14, vocab: 10000, embedding: 300, hidden: 512, layers: 2, image: 4096, joint: 1024, answers: 1000 }
+const VQA_SIZES = { B: 64, T: 14, vocab: 10000, embedding: 300, hidden: 512, layers: 2, image: 4096, joint: 1024, denseLayers: 2, answers: 1000 }
 
 /** Calls per repetition of the streaming case, and steps of the memory-flatness runs. */
 const STREAM_STEPS = 1000
