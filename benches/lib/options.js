@@ -7,17 +7,17 @@ const QUICK = { shapes: ['S1'], impls: ['odyssey-native', 'pytorch'] }
 
 const USAGE = `npm run bench -- [options]
 
-  --suite LIST    suites to run (default all): ${SUITE_IDS.join(', ')}
-  --impl LIST     implementations (default all): ${IMPLEMENTATION_IDS.join(', ')}
-  --shape LIST    training shapes (default all): ${SHAPE_ORDER.join(', ')} (the streaming case always runs)
-  --quick         S1 and streaming, odyssey-native and pytorch only (unless --shape / --impl),
-                  shorter warm-up and time budget (still >= 5 repetitions)
-  --full          also time the slow JavaScript implementations at the large shapes
-  --reps N        at least N timed repetitions per case (never fewer than 5)
-  --json FILE     write every record (suite, implementation, shape) as JSON
-  --markdown FILE replace the results section of FILE (BENCHMARKS.md) with this run
+  --suite LIST      suites to run (default all): ${SUITE_IDS.join(', ')}
+  --impl LIST       implementations (default all): ${IMPLEMENTATION_IDS.join(', ')}
+  --shape LIST      training shapes (default all): ${SHAPE_ORDER.join(', ')} (the streaming case always runs)
+  --quick           S1 and streaming, odyssey-native and pytorch only (unless --shape / --impl),
+                    shorter warm-up and time budget (still >= 5 repetitions)
+  --full            also time the slow JavaScript implementations at the large shapes
+  --reps N          at least N timed repetitions per case (never fewer than 5)
+  --json FILE       write every record (suite, implementation, shape) as JSON
+  --markdown FILE   replace the results section of FILE (BENCHMARKS.md) with this run
   --from-json FILE  measure nothing: print (and with --markdown write) the results of an earlier --json run
-  --list          print the planned cases and exit
+  --list            print the planned cases and exit
   --help`
 
 function splitList(value, allowed, flag) {
