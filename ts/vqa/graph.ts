@@ -7,6 +7,8 @@
  * - `product` (Antol et al. 2015, "deeper LSTM Q + norm I"): question → Dense tanh;
  *   l2Normalize(image) → Dense tanh; elementwise product → Dropout → n × [Dense tanh,
  *   Dropout] → Dense K.
+ * Either shape can normalise the image or not (`normalizeImage`); normalising removes the
+ * vector's magnitude, which is where summed features keep how many things an image holds.
  *
  * Node names are stable: they are the prefixes of the weight keys in checkpoints.
  */
@@ -51,6 +53,8 @@ export interface VqaArchitecture {
     /** `'last'`: the top layer's last y; `'states'`: every layer's last c and y (VQA paper). */
     questionVector: 'last' | 'states'
   }
+  /** Scale each image vector to unit L2 norm first (the paper's "norm I"; the Keras tutorial does not). */
+  normalizeImage: boolean
   /** Width of every dense layer of the fusion (1024 in both published shapes). */
   hiddenSize: number
   /** Dense tanh layers between the fusion and the answer layer (concat: 3, product: 2 in the paper). */
@@ -73,6 +77,7 @@ export interface VqaArchitectureOptions {
   /** Default 300 (ignored: the pretrained vectors' width, when there are any). */
   embeddingDim?: number
   lstm?: Partial<VqaArchitecture['lstm']>
+  normalizeImage?: boolean
   hiddenSize?: number
   denseLayers?: number
   dropout?: number
@@ -92,6 +97,7 @@ const ARCHITECTURE_KEYS = [
   'wordVectors',
   'embeddingDim',
   'lstm',
+  'normalizeImage',
   'hiddenSize',
   'denseLayers',
   'dropout',
@@ -144,6 +150,7 @@ export function resolveArchitecture(options: VqaArchitectureOptions): VqaArchite
         'states',
       ] as const),
     },
+    normalizeImage: checkBoolean('normalizeImage', fields.normalizeImage ?? paper),
     hiddenSize: checkSize('hiddenSize', fields.hiddenSize ?? 1024),
     denseLayers,
     dropout,
@@ -209,12 +216,12 @@ function dropout(builder: GraphBuilder, architecture: VqaArchitecture, name: str
   return architecture.dropout === 0 ? input : builder.add({ name, inputs: [input], type: 'dropout', rate: architecture.dropout })
 }
 
-/** `[n, D]` features; the product shape normalises them and maps them to the hidden width. */
+/** `[n, D]` features, normalised if asked; the product shape maps them to the hidden width. */
 function imageBranch(builder: GraphBuilder, architecture: VqaArchitecture): string {
   const image = builder.input({ kind: 'vector', name: VQA_NAMES.image, features: architecture.imageDim })
-  if (architecture.fusion === 'concat') return image
-  const normalized = builder.add({ name: 'imageNorm', inputs: [image], type: 'l2Normalize' })
-  return builder.add({ name: 'imageDense', inputs: [normalized], type: 'dense', units: architecture.hiddenSize, activation: 'tanh' })
+  const vector = architecture.normalizeImage ? builder.add({ name: 'imageNorm', inputs: [image], type: 'l2Normalize' }) : image
+  if (architecture.fusion === 'concat') return vector
+  return builder.add({ name: 'imageDense', inputs: [vector], type: 'dense', units: architecture.hiddenSize, activation: 'tanh' })
 }
 
 /** Tokens → word vectors → LSTM stack → question vector (mapped to the hidden width for the product shape). */

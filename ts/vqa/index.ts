@@ -56,6 +56,7 @@ export {
 export {
   GRID_SIZE,
   POSITION_NAMES,
+  SCENE_ENCODINGS,
   SCENE_ENCODING_SIZE,
   SYNTHETIC_ANSWERS,
   SYNTHETIC_COLORS,
@@ -64,8 +65,10 @@ export {
   SceneProjection,
   encodeScene,
   generateSyntheticVqa,
+  sceneEncodingSize,
   surfaceForms,
   writeSyntheticVqa,
+  type SceneEncoding,
   type SyntheticObject,
   type SyntheticQuestionType,
   type SyntheticScene,
@@ -99,6 +102,18 @@ export {
   type VqaHistory,
   type VqaModelOptions,
 } from './model'
+export {
+  buildVocabularies,
+  createVqaModel,
+  openAnnotatedSplit,
+  runVqaExperiment,
+  type AnnotatedSplit,
+  type TrainVqaOptions,
+  type VocabularyOptions,
+  type VqaExperimentOptions,
+  type VqaModelSettings,
+  type VqaRun,
+} from './pipeline'
 export { SeededRandom } from './random'
 export { tokenizeQuestion } from './tokenize'
 export { readWordVectors, type ReadWordVectorsOptions, type WordVectors } from './word-vectors'

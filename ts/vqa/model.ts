@@ -81,7 +81,8 @@ export interface VqaFitOptions {
   /** Default 64. */
   batchSize?: number
   validation?: VqaData
-  callbacks?: { onBatchEnd?: (log: VqaBatchLog) => void; onEpochEnd?: (log: VqaEpochLog) => void }
+  /** `onEpochEnd` may return a promise (to save a checkpoint, say); the next epoch waits for it. */
+  callbacks?: { onBatchEnd?: (log: VqaBatchLog) => void; onEpochEnd?: (log: VqaEpochLog) => void | Promise<void> }
   signal?: AbortSignal
   /** Seed of the per-epoch question order. Default: the model's seed. */
   seed?: number
@@ -198,7 +199,7 @@ export class VqaModel {
       const log = await epoch.run(index, order.shuffled(trainable), history)
       if (options.validation !== undefined) log.validation = await this.evaluate(options.validation, { batchSize })
       history.epochs.push(log)
-      options.callbacks?.onEpochEnd?.(log)
+      await options.callbacks?.onEpochEnd?.(log)
     }
     return history
   }

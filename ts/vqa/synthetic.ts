@@ -3,9 +3,14 @@
  * that cannot be solved from the question alone.
  *
  * Each image is a scene of 2–4 coloured shapes on a 3×3 grid. Its "CNN
- * features" are a fixed random projection of the scene's one-hot encoding
- * (per cell: colour and shape), passed through a ReLU after Gaussian noise:
- * a dense, non-negative vector like VGG-16's penultimate layer. Questions
+ * features" are a fixed random projection of the scene's one-hot encoding,
+ * passed through a ReLU after Gaussian noise: a dense, non-negative vector
+ * like VGG-16's penultimate layer. The encoding gives each cell either one
+ * slot per colour and one per shape (`attributes`, the default), or one slot
+ * per coloured shape (`objects`, like a CNN's object detectors). With
+ * attributes, "what color is the circle?" asks a network to bind a colour
+ * and a shape that sit in one cell but in separate slots; the objects
+ * encoding already binds them. Questions
  * come in six types — colour, shape, position, count, existence, and one
  * relation ("what color is the object left of the square?") — and within a
  * type every answer is drawn about equally often, so a question-only model
@@ -30,6 +35,10 @@ export const POSITION_NAMES: readonly (readonly string[])[] = [
   ['left', 'center', 'right'],
   ['bottom left', 'bottom', 'bottom right'],
 ]
+
+/** How a scene becomes the vector that is projected into features (see the file comment). */
+export type SceneEncoding = 'attributes' | 'objects'
+export const SCENE_ENCODINGS: readonly SceneEncoding[] = ['attributes', 'objects']
 
 export type SyntheticQuestionType = 'color' | 'shape' | 'position' | 'count' | 'exist' | 'relation'
 export const SYNTHETIC_QUESTION_TYPES: readonly SyntheticQuestionType[] = [
@@ -87,6 +96,8 @@ export interface SyntheticVqaOptions {
   maxWrongAnswers?: number
   /** Id of the first image (default 1); ids are consecutive, question ids are imageId·1000 + k as in VQA v2. */
   firstImageId?: number
+  /** What the features encode per cell (default `'attributes'`). Keep it equal across splits. */
+  sceneEncoding?: SceneEncoding
 }
 
 export interface SyntheticVqa {
@@ -110,7 +121,7 @@ type ResolvedOptions = Required<SyntheticVqaOptions>
 export function generateSyntheticVqa(options: SyntheticVqaOptions = {}): SyntheticVqa {
   const config = resolveOptions(options)
   const random = new SeededRandom(config.seed)
-  const projection = new SceneProjection(config.featureDim, config.projectionSeed)
+  const projection = new SceneProjection(config.featureDim, config.projectionSeed, config.sceneEncoding)
   const balance = new AnswerBalance()
   const scenes = new Map<number, SyntheticScene>()
   const questions: VqaQuestion[] = []
@@ -153,8 +164,15 @@ function resolveOptions(options: SyntheticVqaOptions): ResolvedOptions {
     noise: options.noise ?? 0.1,
     maxWrongAnswers: options.maxWrongAnswers ?? 2,
     firstImageId: options.firstImageId ?? 1,
+    sceneEncoding: options.sceneEncoding ?? 'attributes',
   }
-  const limits: [keyof ResolvedOptions, number, number][] = [
+  if (!SCENE_ENCODINGS.includes(config.sceneEncoding)) {
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      `synthetic VQA: sceneEncoding must be one of ${SCENE_ENCODINGS.join(', ')}, got ${JSON.stringify(config.sceneEncoding)}`,
+    )
+  }
+  const limits: [Exclude<keyof ResolvedOptions, 'sceneEncoding'>, number, number][] = [
     ['seed', 0, 2 ** 32 - 1],
     ['projectionSeed', 0, 2 ** 32 - 1],
     ['images', 1, 1e7],
@@ -335,42 +353,62 @@ export function surfaceForms(answer: string): string[] {
   return forms
 }
 
-/** Length of a scene's one-hot encoding: per cell, one colour slot and one shape slot set. */
-export const SCENE_ENCODING_SIZE = GRID_SIZE * GRID_SIZE * (SYNTHETIC_COLORS.length + SYNTHETIC_SHAPES.length)
-
-/** One-hot encoding of a scene: `[SCENE_ENCODING_SIZE]`, cells row-major, each `[colours…, shapes…]`. */
-export function encodeScene(scene: SyntheticScene): Float32Array {
-  const encoding = new Float32Array(SCENE_ENCODING_SIZE)
-  const cellSize = SYNTHETIC_COLORS.length + SYNTHETIC_SHAPES.length
-  for (const { color, shape, row, column } of scene) {
-    const cell = (row * GRID_SIZE + column) * cellSize
-    encoding[cell + SYNTHETIC_COLORS.indexOf(color)] = 1
-    encoding[cell + SYNTHETIC_COLORS.length + SYNTHETIC_SHAPES.indexOf(shape)] = 1
-  }
-  return encoding
+/** Slots per cell of each encoding: a colour and a shape slot, or one per coloured shape. */
+const CELL_SLOTS: Readonly<Record<SceneEncoding, number>> = {
+  attributes: SYNTHETIC_COLORS.length + SYNTHETIC_SHAPES.length,
+  objects: SYNTHETIC_COLORS.length * SYNTHETIC_SHAPES.length,
 }
 
-/** The fixed map scene → features: relu(W · encodeScene(scene) + noise), W `[D, SCENE_ENCODING_SIZE]` ~ N(0, 1). */
+/** Length of a scene's encoding. */
+export function sceneEncodingSize(encoding: SceneEncoding = 'attributes'): number {
+  return GRID_SIZE * GRID_SIZE * CELL_SLOTS[encoding]
+}
+
+/** Length of a scene's `attributes` encoding: per cell, one colour slot and one shape slot set. */
+export const SCENE_ENCODING_SIZE = sceneEncodingSize('attributes')
+
+/** The slots an object sets in its cell: `[colours…, shapes…]`, or the one of its colour·shape pair. */
+function objectSlots(encoding: SceneEncoding, { color, shape }: SyntheticObject): number[] {
+  const colorIndex = SYNTHETIC_COLORS.indexOf(color)
+  const shapeIndex = SYNTHETIC_SHAPES.indexOf(shape)
+  if (encoding === 'objects') return [colorIndex * SYNTHETIC_SHAPES.length + shapeIndex]
+  return [colorIndex, SYNTHETIC_COLORS.length + shapeIndex]
+}
+
+/** One-hot encoding of a scene: `[sceneEncodingSize(encoding)]`, cells row-major. */
+export function encodeScene(scene: SyntheticScene, encoding: SceneEncoding = 'attributes'): Float32Array {
+  const vector = new Float32Array(sceneEncodingSize(encoding))
+  for (const object of scene) {
+    const cell = (object.row * GRID_SIZE + object.column) * CELL_SLOTS[encoding]
+    for (const slot of objectSlots(encoding, object)) vector[cell + slot] = 1
+  }
+  return vector
+}
+
+/** The fixed map scene → features: relu(W · encodeScene(scene) + noise), W `[D, sceneEncodingSize]` ~ N(0, 1). */
 export class SceneProjection {
-  /** `[D, SCENE_ENCODING_SIZE]` */
+  /** `[D, sceneEncodingSize(encoding)]` */
   readonly weights: Float32Array
+  private readonly size: number
 
   constructor(
     readonly dim: number,
     seed: number,
+    readonly encoding: SceneEncoding = 'attributes',
   ) {
     const random = new SeededRandom(seed)
-    this.weights = Float32Array.from({ length: dim * SCENE_ENCODING_SIZE }, () => random.normal())
+    this.size = sceneEncodingSize(encoding)
+    this.weights = Float32Array.from({ length: dim * this.size }, () => random.normal())
   }
 
   /** Features of `scene`: `[D]`, non-negative. */
   project(scene: SyntheticScene, noise: number, random: SeededRandom): Float32Array {
-    const encoding = encodeScene(scene)
+    const encoding = encodeScene(scene, this.encoding)
     // The encoding is one-hot per cell, so W · e is a sum of a few columns.
     const active = [...encoding.keys()].filter((j) => encoding[j] === 1)
     const features = new Float32Array(this.dim)
     for (let d = 0; d < this.dim; d++) {
-      const row = d * SCENE_ENCODING_SIZE
+      const row = d * this.size
       const projected = active.reduce((sum, j) => sum + (this.weights[row + j] as number), 0)
       features[d] = Math.max(0, projected + noise * random.normal())
     }

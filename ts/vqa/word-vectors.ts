@@ -2,7 +2,9 @@
  * Pretrained word vectors (SPEC §4: "pretrained 300-d vectors such as GloVe")
  * from the plain-text format GloVe ships and word2vec writes with
  * `binary=False`: one word per line followed by its numbers, separated by
- * spaces; word2vec adds a first line `<count> <dim>`. The file is streamed
+ * spaces; word2vec adds a first line `<count> <dim>`, which gives the
+ * width (without it, the first vector line does, so its word must not
+ * contain a space). The file is streamed
  * line by line and only the vectors of the words asked for are kept, so the
  * 5 GB Common Crawl file costs the memory of one vocabulary.
  */
@@ -78,10 +80,13 @@ class VectorLineReader {
   read(line: string): void {
     this.lineNumber += 1
     if (line.trim() === '') return
-    if (this.lineNumber === 1 && WORD2VEC_HEADER.test(line)) return
+    if (this.lineNumber === 1 && WORD2VEC_HEADER.test(line)) {
+      this.dim = Number(line.trim().split(/\s+/)[1])
+      return
+    }
     const fields = line.trimEnd().split(' ')
     this.dim ??= this.firstLineWidth(fields)
-    if (fields.length < this.dim + 1) this.fail(`has ${fields.length - 1} values, expected ${this.dim} (as line 1)`)
+    if (fields.length < this.dim + 1) this.fail(`has ${fields.length - 1} values, expected ${this.dim}`)
     this.linesRead += 1
     const word = fields.slice(0, fields.length - this.dim).join(' ')
     if (!this.wanted.has(word) || this.vectors.has(word)) return
@@ -93,7 +98,7 @@ class VectorLineReader {
     return { dim: this.dim, vectors: this.vectors, linesRead: this.linesRead }
   }
 
-  /** The first vector line decides the width: everything after its word. */
+  /** Without a word2vec header the first vector line decides the width: everything after its word. */
   private firstLineWidth(fields: string[]): number {
     if (fields.length < 2) this.fail('expected "word v1 v2 ...", got a single field')
     return fields.length - 1

@@ -1,0 +1,153 @@
+/**
+ * The VQA workflow end to end, as the CLI and the demo run it: open the
+ * training (and validation) files, build the vocabularies from the training
+ * split, create a `VqaModel`, train it; and the experiment of the demo — the
+ * fused model beside a question-only and an image-only model of the same
+ * shape on the synthetic set.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { OdysseyRangeError } from '../errors'
+import { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
+import type { VqaAnnotation } from './files'
+import type { VqaModality } from './graph'
+import type { VqaEvaluation } from './metric'
+import { VqaModel, type VqaData, type VqaFitOptions, type VqaHistory, type VqaModelOptions } from './model'
+import { writeSyntheticVqa, type SyntheticVqaOptions } from './synthetic'
+import { AnswerVocab, QuestionVocab } from './vocab'
+import { readWordVectors } from './word-vectors'
+
+/** A split with annotations (train, val): what `VqaModel.fit` and `evaluate` take. */
+export type AnnotatedSplit = VqaSplit & { annotations: VqaAnnotation[] }
+
+/** Opens a split with its annotations file (see `openVqaSplit` for the checks and errors). */
+export async function openAnnotatedSplit(files: VqaSplitFiles & { annotationsFile: string }, expectedDim?: number): Promise<AnnotatedSplit> {
+  return (await openVqaSplit(files, expectedDim === undefined ? {} : { expectedDim })) as AnnotatedSplit
+}
+
+export interface VocabularyOptions {
+  /** Answer classes K (default 1000). */
+  topK?: number
+  /** Occurrences a word needs for its own index (default 1). */
+  minCount?: number
+}
+
+/** The question and answer vocabularies of a training split. */
+export function buildVocabularies(train: VqaData, options: VocabularyOptions = {}): { questionVocab: QuestionVocab; answerVocab: AnswerVocab } {
+  return {
+    questionVocab: QuestionVocab.build(
+      train.questions.map(({ question }) => question),
+      options.minCount === undefined ? {} : { minCount: options.minCount },
+    ),
+    answerVocab: AnswerVocab.build(train.annotations, { topK: options.topK ?? 1000 }),
+  }
+}
+
+/** Model options apart from what the data decides (image width, vocabularies, pretrained vectors). */
+export type VqaModelSettings = Omit<VqaModelOptions, 'imageDim' | 'questionVocab' | 'answerVocab' | 'embedding'> & {
+  embedding?: { dim?: number; frozen?: boolean }
+}
+
+export interface TrainVqaOptions extends VocabularyOptions {
+  model: VqaModelSettings
+  /** A GloVe / word2vec text file: the question words' vectors are read from it. */
+  wordVectorsFile?: string
+}
+
+/** A model created for `train`: vocabularies from its questions, D from its features, vectors from the file. */
+export async function createVqaModel(train: VqaData, options: TrainVqaOptions): Promise<VqaModel> {
+  const vocabularies = buildVocabularies(train, options)
+  const embedding = { ...options.model.embedding }
+  const pretrained =
+    options.wordVectorsFile === undefined ? undefined : await readWordVectors(options.wordVectorsFile, vocabularies.questionVocab.words)
+  return VqaModel.create({
+    ...options.model,
+    ...vocabularies,
+    imageDim: train.features.dim,
+    embedding: pretrained === undefined ? embedding : { ...embedding, pretrained },
+  })
+}
+
+/** What one model of an experiment scored. */
+export interface VqaRun {
+  modality: VqaModality
+  evaluation: VqaEvaluation
+  history: VqaHistory
+  /** Training time (validation excluded) and throughput over all epochs. */
+  seconds: number
+  questionsPerSecond: number
+}
+
+export interface VqaExperimentOptions {
+  /** The synthetic set of the training split (default seed 1); validation uses `seed + 1`. */
+  synthetic?: SyntheticVqaOptions
+  /** Images of the validation split (default 500). */
+  validationImages?: number
+  /** Answer classes (default 100: every synthetic answer). */
+  topK?: number
+  model: VqaModelSettings
+  fit: Omit<VqaFitOptions, 'validation'>
+  /** Epochs of the single-modality baselines (default: `fit.epochs`). */
+  baselineEpochs?: number
+  /** Which models to train, in order (default all three: both, question, image). */
+  modalities?: readonly VqaModality[]
+  /** Called before each model trains. */
+  onModelStart?: (modality: VqaModality) => void
+}
+
+/**
+ * Writes the synthetic training and validation files into a temporary directory, reads them
+ * back through the real loaders, and trains and scores one model per modality (validation
+ * scored once, after training). The directory is removed at the end.
+ */
+export async function runVqaExperiment(options: VqaExperimentOptions): Promise<VqaRun[]> {
+  const directory = await mkdtemp(join(tmpdir(), 'odyssey-vqa-'))
+  try {
+    const { train, validation } = await writeSyntheticSplits(directory, options)
+    try {
+      const runs: VqaRun[] = []
+      for (const modality of options.modalities ?? (['both', 'question', 'image'] as const)) {
+        options.onModelStart?.(modality)
+        runs.push(await trainAndScore(train, validation, modality, options))
+      }
+      return runs
+    } finally {
+      await Promise.all([train.features.close(), validation.features.close()])
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true })
+  }
+}
+
+async function writeSyntheticSplits(directory: string, options: VqaExperimentOptions) {
+  const synthetic = options.synthetic ?? {}
+  const seed = synthetic.seed ?? 1
+  const images = synthetic.images ?? 200
+  const trainFiles = await writeSyntheticVqa(directory, { ...synthetic, seed, split: 'train' })
+  const validationFiles = await writeSyntheticVqa(directory, {
+    ...synthetic,
+    seed: seed + 1,
+    images: options.validationImages ?? 500,
+    // Validation images get ids of their own, after the training ones.
+    firstImageId: (synthetic.firstImageId ?? 1) + images,
+    split: 'val',
+  })
+  return { train: await openAnnotatedSplit(trainFiles), validation: await openAnnotatedSplit(validationFiles) }
+}
+
+async function trainAndScore(train: AnnotatedSplit, validation: AnnotatedSplit, modality: VqaModality, options: VqaExperimentOptions): Promise<VqaRun> {
+  const epochs = modality === 'both' ? options.fit.epochs : (options.baselineEpochs ?? options.fit.epochs)
+  if (!(epochs >= 1)) throw new OdysseyRangeError('ODYSSEY_INVALID', `epochs: expected >= 1, got ${epochs}`)
+  const model = await createVqaModel(train, { topK: options.topK ?? 100, model: { ...options.model, modality } })
+  try {
+    const history = await model.fit(train, { ...options.fit, epochs })
+    const evaluation = await model.evaluate(validation)
+    const seconds = history.epochs.reduce((sum, epoch) => sum + epoch.seconds, 0)
+    const questions = history.epochs.reduce((sum, epoch) => sum + epoch.seconds * epoch.questionsPerSecond, 0)
+    return { modality, evaluation, history, seconds, questionsPerSecond: questions / seconds }
+  } finally {
+    model.dispose()
+  }
+}
