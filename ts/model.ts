@@ -20,12 +20,13 @@
  * with `ODYSSEY_STATE`, as does any call after `dispose()`.
  */
 import type { InputArgs, NativeModel } from '../native/binding'
-import { fromNativeError, OdysseyAbortError, OdysseyRangeError } from './errors'
+import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from './errors'
 import { loadNative } from './native'
 import type { Dtype, Tensor } from './types'
-import { checkObject, checkOptionKeys, checkSize, checkWeights } from './validate'
+import { checkObject, checkOptionKeys, checkSize, checkWeights, describe } from './validate'
 import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './model/data'
 import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './model/fit'
+import { checkStateDictArgs } from './model/interop'
 import { sequentialGraph, type Layer } from './model/layers'
 import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, type Loss } from './model/spec'
 import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './model/training'
@@ -93,6 +94,18 @@ async function awaitNative<T>(call: () => Promise<T>): Promise<T> {
   } catch (error) {
     throw fromNativeError(error)
   }
+}
+
+/** `metadata` as JSON, or a typed error naming it (BigInts, cycles and functions have no JSON form). */
+function metadataJson(metadata: unknown): string {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(metadata)
+  } catch (error) {
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `metadata: cannot be stored as JSON (${(error as Error).message})`, { cause: error })
+  }
+  if (json === undefined) throw new OdysseyTypeError('ODYSSEY_TYPE', `metadata: expected a JSON value, got ${describe(metadata)}`)
+  return json
 }
 
 function checkBatchSize(options: unknown, label: string): number {
@@ -315,8 +328,31 @@ export class Model {
   async save(dir: string, metadata?: unknown): Promise<void> {
     this.checkUsable()
     if (typeof dir !== 'string' || dir === '') throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
-    const json = metadata === undefined ? undefined : JSON.stringify(metadata)
+    const json = metadata === undefined ? undefined : metadataJson(metadata)
     await awaitNative(() => this.native.save(dir, json))
+  }
+
+  /**
+   * Loads a PyTorch `nn.LSTM` / `nn.RNN` state dict — `safetensors.torch.save_file(module.state_dict(), path)` —
+   * into the `lstm` or `rnn` node `node`, on a worker thread. The file must hold exactly the node's
+   * tensors (PyTorch names, shapes, `F32` for a float32 model, `F64` for float64); a plain `nn.LSTM`
+   * has no peepholes, so build that node with `peepholes: false`. Nothing changes unless all fits.
+   * @throws OdysseyError `ODYSSEY_CHECKPOINT` naming the file, the tensor and both shapes; `ODYSSEY_IO`.
+   */
+  async importStateDict(node: string, path: string): Promise<void> {
+    this.checkUsable()
+    const args = checkStateDictArgs(this.graph, node, path, 'importStateDict')
+    await awaitNative(() => this.native.importStateDict(args.node, args.path))
+  }
+
+  /**
+   * Writes the `lstm` or `rnn` node `node` as a PyTorch state dict (safetensors, atomically) that
+   * `module.load_state_dict(safetensors.torch.load_file(path))` reads; see `importStateDict`.
+   */
+  async exportStateDict(node: string, path: string): Promise<void> {
+    this.checkUsable()
+    const args = checkStateDictArgs(this.graph, node, path, 'exportStateDict')
+    await awaitNative(() => this.native.exportStateDict(args.node, args.path))
   }
 
   /** Frees the native model; every later call throws `ODYSSEY_STATE`. Throws while an operation is running. */

@@ -12,6 +12,7 @@ compile_error!("odyssey-node must be built with panic = \"unwind\"");
 mod convert;
 mod data;
 mod error;
+mod interop;
 mod layer;
 mod model;
 mod tasks;

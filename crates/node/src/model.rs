@@ -256,7 +256,7 @@ impl NativeModel {
         })
     }
 
-    fn lease(&self, operation: &'static str) -> Result<Lease, BindingError> {
+    pub(crate) fn lease(&self, operation: &'static str) -> Result<Lease, BindingError> {
         Lease::take(&self.shared, operation)
     }
 

@@ -189,7 +189,7 @@ impl FitObserver for ProgressSender<'_> {
 }
 
 /// Runs `body` on the leased session inside `guard`, on the worker.
-fn on_worker<T>(
+pub(crate) fn on_worker<T>(
     lease: &Option<Lease>,
     body: impl FnOnce(&mut AnySession) -> Result<T, BindingError>,
 ) -> napi::Result<T, ErrorCode> {
@@ -202,7 +202,7 @@ fn on_worker<T>(
 }
 
 /// The promise's value, or a rejection with the error's `code` (on the JS thread).
-fn settle<T, J>(
+pub(crate) fn settle<T, J>(
     env: &Env,
     output: napi::Result<T, ErrorCode>,
     into_js: impl FnOnce(T) -> J,
