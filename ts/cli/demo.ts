@@ -4,12 +4,13 @@
  * this thread draws their progress; the LSTM's loss falls far below the
  * constant-prediction baseline (≈ 0.167), the simple RNN's stays near it.
  *
- * `runAddingDemo` is the reusable part; other demos can be chained after it in `main`.
+ * `runAddingDemo` is the reusable part; `main` chains the VQA demo (`vqa-demo.ts`) after it.
  */
 import { ADDING_BASELINE_MSE, addingProblem } from '../data'
 import { dense, lstm, simpleRnn, type Layer } from '../model/layers'
 import { sequential } from '../model'
 import type { BatchLog, EpochLog } from '../model/fit'
+import { runVqaDemo } from './vqa-demo'
 
 export interface AddingDemoOptions {
   /** Sequence length. Default 50. */
@@ -126,6 +127,8 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
 
 export async function main(): Promise<void> {
   await runAddingDemo()
+  process.stdout.write('\n')
+  await runVqaDemo()
 }
 
 if (require.main === module) {

@@ -57,6 +57,8 @@ export interface VqaArchitecture {
   normalizeImage: boolean
   /** Width of every dense layer of the fusion (1024 in both published shapes). */
   hiddenSize: number
+  /** Activation of every hidden dense layer (tanh in both published shapes). */
+  activation: 'tanh' | 'relu'
   /** Dense tanh layers between the fusion and the answer layer (concat: 3, product: 2 in the paper). */
   denseLayers: number
   /** Dropout rate after the fusion and every hidden dense layer (0.5 in both published shapes). */
@@ -79,6 +81,7 @@ export interface VqaArchitectureOptions {
   lstm?: Partial<VqaArchitecture['lstm']>
   normalizeImage?: boolean
   hiddenSize?: number
+  activation?: 'tanh' | 'relu'
   denseLayers?: number
   dropout?: number
   maxQuestionLength?: number
@@ -99,6 +102,7 @@ const ARCHITECTURE_KEYS = [
   'lstm',
   'normalizeImage',
   'hiddenSize',
+  'activation',
   'denseLayers',
   'dropout',
   'maxQuestionLength',
@@ -152,6 +156,7 @@ export function resolveArchitecture(options: VqaArchitectureOptions): VqaArchite
     },
     normalizeImage: checkBoolean('normalizeImage', fields.normalizeImage ?? paper),
     hiddenSize: checkSize('hiddenSize', fields.hiddenSize ?? 1024),
+    activation: checkOneOf('activation', fields.activation ?? 'tanh', ['tanh', 'relu'] as const),
     denseLayers,
     dropout,
     maxQuestionLength: checkSize('maxQuestionLength', fields.maxQuestionLength ?? 26),
@@ -183,7 +188,7 @@ export function vqaGraph(architecture: VqaArchitecture): GraphSpec {
   const fused = fuse(builder, architecture, [image, question].filter((branch): branch is string => branch !== undefined))
   let top = fused
   for (let layer = 1; layer <= architecture.denseLayers; layer++) {
-    top = builder.add({ name: `hidden${layer}`, inputs: [top], type: 'dense', units: architecture.hiddenSize, activation: 'tanh' })
+    top = builder.add({ name: `hidden${layer}`, inputs: [top], type: 'dense', units: architecture.hiddenSize, activation: architecture.activation })
     top = dropout(builder, architecture, `hidden${layer}Dropout`, top)
   }
   builder.add({ name: VQA_NAMES.answer, inputs: [top], type: 'dense', units: architecture.answers })
@@ -221,7 +226,7 @@ function imageBranch(builder: GraphBuilder, architecture: VqaArchitecture): stri
   const image = builder.input({ kind: 'vector', name: VQA_NAMES.image, features: architecture.imageDim })
   const vector = architecture.normalizeImage ? builder.add({ name: 'imageNorm', inputs: [image], type: 'l2Normalize' }) : image
   if (architecture.fusion === 'concat') return vector
-  return builder.add({ name: 'imageDense', inputs: [vector], type: 'dense', units: architecture.hiddenSize, activation: 'tanh' })
+  return builder.add({ name: 'imageDense', inputs: [vector], type: 'dense', units: architecture.hiddenSize, activation: architecture.activation })
 }
 
 /** Tokens → word vectors → LSTM stack → question vector (mapped to the hidden width for the product shape). */
@@ -240,7 +245,7 @@ function questionBranch(builder: GraphBuilder, architecture: VqaArchitecture): s
     output: lstm.questionVector,
   })
   if (architecture.fusion === 'concat') return encoded
-  return builder.add({ name: 'questionDense', inputs: [encoded], type: 'dense', units: architecture.hiddenSize, activation: 'tanh' })
+  return builder.add({ name: 'questionDense', inputs: [encoded], type: 'dense', units: architecture.hiddenSize, activation: architecture.activation })
 }
 
 /**
