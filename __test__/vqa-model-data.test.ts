@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 import { isOdysseyError } from '../ts/errors'
 import {
+  MemoryFeatures,
   QuestionVocab,
   SYNTHETIC_COLORS,
   SYNTHETIC_SHAPES,
@@ -105,6 +106,13 @@ describe('question indices and chunk inputs', () => {
     // Row 0 is "is it red ?" padded: only "is" has a vector; padding is not flagged.
     expect(Array.from(flags.subarray(0, 6))).toEqual([0, 1, 1, 1, 0, 0])
     expect(flags[6 + 5]).toBe(1)
+  })
+
+  it('looks features up by image id in memory, and names an id it lacks', async () => {
+    const memory = new MemoryFeatures({ imageIds: [5, 3], features: Float32Array.from([1, 2, 3, 4]), dim: 2 })
+    expect(await memory.gather([3, 5, 3])).toEqual(Float32Array.from([3, 4, 1, 2, 3, 4]))
+    await expect(memory.gather([4])).rejects.toThrow(/no features for image_id 4/)
+    expect(() => new MemoryFeatures({ imageIds: [1], features: new Float32Array(3), dim: 2 })).toThrow(/expected \[1, 2\]/)
   })
 
   it('leaves out the input a single-modality model does not read', async () => {

@@ -14,6 +14,7 @@ import { OdysseyAbortError } from '../ts/errors'
 import { describeGraph } from '../ts/model/spec'
 import {
   AnswerVocab,
+  MemoryFeatures,
   QuestionVocab,
   VQA_CONFIG_FILE,
   VqaModel,
@@ -21,8 +22,6 @@ import {
   generateSyntheticVqa,
   resolveArchitecture,
   vqaGraph,
-  type FeatureSource,
-  type SyntheticVqa,
   type VqaData,
   type VqaModelOptions,
   type WordVectors,
@@ -31,25 +30,9 @@ import {
 const work = mkdtempSync(join(tmpdir(), 'odyssey-vqa-model-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
-/** The features of a generated set, looked up by image id as a features file would be. */
-function memoryFeatures(data: SyntheticVqa): FeatureSource {
-  const rows = new Map(data.imageIds.map((imageId, row) => [imageId, row]))
-  return {
-    dim: data.dim,
-    gather: async (imageIds) => {
-      const out = new Float32Array(imageIds.length * data.dim)
-      Array.from(imageIds).forEach((imageId, k) => {
-        const row = rows.get(imageId)!
-        out.set(data.features.subarray(row * data.dim, (row + 1) * data.dim), k * data.dim)
-      })
-      return out
-    },
-  }
-}
-
 function split(options: Parameters<typeof generateSyntheticVqa>[0]): VqaData {
   const data = generateSyntheticVqa({ featureDim: 128, sceneEncoding: 'objects', ...options })
-  return { questions: data.questions, annotations: data.annotations, features: memoryFeatures(data) }
+  return { questions: data.questions, annotations: data.annotations, features: new MemoryFeatures(data) }
 }
 
 /** A small model of either shape for the tiny set. */

@@ -89,7 +89,7 @@ export {
   type VqaModality,
   type VqaWordVectors,
 } from './graph'
-export { indexQuestions, type IndexedQuestions, type FeatureSource } from './inputs'
+export { MemoryFeatures, indexQuestions, type IndexedQuestions, type FeatureSource } from './inputs'
 export {
   VQA_CONFIG_FILE,
   VqaModel,

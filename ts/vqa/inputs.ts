@@ -6,6 +6,8 @@
  */
 import { OdysseyRangeError } from '../errors'
 import type { InputTensor } from '../model/data'
+import { VqaLookupError } from './errors'
+import type { ImageFeaturesData } from './features'
 import type { VqaQuestion } from './files'
 import type { VqaArchitecture } from './graph'
 import { VQA_NAMES } from './graph'
@@ -17,6 +19,34 @@ export interface FeatureSource {
   readonly dim: number
   /** `[ids.length, D]` features of these image ids. */
   gather(imageIds: ArrayLike<number>): Promise<Float32Array>
+}
+
+/** Features held in memory (a generated synthetic set, say), looked up by image id like a features file. */
+export class MemoryFeatures implements FeatureSource {
+  readonly dim: number
+  private readonly rows: ReadonlyMap<number, number>
+  private readonly matrix: Float32Array
+
+  /** `data.features` `[N, D]` row i belongs to `data.imageIds[i]`. */
+  constructor(data: ImageFeaturesData) {
+    if (data.features.length !== data.imageIds.length * data.dim) {
+      throw new OdysseyRangeError('ODYSSEY_SHAPE', `MemoryFeatures: features has ${data.features.length} values, expected [${data.imageIds.length}, ${data.dim}]`)
+    }
+    this.dim = data.dim
+    this.matrix = data.features
+    this.rows = new Map(Array.from(data.imageIds, (imageId, row) => [imageId, row]))
+  }
+
+  /** Throws `VqaLookupError` for an id without features. */
+  async gather(imageIds: ArrayLike<number>): Promise<Float32Array> {
+    const out = new Float32Array(imageIds.length * this.dim)
+    Array.from(imageIds).forEach((imageId, k) => {
+      const row = this.rows.get(imageId)
+      if (row === undefined) throw new VqaLookupError(imageId, `no features for image_id ${imageId} in memory`)
+      out.set(this.matrix.subarray(row * this.dim, (row + 1) * this.dim), k * this.dim)
+    })
+    return out
+  }
 }
 
 /** A split's questions as word indices, cut to the model's maximum length. */

@@ -15,7 +15,8 @@ import type { VqaAnnotation } from './files'
 import type { VqaModality } from './graph'
 import type { VqaEvaluation } from './metric'
 import { VqaModel, type VqaData, type VqaFitOptions, type VqaHistory, type VqaModelOptions } from './model'
-import { writeSyntheticVqa, type SyntheticVqaOptions } from './synthetic'
+import { MemoryFeatures } from './inputs'
+import { generateSyntheticVqa, writeSyntheticVqa, type SyntheticVqaOptions } from './synthetic'
 import { AnswerVocab, QuestionVocab } from './vocab'
 import { readWordVectors } from './word-vectors'
 
@@ -83,6 +84,8 @@ export interface VqaRun {
 export interface VqaExperimentOptions {
   /** The synthetic set of the training split (default seed 1); validation uses `seed + 1`. */
   synthetic?: SyntheticVqaOptions
+  /** Write the splits to disk and read them back through the loaders (default), or keep them in memory. */
+  throughFiles?: boolean
   /** Images of the validation split (default 500). */
   validationImages?: number
   /** Answer classes (default 100: every synthetic answer). */
@@ -98,46 +101,64 @@ export interface VqaExperimentOptions {
 }
 
 /**
- * Writes the synthetic training and validation files into a temporary directory, reads them
- * back through the real loaders, and trains and scores one model per modality (validation
- * scored once, after training). The directory is removed at the end.
+ * Generates the synthetic training and validation splits — written into a temporary directory
+ * and read back through the real loaders unless `throughFiles` is false — and trains and scores
+ * one model per modality (validation scored once, after training).
  */
 export async function runVqaExperiment(options: VqaExperimentOptions): Promise<VqaRun[]> {
+  const trainOptions = { ...options.synthetic, seed: options.synthetic?.seed ?? 1 }
+  const validationOptions = {
+    ...trainOptions,
+    seed: trainOptions.seed + 1,
+    images: options.validationImages ?? 500,
+    // Validation images get ids of their own, after the training ones.
+    firstImageId: (trainOptions.firstImageId ?? 1) + (trainOptions.images ?? 200),
+  }
+  const splits = options.throughFiles === false ? inMemory : throughFiles
+  return splits(trainOptions, validationOptions, async (train, validation) => {
+    const runs: VqaRun[] = []
+    for (const modality of options.modalities ?? (['both', 'question', 'image'] as const)) {
+      options.onModelStart?.(modality)
+      runs.push(await trainAndScore(train, validation, modality, options))
+    }
+    return runs
+  })
+}
+
+type WithSplits = <T>(
+  train: SyntheticVqaOptions,
+  validation: SyntheticVqaOptions,
+  use: (train: VqaData, validation: VqaData) => Promise<T>,
+) => Promise<T>
+
+const inMemory: WithSplits = (train, validation, use) => {
+  const asData = (options: SyntheticVqaOptions): VqaData => {
+    const data = generateSyntheticVqa(options)
+    return { questions: data.questions, annotations: data.annotations, features: new MemoryFeatures(data) }
+  }
+  return use(asData(train), asData(validation))
+}
+
+const throughFiles: WithSplits = async (train, validation, use) => {
   const directory = await mkdtemp(join(tmpdir(), 'odyssey-vqa-'))
   try {
-    const { train, validation } = await writeSyntheticSplits(directory, options)
+    const trainSplit = await openAnnotatedSplit(await writeSyntheticVqa(directory, { ...train, split: 'train' }))
     try {
-      const runs: VqaRun[] = []
-      for (const modality of options.modalities ?? (['both', 'question', 'image'] as const)) {
-        options.onModelStart?.(modality)
-        runs.push(await trainAndScore(train, validation, modality, options))
+      const validationSplit = await openAnnotatedSplit(await writeSyntheticVqa(directory, { ...validation, split: 'val' }))
+      try {
+        return await use(trainSplit, validationSplit)
+      } finally {
+        await validationSplit.features.close()
       }
-      return runs
     } finally {
-      await Promise.all([train.features.close(), validation.features.close()])
+      await trainSplit.features.close()
     }
   } finally {
     await rm(directory, { recursive: true, force: true })
   }
 }
 
-async function writeSyntheticSplits(directory: string, options: VqaExperimentOptions) {
-  const synthetic = options.synthetic ?? {}
-  const seed = synthetic.seed ?? 1
-  const images = synthetic.images ?? 200
-  const trainFiles = await writeSyntheticVqa(directory, { ...synthetic, seed, split: 'train' })
-  const validationFiles = await writeSyntheticVqa(directory, {
-    ...synthetic,
-    seed: seed + 1,
-    images: options.validationImages ?? 500,
-    // Validation images get ids of their own, after the training ones.
-    firstImageId: (synthetic.firstImageId ?? 1) + images,
-    split: 'val',
-  })
-  return { train: await openAnnotatedSplit(trainFiles), validation: await openAnnotatedSplit(validationFiles) }
-}
-
-async function trainAndScore(train: AnnotatedSplit, validation: AnnotatedSplit, modality: VqaModality, options: VqaExperimentOptions): Promise<VqaRun> {
+async function trainAndScore(train: VqaData, validation: VqaData, modality: VqaModality, options: VqaExperimentOptions): Promise<VqaRun> {
   const epochs = modality === 'both' ? options.fit.epochs : (options.baselineEpochs ?? options.fit.epochs)
   if (!(epochs >= 1)) throw new OdysseyRangeError('ODYSSEY_INVALID', `epochs: expected >= 1, got ${epochs}`)
   const model = await createVqaModel(train, { topK: options.topK ?? 100, model: { ...options.model, modality } })
