@@ -10,7 +10,7 @@
  *
  * Exit codes: 0 success; 1 a failure the user can fix (a missing or malformed
  * file, an image without features, a dimension mismatch), reported as one
- * line without a stack; 2 bad arguments (with a hint to `--help`); 130 an
+ * line without a stack; 2 bad arguments (one line from the parser); 130 an
  * interrupted training; 70 an internal error (a bug: its stack is printed).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
@@ -127,14 +127,13 @@ function reportCommandOf(io: CommandIo): Command {
 export function buildProgram(io: CommandIo, signal: AbortSignal): Command {
   const program = new Command('odyssey')
     .description('odyssey-rnn: LSTMs and simple RNNs for Node.js')
-    .showHelpAfterError('(add --help for usage)')
     .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text) })
     .exitOverride()
   program.addCommand(vqaCommands(io, signal))
   program.addCommand(reportCommandOf(io))
   // Subcommands inherit neither exitOverride nor the output; set both everywhere.
   const configure = (command: Command) => {
-    command.exitOverride().configureOutput(program.configureOutput()).showHelpAfterError('(add --help for usage)')
+    command.exitOverride().configureOutput(program.configureOutput())
     command.commands.forEach(configure)
   }
   program.commands.forEach(configure)
