@@ -12,6 +12,8 @@ export type { ClipConfig, OptimizerConfig, ScheduleConfig, TrainingConfig } from
 export type { Dataset, Inputs, InputTensor, SequenceTensor, StepInputs, StepTensor, Targets, TokenTensor, VectorTensor } from './model/data'
 export type { BatchLog, EpochLog, FitCallbacks, FitOptions, History } from './model/fit'
 export { buildReport, gradNormSparkline, logGradientFlow, readRunLog, ReportDependencyError, ReportUsageError, reportCommand, RunLogError, RunLogger, runLogCallbacks, runLogPath, RunRecordError, writeReport, type ReportInput, type ReportOptions, type RunInfo, type RunLogRecord } from './report'
+/** Visual question answering (SPEC §4): data path, `VqaModel`, experiment pipeline. */
+export * as vqa from './vqa'
 export { ADDING_BASELINE_MSE, addingProblem, copyMemory, type AddingProblem, type AddingProblemOptions, type CopyMemory, type CopyMemoryOptions } from './data'
 export {
   OdysseyAbortError,
