@@ -36,16 +36,16 @@ pub(crate) mod avx2 {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        5e-1,
     ];
     /// Below this |x|, tanh uses its odd polynomial (Cephes `tanhf`).
     const TANH_POLY_LIMIT: f32 = 0.625;
     const TANH_POLY: [f32; 5] = [
         -5.704_988_7e-3,
-        2.063_908_9e-2,
+        2.063_909e-2,
         -5.373_971_6e-2,
         1.333_144_2e-1,
-        -3.333_328_2e-1,
+        -3.333_328e-1,
     ];
 
     /// e^x for x ≤ 0 (≤ 1 ulp); arguments below −87.3 give the smallest normal float.

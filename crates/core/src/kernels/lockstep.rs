@@ -177,7 +177,10 @@ impl<'a, F> SharedRows<'a, F> {
     where
         F: crate::Scalar,
     {
-        assert!(rows.start <= rows.end && rows.end <= self.rows, "inside the matrix");
+        assert!(
+            rows.start <= rows.end && rows.end <= self.rows,
+            "inside the matrix"
+        );
         let start = self.ptr.wrapping_add(rows.start * self.width);
         // SAFETY: the rows lie inside the borrowed buffer (asserted); no writers per the caller.
         unsafe { MatRef::from_raw_parts(start, rows.len(), self.width, self.width as isize, 1) }

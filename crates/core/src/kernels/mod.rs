@@ -10,6 +10,7 @@
 //! portable kernels (to test them, or to compare).
 
 pub(crate) mod activations;
+pub(crate) mod dot;
 pub(crate) mod gemm;
 pub(crate) mod lanes;
 pub(crate) mod lockstep;
@@ -71,7 +72,11 @@ pub(crate) fn is_f32<F: Scalar>() -> bool {
 /// `T` and `U` must be the same type (e.g. `Row<'a, F>` and `Row<'a, f32>`
 /// after [`is_f32::<F>`] returned true).
 pub(crate) unsafe fn retype<T, U>(value: T) -> U {
-    assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<U>(), "retype between different types");
+    assert_eq!(
+        std::mem::size_of::<T>(),
+        std::mem::size_of::<U>(),
+        "retype between different types"
+    );
     let value = std::mem::ManuallyDrop::new(value);
     // SAFETY: T and U are the same type (caller's contract), so the bits are a valid U,
     // and the original is not dropped.

@@ -50,7 +50,13 @@ impl<'a, F: Scalar> MatRef<'a, F> {
     ///
     /// # Safety
     /// Every such element must be readable, and not written by anyone, for `'a`.
-    pub unsafe fn from_raw_parts(ptr: *const F, rows: usize, cols: usize, rs: isize, cs: isize) -> Self {
+    pub unsafe fn from_raw_parts(
+        ptr: *const F,
+        rows: usize,
+        cols: usize,
+        rs: isize,
+        cs: isize,
+    ) -> Self {
         MatRef {
             ptr,
             rows,
@@ -224,7 +230,7 @@ fn pack_panels<F: Scalar>(src: MatRef<'_, F>, width: usize, dst: &mut [F]) {
                 let values = unsafe {
                     std::slice::from_raw_parts(src.ptr.offset(p as isize * src.rs).add(c0), cols)
                 };
-                row[..cols].copy_from_slice(values);
+                copy_short(&mut row[..cols], values);
             }
         } else {
             for c in 0..cols {
@@ -233,6 +239,24 @@ fn pack_panels<F: Scalar>(src: MatRef<'_, F>, width: usize, dst: &mut [F]) {
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the few elements of a panel row: known
+/// panel widths are copied inline instead of through a `memcpy` call each.
+#[inline(always)]
+fn copy_short<F: Scalar>(dst: &mut [F], src: &[F]) {
+    fn fixed<F: Scalar, const N: usize>(dst: &mut [F], src: &[F]) {
+        let (dst, src): (&mut [F; N], &[F; N]) =
+            (dst.try_into().expect("N"), src.try_into().expect("N"));
+        *dst = *src;
+    }
+    match src.len() {
+        4 => fixed::<F, 4>(dst, src),
+        6 => fixed::<F, 6>(dst, src),
+        8 => fixed::<F, 8>(dst, src),
+        16 => fixed::<F, 16>(dst, src),
+        _ => dst.copy_from_slice(src),
     }
 }
 

@@ -14,7 +14,8 @@ mod recurrence;
 mod time_major;
 
 use ndarray::{
-    s, Array1, Array2, Array3, ArrayView, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Dimension,
+    s, Array1, Array2, Array3, ArrayView, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD,
+    CowArray, Dimension,
 };
 use rand::distributions::Uniform;
 use rand::Rng;
@@ -24,8 +25,15 @@ use self::layout::GateLayout;
 use self::recurrence::OutputGrads;
 use self::time_major::TimeMajor;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
-use crate::kernels::gemm;
+use crate::kernels::dot::gemm_nt;
+use crate::kernels::pack::MatRef;
+use crate::kernels::{gemm, Isa};
 use crate::{Error, ParamSet, Result, Scalar};
+
+/// Passes of at most this many rows (batch × time), e.g. one streaming step,
+/// keep PyTorch's gate order and multiply the weights in place: converting
+/// and packing them would cost more than the pass.
+const STREAMING_ROWS: usize = 4;
 
 /// The vanilla LSTM and the eight variants of Greff et al. (SPEC §1 table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -265,6 +273,8 @@ pub struct LstmCache<F> {
     c: TimeMajor<F>,
     /// tanh(c(t)) (c(t) for NOAF): `[time * batch, H]`.
     cell_out: TimeMajor<F>,
+    /// The gate order of `gates` (and of the backward pass's δ pre-activations).
+    layout: GateLayout,
 }
 
 impl<F: Scalar> LstmCache<F> {
@@ -422,7 +432,12 @@ impl<F: Scalar> Lstm<F> {
         let (batch_size, time, _) = batch.dims();
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
         let x = time_major_inputs(batch.x, &lengths);
-        let layout = GateLayout::new(hidden);
+        let layout =
+            if batch_size * time <= STREAMING_ROWS && self.config.variant != LstmVariant::Fgr {
+                GateLayout::pytorch(hidden)
+            } else {
+                GateLayout::interleaved(hidden)
+            };
         let mut cache = LstmCache {
             gates: self.input_projection(&layout, &x),
             h: state_buffer(batch.h0, time, batch_size, hidden),
@@ -430,7 +445,9 @@ impl<F: Scalar> Lstm<F> {
             cell_out: TimeMajor::zeros(time, batch_size, hidden),
             x,
             lengths,
+            layout,
         };
+        let layout = cache.layout.clone();
         recurrence::forward(self, &layout, &mut cache);
         Ok((cache.output(), cache))
     }
@@ -468,8 +485,12 @@ impl<F: Scalar> Lstm<F> {
         }
         check_clip(options.recurrent_clip)?;
 
-        let layout = GateLayout::new(hidden);
-        let (dy, dh_n, dc_n) = (standard_layout(dy), dh_n.map(standard_layout), dc_n.map(standard_layout));
+        let layout = &cache.layout;
+        let (dy, dh_n, dc_n) = (
+            standard_layout(dy),
+            dh_n.map(standard_layout),
+            dc_n.map(standard_layout),
+        );
         let standard = "standard layout";
         let outputs = OutputGrads {
             dy: dy.as_slice().expect(standard),
@@ -478,11 +499,16 @@ impl<F: Scalar> Lstm<F> {
             time,
             hidden,
         };
-        let recurrent = recurrence::backward(self, &layout, cache, outputs, options.recurrent_clip);
-        let cell_grad_norms = recurrent.squared_cell_grads.rows().into_iter().map(|row| row.sum().sqrt()).collect();
+        let recurrent = recurrence::backward(self, layout, cache, outputs, options.recurrent_clip);
+        let cell_grad_norms = recurrent
+            .squared_cell_grads
+            .rows()
+            .into_iter()
+            .map(|row| row.sum().sqrt())
+            .collect();
         Ok(LstmGrads {
-            dx: self.input_gradient(&layout, cache, &recurrent.d_pre),
-            params: self.parameter_gradients(&layout, cache, &recurrent),
+            dx: self.input_gradient(layout, cache, &recurrent.d_pre),
+            params: self.parameter_gradients(layout, cache, &recurrent),
             dh0: recurrent.dh0,
             dc0: recurrent.dc0,
             cell_grad_norms,
@@ -517,14 +543,47 @@ impl<F: Scalar> Lstm<F> {
     /// W x(t) + bias_ih + bias_hh for every step in one GEMM: `[time * batch, 4H]`, interleaved.
     fn input_projection(&self, layout: &GateLayout, x: &TimeMajor<F>) -> TimeMajor<F> {
         let bias = layout.interleave((&self.params.bias_ih + &self.params.bias_hh).view());
-        let weight = layout.interleave_rows(self.params.weight_ih.view());
-        let mut gates = Array2::zeros((x.all().nrows(), bias.len()));
-        gemm(x.all(), weight.t(), gates.view_mut(), false, Some(&bias));
+        let rows = x.all().nrows();
+        let gates = if layout.is_pytorch() {
+            // A streaming step: dot products against the weights where they are, no conversion.
+            let mut gates = ndarray::aview1(&bias)
+                .broadcast((rows, bias.len()))
+                .expect("[4H] rows")
+                .to_owned();
+            let rs = gates.strides()[0];
+            let (x_rows, weight) = (
+                MatRef::from_view(x.all()),
+                MatRef::from_view(self.params.weight_ih.view()),
+            );
+            // SAFETY: `gates` is owned here; the pointer is its element (0, 0), row stride rs.
+            unsafe {
+                gemm_nt(
+                    Isa::current(),
+                    x_rows,
+                    weight,
+                    0..bias.len(),
+                    gates.as_mut_ptr(),
+                    rs,
+                    true,
+                )
+            };
+            gates
+        } else {
+            let weight = layout.interleave_rows(self.params.weight_ih.view());
+            let mut gates = Array2::zeros((rows, bias.len()));
+            gemm(x.all(), weight.t(), gates.view_mut(), false, Some(&bias));
+            gates
+        };
         TimeMajor::from_rows(gates, x.batch())
     }
 
     /// δx = δ(pre-activations) W for every step in one GEMM, back to `[batch, time, X]`.
-    fn input_gradient(&self, layout: &GateLayout, cache: &LstmCache<F>, d_pre: &TimeMajor<F>) -> Array3<F> {
+    fn input_gradient(
+        &self,
+        layout: &GateLayout,
+        cache: &LstmCache<F>,
+        d_pre: &TimeMajor<F>,
+    ) -> Array3<F> {
         let (batch, time) = cache.dims();
         let weight = layout.interleave_rows(self.params.weight_ih.view());
         let mut dx = Array2::zeros((d_pre.all().nrows(), self.config.input_size));
@@ -532,7 +591,8 @@ impl<F: Scalar> Lstm<F> {
         let dx = TimeMajor::from_rows(dx, batch);
         let mut out = Array3::zeros((batch, time, self.config.input_size));
         for b in 0..batch {
-            out.slice_mut(s![b, .., ..]).assign(&dx.sequence(b, 0..time));
+            out.slice_mut(s![b, .., ..])
+                .assign(&dx.sequence(b, 0..time));
         }
         out
     }
@@ -564,7 +624,8 @@ impl<F: Scalar> Lstm<F> {
         }
         if !grads.weight_gg.is_empty() && time > 1 {
             // δ at steps 1.. pairs with the gate activations at steps ..time−1 (those of step 0's predecessor are zero).
-            let (d_later, earlier_gates) = (recurrent.d_pre.span(1..time), cache.gates.span(0..time - 1));
+            let (d_later, earlier_gates) =
+                (recurrent.d_pre.span(1..time), cache.gates.span(0..time - 1));
             let mut full = Array2::zeros((4 * hidden, 4 * hidden));
             gemm(d_later.t(), earlier_gates, full.view_mut(), false, None);
             grads.weight_gg = recurrence::gate_blocks_of(full.view(), layout, hidden);

@@ -6,15 +6,19 @@
 //! only the `[batch, hidden] × [hidden, hidden]` products remain, written into
 //! buffers allocated once per pass.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{
     s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut1,
-    ArrayViewMutD, Axis, Zip,
+    ArrayViewMut2, ArrayViewMutD, Axis, Zip,
 };
 use rand::distributions::Uniform;
 use rand::Rng;
 
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
+use crate::kernels::gemm;
+use crate::kernels::gemm::{gemm_prepacked, KC};
+use crate::kernels::microkernels::MicroKernel;
+use crate::kernels::pack::{MatRef, PackedB};
+use crate::kernels::Isa;
 use crate::{Error, ParamSet, Result, Scalar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -227,8 +231,8 @@ impl<F: Scalar> SimpleRnn<F> {
         let mut next_carry = Array2::zeros((batch, hidden));
         // δa(t) = ∂J/∂a(t); stays zero at padded steps.
         let mut delta_a = Array3::zeros((batch, time, hidden));
-        let mut grad_weight_hh = Array2::zeros((hidden, hidden));
         let mut norms = Array1::zeros(time);
+        let recurrent_weight = StepProduct::new(self.params.weight_hh.view());
 
         for t in (0..time).rev() {
             let mut delta_a_t = delta_a.index_axis_mut(Axis(1), t);
@@ -245,31 +249,13 @@ impl<F: Scalar> SimpleRnn<F> {
             }
             norms[t] = sum_sq.sqrt();
 
-            let previous = if t == 0 {
-                cache.h0.view()
-            } else {
-                cache.states.index_axis(Axis(1), t - 1)
-            };
-            general_mat_mul(
-                F::one(),
-                &delta_a_t.t(),
-                &previous,
-                F::one(),
-                &mut grad_weight_hh,
-            );
-            general_mat_mul(
-                F::one(),
-                &delta_a_t,
-                &self.params.weight_hh,
-                F::zero(),
-                &mut next_carry,
-            );
+            recurrent_weight.multiply(delta_a_t.view(), next_carry.view_mut(), false);
             for b in (0..batch).filter(|&b| t < cache.lengths[b]) {
                 carry.row_mut(b).assign(&next_carry.row(b));
             }
         }
 
-        Ok(self.gradients_after_recurrence(cache, delta_a, grad_weight_hh, carry, norms))
+        Ok(self.gradients_after_recurrence(cache, delta_a, carry, norms))
     }
 
     /// The public fields may have been replaced since construction.
@@ -297,15 +283,15 @@ impl<F: Scalar> SimpleRnn<F> {
     fn input_projection(&self, x: &Array3<F>) -> Array3<F> {
         let (batch, time, _) = x.dim();
         let hidden = self.config.hidden_size;
-        let bias = &self.params.bias_ih + &self.params.bias_hh;
+        let bias = (&self.params.bias_ih + &self.params.bias_hh).to_vec();
         let mut projection = Array3::zeros((batch, time, hidden));
-        projection.assign(&bias);
-        general_mat_mul(
-            F::one(),
-            &flatten_time(x.view()),
-            &self.params.weight_ih.t(),
-            F::one(),
-            &mut flatten_time_mut(&mut projection),
+        let (input, weight) = (flatten_time(x.view()), self.params.weight_ih.t());
+        gemm(
+            input,
+            weight,
+            flatten_time_mut(&mut projection),
+            false,
+            Some(&bias),
         );
         projection
     }
@@ -314,7 +300,7 @@ impl<F: Scalar> SimpleRnn<F> {
     /// Padded steps copy the previous state, so it stays frozen.
     fn run_recurrence(&self, states: &mut Array3<F>, h0: ArrayView2<'_, F>, lengths: &[usize]) {
         let activation = self.config.activation;
-        let recurrent_weight_t = self.params.weight_hh.t();
+        let recurrent_weight_t = StepProduct::new(self.params.weight_hh.t());
         for t in 0..states.dim().1 {
             let (done, mut rest) = states.view_mut().split_at(Axis(1), t);
             let previous = if t == 0 {
@@ -323,13 +309,7 @@ impl<F: Scalar> SimpleRnn<F> {
                 done.index_axis(Axis(1), t - 1)
             };
             let mut current = rest.index_axis_mut(Axis(1), 0);
-            general_mat_mul(
-                F::one(),
-                &previous,
-                &recurrent_weight_t,
-                F::one(),
-                &mut current,
-            );
+            recurrent_weight_t.multiply(previous.view(), current.view_mut(), true);
             for ((mut row, previous_row), &length) in current
                 .outer_iter_mut()
                 .zip(previous.outer_iter())
@@ -368,26 +348,42 @@ impl<F: Scalar> SimpleRnn<F> {
         sum_sq
     }
 
-    /// δx, δW_ih and the biases as single GEMMs / reductions over all steps.
+    /// δx, δW_ih, δW_hh and the biases as single GEMMs / reductions over all steps.
     fn gradients_after_recurrence(
         &self,
         cache: &RnnCache<F>,
         delta_a: Array3<F>,
-        grad_weight_hh: Array2<F>,
         dh0: Array2<F>,
         hidden_grad_norms: Array1<F>,
     ) -> RnnGrads<F> {
         let (batch, time, input) = cache.x.dim();
+        let hidden = self.config.hidden_size;
         let delta_a_flat = flatten_time(delta_a.view());
         let mut dx = Array3::zeros((batch, time, input));
-        general_mat_mul(
-            F::one(),
-            &delta_a_flat,
-            &self.params.weight_ih,
-            F::zero(),
-            &mut flatten_time_mut(&mut dx),
+        gemm(
+            delta_a_flat,
+            self.params.weight_ih.view(),
+            flatten_time_mut(&mut dx),
+            false,
+            None,
         );
-        let grad_weight_ih = delta_a_flat.t().dot(&flatten_time(cache.x.view()));
+        let mut grad_weight_ih = Array2::zeros((hidden, input));
+        gemm(
+            delta_a_flat.t(),
+            flatten_time(cache.x.view()),
+            grad_weight_ih.view_mut(),
+            false,
+            None,
+        );
+        let mut grad_weight_hh = Array2::zeros((hidden, hidden));
+        let previous = previous_states(cache);
+        gemm(
+            delta_a_flat.t(),
+            flatten_time(previous.view()),
+            grad_weight_hh.view_mut(),
+            false,
+            None,
+        );
         let grad_bias = delta_a_flat.sum_axis(Axis(0));
         RnnGrads {
             dx,
@@ -413,6 +409,56 @@ fn sequence_output<F: Scalar>(states: &Array3<F>, lengths: &[usize]) -> Sequence
         y_b.slice_mut(s![length.., ..]).fill(F::zero());
     }
     SequenceOutput { y, h_n, c_n: None }
+}
+
+/// A weight matrix multiplied at every time step, packed once per pass.
+struct StepProduct<F> {
+    kernel: MicroKernel<F>,
+    packed: PackedB<F>,
+}
+
+impl<F: Scalar> StepProduct<F> {
+    /// Packs `b` (`[k, n]`) as the right operand.
+    fn new(b: ArrayView2<'_, F>) -> Self {
+        let kernel = MicroKernel::select(Isa::current());
+        let packed = PackedB::pack(MatRef::from_view(b), kernel.nr, KC);
+        StepProduct { kernel, packed }
+    }
+
+    /// `c = (accumulate ? c : 0) + a·b` on the calling thread; `a`: `[m, k]` with
+    /// contiguous rows, `c`: `[m, n]` with contiguous rows.
+    fn multiply(&self, a: ArrayView2<'_, F>, mut c: ArrayViewMut2<'_, F>, accumulate: bool) {
+        assert!(
+            c.ncols() == self.packed.n() && (c.ncols() < 2 || c.strides()[1] == 1),
+            "C rows are contiguous"
+        );
+        let rs_c = c.strides()[0];
+        // SAFETY: `c` is borrowed exclusively; its pointer is element (0, 0), row stride rs_c,
+        // and it spans the m rows × all n columns written.
+        unsafe {
+            gemm_prepacked(
+                &self.kernel,
+                MatRef::from_view(a),
+                &self.packed,
+                0..self.packed.n(),
+                c.as_mut_ptr(),
+                rs_c,
+                accumulate,
+            );
+        }
+    }
+}
+
+/// h(t − 1) for every step: `[batch, time, hidden]` (h(0) at t = 0), the
+/// partner of δa(t) in δW_hh = Σ_t δa(t)ᵀ h(t − 1).
+fn previous_states<F: Scalar>(cache: &RnnCache<F>) -> Array3<F> {
+    let time = cache.states.dim().1;
+    let mut previous = Array3::zeros(cache.states.raw_dim());
+    previous.index_axis_mut(Axis(1), 0).assign(&cache.h0);
+    previous
+        .slice_mut(s![.., 1.., ..])
+        .assign(&cache.states.slice(s![.., ..time - 1, ..]));
+    previous
 }
 
 /// `[batch, time, f]` in standard layout as `[batch·time, f]`.

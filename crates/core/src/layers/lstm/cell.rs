@@ -14,9 +14,9 @@ use super::{LstmConfig, LstmVariant};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::Lanes;
+use crate::kernels::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::{is_f32, retype};
-use crate::kernels::Isa;
 use crate::Scalar;
 
 /// The four gate blocks of a `[4H]` row, in PyTorch order.
@@ -90,9 +90,6 @@ pub(super) struct GateRules {
     pub output_gate: bool,
     pub input_squash: Squash,
     pub output_squash: Squash,
-    pub peepholes: bool,
-    /// FGR: `weight_gg` feeds the gate activations of t−1 into ī, f̄, ō.
-    pub full_gate_recurrence: bool,
 }
 
 impl GateRules {
@@ -116,8 +113,6 @@ impl GateRules {
             } else {
                 Squash::Tanh
             },
-            peepholes: config.uses_peepholes(),
-            full_gate_recurrence: variant == LstmVariant::Fgr,
         }
     }
 }
@@ -133,7 +128,11 @@ pub(super) struct Peepholes<F> {
 impl<F: Scalar> Peepholes<F> {
     /// `p_i, p_f, p_o` of `units`.
     pub(super) fn of(&self, units: Range<usize>) -> [&[F]; 3] {
-        [&self.i[units.clone()], &self.f[units.clone()], &self.o[units]]
+        [
+            &self.i[units.clone()],
+            &self.f[units.clone()],
+            &self.o[units],
+        ]
     }
 }
 
@@ -217,7 +216,9 @@ pub(super) unsafe fn forward_cells<V: Lanes>(rules: &GateRules, cells: ForwardCe
                 one
             };
             let f = match rules.forget_gate {
-                ForgetGate::Learned => with_peephole(load::<V>(cells.gates, w + l), p_f, c_prev, l).sigmoid(),
+                ForgetGate::Learned => {
+                    with_peephole(load::<V>(cells.gates, w + l), p_f, c_prev, l).sigmoid()
+                }
                 ForgetGate::Open => one,
                 ForgetGate::Coupled => one - i,
             };
@@ -241,6 +242,9 @@ pub(super) unsafe fn forward_cells<V: Lanes>(rules: &GateRules, cells: ForwardCe
     }
 }
 
+/// p_i, p_f, p_o of some units, and the gradients to accumulate for them.
+pub(super) type PeepholesAndGrads<'a, F> = ([&'a [F]; 3], [&'a mut [F]; 3]);
+
 /// One sequence's slices for one backward step of one block of `w` units; `[w]` unless noted.
 pub(super) struct BackwardCells<'a, F> {
     /// `[4w]`: activations i, f, z, o as the forward pass left them.
@@ -262,7 +266,7 @@ pub(super) struct BackwardCells<'a, F> {
     pub bias_grad: &'a mut [F],
     /// p_i, p_f, p_o of the block's units, and their gradients to accumulate
     /// (+= c(t−1) ⊙ δī, c(t−1) ⊙ δf̄, c(t) ⊙ δō).
-    pub peepholes: Option<([&'a [F]; 3], [&'a mut [F]; 3])>,
+    pub peepholes: Option<PeepholesAndGrads<'a, F>>,
 }
 
 /// One step of SPEC §1's backward pass for one block. With `clip = Some(v)`,
@@ -279,7 +283,9 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
     cells: BackwardCells<'_, V::Elem>,
 ) -> V::Elem {
     let w = cells.c_prev.len();
-    debug_assert!(w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w && cells.d_pre.len() == 4 * w);
+    debug_assert!(
+        w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w && cells.d_pre.len() == 4 * w
+    );
     let (peepholes, mut peephole_grads) = match cells.peepholes {
         Some((p, g)) => (Some(p), Some(g)),
         None => (None, None),
@@ -289,6 +295,7 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
     unsafe {
         let zero = V::splat(<V::Elem as num_traits::Zero>::zero());
         let one = V::splat(<V::Elem as num_traits::One>::one());
+        #[allow(clippy::manual_map)] // `Option::map` takes a closure, see above
         let bounds = match clip {
             Some(v) => Some((V::splat(-v), V::splat(v))),
             None => None,
@@ -300,7 +307,11 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
             let z = load::<V>(cells.gates, 2 * w + l);
             let o = load::<V>(cells.gates, 3 * w + l);
             let [d_i_rec, d_f_rec, d_o_rec] = match cells.d_gates {
-                Some(d) => [load::<V>(d, l), load::<V>(d, w + l), load::<V>(d, 3 * w + l)],
+                Some(d) => [
+                    load::<V>(d, l),
+                    load::<V>(d, w + l),
+                    load::<V>(d, 3 * w + l),
+                ],
                 None => [zero; 3],
             };
             let [p_i, p_f, p_o] = match peepholes {
@@ -328,7 +339,11 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
             } else {
                 dc * z + d_i_rec
             };
-            let d_i_bar = if rules.input_gate { d_i * i * (one - i) } else { zero };
+            let d_i_bar = if rules.input_gate {
+                d_i * i * (one - i)
+            } else {
+                zero
+            };
             let d_f_bar = if rules.forget_gate == ForgetGate::Learned {
                 d_f * f * (one - f)
             } else {
@@ -338,11 +353,18 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
 
             for (g, d) in [d_i_bar, d_f_bar, d_z_bar, d_o_bar].into_iter().enumerate() {
                 store(d, cells.d_pre, g * w + l);
-                store(load::<V>(cells.bias_grad, g * w + l) + d, cells.bias_grad, g * w + l);
+                store(
+                    load::<V>(cells.bias_grad, g * w + l) + d,
+                    cells.bias_grad,
+                    g * w + l,
+                );
             }
             if let Some(grads) = peephole_grads.as_mut() {
                 let c = load::<V>(cells.c, l);
-                for (k, term) in [c_prev * d_i_bar, c_prev * d_f_bar, c * d_o_bar].into_iter().enumerate() {
+                for (k, term) in [c_prev * d_i_bar, c_prev * d_f_bar, c * d_o_bar]
+                    .into_iter()
+                    .enumerate()
+                {
                     store(load::<V>(grads[k], l) + term, grads[k], l);
                 }
             }
@@ -360,16 +382,25 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
 /// # Safety
 /// The slices must be as long as [`ForwardCells`] documents for the row's units; the CPU must support `V`.
 #[inline(always)]
-unsafe fn forward_row_on<V: Lanes>(rules: &GateRules, row: ForwardCells<'_, V::Elem>) {
-    for block in unit_blocks(0..row.c.len()) {
-        let (units, gates) = (block.start..block.start + block.width, 4 * block.start..4 * (block.start + block.width));
+unsafe fn forward_row_on<V: Lanes>(
+    rules: &GateRules,
+    block_units: usize,
+    row: ForwardCells<'_, V::Elem>,
+) {
+    for block in unit_blocks(0..row.c.len(), block_units) {
+        let (units, gates) = (
+            block.start..block.start + block.width,
+            4 * block.start..4 * (block.start + block.width),
+        );
         let cells = ForwardCells {
             gates: &mut row.gates[gates],
             c_prev: &row.c_prev[units.clone()],
             c: &mut row.c[units.clone()],
             cell_out: &mut row.cell_out[units.clone()],
             y: &mut row.y[units.clone()],
-            peepholes: row.peepholes.map(|p| p.map(|values| &values[units.clone()])),
+            peepholes: row
+                .peepholes
+                .map(|p| p.map(|values| &values[units.clone()])),
         };
         // SAFETY: each block's slices have the documented lengths; the CPU supports V (caller).
         unsafe {
@@ -382,25 +413,30 @@ unsafe fn forward_row_on<V: Lanes>(rules: &GateRules, row: ForwardCells<'_, V::E
     }
 }
 
-/// One forward step of a row of whole blocks of units, with the best lanes for `F` on `isa`.
-pub(super) fn forward_row<F: Scalar>(isa: Isa, rules: &GateRules, row: ForwardCells<'_, F>) {
+/// One forward step of a row of whole blocks of `block_units` units, with the best lanes for `F` on `isa`.
+pub(super) fn forward_row<F: Scalar>(
+    isa: Isa,
+    rules: &GateRules,
+    block_units: usize,
+    row: ForwardCells<'_, F>,
+) {
     assert!(row.gates.len() == 4 * row.c.len(), "four gates per unit");
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2Fma && is_f32::<F>() {
         // SAFETY: F is f32, so the row types are identical; AVX2 + FMA were detected.
-        unsafe { forward_row_avx2(rules, retype(row)) };
+        unsafe { forward_row_avx2(rules, block_units, retype(row)) };
         return;
     }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; lengths checked by the slicing above.
-    unsafe { forward_row_on::<F>(rules, row) }
+    unsafe { forward_row_on::<F>(rules, block_units, row) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn forward_row_avx2(rules: &GateRules, row: ForwardCells<'_, f32>) {
+unsafe fn forward_row_avx2(rules: &GateRules, block_units: usize, row: ForwardCells<'_, f32>) {
     // SAFETY: AVX2 + FMA are enabled here and present (caller).
-    unsafe { forward_row_on::<F32x8>(rules, row) }
+    unsafe { forward_row_on::<F32x8>(rules, block_units, row) }
 }
 
 /// Runs `backward_cells` over every block of a row of whole blocks of units; returns Σ δc².
@@ -408,7 +444,12 @@ unsafe fn forward_row_avx2(rules: &GateRules, row: ForwardCells<'_, f32>) {
 /// # Safety
 /// As [`forward_row_on`], for [`BackwardCells`].
 #[inline(always)]
-unsafe fn backward_row_on<V: Lanes>(rules: &GateRules, clip: Option<V::Elem>, row: BackwardCells<'_, V::Elem>) -> V::Elem {
+unsafe fn backward_row_on<V: Lanes>(
+    rules: &GateRules,
+    clip: Option<V::Elem>,
+    block_units: usize,
+    row: BackwardCells<'_, V::Elem>,
+) -> V::Elem {
     let BackwardCells {
         gates,
         c_prev,
@@ -422,8 +463,11 @@ unsafe fn backward_row_on<V: Lanes>(rules: &GateRules, clip: Option<V::Elem>, ro
         mut peepholes,
     } = row;
     let mut squared_norm = <V::Elem as num_traits::Zero>::zero();
-    for block in unit_blocks(0..c_prev.len()) {
-        let (units, cols) = (block.start..block.start + block.width, 4 * block.start..4 * (block.start + block.width));
+    for block in unit_blocks(0..c_prev.len(), block_units) {
+        let (units, cols) = (
+            block.start..block.start + block.width,
+            4 * block.start..4 * (block.start + block.width),
+        );
         let cells = BackwardCells {
             gates: &gates[cols.clone()],
             c_prev: &c_prev[units.clone()],
@@ -438,7 +482,11 @@ unsafe fn backward_row_on<V: Lanes>(rules: &GateRules, clip: Option<V::Elem>, ro
                 let [g_i, g_f, g_o] = g;
                 (
                     p.map(|values| &values[units.clone()]),
-                    [&mut g_i[units.clone()], &mut g_f[units.clone()], &mut g_o[units.clone()]],
+                    [
+                        &mut g_i[units.clone()],
+                        &mut g_f[units.clone()],
+                        &mut g_o[units.clone()],
+                    ],
                 )
             }),
         };
@@ -455,25 +503,40 @@ unsafe fn backward_row_on<V: Lanes>(rules: &GateRules, clip: Option<V::Elem>, ro
     squared_norm
 }
 
-/// One backward step of a row of whole blocks of units, with the best lanes for `F` on `isa`; returns Σ δc².
-pub(super) fn backward_row<F: Scalar>(isa: Isa, rules: &GateRules, clip: Option<F>, row: BackwardCells<'_, F>) -> F {
-    assert!(row.gates.len() == 4 * row.c_prev.len(), "four gates per unit");
+/// One backward step of a row of whole blocks of `block_units` units, with the best lanes for `F` on
+/// `isa`; returns Σ δc².
+pub(super) fn backward_row<F: Scalar>(
+    isa: Isa,
+    rules: &GateRules,
+    clip: Option<F>,
+    block_units: usize,
+    row: BackwardCells<'_, F>,
+) -> F {
+    assert!(
+        row.gates.len() == 4 * row.c_prev.len(),
+        "four gates per unit"
+    );
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2Fma && is_f32::<F>() {
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe {
-            let norm = backward_row_avx2(rules, retype(clip), retype(row));
+            let norm = backward_row_avx2(rules, retype(clip), block_units, retype(row));
             return retype(norm);
         }
     }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; slice lengths are checked by slicing.
-    unsafe { backward_row_on::<F>(rules, clip, row) }
+    unsafe { backward_row_on::<F>(rules, clip, block_units, row) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn backward_row_avx2(rules: &GateRules, clip: Option<f32>, row: BackwardCells<'_, f32>) -> f32 {
+unsafe fn backward_row_avx2(
+    rules: &GateRules,
+    clip: Option<f32>,
+    block_units: usize,
+    row: BackwardCells<'_, f32>,
+) -> f32 {
     // SAFETY: AVX2 + FMA are enabled here and present (caller).
-    unsafe { backward_row_on::<F32x8>(rules, clip, row) }
+    unsafe { backward_row_on::<F32x8>(rules, clip, block_units, row) }
 }

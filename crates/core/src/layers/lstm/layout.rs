@@ -9,7 +9,9 @@
 //! their cell update without touching anyone else's columns.
 //!
 //! Parameters and their gradients stay in PyTorch's order; they are
-//! converted once per pass.
+//! converted once per pass. A pass too small to be worth converting (a
+//! streaming step) keeps PyTorch's order, which is the same scheme with a
+//! single block of `H` units ([`GateLayout::pytorch`]).
 
 use std::ops::Range;
 
@@ -29,13 +31,13 @@ pub(super) struct UnitBlock {
     pub width: usize,
 }
 
-/// The blocks covering `units`, whose start must be a multiple of [`GATE_LANES`].
-pub(super) fn unit_blocks(units: Range<usize>) -> impl Iterator<Item = UnitBlock> {
-    debug_assert!(units.start.is_multiple_of(GATE_LANES));
+/// The blocks of `block` units covering `units`, whose start must be a multiple of `block`.
+pub(super) fn unit_blocks(units: Range<usize>, block: usize) -> impl Iterator<Item = UnitBlock> {
+    debug_assert!(units.start.is_multiple_of(block));
     let end = units.end;
-    units.step_by(GATE_LANES).map(move |start| UnitBlock {
+    units.step_by(block).map(move |start| UnitBlock {
         start,
-        width: GATE_LANES.min(end - start),
+        width: block.min(end - start),
     })
 }
 
@@ -44,23 +46,48 @@ pub(super) fn gate_columns(units: &Range<usize>) -> Range<usize> {
     4 * units.start..4 * units.end
 }
 
-/// Converts between PyTorch's gate-block order and the interleaved order for `hidden` units.
+/// Converts between PyTorch's gate-block order and the order of a pass for `hidden` units.
 #[derive(Debug, Clone)]
 pub(super) struct GateLayout {
-    /// For every interleaved column, the PyTorch column (`gate·H + unit`) it holds.
+    /// Units per block.
+    block: usize,
+    /// For every column of the pass, the PyTorch column (`gate·H + unit`) it holds.
     pytorch_index: Vec<usize>,
 }
 
 impl GateLayout {
-    pub(super) fn new(hidden: usize) -> Self {
+    /// Blocks of [`GATE_LANES`] units.
+    pub(super) fn interleaved(hidden: usize) -> Self {
+        Self::with_block(hidden, GATE_LANES)
+    }
+
+    /// One block of all units: PyTorch's own order.
+    pub(super) fn pytorch(hidden: usize) -> Self {
+        Self::with_block(hidden, hidden)
+    }
+
+    fn with_block(hidden: usize, block: usize) -> Self {
         let mut pytorch_index = Vec::with_capacity(4 * hidden);
-        for block in unit_blocks(0..hidden) {
+        for unit_block in unit_blocks(0..hidden, block) {
             for gate in Gate::ALL {
-                let first = gate.block(hidden).start + block.start;
-                pytorch_index.extend(first..first + block.width);
+                let first = gate.block(hidden).start + unit_block.start;
+                pytorch_index.extend(first..first + unit_block.width);
             }
         }
-        GateLayout { pytorch_index }
+        GateLayout {
+            block,
+            pytorch_index,
+        }
+    }
+
+    /// Units per block.
+    pub(super) fn block(&self) -> usize {
+        self.block
+    }
+
+    /// Whether this is PyTorch's order (nothing to convert).
+    pub(super) fn is_pytorch(&self) -> bool {
+        self.block >= self.pytorch_index.len() / 4
     }
 
     /// `[4H, k]` in PyTorch's row order → interleaved row order.
@@ -83,7 +110,10 @@ impl GateLayout {
 
     /// `[4H]` in PyTorch's order → interleaved order.
     pub(super) fn interleave<F: Scalar>(&self, pytorch: ArrayView1<'_, F>) -> Vec<F> {
-        self.pytorch_index.iter().map(|&source| pytorch[source]).collect()
+        self.pytorch_index
+            .iter()
+            .map(|&source| pytorch[source])
+            .collect()
     }
 
     /// `[4H]` in interleaved order → PyTorch's order.
@@ -97,8 +127,8 @@ impl GateLayout {
 
     /// The interleaved column of `gate` for `unit`.
     pub(super) fn column(&self, gate: Gate, unit: usize) -> usize {
-        let block_start = unit / GATE_LANES * GATE_LANES;
-        let width = GATE_LANES.min(self.pytorch_index.len() / 4 - block_start);
+        let block_start = unit / self.block * self.block;
+        let width = self.block.min(self.pytorch_index.len() / 4 - block_start);
         4 * block_start + gate as usize * width + (unit - block_start)
     }
 }
@@ -110,7 +140,7 @@ mod tests {
     #[test]
     fn interleaving_groups_each_blocks_four_gates_and_round_trips() {
         let hidden = 11; // one full block of 8 and one of 3
-        let layout = GateLayout::new(hidden);
+        let layout = GateLayout::interleaved(hidden);
         let pytorch = Array2::from_shape_fn((4 * hidden, 2), |(r, c)| (r * 10 + c) as f64);
         let interleaved = layout.interleave_rows(pytorch.view());
         // Block 0: i(0..8), f(0..8), ...; block 1 (units 8..11) starts at column 32.
@@ -120,10 +150,28 @@ mod tests {
         for gate in Gate::ALL {
             for unit in 0..hidden {
                 let column = layout.column(gate, unit);
-                assert_eq!(layout.pytorch_index[column], gate.block(hidden).start + unit);
+                assert_eq!(
+                    layout.pytorch_index[column],
+                    gate.block(hidden).start + unit
+                );
             }
         }
-        let blocks: Vec<_> = unit_blocks(0..hidden).collect();
-        assert_eq!(blocks, vec![UnitBlock { start: 0, width: 8 }, UnitBlock { start: 8, width: 3 }]);
+        let blocks: Vec<_> = unit_blocks(0..hidden, GATE_LANES).collect();
+        assert_eq!(
+            blocks,
+            vec![
+                UnitBlock { start: 0, width: 8 },
+                UnitBlock { start: 8, width: 3 }
+            ]
+        );
+        let pytorch = GateLayout::pytorch(hidden);
+        assert!(
+            pytorch.is_pytorch()
+                && pytorch
+                    .pytorch_index
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &p)| i == p)
+        );
     }
 }

@@ -14,10 +14,13 @@ use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::cell::{backward_row, forward_row, BackwardCells, ForwardCells, GateRules, RECURRENT_GATES};
+use super::cell::{
+    backward_row, forward_row, BackwardCells, ForwardCells, GateRules, RECURRENT_GATES,
+};
 use super::layout::{gate_columns, GateLayout, GATE_LANES};
 use super::time_major::TimeMajor;
 use super::{Lstm, LstmCache};
+use crate::kernels::dot::gemm_nt;
 use crate::kernels::gemm::{gemm_prepacked, KC};
 use crate::kernels::lockstep::{aligned_split, run_lockstep, SharedRows};
 use crate::kernels::microkernels::{MicroKernel, MAX_NR};
@@ -33,10 +36,10 @@ const _: () = assert!(CHUNK_ALIGN.is_multiple_of(GATE_LANES) && CHUNK_ALIGN.is_m
 /// Below this many flops per step, a barrier would cost more than a second thread saves.
 const PARALLEL_STEP_FLOPS: usize = 250_000;
 
-/// The hidden units of each chunk of a step.
-fn unit_chunks(hidden: usize, batch: usize) -> Vec<Range<usize>> {
+/// The hidden units of each chunk of a step (one chunk when the layout's blocks are wider than a chunk).
+fn unit_chunks(layout: &GateLayout, hidden: usize, batch: usize) -> Vec<Range<usize>> {
     let step_flops = 2 * batch * 4 * hidden * hidden;
-    let parts = if step_flops >= PARALLEL_STEP_FLOPS {
+    let parts = if step_flops >= PARALLEL_STEP_FLOPS && layout.block() <= CHUNK_ALIGN {
         rayon::current_num_threads()
     } else {
         1
@@ -50,17 +53,65 @@ enum Direction {
     Backward,
 }
 
-/// The recurrent weights of one pass in interleaved gate order, packed for the per-step products.
-struct RecurrentWeights<F> {
+/// A recurrent weight matrix as the per-step product uses it.
+enum Product<'a, F> {
+    /// Packed for the micro-kernels (the right operand `B`).
+    Packed(PackedB<F>),
+    /// PyTorch's `[4H, H]` in place, multiplied as `A·Wᵀ` by dot products (streaming steps).
+    Rows(ArrayView2<'a, F>),
+}
+
+impl<F: Scalar> Product<'_, F> {
+    /// `C[.., cols] (+)= A·B[.., cols]`.
+    ///
+    /// # Safety
+    /// As [`gemm_prepacked`]: `c` points at (0, `cols.start`) of a matrix with row
+    /// stride `rs_c` whose rows of A × `cols` nobody else touches during the call.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn multiply(
+        &self,
+        kernel: &MicroKernel<F>,
+        isa: Isa,
+        a: MatRef<'_, F>,
+        cols: Range<usize>,
+        c: *mut F,
+        rs_c: isize,
+        accumulate: bool,
+    ) {
+        // SAFETY: per the caller.
+        unsafe {
+            match self {
+                Product::Packed(b) => gemm_prepacked(kernel, a, b, cols, c, rs_c, accumulate),
+                Product::Rows(w) => gemm_nt(
+                    isa,
+                    a,
+                    MatRef::from_view(w.view()),
+                    cols,
+                    c,
+                    rs_c,
+                    accumulate,
+                ),
+            }
+        }
+    }
+}
+
+/// The recurrent weights of one pass in the pass's gate order, ready for the per-step products.
+struct RecurrentWeights<'a, F> {
     /// Forward: Rᵀ `[H, 4H]`; backward: R `[4H, H]`.
-    hidden: PackedB<F>,
+    hidden: Product<'a, F>,
     /// FGR: `weight_gg` as one `[4H, 4H]` matrix over the interleaved gates
     /// (see [`full_gate_matrix`]), transposed for the forward pass.
     gates: Option<PackedB<F>>,
 }
 
-impl<F: Scalar> RecurrentWeights<F> {
-    fn new(lstm: &Lstm<F>, layout: &GateLayout, kernel: &MicroKernel<F>, direction: Direction) -> Self {
+impl<'a, F: Scalar> RecurrentWeights<'a, F> {
+    fn new(
+        lstm: &'a Lstm<F>,
+        layout: &GateLayout,
+        kernel: &MicroKernel<F>,
+        direction: Direction,
+    ) -> Self {
         let pack = |matrix: ArrayView2<'_, F>| {
             let operand = if direction == Direction::Forward {
                 matrix.reversed_axes()
@@ -70,9 +121,16 @@ impl<F: Scalar> RecurrentWeights<F> {
             PackedB::pack(MatRef::from_view(operand), kernel.nr, KC)
         };
         let params = &lstm.params;
-        let full_gates = (!params.weight_gg.is_empty()).then(|| full_gate_matrix(params.weight_gg.view(), layout));
+        let full_gates = (!params.weight_gg.is_empty())
+            .then(|| full_gate_matrix(params.weight_gg.view(), layout));
+        let in_place = direction == Direction::Forward && layout.is_pytorch();
+        let hidden = if in_place {
+            Product::Rows(params.weight_hh.view())
+        } else {
+            Product::Packed(pack(layout.interleave_rows(params.weight_hh.view()).view()))
+        };
         RecurrentWeights {
-            hidden: pack(layout.interleave_rows(params.weight_hh.view()).view()),
+            hidden,
             gates: full_gates.map(|matrix| pack(matrix.view())),
         }
     }
@@ -98,13 +156,18 @@ fn full_gate_matrix<F: Scalar>(weight_gg: ArrayView2<'_, F>, layout: &GateLayout
 }
 
 /// The inverse of [`full_gate_matrix`]: the `[3H, 3H]` blocks of a `[4H, 4H]` gradient.
-pub(super) fn gate_blocks_of<F: Scalar>(full: ArrayView2<'_, F>, layout: &GateLayout, hidden: usize) -> Array2<F> {
+pub(super) fn gate_blocks_of<F: Scalar>(
+    full: ArrayView2<'_, F>,
+    layout: &GateLayout,
+    hidden: usize,
+) -> Array2<F> {
     let mut blocks = Array2::zeros((3 * hidden, 3 * hidden));
     for (r, target) in RECURRENT_GATES.into_iter().enumerate() {
         for (k, source) in RECURRENT_GATES.into_iter().enumerate() {
             for j in 0..hidden {
                 for u in 0..hidden {
-                    blocks[[r * hidden + j, k * hidden + u]] = full[[layout.column(target, j), layout.column(source, u)]];
+                    blocks[[r * hidden + j, k * hidden + u]] =
+                        full[[layout.column(target, j), layout.column(source, u)]];
                 }
             }
         }
@@ -123,7 +186,7 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
     let weights = RecurrentWeights::new(lstm, layout, &kernel, Direction::Forward);
     let rules = GateRules::new(&lstm.config);
     let peepholes = lstm.peepholes();
-    let chunks = unit_chunks(hidden, batch);
+    let chunks = unit_chunks(layout, hidden, batch);
     let lengths = &cache.lengths;
     let gates = SharedRows::new(cache.gates.as_mut_slice(), 4 * hidden);
     let h = SharedRows::new(cache.h.as_mut_slice(), hidden);
@@ -140,7 +203,15 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
         unsafe {
             let pre = gates.ptr_at(rows.start, cols.start);
             let rs = gates.width() as isize;
-            gemm_prepacked(&kernel, h.rows_ref(rows.clone()), &weights.hidden, cols.clone(), pre, rs, true);
+            weights.hidden.multiply(
+                &kernel,
+                isa,
+                h.rows_ref(rows.clone()),
+                cols.clone(),
+                pre,
+                rs,
+                true,
+            );
             if let (Some(gate_weights), true) = (&weights.gates, t > 0) {
                 let previous = gates.rows_ref(rows.start - batch..rows.start);
                 gemm_prepacked(&kernel, previous, gate_weights, cols.clone(), pre, rs, true);
@@ -159,7 +230,7 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
                     y: h.row_mut(row + batch, units.clone()),
                     peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
                 };
-                forward_row(isa, &rules, cells);
+                forward_row(isa, &rules, layout.block(), cells);
             }
         }
     };
@@ -181,7 +252,13 @@ pub(super) struct OutputGrads<'a, F> {
 impl<F: Scalar> OutputGrads<'_, F> {
     /// Adds Δ(t) of sequence `b` to its δy over `units`, and ∂J/∂h_n, ∂J/∂c_n
     /// (to δy and the cell carry) when `t` is its last step.
-    fn add_to(&self, (b, t, length): (usize, usize, usize), units: Range<usize>, dy: &mut [F], dc_carry: &mut [F]) {
+    fn add_to(
+        &self,
+        (b, t, length): (usize, usize, usize),
+        units: Range<usize>,
+        dy: &mut [F],
+        dc_carry: &mut [F],
+    ) {
         let hidden = self.hidden;
         add_assign(dy, &self.dy[(b * self.time + t) * hidden..][units.clone()]);
         if t + 1 == length {
@@ -231,9 +308,12 @@ pub(super) fn backward<F: Scalar>(
     let weights = RecurrentWeights::new(lstm, layout, &kernel, Direction::Backward);
     let rules = GateRules::new(&lstm.config);
     let peepholes = lstm.peepholes();
-    let chunks = unit_chunks(hidden, batch);
+    let chunks = unit_chunks(layout, hidden, batch);
     let mut d_pre_rows = TimeMajor::zeros(time, batch, 4 * hidden);
-    let (mut dy_rows, mut dc_rows) = (Array2::zeros((batch, hidden)), Array2::zeros((batch, hidden)));
+    let (mut dy_rows, mut dc_rows) = (
+        Array2::zeros((batch, hidden)),
+        Array2::zeros((batch, hidden)),
+    );
     let mut bias_sums = vec![F::zero(); 4 * hidden];
     let peephole_rows = if peepholes.is_some() { 3 } else { 0 };
     let mut peephole_sums = vec![F::zero(); peephole_rows * hidden];
@@ -248,7 +328,11 @@ pub(super) fn backward<F: Scalar>(
     let bias = SharedRows::new(&mut bias_sums, 4 * hidden);
     let peephole_grads = SharedRows::new(&mut peephole_sums, hidden);
     let norms = SharedRows::new(squared_norms.as_slice_mut().expect("owned"), chunks.len());
-    let (gates, c, cell_out) = (cache.gates.as_slice(), cache.c.as_slice(), cache.cell_out.as_slice());
+    let (gates, c, cell_out) = (
+        cache.gates.as_slice(),
+        cache.c.as_slice(),
+        cache.cell_out.as_slice(),
+    );
 
     // Step s handles t = time − 1 − s; the extra last step (s = time) only
     // carries δ(0) back through R into δy(0) = dh0.
@@ -265,19 +349,43 @@ pub(super) fn backward<F: Scalar>(
             if next < time {
                 let later = d_pre.rows_ref(next * batch..(next + 1) * batch);
                 let out = dy.ptr_at(0, units.start);
-                gemm_prepacked(&kernel, later, &weights.hidden, units.clone(), out, hidden as isize, false);
+                weights.hidden.multiply(
+                    &kernel,
+                    isa,
+                    later,
+                    units.clone(),
+                    out,
+                    hidden as isize,
+                    false,
+                );
                 if let Some(gate_weights) = &weights.gates {
                     let out = d_gates.ptr_at(0, cols.start);
-                    gemm_prepacked(&kernel, later, gate_weights, cols.clone(), out, 4 * hidden as isize, false);
+                    gemm_prepacked(
+                        &kernel,
+                        later,
+                        gate_weights,
+                        cols.clone(),
+                        out,
+                        4 * hidden as isize,
+                        false,
+                    );
                 }
             }
             let Some(t) = next.checked_sub(1) else {
                 return;
             };
             let mut squared_norm = F::zero();
-            for (b, &length) in cache.lengths.iter().enumerate().filter(|&(_, &length)| t < length) {
+            for (b, &length) in cache
+                .lengths
+                .iter()
+                .enumerate()
+                .filter(|&(_, &length)| t < length)
+            {
                 let row = t * batch + b;
-                let (dy_row, dc_row) = (dy.row_mut(b, units.clone()), dc_carry.row_mut(b, units.clone()));
+                let (dy_row, dc_row) = (
+                    dy.row_mut(b, units.clone()),
+                    dc_carry.row_mut(b, units.clone()),
+                );
                 outputs.add_to((b, t, length), units.clone(), dy_row, dc_row);
                 let peephole_cells = match &peepholes {
                     Some(p) => Some((
@@ -296,13 +404,18 @@ pub(super) fn backward<F: Scalar>(
                     c: &c[(row + batch) * hidden..][units.clone()],
                     cell_out: &cell_out[row * hidden..][units.clone()],
                     dy: dy_row,
-                    d_gates: if full_gates { Some(d_gates.row(b, cols.clone())) } else { None },
+                    d_gates: if full_gates {
+                        Some(d_gates.row(b, cols.clone()))
+                    } else {
+                        None
+                    },
                     dc_carry: dc_row,
                     d_pre: d_pre.row_mut(row, cols.clone()),
                     bias_grad: bias.row_mut(0, cols.clone()),
                     peepholes: peephole_cells,
                 };
-                squared_norm = squared_norm + backward_row(isa, &rules, clip, cells);
+                squared_norm =
+                    squared_norm + backward_row(isa, &rules, clip, layout.block(), cells);
             }
             norms.row_mut(t, chunk..chunk + 1)[0] = squared_norm;
         }
@@ -313,7 +426,72 @@ pub(super) fn backward<F: Scalar>(
         dh0: dy_rows,
         dc0: dc_rows,
         bias: bias_sums,
-        peepholes: Array2::from_shape_vec((peephole_rows, hidden), peephole_sums).expect("rows of H sums"),
+        peepholes: Array2::from_shape_vec((peephole_rows, hidden), peephole_sums)
+            .expect("rows of H sums"),
         squared_cell_grads: squared_norms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{s, Array2, Array3};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::super::{LstmConfig, LstmVariant};
+    use super::*;
+    use crate::layers::{BackwardOptions, SequenceBatch};
+
+    /// A streaming-sized pass (PyTorch order, weights in place) must agree with
+    /// the same sequence inside a larger batch (interleaved, packed, threaded).
+    fn small_and_large_passes_agree<F: Scalar>(tolerance: f64) {
+        let (time, hidden) = (4, 40);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let config = LstmConfig::new(5, hidden).with_variant(LstmVariant::Cifg);
+        let lstm = Lstm::<F>::new(config, F::one(), &mut rng).expect("valid");
+        let mut random = |shape: (usize, usize, usize)| {
+            Array3::from_shape_simple_fn(shape, || F::from_f64_lossy(rng.gen_range(-1.0..1.0)))
+        };
+        let (x, dy) = (random((1, time, 5)), random((1, time, hidden)));
+        let run = |x: &Array3<F>, dy: &Array3<F>| {
+            let (out, cache) = lstm.forward(&SequenceBatch::new(x.view())).expect("valid");
+            let grads = lstm
+                .backward(&cache, dy.view(), None, None, &BackwardOptions::default())
+                .expect("valid");
+            (
+                cache.layout.is_pytorch(),
+                out.y,
+                grads.dx,
+                grads.params.weight_hh,
+            )
+        };
+        let thrice =
+            |a: &Array3<F>| ndarray::concatenate![ndarray::Axis(0), a.view(), a.view(), a.view()];
+        let (small_layout, y1, dx1, dw1) = run(&x, &dy);
+        let (large_layout, y3, dx3, dw3) = run(&thrice(&x), &thrice(&dy));
+        assert!(
+            small_layout && !large_layout,
+            "the two passes take different paths"
+        );
+        let close = |a: &Array2<F>, b: &Array2<F>| {
+            a.iter()
+                .zip(b)
+                .all(|(&p, &q)| (p.to_f64_lossy() - q.to_f64_lossy()).abs() <= tolerance)
+        };
+        assert!(close(
+            &y1.slice(s![0, .., ..]).to_owned(),
+            &y3.slice(s![2, .., ..]).to_owned()
+        ));
+        assert!(close(
+            &dx1.slice(s![0, .., ..]).to_owned(),
+            &dx3.slice(s![1, .., ..]).to_owned()
+        ));
+        assert!(close(&dw1.mapv(|v| v * F::from_f64_lossy(3.0)), &dw3));
+    }
+
+    #[test]
+    fn streaming_and_batched_passes_agree_in_f32_and_f64() {
+        small_and_large_passes_agree::<f32>(1e-4);
+        small_and_large_passes_agree::<f64>(1e-12);
     }
 }

@@ -56,10 +56,6 @@ impl<F: Scalar> TimeMajor<F> {
     }
 
     /// Step `t`: `[batch, width]`.
-    pub(super) fn step(&self, t: usize) -> ArrayView2<'_, F> {
-        self.span(t..t + 1)
-    }
-
     pub(super) fn step_mut(&mut self, t: usize) -> ArrayViewMut2<'_, F> {
         self.rows
             .slice_mut(s![t * self.batch..(t + 1) * self.batch, ..])
@@ -75,38 +71,6 @@ impl<F: Scalar> TimeMajor<F> {
         self.rows.as_slice_mut().expect(CONTIGUOUS)
     }
 
-    /// Step `t` as a flat slice `[batch * width]`.
-    pub(super) fn step_slice(&self, t: usize) -> &[F] {
-        let len = self.batch * self.width();
-        &self.rows.as_slice().expect(CONTIGUOUS)[t * len..(t + 1) * len]
-    }
-
-    pub(super) fn step_slice_mut(&mut self, t: usize) -> &mut [F] {
-        let len = self.batch * self.width();
-        &mut self.rows.as_slice_mut().expect(CONTIGUOUS)[t * len..(t + 1) * len]
-    }
-
-    /// Steps `t` (to read) and `t + 1` (to write) as flat slices.
-    pub(super) fn adjacent_step_slices_mut(&mut self, t: usize) -> (&[F], &mut [F]) {
-        let len = self.batch * self.width();
-        let (before, after) = self
-            .rows
-            .as_slice_mut()
-            .expect(CONTIGUOUS)
-            .split_at_mut((t + 1) * len);
-        (&before[t * len..], &mut after[..len])
-    }
-
-    /// Steps `t` (to read) and `t + 1` (to write) as `[batch, width]` matrices.
-    pub(super) fn adjacent_steps_mut(
-        &mut self,
-        t: usize,
-    ) -> (ArrayViewMut2<'_, F>, ArrayViewMut2<'_, F>) {
-        let b = self.batch;
-        self.rows
-            .multi_slice_mut((s![t * b..(t + 1) * b, ..], s![(t + 1) * b..(t + 2) * b, ..]))
-    }
-
     /// Sequence `b` over the non-empty range `steps`: `[steps.len(), width]` (a strided view).
     pub(super) fn sequence(&self, b: usize, steps: Range<usize>) -> ArrayView2<'_, F> {
         self.rows
@@ -117,13 +81,4 @@ impl<F: Scalar> TimeMajor<F> {
         self.rows
             .slice_mut(s![steps.start * self.batch + b..steps.end * self.batch; self.batch, ..])
     }
-}
-
-/// Row `b` of a flat `[batch * width]` step slice.
-pub(super) fn row<F>(step: &[F], b: usize, width: usize) -> &[F] {
-    &step[b * width..(b + 1) * width]
-}
-
-pub(super) fn row_mut<F>(step: &mut [F], b: usize, width: usize) -> &mut [F] {
-    &mut step[b * width..(b + 1) * width]
 }

@@ -1,0 +1,165 @@
+//! `C (+)= A·Wᵀ` for a few rows of A against a weight matrix W kept in its
+//! row-major `[outputs, inputs]` layout (PyTorch's): every output is a dot
+//! product of two contiguous rows.
+//!
+//! This is the product of a streaming step (one sequence, one time step),
+//! where packing the weights would cost more than the product itself: W is
+//! read once per row of A, straight from where it lives.
+
+use std::ops::Range;
+
+use super::pack::MatRef;
+use super::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::{is_f32, retype};
+use crate::Scalar;
+
+/// `C[r, j] = (accumulate ? C[r, j] : 0) + Σ_p A[r, p]·W[j, p]` for every row r of
+/// `a` (`[m, k]`) and every `j` in `outputs` (rows of `w`, `[n, k]`); both with unit column stride.
+///
+/// # Safety
+/// `c` must point at element (0, `outputs.start`) of a matrix with row stride
+/// `rs_c`, writable for `m` rows × `outputs.len()` columns and not accessed by
+/// anyone else during the call.
+pub(crate) unsafe fn gemm_nt<F: Scalar>(
+    isa: Isa,
+    a: MatRef<'_, F>,
+    w: MatRef<'_, F>,
+    outputs: Range<usize>,
+    c: *mut F,
+    rs_c: isize,
+    accumulate: bool,
+) {
+    assert!(
+        a.cols == w.cols && a.cs == 1 && w.cs == 1 && outputs.end <= w.rows,
+        "gemm_nt operands do not fit"
+    );
+    for r in 0..a.rows {
+        // SAFETY: row r of A and rows `outputs` of W are inside their matrices (asserted);
+        // the row of C per the caller.
+        unsafe {
+            let a_row = std::slice::from_raw_parts(a.as_ptr().offset(r as isize * a.rs), a.cols);
+            let w_first = w.as_ptr().offset(outputs.start as isize * w.rs);
+            let c_row = std::slice::from_raw_parts_mut(c.offset(r as isize * rs_c), outputs.len());
+            dot_rows(isa, a_row, w_first, w.rs, c_row, accumulate);
+        }
+    }
+}
+
+/// `out[j] (+)= a · W[j]` for the `out.len()` rows of W from `w` (`ldw` apart, `a.len()` long).
+///
+/// # Safety
+/// Those rows of W must be readable.
+unsafe fn dot_rows<F: Scalar>(
+    isa: Isa,
+    a: &[F],
+    w: *const F,
+    ldw: isize,
+    out: &mut [F],
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma && is_f32::<F>() {
+        // SAFETY: F is f32 (so the retyped slices and pointers are the same); AVX2 + FMA
+        // were detected; W's rows per the caller.
+        unsafe { dot_rows_avx2(retype(a), w.cast(), ldw, retype(out), accumulate) };
+        return;
+    }
+    let _ = isa;
+    for (j, out) in out.iter_mut().enumerate() {
+        // SAFETY: row j of W is readable for a.len() elements (caller).
+        let w_row = unsafe { std::slice::from_raw_parts(w.offset(j as isize * ldw), a.len()) };
+        let dot = a
+            .iter()
+            .zip(w_row)
+            .fold(F::zero(), |sum, (&x, &y)| sum + x * y);
+        *out = if accumulate { *out + dot } else { dot };
+    }
+}
+
+/// AVX2/FMA version of [`dot_rows`]: four rows of W at a time, two accumulators
+/// each (eight independent FMA chains), horizontal sums at the end.
+///
+/// # Safety
+/// As [`dot_rows`]; the CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_rows_avx2(a: &[f32], w: *const f32, ldw: isize, out: &mut [f32], accumulate: bool) {
+    use std::arch::x86_64::*;
+
+    const ROWS: usize = 4;
+    let k = a.len();
+    let vector_end = k / 16 * 16;
+    for (group, out) in out.chunks_mut(ROWS).enumerate() {
+        let first = group * ROWS;
+        let rows: [*const f32; ROWS] = std::array::from_fn(|q| {
+            w.wrapping_offset((first + q.min(out.len() - 1)) as isize * ldw)
+        });
+        // SAFETY (whole block): every row pointer is a readable row of W of k
+        // elements (rows past the end repeat the last one); loads stay below k.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+            let mut p = 0;
+            while p < vector_end {
+                let a0 = _mm256_loadu_ps(a.as_ptr().add(p));
+                let a1 = _mm256_loadu_ps(a.as_ptr().add(p + 8));
+                for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+                    acc[0] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(row.add(p)), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(row.add(p + 8)), acc[1]);
+                }
+                p += 16;
+            }
+            for ((row, acc), out) in rows.iter().zip(&acc).zip(out.iter_mut()) {
+                let sum = _mm256_add_ps(acc[0], acc[1]);
+                let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+                let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+                let mut dot =
+                    _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps::<1>(quarter, quarter)));
+                for (q, &x) in a.iter().enumerate().skip(vector_end) {
+                    dot += x * *row.add(q);
+                }
+                *out = if accumulate { *out + dot } else { dot };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+
+    #[test]
+    fn matches_the_naive_product_on_every_isa() {
+        let (m, k, n) = (3, 37, 11);
+        let a = Array2::from_shape_fn((m, k), |(r, p)| ((r * 31 + p * 7) % 13) as f32 * 0.1 - 0.6);
+        let w = Array2::from_shape_fn((n, k), |(j, p)| ((j * 17 + p * 5) % 11) as f32 * 0.1 - 0.5);
+        let expected = a.dot(&w.t());
+        for isa in [Isa::Generic, Isa::current()] {
+            let mut c = Array2::<f32>::from_elem((m, n), 1.0);
+            let outputs = 2..n;
+            let rs_c = c.strides()[0];
+            // SAFETY: c is owned here; the pointer is at (0, 2) with row stride rs_c.
+            unsafe {
+                let c_ptr = c.as_mut_ptr().add(outputs.start);
+                gemm_nt(
+                    isa,
+                    MatRef::from_view(a.view()),
+                    MatRef::from_view(w.view()),
+                    outputs,
+                    c_ptr,
+                    rs_c,
+                    true,
+                );
+            }
+            for ((r, j), &value) in c.indexed_iter() {
+                let want = if j < 2 { 1.0 } else { 1.0 + expected[[r, j]] };
+                assert!(
+                    (value - want).abs() < 1e-5,
+                    "{value} vs {want} at ({r}, {j})"
+                );
+            }
+        }
+    }
+}
