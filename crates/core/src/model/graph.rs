@@ -8,9 +8,9 @@ use ndarray::{Array1, ArrayD, ArrayViewD, ArrayViewMutD};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::node::{ForwardMode, Node, NodeCache};
+use super::node::{min_parameter_count, ForwardMode, Node, NodeCache};
 use super::recurrent_stack::LayerState;
-use super::spec::{InputSpec, ModelSpec};
+use super::spec::{InputSpec, ModelSpec, OpSpec};
 use super::value::Value;
 use crate::layers::BackwardOptions;
 use crate::{Error, Result, Scalar};
@@ -88,6 +88,7 @@ impl<F: Scalar> Model<F> {
             }
             widths.push(input_width(input));
         }
+        let mut parameters = 0;
         let mut nodes = Vec::with_capacity(spec.nodes.len());
         let mut node_inputs = Vec::with_capacity(spec.nodes.len());
         for node_spec in &spec.nodes {
@@ -103,6 +104,12 @@ impl<F: Scalar> Model<F> {
                 .map(|n| slot_of(&names, n, &node_spec.name))
                 .collect::<Result<Vec<_>>>()?;
             let in_widths: Vec<usize> = slots.iter().map(|&s| widths[s]).collect();
+            parameters = add_parameters(
+                parameters,
+                &node_spec.op,
+                &node_spec.name,
+                in_widths.first().copied(),
+            )?;
             let node = Node::build(&node_spec.op, &in_widths, &mut rng)
                 .map_err(|e| prefix(&node_spec.name, e))?;
             widths.push(node.output_width(&in_widths));
@@ -321,6 +328,32 @@ fn accumulate<F: Scalar>(slot: &mut Option<ArrayD<F>>, dx: ArrayD<F>) {
 }
 
 /// Names the node in an error that came from inside it.
+/// The most weights a model may hold: 2^28, 1 GiB in float32 (4 GiB with Adam's
+/// gradients and moments). Far above any recurrent model a CPU trains, it turns
+/// a size typo (`hiddenSize: 2 ** 31`) into an error instead of an allocation
+/// that aborts the process. `ts/validate.ts` applies the same limit to layers.
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
+/// `total` plus the weights of node `name`, or an error naming the node once the model outgrows [`MAX_PARAMETERS`].
+fn add_parameters(
+    total: usize,
+    op: &OpSpec,
+    name: &str,
+    input_width: Option<usize>,
+) -> Result<usize> {
+    let count = min_parameter_count(op, input_width.unwrap_or(0));
+    match count.and_then(|c| c.checked_add(total)) {
+        Some(sum) if sum <= MAX_PARAMETERS => Ok(sum),
+        _ => Err(Error::invalid(
+            name,
+            format!(
+                "needs {} weights, and a model may hold at most {MAX_PARAMETERS} (2^28); check its sizes",
+                count.map_or_else(|| "more than usize::MAX".to_owned(), |c| format!("at least {c}"))
+            ),
+        )),
+    }
+}
+
 fn prefix(node: &str, e: Error) -> Error {
     match e {
         Error::Invalid { name, reason } if name != node => Error::Invalid {

@@ -116,6 +116,37 @@ fn build_stack<F, L, R: Rng>(
     ))
 }
 
+/// A lower bound on the weights `op` allocates when it reads features of
+/// `input_width` (the big matrices and biases; peepholes and FGR's extra
+/// matrix left out), or `None` when the count overflows `usize`. Checked before
+/// anything is built, so absurd sizes never reach an allocation.
+pub fn min_parameter_count(op: &OpSpec, input_width: usize) -> Option<usize> {
+    match op {
+        OpSpec::Embedding {
+            vocab_size, dim, ..
+        } => vocab_size.checked_mul(*dim),
+        OpSpec::Lstm { recurrent, .. } => stack_parameter_count(recurrent, input_width, 4),
+        OpSpec::Rnn { recurrent, .. } => stack_parameter_count(recurrent, input_width, 1),
+        OpSpec::Dense { units, .. } => units.checked_mul(input_width.checked_add(1)?),
+        _ => Some(0),
+    }
+}
+
+/// `gates·H·(x + H + 2)` per layer entry (`weight_ih`, `weight_hh`, both biases), `x` the entry's input width.
+fn stack_parameter_count(spec: &RecurrentSpec, input_width: usize, gates: usize) -> Option<usize> {
+    let directions = if spec.bidirectional { 2 } else { 1 };
+    let h = spec.hidden_size;
+    let rows = gates.checked_mul(h)?;
+    let entry = |x: usize| rows.checked_mul(x.checked_add(h)?.checked_add(2)?);
+    let upper_width = match spec.merge {
+        super::spec::Merge::Concat => h.checked_mul(directions)?,
+        super::spec::Merge::Sum => h,
+    };
+    let first = entry(input_width)?;
+    let upper = entry(upper_width)?.checked_mul(spec.num_layers.saturating_sub(1))?;
+    first.checked_add(upper)?.checked_mul(directions)
+}
+
 impl<F: Scalar> Node<F> {
     /// Builds a freshly initialised node; `input_widths` are the feature widths of its inputs.
     pub fn build<R: Rng>(op: &OpSpec, input_widths: &[usize], rng: &mut R) -> Result<Self> {

@@ -10,7 +10,7 @@
 //! `peephole_{i,f,o}_l{k}` `[H]` and, for FGR, `weight_gg_l{k}` `[3H, 3H]`.
 //!
 //! Import is exact: the file must hold precisely the tensors the node has,
-//! with its shapes and its scalar type (F32 for an f32 model, F64 for f64;
+//! finite, with its shapes and its scalar type (F32 for an f32 model, F64 for f64;
 //! PyTorch's `.double()` before saving gives the latter).
 
 use std::collections::BTreeMap;
@@ -30,6 +30,7 @@ use crate::{Error, Result, Scalar};
 /// (the error names the file, the tensor and both shapes).
 pub fn import_state_dict<F: Scalar>(model: &mut Model<F>, node: &str, path: &Path) -> Result<()> {
     let file = safetensors_file::load::<F>(path)?;
+    check_finite(&file.tensors, path)?;
     let target = recurrent_node_mut(model, node)?;
     check_peepholes(target, &file.tensors, path, node)?;
     let names: Vec<String> = target
@@ -73,6 +74,21 @@ fn not_recurrent(node: &str, exists: bool) -> Error {
             reason: "the model has no node of this name".into(),
         }
     }
+}
+
+/// NaN or ±Infinity in a state dict means a diverged run or a corrupt file;
+/// refused as `setWeights` refuses them, rather than imported into the model.
+fn check_finite<F: Scalar>(tensors: &BTreeMap<String, ArrayD<F>>, path: &Path) -> Result<()> {
+    for (name, tensor) in tensors {
+        if let Some((index, value)) = tensor.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(file_error(
+                path,
+                Some(name),
+                format!("non-finite value {value} at flat index {index}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The commonest mismatch, a plain `nn.LSTM` file for a node with peepholes,
