@@ -21,13 +21,14 @@ import { join } from 'node:path'
 
 import { OdysseyAbortError, OdysseyError, OdysseyRangeError } from '../errors'
 import { Model } from '../model'
+import type { Inputs } from '../model/data'
 import type { BatchLog } from '../model/fit'
 import type { ClipConfig, OptimizerConfig, ScheduleConfig } from '../model/training'
 import { writeFileAtomic } from './atomic-write'
 import { VqaFileError, VqaShapeError } from './errors'
 import type { VqaAnnotation, VqaQuestion } from './files'
 import { resolveArchitecture, vqaGraph, VQA_NAMES, type VqaArchitecture, type VqaArchitectureOptions } from './graph'
-import { chunkInputs, indexQuestions, unknownWordRows, type IndexedQuestions, type FeatureSource, type UnknownWords } from './inputs'
+import { chunkInputs, indexQuestions, unknownWordRows, type FeatureSource, type UnknownWords } from './inputs'
 import { evaluateVqa, type VqaEvaluation } from './metric'
 import { SeededRandom } from './random'
 import { AnswerVocab, PAD_INDEX, QuestionVocab, UNK_INDEX } from './vocab'
@@ -189,12 +190,15 @@ export class VqaModel {
     if (options.validation !== undefined) this.checkFeatures(options.validation.features, 'validation')
     const batchSize = options.batchSize ?? 64
     const encoded = indexQuestions(train.questions, this.questionVocab, this.architecture.maxQuestionLength)
-    const labels = this.answerVocab.encodeLabels(train.annotations as VqaAnnotation[])
+    const labels = this.answerVocab.encodeLabels(train.annotations)
     const trainable = [...labels.keys()].filter((row) => (labels[row] as number) >= 0)
     if (trainable.length === 0) throw new OdysseyRangeError('ODYSSEY_INVALID', 'train: no question has an answer among the K classes')
     const history: VqaHistory = { epochs: [], skippedQuestions: labels.length - trainable.length }
     const order = new SeededRandom(options.seed ?? this.architecture.seed)
-    const epoch = new EpochRunner(this, encoded, labels, train.features, batchSize, options)
+    const epoch = new EpochRunner(this.model, batchSize, chunkRows(train.features.dim, batchSize), options, {
+      inputs: (rows) => chunkInputs(encoded, rows, train.features, this.architecture, this.unknownWords),
+      labels: (rows) => Uint32Array.from(rows, (row) => labels[row] as number),
+    })
     for (let index = 0; index < options.epochs; index++) {
       const log = await epoch.run(index, order.shuffled(trainable), history)
       if (options.validation !== undefined) log.validation = await this.evaluate(options.validation, { batchSize })
@@ -217,7 +221,7 @@ export class VqaModel {
     const encoded = indexQuestions(questions, this.questionVocab, this.architecture.maxQuestionLength)
     const rows = [...questions.keys()]
     const answers: VqaAnswer[] = []
-    for (const chunk of chunksOf(rows, this.chunkRows(features.dim, 1))) {
+    for (const chunk of chunksOf(rows, chunkRows(features.dim, 1))) {
       const x = await chunkInputs(encoded, chunk, features, this.architecture, this.unknownWords)
       const { data } = await this.model.predict(x, { batchSize: options.batchSize ?? 256 })
       chunk.forEach((row, k) => {
@@ -254,17 +258,6 @@ export class VqaModel {
     this.model.dispose()
   }
 
-  /** @internal Rows per chunk: whole batches whose features fit in `CHUNK_FEATURE_BYTES`. */
-  chunkRows(dim: number, batchSize: number): number {
-    const rows = Math.floor(CHUNK_FEATURE_BYTES / (4 * dim))
-    return Math.max(batchSize, rows - (rows % batchSize))
-  }
-
-  /** @internal */
-  inputsOf(encoded: IndexedQuestions, rows: readonly number[], features: FeatureSource) {
-    return chunkInputs(encoded, rows, features, this.architecture, this.unknownWords)
-  }
-
   private checkFeatures(features: FeatureSource, label: string): void {
     if (this.architecture.modality === 'question' || features.dim === this.architecture.imageDim) return
     const file = (features as { file?: string }).file ?? label
@@ -282,15 +275,26 @@ export class VqaModel {
   }
 }
 
+/** Rows per chunk: whole batches whose features (`[rows, D]` floats) fit in `CHUNK_FEATURE_BYTES`. */
+function chunkRows(dim: number, batchSize: number): number {
+  const rows = Math.floor(CHUNK_FEATURE_BYTES / (4 * dim))
+  return Math.max(batchSize, rows - (rows % batchSize))
+}
+
+/** The tensors of some rows of a split: the model inputs and the answer classes. */
+interface ChunkSource {
+  inputs(rows: readonly number[]): Promise<Inputs>
+  labels(rows: readonly number[]): Uint32Array
+}
+
 /** One training epoch: chunks of the shuffled rows, each one `Model.fit` epoch, with progress in epoch terms. */
 class EpochRunner {
   constructor(
-    private readonly vqa: VqaModel,
-    private readonly encoded: IndexedQuestions,
-    private readonly labels: Int32Array,
-    private readonly features: FeatureSource,
+    private readonly model: Model,
     private readonly batchSize: number,
+    private readonly rowsPerChunk: number,
     private readonly options: VqaFitOptions,
+    private readonly source: ChunkSource,
   ) {}
 
   async run(epoch: number, rows: number[], history: VqaHistory): Promise<VqaEpochLog> {
@@ -298,12 +302,9 @@ class EpochRunner {
     const batches = Math.ceil(rows.length / this.batchSize)
     let lossSum = 0
     let done = 0
-    for (const chunk of chunksOf(rows, this.vqa.chunkRows(this.features.dim, this.batchSize))) {
+    for (const chunk of chunksOf(rows, this.rowsPerChunk)) {
       const firstBatch = done / this.batchSize
-      const data = {
-        x: await this.vqa.inputsOf(this.encoded, chunk, this.features),
-        y: { classes: Uint32Array.from(chunk, (row) => this.labels[row] as number), shape: [chunk.length] },
-      }
+      const data = { x: await this.source.inputs(chunk), y: { classes: this.source.labels(chunk), shape: [chunk.length] } }
       const onBatchEnd = (log: BatchLog) => {
         lossSum += log.loss * log.examples
         const questionsDone = done + Math.min(chunk.length, (log.batch + 1) * this.batchSize)
@@ -313,13 +314,13 @@ class EpochRunner {
       done += chunk.length
     }
     const seconds = (performance.now() - started) / 1000
-    return { epoch, loss: lossSum / rows.length, seconds, questionsPerSecond: rows.length / seconds, step: this.vqa.model.stepCount }
+    return { epoch, loss: lossSum / rows.length, seconds, questionsPerSecond: rows.length / seconds, step: this.model.stepCount }
   }
 
   private async fitChunk(data: Parameters<Model['fit']>[0], onBatchEnd: (log: BatchLog) => void, history: VqaHistory) {
     try {
       // The epoch's order is already shuffled; the chunk is trained in it.
-      await this.vqa.model.fit(data, { epochs: 1, batchSize: this.batchSize, shuffle: false, callbacks: { onBatchEnd }, signal: this.options.signal })
+      await this.model.fit(data, { epochs: 1, batchSize: this.batchSize, shuffle: false, callbacks: { onBatchEnd }, signal: this.options.signal })
     } catch (error) {
       if (error instanceof OdysseyAbortError) {
         throw new OdysseyAbortError(`VqaModel.fit was aborted after ${history.epochs.length} finished epoch(s)`, history, { cause: error.cause })
