@@ -67,6 +67,12 @@ describe('odyssey vqa', () => {
     expect(result.stdout).toMatch(/^epoch 1\/2: loss \d+\.\d+, validation VQA accuracy \d+\.\d+%/m)
     expect(result.stdout).toMatch(/^epoch 2\/2: /m)
     for (const name of ['vqa.json', 'checkpoint.json', 'log.jsonl']) expect(existsSync(join(model, name)), name).toBe(true)
+    const records = readFileSync(join(model, 'log.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line))
+    expect(records.filter((r) => r.type === 'epoch')).toHaveLength(2)
+    const vqa = records.filter((r) => r.type === 'vqa')
+    expect(vqa.map((r) => r.epoch)).toEqual([0, 1])
+    expect(Object.keys(vqa[1].accuracyByQuestionType).sort()).toEqual(['color', 'count', 'exist', 'position', 'relation', 'shape'])
+    expect(vqa[1].confusion.counts).toHaveLength(vqa[1].confusion.answers.length)
   })
 
   it('eval prints overall and per-type accuracy, or the same as JSON', () => {

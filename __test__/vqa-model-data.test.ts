@@ -25,6 +25,7 @@ import {
   readWordVectors,
   resolveArchitecture,
   sceneEncodingSize,
+  vqaConfusion,
   type SyntheticScene,
 } from '../ts/vqa'
 import { chunkInputs, unknownWordRows } from '../ts/vqa/inputs'
@@ -121,6 +122,29 @@ describe('question indices and chunk inputs', () => {
     const imageOnly = resolveArchitecture({ fusion: 'concat', modality: 'image', imageDim: 2, vocabSize: vocab.size, answers: 3 })
     expect(Object.keys(await chunkInputs(indexed, [0], features, questionOnly, new Set()))).toEqual(['question'])
     expect(Object.keys(await chunkInputs(indexed, [0], features, imageOnly, new Set()))).toEqual(['image'])
+  })
+})
+
+describe('vqaConfusion', () => {
+  const annotation = (questionId: number, answer: string) => ({ questionId, imageId: 1, multipleChoiceAnswer: answer, answers: [answer] })
+
+  it('counts reference against predicted answer among the most frequent references, normalised', () => {
+    const annotations = [annotation(1, 'yes'), annotation(2, 'Yes'), annotation(3, 'no'), annotation(4, 'two'), annotation(5, 'red')]
+    const predictions = new Map([
+      [1, 'yes'],
+      [2, 'no'],
+      [3, 'no'],
+      [4, '2'],
+      [5, 'yes'],
+    ])
+    const { answers, counts } = vqaConfusion(annotations, predictions, 3)
+    // "yes" twice; "2", "no", "red" once each, ties in code-point order.
+    expect(answers).toEqual(['yes', '2', 'no'])
+    expect(counts).toEqual([
+      [1, 0, 1],
+      [0, 1, 0],
+      [0, 0, 1],
+    ])
   })
 })
 

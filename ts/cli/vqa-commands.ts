@@ -14,7 +14,8 @@ import { RunLogger, runLogPath } from '../report'
 import type { LstmVariant } from '../types'
 import { ImageFeatures } from '../vqa/features'
 import type { VqaFusion } from '../vqa/graph'
-import type { VqaEvaluation } from '../vqa/metric'
+import { vqaConfusion, type VqaConfusion } from '../vqa/confusion'
+import { evaluateVqa, type VqaEvaluation } from '../vqa/metric'
 import { VqaModel, type VqaBatchLog, type VqaEpochLog } from '../vqa/model'
 import { createVqaModel, openAnnotatedSplit, type AnnotatedSplit } from '../vqa/pipeline'
 import { writeSyntheticVqa, type SceneEncoding } from '../vqa/synthetic'
@@ -137,7 +138,6 @@ async function trainAndSave(
     const history = await model.fit(train, {
       epochs: options.epochs,
       batchSize: options.batchSize,
-      ...(validation === undefined ? {} : { validation }),
       seed: options.seed,
       signal,
       callbacks: {
@@ -146,8 +146,9 @@ async function trainAndSave(
           log.step({ ...stepFields(batch), clipThreshold })
         },
         onEpochEnd: async (epoch) => {
-          progress.epochDone(epoch)
-          logEpoch(log, epoch)
+          const scored = validation === undefined ? undefined : await scoreValidation(model, validation)
+          progress.epochDone(epoch, scored?.evaluation)
+          logEpoch(log, epoch, scored)
           await model.save(options.out)
         },
       },
@@ -174,14 +175,44 @@ function stepFields(batch: VqaBatchLog) {
   return { step, epoch, loss, gradNorm, clipped, applied, learningRate, examplesPerSecond }
 }
 
-function logEpoch(log: RunLogger, epoch: VqaEpochLog): void {
-  const { validation } = epoch
+/** Answers reported in the run log's confusion matrix. */
+const CONFUSION_ANSWERS = 10
+
+interface ScoredValidation {
+  evaluation: VqaEvaluation
+  confusion: VqaConfusion
+}
+
+/** The model's answers on the validation split, scored, and the confusion among its most frequent answers. */
+async function scoreValidation(model: VqaModel, validation: AnnotatedSplit): Promise<ScoredValidation> {
+  const answers = await model.predict(validation.questions, validation.features)
+  const predictions = new Map(answers.map(({ questionId, answer }) => [questionId, answer]))
+  return {
+    evaluation: evaluateVqa(validation.annotations, predictions),
+    confusion: vqaConfusion(validation.annotations, predictions, CONFUSION_ANSWERS),
+  }
+}
+
+/** The epoch's record and, after a validation, its `vqa` record (fractions, as the run log format wants). */
+function logEpoch(log: RunLogger, epoch: VqaEpochLog, scored: ScoredValidation | undefined): void {
+  const { evaluation, confusion } = scored ?? {}
   log.epoch({
     epoch: epoch.epoch,
     step: epoch.step,
     loss: epoch.loss,
-    metrics: validation === undefined ? {} : { 'VQA accuracy': validation.overall / 100 },
+    metrics: evaluation === undefined ? {} : { 'VQA accuracy': evaluation.overall / 100 },
     seconds: epoch.seconds,
+  })
+  if (evaluation === undefined || confusion === undefined) return
+  const groups = Object.entries(evaluation.perQuestionType)
+  log.vqa({
+    step: epoch.step,
+    epoch: epoch.epoch,
+    split: 'val',
+    accuracy: evaluation.overall / 100,
+    accuracyByQuestionType: Object.fromEntries(groups.map(([type, group]) => [type, group.accuracy / 100])),
+    questionsByType: Object.fromEntries(groups.map(([type, group]) => [type, group.questions])),
+    confusion,
   })
 }
 
@@ -213,9 +244,9 @@ class TrainingProgress {
     this.bar?.update(log.batch + 1, payload)
   }
 
-  epochDone(log: VqaEpochLog): void {
+  epochDone(log: VqaEpochLog, evaluation: VqaEvaluation | undefined): void {
     this.stop()
-    const validation = log.validation === undefined ? '' : `, validation VQA accuracy ${log.validation.overall.toFixed(2)}%`
+    const validation = evaluation === undefined ? '' : `, validation VQA accuracy ${evaluation.overall.toFixed(2)}%`
     this.io.stdout.write(
       `epoch ${log.epoch + 1}/${this.epochs}: loss ${log.loss.toFixed(4)}${validation} (${log.seconds.toFixed(1)} s, ${Math.round(log.questionsPerSecond)} questions/s)\n`,
     )

@@ -14,6 +14,7 @@ export {
   processPunctuation,
 } from './answers'
 export { writeFileAtomic } from './atomic-write'
+export { vqaConfusion, type VqaConfusion } from './confusion'
 export { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
 export { VqaFileError, VqaLookupError, VqaShapeError, type VqaFileErrorDetails, type VqaRecordRef } from './errors'
 export {
