@@ -54,16 +54,32 @@ impl<'a, F: Scalar> SequenceBatch<'a, F> {
         }
         if let Some(lengths) = self.lengths {
             if lengths.len() != batch {
-                return Err(Error::shape("lengths", format!("[{batch}]"), &[lengths.len()]));
+                return Err(Error::shape(
+                    "lengths",
+                    format!("[{batch}]"),
+                    &[lengths.len()],
+                ));
             }
-            if let Some((index, &value)) = lengths.iter().enumerate().find(|(_, &l)| l == 0 || l > time) {
-                return Err(Error::Length { index, value, max: time });
+            if let Some((index, &value)) = lengths
+                .iter()
+                .enumerate()
+                .find(|(_, &l)| l == 0 || l > time)
+            {
+                return Err(Error::Length {
+                    index,
+                    value,
+                    max: time,
+                });
             }
         }
         for (name, state) in [("h0", self.h0), ("c0", self.c0)] {
             if let Some(s) = state {
                 if s.dim() != (batch, hidden_size) {
-                    return Err(Error::shape(name, format!("[{batch}, {hidden_size}]"), s.shape()));
+                    return Err(Error::shape(
+                        name,
+                        format!("[{batch}, {hidden_size}]"),
+                        s.shape(),
+                    ));
                 }
             }
         }
