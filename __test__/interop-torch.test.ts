@@ -248,6 +248,22 @@ describe('state-dict errors', () => {
     model.dispose()
   })
 
+  it('a NaN in the file is refused naming the tensor, and nothing changes', async () => {
+    const source = stateDict(name, 'float32')
+    const entry = (await readHeader(source)).tensors.get('bias_hh_l1')!
+    const bytes = readFileSync(source)
+    bytes.writeFloatLE(NaN, entry.fileOffset + 4 * 3)
+    const file = join(scratch, 'nan.safetensors')
+    writeFileSync(file, bytes)
+    const model = modelFor(torchCase(name), 'float32')
+    const before = weightValues(model)
+    const error = await rejection(model.importStateDict('encoder', file))
+    expect(error).toMatchObject({ code: 'ODYSSEY_CHECKPOINT' })
+    expect(error.message).toContain('tensor `bias_hh_l1`: non-finite value NaN at flat index 3')
+    expect(weightValues(model)).toEqual(before)
+    model.dispose()
+  })
+
   it('a corrupt file is an ODYSSEY_CHECKPOINT error naming it', async () => {
     const file = join(scratch, 'corrupt.safetensors')
     writeFileSync(file, readFileSync(stateDict(name, 'float32')).subarray(0, 100))

@@ -72,6 +72,20 @@ export function checkSize(name: string, value: unknown): number {
   return value
 }
 
+/**
+ * The most weights a layer or model may hold: 2^28, 1 GiB in float32 (the core's `MAX_PARAMETERS`,
+ * crates/core/src/model/graph.rs). A size typo (`hiddenSize: 2 ** 31`) is an error here rather
+ * than an allocation that takes the process down.
+ */
+export const MAX_PARAMETERS = 2 ** 28
+
+/** Refuses a layer whose `sizes` (described in `what`) need more than `MAX_PARAMETERS` weights. */
+export function checkParameterCount(label: string, weights: number, what: string): void {
+  if (weights > MAX_PARAMETERS) {
+    rangeError('ODYSSEY_INVALID', `${label}: ${what} need ${weights} weights, and a layer may hold at most ${MAX_PARAMETERS} (2^28); check the sizes`)
+  }
+}
+
 /** An initialisation seed: a safe integer ≥ 0. */
 export function checkSeed(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) typeError('ODYSSEY_TYPE', `${name}: expected a safe integer, got ${describe(value)}`)

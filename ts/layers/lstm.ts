@@ -1,6 +1,6 @@
 import { ReferenceLstm } from '../reference'
 import { LSTM_VARIANTS, type LstmOptions, type RecurrentBackend } from '../types'
-import { BACKENDS, checkBoolean, checkFiniteNumber, checkOneOf, checkOptionKeys, checkSeed, checkSize, DTYPES } from '../validate'
+import { BACKENDS, checkBoolean, checkFiniteNumber, checkOneOf, checkOptionKeys, checkParameterCount, checkSeed, checkSize, DTYPES } from '../validate'
 import { defaultBackend } from '../native'
 import { NativeBackend } from './native-backend'
 import { RecurrentLayer } from './recurrent-layer'
@@ -22,9 +22,13 @@ const LSTM_OPTION_KEYS: readonly (keyof LstmOptions)[] = [
 function resolveLstmOptions(options: LstmOptions): LstmConfig {
   checkOptionKeys(options, LSTM_OPTION_KEYS, 'LSTM')
   const variant = checkOneOf('variant', options.variant ?? 'vanilla', LSTM_VARIANTS)
+  const inputSize = checkSize('inputSize', options.inputSize)
+  const hiddenSize = checkSize('hiddenSize', options.hiddenSize)
+  // weight_ih [4H, X], weight_hh [4H, H], two biases [4H]; peepholes and FGR's matrix add less.
+  checkParameterCount('LSTM', 4 * hiddenSize * (inputSize + hiddenSize + 2), `inputSize ${inputSize} and hiddenSize ${hiddenSize}`)
   return {
-    inputSize: checkSize('inputSize', options.inputSize),
-    hiddenSize: checkSize('hiddenSize', options.hiddenSize),
+    inputSize,
+    hiddenSize,
     variant,
     // SPEC §1: the NP variant is the one without peepholes.
     peepholes: variant !== 'NP' && checkBoolean('peepholes', options.peepholes ?? true),

@@ -12,7 +12,7 @@ use napi::{Env, Task};
 use napi_derive::napi;
 use odyssey_core::model::torch_interop::{export_state_dict, import_state_dict};
 
-use crate::error::{guard, ErrorCode};
+use crate::error::{guard, BindingError, ErrorCode};
 use crate::model::{each_session, Lease, NativeModel};
 use crate::tasks::{on_worker, settle};
 
@@ -59,36 +59,35 @@ impl Task for StateDictTask {
     }
 }
 
-impl NativeModel {
-    fn state_dict_task(
-        &self,
+impl StateDictTask {
+    /// Takes `model`'s lease now, on the JS thread, as every operation does.
+    fn new(
+        model: &NativeModel,
         operation: &'static str,
         direction: Direction,
         node: String,
         path: String,
-    ) -> napi::Result<AsyncTask<StateDictTask>, ErrorCode> {
-        guard(|| {
-            Ok(AsyncTask::new(StateDictTask {
-                lease: Some(self.lease(operation)?),
-                direction,
-                node,
-                path: PathBuf::from(path),
-            }))
-        })
+    ) -> Result<AsyncTask<Self>, BindingError> {
+        Ok(AsyncTask::new(StateDictTask {
+            lease: Some(model.lease(operation)?),
+            direction,
+            node,
+            path: PathBuf::from(path),
+        }))
     }
 }
 
 #[napi]
 impl NativeModel {
     /// Loads a PyTorch `nn.LSTM` / `nn.RNN` state dict (safetensors) into the recurrent node
-    /// `node`; nothing changes unless every key, shape and dtype fits.
+    /// `node`; nothing changes unless every key, shape and dtype fits and every value is finite.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn import_state_dict(
         &self,
         node: String,
         path: String,
     ) -> napi::Result<AsyncTask<StateDictTask>, ErrorCode> {
-        self.state_dict_task("importStateDict", Direction::Import, node, path)
+        guard(|| StateDictTask::new(self, "importStateDict", Direction::Import, node, path))
     }
 
     /// Writes the recurrent node `node` as a PyTorch state dict (safetensors), atomically.
@@ -98,6 +97,6 @@ impl NativeModel {
         node: String,
         path: String,
     ) -> napi::Result<AsyncTask<StateDictTask>, ErrorCode> {
-        self.state_dict_task("exportStateDict", Direction::Export, node, path)
+        guard(|| StateDictTask::new(self, "exportStateDict", Direction::Export, node, path))
     }
 }

@@ -348,7 +348,7 @@ fn add_parameters(
             name,
             format!(
                 "needs {} weights, and a model may hold at most {MAX_PARAMETERS} (2^28); check its sizes",
-                count.map_or_else(|| "more than usize::MAX".to_owned(), |c| format!("at least {c}"))
+                count.map_or_else(|| format!("more than {}", usize::MAX), |c| format!("at least {c}"))
             ),
         )),
     }
