@@ -195,15 +195,33 @@ fn gemm_serial<F: Scalar>(
                     let block_bias = bias.filter(|_| k0 == 0).map(|bias| &bias[j0..j0 + nc]);
                     for i0 in (0..m).step_by(MC) {
                         let mc = MC.min(m - i0);
-                        pack_a(a.block(i0..i0 + mc, k0..k0 + kc), mr, a_buf);
+                        let a_block = a.block(i0..i0 + mc, k0..k0 + kc);
+                        let accumulate = accumulate || k0 > 0;
+                        // SAFETY: C's block (i0.., j0..) of mc × nc lies inside the exclusively
+                        // borrowed `c` (row stride rs_c); B's panels hold kc × nc (padded to NR).
+                        let c_block = unsafe { c_ptr.offset(i0 as isize * rs_c + j0 as isize) };
+                        if a.cs == 1 {
+                            // Rows already contiguous: the micro-kernel reads them where they are.
+                            // SAFETY: as above.
+                            unsafe {
+                                multiply_in_place(
+                                    kernel,
+                                    a_block,
+                                    b_buf.as_ptr(),
+                                    nc,
+                                    c_block,
+                                    rs_c,
+                                    accumulate,
+                                    block_bias,
+                                )
+                            };
+                            continue;
+                        }
+                        pack_a(a_block, mr, a_buf);
                         let tiles = ATiles::packed(a_buf.as_ptr(), mr, kc);
-                        // SAFETY: the packed tiles are zero-padded to whole MR panels; B's panels
-                        // hold kc × nc (padded to NR); C's block (i0.., j0..) of mc × nc lies
-                        // inside the exclusively borrowed `c` whose row stride is rs_c.
+                        // SAFETY: as above; the packed tiles are zero-padded to whole MR panels.
                         unsafe {
-                            let c_block = c_ptr.offset(i0 as isize * rs_c + j0 as isize);
                             let block = Block { m: mc, n: nc, kc };
-                            let accumulate = accumulate || k0 > 0;
                             macro_kernel(
                                 kernel,
                                 block,
@@ -238,7 +256,7 @@ pub(crate) unsafe fn gemm_prepacked<F: Scalar>(
     rs_c: isize,
     accumulate: bool,
 ) {
-    let (mr, nr) = (kernel.mr, kernel.nr);
+    let nr = kernel.nr;
     assert!(
         a.cols == b.k()
             && a.cs == 1
@@ -249,46 +267,76 @@ pub(crate) unsafe fn gemm_prepacked<F: Scalar>(
         "prepacked operand does not fit"
     );
     let m = a.rows;
-    let full_rows = m / mr * mr;
     for k0 in (0..b.k()).step_by(b.kc()) {
         let kc = b.kc().min(b.k() - k0);
         let panels = b.panels(k0, cols.start).as_ptr();
         let accumulate = accumulate || k0 > 0;
         let a_block = a.block(0..m, k0..k0 + kc);
-        if full_rows > 0 {
-            let tiles = ATiles {
-                ptr: a_block.as_ptr(),
-                tile_stride: mr as isize * a.rs,
-                lda: a.rs,
-                packed: false,
-            };
-            let block = Block {
-                m: full_rows,
-                n: cols.len(),
-                kc,
-            };
-            // SAFETY: the tiles cover rows 0..full_rows of A, all inside A; C per the caller.
-            unsafe { macro_kernel(kernel, block, tiles, panels, c, rs_c, accumulate, None) };
-        }
-        if m > full_rows {
-            // The last rows do not fill a tile: copy them into a zero-padded panel.
-            let mut panel = [F::zero(); MAX_MR * KC];
-            pack_a(
-                a_block.block(full_rows..m, 0..kc),
-                mr,
-                &mut panel[..mr * kc],
-            );
-            let tiles = ATiles::packed(panel.as_ptr(), mr, kc);
-            let block = Block {
-                m: m - full_rows,
-                n: cols.len(),
-                kc,
-            };
-            // SAFETY: the panel holds a full padded tile; rows full_rows..m of C per the caller.
-            unsafe {
-                let c_rows = c.offset(full_rows as isize * rs_c);
-                macro_kernel(kernel, block, tiles, panels, c_rows, rs_c, accumulate, None);
-            }
+        // SAFETY: A's rows are contiguous (asserted); B's panels cover `cols`; C per the caller.
+        unsafe {
+            multiply_in_place(
+                kernel,
+                a_block,
+                panels,
+                cols.len(),
+                c,
+                rs_c,
+                accumulate,
+                None,
+            )
+        };
+    }
+}
+
+/// `C = (accumulate ? C : 0) + A·B (+ bias)` for one k-block, A (`m × kc`,
+/// contiguous rows) read in place; rows that do not fill a whole tile are
+/// copied into a zero-padded panel first.
+///
+/// # Safety
+/// `b` must hold the packed panels of `n` columns for this k-block; `c` (row
+/// stride `rs_c`) must be writable for `m × n` and touched by no one else.
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply_in_place<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    a: MatRef<'_, F>,
+    b: *const F,
+    n: usize,
+    c: *mut F,
+    rs_c: isize,
+    accumulate: bool,
+    bias: Option<&[F]>,
+) {
+    debug_assert!(a.cs == 1 && a.cols <= KC);
+    let (mr, kc) = (kernel.mr, a.cols);
+    let full_rows = a.rows / mr * mr;
+    if full_rows > 0 {
+        let tiles = ATiles {
+            ptr: a.as_ptr(),
+            tile_stride: mr as isize * a.rs,
+            lda: a.rs,
+            packed: false,
+        };
+        let block = Block {
+            m: full_rows,
+            n,
+            kc,
+        };
+        // SAFETY: the tiles cover rows 0..full_rows of A, all inside A; B and C per the caller.
+        unsafe { macro_kernel(kernel, block, tiles, b, c, rs_c, accumulate, bias) };
+    }
+    if a.rows > full_rows {
+        let mut panel = [F::zero(); MAX_MR * KC];
+        pack_a(a.block(full_rows..a.rows, 0..kc), mr, &mut panel[..mr * kc]);
+        let tiles = ATiles::packed(panel.as_ptr(), mr, kc);
+        let block = Block {
+            m: a.rows - full_rows,
+            n,
+            kc,
+        };
+        // SAFETY: the panel holds a full padded tile; rows full_rows.. of C per the caller.
+        unsafe {
+            let c_rows = c.offset(full_rows as isize * rs_c);
+            macro_kernel(kernel, block, tiles, b, c_rows, rs_c, accumulate, bias);
         }
     }
 }

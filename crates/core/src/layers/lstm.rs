@@ -607,10 +607,12 @@ impl<F: Scalar> Lstm<F> {
     ) -> LstmParams<F> {
         let (hidden, time) = (self.config.hidden_size, cache.dims().1);
         let d = recurrent.d_pre.all();
+        // Σ over rows of d ⊗ right, computed as rightᵀ·d: the operand packed row by
+        // row is then the narrow `right`, and the wide d is streamed in contiguous rows.
         let interleaved_product = |right: ArrayView2<'_, F>| {
-            let mut product = Array2::zeros((d.ncols(), right.ncols()));
-            gemm(d.t(), right, product.view_mut(), false, None);
-            layout.deinterleave_rows(product.view())
+            let mut transposed = Array2::zeros((right.ncols(), d.ncols()));
+            gemm(right.t(), d, transposed.view_mut(), false, None);
+            layout.deinterleave_rows(transposed.t())
         };
         let mut grads = LstmParams::zeros(&self.config);
         grads.weight_ih = interleaved_product(cache.x.all());
