@@ -9,6 +9,8 @@
  * anything else, and a refused import must leave the model's weights alone.
  * The Rust side of the same loaders is fuzzed in crates/core/tests/fuzz_loaders.rs.
  *
+ * Bounded: 250 mutations per reader (half for the two model loaders), a few
+ * seconds; `ODYSSEY_FUZZ_RUNS=n` runs n. fast-check prints the seed of a failure.
  * `ODYSSEY_UPDATE_FUZZ_CORPUS=1 npx vitest run __test__/hardening-fuzz-readers.test.ts` rewrites the corpus.
  */
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
