@@ -84,10 +84,6 @@ impl<F, L> RecurrentStack<F, L> {
         &mut self.layers
     }
 
-    pub fn directions(&self) -> usize {
-        self.directions
-    }
-
     pub fn output_kind(&self) -> RecurrentOutput {
         self.output
     }

@@ -1,6 +1,6 @@
 //! Time-axis helpers for padded batches `[batch, time, features]`.
 
-use ndarray::{s, Array2, Array3, ArrayView3, Axis};
+use ndarray::{s, Array3, ArrayView3, Axis};
 
 use crate::Scalar;
 
@@ -13,15 +13,6 @@ pub fn reverse_within_lengths<F: Scalar>(x: ArrayView3<'_, F>, lengths: &[usize]
             out.slice_mut(s![b, len - 1 - t, ..])
                 .assign(&x.slice(s![b, t, ..]));
         }
-    }
-    out
-}
-
-/// The row of each sequence at its own last valid step: `[batch, features]`.
-pub fn last_steps<F: Scalar>(x: ArrayView3<'_, F>, lengths: &[usize]) -> Array2<F> {
-    let mut out = Array2::zeros((x.dim().0, x.dim().2));
-    for (b, &len) in lengths.iter().enumerate() {
-        out.row_mut(b).assign(&x.slice(s![b, len - 1, ..]));
     }
     out
 }
