@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 
-import { gradNormSparkline } from '../ts/report'
+import { GradNormHistory, gradNormSparkline } from '../ts/report'
 
 describe('gradNormSparkline', () => {
   it('scales heights by the logarithm: 10 sits halfway between 1 and 100', () => {
@@ -41,5 +41,19 @@ describe('gradNormSparkline', () => {
     for (const width of [0, -1, 2.5, NaN]) {
       expect(() => gradNormSparkline([1], width)).toThrow(/width: expected an integer >= 1/)
     }
+  })
+})
+
+describe('GradNormHistory', () => {
+  it('draws the last `capacity` norms, padded to the bar width', () => {
+    const history = new GradNormHistory(3)
+    expect(history.sparkline(5)).toBe('     ')
+    for (const norm of [1000, 1, 10, 100]) history.add(norm)
+    // The 1000 has fallen out: 1, 10, 100 span the blocks.
+    expect(history.sparkline(5)).toBe('▁▅█  ')
+  })
+
+  it('refuses a capacity that is not a positive integer', () => {
+    expect(() => new GradNormHistory(0)).toThrow(RangeError)
   })
 })

@@ -3,13 +3,21 @@
  * side (SPEC §2). Both fits run at once, each on its own worker thread, while
  * this thread draws their progress; the LSTM's loss falls far below the
  * constant-prediction baseline (≈ 0.167), the simple RNN's stays near it.
+ * After every epoch the gradient flow of both is measured: how much of the
+ * loss's gradient reaches each time step back.
  *
- * `runAddingDemo` is the reusable part; `main` chains the VQA demo (`vqa-demo.ts`) after it.
+ * `runAddingDemo` is the reusable part; `main` chains the VQA demo (`vqa-demo.ts`)
+ * after it and ends by writing the HTML report of all runs (`demo-output/report.html`).
  */
+import { join, resolve } from 'node:path'
+
 import { ADDING_BASELINE_MSE, addingProblem } from '../data'
+import { ReportDependencyError } from '../report/errors'
+import { GradNormHistory, logGradientFlow, RunLogger, runLogCallbacks, runLogPath, writeReport } from '../report'
 import { dense, lstm, simpleRnn, type Layer } from '../model/layers'
-import { sequential } from '../model'
-import type { BatchLog, EpochLog } from '../model/fit'
+import { sequential, type Model } from '../model'
+import type { Dataset } from '../model/data'
+import type { BatchLog, EpochLog, FitCallbacks } from '../model/fit'
 import { runVqaDemo } from './vqa-demo'
 
 export interface AddingDemoOptions {
@@ -22,6 +30,11 @@ export interface AddingDemoOptions {
   seed?: number
   /** Where the report goes. Default `process.stdout`. */
   out?: NodeJS.WritableStream & { isTTY?: boolean }
+  /**
+   * When given, each model's run log (steps, epochs, the gradient flow before training and
+   * after every epoch) is written to `<runLogDir>/adding-<model>/log.jsonl`.
+   */
+  runLogDir?: string
 }
 
 export interface AddingDemoResult {
@@ -31,25 +44,33 @@ export interface AddingDemoResult {
   baseline: number
   updates: number
   seconds: number
+  /** The run logs written (empty without `runLogDir`). */
+  runLogs: string[]
 }
 
 interface Contender {
   label: string
+  /** Its run log's directory name. */
+  slug: string
   layer: Layer
   batch?: BatchLog
   epochs: EpochLog[]
+  gradNorms: GradNormHistory
 }
 
-function contender(label: string, layer: Layer): Contender {
-  return { label, layer, epochs: [] }
+function contender(label: string, slug: string, layer: Layer): Contender {
+  return { label, slug, layer, epochs: [], gradNorms: new GradNormHistory() }
 }
+
+/** Columns of each model's gradient-norm sparkline in the progress line. */
+const SPARKLINE_WIDTH = 16
 
 function progressLine(contenders: Contender[], epochs: number): string {
   return contenders
-    .map(({ label, batch }) => {
+    .map(({ label, batch, gradNorms }) => {
       if (batch === undefined) return `${label}: starting`
       const position = `epoch ${batch.epoch + 1}/${epochs} batch ${String(batch.batch + 1).padStart(3)}/${batch.batches}`
-      return `${label}: ${position} loss ${batch.loss.toFixed(4)} (${Math.round(batch.examplesPerSecond)} seq/s)`
+      return `${label}: ${position} loss ${batch.loss.toFixed(4)} ‖g‖ ${gradNorms.sparkline(SPARKLINE_WIDTH)} (${Math.round(batch.examplesPerSecond)} seq/s)`
     })
     .join('   ')
 }
@@ -68,12 +89,14 @@ function epochRow(epoch: number, contenders: Contender[]): string {
  * side by side.
  */
 export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<AddingDemoResult> {
-  const { time = 50, examples = 3000, epochs = 15, hiddenSize = 32, seed = 1, out = process.stdout } = options
+  const { time = 50, examples = 3000, epochs = 15, hiddenSize = 32, seed = 1, out = process.stdout, runLogDir } = options
   const train = addingProblem({ n: examples, time, seed })
   const validationData = addingProblem({ n: 500, time, seed: seed + 1 })
+  // The gradient flow is measured on a fixed batch the models never train on.
+  const probe = addingProblem({ n: 64, time, seed: seed + 2 })
   const contenders = [
-    contender('LSTM', lstm({ hiddenSize, output: 'last', forgetBias: 1 })),
-    contender('SimpleRNN', simpleRnn({ hiddenSize, output: 'last' })),
+    contender('LSTM', 'adding-lstm', lstm({ hiddenSize, output: 'last', forgetBias: 1 })),
+    contender('SimpleRNN', 'adding-simple-rnn', simpleRnn({ hiddenSize, output: 'last' })),
   ]
   out.write(`Adding problem, T = ${time}: ${examples} training sequences, 500 for validation.\n`)
   out.write(`Predicting the mean scores MSE ${ADDING_BASELINE_MSE.toFixed(3)}; below it a model remembers across up to ${time} steps.\n\n`)
@@ -83,7 +106,6 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
     lastDrawn = performance.now()
     out.write(`\r\x1b[2K${progressLine(contenders, epochs)}`)
   }
-  const started = performance.now()
   const models = contenders.map((c) =>
     sequential({
       input: { kind: 'sequence', features: 2 },
@@ -94,26 +116,35 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
       seed,
     }),
   )
-  await Promise.all(
-    models.map((model, k) =>
-      model.fit(train, {
-        epochs,
-        batchSize: 32,
-        validationData,
-        callbacks: {
-          onBatchEnd: (log) => {
-            contenders[k].batch = log
-            draw()
-          },
-          onEpochEnd: (log) => {
-            contenders[k].epochs.push(log)
-            if (!out.isTTY) out.write(`${contenders[k].label} epoch ${log.epoch + 1}/${epochs}: train ${log.loss.toFixed(4)}, validation ${log.valLoss!.toFixed(4)}\n`)
-          },
-        },
-      }),
-    ),
-  )
+  const logs = runLogDir === undefined ? [] : contenders.map((c) => addingRunLog(runLogDir, c, time, hiddenSize))
+  const measureGradientFlow = (epoch: number) => logs.forEach((log, k) => logGradientFlow(log, models[k], probe, epoch))
+  const callbacks = (k: number): FitCallbacks => {
+    const logged = logs[k] === undefined ? {} : runLogCallbacks(logs[k], models[k])
+    return {
+      onBatchEnd: (log) => {
+        contenders[k].batch = log
+        contenders[k].gradNorms.add(log.gradNorm)
+        logged.onBatchEnd?.(log)
+        draw()
+      },
+      onEpochEnd: (log) => {
+        contenders[k].epochs.push(log)
+        logged.onEpochEnd?.(log)
+        if (!out.isTTY) out.write(`${contenders[k].label} epoch ${log.epoch + 1}/${epochs}: train ${log.loss.toFixed(4)}, validation ${log.valLoss!.toFixed(4)}\n`)
+      },
+    }
+  }
+  const started = performance.now()
+  measureGradientFlow(0)
+  // One fit call per epoch (both models at once), so that the gradient flow is measured between epochs.
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    await Promise.all(
+      models.map((model, k) => model.fit(train, { epochs: epoch + 1, initialEpoch: epoch, batchSize: 32, validationData, callbacks: callbacks(k) })),
+    )
+    measureGradientFlow(epoch)
+  }
   const seconds = (performance.now() - started) / 1000
+  logs.forEach((log) => log.close())
   draw(true)
   out.write(`\n\n  epoch   ${contenders.map((c) => `${c.label} train / val MSE`.padEnd(22)).join('  ')}\n`)
   for (let e = 0; e < epochs; e++) out.write(`${epochRow(e, contenders)}\n`)
@@ -121,14 +152,54 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   const updates = models[0].stepCount
   out.write(`\n${updates} updates each in ${seconds.toFixed(1)} s (both models at once).\n`)
   out.write(`LSTM validation MSE ${lstmLosses[lstmLosses.length - 1].toFixed(4)}, SimpleRNN ${rnnLosses[rnnLosses.length - 1].toFixed(4)} (baseline ${ADDING_BASELINE_MSE.toFixed(3)}).\n`)
+  out.write(gradientFlowSummary(contenders, models, probe))
   models.forEach((m) => m.dispose())
-  return { lstm: lstmLosses, rnn: rnnLosses, baseline: ADDING_BASELINE_MSE, updates, seconds }
+  return { lstm: lstmLosses, rnn: rnnLosses, baseline: ADDING_BASELINE_MSE, updates, seconds, runLogs: logs.map((log) => log.file) }
 }
 
+/**
+ * The vanishing-gradient story in one line per model: the norm of the loss's gradient with
+ * respect to the first step's state (‖∂J/∂c(0)‖ for the LSTM, ‖∂J/∂h(0)‖ for the simple RNN)
+ * as a fraction of that at the last step, measured on the trained models.
+ */
+function gradientFlowSummary(contenders: readonly Contender[], models: readonly Model[], probe: Dataset): string {
+  const lines = models.map((model, k) => {
+    const [{ norms }] = model.gradientFlow(probe)
+    return `  ${contenders[k].label.padEnd(10)} ${(norms[0] / norms[norms.length - 1]).toExponential(1)}`
+  })
+  return `Gradient norm at the first step as a fraction of the last (how much reaches back through time):\n${lines.join('\n')}\n`
+}
+
+function addingRunLog(dir: string, c: Contender, time: number, hiddenSize: number): RunLogger {
+  return new RunLogger(runLogPath(join(dir, c.slug)), {
+    label: c.label === 'SimpleRNN' ? 'simple RNN' : c.label,
+    task: `adding problem, T = ${time}`,
+    config: { hiddenSize, time, optimizer: 'adam', learningRate: 1e-2, clipGlobalNorm: 1 },
+  })
+}
+
+/** Where `main` writes the run logs and the report, relative to the working directory. */
+export const DEMO_OUTPUT_DIR = 'demo-output'
+
 export async function main(): Promise<void> {
-  await runAddingDemo()
+  const runLogDir = resolve(DEMO_OUTPUT_DIR, 'runs')
+  const adding = await runAddingDemo({ runLogDir })
   process.stdout.write('\n')
-  await runVqaDemo()
+  const vqa = await runVqaDemo({ runLogDir })
+  await writeDemoReport([...adding.runLogs, ...vqa.runLogs], resolve(DEMO_OUTPUT_DIR, 'report.html'))
+}
+
+/** Draws the report of the demo's runs and prints where it is (or why it could not be drawn). */
+export async function writeDemoReport(runLogs: string[], file: string, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  try {
+    const { warnings } = await writeReport(runLogs, file, { title: 'odyssey-rnn demo: adding problem and VQA' })
+    for (const warning of warnings) out.write(`report: ${warning}\n`)
+    out.write(`\nReport (loss curves, gradient norms and clipping, gradient flow LSTM vs simple RNN, VQA accuracy): ${file}\n`)
+  } catch (error) {
+    // The charting library is an optional peer dependency of the published package; the demo still did its work.
+    if (!(error instanceof ReportDependencyError)) throw error
+    out.write(`\nNo report drawn: ${error.message}\nThe run logs are in ${runLogs.map((f) => `\n  ${f}`).join('')}\n`)
+  }
 }
 
 if (require.main === module) {

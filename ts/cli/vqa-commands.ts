@@ -10,12 +10,11 @@ import { join } from 'node:path'
 import { SingleBar } from 'cli-progress'
 
 import { OdysseyAbortError, OdysseyRangeError } from '../errors'
-import { RunLogger, runLogPath } from '../report'
+import { GradNormHistory, globalClipThreshold, logStep, logVqaEpoch, RunLogger, runLogPath } from '../report'
 import type { LstmVariant } from '../types'
 import { ImageFeatures } from '../vqa/features'
 import type { VqaFusion } from '../vqa/graph'
-import { vqaConfusion, type VqaConfusion } from '../vqa/confusion'
-import { evaluateVqa, type VqaEvaluation } from '../vqa/metric'
+import type { VqaEvaluation } from '../vqa/metric'
 import { VqaModel, type VqaBatchLog, type VqaEpochLog } from '../vqa/model'
 import { createVqaModel, openAnnotatedSplit, type AnnotatedSplit } from '../vqa/pipeline'
 import { writeSyntheticVqa, type SceneEncoding } from '../vqa/synthetic'
@@ -133,7 +132,7 @@ async function trainAndSave(
   )
   const log = new RunLogger(runLogPath(options.out), { label: `VQA ${architecture.fusion}`, task: 'visual question answering', config: { ...architecture } })
   const progress = new TrainingProgress(io, options.epochs)
-  const clipThreshold = (model.model.trainingSpec.clip as { globalNorm?: number | null } | undefined)?.globalNorm ?? null
+  const clipThreshold = globalClipThreshold(model.model)
   try {
     const history = await model.fit(train, {
       epochs: options.epochs,
@@ -143,12 +142,12 @@ async function trainAndSave(
       callbacks: {
         onBatchEnd: (batch) => {
           progress.batch(batch)
-          log.step({ ...stepFields(batch), clipThreshold })
+          logStep(log, batch, clipThreshold)
         },
         onEpochEnd: async (epoch) => {
-          const scored = validation === undefined ? undefined : await scoreValidation(model, validation)
+          const scored = validation === undefined ? undefined : await model.score(validation)
           progress.epochDone(epoch, scored?.evaluation)
-          logEpoch(log, epoch, scored)
+          logVqaEpoch(log, epoch, scored)
           await model.save(options.out)
         },
       },
@@ -170,55 +169,14 @@ async function trainAndSave(
   }
 }
 
-function stepFields(batch: VqaBatchLog) {
-  const { step, epoch, loss, gradNorm, clipped, applied, learningRate, examplesPerSecond } = batch
-  return { step, epoch, loss, gradNorm, clipped, applied, learningRate, examplesPerSecond }
-}
-
-/** Answers reported in the run log's confusion matrix. */
-const CONFUSION_ANSWERS = 10
-
-interface ScoredValidation {
-  evaluation: VqaEvaluation
-  confusion: VqaConfusion
-}
-
-/** The model's answers on the validation split, scored, and the confusion among its most frequent answers. */
-async function scoreValidation(model: VqaModel, validation: AnnotatedSplit): Promise<ScoredValidation> {
-  const answers = await model.predict(validation.questions, validation.features)
-  const predictions = new Map(answers.map(({ questionId, answer }) => [questionId, answer]))
-  return {
-    evaluation: evaluateVqa(validation.annotations, predictions),
-    confusion: vqaConfusion(validation.annotations, predictions, CONFUSION_ANSWERS),
-  }
-}
-
-/** The epoch's record and, after a validation, its `vqa` record (fractions, as the run log format wants). */
-function logEpoch(log: RunLogger, epoch: VqaEpochLog, scored: ScoredValidation | undefined): void {
-  const { evaluation, confusion } = scored ?? {}
-  log.epoch({
-    epoch: epoch.epoch,
-    step: epoch.step,
-    loss: epoch.loss,
-    metrics: evaluation === undefined ? {} : { 'VQA accuracy': evaluation.overall / 100 },
-    seconds: epoch.seconds,
-  })
-  if (evaluation === undefined || confusion === undefined) return
-  const groups = Object.entries(evaluation.perQuestionType)
-  log.vqa({
-    step: epoch.step,
-    epoch: epoch.epoch,
-    split: 'val',
-    accuracy: evaluation.overall / 100,
-    accuracyByQuestionType: Object.fromEntries(groups.map(([type, group]) => [type, group.accuracy / 100])),
-    questionsByType: Object.fromEntries(groups.map(([type, group]) => [type, group.questions])),
-    confusion,
-  })
-}
+/** Columns of the progress bar's gradient-norm sparkline. */
+export const SPARKLINE_WIDTH = 24
 
 /** A cli-progress bar over the batches of each epoch on a terminal; one line per epoch either way. */
 class TrainingProgress {
   private readonly bar: SingleBar | undefined
+  /** Pre-clip gradient norms of the last steps, drawn as the bar's sparkline across epochs. */
+  private readonly gradNorms = new GradNormHistory()
   private started = false
 
   constructor(
@@ -228,7 +186,7 @@ class TrainingProgress {
     this.bar = io.stderr.isTTY
       ? new SingleBar({
           stream: io.stderr,
-          format: 'epoch {epoch}/{epochs} [{bar}] {percentage}% | {value}/{total} batches | loss {loss} | {rate} q/s | ETA {eta_formatted}',
+          format: 'epoch {epoch}/{epochs} [{bar}] {percentage}% | {value}/{total} batches | loss {loss} | ‖g‖ {gradNorm} {sparkline} | {rate} q/s | ETA {eta_formatted}',
           hideCursor: true,
           clearOnComplete: true,
         })
@@ -236,7 +194,15 @@ class TrainingProgress {
   }
 
   batch(log: VqaBatchLog): void {
-    const payload = { epoch: log.epoch + 1, epochs: this.epochs, loss: log.loss.toFixed(4), rate: Math.round(log.examplesPerSecond) }
+    this.gradNorms.add(log.gradNorm)
+    const payload = {
+      epoch: log.epoch + 1,
+      epochs: this.epochs,
+      loss: log.loss.toFixed(4),
+      gradNorm: log.gradNorm.toPrecision(3),
+      sparkline: this.gradNorms.sparkline(SPARKLINE_WIDTH),
+      rate: Math.round(log.examplesPerSecond),
+    }
     if (!this.started) {
       this.bar?.start(log.batches, 0, payload)
       this.started = true

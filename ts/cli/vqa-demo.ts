@@ -6,10 +6,13 @@
  * question-only and an image-only model of the same shape. Only the fused
  * model can answer: the question says what is asked, the image what is there.
  */
+import { join } from 'node:path'
+
 import { SingleBar } from 'cli-progress'
 
+import { GradNormHistory, globalClipThreshold, logStep, logVqaEpoch, logVqaEvaluation, RunLogger, runLogPath } from '../report'
 import type { VqaModality } from '../vqa/graph'
-import type { VqaBatchLog, VqaEpochLog } from '../vqa/model'
+import type { VqaBatchLog, VqaEpochLog, VqaModel } from '../vqa/model'
 import { runVqaExperiment, type VqaModelSettings, type VqaRun } from '../vqa/pipeline'
 import type { SceneEncoding } from '../vqa/synthetic'
 
@@ -28,10 +31,14 @@ export interface VqaDemoOptions {
   throughFiles?: boolean
   /** Where the report goes. Default `process.stdout`. */
   out?: NodeJS.WritableStream & { isTTY?: boolean }
+  /** When given, each model's run log is written to `<runLogDir>/vqa-<modality>/log.jsonl` (for `writeReport`). */
+  runLogDir?: string
 }
 
 export interface VqaDemoResult {
   runs: VqaRun[]
+  /** The run logs written (empty without `runLogDir`). */
+  runLogs: string[]
   /** Mean VQA accuracy (%) of each model over the non-relational question types. */
   nonRelational: Record<VqaModality, number>
   seconds: number
@@ -49,23 +56,26 @@ export const DEMO_MODEL: VqaModelSettings = {
 }
 
 const LABELS: Record<VqaModality, string> = { both: 'fused', question: 'question only', image: 'image only' }
+const SPARKLINE_WIDTH = 24
 const RELATIONAL_TYPES = new Set(['relation'])
 
 /** A progress bar over each model's batches on a terminal, one line per epoch otherwise. */
 class DemoProgress {
   private bar: SingleBar | undefined
   private label = ''
+  private gradNorms = new GradNormHistory()
 
   constructor(private readonly out: NodeJS.WritableStream & { isTTY?: boolean }) {}
 
   start(modality: VqaModality, epochs: number): void {
     this.stop()
     this.label = LABELS[modality]
+    this.gradNorms = new GradNormHistory()
     this.out.write(`Training the ${this.label} model (${epochs} epoch${epochs === 1 ? '' : 's'})\n`)
     if (this.out.isTTY) {
       this.bar = new SingleBar({
         stream: this.out,
-        format: `  ${this.label.padEnd(13)} [{bar}] {percentage}% | epoch {epoch} | loss {loss} | {rate} questions/s`,
+        format: `  ${this.label.padEnd(13)} [{bar}] {percentage}% | epoch {epoch} | loss {loss} | ‖g‖ {sparkline} | {rate} questions/s`,
         hideCursor: true,
         clearOnComplete: true,
       })
@@ -73,7 +83,13 @@ class DemoProgress {
   }
 
   batch(log: VqaBatchLog, epochs: number): void {
-    const payload = { epoch: `${log.epoch + 1}/${epochs}`, loss: log.loss.toFixed(3), rate: Math.round(log.examplesPerSecond) }
+    this.gradNorms.add(log.gradNorm)
+    const payload = {
+      epoch: `${log.epoch + 1}/${epochs}`,
+      loss: log.loss.toFixed(3),
+      sparkline: this.gradNorms.sparkline(SPARKLINE_WIDTH),
+      rate: Math.round(log.examplesPerSecond),
+    }
     const total = log.questionsPerEpoch * epochs
     const done = log.questionsPerEpoch * log.epoch + log.questionsDone
     if (this.bar?.isActive === false) this.bar.start(total, done, payload)
@@ -124,6 +140,7 @@ export async function runVqaDemo(options: VqaDemoOptions = {}): Promise<VqaDemoR
     seed = 1,
     throughFiles = false,
     out = process.stdout,
+    runLogDir,
   } = options
   out.write(
     `Visual question answering: coloured shapes on a 3x3 grid, six question types, ${images} training images ` +
@@ -133,6 +150,7 @@ export async function runVqaDemo(options: VqaDemoOptions = {}): Promise<VqaDemoR
   )
   const started = performance.now()
   const progress = new DemoProgress(out)
+  const logs = new RunLogs(runLogDir, featureDim)
   let current = epochs
   const runs = await runVqaExperiment({
     synthetic: { seed, images, featureDim, sceneEncoding },
@@ -142,15 +160,26 @@ export async function runVqaDemo(options: VqaDemoOptions = {}): Promise<VqaDemoR
     fit: {
       epochs,
       batchSize,
-      callbacks: { onBatchEnd: (log) => progress.batch(log, current), onEpochEnd: (log) => progress.epoch(log, current) },
+      callbacks: {
+        onBatchEnd: (log) => {
+          progress.batch(log, current)
+          logs.step(log)
+        },
+        onEpochEnd: (log) => {
+          progress.epoch(log, current)
+          logs.epoch(log)
+        },
+      },
     },
     baselineEpochs,
-    onModelStart: (modality) => {
+    onModelStart: (modality, model) => {
       current = modality === 'both' ? epochs : baselineEpochs
       progress.start(modality, current)
+      logs.start(modality, model)
     },
   })
   progress.stop()
+  const runLogs = logs.finish(runs)
   const seconds = (performance.now() - started) / 1000
   out.write(`\nVQA accuracy (%) on the ${validationImages} validation images:\n${accuracyTable(runs)}\n\n`)
   const nonRelational = Object.fromEntries(runs.map((run) => [run.modality, nonRelationalAccuracy(run)])) as Record<VqaModality, number>
@@ -161,5 +190,50 @@ export async function runVqaDemo(options: VqaDemoOptions = {}): Promise<VqaDemoR
     out.write(`${LABELS[run.modality]}: ${run.history.epochs.length} epoch(s) in ${run.seconds.toFixed(1)} s, ${Math.round(run.questionsPerSecond)} questions/s\n`)
   }
   out.write(`VQA demo: ${seconds.toFixed(1)} s in all (data generation and validation included).\n`)
-  return { runs, nonRelational, seconds }
+  return { runs, runLogs, nonRelational, seconds }
+}
+
+/** One run log per model when a directory is given; the validation scores are logged once all have trained. */
+class RunLogs {
+  private readonly open = new Map<VqaModality, RunLogger>()
+  private current: { log: RunLogger; clipThreshold: number | null } | undefined
+
+  constructor(
+    private readonly dir: string | undefined,
+    private readonly featureDim: number,
+  ) {}
+
+  start(modality: VqaModality, model: VqaModel): void {
+    if (this.dir === undefined) return
+    const log = new RunLogger(runLogPath(join(this.dir, `vqa-${modality}`)), {
+      label: `VQA ${LABELS[modality]}`,
+      task: 'visual question answering (synthetic)',
+      config: { ...DEMO_MODEL, modality, featureDim: this.featureDim },
+    })
+    this.open.set(modality, log)
+    this.current = { log, clipThreshold: globalClipThreshold(model.model) }
+  }
+
+  step(batch: VqaBatchLog): void {
+    if (this.current !== undefined) logStep(this.current.log, batch, this.current.clipThreshold)
+  }
+
+  epoch(epoch: VqaEpochLog): void {
+    if (this.current !== undefined) logVqaEpoch(this.current.log, epoch, undefined)
+  }
+
+  /** Logs each run's validation score after its last epoch, closes the logs and returns their paths. */
+  finish(runs: readonly VqaRun[]): string[] {
+    const files = runs.flatMap((run) => {
+      const log = this.open.get(run.modality)
+      if (log === undefined) return []
+      const last = run.history.epochs[run.history.epochs.length - 1]!
+      logVqaEvaluation(log, { step: last.step, epoch: last.epoch, split: 'val' }, run)
+      log.close()
+      return [log.file]
+    })
+    this.open.clear()
+    this.current = undefined
+    return files
+  }
 }

@@ -13,21 +13,27 @@
  */
 import type { GradientFlow, Model } from '../model'
 import type { Dataset } from '../model/data'
-import type { FitCallbacks } from '../model/fit'
+import type { BatchLog, FitCallbacks } from '../model/fit'
+import type { VqaEpochLog, VqaScore } from '../vqa/model'
 import type { RunLogger } from './log'
 
 /** The global-norm clipping threshold the model trains with, or null: `gradNorm` is a global norm. */
-function globalClipThreshold(model: Model): number | null {
+export function globalClipThreshold(model: Model): number | null {
   const clip = model.trainingSpec.clip as { globalNorm?: number | null } | undefined
   return clip?.globalNorm ?? null
+}
+
+/** Appends the `step` record of one finished batch. */
+export function logStep(log: RunLogger, batch: BatchLog, clipThreshold: number | null): void {
+  const { step, epoch, loss, gradNorm, clipped, applied, learningRate, examplesPerSecond } = batch
+  log.step({ step, epoch, loss, gradNorm, clipThreshold, clipped, applied, learningRate, examplesPerSecond })
 }
 
 /** `fit` callbacks that append one `step` record per batch and one `epoch` record per epoch to `log`. */
 export function runLogCallbacks(log: RunLogger, model: Model): FitCallbacks {
   const clipThreshold = globalClipThreshold(model)
   return {
-    onBatchEnd: ({ step, epoch, loss, gradNorm, clipped, applied, learningRate, examplesPerSecond }) =>
-      log.step({ step, epoch, loss, gradNorm, clipThreshold, clipped, applied, learningRate, examplesPerSecond }),
+    onBatchEnd: (batch) => logStep(log, batch, clipThreshold),
     onEpochEnd: ({ epoch, step, loss, valLoss, valAccuracy, seconds }) =>
       log.epoch({
         epoch,
@@ -61,4 +67,35 @@ export function logGradientFlow(log: RunLogger, model: Model, batch: Dataset, ep
     })
   }
   return flows
+}
+
+/**
+ * Appends the `vqa` record of one scoring of a split: accuracies in percent (as `evaluateVqa`
+ * gives them) are stored as fractions, as the run log format wants.
+ */
+export function logVqaEvaluation(
+  log: RunLogger,
+  at: { step: number; epoch: number; split: string },
+  { evaluation, confusion }: VqaScore,
+): void {
+  const groups = Object.entries(evaluation.perQuestionType)
+  log.vqa({
+    ...at,
+    accuracy: evaluation.overall / 100,
+    accuracyByQuestionType: Object.fromEntries(groups.map(([type, group]) => [type, group.accuracy / 100])),
+    questionsByType: Object.fromEntries(groups.map(([type, group]) => [type, group.questions])),
+    confusion,
+  })
+}
+
+/** A VQA epoch's `epoch` record and, when the epoch was scored on a validation split, its `vqa` record. */
+export function logVqaEpoch(log: RunLogger, epoch: VqaEpochLog, scored: VqaScore | undefined): void {
+  log.epoch({
+    epoch: epoch.epoch,
+    step: epoch.step,
+    loss: epoch.loss,
+    metrics: scored === undefined ? {} : { 'VQA accuracy': scored.evaluation.overall / 100 },
+    seconds: epoch.seconds,
+  })
+  if (scored !== undefined) logVqaEvaluation(log, { step: epoch.step, epoch: epoch.epoch, split: 'val' }, scored)
 }

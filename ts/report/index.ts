@@ -4,7 +4,7 @@
  * gradient-norm sparkline of the CLI's progress bar.
  */
 export { reportCommand, REPORT_USAGE, type CommandOutput } from './command'
-export { logGradientFlow, runLogCallbacks } from './fit-log'
+export { globalClipThreshold, logGradientFlow, logStep, logVqaEpoch, logVqaEvaluation, runLogCallbacks } from './fit-log'
 export { ReportDependencyError, ReportUsageError, RunLogError, RunRecordError } from './errors'
 export {
   RUN_LOG_FORMAT,
@@ -24,4 +24,4 @@ export {
   type VqaRecord,
 } from './log'
 export { buildReport, writeReport, type Report, type ReportInput, type ReportOptions } from './report'
-export { gradNormSparkline } from './sparkline'
+export { GradNormHistory, gradNormSparkline } from './sparkline'

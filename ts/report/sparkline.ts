@@ -44,3 +44,28 @@ function columnMaxima(values: readonly number[], columns: number): number[] {
     return group.reduce((a, b) => (Number.isFinite(a) && Number.isFinite(b) ? Math.max(a, b) : NaN))
   })
 }
+
+/**
+ * The most recent gradient norms of a run, for a progress bar's live sparkline: `add` each
+ * step's pre-clip norm, draw with `sparkline(width)`. Keeps the last `capacity` norms, so a
+ * long run's picture shows recent history rather than shrinking its spikes into one column.
+ */
+export class GradNormHistory {
+  private readonly norms: number[] = []
+
+  constructor(private readonly capacity = 240) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `GradNormHistory capacity: expected an integer >= 1, got ${capacity}`)
+    }
+  }
+
+  add(norm: number): void {
+    this.norms.push(norm)
+    if (this.norms.length > this.capacity) this.norms.shift()
+  }
+
+  /** `gradNormSparkline` of the kept norms, padded with spaces to `width` columns (a steady bar layout). */
+  sparkline(width: number): string {
+    return this.norms.length === 0 ? ' '.repeat(width) : gradNormSparkline(this.norms, width).padEnd(width)
+  }
+}

@@ -102,6 +102,7 @@ export {
   type VqaFitOptions,
   type VqaHistory,
   type VqaModelOptions,
+  type VqaScore,
 } from './model'
 export {
   buildVocabularies,

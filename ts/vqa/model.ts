@@ -25,6 +25,7 @@ import type { Inputs } from '../model/data'
 import type { BatchLog } from '../model/fit'
 import type { ClipConfig, OptimizerConfig, ScheduleConfig } from '../model/training'
 import { writeFileAtomic } from './atomic-write'
+import { vqaConfusion, type VqaConfusion } from './confusion'
 import { VqaFileError, VqaShapeError } from './errors'
 import type { VqaAnnotation, VqaQuestion } from './files'
 import { resolveArchitecture, vqaGraph, VQA_NAMES, type VqaArchitecture, type VqaArchitectureOptions } from './graph'
@@ -50,6 +51,12 @@ export interface VqaModelOptions extends Omit<VqaArchitectureOptions, 'imageDim'
 }
 
 /** A split to train on or score: questions, their annotations, the features of their images. */
+/** `VqaModel.score`: the official accuracy and the confusion among the most frequent answers. */
+export interface VqaScore {
+  evaluation: VqaEvaluation
+  confusion: VqaConfusion
+}
+
 export interface VqaData {
   questions: readonly VqaQuestion[]
   /** `annotations[i]` belongs to `questions[i]`. */
@@ -234,8 +241,22 @@ export class VqaModel {
 
   /** Official VQA accuracy of the model's answers on `data`, overall and per question and answer type. */
   async evaluate(data: VqaData, options: { batchSize?: number } = {}): Promise<VqaEvaluation> {
+    return evaluateVqa(data.annotations, await this.answerMap(data, options))
+  }
+
+  /**
+   * `evaluate`, and which answers the model confuses among the `confusionAnswers` (default 10)
+   * most frequent reference answers of `data` — what a run log's `vqa` record holds.
+   */
+  async score(data: VqaData, options: { batchSize?: number; confusionAnswers?: number } = {}): Promise<VqaScore> {
+    const answers = await this.answerMap(data, options)
+    return { evaluation: evaluateVqa(data.annotations, answers), confusion: vqaConfusion(data.annotations, answers, options.confusionAnswers ?? 10) }
+  }
+
+  /** Question id → the model's answer, for every question of `data`. */
+  private async answerMap(data: VqaData, options: { batchSize?: number }): Promise<Map<number, string>> {
     const answers = await this.predict(data.questions, data.features, options)
-    return evaluateVqa(data.annotations, new Map(answers.map(({ questionId, answer }) => [questionId, answer])))
+    return new Map(answers.map(({ questionId, answer }) => [questionId, answer]))
   }
 
   /** Writes the checkpoint into `dir` and `vqa.json` (architecture and vocabularies) beside it. */

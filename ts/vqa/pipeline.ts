@@ -14,6 +14,7 @@ import { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
 import type { VqaAnnotation } from './files'
 import type { VqaModality } from './graph'
 import type { VqaEvaluation } from './metric'
+import type { VqaConfusion } from './confusion'
 import { VqaModel, type VqaData, type VqaFitOptions, type VqaHistory, type VqaModelOptions } from './model'
 import { MemoryFeatures } from './inputs'
 import { generateSyntheticVqa, writeSyntheticVqa, type SyntheticVqaOptions } from './synthetic'
@@ -75,6 +76,8 @@ export async function createVqaModel(train: VqaData, options: TrainVqaOptions): 
 export interface VqaRun {
   modality: VqaModality
   evaluation: VqaEvaluation
+  /** Which of the validation split's 10 most frequent answers the model confuses. */
+  confusion: VqaConfusion
   history: VqaHistory
   /** Training time (validation excluded) and throughput over all epochs. */
   seconds: number
@@ -96,8 +99,8 @@ export interface VqaExperimentOptions {
   baselineEpochs?: number
   /** Which models to train, in order (default all three: both, question, image). */
   modalities?: readonly VqaModality[]
-  /** Called before each model trains. */
-  onModelStart?: (modality: VqaModality) => void
+  /** Called before each model trains, with the model (disposed after scoring). */
+  onModelStart?: (modality: VqaModality, model: VqaModel) => void
 }
 
 /**
@@ -118,7 +121,6 @@ export async function runVqaExperiment(options: VqaExperimentOptions): Promise<V
   return splits(trainOptions, validationOptions, async (train, validation) => {
     const runs: VqaRun[] = []
     for (const modality of options.modalities ?? (['both', 'question', 'image'] as const)) {
-      options.onModelStart?.(modality)
       runs.push(await trainAndScore(train, validation, modality, options))
     }
     return runs
@@ -163,11 +165,12 @@ async function trainAndScore(train: VqaData, validation: VqaData, modality: VqaM
   if (!(epochs >= 1)) throw new OdysseyRangeError('ODYSSEY_INVALID', `epochs: expected >= 1, got ${epochs}`)
   const model = await createVqaModel(train, { topK: options.topK ?? 100, model: { ...options.model, modality } })
   try {
+    options.onModelStart?.(modality, model)
     const history = await model.fit(train, { ...options.fit, epochs })
-    const evaluation = await model.evaluate(validation)
+    const { evaluation, confusion } = await model.score(validation)
     const seconds = history.epochs.reduce((sum, epoch) => sum + epoch.seconds, 0)
     const questions = history.epochs.reduce((sum, epoch) => sum + epoch.seconds * epoch.questionsPerSecond, 0)
-    return { modality, evaluation, history, seconds, questionsPerSecond: questions / seconds }
+    return { modality, evaluation, confusion, history, seconds, questionsPerSecond: questions / seconds }
   } finally {
     model.dispose()
   }

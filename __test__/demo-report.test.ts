@@ -1,0 +1,58 @@
+/**
+ * `npm run demo` ends with a report of its runs: the adding problem's two models
+ * (steps, epochs, the gradient flow before training and after every epoch) and the
+ * three VQA models (steps, epochs, the validation score with its confusion table),
+ * drawn into one HTML file. Run here at toy sizes; the full demo is `.ci/run`'s.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { runAddingDemo, writeDemoReport } from '../ts/cli/demo'
+import { runVqaDemo } from '../ts/cli/vqa-demo'
+import { readRunLog, type GradientFlowRecord, type VqaRecord } from '../ts/report'
+
+const work = mkdtempSync(join(tmpdir(), 'odyssey-demo-report-'))
+afterAll(() => rmSync(work, { recursive: true, force: true }))
+
+/** A sink for the demos' printed tables. */
+function quiet(): PassThrough {
+  const out = new PassThrough()
+  out.resume()
+  return out
+}
+
+describe('the demo report', () => {
+  it('logs every run of both demos and draws them into one report', async () => {
+    const runLogDir = join(work, 'runs')
+    const adding = await runAddingDemo({ time: 10, examples: 64, epochs: 2, hiddenSize: 4, runLogDir, out: quiet() })
+    const vqa = await runVqaDemo({ images: 40, validationImages: 10, featureDim: 16, epochs: 1, runLogDir, out: quiet() })
+    expect(adding.runLogs.map((f) => f.slice(runLogDir.length + 1))).toEqual(['adding-lstm/log.jsonl', 'adding-simple-rnn/log.jsonl'])
+    expect(vqa.runLogs).toHaveLength(3)
+
+    for (const [file, quantity] of [[adding.runLogs[0], 'c'], [adding.runLogs[1], 'h']] as const) {
+      const flows = readRunLog(file).filter((r): r is GradientFlowRecord => r.type === 'gradientFlow')
+      // Before training, and after each of the 2 epochs.
+      expect(flows.map((f) => f.step)).toEqual([0, 2, 4])
+      expect(flows.every((f) => f.quantity === quantity && f.norms.length === 10)).toBe(true)
+    }
+    for (const file of vqa.runLogs) {
+      const scores = readRunLog(file).filter((r): r is VqaRecord => r.type === 'vqa')
+      expect(scores).toHaveLength(1)
+      expect(scores[0].confusion.answers.length).toBeGreaterThan(0)
+    }
+
+    const report = join(work, 'report.html')
+    const printed = quiet()
+    let text = ''
+    printed.on('data', (chunk: Buffer) => (text += chunk.toString()))
+    await writeDemoReport([...adding.runLogs, ...vqa.runLogs], report, printed)
+    expect(text).toContain(report)
+    const html = readFileSync(report, 'utf8')
+    for (const section of ['gradient-flow', 'vqa']) expect(html).toContain(`id="${section}"`)
+    for (const label of ['LSTM', 'simple RNN', 'VQA fused', 'VQA question only', 'VQA image only']) expect(html).toContain(label)
+  }, 120_000)
+})
