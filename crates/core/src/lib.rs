@@ -7,6 +7,7 @@
 //! - recurrent weights follow PyTorch's layout and gate order (i, f, g, o),
 //!   so PyTorch state dicts drop in unchanged.
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod error;
 pub mod kernels;

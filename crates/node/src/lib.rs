@@ -18,8 +18,14 @@ mod model;
 mod tasks;
 
 use napi_derive::napi;
+use odyssey_core::alloc::RecyclingAllocator;
 
 use crate::error::{guard, ErrorCode};
+
+/// The addon's own allocations (Node's are not affected): large training buffers are reused
+/// from step to step instead of being faulted in afresh (see `odyssey_core::alloc`).
+#[global_allocator]
+pub(crate) static ALLOCATOR: RecyclingAllocator = RecyclingAllocator::new();
 
 /// Version of the native addon (the crate version).
 #[napi]

@@ -490,6 +490,8 @@ impl NativeModel {
         guard(|| match self.lease("dispose") {
             Ok(lease) => {
                 *lock(&lease.shared.session) = None;
+                // The buffers kept for this model's next step are not needed any more.
+                crate::ALLOCATOR.release();
                 Ok(())
             }
             Err(_) if lock(&self.shared.session).is_none() => Ok(()),
