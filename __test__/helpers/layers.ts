@@ -2,18 +2,10 @@
 import { expect } from 'vitest'
 
 import type { Dtype, FloatArray } from '../../ts'
+import { mulberry32 } from '../../ts/reference/math'
 
 /** A seeded uniform generator in [0, 1) (mulberry32), so every test input is reproducible. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const seededRandom = mulberry32
 
 /** `length` values uniform in [−scale, scale) in the typed array of `dtype`. */
 export function randomArray(dtype: Dtype, length: number, seed: number, scale = 1): FloatArray {

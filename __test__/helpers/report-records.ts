@@ -4,19 +4,9 @@
  * threshold, a cosine learning-rate schedule, gradient flow that stays level in
  * the LSTM and falls geometrically in the simple RNN, and a VQA evaluation.
  */
+import { mulberry32 as random } from '../../ts/reference/math'
 import type { RunInfo, RunLogRecord } from '../../ts/report/log'
 
-/** mulberry32: a small seeded generator, enough for plausible noise. */
-function random(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function gaussian(next: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next())

@@ -1,17 +1,8 @@
 'use strict'
 /** Deterministic inputs, so every implementation sees the same numbers. */
 
-/** mulberry32: a tiny seeded PRNG; uniform in [0, 1). */
-function prng(seed) {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// The package's own seeded generator (mulberry32).
+const { mulberry32: prng } = require('../../dist/reference/math')
 
 /** @returns {Float32Array} `length` values uniform in [−1, 1) */
 function uniform(length, seed) {

@@ -54,30 +54,37 @@ fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> {
         .collect()
 }
 
+/// The methods both layers implement alike: their `config`, `params` and `forward` have the same names.
+macro_rules! layer_accessors {
+    ($has_cell:expr) => {
+        fn input_size(&self) -> usize {
+            self.config.input_size
+        }
+        fn hidden_size(&self) -> usize {
+            self.config.hidden_size
+        }
+        fn has_cell(&self) -> bool {
+            $has_cell
+        }
+        fn parameters(&self) -> &dyn ParamSet<F> {
+            &self.params
+        }
+        fn parameters_mut(&mut self) -> &mut dyn ParamSet<F> {
+            &mut self.params
+        }
+        fn forward_sequence(
+            &self,
+            batch: &SequenceBatch<'_, F>,
+        ) -> Result<(SequenceOutput<F>, Self::Cache)> {
+            self.forward(batch)
+        }
+    };
+}
+
 impl<F: Scalar> Recurrent<F> for Lstm<F> {
     type Cache = super::lstm::LstmCache<F>;
 
-    fn input_size(&self) -> usize {
-        self.config.input_size
-    }
-    fn hidden_size(&self) -> usize {
-        self.config.hidden_size
-    }
-    fn has_cell(&self) -> bool {
-        true
-    }
-    fn parameters(&self) -> &dyn ParamSet<F> {
-        &self.params
-    }
-    fn parameters_mut(&mut self) -> &mut dyn ParamSet<F> {
-        &mut self.params
-    }
-    fn forward_sequence(
-        &self,
-        batch: &SequenceBatch<'_, F>,
-    ) -> Result<(SequenceOutput<F>, Self::Cache)> {
-        self.forward(batch)
-    }
+    layer_accessors!(true);
     fn backward_sequence(
         &self,
         cache: &Self::Cache,
@@ -100,27 +107,7 @@ impl<F: Scalar> Recurrent<F> for Lstm<F> {
 impl<F: Scalar> Recurrent<F> for SimpleRnn<F> {
     type Cache = super::rnn::RnnCache<F>;
 
-    fn input_size(&self) -> usize {
-        self.config.input_size
-    }
-    fn hidden_size(&self) -> usize {
-        self.config.hidden_size
-    }
-    fn has_cell(&self) -> bool {
-        false
-    }
-    fn parameters(&self) -> &dyn ParamSet<F> {
-        &self.params
-    }
-    fn parameters_mut(&mut self) -> &mut dyn ParamSet<F> {
-        &mut self.params
-    }
-    fn forward_sequence(
-        &self,
-        batch: &SequenceBatch<'_, F>,
-    ) -> Result<(SequenceOutput<F>, Self::Cache)> {
-        self.forward(batch)
-    }
+    layer_accessors!(false);
     fn backward_sequence(
         &self,
         cache: &Self::Cache,
