@@ -4,7 +4,7 @@
 use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
 use serde::{Deserialize, Serialize};
 
-use super::state::ParamBuffers;
+use super::state::{buffered_state_methods, ParamBuffers};
 use super::{check_range, check_step_inputs, Optimizer, OptimizerConfig, OptimizerState};
 use crate::{Error, Result, Scalar};
 
@@ -125,17 +125,5 @@ impl<F: Scalar> Optimizer<F> for Sgd<F> {
         Ok(())
     }
 
-    fn state(&self) -> OptimizerState<F> {
-        self.buffers.to_state(self.steps)
-    }
-
-    fn load_state(&mut self, state: OptimizerState<F>) -> Result<()> {
-        self.buffers.load(state.tensors)?;
-        self.steps = state.step;
-        Ok(())
-    }
-
-    fn config(&self) -> OptimizerConfig {
-        OptimizerConfig::Sgd(self.config)
-    }
+    buffered_state_methods!(Sgd);
 }

@@ -139,3 +139,24 @@ impl<F: Scalar> ParamBuffers<F> {
         Ok(slot)
     }
 }
+
+/// `state`, `load_state` and `config` of an optimizer whose state is its `steps` count and
+/// its `buffers`, and whose `config` is wrapped as `OptimizerConfig::$variant`.
+macro_rules! buffered_state_methods {
+    ($variant:ident) => {
+        fn state(&self) -> OptimizerState<F> {
+            self.buffers.to_state(self.steps)
+        }
+
+        fn load_state(&mut self, state: OptimizerState<F>) -> Result<()> {
+            self.buffers.load(state.tensors)?;
+            self.steps = state.step;
+            Ok(())
+        }
+
+        fn config(&self) -> OptimizerConfig {
+            OptimizerConfig::$variant(self.config)
+        }
+    };
+}
+pub(crate) use buffered_state_methods;
