@@ -7,15 +7,16 @@
  * native call per training step, `model.step` for streaming). Otherwise, and
  * always for the js backend (the Model API is native-only), they go through the
  * layer API: forward, the MSE gradient and the SGD update in JavaScript,
- * backward, setWeights. Every record says which API ran.
+ * backward, setWeights. The VQA model's js case runs the reference backend's
+ * `ReferenceVqaModel`. Every record says which API ran.
  */
 const os = require('node:os')
 const path = require('node:path')
 
 const { makeBatch, uniform } = require('../lib/data')
-const { LEARNING_RATE, VQA_SIZES } = require('../lib/shapes')
+const { LEARNING_RATE } = require('../lib/shapes')
 const { SkipCase } = require('../lib/skip')
-const { vqaBatch, vqaGraph } = require('./vqa-model')
+const { referenceVqaModel, vqaBatch, vqaGraph } = require('./vqa-model')
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..')
 
@@ -113,11 +114,6 @@ function recurrentModel(odyssey, spec) {
 }
 
 function modelTrainingStep(odyssey, spec) {
-  if (spec.model === 'vqa') {
-    const model = odyssey.Model.fromSpec({ ...vqaGraph(PACKAGE_ROOT, VQA_SIZES), optimizer: SGD, dtype: 'float32' })
-    const batch = vqaBatch(VQA_SIZES)
-    return () => model.trainStep(batch).loss
-  }
   const { B, T, X, H } = spec
   const width = H * (spec.bidirectional ? 2 : 1)
   const { x, target } = makeBatch(spec, width)
@@ -142,9 +138,29 @@ function modelStreamingStep(odyssey, spec) {
 }
 
 const MODEL_API = {
-  train: ['Model API: model.trainStep (forward, loss, BPTT, SGD in one native call; VQA: Model.fromSpec(vqaGraph(...)))', modelTrainingStep],
+  train: ['Model API: model.trainStep (forward, loss, BPTT, SGD in one native call)', modelTrainingStep],
   forward: ['Model API: await model.predict (worker thread)', modelForwardPass],
   stream: ['Model API: model.step, one step of one sequence per call', modelStreamingStep],
+}
+
+// ---------------------------------------------------------------------------------------------
+// The VQA model (SPEC §4): native, or the pure-TypeScript reference from the same initial weights
+
+const VQA_API = {
+  native: 'Model API: model.trainStep on Model.fromSpec(vqaGraph(...))',
+  js: 'ReferenceVqaModel.trainStep (dist/reference): forward, loss, BPTT, SGD in TypeScript',
+}
+
+/** Both backends train the same float32 model on the same batch; the js one starts from the native one's weights. */
+function prepareVqa(odyssey, spec, backend) {
+  if (typeof odyssey.Model?.fromSpec !== 'function') throw new SkipCase('needs the Model API (not in this build)')
+  const model = odyssey.Model.fromSpec({ ...vqaGraph(PACKAGE_ROOT, spec.vqa), optimizer: SGD, dtype: 'float32' })
+  const batch = vqaBatch(spec.vqa)
+  const info = { api: VQA_API[backend], threads: threadCount(backend) }
+  if (backend === 'native') return { step: () => model.trainStep(batch).loss, info }
+  const reference = referenceVqaModel(PACKAGE_ROOT, spec.vqa, model.getWeights(), LEARNING_RATE)
+  model.dispose()
+  return { step: () => reference.trainStep(batch), info }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,7 +176,7 @@ function prepareModelApi(odyssey, spec) {
 }
 
 function prepareLayerApi(odyssey, spec, backend) {
-  if (spec.layers > 1 || spec.bidirectional || spec.model) {
+  if (spec.layers > 1 || spec.bidirectional) {
     throw new SkipCase(backend === 'js' ? 'the Model API is native-only; the js backend has only single layers' : 'needs the Model API (not in this build)')
   }
   const [api, makeStep] = LAYER_API[spec.mode]
@@ -171,6 +187,7 @@ function prepareLayerApi(odyssey, spec, backend) {
 async function prepare(spec) {
   const odyssey = loadOdyssey()
   const backend = spec.impl === 'odyssey-js' ? 'js' : 'native'
+  if (spec.model === 'vqa') return prepareVqa(odyssey, spec, backend)
   const modelApi = backend === 'native' && typeof odyssey.sequential === 'function'
   return modelApi ? prepareModelApi(odyssey, spec) : prepareLayerApi(odyssey, spec, backend)
 }

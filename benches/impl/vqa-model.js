@@ -4,27 +4,28 @@
  * built by the package's own `resolveArchitecture` + `vqaGraph` (dist/vqa): question
  * tokens → 300-d word vectors → 2-layer LSTM 512 → every layer's last c and y →
  * dense 1024 tanh; image features → L2-normalised → dense 1024 tanh; product →
- * 2 × dense 1024 tanh → dense over the answers, softmax cross-entropy. Dropout is
- * set to 0 and peepholes off, so that every step does the same work as the PyTorch
- * twin in benches/pytorch_lstm.py.
+ * 2 × dense 1024 tanh → dense over the answers, softmax cross-entropy (those are the
+ * paper's sizes; the `VQA-demo` cases use the demo's). Dropout is set to 0 and peepholes
+ * off, so that every step does the same work as the PyTorch twin in benches/pytorch_lstm.py
+ * and as the pure-TypeScript `ReferenceVqaModel` (dist/reference).
  */
 const path = require('node:path')
 
 const { uniform } = require('../lib/data')
 const { SkipCase } = require('../lib/skip')
 
-function loadVqa(packageRoot) {
+/** `dist/<module>` of the package, or a skipped case naming `what` when this build lacks it. */
+function loadBuilt(packageRoot, module, what) {
   try {
-    return require(path.join(packageRoot, 'dist', 'vqa'))
+    return require(path.join(packageRoot, 'dist', module))
   } catch (error) {
-    throw new SkipCase(`the VQA model (dist/vqa) is not in this build (${error.message.split('\n')[0]})`)
+    throw new SkipCase(`${what} (dist/${module}) is not in this build (${error.message.split('\n')[0]})`)
   }
 }
 
-/** The graph for `Model.fromSpec`. */
-function vqaGraph(packageRoot, { vocab, embedding, hidden, layers, image, joint, denseLayers, answers }) {
-  const vqa = loadVqa(packageRoot)
-  const architecture = vqa.resolveArchitecture({
+/** The checked architecture of the product shape at `sizes`, dropout 0 and peepholes off. */
+function vqaArchitecture(packageRoot, { vocab, embedding, hidden, layers, image, joint, denseLayers, answers }) {
+  return loadBuilt(packageRoot, 'vqa', 'the VQA model').resolveArchitecture({
     fusion: 'product',
     imageDim: image,
     vocabSize: vocab,
@@ -35,7 +36,18 @@ function vqaGraph(packageRoot, { vocab, embedding, hidden, layers, image, joint,
     denseLayers,
     dropout: 0,
   })
-  return vqa.vqaGraph(architecture)
+}
+
+/** The graph for `Model.fromSpec`. */
+function vqaGraph(packageRoot, sizes) {
+  return loadBuilt(packageRoot, 'vqa', 'the VQA model').vqaGraph(vqaArchitecture(packageRoot, sizes))
+}
+
+/** The pure-TypeScript model of the same graph, from `weights` (a native model's `getWeights()`), plain SGD at `learningRate`. */
+function referenceVqaModel(packageRoot, sizes, weights, learningRate) {
+  const { ReferenceVqaModel } = loadBuilt(packageRoot, 'reference', 'the reference VQA model')
+  if (ReferenceVqaModel === undefined) throw new SkipCase('the reference VQA model (ReferenceVqaModel in dist/reference) is not in this build')
+  return new ReferenceVqaModel({ architecture: vqaArchitecture(packageRoot, sizes), weights, learningRate })
 }
 
 /** A deterministic batch: token ids `[B, T]`, image features `[B, image]`, answer classes `[B]`. */
@@ -48,4 +60,4 @@ function vqaBatch({ B, T, vocab, image, answers }) {
   }
 }
 
-module.exports = { vqaGraph, vqaBatch }
+module.exports = { vqaGraph, vqaBatch, referenceVqaModel }

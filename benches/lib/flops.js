@@ -7,8 +7,6 @@
  * (forward, then two products of the same size in backward: δx/δh and δW).
  * Elementwise work (activations, peepholes, the loss) is not counted.
  */
-const { VQA_SIZES } = require('./shapes')
-
 /**
  * @param {{ cell: 'lstm' | 'rnn', B: number, T: number, X: number, H: number, layers?: number, bidirectional?: boolean }} c
  * @returns {number} FLOPs of one forward pass over the whole batch
@@ -31,9 +29,9 @@ function vqaForwardFlops({ B, T, embedding, hidden, layers, image, joint, denseL
   return lstm + 2 * B * (statesWidth * joint + image * joint + denseLayers * joint * joint + joint * answers)
 }
 
-/** @param {Parameters<typeof forwardFlops>[0] & { mode: string, model?: string }} c FLOPs of one timed call */
+/** @param {Parameters<typeof forwardFlops>[0] & { mode: string, model?: string, vqa?: object }} c FLOPs of one timed call */
 function caseFlops(c) {
-  const forward = c.model === 'vqa' ? vqaForwardFlops(VQA_SIZES) : forwardFlops(c)
+  const forward = c.model === 'vqa' ? vqaForwardFlops(c.vqa) : forwardFlops(c)
   return c.mode === 'train' ? 3 * forward : forward
 }
 

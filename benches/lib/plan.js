@@ -3,7 +3,7 @@
  * Which cases a run measures: the suites of the issue "Performance", each a
  * list of (implementation, shape, variant) cases, filtered by the command line.
  */
-const { SHAPES, STREAM_STEPS, VQA_SIZES } = require('./shapes')
+const { SHAPES, STREAM_STEPS, VQA_DEMO_SIZES, VQA_SIZES } = require('./shapes')
 
 /**
  * `largest`: the largest shape an implementation's training step is timed at. The
@@ -20,6 +20,8 @@ const IMPLEMENTATIONS = {
 }
 const IMPLEMENTATION_IDS = Object.keys(IMPLEMENTATIONS)
 const SHAPE_ORDER = ['S1', 'S2', 'S3']
+/** The shape label of the VQA cases at the demo's sizes. */
+const VQA_DEMO_SHAPE = 'VQA-demo'
 
 const POLICIES = {
   full: { minWarmup: 1, warmupMs: 500, minReps: 5, maxReps: 30, budgetMs: 3000 },
@@ -37,10 +39,10 @@ function costClass(c) {
   return c.layers > 1 ? 'S2' : c.shape
 }
 
-/** The VQA model's sizes in the fields every record has (X: the embedding width feeding its LSTM). */
-function vqaCaseSizes() {
-  const { B, T, embedding, hidden, layers } = VQA_SIZES
-  return { B, T, X: embedding, H: hidden, layers }
+/** A VQA model case at `sizes`, which also fill the fields every record has (X: the embedding width feeding its LSTM). */
+function vqaCase(impl, shape, sizes) {
+  const { B, T, embedding, hidden, layers } = sizes
+  return { ...makeCase('vqa', impl, 'S1'), B, T, X: embedding, H: hidden, layers, shape, model: 'vqa', vqa: sizes }
 }
 
 function everyImplementation(suite, shapeName, extra) {
@@ -56,7 +58,11 @@ const SUITES = {
     ['S1', 'S2'].map((shape) => makeCase('peephole', 'odyssey-native', shape, { variants: [{ peepholes: false }, { peepholes: true }] })),
   rnn: () => everyImplementation('rnn', 'S2', { cell: 'rnn' }),
   bidir: () => everyImplementation('bidir', 'S1', { layers: 2, bidirectional: true }),
-  vqa: () => ['odyssey-native', 'pytorch'].map((impl) => ({ ...makeCase('vqa', impl, 'S1'), ...vqaCaseSizes(), shape: 'VQA', model: 'vqa', vqa: VQA_SIZES })),
+  // The paper's sizes beside PyTorch; the demo's beside the pure-TS reference (issue #4), which the paper's would keep for minutes.
+  vqa: () => [
+    ...['odyssey-native', 'pytorch'].map((impl) => vqaCase(impl, 'VQA', VQA_SIZES)),
+    ...['odyssey-native', 'odyssey-js'].map((impl) => vqaCase(impl, VQA_DEMO_SHAPE, VQA_DEMO_SIZES)),
+  ],
   memory: () => [
     makeCase('memory', 'odyssey-native', 'S2', { budget: true }),
     makeCase('memory', 'odyssey-native', 'S1', { flatSteps: STREAM_STEPS, flatEvery: 100 }),
@@ -91,4 +97,4 @@ function planCases(options) {
     .map((c) => ({ ...c, policy, skip: skipReason(c, options.full) }))
 }
 
-module.exports = { planCases, IMPLEMENTATIONS, IMPLEMENTATION_IDS, SUITE_IDS, SHAPE_ORDER }
+module.exports = { planCases, IMPLEMENTATIONS, IMPLEMENTATION_IDS, SUITE_IDS, SHAPE_ORDER, VQA_DEMO_SHAPE }

@@ -24,7 +24,13 @@ function noteOf(record) {
     const samples = record.flat.rssMiB
     return `RSS MiB every ${record.flat.every} steps: ${samples.map((s) => s.toFixed(1)).join(' ')}`
   }
+  if (record.suite === 'vqa' && record.medianMs !== undefined) return `${questionsPerSecond(record).toFixed(0)} questions/s`
   return ''
+}
+
+/** A VQA record's training throughput: B questions per median step. */
+function questionsPerSecond(record) {
+  return record.B / (record.medianMs / 1000)
 }
 
 function rowOf(r) {
@@ -45,13 +51,15 @@ function markdownTable(header, rows) {
   return [header, header.map(() => '---'), ...rows].map((row) => `| ${row.map(escape).join(' | ')} |`).join('\n')
 }
 
-function verdict(met) {
+/** A target with a threshold is met or not; a measured one without is only reported. */
+function verdict({ met, reported }) {
+  if (reported) return 'reported'
   if (met === null) return '—'
   return met ? 'met' : 'NOT met'
 }
 
 function targetsText(targets) {
-  return targets.map((t) => `${verdict(t.met).padEnd(8)} ${t.target}: ${t.text}`).join('\n')
+  return targets.map((t) => `${verdict(t).padEnd(8)} ${t.target}: ${t.text}`).join('\n')
 }
 
 function blasLine(blas) {
@@ -76,7 +84,7 @@ function environmentLines({ machine, command, loadStart, loadEnd, pytorch, recor
 }
 
 function markdownSection(run) {
-  const targetRows = run.targets.map((t) => [t.target, t.text, verdict(t.met)])
+  const targetRows = run.targets.map((t) => [t.target, t.text, verdict(t)])
   return [
     MARK_START,
     '### Latest run',
@@ -102,4 +110,4 @@ function replaceResults(document, section) {
   return document.slice(0, start) + section + document.slice(end + MARK_END.length)
 }
 
-module.exports = { textTable, targetsText, environmentLines, markdownSection, replaceResults }
+module.exports = { textTable, targetsText, environmentLines, markdownSection, replaceResults, questionsPerSecond }

@@ -22,10 +22,16 @@ const SHAPES = {
  */
 const VQA_SIZES = { B: 64, T: 14, vocab: 10000, embedding: 300, hidden: 512, layers: 2, image: 4096, joint: 1024, denseLayers: 2, answers: 1000 }
 
+/**
+ * The same shape at the sizes `npm run demo` trains (`DEMO_MODEL` in ts/cli/vqa-demo.ts, its
+ * batch of 256 and 1024 image features), with 8-token questions, 100 answers and 200 words.
+ */
+const VQA_DEMO_SIZES = { B: 256, T: 8, vocab: 200, embedding: 32, hidden: 32, layers: 1, image: 1024, joint: 256, denseLayers: 1, answers: 100 }
+
 /** Calls per repetition of the streaming case, and steps of the memory-flatness runs. */
 const STREAM_STEPS = 1000
 
 /** Learning rate of the SGD update every training step applies (small, so 1000 steps stay finite). */
 const LEARNING_RATE = 0.01
 
-module.exports = { SHAPES, VQA_SIZES, STREAM_STEPS, LEARNING_RATE }
+module.exports = { SHAPES, VQA_SIZES, VQA_DEMO_SIZES, STREAM_STEPS, LEARNING_RATE }

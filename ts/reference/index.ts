@@ -4,3 +4,4 @@
  */
 export { ReferenceLstm, type ReferenceLstmConfig } from './lstm'
 export { ReferenceSimpleRnn, type ReferenceSimpleRnnConfig } from './simple-rnn'
+export { ReferenceVqaModel, type ReferenceVqaBatch, type ReferenceVqaModelOptions } from './vqa-model'
