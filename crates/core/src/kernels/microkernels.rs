@@ -148,6 +148,13 @@ unsafe fn avx2_f32_6x16<const PACKED: bool>(
     // SAFETY (whole body): the caller guarantees k steps of A and B and a writable
     // 6 × 16 tile of C, and AVX2 + FMA.
     unsafe {
+        // The C tile is read (or written) only after the k loop: fetching it now hides the
+        // miss behind the products instead of stalling on it at the end of every tile.
+        for r in 0..AVX2_MR {
+            let c_row = c.offset(r as isize * rs_c);
+            _mm_prefetch::<_MM_HINT_T0>(c_row.cast());
+            _mm_prefetch::<_MM_HINT_T0>(c_row.add(15).cast());
+        }
         let mut acc = [[_mm256_setzero_ps(); 2]; AVX2_MR];
         // A macro, not a closure: the body must be compiled with the function's target features.
         macro_rules! step {
