@@ -16,9 +16,14 @@ use rand::Rng;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
 use crate::kernels::gemm::{gemm_prepacked, KC};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::lanes::F32x8;
+use crate::kernels::lanes::Lanes;
 use crate::kernels::microkernels::MicroKernel;
 use crate::kernels::pack::{MatRef, PackedB};
 use crate::kernels::Isa;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{is_f32, retype};
 use crate::{Error, ParamSet, Result, Scalar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,10 +34,55 @@ pub enum RnnActivation {
 }
 
 impl RnnActivation {
-    fn apply<F: Scalar>(self, a: F) -> F {
+    /// g per lane.
+    ///
+    /// # Safety
+    /// The CPU must support `V`'s instructions.
+    #[inline(always)]
+    unsafe fn apply<V: Lanes>(self, a: V) -> V {
         match self {
             RnnActivation::Tanh => a.tanh(),
-            RnnActivation::Relu => a.max(F::zero()),
+            // SAFETY: per the caller.
+            RnnActivation::Relu => a.max(unsafe { V::splat(num_traits::Zero::zero()) }),
+        }
+    }
+
+    /// `values` ← g(`values`), eight at a time where the CPU allows: the step's
+    /// activations cost as much as its product when computed one `tanhf` at a time.
+    fn apply_in_place<F: Scalar>(self, isa: Isa, values: &mut [F]) {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx2Fma && is_f32::<F>() {
+            // SAFETY: F is f32, so the slice types are identical; AVX2 + FMA were detected.
+            unsafe { self.apply_avx2(retype(values)) };
+            return;
+        }
+        let _ = isa;
+        // SAFETY: scalar lanes need no CPU feature.
+        unsafe { self.apply_lanes::<F>(values) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn apply_avx2(self, values: &mut [f32]) {
+        // SAFETY: AVX2 + FMA are enabled here and present (caller).
+        unsafe { self.apply_lanes::<F32x8>(values) }
+    }
+
+    /// # Safety
+    /// The CPU must support `V`'s instructions.
+    #[inline(always)]
+    unsafe fn apply_lanes<V: Lanes>(self, values: &mut [V::Elem]) {
+        let whole = values.len() - values.len() % V::WIDTH;
+        let (lanes, rest) = values.split_at_mut(whole);
+        // SAFETY (both loops): every pointer is inside `values`; CPU support per the caller.
+        for chunk in lanes.chunks_exact_mut(V::WIDTH) {
+            unsafe {
+                self.apply(V::load(chunk.as_ptr()))
+                    .store(chunk.as_mut_ptr())
+            };
+        }
+        for value in rest {
+            *value = unsafe { self.apply(*value) };
         }
     }
 
@@ -299,7 +349,7 @@ impl<F: Scalar> SimpleRnn<F> {
     /// Turns `states` from input projections into h(t), step by step, in place.
     /// Padded steps copy the previous state, so it stays frozen.
     fn run_recurrence(&self, states: &mut Array3<F>, h0: ArrayView2<'_, F>, lengths: &[usize]) {
-        let activation = self.config.activation;
+        let (activation, isa) = (self.config.activation, Isa::current());
         let recurrent_weight_t = StepProduct::new(self.params.weight_hh.t());
         for t in 0..states.dim().1 {
             let (done, mut rest) = states.view_mut().split_at(Axis(1), t);
@@ -316,7 +366,7 @@ impl<F: Scalar> SimpleRnn<F> {
                 .zip(lengths)
             {
                 if t < length {
-                    row.mapv_inplace(|a| activation.apply(a));
+                    activation.apply_in_place(isa, row.as_slice_mut().expect("contiguous rows"));
                 } else {
                     row.assign(&previous_row);
                 }
