@@ -29,7 +29,7 @@ export interface AddingDemoOptions {
   hiddenSize?: number
   seed?: number
   /** Where the report goes. Default `process.stdout`. */
-  out?: NodeJS.WritableStream & { isTTY?: boolean }
+  out?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }
   /**
    * When given, each model's run log (steps, epochs, the gradient flow before training and
    * after every epoch) is written to `<runLogDir>/adding-<model>/log.jsonl`.
@@ -63,16 +63,16 @@ function contender(label: string, slug: string, layer: Layer): Contender {
 }
 
 /** Columns of each model's gradient-norm sparkline in the progress line. */
-const SPARKLINE_WIDTH = 16
+const SPARKLINE_WIDTH = 10
 
 function progressLine(contenders: Contender[], epochs: number): string {
   return contenders
     .map(({ label, batch, gradNorms }) => {
       if (batch === undefined) return `${label}: starting`
-      const position = `epoch ${batch.epoch + 1}/${epochs} batch ${String(batch.batch + 1).padStart(3)}/${batch.batches}`
-      return `${label}: ${position} loss ${batch.loss.toFixed(4)} ‖g‖ ${gradNorms.sparkline(SPARKLINE_WIDTH)} (${Math.round(batch.examplesPerSecond)} seq/s)`
+      const position = `epoch ${batch.epoch + 1}/${epochs} (${String(batch.batch + 1).padStart(String(batch.batches).length)}/${batch.batches})`
+      return `${label} ${position} loss ${batch.loss.toFixed(4)} ‖g‖ ${gradNorms.sparkline(SPARKLINE_WIDTH)}`
     })
-    .join('   ')
+    .join(' | ')
 }
 
 function epochRow(epoch: number, contenders: Contender[]): string {
@@ -104,7 +104,8 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   const draw = (force = false) => {
     if (!out.isTTY || (!force && performance.now() - lastDrawn < 100)) return
     lastDrawn = performance.now()
-    out.write(`\r\x1b[2K${progressLine(contenders, epochs)}`)
+    // A line longer than the terminal wraps, and `\r` would then redraw only its last part.
+    out.write(`\r\x1b[2K${progressLine(contenders, epochs).slice(0, (out.columns ?? Infinity) - 1)}`)
   }
   const models = contenders.map((c) =>
     sequential({

@@ -170,7 +170,7 @@ async function trainAndSave(
 }
 
 /** Columns of the progress bar's gradient-norm sparkline. */
-export const SPARKLINE_WIDTH = 24
+const SPARKLINE_WIDTH = 16
 
 /** A cli-progress bar over the batches of each epoch on a terminal; one line per epoch either way. */
 class TrainingProgress {
@@ -187,6 +187,7 @@ class TrainingProgress {
       ? new SingleBar({
           stream: io.stderr,
           format: 'epoch {epoch}/{epochs} [{bar}] {percentage}% | {value}/{total} batches | loss {loss} | ‖g‖ {gradNorm} {sparkline} | {rate} q/s | ETA {eta_formatted}',
+          barsize: 20,
           hideCursor: true,
           clearOnComplete: true,
         })

@@ -56,7 +56,7 @@ export const DEMO_MODEL: VqaModelSettings = {
 }
 
 const LABELS: Record<VqaModality, string> = { both: 'fused', question: 'question only', image: 'image only' }
-const SPARKLINE_WIDTH = 24
+const SPARKLINE_WIDTH = 16
 const RELATIONAL_TYPES = new Set(['relation'])
 
 /** A progress bar over each model's batches on a terminal, one line per epoch otherwise. */
@@ -76,6 +76,7 @@ class DemoProgress {
       this.bar = new SingleBar({
         stream: this.out,
         format: `  ${this.label.padEnd(13)} [{bar}] {percentage}% | epoch {epoch} | loss {loss} | ‖g‖ {sparkline} | {rate} questions/s`,
+        barsize: 20,
         hideCursor: true,
         clearOnComplete: true,
       })
