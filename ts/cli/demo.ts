@@ -15,8 +15,7 @@ import { ADDING_BASELINE_MSE, addingProblem } from '../data'
 import { ReportDependencyError } from '../report/errors'
 import { GradNormHistory, logGradientFlow, RunLogger, runLogCallbacks, runLogPath, writeReport } from '../report'
 import { dense, lstm, simpleRnn, type Layer } from '../model/layers'
-import { sequential, type Model } from '../model'
-import type { Dataset } from '../model/data'
+import { sequential, type GradientFlow, type Model } from '../model'
 import type { BatchLog, EpochLog, FitCallbacks } from '../model/fit'
 import { runVqaDemo } from './vqa-demo'
 
@@ -49,17 +48,18 @@ export interface AddingDemoResult {
 }
 
 interface Contender {
+  /** In the terminal's tables. */
   label: string
-  /** Its run log's directory name. */
-  slug: string
+  /** In the run log and the report; its directory is `adding-<runLabel, kebab-case>`. */
+  runLabel: string
   layer: Layer
   batch?: BatchLog
   epochs: EpochLog[]
   gradNorms: GradNormHistory
 }
 
-function contender(label: string, slug: string, layer: Layer): Contender {
-  return { label, slug, layer, epochs: [], gradNorms: new GradNormHistory() }
+function contender(label: string, runLabel: string, layer: Layer): Contender {
+  return { label, runLabel, layer, epochs: [], gradNorms: new GradNormHistory() }
 }
 
 /** Columns of each model's gradient-norm sparkline in the progress line. */
@@ -95,8 +95,8 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   // The gradient flow is measured on a fixed batch the models never train on.
   const probe = addingProblem({ n: 64, time, seed: seed + 2 })
   const contenders = [
-    contender('LSTM', 'adding-lstm', lstm({ hiddenSize, output: 'last', forgetBias: 1 })),
-    contender('SimpleRNN', 'adding-simple-rnn', simpleRnn({ hiddenSize, output: 'last' })),
+    contender('LSTM', 'LSTM', lstm({ hiddenSize, output: 'last', forgetBias: 1 })),
+    contender('SimpleRNN', 'simple RNN', simpleRnn({ hiddenSize, output: 'last' })),
   ]
   out.write(`Adding problem, T = ${time}: ${examples} training sequences, 500 for validation.\n`)
   out.write(`Predicting the mean scores MSE ${ADDING_BASELINE_MSE.toFixed(3)}; below it a model remembers across up to ${time} steps.\n\n`)
@@ -117,9 +117,13 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
       seed,
     }),
   )
-  const logs = runLogDir === undefined ? [] : contenders.map((c) => addingRunLog(runLogDir, c, time, hiddenSize))
-  const measureGradientFlow = (epoch: number) => logs.forEach((log, k) => logGradientFlow(log, models[k], probe, epoch))
-  const callbacks = (k: number): FitCallbacks => {
+  const logs = runLogDir === undefined ? [] : contenders.map((c, k) => addingRunLog(runLogDir, c, models[k], time))
+  // With logs, the flow of every model after every epoch; the last measurement is also the summary's.
+  let flows: GradientFlow[][] = []
+  const measureGradientFlow = (epoch: number) => {
+    flows = logs.map((log, k) => logGradientFlow(log, models[k], probe, epoch))
+  }
+  const callbacksOf = (k: number): FitCallbacks => {
     const logged = logs[k] === undefined ? {} : runLogCallbacks(logs[k], models[k])
     return {
       onBatchEnd: (log) => {
@@ -135,12 +139,13 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
       },
     }
   }
+  const callbacks = models.map((_, k) => callbacksOf(k))
   const started = performance.now()
   measureGradientFlow(0)
   // One fit call per epoch (both models at once), so that the gradient flow is measured between epochs.
   for (let epoch = 0; epoch < epochs; epoch++) {
     await Promise.all(
-      models.map((model, k) => model.fit(train, { epochs: epoch + 1, initialEpoch: epoch, batchSize: 32, validationData, callbacks: callbacks(k) })),
+      models.map((model, k) => model.fit(train, { epochs: epoch + 1, initialEpoch: epoch, batchSize: 32, validationData, callbacks: callbacks[k] })),
     )
     measureGradientFlow(epoch)
   }
@@ -153,7 +158,8 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   const updates = models[0].stepCount
   out.write(`\n${updates} updates each in ${seconds.toFixed(1)} s (both models at once).\n`)
   out.write(`LSTM validation MSE ${lstmLosses[lstmLosses.length - 1].toFixed(4)}, SimpleRNN ${rnnLosses[rnnLosses.length - 1].toFixed(4)} (baseline ${ADDING_BASELINE_MSE.toFixed(3)}).\n`)
-  out.write(gradientFlowSummary(contenders, models, probe))
+  if (flows.length === 0) flows = models.map((model) => model.gradientFlow(probe))
+  out.write(gradientFlowSummary(contenders, flows))
   models.forEach((m) => m.dispose())
   return { lstm: lstmLosses, rnn: rnnLosses, baseline: ADDING_BASELINE_MSE, updates, seconds, runLogs: logs.map((log) => log.file) }
 }
@@ -161,26 +167,23 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
 /**
  * The vanishing-gradient story in one line per model: the norm of the loss's gradient with
  * respect to the first step's state (‖∂J/∂c(0)‖ for the LSTM, ‖∂J/∂h(0)‖ for the simple RNN)
- * as a fraction of that at the last step, measured on the trained models.
+ * as a fraction of that at the last step, from `flows` (per model, measured on the trained models).
  */
-function gradientFlowSummary(contenders: readonly Contender[], models: readonly Model[], probe: Dataset): string {
-  const lines = models.map((model, k) => {
-    const [{ norms }] = model.gradientFlow(probe)
-    return `  ${contenders[k].label.padEnd(10)} ${(norms[0] / norms[norms.length - 1]).toExponential(1)}`
-  })
+function gradientFlowSummary(contenders: readonly Contender[], flows: readonly GradientFlow[][]): string {
+  const lines = flows.map(([{ norms }], k) => `  ${contenders[k].label.padEnd(10)} ${(norms[0] / norms[norms.length - 1]).toExponential(1)}`)
   return `Gradient norm at the first step as a fraction of the last (how much reaches back through time):\n${lines.join('\n')}\n`
 }
 
-function addingRunLog(dir: string, c: Contender, time: number, hiddenSize: number): RunLogger {
-  return new RunLogger(runLogPath(join(dir, c.slug)), {
-    label: c.label === 'SimpleRNN' ? 'simple RNN' : c.label,
+function addingRunLog(dir: string, c: Contender, model: Model, time: number): RunLogger {
+  return new RunLogger(runLogPath(join(dir, `adding-${c.runLabel.toLowerCase().replaceAll(' ', '-')}`)), {
+    label: c.runLabel,
     task: `adding problem, T = ${time}`,
-    config: { hiddenSize, time, optimizer: 'adam', learningRate: 1e-2, clipGlobalNorm: 1 },
+    config: { time, layers: model.graph.nodes, ...model.trainingSpec },
   })
 }
 
 /** Where `main` writes the run logs and the report, relative to the working directory. */
-export const DEMO_OUTPUT_DIR = 'demo-output'
+const DEMO_OUTPUT_DIR = 'demo-output'
 
 export async function main(): Promise<void> {
   const runLogDir = resolve(DEMO_OUTPUT_DIR, 'runs')

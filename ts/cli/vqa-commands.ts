@@ -233,8 +233,7 @@ export interface EvalCommandOptions extends SplitPaths {
 
 /** `odyssey vqa eval`: official VQA accuracy overall, per question type and per answer type. */
 export async function evalCommand(options: EvalCommandOptions, io: CommandIo): Promise<void> {
-  const model = await VqaModel.load(options.model)
-  try {
+  await withSavedModel(options.model, async (model) => {
     const split = await openAnnotatedSplit(filesOf(options), model.architecture.imageDim)
     try {
       const evaluation = await model.evaluate(split, { batchSize: options.batchSize })
@@ -242,6 +241,14 @@ export async function evalCommand(options: EvalCommandOptions, io: CommandIo): P
     } finally {
       await split.features.close()
     }
+  })
+}
+
+/** Runs `use` on the model saved in `dir`, disposing of it afterwards whatever happens. */
+async function withSavedModel(dir: string, use: (model: VqaModel) => Promise<void>): Promise<void> {
+  const model = await VqaModel.load(dir)
+  try {
+    await use(model)
   } finally {
     model.dispose()
   }
@@ -274,8 +281,7 @@ export interface PredictCommandOptions {
 
 /** `odyssey vqa predict`: the answers to one question about one image, most probable first. */
 export async function predictCommand(options: PredictCommandOptions, io: CommandIo): Promise<void> {
-  const model = await VqaModel.load(options.model)
-  try {
+  await withSavedModel(options.model, async (model) => {
     const features = await ImageFeatures.open(options.features, { expectedDim: model.architecture.imageDim })
     try {
       const question = { questionId: 0, imageId: options.imageId, question: options.question }
@@ -290,9 +296,7 @@ export async function predictCommand(options: PredictCommandOptions, io: Command
     } finally {
       await features.close()
     }
-  } finally {
-    model.dispose()
-  }
+  })
 }
 
 export interface SynthCommandOptions {

@@ -151,7 +151,7 @@ export async function runVqaDemo(options: VqaDemoOptions = {}): Promise<VqaDemoR
   )
   const started = performance.now()
   const progress = new DemoProgress(out)
-  const logs = new RunLogs(runLogDir, featureDim)
+  const logs = new RunLogs(runLogDir)
   let current = epochs
   const runs = await runVqaExperiment({
     synthetic: { seed, images, featureDim, sceneEncoding },
@@ -199,17 +199,14 @@ class RunLogs {
   private readonly open = new Map<VqaModality, RunLogger>()
   private current: { log: RunLogger; clipThreshold: number | null } | undefined
 
-  constructor(
-    private readonly dir: string | undefined,
-    private readonly featureDim: number,
-  ) {}
+  constructor(private readonly dir: string | undefined) {}
 
   start(modality: VqaModality, model: VqaModel): void {
     if (this.dir === undefined) return
     const log = new RunLogger(runLogPath(join(this.dir, `vqa-${modality}`)), {
       label: `VQA ${LABELS[modality]}`,
       task: 'visual question answering (synthetic)',
-      config: { ...DEMO_MODEL, modality, featureDim: this.featureDim },
+      config: { ...model.architecture },
     })
     this.open.set(modality, log)
     this.current = { log, clipThreshold: globalClipThreshold(model.model) }

@@ -50,13 +50,13 @@ export interface VqaModelOptions extends Omit<VqaArchitectureOptions, 'imageDim'
   clip?: ClipConfig
 }
 
-/** A split to train on or score: questions, their annotations, the features of their images. */
 /** `VqaModel.score`: the official accuracy and the confusion among the most frequent answers. */
 export interface VqaScore {
   evaluation: VqaEvaluation
   confusion: VqaConfusion
 }
 
+/** A split to train on or score: questions, their annotations, the features of their images. */
 export interface VqaData {
   questions: readonly VqaQuestion[]
   /** `annotations[i]` belongs to `questions[i]`. */

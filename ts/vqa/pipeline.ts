@@ -13,9 +13,7 @@ import { OdysseyRangeError } from '../errors'
 import { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
 import type { VqaAnnotation } from './files'
 import type { VqaModality } from './graph'
-import type { VqaEvaluation } from './metric'
-import type { VqaConfusion } from './confusion'
-import { VqaModel, type VqaData, type VqaFitOptions, type VqaHistory, type VqaModelOptions } from './model'
+import { VqaModel, type VqaData, type VqaFitOptions, type VqaHistory, type VqaModelOptions, type VqaScore } from './model'
 import { MemoryFeatures } from './inputs'
 import { generateSyntheticVqa, writeSyntheticVqa, type SyntheticVqaOptions } from './synthetic'
 import { AnswerVocab, QuestionVocab } from './vocab'
@@ -72,12 +70,9 @@ export async function createVqaModel(train: VqaData, options: TrainVqaOptions): 
   })
 }
 
-/** What one model of an experiment scored. */
-export interface VqaRun {
+/** What one model of an experiment scored on validation (confusion among its 10 most frequent answers), and its history. */
+export interface VqaRun extends VqaScore {
   modality: VqaModality
-  evaluation: VqaEvaluation
-  /** Which of the validation split's 10 most frequent answers the model confuses. */
-  confusion: VqaConfusion
   history: VqaHistory
   /** Training time (validation excluded) and throughput over all epochs. */
   seconds: number
