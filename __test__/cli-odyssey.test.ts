@@ -23,7 +23,8 @@ function odyssey(...args: string[]) {
 
 const data = join(work, 'data')
 const model = join(work, 'model')
-const file = (split: string, kind: string) => join(data, `synthetic_${split}_${kind}.${kind === 'features' ? 'safetensors' : 'json'}`)
+const file = (split: string, kind: string) =>
+  join(data, `synthetic_${split}_${kind}.${kind === 'features' ? 'safetensors' : 'json'}`)
 const splitArgs = (split: string, prefix = '') => [
   `--${prefix}questions`,
   file(split, 'questions'),
@@ -32,7 +33,20 @@ const splitArgs = (split: string, prefix = '') => [
   `--${prefix}features`,
   file(split, 'features'),
 ]
-const smallModel = ['--embedding-dim', '8', '--lstm-hidden', '8', '--lstm-layers', '1', '--hidden', '16', '--dense-layers', '1', '--top-k', '20']
+const smallModel = [
+  '--embedding-dim',
+  '8',
+  '--lstm-hidden',
+  '8',
+  '--lstm-layers',
+  '1',
+  '--hidden',
+  '16',
+  '--dense-layers',
+  '1',
+  '--top-k',
+  '20',
+]
 
 /** A failure as the user sees it: the exit code and the single line on stderr. */
 function expectOneLineFailure(result: ReturnType<typeof odyssey>, code: number, pattern: RegExp) {
@@ -45,7 +59,12 @@ function expectOneLineFailure(result: ReturnType<typeof odyssey>, code: number, 
 
 beforeAll(() => {
   try {
-    execFileSync('npm', ['run', 'build:ts'], { cwd: root, encoding: 'utf8', stdio: 'pipe', shell: process.platform === 'win32' })
+    execFileSync('npm', ['run', 'build:ts'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: 'pipe',
+      shell: process.platform === 'win32',
+    })
   } catch (error) {
     throw new Error(`npm run build:ts failed:\n${(error as { stdout?: string }).stdout ?? error}`)
   }
@@ -53,25 +72,58 @@ beforeAll(() => {
 
 describe('odyssey vqa', () => {
   beforeAll(() => {
-    const result = odyssey('vqa', 'synth', '--out', data, '--images', '120', '--val-images', '30', '--feature-dim', '16')
+    const result = odyssey(
+      'vqa',
+      'synth',
+      '--out',
+      data,
+      '--images',
+      '120',
+      '--val-images',
+      '30',
+      '--feature-dim',
+      '16',
+    )
     expect(result.status, result.stderr).toBe(0)
   })
 
   it('synth writes both splits and says how to train on them', () => {
-    for (const split of ['train', 'val']) for (const kind of ['questions', 'annotations', 'features']) expect(existsSync(file(split, kind))).toBe(true)
+    for (const split of ['train', 'val'])
+      for (const kind of ['questions', 'annotations', 'features']) expect(existsSync(file(split, kind))).toBe(true)
   })
 
   it('train saves the model, its vocabularies and its run log, one line per epoch', () => {
-    const result = odyssey('vqa', 'train', ...splitArgs('train'), ...splitArgs('val', 'val-'), '--epochs', '2', '--out', model, ...smallModel)
+    const result = odyssey(
+      'vqa',
+      'train',
+      ...splitArgs('train'),
+      ...splitArgs('val', 'val-'),
+      '--epochs',
+      '2',
+      '--out',
+      model,
+      ...smallModel,
+    )
     expect(result.status, result.stderr).toBe(0)
     expect(result.stdout).toMatch(/^epoch 1\/2: loss \d+\.\d+, validation VQA accuracy \d+\.\d+%/m)
     expect(result.stdout).toMatch(/^epoch 2\/2: /m)
-    for (const name of ['vqa.json', 'checkpoint.json', 'log.jsonl']) expect(existsSync(join(model, name)), name).toBe(true)
-    const records = readFileSync(join(model, 'log.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line))
+    for (const name of ['vqa.json', 'checkpoint.json', 'log.jsonl'])
+      expect(existsSync(join(model, name)), name).toBe(true)
+    const records = readFileSync(join(model, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
     expect(records.filter((r) => r.type === 'epoch')).toHaveLength(2)
     const vqa = records.filter((r) => r.type === 'vqa')
     expect(vqa.map((r) => r.epoch)).toEqual([0, 1])
-    expect(Object.keys(vqa[1].accuracyByQuestionType).sort()).toEqual(['color', 'count', 'exist', 'position', 'relation', 'shape'])
+    expect(Object.keys(vqa[1].accuracyByQuestionType).sort()).toEqual([
+      'color',
+      'count',
+      'exist',
+      'position',
+      'relation',
+      'shape',
+    ])
     expect(vqa[1].confusion.counts).toHaveLength(vqa[1].confusion.answers.length)
   })
 
@@ -79,7 +131,8 @@ describe('odyssey vqa', () => {
     const text = odyssey('vqa', 'eval', '--model', model, ...splitArgs('val'))
     expect(text.status, text.stderr).toBe(0)
     expect(text.stdout).toMatch(/^VQA accuracy \d+\.\d\d% over \d+ questions$/m)
-    for (const type of ['color', 'count', 'exist', 'position', 'relation', 'shape']) expect(text.stdout).toMatch(new RegExp(`^  ${type} +\\d+\\.\\d\\d%`, 'm'))
+    for (const type of ['color', 'count', 'exist', 'position', 'relation', 'shape'])
+      expect(text.stdout).toMatch(new RegExp(`^  ${type} +\\d+\\.\\d\\d%`, 'm'))
     const json = odyssey('vqa', 'eval', '--model', model, ...splitArgs('val'), '--json')
     expect(json.status).toBe(0)
     const evaluation = JSON.parse(json.stdout)
@@ -88,7 +141,20 @@ describe('odyssey vqa', () => {
   })
 
   it('predict answers one question with probabilities', () => {
-    const result = odyssey('vqa', 'predict', '--model', model, '--features', file('val', 'features'), '--image-id', '121', '--question', 'What color is the circle?', '--top', '3')
+    const result = odyssey(
+      'vqa',
+      'predict',
+      '--model',
+      model,
+      '--features',
+      file('val', 'features'),
+      '--image-id',
+      '121',
+      '--question',
+      'What color is the circle?',
+      '--top',
+      '3',
+    )
     expect(result.status, result.stderr).toBe(0)
     const lines = result.stdout.trimEnd().split('\n')
     expect(lines).toHaveLength(3)
@@ -105,43 +171,120 @@ describe('odyssey vqa', () => {
 
 describe('odyssey vqa on bad input', () => {
   it('names a missing file', () => {
-    const result = odyssey('vqa', 'eval', '--model', model, '--questions', join(work, 'nope.json'), '--annotations', file('val', 'annotations'), '--features', file('val', 'features'))
+    const result = odyssey(
+      'vqa',
+      'eval',
+      '--model',
+      model,
+      '--questions',
+      join(work, 'nope.json'),
+      '--annotations',
+      file('val', 'annotations'),
+      '--features',
+      file('val', 'features'),
+    )
     expectOneLineFailure(result, 1, /^odyssey: .*nope\.json: cannot (open|read)/)
   })
 
   it('names a malformed JSON file and where it breaks', () => {
     const broken = join(work, 'broken.json')
     writeFileSync(broken, '{"questions": [{"image_id": 1, "question": "what?", ')
-    const result = odyssey('vqa', 'eval', '--model', model, '--questions', broken, '--annotations', file('val', 'annotations'), '--features', file('val', 'features'))
+    const result = odyssey(
+      'vqa',
+      'eval',
+      '--model',
+      model,
+      '--questions',
+      broken,
+      '--annotations',
+      file('val', 'annotations'),
+      '--features',
+      file('val', 'features'),
+    )
     expectOneLineFailure(result, 1, /^odyssey: .*broken\.json: /)
   })
 
   it('names an image id that has no features', () => {
-    const result = odyssey('vqa', 'predict', '--model', model, '--features', file('val', 'features'), '--image-id', '999999', '--question', 'what color is the circle?')
+    const result = odyssey(
+      'vqa',
+      'predict',
+      '--model',
+      model,
+      '--features',
+      file('val', 'features'),
+      '--image-id',
+      '999999',
+      '--question',
+      'what color is the circle?',
+    )
     expectOneLineFailure(result, 1, /^odyssey: .*image_id 999999/)
     // Training questions asked about validation images: the first missing one is named at load time.
-    const mixed = odyssey('vqa', 'eval', '--model', model, '--questions', file('train', 'questions'), '--annotations', file('train', 'annotations'), '--features', file('val', 'features'))
+    const mixed = odyssey(
+      'vqa',
+      'eval',
+      '--model',
+      model,
+      '--questions',
+      file('train', 'questions'),
+      '--annotations',
+      file('train', 'annotations'),
+      '--features',
+      file('val', 'features'),
+    )
     expectOneLineFailure(mixed, 1, /^odyssey: record 0 .*needs image_id \d+, which has no features/)
   })
 
   it('names a feature width that does not fit the model', () => {
     const other = join(work, 'other')
-    expect(odyssey('vqa', 'synth', '--out', other, '--images', '5', '--val-images', '5', '--feature-dim', '8').status).toBe(0)
-    const result = odyssey('vqa', 'predict', '--model', model, '--features', join(other, 'synthetic_val_features.safetensors'), '--image-id', '6', '--question', 'is there a red circle?')
+    expect(
+      odyssey('vqa', 'synth', '--out', other, '--images', '5', '--val-images', '5', '--feature-dim', '8').status,
+    ).toBe(0)
+    const result = odyssey(
+      'vqa',
+      'predict',
+      '--model',
+      model,
+      '--features',
+      join(other, 'synthetic_val_features.safetensors'),
+      '--image-id',
+      '6',
+      '--question',
+      'is there a red circle?',
+    )
     expectOneLineFailure(result, 1, /^odyssey: .*but D = 16 is expected/)
   })
 
   it('refuses a directory that is no model, and half a validation split', () => {
-    expectOneLineFailure(odyssey('vqa', 'eval', '--model', work, ...splitArgs('val')), 1, /^odyssey: .*vqa\.json: cannot read/)
-    const half = odyssey('vqa', 'train', ...splitArgs('train'), '--val-questions', file('val', 'questions'), '--epochs', '1', '--out', join(work, 'x'))
+    expectOneLineFailure(
+      odyssey('vqa', 'eval', '--model', work, ...splitArgs('val')),
+      1,
+      /^odyssey: .*vqa\.json: cannot read/,
+    )
+    const half = odyssey(
+      'vqa',
+      'train',
+      ...splitArgs('train'),
+      '--val-questions',
+      file('val', 'questions'),
+      '--epochs',
+      '1',
+      '--out',
+      join(work, 'x'),
+    )
     expectOneLineFailure(half, 1, /give all three or none/)
   })
 
   it('exits with 2 for arguments that make no sense', () => {
-    expectOneLineFailure(odyssey('vqa', 'train', '--epochs', '1'), 2, /required option '--questions <file>' not specified/)
+    expectOneLineFailure(
+      odyssey('vqa', 'train', '--epochs', '1'),
+      2,
+      /required option '--questions <file>' not specified/,
+    )
     const notANumber = odyssey('vqa', 'train', ...splitArgs('train'), '--epochs', 'many', '--out', join(work, 'y'))
     expectOneLineFailure(notANumber, 2, /--epochs <n>' argument 'many' is invalid\. expected an integer >= 1/)
-    expect(odyssey('vqa', 'train', ...splitArgs('train'), '--epochs', '1', '--out', 'z', '--fusion', 'sum').status).toBe(2)
+    expect(
+      odyssey('vqa', 'train', ...splitArgs('train'), '--epochs', '1', '--out', 'z', '--fusion', 'sum').status,
+    ).toBe(2)
     expect(odyssey('frobnicate').status).toBe(2)
   })
 

@@ -29,11 +29,24 @@ describe('the demo report', () => {
   it('logs every run of both demos and draws them into one report', async () => {
     const runLogDir = join(work, 'runs')
     const adding = await runAddingDemo({ time: 10, examples: 64, epochs: 2, hiddenSize: 4, runLogDir, out: quiet() })
-    const vqa = await runVqaDemo({ images: 40, validationImages: 10, featureDim: 16, epochs: 1, runLogDir, out: quiet() })
-    expect(adding.runLogs.map((f) => f.slice(runLogDir.length + 1))).toEqual(['adding-lstm/log.jsonl', 'adding-simple-rnn/log.jsonl'])
+    const vqa = await runVqaDemo({
+      images: 40,
+      validationImages: 10,
+      featureDim: 16,
+      epochs: 1,
+      runLogDir,
+      out: quiet(),
+    })
+    expect(adding.runLogs.map((f) => f.slice(runLogDir.length + 1))).toEqual([
+      'adding-lstm/log.jsonl',
+      'adding-simple-rnn/log.jsonl',
+    ])
     expect(vqa.runLogs).toHaveLength(3)
 
-    for (const [file, quantity] of [[adding.runLogs[0], 'c'], [adding.runLogs[1], 'h']] as const) {
+    for (const [file, quantity] of [
+      [adding.runLogs[0], 'c'],
+      [adding.runLogs[1], 'h'],
+    ] as const) {
       const flows = readRunLog(file).filter((r): r is GradientFlowRecord => r.type === 'gradientFlow')
       // Before training, and after each of the 2 epochs.
       expect(flows.map((f) => f.step)).toEqual([0, 2, 4])
@@ -53,6 +66,7 @@ describe('the demo report', () => {
     expect(text).toContain(report)
     const html = readFileSync(report, 'utf8')
     for (const section of ['gradient-flow', 'vqa']) expect(html).toContain(`id="${section}"`)
-    for (const label of ['LSTM', 'simple RNN', 'VQA fused', 'VQA question only', 'VQA image only']) expect(html).toContain(label)
+    for (const label of ['LSTM', 'simple RNN', 'VQA fused', 'VQA question only', 'VQA image only'])
+      expect(html).toContain(label)
   }, 120_000)
 })

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { ADDING_BASELINE_MSE, addingProblem, copyMemory, dense, lstm, sequential } from '../ts'
 
 describe('generators', () => {
-  it('the adding problem: two markers, one per half, the target their values\' sum; seeded; variance ≈ 1/6', () => {
+  it("the adding problem: two markers, one per half, the target their values' sum; seeded; variance ≈ 1/6", () => {
     const { x, y } = addingProblem({ n: 4000, time: 10, seed: 3 })
     expect(x.shape).toEqual([4000, 10, 2])
     expect(addingProblem({ n: 4000, time: 10, seed: 3 }).x.data).toEqual(x.data)
@@ -18,7 +18,10 @@ describe('generators', () => {
       const marked = [...Array(10).keys()].filter((t) => x.data[(s * 10 + t) * 2 + 1] === 1)
       expect(marked).toHaveLength(2)
       expect(marked[0] < 5 && marked[1] >= 5).toBe(true)
-      expect(y.data[s]).toBeCloseTo(marked.reduce((sum, t) => sum + x.data[(s * 10 + t) * 2], 0), 6)
+      expect(y.data[s]).toBeCloseTo(
+        marked.reduce((sum, t) => sum + x.data[(s * 10 + t) * 2], 0),
+        6,
+      )
       mean += y.data[s] / 4000
     }
     const variance = y.data.reduce((v, target) => v + (target - mean) ** 2, 0) / 4000
@@ -62,7 +65,9 @@ describe('the adding problem', () => {
     const history = await model.fit(train, { epochs: 9, batchSize: 32, validationData })
     const seconds = (performance.now() - started) / 1000
     const best = Math.min(...history.valLoss)
-    console.log(`adding T=20: ${model.stepCount} updates in ${seconds.toFixed(1)} s, validation MSE ${history.valLoss.map((l) => l.toFixed(3)).join(' ')}`)
+    console.log(
+      `adding T=20: ${model.stepCount} updates in ${seconds.toFixed(1)} s, validation MSE ${history.valLoss.map((l) => l.toFixed(3)).join(' ')}`,
+    )
     expect(best).toBeLessThan(0.05)
     expect(history.valLoss[history.valLoss.length - 1]).toBeLessThan(0.05)
     expect(seconds).toBeLessThan(20)

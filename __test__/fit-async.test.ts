@@ -22,7 +22,9 @@ function slowModel(hiddenSize: number) {
 
 describe('fit on a worker thread', () => {
   // A loaded machine can delay one timer on its own; a blocked loop fails every attempt.
-  it('never blocks the event loop: a 5 ms interval keeps ticking through a fit of over a second', { retry: 2 }, async () => {
+  it('never blocks the event loop: a 5 ms interval keeps ticking through a fit of over a second', {
+    retry: 2,
+  }, async () => {
     const model = slowModel(32)
     const data = addingProblem({ n: 1500, time: 50, seed: 1 })
     let last = performance.now()
@@ -81,7 +83,10 @@ describe('fit on a worker thread', () => {
     const model = slowModel(16)
     const data = addingProblem({ n: 256, time: 20, seed: 4 })
     const running = model.fit(data, { epochs: 2, batchSize: 32 })
-    await expect(model.fit(data, { epochs: 1 })).rejects.toMatchObject({ code: 'ODYSSEY_STATE', message: expect.stringContaining('fit is already running on this model') })
+    await expect(model.fit(data, { epochs: 1 })).rejects.toMatchObject({
+      code: 'ODYSSEY_STATE',
+      message: expect.stringContaining('fit is already running on this model'),
+    })
     await expect(model.predict(data.x)).rejects.toMatchObject({ code: 'ODYSSEY_STATE' })
     expect(() => model.getWeights()).toThrow(expect.objectContaining({ code: 'ODYSSEY_STATE' }))
     expect(() => model.dispose()).toThrow(expect.objectContaining({ code: 'ODYSSEY_STATE' }))
@@ -129,7 +134,9 @@ describe('stopping a fit', () => {
     const model = lstmRegressor({ output: 'last' })
     const controller = new AbortController()
     controller.abort()
-    await expect(model.fit(runningSums(8, 3, { total: true }), { epochs: 1, signal: controller.signal })).rejects.toBeInstanceOf(OdysseyAbortError)
+    await expect(
+      model.fit(runningSums(8, 3, { total: true }), { epochs: 1, signal: controller.signal }),
+    ).rejects.toBeInstanceOf(OdysseyAbortError)
     expect(model.stepCount).toBe(0)
   })
 

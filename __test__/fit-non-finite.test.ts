@@ -40,9 +40,14 @@ describe('non-finite updates', () => {
 
   it('reject the fit with ODYSSEY_NON_FINITE under stopOnNonFinite, keeping the weights of the last finite update', async () => {
     const model = lstmRegressor({ output: 'last' })
-    const error = await model.fit(overflowingData(), { epochs: 2, batchSize: 4, shuffle: false, stopOnNonFinite: true }).catch((e: unknown) => e)
+    const error = await model
+      .fit(overflowingData(), { epochs: 2, batchSize: 4, shuffle: false, stopOnNonFinite: true })
+      .catch((e: unknown) => e)
     expect(error).toBeInstanceOf(OdysseyRangeError)
-    expect(error).toMatchObject({ code: 'ODYSSEY_NON_FINITE', message: expect.stringMatching(/epoch 0, batch 1: non-finite loss \(inf\).*stopOnNonFinite/) })
+    expect(error).toMatchObject({
+      code: 'ODYSSEY_NON_FINITE',
+      message: expect.stringMatching(/epoch 0, batch 1: non-finite loss \(inf\).*stopOnNonFinite/),
+    })
     expect(model.stepCount).toBe(1)
     const reference = lstmRegressor({ output: 'last' })
     const firstBatch = runningSums(16, 4, { total: true, seed: 7 })

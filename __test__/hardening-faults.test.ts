@@ -78,13 +78,21 @@ const SOAK_GROWTH_LIMIT = 20 * 2 ** 20
 describe(`soak: ${SOAK_STEPS} training steps`, () => {
   for (const how of ['trainStep', 'fit'] as const) {
     it(`${how}: resident memory grows by less than 20 MB from step ${SOAK_STEPS / 4} to ${SOAK_STEPS}`, () => {
-      const result = spawnSync(process.execPath, ['--expose-gc', CHILD, 'soak', String(SOAK_STEPS), how], { encoding: 'utf8', timeout: 600_000 })
+      const result = spawnSync(process.execPath, ['--expose-gc', CHILD, 'soak', String(SOAK_STEPS), how], {
+        encoding: 'utf8',
+        timeout: 600_000,
+      })
       expect(result.status, result.stderr + result.stdout).toBe(0)
-      const [early, late] = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { step: number; rss: number })
+      const [early, late] = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { step: number; rss: number })
       expect([early.step, late.step]).toEqual([SOAK_STEPS / 4, SOAK_STEPS])
       const growth = late.rss - early.rss
       const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`
-      console.log(`soak ${how}: rss ${mb(early.rss)} at step ${early.step}, ${mb(late.rss)} at step ${late.step} (growth ${mb(growth)})`)
+      console.log(
+        `soak ${how}: rss ${mb(early.rss)} at step ${early.step}, ${mb(late.rss)} at step ${late.step} (growth ${mb(growth)})`,
+      )
       expect(growth).toBeLessThan(SOAK_GROWTH_LIMIT)
     }, 660_000)
   }

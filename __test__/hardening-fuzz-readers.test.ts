@@ -16,14 +16,31 @@
  * fast-check prints the seed of a failure.
  * `ODYSSEY_UPDATE_FUZZ_CORPUS=1 npx vitest run __test__/hardening-fuzz-readers.test.ts` rewrites the corpus.
  */
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { dense, embedding, isOdysseyError, lstm, Model, sequential } from '../ts'
-import { ImageFeatures, readVqaAnnotations, readVqaQuestions, writeImageFeatures, writeVqaAnnotations, writeVqaQuestions } from '../ts/vqa'
+import {
+  ImageFeatures,
+  readVqaAnnotations,
+  readVqaQuestions,
+  writeImageFeatures,
+  writeVqaAnnotations,
+  writeVqaQuestions,
+} from '../ts/vqa'
 import { weightValues } from './helpers/models'
 
 const CORPUS = join(__dirname, 'fixtures', 'fuzz')
@@ -52,16 +69,27 @@ const fraction = fc.noBias(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN:
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('truncate' as const), at: fraction }),
-  fc.record({ kind: fc.constant('flip' as const), flips: fc.array(fc.tuple(fraction, fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 8 }) }),
+  fc.record({
+    kind: fc.constant('flip' as const),
+    flips: fc.array(fc.tuple(fraction, fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 8 }),
+  }),
   fc.record({
     kind: fc.constant('length' as const),
     value: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 4096n })),
   }),
-  fc.record({ kind: fc.constant('insert' as const), at: fraction, bytes: fc.uint8Array({ minLength: 1, maxLength: 48 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fraction,
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 48 }),
+  }),
   fc.record({
     kind: fc.constant('json' as const),
     path: fc.array(fc.nat(), { maxLength: 5 }),
-    value: fc.oneof(fc.constantFrom(...INTERESTING), fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('F16', 'I64', 'BOOL', '', '\u0000')),
+    value: fc.oneof(
+      fc.constantFrom(...INTERESTING),
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.constantFrom('F16', 'I64', 'BOOL', '', '\u0000'),
+    ),
   }),
 )
 
@@ -227,8 +255,11 @@ describe('file readers under mutation', () => {
     expect(await loadMutated('checkpoint-f64', 0, UNCHANGED)).toBe(true)
     const outcomes = new Outcomes()
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('checkpoint-f32', 'checkpoint-f64'), fc.noBias(fc.nat()), mutation, async (source, pick, m) =>
-        outcomes.add(await loadMutated(source, pick, m)),
+      fc.asyncProperty(
+        fc.constantFrom('checkpoint-f32', 'checkpoint-f64'),
+        fc.noBias(fc.nat()),
+        mutation,
+        async (source, pick, m) => outcomes.add(await loadMutated(source, pick, m)),
       ),
       { numRuns: Math.ceil(RUNS / 2) },
     )
@@ -274,7 +305,8 @@ function filesUnder(dir: string): string[] {
 
 describe.runIf(process.env.ODYSSEY_UPDATE_FUZZ_CORPUS === '1')('seed corpus', () => {
   it('writes __test__/fixtures/fuzz/', async () => {
-    for (const entry of ['checkpoint-f32', 'checkpoint-f64']) rmSync(join(CORPUS, entry), { recursive: true, force: true })
+    for (const entry of ['checkpoint-f32', 'checkpoint-f64'])
+      rmSync(join(CORPUS, entry), { recursive: true, force: true })
     mkdirSync(CORPUS, { recursive: true })
 
     // A float32 LSTM regressor and a float64 token classifier (embedding, bidirectional FGR LSTM), each after two Adam steps.
@@ -285,13 +317,22 @@ describe.runIf(process.env.ODYSSEY_UPDATE_FUZZ_CORPUS === '1')('seed corpus', ()
       optimizer: { type: 'adam', learningRate: 0.01 },
       seed: 1,
     })
-    const x = { data: Float32Array.from({ length: 2 * 3 * 2 }, (_, k) => Math.sin(k)), shape: [2, 3, 2] as const, lengths: [3, 2] }
-    for (let step = 0; step < 2; step++) regressor.trainStep({ x, y: { data: Float32Array.of(0.5, -0.5), shape: [2, 1] } })
+    const x = {
+      data: Float32Array.from({ length: 2 * 3 * 2 }, (_, k) => Math.sin(k)),
+      shape: [2, 3, 2] as const,
+      lengths: [3, 2],
+    }
+    for (let step = 0; step < 2; step++)
+      regressor.trainStep({ x, y: { data: Float32Array.of(0.5, -0.5), shape: [2, 1] } })
     await regressor.save(join(CORPUS, 'checkpoint-f32'), { epoch: 1 })
 
     const classifier = sequential({
       input: { kind: 'tokens' },
-      layers: [embedding({ vocabSize: 5, dim: 2 }), lstm({ hiddenSize: 2, bidirectional: true, variant: 'FGR', output: 'last' }), dense({ units: 3 })],
+      layers: [
+        embedding({ vocabSize: 5, dim: 2 }),
+        lstm({ hiddenSize: 2, bidirectional: true, variant: 'FGR', output: 'last' }),
+        dense({ units: 3 }),
+      ],
       loss: 'crossEntropy',
       optimizer: { type: 'adam', learningRate: 0.01 },
       dtype: 'float64',
@@ -301,7 +342,10 @@ describe.runIf(process.env.ODYSSEY_UPDATE_FUZZ_CORPUS === '1')('seed corpus', ()
     for (let step = 0; step < 2; step++) classifier.trainStep({ x: tokens, y: { classes: [2, 0], shape: [2] } })
     await classifier.save(join(CORPUS, 'checkpoint-f64'))
 
-    copyFileSync(join(__dirname, '..', 'crates', 'core', 'tests', 'fixtures', 'torch_lstm_2layer_bidirectional_f32.safetensors'), join(CORPUS, 'lstm.safetensors'))
+    copyFileSync(
+      join(__dirname, '..', 'crates', 'core', 'tests', 'fixtures', 'torch_lstm_2layer_bidirectional_f32.safetensors'),
+      join(CORPUS, 'lstm.safetensors'),
+    )
     await writeImageFeatures(join(CORPUS, 'features.safetensors'), {
       imageIds: [1, 7, 42],
       features: Float32Array.from({ length: 12 }, (_, k) => k / 4),
@@ -321,7 +365,11 @@ describe.runIf(process.env.ODYSSEY_UPDATE_FUZZ_CORPUS === '1')('seed corpus', ()
         questionType: ['what color is the', 'how many', 'is there a'][k],
         answerType: ['other', 'number', 'yes/no'][k],
         multipleChoiceAnswer: ['blue', '2', 'yes'][k],
-        answers: [['blue', 'blue', 'navy'], ['2', '2', 'two'], ['yes', 'yes', 'no']][k],
+        answers: [
+          ['blue', 'blue', 'navy'],
+          ['2', '2', 'two'],
+          ['yes', 'yes', 'no'],
+        ][k],
       })),
     )
     expect(filesUnder(CORPUS).map((f) => relative(CORPUS, f))).toContain('lstm.safetensors')

@@ -63,7 +63,10 @@ function hostPlatformSuffix(): string {
 function pathWithoutRust(): string {
   const hasRust = (dir: string) =>
     ['cargo', 'rustc', 'cargo.exe', 'rustc.exe'].some((tool) => existsSync(join(dir, tool)))
-  return (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '' && !hasRust(dir)).join(delimiter)
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => dir !== '' && !hasRust(dir))
+    .join(delimiter)
 }
 
 /** The parent's environment minus what would steer npm or the loader (npm_config_*, overrides), PATH without Rust. */
@@ -79,7 +82,9 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
   // npm is npm.cmd on Windows, which only a shell can start.
   const result = spawnSync(command, args, { cwd, env, encoding: 'utf8', shell: process.platform === 'win32' })
   if (result.status !== 0) {
-    throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`)
+    throw new Error(
+      `${command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`,
+    )
   }
   return { stdout: result.stdout, stderr: result.stderr }
 }
@@ -148,7 +153,12 @@ function installConsumer(dir: string, cache: string, tarballs: string[]): string
   return stdout + stderr
 }
 
-function smoke(project: string, entry: 'require.cjs' | 'import.mjs', scenario: string, env = isolatedEnv()): SmokeOutcome {
+function smoke(
+  project: string,
+  entry: 'require.cjs' | 'import.mjs',
+  scenario: string,
+  env = isolatedEnv(),
+): SmokeOutcome {
   return JSON.parse(run(SMOKE_NODE, [entry, scenario], project, env).stdout) as SmokeOutcome
 }
 

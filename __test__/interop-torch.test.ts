@@ -11,7 +11,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { dense, lstm, Model, OdysseyError, OdysseyRangeError, OdysseyTypeError, sequential, simpleRnn, type Dtype } from '../ts'
+import {
+  dense,
+  lstm,
+  Model,
+  OdysseyError,
+  OdysseyRangeError,
+  OdysseyTypeError,
+  sequential,
+  simpleRnn,
+  type Dtype,
+} from '../ts'
 import { readSafetensorsHeader } from '../ts/vqa'
 import { expectNear } from './helpers/layers'
 import { weightValues } from './helpers/models'
@@ -46,10 +56,19 @@ function stateDict(name: string, dtype: Dtype): string {
 
 /** A one-node model shaped like the case's module, as `sequential` builds it (PyTorch has no peepholes). */
 function modelFor(c: TorchCase, dtype: Dtype, seed = 3): Model {
-  const recurrent = { hiddenSize: c.hidden_size, numLayers: c.num_layers, bidirectional: c.bidirectional, output: 'sequence' as const }
+  const recurrent = {
+    hiddenSize: c.hidden_size,
+    numLayers: c.num_layers,
+    bidirectional: c.bidirectional,
+    output: 'sequence' as const,
+  }
   return sequential({
     input: { kind: 'sequence', features: c.input_size },
-    layers: [c.module === 'lstm' ? lstm({ ...recurrent, peepholes: false, name: 'encoder' }) : simpleRnn({ ...recurrent, activation: 'tanh', name: 'encoder' })],
+    layers: [
+      c.module === 'lstm'
+        ? lstm({ ...recurrent, peepholes: false, name: 'encoder' })
+        : simpleRnn({ ...recurrent, activation: 'tanh', name: 'encoder' }),
+    ],
     loss: 'mse',
     optimizer: { type: 'sgd', learningRate: 0.1 },
     dtype,
@@ -62,7 +81,11 @@ async function predictCase(model: Model, c: TorchCase, dtype: Dtype) {
   return model.predict({ data: Float.from(c.x), shape: [c.batch, c.time, c.input_size], lengths: c.lengths })
 }
 
-const CASES = ['lstm_2layer_bidirectional', 'lstm_2layer_bidirectional_varlen', 'rnn_tanh_2layer_bidirectional'] as const
+const CASES = [
+  'lstm_2layer_bidirectional',
+  'lstm_2layer_bidirectional_varlen',
+  'rnn_tanh_2layer_bidirectional',
+] as const
 const TOLERANCE: Record<Dtype, number> = { float32: 1e-5, float64: 1e-9 }
 
 describe('importStateDict', () => {
@@ -86,7 +109,16 @@ describe('importStateDict', () => {
     const model = Model.fromSpec({
       inputs: [{ kind: 'sequence', name: 'words', features: 3 }],
       nodes: [
-        { type: 'lstm', name: 'question', inputs: ['words'], hiddenSize: 4, numLayers: 2, bidirectional: true, peepholes: false, output: 'sequence' },
+        {
+          type: 'lstm',
+          name: 'question',
+          inputs: ['words'],
+          hiddenSize: 4,
+          numLayers: 2,
+          bidirectional: true,
+          peepholes: false,
+          output: 'sequence',
+        },
         { type: 'dense', name: 'head', inputs: ['question'], units: 2 },
       ],
       output: 'head',
@@ -103,7 +135,9 @@ describe('importStateDict', () => {
     const { data: b } = weights['head.bias']
     const expected = Array.from({ length: c.batch * c.time * 2 }, (_, k) => {
       const [row, unit] = [Math.floor(k / 2), k % 2]
-      return b[unit] + Array.from({ length: 8 }, (_, j) => w[unit * 8 + j] * c.y[row * 8 + j]).reduce((s, v) => s + v, 0)
+      return (
+        b[unit] + Array.from({ length: 8 }, (_, j) => w[unit * 8 + j] * c.y[row * 8 + j]).reduce((s, v) => s + v, 0)
+      )
     })
     expectNear('head(y)', data, expected, 1e-5)
     model.dispose()
@@ -121,12 +155,15 @@ describe('exportStateDict', () => {
 
     const [exported, original] = await Promise.all([readHeader(file), readHeader(stateDict(name, 'float32'))])
     expect(exported.metadata).toEqual({ format: 'pt' })
-    const layout = (h: typeof exported) => Object.fromEntries([...h.tensors].map(([key, t]) => [key, [t.dtype, t.shape]]))
+    const layout = (h: typeof exported) =>
+      Object.fromEntries([...h.tensors].map(([key, t]) => [key, [t.dtype, t.shape]]))
     expect(layout(exported)).toEqual(layout(original))
     // Same tensors byte for byte, whatever order each writer laid them out in.
     for (const [key, entry] of exported.tensors) {
       const theirs = original.tensors.get(key)!
-      expect(bytesAt(file, entry.fileOffset, entry.byteLength), key).toEqual(bytesAt(stateDict(name, 'float32'), theirs.fileOffset, theirs.byteLength))
+      expect(bytesAt(file, entry.fileOffset, entry.byteLength), key).toEqual(
+        bytesAt(stateDict(name, 'float32'), theirs.fileOffset, theirs.byteLength),
+      )
     }
 
     const copy = modelFor(c, 'float32', 99)
@@ -202,7 +239,9 @@ describe('state-dict errors', () => {
 
   it('an RNN file into an LSTM node names a missing tensor', async () => {
     const model = modelFor(torchCase(name), 'float32')
-    const error = await rejection(model.importStateDict('encoder', stateDict('rnn_tanh_2layer_bidirectional', 'float32')))
+    const error = await rejection(
+      model.importStateDict('encoder', stateDict('rnn_tanh_2layer_bidirectional', 'float32')),
+    )
     expect(error).toMatchObject({ code: 'ODYSSEY_CHECKPOINT' })
     expect(error.message).toMatch(/tensor `\w+`/)
     model.dispose()

@@ -78,7 +78,9 @@ describe('shapes and types', () => {
     const weights64 = f64.getWeights()
     expect(weights64.weight_ih_l0.data).toBeInstanceOf(Float64Array)
     f32.setWeights(
-      Object.fromEntries(Object.entries(weights64).map(([n, t]) => [n, { data: Float32Array.from(t.data), shape: t.shape }])),
+      Object.fromEntries(
+        Object.entries(weights64).map(([n, t]) => [n, { data: Float32Array.from(t.data), shape: t.shape }]),
+      ),
     )
     const x64 = batchInput('float64')
     const y64 = f64.forward(x64).y
@@ -122,11 +124,16 @@ describe('weights', () => {
       if (variant === 'FGR') expected.push('weight_gg_l0')
       expect(names, variant).toEqual(expected.sort())
     }
-    expect(new LSTM({ inputSize: 3, hiddenSize: H, variant: 'FGR' }).getWeights().weight_gg_l0.shape).toEqual([3 * H, 3 * H])
-    expect(Object.keys(new LSTM({ inputSize: 3, hiddenSize: H, peepholes: false }).getWeights())).not.toContain('peephole_i_l0')
+    expect(new LSTM({ inputSize: 3, hiddenSize: H, variant: 'FGR' }).getWeights().weight_gg_l0.shape).toEqual([
+      3 * H,
+      3 * H,
+    ])
+    expect(Object.keys(new LSTM({ inputSize: 3, hiddenSize: H, peepholes: false }).getWeights())).not.toContain(
+      'peephole_i_l0',
+    )
   })
 
-  it('round-trip: one layer takes another layer\'s weights and then computes the same', () => {
+  it("round-trip: one layer takes another layer's weights and then computes the same", () => {
     for (const make of [
       (seed: number) => new LSTM({ inputSize: INPUT, hiddenSize: HIDDEN, seed }),
       (seed: number) => new SimpleRNN({ inputSize: INPUT, hiddenSize: HIDDEN, seed }),
@@ -220,7 +227,10 @@ describe('sequences', () => {
         for (let t = 0; t < TIME; t++) {
           for (let j = 0; j < HIDDEN; j++) {
             const expected = at(full.data, TIME, HIDDEN, b, t, j)
-            const actual = t < split ? at(first.y.data, split, HIDDEN, b, t, j) : at(second.y.data, TIME - split, HIDDEN, b, t - split, j)
+            const actual =
+              t < split
+                ? at(first.y.data, split, HIDDEN, b, t, j)
+                : at(second.y.data, TIME - split, HIDDEN, b, t - split, j)
             expect(actual).toBeCloseTo(expected, 12)
           }
         }
@@ -237,7 +247,8 @@ describe('sequences', () => {
       expect(Math.max(...plain.stepGradNorms)).toBeGreaterThan(clip * Math.sqrt(BATCH * HIDDEN))
       if (label === 'SimpleRNN') {
         // ‖δh(k)‖ is the norm of the clamped error itself.
-        for (const norm of clipped.stepGradNorms) expect(norm).toBeLessThanOrEqual(clip * Math.sqrt(BATCH * HIDDEN) + 1e-12)
+        for (const norm of clipped.stepGradNorms)
+          expect(norm).toBeLessThanOrEqual(clip * Math.sqrt(BATCH * HIDDEN) + 1e-12)
       }
       expect(clipped.dx.data).not.toEqual(plain.dx.data)
     })
@@ -247,14 +258,32 @@ describe('sequences', () => {
 describe('errors raised inside the native addon', () => {
   // Straight to the adapter, past the facade's checks, to see what Rust reports.
   const lstmBackend = () =>
-    NativeBackend.lstm({ inputSize: 3, hiddenSize: 2, variant: 'vanilla', peepholes: true, dtype: 'float32', seed: 0, forgetBias: 0 })
+    NativeBackend.lstm({
+      inputSize: 3,
+      hiddenSize: 2,
+      variant: 'vanilla',
+      peepholes: true,
+      dtype: 'float32',
+      seed: 0,
+      forgetBias: 0,
+    })
   const x = new Float32Array(2 * 4 * 3)
 
   it('shape, length, dtype, key, invalid and state errors arrive with their code and class', () => {
     const cases: [string, () => unknown, new (...args: never[]) => Error, string][] = [
       ['shape', () => lstmBackend().forward({ x, shape: [2, 4, 2] }), OdysseyRangeError, 'ODYSSEY_SHAPE'],
-      ['length', () => lstmBackend().forward({ x, shape: [2, 4, 3], lengths: [4, 0] }), OdysseyRangeError, 'ODYSSEY_LENGTH'],
-      ['dtype', () => lstmBackend().forward({ x: new Float64Array(24), shape: [2, 4, 3] }), OdysseyTypeError, 'ODYSSEY_DTYPE'],
+      [
+        'length',
+        () => lstmBackend().forward({ x, shape: [2, 4, 3], lengths: [4, 0] }),
+        OdysseyRangeError,
+        'ODYSSEY_LENGTH',
+      ],
+      [
+        'dtype',
+        () => lstmBackend().forward({ x: new Float64Array(24), shape: [2, 4, 3] }),
+        OdysseyTypeError,
+        'ODYSSEY_DTYPE',
+      ],
       ['state', () => lstmBackend().backward({ dy: new Float32Array(16) }), OdysseyRangeError, 'ODYSSEY_STATE'],
       [
         'key',
@@ -274,12 +303,18 @@ describe('errors raised inside the native addon', () => {
       ],
       [
         'invalid activation',
-        () => NativeBackend.simpleRnn({ inputSize: 1, hiddenSize: 1, activation: 'sigmoid', dtype: 'float32', seed: 0 }),
+        () =>
+          NativeBackend.simpleRnn({ inputSize: 1, hiddenSize: 1, activation: 'sigmoid', dtype: 'float32', seed: 0 }),
         OdysseyRangeError,
         'ODYSSEY_INVALID',
       ],
       // napi's own argument conversion: not one of our codes.
-      ['conversion', () => lstmBackend().forward({ x: [1, 2] as unknown as Float32Array, shape: [1, 1, 2] }), OdysseyError, 'ODYSSEY_NATIVE'],
+      [
+        'conversion',
+        () => lstmBackend().forward({ x: [1, 2] as unknown as Float32Array, shape: [1, 1, 2] }),
+        OdysseyError,
+        'ODYSSEY_NATIVE',
+      ],
     ]
     for (const [label, call, errorClass, code] of cases) {
       let thrown: unknown
@@ -294,7 +329,9 @@ describe('errors raised inside the native addon', () => {
   })
 
   it('messages from Rust name the argument and the expected shape', () => {
-    expect(() => lstmBackend().forward({ x, shape: [2, 4, 3], h0: new Float32Array(3) })).toThrow(/h0: expected shape \[2, 2\]/)
+    expect(() => lstmBackend().forward({ x, shape: [2, 4, 3], h0: new Float32Array(3) })).toThrow(
+      /h0: expected shape \[2, 2\]/,
+    )
   })
 
   it('every native error code maps to its class, unknown ones to ODYSSEY_NATIVE', () => {
@@ -344,6 +381,8 @@ describe('errors raised inside the native addon', () => {
         expect(firstCall, `${file}: ${name}`).toBe('guard')
       }
     }
-    expect(exports).toEqual(expect.arrayContaining(['forward', 'backward', 'get_weights', 'set_weights', 'lstm', 'simple_rnn']))
+    expect(exports).toEqual(
+      expect.arrayContaining(['forward', 'backward', 'get_weights', 'set_weights', 'lstm', 'simple_rnn']),
+    )
   })
 })

@@ -6,7 +6,17 @@
  */
 import { describe, expect, it } from 'vitest'
 
-import { dense, dropout, embedding, lstm, Model, OdysseyRangeError, OdysseyTypeError, sequential, simpleRnn } from '../ts'
+import {
+  dense,
+  dropout,
+  embedding,
+  lstm,
+  Model,
+  OdysseyRangeError,
+  OdysseyTypeError,
+  sequential,
+  simpleRnn,
+} from '../ts'
 import { expectNear } from './helpers/layers'
 import { lstmRegressor, runningSums, weightValues } from './helpers/models'
 
@@ -14,7 +24,12 @@ describe('building models', () => {
   it('sequential names nodes after their type and keys weights "{node}.{PyTorch name}"', () => {
     const model = sequential({
       input: { kind: 'sequence', features: 3 },
-      layers: [lstm({ hiddenSize: 4, numLayers: 2 }), lstm({ hiddenSize: 5, output: 'last', variant: 'CIFG' }), dropout({ rate: 0.1 }), dense({ units: 2 })],
+      layers: [
+        lstm({ hiddenSize: 4, numLayers: 2 }),
+        lstm({ hiddenSize: 5, output: 'last', variant: 'CIFG' }),
+        dropout({ rate: 0.1 }),
+        dense({ units: 2 }),
+      ],
       loss: 'mse',
       optimizer: { type: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true },
     })
@@ -24,7 +39,10 @@ describe('building models', () => {
     expect(shapes['lstm.weight_ih_l1']).toEqual([16, 4])
     expect(shapes['lstm_1.weight_hh_l0']).toEqual([20, 5])
     expect(shapes['dense.weight']).toEqual([2, 5])
-    expect(model.trainingSpec).toMatchObject({ optimizer: { type: 'sgd', momentum: 0.9, nesterov: true }, learningRate: 0.1 })
+    expect(model.trainingSpec).toMatchObject({
+      optimizer: { type: 'sgd', momentum: 0.9, nesterov: true },
+      learningRate: 0.1,
+    })
   })
 
   it('fromSpec builds a two-input graph (image vector × question tokens) that predicts one row per example', async () => {
@@ -59,16 +77,29 @@ describe('building models', () => {
   })
 
   it('rejects bad configurations naming the option', () => {
-    const base = { input: { kind: 'sequence' as const, features: 2 }, layers: [dense({ units: 1 })], loss: 'mse' as const, optimizer: { type: 'adam' as const, learningRate: 1e-3 } }
+    const base = {
+      input: { kind: 'sequence' as const, features: 2 },
+      layers: [dense({ units: 1 })],
+      loss: 'mse' as const,
+      optimizer: { type: 'adam' as const, learningRate: 1e-3 },
+    }
     expect(() => lstm({ hiddenSize: 0 })).toThrow(OdysseyRangeError)
     expect(() => lstm({ hiddenSize: 4, variant: 'XYZ' as never })).toThrow(/lstm.variant: expected one of/)
     expect(() => simpleRnn({ hiddenSize: 4, activaton: 'relu' } as never)).toThrow(/unknown option 'activaton'/)
-    expect(() => sequential({ ...base, optimizer: { type: 'adam', learningRate: -1 } })).toThrow(/optimizer.learningRate: expected a number >= 0/)
-    expect(() => sequential({ ...base, optimizer: { type: 'sgd', learningRate: 0.1, nesterov: true } })).toThrow(/nesterov: needs momentum > 0/)
+    expect(() => sequential({ ...base, optimizer: { type: 'adam', learningRate: -1 } })).toThrow(
+      /optimizer.learningRate: expected a number >= 0/,
+    )
+    expect(() => sequential({ ...base, optimizer: { type: 'sgd', learningRate: 0.1, nesterov: true } })).toThrow(
+      /nesterov: needs momentum > 0/,
+    )
     expect(() => sequential({ ...base, clip: { globalNorm: 0 } })).toThrow(/clip.globalNorm: expected a number > 0/)
     expect(() => sequential({ ...base, schedule: { type: 'cosine', tMax: 0 } })).toThrow(/schedule.tMax/)
-    expect(() => sequential({ ...base, layers: [embedding({ vocabSize: 5, dim: 2 })] })).toThrow(/an embedding reads token ids/)
-    expect(() => sequential({ ...base, input: { kind: 'vector', features: 2 }, layers: [lstm({ hiddenSize: 2 })] })).toThrow(/reads sequences \[n, time, features\], got vectors \[n, 2\]/)
+    expect(() => sequential({ ...base, layers: [embedding({ vocabSize: 5, dim: 2 })] })).toThrow(
+      /an embedding reads token ids/,
+    )
+    expect(() =>
+      sequential({ ...base, input: { kind: 'vector', features: 2 }, layers: [lstm({ hiddenSize: 2 })] }),
+    ).toThrow(/reads sequences \[n, time, features\], got vectors \[n, 2\]/)
     expect(() =>
       Model.fromSpec({
         inputs: [{ kind: 'sequence', name: 'x', features: 2 }],
@@ -83,17 +114,30 @@ describe('building models', () => {
   it('checks data against the model before any native call: dtype, features, lengths, targets', async () => {
     const model = lstmRegressor({ output: 'last' })
     const { x, y } = runningSums(4, 3, { total: true })
-    await expect(model.predict({ ...x, data: Float64Array.from(x.data) })).rejects.toMatchObject({ code: 'ODYSSEY_DTYPE', name: 'OdysseyTypeError' })
-    await expect(model.predict({ data: x.data, shape: [4, 2, 3] })).rejects.toThrow(/x.shape: expected \[n, time, features=2\]/)
+    await expect(model.predict({ ...x, data: Float64Array.from(x.data) })).rejects.toMatchObject({
+      code: 'ODYSSEY_DTYPE',
+      name: 'OdysseyTypeError',
+    })
+    await expect(model.predict({ data: x.data, shape: [4, 2, 3] })).rejects.toThrow(
+      /x.shape: expected \[n, time, features=2\]/,
+    )
     await expect(model.predict({ ...x, lengths: [3, 3, 0, 3] })).rejects.toMatchObject({ code: 'ODYSSEY_LENGTH' })
-    await expect(model.evaluate({ x, y: { data: y.data, shape: [4, 2] } })).rejects.toThrow(/data.y.shape: expected \[n=4, width=1\] \(the model output's shape\), got \[4, 2\]/)
+    await expect(model.evaluate({ x, y: { data: y.data, shape: [4, 2] } })).rejects.toThrow(
+      /data.y.shape: expected \[n=4, width=1\] \(the model output's shape\), got \[4, 2\]/,
+    )
     await expect(model.evaluate({ x, y: { classes: [0, 0, 0, 0], shape: [4] } })).rejects.toThrow(OdysseyTypeError)
     const nan = Float32Array.from(x.data)
     nan[5] = NaN
     await expect(model.predict({ data: nan, shape: x.shape })).rejects.toMatchObject({ code: 'ODYSSEY_NON_FINITE' })
-    await expect(model.fit({ x, y }, { epochs: 1, batchSize: 0 })).rejects.toThrow(/batchSize: expected an integer in 1\.\./)
-    await expect(model.fit({ x, y }, { epochs: 1, initialEpoch: 1 })).rejects.toThrow(/epochs: must be greater than initialEpoch/)
-    await expect(model.fit({ x, y }, { epochs: 1, batchsize: 2 } as never)).rejects.toThrow(/unknown option 'batchsize'/)
+    await expect(model.fit({ x, y }, { epochs: 1, batchSize: 0 })).rejects.toThrow(
+      /batchSize: expected an integer in 1\.\./,
+    )
+    await expect(model.fit({ x, y }, { epochs: 1, initialEpoch: 1 })).rejects.toThrow(
+      /epochs: must be greater than initialEpoch/,
+    )
+    await expect(model.fit({ x, y }, { epochs: 1, batchsize: 2 } as never)).rejects.toThrow(
+      /unknown option 'batchsize'/,
+    )
   })
 })
 
@@ -129,7 +173,10 @@ describe('inference', () => {
         for (let s = 0; s < n; s++) stepInput.set(x.data.subarray((s * time + t) * 2, (s * time + t + 1) * 2), s * 2)
         const out = model.step({ data: stepInput, shape: [n, 2] })
         expect(out.shape).toEqual([n, 2])
-        const expected = Array.from({ length: n * 2 }, (_, k) => whole.data[(Math.floor(k / 2) * time + t) * 2 + (k % 2)])
+        const expected = Array.from(
+          { length: n * 2 },
+          (_, k) => whole.data[(Math.floor(k / 2) * time + t) * 2 + (k % 2)],
+        )
         expectNear(`pass ${pass}, step ${t}`, out.data, expected, 1e-12)
       }
       model.resetState()
@@ -148,7 +195,9 @@ describe('inference', () => {
     expect(weightValues(truncated)).toEqual(weightValues(full))
     expect(truncated.trainStep(data, { tbptt: { k1: 2, k2: 3 } })).toHaveLength(3)
     const padded = { ...data, x: { ...data.x, lengths: [6, 6, 5, 6] } }
-    await expect(truncated.fit(padded, { epochs: 1, tbptt: { k1: 3, k2: 3 } })).rejects.toThrow(/lengths\[2\] = 5: truncated BPTT needs every sequence to fill the time axis/)
+    await expect(truncated.fit(padded, { epochs: 1, tbptt: { k1: 3, k2: 3 } })).rejects.toThrow(
+      /lengths\[2\] = 5: truncated BPTT needs every sequence to fill the time axis/,
+    )
   })
 })
 
@@ -160,11 +209,22 @@ describe('weights and lifetime', () => {
     const bias = model.getWeights()['dense.bias']
     model.setWeights({ 'dense.bias': { data: Float32Array.from(bias.data, (b) => b + 1), shape: bias.shape } })
     const after = await model.predict(x)
-    expectNear('shifted by the bias', after.data, Array.from(before.data, (p) => p + 1), 1e-6)
+    expectNear(
+      'shifted by the bias',
+      after.data,
+      Array.from(before.data, (p) => p + 1),
+      1e-6,
+    )
     const nan = new Float32Array(1).fill(NaN)
-    expect(() => model.setWeights({ 'dense.bias': { data: nan, shape: [1] } })).toThrow(expect.objectContaining({ code: 'ODYSSEY_NON_FINITE' }))
-    expect(() => model.setWeights({ 'dense.wieght': { data: nan, shape: [1] } })).toThrow(expect.objectContaining({ code: 'ODYSSEY_KEY' }))
-    expect(() => model.setWeights({ 'dense.bias': { data: new Float32Array(2), shape: [2] } })).toThrow(expect.objectContaining({ code: 'ODYSSEY_SHAPE' }))
+    expect(() => model.setWeights({ 'dense.bias': { data: nan, shape: [1] } })).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_NON_FINITE' }),
+    )
+    expect(() => model.setWeights({ 'dense.wieght': { data: nan, shape: [1] } })).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_KEY' }),
+    )
+    expect(() => model.setWeights({ 'dense.bias': { data: new Float32Array(2), shape: [2] } })).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_SHAPE' }),
+    )
     expectNear('unchanged by the refused calls', (await model.predict(x)).data, after.data, 0)
   })
 

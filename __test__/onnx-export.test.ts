@@ -13,7 +13,16 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 import { LSTM, OnnxUnsupportedError, exportOnnx, toOnnx, type LstmVariant, type GraphSpec, type Tensor } from '../ts'
 import { expectNear, randomArray } from './helpers/layers'
-import { denseForward, denseWeights, lastOutput, makeStack, runOnnx, runStack, softmaxRows, stackWeights } from './helpers/onnx'
+import {
+  denseForward,
+  denseWeights,
+  lastOutput,
+  makeStack,
+  runOnnx,
+  runStack,
+  softmaxRows,
+  stackWeights,
+} from './helpers/onnx'
 
 const TOLERANCE = 1e-5
 const [BATCH, TIME, INPUT, HIDDEN] = [3, 5, 4, 6]
@@ -26,7 +35,12 @@ const xFeed = { data: x, dims: [BATCH, TIME, INPUT] }
 
 function sequenceModel(node: GraphSpec['nodes'][number], extra: GraphSpec['nodes'] = []): GraphSpec {
   const nodes = [node, ...extra]
-  return { inputs: [{ kind: 'sequence', name: 'x', features: INPUT }], nodes, output: nodes[nodes.length - 1].name, loss: 'mse' }
+  return {
+    inputs: [{ kind: 'sequence', name: 'x', features: INPUT }],
+    nodes,
+    output: nodes[nodes.length - 1].name,
+    loss: 'mse',
+  }
 }
 
 describe('single-layer LSTM, every step, variable lengths, initial state in and final state out', () => {
@@ -40,7 +54,12 @@ describe('single-layer LSTM, every step, variable lengths, initial state in and 
       const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, variant })
       const onnx = toOnnx(spec, stackWeights(stack), { state: true })
       const state = { dims: [1, BATCH, HIDDEN] }
-      const out = await runOnnx(onnx, { x: xFeed, x_lengths: lengthsFeed, lstm_h0: { ...state, data: h0 }, lstm_c0: { ...state, data: c0 } })
+      const out = await runOnnx(onnx, {
+        x: xFeed,
+        x_lengths: lengthsFeed,
+        lstm_h0: { ...state, data: h0 },
+        lstm_c0: { ...state, data: c0 },
+      })
       expectNear('y', out.lstm, expected.y, TOLERANCE)
       expectNear('hN', out.lstm_hN, expected.finals[0].h, TOLERANCE)
       expectNear('cN', out.lstm_cN, expected.finals[0].c!, TOLERANCE)
@@ -72,12 +91,25 @@ describe('two-layer bidirectional LSTM over variable lengths', () => {
       const head = denseWeights('head', width, CLASSES, 7)
       const spec: GraphSpec = {
         ...sequenceModel(
-          { name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, bidirectional: true, merge, output: 'last', variant },
+          {
+            name: 'lstm',
+            inputs: ['x'],
+            type: 'lstm',
+            hiddenSize: HIDDEN,
+            numLayers: 2,
+            bidirectional: true,
+            merge,
+            output: 'last',
+            variant,
+          },
           [{ name: 'head', inputs: ['lstm'], type: 'dense', units: CLASSES }],
         ),
         loss: 'crossEntropy',
       }
-      const out = await runOnnx(toOnnx(spec, { ...stackWeights(stack), ...head }, { probabilities: true }), { x: xFeed, x_lengths: lengthsFeed })
+      const out = await runOnnx(toOnnx(spec, { ...stackWeights(stack), ...head }, { probabilities: true }), {
+        x: xFeed,
+        x_lengths: lengthsFeed,
+      })
       const last = lastOutput(stack, runStack(stack, x, DIMS, LENGTHS), BATCH)
       const probabilities = softmaxRows(denseForward(last, head['head.weight'], head['head.bias']), CLASSES)
       expectNear('probabilities', out.head, probabilities, TOLERANCE)
@@ -87,9 +119,18 @@ describe('two-layer bidirectional LSTM over variable lengths', () => {
   it('every step (padding included) → dense tanh, and the final states of all four layer entries', async () => {
     const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 2, bidirectional: true }, { variant: 'NP' })
     const head = denseWeights('head', 2 * HIDDEN, 2, 9)
-    const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, bidirectional: true, variant: 'NP' }, [
-      { name: 'head', inputs: ['lstm'], type: 'dense', units: 2, activation: 'tanh' },
-    ])
+    const spec = sequenceModel(
+      {
+        name: 'lstm',
+        inputs: ['x'],
+        type: 'lstm',
+        hiddenSize: HIDDEN,
+        numLayers: 2,
+        bidirectional: true,
+        variant: 'NP',
+      },
+      [{ name: 'head', inputs: ['lstm'], type: 'dense', units: 2, activation: 'tanh' }],
+    )
     const entries = 4
     const states = (seed: number) => randomArray('float32', entries * BATCH * HIDDEN, seed, 0.5) as Float32Array
     const [h0, c0] = [states(20), states(21)]
@@ -103,14 +144,27 @@ describe('two-layer bidirectional LSTM over variable lengths', () => {
       lstm_h0: { data: h0, dims },
       lstm_c0: { data: c0, dims },
     })
-    expectNear('head', out.head, denseForward(expected.y, head['head.weight'], head['head.bias']).map(Math.tanh), TOLERANCE)
+    expectNear(
+      'head',
+      out.head,
+      denseForward(expected.y, head['head.weight'], head['head.bias']).map(Math.tanh),
+      TOLERANCE,
+    )
     expectNear('hN', out.lstm_hN, Float32Array.from(expected.finals.flatMap((f) => [...f.h])), TOLERANCE)
     expectNear('cN', out.lstm_cN, Float32Array.from(expected.finals.flatMap((f) => [...f.c!])), TOLERANCE)
   })
 
   it("'states' output: every entry's final y then c, layer-major", async () => {
     const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 2, bidirectional: true }, {})
-    const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, bidirectional: true, output: 'states' })
+    const spec = sequenceModel({
+      name: 'lstm',
+      inputs: ['x'],
+      type: 'lstm',
+      hiddenSize: HIDDEN,
+      numLayers: 2,
+      bidirectional: true,
+      output: 'states',
+    })
     const out = await runOnnx(toOnnx(spec, stackWeights(stack)), { x: xFeed, x_lengths: lengthsFeed })
     const { finals } = runStack(stack, x, DIMS, LENGTHS)
     const expected = new Float32Array(BATCH * finals.length * 2 * HIDDEN)
@@ -132,7 +186,14 @@ describe('simple RNN', () => {
       const h0 = randomArray('float32', 2 * BATCH * HIDDEN, 30, 0.5) as Float32Array
       const initial = [0, 1].map((i) => ({ h0: h0.subarray(i * BATCH * HIDDEN, (i + 1) * BATCH * HIDDEN) }))
       const expected = runStack(stack, x, DIMS, LENGTHS, initial)
-      const spec = sequenceModel({ name: 'rnn', inputs: ['x'], type: 'rnn', hiddenSize: HIDDEN, bidirectional: true, activation })
+      const spec = sequenceModel({
+        name: 'rnn',
+        inputs: ['x'],
+        type: 'rnn',
+        hiddenSize: HIDDEN,
+        bidirectional: true,
+        activation,
+      })
       const out = await runOnnx(toOnnx(spec, stackWeights(stack), { state: true }), {
         x: xFeed,
         x_lengths: lengthsFeed,
@@ -148,7 +209,14 @@ describe('simple RNN', () => {
 describe('graph interface', () => {
   it('names: inputs, their lengths and initial states in; the model output first, then final states', async () => {
     const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 2, bidirectional: false }, {})
-    const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, numLayers: 2, output: 'last' })
+    const spec = sequenceModel({
+      name: 'lstm',
+      inputs: ['x'],
+      type: 'lstm',
+      hiddenSize: HIDDEN,
+      numLayers: 2,
+      output: 'last',
+    })
     const session = await ort.InferenceSession.create(toOnnx(spec, stackWeights(stack), { state: true }))
     expect(session.inputNames).toEqual(['x', 'x_lengths', 'lstm_h0', 'lstm_c0'])
     expect(session.outputNames).toEqual(['lstm', 'lstm_hN', 'lstm_cN'])
@@ -157,7 +225,9 @@ describe('graph interface', () => {
 
   it('a float64 model is exported in float32', async () => {
     const layer = new LSTM({ inputSize: INPUT, hiddenSize: HIDDEN, dtype: 'float64', seed: 5 })
-    const weights = Object.fromEntries(Object.entries(layer.getWeights()).map(([key, tensor]) => [`lstm.${key}`, tensor]))
+    const weights = Object.fromEntries(
+      Object.entries(layer.getWeights()).map(([key, tensor]) => [`lstm.${key}`, tensor]),
+    )
     const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN })
     const out = await runOnnx(toOnnx(spec, weights), { x: xFeed, x_lengths: lengthsFeed })
     const expected = layer.forward({ x: Float64Array.from(x), shape: [BATCH, TIME, INPUT], lengths: LENGTHS })
@@ -168,7 +238,14 @@ describe('graph interface', () => {
 describe('fixed lengths', () => {
   it('variableLengths: false drops the lengths input and runs every sequence over the whole time axis', async () => {
     const stack = makeStack('lstm', INPUT, HIDDEN, { layers: 1, bidirectional: true }, {})
-    const spec = sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, bidirectional: true, output: 'last' })
+    const spec = sequenceModel({
+      name: 'lstm',
+      inputs: ['x'],
+      type: 'lstm',
+      hiddenSize: HIDDEN,
+      bidirectional: true,
+      output: 'last',
+    })
     const out = await runOnnx(toOnnx(spec, stackWeights(stack), { variableLengths: false }), { x: xFeed })
     const full = Array(BATCH).fill(TIME)
     expectNear('last', out.lstm, lastOutput(stack, runStack(stack, x, DIMS, full), BATCH), TOLERANCE)
@@ -242,8 +319,21 @@ describe('exportOnnx writes the file atomically', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
   it('onnxruntime loads it from the path; no temporary file is left; a second export replaces it', async () => {
-    const stack = makeStack('rnn', INPUT, HIDDEN, { layers: 1, bidirectional: false }, { rnn: true, activation: 'relu' })
-    const spec = sequenceModel({ name: 'rnn', inputs: ['x'], type: 'rnn', hiddenSize: HIDDEN, activation: 'relu', output: 'last' })
+    const stack = makeStack(
+      'rnn',
+      INPUT,
+      HIDDEN,
+      { layers: 1, bidirectional: false },
+      { rnn: true, activation: 'relu' },
+    )
+    const spec = sequenceModel({
+      name: 'rnn',
+      inputs: ['x'],
+      type: 'rnn',
+      hiddenSize: HIDDEN,
+      activation: 'relu',
+      output: 'last',
+    })
     const path = join(dir, 'rnn.onnx')
     await exportOnnx(spec, stackWeights(stack), path, { variableLengths: false })
     await exportOnnx(spec, stackWeights(stack), path)
@@ -265,14 +355,18 @@ describe('exportOnnx writes the file atomically', () => {
 })
 
 describe('what the export refuses', () => {
-  const lstmSpec = (variant: LstmVariant) => sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, variant })
-  const weightsOf = (variant: LstmVariant) => stackWeights(makeStack('lstm', INPUT, HIDDEN, { layers: 1, bidirectional: false }, { variant }))
+  const lstmSpec = (variant: LstmVariant) =>
+    sequenceModel({ name: 'lstm', inputs: ['x'], type: 'lstm', hiddenSize: HIDDEN, variant })
+  const weightsOf = (variant: LstmVariant) =>
+    stackWeights(makeStack('lstm', INPUT, HIDDEN, { layers: 1, bidirectional: false }, { variant }))
 
   for (const variant of ['NIG', 'NFG', 'NOG', 'FGR'] as const) {
     it(`LSTM variant ${variant}: OnnxUnsupportedError naming the node and the variant`, () => {
       const attempt = () => toOnnx(lstmSpec(variant), weightsOf(variant))
       expect(attempt).toThrow(OnnxUnsupportedError)
-      expect(attempt).toThrow(expect.objectContaining({ code: 'ODYSSEY_UNSUPPORTED', node: 'lstm', feature: `LSTM variant ${variant}` }))
+      expect(attempt).toThrow(
+        expect.objectContaining({ code: 'ODYSSEY_UNSUPPORTED', node: 'lstm', feature: `LSTM variant ${variant}` }),
+      )
       expect(attempt).toThrow(new RegExp(`node "lstm" uses LSTM variant ${variant}`))
     })
   }
@@ -300,7 +394,11 @@ describe('what the export refuses', () => {
   })
 
   it("graph input/output names that collide, or contain '/' (kept for internal names)", () => {
-    const renamed = (name: string): GraphSpec => ({ ...lstmSpec('vanilla'), nodes: [{ ...lstmSpec('vanilla').nodes[0], name }], output: name })
+    const renamed = (name: string): GraphSpec => ({
+      ...lstmSpec('vanilla'),
+      nodes: [{ ...lstmSpec('vanilla').nodes[0], name }],
+      output: name,
+    })
     const weightsAs = (name: string) =>
       Object.fromEntries(Object.entries(weightsOf('vanilla')).map(([k, t]) => [k.replace(/^lstm\./, `${name}.`), t]))
     expect(() => toOnnx(renamed('x_lengths'), weightsAs('x_lengths'))).toThrow(

@@ -19,7 +19,10 @@ const x = {
   shape: [BATCH, TIME, INPUT] as [number, number, number],
   lengths: LENGTHS,
 }
-const feeds = { x: { data: x.data, dims: [BATCH, TIME, INPUT] }, x_lengths: { data: Int32Array.from(LENGTHS), dims: [BATCH] } }
+const feeds = {
+  x: { data: x.data, dims: [BATCH, TIME, INPUT] },
+  x_lengths: { data: Int32Array.from(LENGTHS), dims: [BATCH] },
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'odyssey-onnx-model-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -47,7 +50,15 @@ describe('model.exportOnnx', () => {
     const model = Model.fromSpec({
       inputs: [{ kind: 'sequence', name: 'x', features: INPUT }],
       nodes: [
-        { name: 'rnn', inputs: ['x'], type: 'rnn', hiddenSize: 4, activation: 'relu', bidirectional: true, merge: 'sum' },
+        {
+          name: 'rnn',
+          inputs: ['x'],
+          type: 'rnn',
+          hiddenSize: 4,
+          activation: 'relu',
+          bidirectional: true,
+          merge: 'sum',
+        },
         { name: 'head', inputs: ['rnn'], type: 'dense', units: 2, activation: 'sigmoid' },
       ],
       output: 'head',
@@ -75,7 +86,10 @@ describe('model.exportOnnx', () => {
       optimizer: { type: 'sgd', learningRate: 0.1 },
     })
     const path = join(dir, 'nfg.onnx')
-    await expect(model.exportOnnx(path)).rejects.toMatchObject({ code: 'ODYSSEY_UNSUPPORTED', feature: 'LSTM variant NFG' })
+    await expect(model.exportOnnx(path)).rejects.toMatchObject({
+      code: 'ODYSSEY_UNSUPPORTED',
+      feature: 'LSTM variant NFG',
+    })
     expect(existsSync(path)).toBe(false)
     model.dispose()
   })

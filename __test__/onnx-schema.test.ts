@@ -20,14 +20,21 @@ it('onnx_pb.ts is what buf generate makes of onnx.proto', () => {
   // protoc-gen-es plugin on PATH.
   const buf = join(ROOT, 'node_modules', '@bufbuild', 'buf', 'bin', 'buf')
   const bin = join(ROOT, 'node_modules', '.bin')
-  execFileSync(process.execPath, [buf, 'generate', SCHEMA, '--template', join(SCHEMA, 'buf.gen.yaml'), '--output', out], {
-    cwd: ROOT,
-    env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` },
-    stdio: 'pipe',
-  })
+  execFileSync(
+    process.execPath,
+    [buf, 'generate', SCHEMA, '--template', join(SCHEMA, 'buf.gen.yaml'), '--output', out],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` },
+      stdio: 'pipe',
+    },
+  )
   // A checkout may have turned line ends into CRLF.
   const read = (path: string) => readFileSync(path, 'utf8').replace(/\r\n/g, '\n')
   const regenerated = read(join(out, SCHEMA, 'onnx_pb.ts'))
   const committed = read(join(ROOT, SCHEMA, 'onnx_pb.ts'))
-  expect(regenerated === committed, `${SCHEMA}/onnx_pb.ts is stale: run npx buf generate ${SCHEMA} --template ${SCHEMA}/buf.gen.yaml`).toBe(true)
+  expect(
+    regenerated === committed,
+    `${SCHEMA}/onnx_pb.ts is stale: run npx buf generate ${SCHEMA} --template ${SCHEMA}/buf.gen.yaml`,
+  ).toBe(true)
 })

@@ -38,7 +38,13 @@ const CASES: [string, VqaArchitectureOptions][] = [
   ['the demo shape', DEMO_TOY],
   [
     'two layers, last, relu, no normalisation, no peepholes',
-    { ...DEMO_TOY, lstm: { hiddenSize: 3, numLayers: 2, questionVector: 'last', peepholes: false }, activation: 'relu', normalizeImage: false, denseLayers: 2 },
+    {
+      ...DEMO_TOY,
+      lstm: { hiddenSize: 3, numLayers: 2, questionVector: 'last', peepholes: false },
+      activation: 'relu',
+      normalizeImage: false,
+      denseLayers: 2,
+    },
   ],
 ]
 
@@ -57,12 +63,20 @@ function batch(): ReferenceVqaBatch {
 /** A native float64 model with plain SGD and no clipping (Model.fromSpec clips only when asked). */
 function nativeModel(options: VqaArchitectureOptions) {
   const architecture = resolveArchitecture(options)
-  const model = Model.fromSpec({ ...vqaGraph(architecture), dtype: 'float64', optimizer: { type: 'sgd', learningRate: LEARNING_RATE } })
+  const model = Model.fromSpec({
+    ...vqaGraph(architecture),
+    dtype: 'float64',
+    optimizer: { type: 'sgd', learningRate: LEARNING_RATE },
+  })
   return { architecture, model }
 }
 
 function maxChange(before: Record<string, Tensor>, after: Record<string, Tensor>): number {
-  return Math.max(...Object.keys(before).map((name) => Math.max(...before[name].data.map((v, k) => Math.abs(v - after[name].data[k])))))
+  return Math.max(
+    ...Object.keys(before).map((name) =>
+      Math.max(...before[name].data.map((v, k) => Math.abs(v - after[name].data[k]))),
+    ),
+  )
 }
 
 describe('ReferenceVqaModel', () => {
@@ -74,7 +88,9 @@ describe('ReferenceVqaModel', () => {
     for (let step = 0; step < STEPS; step++) {
       const native = model.trainStep(data).loss
       const ours = reference.trainStep(data)
-      expect(Math.abs(ours - native), `loss of step ${step}: ${ours} vs ${native}`).toBeLessThanOrEqual(TOLERANCE * Math.abs(native))
+      expect(Math.abs(ours - native), `loss of step ${step}: ${ours} vs ${native}`).toBeLessThanOrEqual(
+        TOLERANCE * Math.abs(native),
+      )
     }
     const expected = model.getWeights()
     const actual = reference.getWeights()
@@ -88,12 +104,22 @@ describe('ReferenceVqaModel', () => {
   it('rejects what it does not implement and incomplete weights with typed errors', () => {
     const { architecture, model } = nativeModel(DEMO_TOY)
     const weights = model.getWeights()
-    const make = (changes: Partial<typeof architecture>, given = weights) =>
-      () => new ReferenceVqaModel({ architecture: { ...architecture, ...changes }, weights: given, learningRate: LEARNING_RATE })
-    expect(make({ fusion: 'concat' })).toThrow(expect.objectContaining({ name: 'OdysseyRangeError', code: 'ODYSSEY_UNSUPPORTED' }))
+    const make =
+      (changes: Partial<typeof architecture>, given = weights) =>
+      () =>
+        new ReferenceVqaModel({
+          architecture: { ...architecture, ...changes },
+          weights: given,
+          learningRate: LEARNING_RATE,
+        })
+    expect(make({ fusion: 'concat' })).toThrow(
+      expect.objectContaining({ name: 'OdysseyRangeError', code: 'ODYSSEY_UNSUPPORTED' }),
+    )
     expect(make({ dropout: 0.5 })).toThrow(expect.objectContaining({ code: 'ODYSSEY_UNSUPPORTED' }))
     const incomplete = Object.fromEntries(Object.entries(weights).filter(([name]) => name !== 'answer.bias'))
-    expect(make({}, incomplete)).toThrow(expect.objectContaining({ code: 'ODYSSEY_KEY', message: 'weights: missing answer.bias' }))
+    expect(make({}, incomplete)).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_KEY', message: 'weights: missing answer.bias' }),
+    )
     const reference = make({})()
     const wrongLengths = { ...batch(), x: { ...batch().x, question: { ...batch().x.question, lengths: [5, 0, 3, 4] } } }
     expect(() => reference.trainStep(wrongLengths)).toThrow(expect.objectContaining({ code: 'ODYSSEY_LENGTH' }))

@@ -64,7 +64,10 @@ describe.skipIf(process.env.ODYSSEY_SKIP_BROWSER === '1')('the report in headles
       )
     }
     const logs = await trainAddingComparison(join(work, 'runs'), RUN)
-    const vqaLog = new RunLogger(runLogPath(join(work, 'runs', 'vqa')), { label: 'VQA', task: 'VQA (synthetic records)' })
+    const vqaLog = new RunLogger(runLogPath(join(work, 'runs', 'vqa')), {
+      label: 'VQA',
+      task: 'VQA (synthetic records)',
+    })
     for (const record of syntheticVqaRun('VQA').slice(1)) vqaLog.write(record)
     vqaLog.close()
     const { warnings } = await writeReport([...logs, vqaLog.file], reportFile)
@@ -99,16 +102,24 @@ describe.skipIf(process.env.ODYSSEY_SKIP_BROWSER === '1')('the report in headles
         const box = figure.querySelector('svg')?.getBoundingClientRect()
         const marks: Record<string, number> = {}
         for (const type of ['line', 'symbol', 'rect', 'text']) {
-          marks[type] = figure.querySelectorAll(`svg g.mark-${type}.role-mark > path, svg g.mark-${type}.role-mark > text`).length
+          marks[type] = figure.querySelectorAll(
+            `svg g.mark-${type}.role-mark > path, svg g.mark-${type}.role-mark > text`,
+          ).length
         }
-        return { id: (figure as HTMLElement).dataset.chart ?? '', width: box?.width ?? 0, height: box?.height ?? 0, marks }
+        return {
+          id: (figure as HTMLElement).dataset.chart ?? '',
+          width: box?.width ?? 0,
+          height: box?.height ?? 0,
+          marks,
+        }
       }),
     )
     expect(charts.map((c) => c.id)).toEqual(Object.keys(EXPECTED_MARKS))
     for (const chart of charts) {
       expect(chart.width, chart.id).toBeGreaterThan(200)
       expect(chart.height, chart.id).toBeGreaterThan(100)
-      for (const type of EXPECTED_MARKS[chart.id]) expect(chart.marks[type], `${chart.id}: ${type} marks`).toBeGreaterThan(0)
+      for (const type of EXPECTED_MARKS[chart.id])
+        expect(chart.marks[type], `${chart.id}: ${type} marks`).toBeGreaterThan(0)
     }
     // One heat-map cell per (measurement, time step) of each model: (epochs + 1) × T × 2.
     const heatmap = charts.find((c) => c.id === 'gradient-flow-heatmap')
@@ -120,7 +131,9 @@ describe.skipIf(process.env.ODYSSEY_SKIP_BROWSER === '1')('the report in headles
   })
 
   it('shows the LSTM and the simple RNN side by side in the gradient-flow chart', async () => {
-    const headers = await page.$$eval('#chart-gradient-flow svg g.role-column-header text', (texts) => texts.map((t) => t.textContent))
+    const headers = await page.$$eval('#chart-gradient-flow svg g.role-column-header text', (texts) =>
+      texts.map((t) => t.textContent),
+    )
     expect(headers).toEqual(['LSTM: ‖∂J/∂c(k)‖', 'simple RNN: ‖∂J/∂h(k)‖'])
   })
 

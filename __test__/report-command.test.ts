@@ -19,13 +19,18 @@ afterAll(() => rmSync(work, { recursive: true, force: true }))
 function capture() {
   const stdout: string[] = []
   const stderr: string[] = []
-  return { stdout, stderr, output: { stdout: { write: (t: string) => stdout.push(t) }, stderr: { write: (t: string) => stderr.push(t) } } }
+  return {
+    stdout,
+    stderr,
+    output: { stdout: { write: (t: string) => stdout.push(t) }, stderr: { write: (t: string) => stderr.push(t) } },
+  }
 }
 
 function writeLog(name: string, label: string): string {
   const file = join(work, name, 'log.jsonl')
   const log = new RunLogger(file, { label })
-  for (const record of syntheticRun({ label, quantity: 'h', decay: 0.7, seed: 5, epochs: 2 }).slice(1)) log.write(record)
+  for (const record of syntheticRun({ label, quantity: 'h', decay: 0.7, seed: 5, epochs: 2 }).slice(1))
+    log.write(record)
   log.close()
   return file
 }

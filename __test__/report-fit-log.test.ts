@@ -10,7 +10,15 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { addingProblem, dense, lstm, sequential, simpleRnn, type Layer, type SequentialConfig } from '../ts'
-import { logGradientFlow, readRunLog, runLogCallbacks, RunLogger, type EpochRecord, type GradientFlowRecord, type StepRecord } from '../ts/report'
+import {
+  logGradientFlow,
+  readRunLog,
+  runLogCallbacks,
+  RunLogger,
+  type EpochRecord,
+  type GradientFlowRecord,
+  type StepRecord,
+} from '../ts/report'
 
 const work = mkdtempSync(join(tmpdir(), 'odyssey-report-fit-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
@@ -20,12 +28,22 @@ const data = addingProblem({ n: 96, time: TIME, seed: 1 })
 const validationData = addingProblem({ n: 32, time: TIME, seed: 2 })
 
 function model(layers: Layer[], clip?: SequentialConfig['clip']) {
-  return sequential({ input: { kind: 'sequence', features: 2 }, layers, loss: 'mse', optimizer: { type: 'adam', learningRate: 1e-2 }, seed: 1, ...(clip ? { clip } : {}) })
+  return sequential({
+    input: { kind: 'sequence', features: 2 },
+    layers,
+    loss: 'mse',
+    optimizer: { type: 'adam', learningRate: 1e-2 },
+    seed: 1,
+    ...(clip ? { clip } : {}),
+  })
 }
 
 describe('runLogCallbacks and logGradientFlow', () => {
   it('log every batch, every epoch and the gradient flow of a stacked model', async () => {
-    const m = model([lstm({ hiddenSize: 8, numLayers: 2 }), simpleRnn({ hiddenSize: 8, output: 'last' }), dense({ units: 1 })], { globalNorm: 0.5 })
+    const m = model(
+      [lstm({ hiddenSize: 8, numLayers: 2 }), simpleRnn({ hiddenSize: 8, output: 'last' }), dense({ units: 1 })],
+      { globalNorm: 0.5 },
+    )
     const file = join(work, 'stacked.jsonl')
     const log = new RunLogger(file, { label: 'stack' })
     logGradientFlow(log, m, validationData, 0)
@@ -36,14 +54,24 @@ describe('runLogCallbacks and logGradientFlow', () => {
 
     const records = readRunLog(file)
     const steps = records.filter((r): r is StepRecord => r.type === 'step')
-    expect(steps.map((s) => [s.epoch, s.step])).toEqual([[0, 1], [0, 2], [0, 3], [1, 4], [1, 5], [1, 6]])
+    expect(steps.map((s) => [s.epoch, s.step])).toEqual([
+      [0, 1],
+      [0, 2],
+      [0, 3],
+      [1, 4],
+      [1, 5],
+      [1, 6],
+    ])
     for (const s of steps) {
       expect(s).toMatchObject({ clipThreshold: 0.5, applied: true, learningRate: 0.01 })
       expect(s.clipped).toBe((s.gradNorm ?? 0) > 0.5)
       expect(s.examplesPerSecond).toBeGreaterThan(0)
     }
     const epochs = records.filter((r): r is EpochRecord => r.type === 'epoch')
-    expect(epochs.map((e) => [e.epoch, e.step])).toEqual([[0, 3], [1, 6]])
+    expect(epochs.map((e) => [e.epoch, e.step])).toEqual([
+      [0, 3],
+      [1, 6],
+    ])
     for (const e of epochs) expect(e.validationLoss).toBeGreaterThan(0)
 
     const measured = records.filter((r): r is GradientFlowRecord => r.type === 'gradientFlow')
@@ -70,7 +98,15 @@ describe('runLogCallbacks and logGradientFlow', () => {
     const classes = { classes: Uint32Array.from(data.y.data, (v) => (v > 1 ? 1 : 0)), shape: [96] }
     const file = join(work, 'classifier.jsonl')
     const log = new RunLogger(file, { label: 'classifier' })
-    await classifier.fit({ x: data.x, y: classes }, { epochs: 1, batchSize: 48, validationData: { x: data.x, y: classes }, callbacks: runLogCallbacks(log, classifier) })
+    await classifier.fit(
+      { x: data.x, y: classes },
+      {
+        epochs: 1,
+        batchSize: 48,
+        validationData: { x: data.x, y: classes },
+        callbacks: runLogCallbacks(log, classifier),
+      },
+    )
     log.close()
     classifier.dispose()
     const [, first, , epoch] = readRunLog(file)

@@ -9,8 +9,23 @@ import { join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { buildReport, RunLogger, RunRecordError, writeReport, type RunHeaderRecord, type RunLogRecord, type StepRecord } from '../ts/report'
-import { flowPoints, gradientFlowChart, MAX_POINTS_PER_RUN, reportSections, stepPoints, valueScale } from '../ts/report/charts'
+import {
+  buildReport,
+  RunLogger,
+  RunRecordError,
+  writeReport,
+  type RunHeaderRecord,
+  type RunLogRecord,
+  type StepRecord,
+} from '../ts/report'
+import {
+  flowPoints,
+  gradientFlowChart,
+  MAX_POINTS_PER_RUN,
+  reportSections,
+  stepPoints,
+  valueScale,
+} from '../ts/report/charts'
 import { collectRuns } from '../ts/report/runs'
 import { syntheticComparison, syntheticRun } from './helpers/report-records'
 
@@ -18,7 +33,19 @@ const work = mkdtempSync(join(tmpdir(), 'odyssey-report-html-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
 function step(step: number, fields: Partial<StepRecord> = {}): StepRecord {
-  return { type: 'step', step, epoch: 0, loss: 1, gradNorm: 0.5, clipThreshold: 1, clipped: false, applied: true, learningRate: 0.1, examplesPerSecond: 100, ...fields }
+  return {
+    type: 'step',
+    step,
+    epoch: 0,
+    loss: 1,
+    gradNorm: 0.5,
+    clipThreshold: 1,
+    clipped: false,
+    applied: true,
+    learningRate: 0.1,
+    examplesPerSecond: 100,
+    ...fields,
+  }
 }
 
 const header = (label: string): RunHeaderRecord => ({ type: 'run', format: 'odyssey-run-log', version: 1, label })
@@ -46,12 +73,27 @@ describe('chart data', () => {
   })
 
   it('leaves non-finite losses out of a group mean, and a group of only those empty', () => {
-    const points = stepPoints('r', [step(0, { loss: null }), step(1, { loss: 2 }), step(2, { loss: null, gradNorm: null })], 2)
-    expect(points.map((p) => [p.loss, p.gradNorm])).toEqual([[2, 0.5], [null, null]])
+    const points = stepPoints(
+      'r',
+      [step(0, { loss: null }), step(1, { loss: 2 }), step(2, { loss: null, gradNorm: null })],
+      2,
+    )
+    expect(points.map((p) => [p.loss, p.gradNorm])).toEqual([
+      [2, 0.5],
+      [null, null],
+    ])
   })
 
   it('measures the gradient flow by distance from the last step, leaving out zero and non-finite norms', () => {
-    const record = { type: 'gradientFlow', step: 0, epoch: 0, model: 'LSTM', layer: 'l0', quantity: 'c', norms: [0.1, 0, null, 0.4, 0.8] } as const
+    const record = {
+      type: 'gradientFlow',
+      step: 0,
+      epoch: 0,
+      model: 'LSTM',
+      layer: 'l0',
+      quantity: 'c',
+      norms: [0.1, 0, null, 0.4, 0.8],
+    } as const
     expect(flowPoints({ ...record, norms: [...record.norms] })).toEqual([
       { distance: 4, norm: 0.1 },
       { distance: 1, norm: 0.4 },
@@ -63,7 +105,9 @@ describe('chart data', () => {
     const chart = gradientFlowChart(collectRuns([{ source: 'records', records: syntheticComparison() }]))
     const rows = (chart?.spec as { data: { values: { panel: string; measured: string; step: number }[] } }).data.values
     expect(new Set(rows.map((r) => r.panel))).toEqual(new Set(['LSTM: ‖∂J/∂c(k)‖', 'simple RNN: ‖∂J/∂h(k)‖']))
-    expect(new Set(rows.map((r) => `${r.measured} ${r.step}`))).toEqual(new Set(['first measurement 40', 'last measurement 240']))
+    expect(new Set(rows.map((r) => `${r.measured} ${r.step}`))).toEqual(
+      new Set(['first measurement 40', 'last measurement 240']),
+    )
     expect(rows).toHaveLength(2 * 2 * 30)
   })
 
@@ -93,7 +137,9 @@ describe('which charts a report has', () => {
       ['training', ['loss', 'learning-rate', 'grad-norm', 'metrics']],
       ['gradient-flow', ['gradient-flow']],
     ])
-    expect(ids([header('steps only'), step(0), step(1)])).toEqual([['training', ['loss', 'learning-rate', 'grad-norm']]])
+    expect(ids([header('steps only'), step(0), step(1)])).toEqual([
+      ['training', ['loss', 'learning-rate', 'grad-norm']],
+    ])
     expect(ids([header('nothing yet')])).toEqual([])
   })
 
@@ -102,7 +148,10 @@ describe('which charts a report has', () => {
       { source: 'a.jsonl', records: [header('LSTM'), step(0)] },
       { source: 'b.jsonl', records: [header('LSTM'), step(0)] },
     ])
-    expect(runs.map((r) => [r.label, r.source])).toEqual([['LSTM', 'a.jsonl'], ['LSTM (2)', 'b.jsonl']])
+    expect(runs.map((r) => [r.label, r.source])).toEqual([
+      ['LSTM', 'a.jsonl'],
+      ['LSTM (2)', 'b.jsonl'],
+    ])
   })
 })
 
@@ -110,8 +159,19 @@ describe('buildReport and writeReport', () => {
   it('draws every chart without a warning into a page that loads nothing', async () => {
     const { html, warnings } = await buildReport(syntheticComparison())
     expect(warnings).toEqual([])
-    for (const id of ['loss', 'learning-rate', 'grad-norm', 'metrics', 'gradient-flow', 'gradient-flow-heatmap', 'vqa-accuracy', 'confusion-0']) {
-      expect(html).toMatch(new RegExp(`<figure class="chart" id="chart-${id}" data-chart="${id}">\\s*<h3>[^<]+</h3>\\s*<svg `))
+    for (const id of [
+      'loss',
+      'learning-rate',
+      'grad-norm',
+      'metrics',
+      'gradient-flow',
+      'gradient-flow-heatmap',
+      'vqa-accuracy',
+      'confusion-0',
+    ]) {
+      expect(html).toMatch(
+        new RegExp(`<figure class="chart" id="chart-${id}" data-chart="${id}">\\s*<h3>[^<]+</h3>\\s*<svg `),
+      )
     }
     // References inside the page (`url(#clip1)`, `href="#training"`) are all there may be.
     expect(html).not.toMatch(/<script|<link|<img|<iframe|@import|url\((?!#)/i)
@@ -135,7 +195,8 @@ describe('buildReport and writeReport', () => {
     const paths = ['lstm', 'rnn'].map((name, i) => {
       const file = join(work, name, 'log.jsonl')
       const log = new RunLogger(file, { label: name === 'lstm' ? 'LSTM' : 'simple RNN' })
-      for (const record of syntheticRun({ label: name, quantity: 'c', decay: 0.9, seed: i, epochs: 2 }).slice(1)) log.write(record)
+      for (const record of syntheticRun({ label: name, quantity: 'c', decay: 0.9, seed: i, epochs: 2 }).slice(1))
+        log.write(record)
       log.close()
       return file
     })
@@ -149,9 +210,13 @@ describe('buildReport and writeReport', () => {
   })
 
   it('refuses records given in code that do not start with a run header or are malformed', async () => {
-    await expect(buildReport([step(0)])).rejects.toThrow(/^records\[0\]\.type: the first record must be a run header, got "step"$/)
+    await expect(buildReport([step(0)])).rejects.toThrow(
+      /^records\[0\]\.type: the first record must be a run header, got "step"$/,
+    )
     await expect(buildReport([header('x'), step(0, { learningRate: NaN })])).rejects.toThrow(RunRecordError)
-    await expect(buildReport([header('x'), step(0, { learningRate: NaN })])).rejects.toThrow(/^records\[1\]\.learningRate: expected a finite number >= 0/)
+    await expect(buildReport([header('x'), step(0, { learningRate: NaN })])).rejects.toThrow(
+      /^records\[1\]\.learningRate: expected a finite number >= 0/,
+    )
     await expect(buildReport([])).rejects.toThrow(/no run logs given/)
   })
 
@@ -160,7 +225,11 @@ describe('buildReport and writeReport', () => {
     const log = new RunLogger(file, { label: 'x' })
     log.close()
     appendFileSync(file, '{"type":"step"}\n')
-    await expect(writeReport([file], join(work, 'never.html'))).rejects.toThrow(`${file}:2: step: expected an integer >= 0, got undefined`)
-    await expect(writeReport(syntheticComparison(), join(file, 'report.html'))).rejects.toThrow(/report\.html: cannot write/)
+    await expect(writeReport([file], join(work, 'never.html'))).rejects.toThrow(
+      `${file}:2: step: expected an integer >= 0, got undefined`,
+    )
+    await expect(writeReport(syntheticComparison(), join(file, 'report.html'))).rejects.toThrow(
+      /report\.html: cannot write/,
+    )
   })
 })

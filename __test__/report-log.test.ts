@@ -9,7 +9,15 @@ import { join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { RunLogError, RunLogger, RunRecordError, parseRunLog, readRunLog, runLogPath, type StepRecord } from '../ts/report'
+import {
+  RunLogError,
+  RunLogger,
+  RunRecordError,
+  parseRunLog,
+  readRunLog,
+  runLogPath,
+  type StepRecord,
+} from '../ts/report'
 
 const work = mkdtempSync(join(tmpdir(), 'odyssey-report-log-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
@@ -40,7 +48,13 @@ describe('RunLogger', () => {
       split: 'val',
       accuracy: 0.4,
       accuracyByQuestionType: { 'how many': 0.3 },
-      confusion: { answers: ['yes', 'no'], counts: [[3, 1], [2, 4]] },
+      confusion: {
+        answers: ['yes', 'no'],
+        counts: [
+          [3, 1],
+          [2, 4],
+        ],
+      },
     })
     log.close()
 
@@ -48,7 +62,12 @@ describe('RunLogger', () => {
     expect(readFileSync(file, 'utf8').trimEnd().split('\n')).toHaveLength(5)
     const records = readRunLog(file)
     expect(records.map((r) => r.type)).toEqual(['run', 'step', 'epoch', 'gradientFlow', 'vqa'])
-    expect(records[0]).toMatchObject({ format: 'odyssey-run-log', version: 1, label: 'LSTM', config: { hiddenSize: 8 } })
+    expect(records[0]).toMatchObject({
+      format: 'odyssey-run-log',
+      version: 1,
+      label: 'LSTM',
+      config: { hiddenSize: 8 },
+    })
     expect(records[1]).toEqual({ type: 'step', ...STEP })
     expect(records[3]).toMatchObject({ norms: [0.1, 0.2, 0.4], quantity: 'c' })
   })
@@ -82,11 +101,22 @@ describe('RunLogger', () => {
   it('refuses a bad record when it is written, naming the field, and writes nothing', () => {
     const file = join(work, 'refused.jsonl')
     const log = new RunLogger(file, { label: 'LSTM' })
-    expect(() => log.step({ ...STEP, learningRate: -1 })).toThrow(/^learningRate: expected a finite number >= 0, got number -1$/)
+    expect(() => log.step({ ...STEP, learningRate: -1 })).toThrow(
+      /^learningRate: expected a finite number >= 0, got number -1$/,
+    )
     expect(() => log.step({ ...STEP, epoch: 1.5 })).toThrow(RunRecordError)
-    expect(() => log.gradientFlow({ step: 0, epoch: 0, model: 'LSTM', layer: 'l0', quantity: 'c', norms: [] })).toThrow(/^norms: expected a non-empty array/)
+    expect(() => log.gradientFlow({ step: 0, epoch: 0, model: 'LSTM', layer: 'l0', quantity: 'c', norms: [] })).toThrow(
+      /^norms: expected a non-empty array/,
+    )
     expect(() =>
-      log.vqa({ step: 0, epoch: 0, split: 'val', accuracy: 0.5, accuracyByQuestionType: {}, confusion: { answers: ['yes', 'no'], counts: [[1, 2]] } }),
+      log.vqa({
+        step: 0,
+        epoch: 0,
+        split: 'val',
+        accuracy: 0.5,
+        accuracyByQuestionType: {},
+        confusion: { answers: ['yes', 'no'], counts: [[1, 2]] },
+      }),
     ).toThrow(/^confusion.counts: expected 2 rows/)
     log.close()
     expect(readRunLog(file)).toHaveLength(1)
@@ -109,24 +139,61 @@ describe('RunLogger', () => {
 describe('reading a run log', () => {
   const problems: [what: string, text: string, message: RegExp][] = [
     ['a line that is not JSON', `${HEADER}\n{"type":"step",\n`, /^run\.jsonl:2: not JSON: /],
-    ['a missing field', `${HEADER}\n\n{"type":"epoch","epoch":0,"loss":1}\n`, /^run\.jsonl:3: step: expected an integer >= 0, got undefined$/],
-    ['a mistyped field', `${HEADER}\n${JSON.stringify({ type: 'step', ...STEP, clipped: 'yes' })}\n`, /^run\.jsonl:2: clipped: expected true or false, got string$/],
-    ['an unknown record type', `${HEADER}\n{"type":"batch"}\n`, /^run\.jsonl:2: type: expected one of run, step, epoch, gradientFlow, vqa, got string$/],
-    ['a norm below zero', `${HEADER}\n{"type":"gradientFlow","step":0,"epoch":0,"model":"LSTM","layer":"l0","quantity":"c","norms":[1,-2]}\n`, /^run\.jsonl:2: norms\[1\]: expected a number >= 0 or null, got number -2$/],
-    ['a quantity other than c or h', `${HEADER}\n{"type":"gradientFlow","step":0,"epoch":0,"model":"LSTM","layer":"l0","quantity":"y","norms":[1]}\n`, /^run\.jsonl:2: quantity: expected "c" \(LSTM\) or "h" \(simple RNN\)/],
-    ['records before the header', `${JSON.stringify({ type: 'step', ...STEP })}\n${HEADER}\n`, /^run\.jsonl:1: the first record must be the run header/],
-    ['a newer format version', '{"type":"run","format":"odyssey-run-log","version":2,"label":"x"}\n', /^run\.jsonl:1: version: this odyssey-rnn reads version 1 of the run log, got number 2$/],
-    ['another format', '{"type":"run","format":"tensorboard","version":1,"label":"x"}\n', /^run\.jsonl:1: format: expected "odyssey-run-log"/],
+    [
+      'a missing field',
+      `${HEADER}\n\n{"type":"epoch","epoch":0,"loss":1}\n`,
+      /^run\.jsonl:3: step: expected an integer >= 0, got undefined$/,
+    ],
+    [
+      'a mistyped field',
+      `${HEADER}\n${JSON.stringify({ type: 'step', ...STEP, clipped: 'yes' })}\n`,
+      /^run\.jsonl:2: clipped: expected true or false, got string$/,
+    ],
+    [
+      'an unknown record type',
+      `${HEADER}\n{"type":"batch"}\n`,
+      /^run\.jsonl:2: type: expected one of run, step, epoch, gradientFlow, vqa, got string$/,
+    ],
+    [
+      'a norm below zero',
+      `${HEADER}\n{"type":"gradientFlow","step":0,"epoch":0,"model":"LSTM","layer":"l0","quantity":"c","norms":[1,-2]}\n`,
+      /^run\.jsonl:2: norms\[1\]: expected a number >= 0 or null, got number -2$/,
+    ],
+    [
+      'a quantity other than c or h',
+      `${HEADER}\n{"type":"gradientFlow","step":0,"epoch":0,"model":"LSTM","layer":"l0","quantity":"y","norms":[1]}\n`,
+      /^run\.jsonl:2: quantity: expected "c" \(LSTM\) or "h" \(simple RNN\)/,
+    ],
+    [
+      'records before the header',
+      `${JSON.stringify({ type: 'step', ...STEP })}\n${HEADER}\n`,
+      /^run\.jsonl:1: the first record must be the run header/,
+    ],
+    [
+      'a newer format version',
+      '{"type":"run","format":"odyssey-run-log","version":2,"label":"x"}\n',
+      /^run\.jsonl:1: version: this odyssey-rnn reads version 1 of the run log, got number 2$/,
+    ],
+    [
+      'another format',
+      '{"type":"run","format":"tensorboard","version":1,"label":"x"}\n',
+      /^run\.jsonl:1: format: expected "odyssey-run-log"/,
+    ],
     ['a record that is an array', `${HEADER}\n[1,2]\n`, /^run\.jsonl:2: record: expected an object, got Array$/],
     ['an empty file', '\n\n', /^run\.jsonl: no records/],
   ]
   it.each(problems)('reports %s with the file, line and field', (_, text, message) => {
     expect(() => parseRunLog(text, 'run.jsonl')).toThrow(RunLogError)
-    expect(() => parseRunLog(text, 'run.jsonl')).toThrow(expect.objectContaining({ code: 'ODYSSEY_IO', message: expect.stringMatching(message) }))
+    expect(() => parseRunLog(text, 'run.jsonl')).toThrow(
+      expect.objectContaining({ code: 'ODYSSEY_IO', message: expect.stringMatching(message) }),
+    )
   })
 
   it('ignores blank lines and fields it does not know', () => {
-    const records = parseRunLog(`\n${HEADER}\n\n${JSON.stringify({ type: 'step', ...STEP, gpu: 'none' })}\n\n`, 'run.jsonl')
+    const records = parseRunLog(
+      `\n${HEADER}\n\n${JSON.stringify({ type: 'step', ...STEP, gpu: 'none' })}\n\n`,
+      'run.jsonl',
+    )
     expect(records.map((r) => r.type)).toEqual(['run', 'step'])
   })
 

@@ -64,8 +64,12 @@ describe('readWordVectors', () => {
   })
 
   it('names the line of a short line, a non-number, and refuses a file without vectors', async () => {
-    await expect(readWordVectors(textFile('short.txt', 'a 1 2\nb 3\n'), ['a'])).rejects.toThrow(/short\.txt: line 2: has 1 values, expected 2/)
-    await expect(readWordVectors(textFile('nan.txt', 'a 1 2\nb 3 x\n'), ['b'])).rejects.toThrow(/line 2: value 2 is "x", not a finite number/)
+    await expect(readWordVectors(textFile('short.txt', 'a 1 2\nb 3\n'), ['a'])).rejects.toThrow(
+      /short\.txt: line 2: has 1 values, expected 2/,
+    )
+    await expect(readWordVectors(textFile('nan.txt', 'a 1 2\nb 3 x\n'), ['b'])).rejects.toThrow(
+      /line 2: value 2 is "x", not a finite number/,
+    )
     await expect(readWordVectors(textFile('empty.txt', '\n'), ['a'])).rejects.toBeInstanceOf(VqaFileError)
   })
 
@@ -95,7 +99,13 @@ describe('question indices and chunk inputs', () => {
   })
 
   it('pads tokens to the chunk, gathers features in row order and flags unknown words for frozen vectors', async () => {
-    const architecture = resolveArchitecture({ fusion: 'product', imageDim: 2, vocabSize: vocab.size, answers: 3, wordVectors: 'pretrained-frozen' })
+    const architecture = resolveArchitecture({
+      fusion: 'product',
+      imageDim: 2,
+      vocabSize: vocab.size,
+      answers: 3,
+      wordVectors: 'pretrained-frozen',
+    })
     const indexed = indexQuestions(questions, vocab, 26)
     const unknown = unknownWordRows(vocab.size, new Set([vocab.indexOf('what'), vocab.indexOf('is')]))
     const inputs = await chunkInputs(indexed, [1, 0], features, architecture, unknown)
@@ -113,23 +123,48 @@ describe('question indices and chunk inputs', () => {
     const memory = new MemoryFeatures({ imageIds: [5, 3], features: Float32Array.from([1, 2, 3, 4]), dim: 2 })
     expect(await memory.gather([3, 5, 3])).toEqual(Float32Array.from([3, 4, 1, 2, 3, 4]))
     await expect(memory.gather([4])).rejects.toThrow(/no features for image_id 4/)
-    expect(() => new MemoryFeatures({ imageIds: [1], features: new Float32Array(3), dim: 2 })).toThrow(/expected \[1, 2\]/)
+    expect(() => new MemoryFeatures({ imageIds: [1], features: new Float32Array(3), dim: 2 })).toThrow(
+      /expected \[1, 2\]/,
+    )
   })
 
   it('leaves out the input a single-modality model does not read', async () => {
     const indexed = indexQuestions(questions, vocab, 26)
-    const questionOnly = resolveArchitecture({ fusion: 'concat', modality: 'question', imageDim: 2, vocabSize: vocab.size, answers: 3 })
-    const imageOnly = resolveArchitecture({ fusion: 'concat', modality: 'image', imageDim: 2, vocabSize: vocab.size, answers: 3 })
+    const questionOnly = resolveArchitecture({
+      fusion: 'concat',
+      modality: 'question',
+      imageDim: 2,
+      vocabSize: vocab.size,
+      answers: 3,
+    })
+    const imageOnly = resolveArchitecture({
+      fusion: 'concat',
+      modality: 'image',
+      imageDim: 2,
+      vocabSize: vocab.size,
+      answers: 3,
+    })
     expect(Object.keys(await chunkInputs(indexed, [0], features, questionOnly, new Set()))).toEqual(['question'])
     expect(Object.keys(await chunkInputs(indexed, [0], features, imageOnly, new Set()))).toEqual(['image'])
   })
 })
 
 describe('vqaConfusion', () => {
-  const annotation = (questionId: number, answer: string) => ({ questionId, imageId: 1, multipleChoiceAnswer: answer, answers: [answer] })
+  const annotation = (questionId: number, answer: string) => ({
+    questionId,
+    imageId: 1,
+    multipleChoiceAnswer: answer,
+    answers: [answer],
+  })
 
   it('counts reference against predicted answer among the most frequent references, normalised', () => {
-    const annotations = [annotation(1, 'yes'), annotation(2, 'Yes'), annotation(3, 'no'), annotation(4, 'two'), annotation(5, 'red')]
+    const annotations = [
+      annotation(1, 'yes'),
+      annotation(2, 'Yes'),
+      annotation(3, 'no'),
+      annotation(4, 'two'),
+      annotation(5, 'red'),
+    ]
     const predictions = new Map([
       [1, 'yes'],
       [2, 'no'],
@@ -159,7 +194,8 @@ describe('synthetic scenes, objects encoding', () => {
     expect(sceneEncodingSize('objects')).toBe(9 * slots)
     const encoding = encodeScene(scene, 'objects')
     const set = [...encoding.keys()].filter((k) => encoding[k] === 1)
-    const slot = (color: string, shape: string) => SYNTHETIC_COLORS.indexOf(color) * SYNTHETIC_SHAPES.length + SYNTHETIC_SHAPES.indexOf(shape)
+    const slot = (color: string, shape: string) =>
+      SYNTHETIC_COLORS.indexOf(color) * SYNTHETIC_SHAPES.length + SYNTHETIC_SHAPES.indexOf(shape)
     expect(set).toEqual([slot('red', 'circle'), 7 * slots + slot('blue', 'square')])
     expect(encodeScene(scene)).toEqual(encodeScene(scene, 'attributes'))
   })
@@ -172,6 +208,8 @@ describe('synthetic scenes, objects encoding', () => {
       const expected = projection.project(data.scenes.get(imageId)!, 0, new SeededRandom(0))
       expect(data.features.subarray(row * 8, (row + 1) * 8)).toEqual(expected)
     })
-    expect(() => generateSyntheticVqa({ sceneEncoding: 'pixels' as never })).toThrow(/sceneEncoding must be one of attributes, objects/)
+    expect(() => generateSyntheticVqa({ sceneEncoding: 'pixels' as never })).toThrow(
+      /sceneEncoding must be one of attributes, objects/,
+    )
   })
 })

@@ -79,14 +79,28 @@ describe('vqaGraph', () => {
 
   it('builds the Keras tutorial shape: raw image concatenated with the last LSTM output, three dense layers', () => {
     const graph = vqaGraph(resolveArchitecture({ ...base, fusion: 'concat', lstm: { variant: 'CIFG', numLayers: 3 } }))
-    expect(graph.nodes.find((n) => n.name === 'fused')).toMatchObject({ type: 'concat', inputs: ['image', 'questionLstm'] })
-    expect(graph.nodes.find((n) => n.name === 'questionLstm')).toMatchObject({ output: 'last', variant: 'CIFG', numLayers: 3 })
-    expect(graph.nodes.filter((n) => n.type === 'dense').map((n) => n.name)).toEqual(['hidden1', 'hidden2', 'hidden3', 'answer'])
+    expect(graph.nodes.find((n) => n.name === 'fused')).toMatchObject({
+      type: 'concat',
+      inputs: ['image', 'questionLstm'],
+    })
+    expect(graph.nodes.find((n) => n.name === 'questionLstm')).toMatchObject({
+      output: 'last',
+      variant: 'CIFG',
+      numLayers: 3,
+    })
+    expect(graph.nodes.filter((n) => n.type === 'dense').map((n) => n.name)).toEqual([
+      'hidden1',
+      'hidden2',
+      'hidden3',
+      'answer',
+    ])
     describeGraph(graph)
   })
 
   it('gives frozen pretrained vectors a trainable unknown-word table beside them', () => {
-    const graph = vqaGraph(resolveArchitecture({ ...base, fusion: 'product', wordVectors: 'pretrained-frozen', embeddingDim: 4 }))
+    const graph = vqaGraph(
+      resolveArchitecture({ ...base, fusion: 'product', wordVectors: 'pretrained-frozen', embeddingDim: 4 }),
+    )
     expect(graph.inputs.map((i) => i.name)).toEqual(['image', 'question', 'unknown'])
     expect(graph.nodes.find((n) => n.name === 'words')).toMatchObject({ frozen: true, vocabSize: 20, dim: 4 })
     const unknownWords = graph.nodes.find((n) => n.name === 'unknownWords')
@@ -106,13 +120,17 @@ describe('vqaGraph', () => {
   })
 
   it('refuses more than three LSTM layers, unknown options and words for an image-only model', () => {
-    expect(() => resolveArchitecture({ ...base, fusion: 'product', lstm: { numLayers: 4 } })).toThrow(/lstm.numLayers: expected 1..3, got 4/)
-    expect(() => resolveArchitecture({ ...base, fusion: 'sum' as never })).toThrow(/fusion/)
-    expect(() => resolveArchitecture({ ...base, fusion: 'product', dropout: 1 })).toThrow(/dropout: expected a rate in \[0, 1\)/)
-    expect(() => resolveArchitecture({ ...base, fusion: 'product', width: 3 } as never)).toThrow(/width/)
-    expect(() => resolveArchitecture({ ...base, fusion: 'product', modality: 'image', wordVectors: 'pretrained-frozen' })).toThrow(
-      /image-only model reads no words/,
+    expect(() => resolveArchitecture({ ...base, fusion: 'product', lstm: { numLayers: 4 } })).toThrow(
+      /lstm.numLayers: expected 1..3, got 4/,
     )
+    expect(() => resolveArchitecture({ ...base, fusion: 'sum' as never })).toThrow(/fusion/)
+    expect(() => resolveArchitecture({ ...base, fusion: 'product', dropout: 1 })).toThrow(
+      /dropout: expected a rate in \[0, 1\)/,
+    )
+    expect(() => resolveArchitecture({ ...base, fusion: 'product', width: 3 } as never)).toThrow(/width/)
+    expect(() =>
+      resolveArchitecture({ ...base, fusion: 'product', modality: 'image', wordVectors: 'pretrained-frozen' }),
+    ).toThrow(/image-only model reads no words/)
   })
 })
 
@@ -142,7 +160,9 @@ describe('VqaModel on a tiny synthetic set', () => {
   })
 
   it('reports progress per batch and VQA accuracy per epoch, and trains only on answers among the K', async () => {
-    const model = VqaModel.create(tinyOptions(train, { answerVocab: AnswerVocab.build(train.annotations, { topK: 3 }) }))
+    const model = VqaModel.create(
+      tinyOptions(train, { answerVocab: AnswerVocab.build(train.annotations, { topK: 3 }) }),
+    )
     try {
       const batches: number[] = []
       const history = await model.fit(train, {
@@ -156,7 +176,14 @@ describe('VqaModel on a tiny synthetic set', () => {
       expect(batches).toHaveLength(Math.ceil(kept / 64))
       expect(batches[batches.length - 1]).toBe(kept)
       expect(history.epochs[0]!.validation!.questions).toBe(validation.questions.length)
-      expect(Object.keys(history.epochs[0]!.validation!.perQuestionType).sort()).toEqual(['color', 'count', 'exist', 'position', 'relation', 'shape'])
+      expect(Object.keys(history.epochs[0]!.validation!.perQuestionType).sort()).toEqual([
+        'color',
+        'count',
+        'exist',
+        'position',
+        'relation',
+        'shape',
+      ])
     } finally {
       model.dispose()
     }
@@ -219,7 +246,11 @@ describe('VqaModel with pretrained word vectors', () => {
   const dim = 6
   // Vectors for every word but "circle"; that word and UNK read the learned unknown vector.
   const vectors = new Map(
-    vocab.words.slice(2).flatMap((word, k) => (word === 'circle' ? [] : [[word, Float32Array.from({ length: dim }, (_, d) => Math.sin(k + d))] as const])),
+    vocab.words
+      .slice(2)
+      .flatMap((word, k) =>
+        word === 'circle' ? [] : [[word, Float32Array.from({ length: dim }, (_, d) => Math.sin(k + d))] as const],
+      ),
   )
   const pretrained: WordVectors = { dim, vectors, linesRead: vectors.size }
 
@@ -232,10 +263,14 @@ describe('VqaModel with pretrained word vectors', () => {
     try {
       const before = model.model.getWeights()
       const row = vocab.indexOf('what')
-      expect(Array.from(before['words.weight']!.data.subarray(row * dim, (row + 1) * dim))).toEqual(Array.from(vectors.get('what')!))
-      expect(Array.from(before['words.weight']!.data.subarray(vocab.indexOf('circle') * dim, (vocab.indexOf('circle') + 1) * dim))).toEqual(
-        new Array(dim).fill(0),
+      expect(Array.from(before['words.weight']!.data.subarray(row * dim, (row + 1) * dim))).toEqual(
+        Array.from(vectors.get('what')!),
       )
+      expect(
+        Array.from(
+          before['words.weight']!.data.subarray(vocab.indexOf('circle') * dim, (vocab.indexOf('circle') + 1) * dim),
+        ),
+      ).toEqual(new Array(dim).fill(0))
       await model.fit(train, { epochs: 2, batchSize: 16 })
       const after = model.model.getWeights()
       expect(after['words.weight']!.data).toEqual(before['words.weight']!.data)
@@ -265,7 +300,9 @@ describe('VqaModel with pretrained word vectors', () => {
     try {
       await model.save(dir)
       const saved = JSON.parse(readFileSync(join(dir, VQA_CONFIG_FILE), 'utf8'))
-      expect(saved.unknownWords.sort((a: number, b: number) => a - b)).toEqual([1, vocab.indexOf('circle')].sort((a, b) => a - b))
+      expect(saved.unknownWords.sort((a: number, b: number) => a - b)).toEqual(
+        [1, vocab.indexOf('circle')].sort((a, b) => a - b),
+      )
       const loaded = await VqaModel.load(dir)
       const questions = train.questions.slice(0, 5)
       expect(await loaded.predict(questions, train.features)).toEqual(await model.predict(questions, train.features))

@@ -37,7 +37,9 @@ async function runCase(c, pytorch, workDir) {
 /** The records of one case: one, or one per variant for a case timed with interleaved variants. */
 function recordsOf(c, result, loadBefore) {
   if (c.variants === undefined) return [toRecord(c, result, loadBefore)]
-  return c.variants.map((variant, i) => toRecord({ ...c, ...variant, variants: undefined }, result.variants?.[i] ?? result, loadBefore))
+  return c.variants.map((variant, i) =>
+    toRecord({ ...c, ...variant, variants: undefined }, result.variants?.[i] ?? result, loadBefore),
+  )
 }
 
 async function measureAll(cases, pytorch, workDir) {
@@ -82,7 +84,8 @@ async function main() {
     return writeOutputs({ ...run, targets: evaluateTargets(run.records) }, { ...options, json: undefined })
   }
   const cases = planCases(options)
-  if (options.list) return console.log(cases.map((c) => `${caseLabel(c)}${c.skip ? ` (skipped: ${c.skip})` : ''}`).join('\n'))
+  if (options.list)
+    return console.log(cases.map((c) => `${caseLabel(c)}${c.skip ? ` (skipped: ${c.skip})` : ''}`).join('\n'))
   const workDir = makeWorkDir()
   try {
     const machine = describeMachine()
@@ -91,7 +94,14 @@ async function main() {
     const pytorch = needsPython ? await probePytorch(workDir) : { error: 'not selected' }
     const records = await measureAll(cases, pytorch, workDir)
     const { config, ...pytorchSummary } = pytorch
-    const run = { machine, command: commandLine(argv), loadStart, loadEnd: loadAverage(), pytorch: pytorchSummary, records }
+    const run = {
+      machine,
+      command: commandLine(argv),
+      loadStart,
+      loadEnd: loadAverage(),
+      pytorch: pytorchSummary,
+      records,
+    }
     writeOutputs({ ...run, targets: evaluateTargets(records) }, options)
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true })

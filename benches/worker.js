@@ -32,7 +32,10 @@ function repetition(step, spec) {
 
 /** Timings of each prepared step (interleaved when there are several); for a streaming case in ms per single step. */
 async function timeSteps(steps, spec) {
-  const timings = await timeRepetitions(steps.map((step) => repetition(step, spec)), spec.policy)
+  const timings = await timeRepetitions(
+    steps.map((step) => repetition(step, spec)),
+    spec.policy,
+  )
   const perCall = spec.mode === 'stream' ? spec.steps : 1
   return timings.map(({ timesMs, warmup, firstValue, lastValue }) => {
     const loss = typeof firstValue === 'number' ? { lossFirst: firstValue, lossLast: lastValue } : {}
@@ -54,9 +57,17 @@ async function runCase(spec) {
     const flat = await sampleRssOverSteps(prepared[0].step, spec.flatSteps, spec.flatEvery)
     return { info: prepared[0].info, rssAfterSetupMiB, flat, peakRssMiB: peakRssMiB() }
   }
-  const timings = await timeSteps(prepared.map((p) => p.step), spec)
+  const timings = await timeSteps(
+    prepared.map((p) => p.step),
+    spec,
+  )
   const peak = peakRssMiB()
-  const results = timings.map((timing, i) => ({ info: prepared[i].info, rssAfterSetupMiB, ...timing, peakRssMiB: peak }))
+  const results = timings.map((timing, i) => ({
+    info: prepared[i].info,
+    rssAfterSetupMiB,
+    ...timing,
+    peakRssMiB: peak,
+  }))
   if (spec.variants !== undefined) return { variants: results }
   const [result] = results
   if (spec.budget) result.memory = memoryBudget(spec, rssAfterSetupMiB, result.peakRssMiB)
@@ -70,7 +81,10 @@ async function main() {
   try {
     result = await runCase(spec)
   } catch (error) {
-    result = error instanceof SkipCase ? { skipped: error.message } : { error: String(error && error.stack ? error.stack : error) }
+    result =
+      error instanceof SkipCase
+        ? { skipped: error.message }
+        : { error: String(error && error.stack ? error.stack : error) }
   }
   fs.writeFileSync(resultFile, JSON.stringify(result))
 }

@@ -5,16 +5,71 @@
 export { LSTM, type LstmConfig } from './layers/lstm'
 export { SimpleRNN, type SimpleRnnConfig } from './layers/simple-rnn'
 export { exportOnnx, OnnxUnsupportedError, toOnnx, type OnnxExportOptions, type WeightRecord } from './onnx'
-export { Model, sequential, type Evaluation, type GradientFlow, type ModelConfig, type SequentialConfig, type StepReport } from './model'
+export {
+  Model,
+  sequential,
+  type Evaluation,
+  type GradientFlow,
+  type ModelConfig,
+  type SequentialConfig,
+  type StepReport,
+} from './model'
 export { dense, dropout, embedding, lstm, simpleRnn, type Layer } from './model/layers'
-export type { DenseActivation, GraphSpec, InputSpec, Loss, LstmLayerOptions, Merge, NodeSpec, OpSpec, RecurrentOutput, RnnLayerOptions } from './model/spec'
+export type {
+  DenseActivation,
+  GraphSpec,
+  InputSpec,
+  Loss,
+  LstmLayerOptions,
+  Merge,
+  NodeSpec,
+  OpSpec,
+  RecurrentOutput,
+  RnnLayerOptions,
+} from './model/spec'
 export type { ClipConfig, OptimizerConfig, ScheduleConfig, TrainingConfig } from './model/training'
-export type { Dataset, Inputs, InputTensor, SequenceTensor, StepInputs, StepTensor, Targets, TokenTensor, VectorTensor } from './model/data'
+export type {
+  Dataset,
+  Inputs,
+  InputTensor,
+  SequenceTensor,
+  StepInputs,
+  StepTensor,
+  Targets,
+  TokenTensor,
+  VectorTensor,
+} from './model/data'
 export type { BatchLog, EpochLog, FitCallbacks, FitOptions, History } from './model/fit'
-export { buildReport, gradNormSparkline, logGradientFlow, readRunLog, ReportDependencyError, ReportUsageError, reportCommand, RunLogError, RunLogger, runLogCallbacks, runLogPath, RunRecordError, writeReport, type ReportInput, type ReportOptions, type RunInfo, type RunLogRecord } from './report'
+export {
+  buildReport,
+  gradNormSparkline,
+  logGradientFlow,
+  readRunLog,
+  ReportDependencyError,
+  ReportUsageError,
+  reportCommand,
+  RunLogError,
+  RunLogger,
+  runLogCallbacks,
+  runLogPath,
+  RunRecordError,
+  writeReport,
+  type ReportInput,
+  type ReportOptions,
+  type RunInfo,
+  type RunLogRecord,
+} from './report'
 /** Visual question answering (SPEC §4): data path, `VqaModel`, experiment pipeline. */
 export * as vqa from './vqa'
-export { ADDING_BASELINE_MSE, addingProblem, copyMemory, type AddingProblem, type AddingProblemOptions, type CopyMemory, type CopyMemoryOptions } from './data'
+export {
+  ADDING_BASELINE_MSE,
+  addingProblem,
+  copyMemory,
+  type AddingProblem,
+  type AddingProblemOptions,
+  type CopyMemory,
+  type CopyMemoryOptions,
+} from './data'
 export {
   OdysseyAbortError,
   OdysseyError,

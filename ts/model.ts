@@ -38,7 +38,10 @@ export interface ModelConfig extends GraphSpec, TrainingConfig {}
 /** A stack of layers on one input. */
 export interface SequentialConfig extends TrainingConfig {
   /** The input; its name defaults to `'x'`. */
-  input: { kind: 'sequence'; features: number; name?: string } | { kind: 'tokens'; name?: string } | { kind: 'vector'; features: number; name?: string }
+  input:
+    | { kind: 'sequence'; features: number; name?: string }
+    | { kind: 'tokens'; name?: string }
+    | { kind: 'vector'; features: number; name?: string }
   layers: Layer[]
   loss: Loss
   /** Seed of every initial weight, dropout mask and (by default) the shuffle. Default 0. */
@@ -102,9 +105,12 @@ function metadataJson(metadata: unknown): string {
   try {
     json = JSON.stringify(metadata)
   } catch (error) {
-    throw new OdysseyTypeError('ODYSSEY_TYPE', `metadata: cannot be stored as JSON (${(error as Error).message})`, { cause: error })
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `metadata: cannot be stored as JSON (${(error as Error).message})`, {
+      cause: error,
+    })
   }
-  if (json === undefined) throw new OdysseyTypeError('ODYSSEY_TYPE', `metadata: expected a JSON value, got ${describe(metadata)}`)
+  if (json === undefined)
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `metadata: expected a JSON value, got ${describe(metadata)}`)
   return json
 }
 
@@ -167,7 +173,8 @@ export class Model {
    * that training resumes bit for bit (pass the epochs already done as `fit`'s `initialEpoch`).
    */
   static async load(dir: string): Promise<Model> {
-    if (typeof dir !== 'string' || dir === '') throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
+    if (typeof dir !== 'string' || dir === '')
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
     const { NativeModel } = loadNative()
     const native = await awaitNative(() => NativeModel.load(dir))
     return new Model(native, describeGraph(JSON.parse(native.modelSpec) as GraphSpec))
@@ -206,20 +213,33 @@ export class Model {
     this.checkUsable()
     const args = fitArgs(options, this.graph.seed)
     const train = checkDataset(data, this.described, 'data')
-    const validation = options.validationData === undefined ? undefined : checkDataset(options.validationData, this.described, 'validationData')
+    const validation =
+      options.validationData === undefined
+        ? undefined
+        : checkDataset(options.validationData, this.described, 'validationData')
     if (args.tbptt !== undefined) checkFullLengths(train.args.inputs, this.graph.inputs, 'data')
     const { signal } = options
-    if (signal?.aborted) throw new OdysseyAbortError('fit was aborted before it started', history({ epochs: [], cancelled: true, nonFiniteUpdates: 0 }), { cause: signal.reason })
+    if (signal?.aborted)
+      throw new OdysseyAbortError(
+        'fit was aborted before it started',
+        history({ epochs: [], cancelled: true, nonFiniteUpdates: 0 }),
+        { cause: signal.reason },
+      )
     const { CancelToken } = loadNative()
     const token = new CancelToken()
     const relay = new ProgressRelay(options.callbacks ?? {}, () => token.cancel())
     const abort = () => token.cancel()
     signal?.addEventListener('abort', abort, { once: true })
     try {
-      const output = await awaitNative(() => this.native.fit(train.args, validation?.args, args, relay.onProgress, token))
+      const output = await awaitNative(() =>
+        this.native.fit(train.args, validation?.args, args, relay.onProgress, token),
+      )
       if (relay.error !== undefined) throw relay.error.thrown
       const result = history(output)
-      if (output.cancelled) throw new OdysseyAbortError(`fit was aborted after ${result.epochs.length} finished epoch(s)`, result, { cause: signal?.reason })
+      if (output.cancelled)
+        throw new OdysseyAbortError(`fit was aborted after ${result.epochs.length} finished epoch(s)`, result, {
+          cause: signal?.reason,
+        })
       return result
     } finally {
       signal?.removeEventListener('abort', abort)
@@ -327,7 +347,8 @@ export class Model {
    */
   async save(dir: string, metadata?: unknown): Promise<void> {
     this.checkUsable()
-    if (typeof dir !== 'string' || dir === '') throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
+    if (typeof dir !== 'string' || dir === '')
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
     const json = metadata === undefined ? undefined : metadataJson(metadata)
     await awaitNative(() => this.native.save(dir, json))
   }
@@ -363,7 +384,8 @@ export class Model {
   }
 
   private checkUsable(): void {
-    if (this.disposed) throw new OdysseyRangeError('ODYSSEY_STATE', 'this model has been disposed; create or load another one')
+    if (this.disposed)
+      throw new OdysseyRangeError('ODYSSEY_STATE', 'this model has been disposed; create or load another one')
   }
 }
 
@@ -376,5 +398,10 @@ export function sequential(config: SequentialConfig): Model {
   const { input, layers, loss, seed, dtype, ...training } = config
   const inputSpec = checkObject('input', input) as unknown as Omit<InputSpec, 'name'> & { name?: string }
   const graph = sequentialGraph(inputSpec, layers, loss)
-  return Model.fromSpec({ ...graph, ...training, ...(seed === undefined ? {} : { seed }), ...(dtype === undefined ? {} : { dtype }) })
+  return Model.fromSpec({
+    ...graph,
+    ...training,
+    ...(seed === undefined ? {} : { seed }),
+    ...(dtype === undefined ? {} : { dtype }),
+  })
 }

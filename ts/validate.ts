@@ -57,7 +57,8 @@ function typedArrayName(dtype: Dtype): string {
 
 /** Rejects keys outside `allowed` (a misspelt option would otherwise be ignored silently). */
 export function checkOptionKeys(options: unknown, allowed: readonly string[], label: string): void {
-  if (typeof options !== 'object' || options === null) typeError('ODYSSEY_TYPE', `${label} options: expected an object, got ${describe(options)}`)
+  if (typeof options !== 'object' || options === null)
+    typeError('ODYSSEY_TYPE', `${label} options: expected an object, got ${describe(options)}`)
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) {
       typeError('ODYSSEY_TYPE', `${label} options: unknown option '${key}' (known: ${allowed.join(', ')})`)
@@ -67,8 +68,10 @@ export function checkOptionKeys(options: unknown, allowed: readonly string[], la
 
 /** A layer size: an integer in 1..2³²−1. */
 export function checkSize(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) typeError('ODYSSEY_TYPE', `${name}: expected an integer, got ${describe(value)}`)
-  if (value < 1 || value > MAX_SIZE) rangeError('ODYSSEY_INVALID', `${name}: expected an integer in 1..${MAX_SIZE}, got ${value}`)
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    typeError('ODYSSEY_TYPE', `${name}: expected an integer, got ${describe(value)}`)
+  if (value < 1 || value > MAX_SIZE)
+    rangeError('ODYSSEY_INVALID', `${name}: expected an integer in 1..${MAX_SIZE}, got ${value}`)
   return value
 }
 
@@ -82,13 +85,17 @@ export const MAX_PARAMETERS = 2 ** 28
 /** Refuses a layer whose `sizes` (described in `what`) need more than `MAX_PARAMETERS` weights. */
 export function checkParameterCount(label: string, weights: number, what: string): void {
   if (weights > MAX_PARAMETERS) {
-    rangeError('ODYSSEY_INVALID', `${label}: ${what} need ${weights} weights, and a layer may hold at most ${MAX_PARAMETERS} (2^28); check the sizes`)
+    rangeError(
+      'ODYSSEY_INVALID',
+      `${label}: ${what} need ${weights} weights, and a layer may hold at most ${MAX_PARAMETERS} (2^28); check the sizes`,
+    )
   }
 }
 
 /** An initialisation seed: a safe integer ≥ 0. */
 export function checkSeed(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) typeError('ODYSSEY_TYPE', `${name}: expected a safe integer, got ${describe(value)}`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value))
+    typeError('ODYSSEY_TYPE', `${name}: expected a safe integer, got ${describe(value)}`)
   if (value < 0) rangeError('ODYSSEY_INVALID', `${name}: expected an integer >= 0, got ${value}`)
   return value
 }
@@ -127,7 +134,8 @@ function checkFloatArray(name: string, value: unknown, dtype: Dtype): FloatArray
   const expected = typedArrayName(dtype)
   const kind = floatArrayKind(value)
   if (kind === undefined) typeError('ODYSSEY_TYPE', `${name}: expected a ${expected}, got ${describe(value)}`)
-  if (kind !== expected) typeError('ODYSSEY_DTYPE', `${name}: expected a ${expected} (the layer's dtype is ${dtype}), got a ${kind}`)
+  if (kind !== expected)
+    typeError('ODYSSEY_DTYPE', `${name}: expected a ${expected} (the layer's dtype is ${dtype}), got a ${kind}`)
   return value as FloatArray
 }
 
@@ -137,7 +145,10 @@ function checkLength(name: string, data: FloatArray, dims: readonly Dim[], conte
   if (data.length !== expected) {
     const factors = dims.map(([, size]) => size).join('*')
     const shape = dims.map(([dim, size]) => `${dim}=${size}`).join(', ')
-    rangeError('ODYSSEY_SHAPE', `${name}: expected length ${factors} = ${expected} for shape [${shape}]${context}, got ${data.length}`)
+    rangeError(
+      'ODYSSEY_SHAPE',
+      `${name}: expected length ${factors} = ${expected} for shape [${shape}]${context}, got ${data.length}`,
+    )
   }
 }
 
@@ -162,7 +173,13 @@ function locate(flatIndex: number, dims: readonly Dim[]): string {
 }
 
 /** A typed array of the layer's dtype, with the length and finite values of shape `dims`. */
-export function checkTensorData(name: string, value: unknown, dtype: Dtype, dims: readonly Dim[], context = ''): FloatArray {
+export function checkTensorData(
+  name: string,
+  value: unknown,
+  dtype: Dtype,
+  dims: readonly Dim[],
+  context = '',
+): FloatArray {
   const data = checkFloatArray(name, value, dtype)
   checkLength(name, data, dims, context)
   checkFinite(name, data, dims)
@@ -170,7 +187,8 @@ export function checkTensorData(name: string, value: unknown, dtype: Dtype, dims
 }
 
 export function checkObject(name: string, value: unknown): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) typeError('ODYSSEY_TYPE', `${name}: expected an object, got ${describe(value)}`)
+  if (typeof value !== 'object' || value === null)
+    typeError('ODYSSEY_TYPE', `${name}: expected an object, got ${describe(value)}`)
   return value as Record<string, unknown>
 }
 
@@ -182,9 +200,16 @@ export function checkSequenceInput(input: SequenceInput, layer: LayerSpec): Batc
   const fields = checkObject(`${layer.label}.forward input`, input)
   const [batch, time] = checkShape(fields.shape, layer)
   const { inputSize, hiddenSize, dtype } = layer
-  checkTensorData('x', fields.x, dtype, [['batch', batch], ['time', time], ['inputSize', inputSize]])
+  checkTensorData('x', fields.x, dtype, [
+    ['batch', batch],
+    ['time', time],
+    ['inputSize', inputSize],
+  ])
   if (fields.lengths !== undefined) checkLengths(fields.lengths, batch, time)
-  const state: Dim[] = [['batch', batch], ['hiddenSize', hiddenSize]]
+  const state: Dim[] = [
+    ['batch', batch],
+    ['hiddenSize', hiddenSize],
+  ]
   if (fields.h0 !== undefined) checkTensorData('h0', fields.h0, dtype, state)
   if (fields.c0 !== undefined) {
     checkHasCell('c0', layer)
@@ -197,7 +222,8 @@ export function checkSequenceInput(input: SequenceInput, layer: LayerSpec): Batc
 function checkShape(value: unknown, layer: LayerSpec): [number, number, number] {
   const expected = `[batch, time, inputSize=${layer.inputSize}]`
   if (!Array.isArray(value)) typeError('ODYSSEY_TYPE', `shape: expected an array ${expected}, got ${describe(value)}`)
-  if (value.length !== 3) rangeError('ODYSSEY_SHAPE', `shape: expected 3 dimensions ${expected}, got [${value.join(', ')}]`)
+  if (value.length !== 3)
+    rangeError('ODYSSEY_SHAPE', `shape: expected 3 dimensions ${expected}, got [${value.join(', ')}]`)
   const names = ['batch', 'time', 'inputSize']
   value.forEach((size, d) => checkSize(`shape[${d}] (${names[d]})`, size))
   if (value[2] !== layer.inputSize) {
@@ -207,10 +233,12 @@ function checkShape(value: unknown, layer: LayerSpec): [number, number, number] 
 }
 
 export function checkLengths(value: unknown, batch: number, time: number, name = 'lengths'): void {
-  const isArrayLike = typeof value === 'object' && value !== null && typeof (value as ArrayLike<unknown>).length === 'number'
+  const isArrayLike =
+    typeof value === 'object' && value !== null && typeof (value as ArrayLike<unknown>).length === 'number'
   if (!isArrayLike) typeError('ODYSSEY_TYPE', `${name}: expected an array of ${batch} integers, got ${describe(value)}`)
   const lengths = value as ArrayLike<unknown>
-  if (lengths.length !== batch) rangeError('ODYSSEY_SHAPE', `${name}: expected length batch = ${batch}, got ${lengths.length}`)
+  if (lengths.length !== batch)
+    rangeError('ODYSSEY_SHAPE', `${name}: expected length batch = ${batch}, got ${lengths.length}`)
   for (let b = 0; b < batch; b++) {
     const length = lengths[b]
     if (typeof length !== 'number' || !Number.isInteger(length)) {
@@ -239,8 +267,21 @@ export function checkBackwardInput(input: BackwardInput, layer: LayerSpec, last:
   const { batch, time } = last
   const context = ' (the last forward pass)'
   const { hiddenSize, dtype } = layer
-  checkTensorData('dy', fields.dy, dtype, [['batch', batch], ['time', time], ['hiddenSize', hiddenSize]], context)
-  const state: Dim[] = [['batch', batch], ['hiddenSize', hiddenSize]]
+  checkTensorData(
+    'dy',
+    fields.dy,
+    dtype,
+    [
+      ['batch', batch],
+      ['time', time],
+      ['hiddenSize', hiddenSize],
+    ],
+    context,
+  )
+  const state: Dim[] = [
+    ['batch', batch],
+    ['hiddenSize', hiddenSize],
+  ]
   if (fields.dhN !== undefined) checkTensorData('dhN', fields.dhN, dtype, state, context)
   if (fields.dcN !== undefined) {
     checkHasCell('dcN', layer)
@@ -249,12 +290,17 @@ export function checkBackwardInput(input: BackwardInput, layer: LayerSpec, last:
   if (fields.recurrentClip !== undefined) {
     const clip = fields.recurrentClip
     if (typeof clip !== 'number') typeError('ODYSSEY_TYPE', `recurrentClip: expected a number, got ${describe(clip)}`)
-    if (!(Number.isFinite(clip) && clip > 0)) rangeError('ODYSSEY_INVALID', `recurrentClip: expected a finite number > 0, got ${clip}`)
+    if (!(Number.isFinite(clip) && clip > 0))
+      rangeError('ODYSSEY_INVALID', `recurrentClip: expected a finite number > 0, got ${clip}`)
   }
 }
 
 /** Checks weights by name against the layer's parameter shapes (all or a subset may be given). */
-export function checkWeights(weights: Record<string, Tensor>, shapes: ReadonlyMap<string, readonly number[]>, dtype: Dtype): void {
+export function checkWeights(
+  weights: Record<string, Tensor>,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  dtype: Dtype,
+): void {
   const entries = Object.entries(checkObject('weights', weights))
   for (const [name, value] of entries) {
     const expectedShape = shapes.get(name)

@@ -126,6 +126,8 @@ export function expectClose(label: string, actual: ArrayLike<number>, expected: 
     }
   }
   if (worst >= 0) {
-    assert.fail(`${label} differs from PyTorch beyond ${tolerance}: element ${worst} is ${actual[worst]}, PyTorch ${expected[worst]}`)
+    assert.fail(
+      `${label} differs from PyTorch beyond ${tolerance}: element ${worst} is ${actual[worst]}, PyTorch ${expected[worst]}`,
+    )
   }
 }

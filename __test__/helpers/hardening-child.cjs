@@ -49,7 +49,11 @@ async function soak(steps, how) {
   }
   if (how === 'fit') {
     // One update per batch: every step crosses the worker, the progress queue and the callback.
-    await m.fit(data, { epochs: Math.ceil(steps / 25), batchSize, callbacks: { onBatchEnd: (log) => report(log.step) } })
+    await m.fit(data, {
+      epochs: Math.ceil(steps / 25),
+      batchSize,
+      callbacks: { onBatchEnd: (log) => report(log.step) },
+    })
   } else {
     const batch = addingProblem({ n: batchSize, time: 10, seed: 3 })
     for (let step = 1; step <= steps; step++) {

@@ -3,7 +3,13 @@ import { dense, lstm, sequential, type Dtype, type Model, type SequenceTensor } 
 import { randomArray } from './layers'
 
 /** LSTM(`hidden`) → dense(1) on `[n, time, 2]`; `output` `'sequence'` (many-to-many) or `'last'`. */
-export function lstmRegressor(options: { output: 'sequence' | 'last'; dtype?: Dtype; hidden?: number; seed?: number; learningRate?: number }): Model {
+export function lstmRegressor(options: {
+  output: 'sequence' | 'last'
+  dtype?: Dtype
+  hidden?: number
+  seed?: number
+  learningRate?: number
+}): Model {
   return sequential({
     input: { kind: 'sequence', features: 2 },
     layers: [lstm({ hiddenSize: options.hidden ?? 8, output: options.output }), dense({ units: 1 })],

@@ -24,7 +24,9 @@ export interface Stack {
   merge: 'concat' | 'sum'
 }
 
-type LayerOptions = Omit<LstmOptions, 'inputSize' | 'hiddenSize'> | (Omit<SimpleRnnOptions, 'inputSize' | 'hiddenSize'> & { rnn: true })
+type LayerOptions =
+  | Omit<LstmOptions, 'inputSize' | 'hiddenSize'>
+  | (Omit<SimpleRnnOptions, 'inputSize' | 'hiddenSize'> & { rnn: true })
 
 /** `layers × directions` layers with distinct seeds; layer k > 0 reads the merged width. */
 export function makeStack(
@@ -55,13 +57,22 @@ export function makeStack(
 export function stackWeights(stack: Stack): Record<string, Tensor> {
   return Object.fromEntries(
     stack.entries.flatMap(({ layer, suffix }) =>
-      Object.entries(layer.getWeights()).map(([key, tensor]) => [`${stack.node}.${key.replace(/_l0$/, suffix)}`, tensor]),
+      Object.entries(layer.getWeights()).map(([key, tensor]) => [
+        `${stack.node}.${key.replace(/_l0$/, suffix)}`,
+        tensor,
+      ]),
     ),
   )
 }
 
 /** Each sequence reversed within its own length; padded steps stay zero. `x`: `[batch, time, width]`. */
-export function reverseWithinLengths(x: Float32Array, batch: number, time: number, width: number, lengths: readonly number[]): Float32Array {
+export function reverseWithinLengths(
+  x: Float32Array,
+  batch: number,
+  time: number,
+  width: number,
+  lengths: readonly number[],
+): Float32Array {
   const out = new Float32Array(x.length)
   for (let b = 0; b < batch; b++) {
     for (let t = 0; t < lengths[b]; t++) {
@@ -73,7 +84,12 @@ export function reverseWithinLengths(x: Float32Array, batch: number, time: numbe
 }
 
 /** Merges direction outputs `[batch, time, H]` (or `[batch, H]` with time 1) into `[batch, time, H']`. */
-export function mergeDirections(parts: readonly Float32Array[], rows: number, hidden: number, merge: 'concat' | 'sum'): Float32Array {
+export function mergeDirections(
+  parts: readonly Float32Array[],
+  rows: number,
+  hidden: number,
+  merge: 'concat' | 'sum',
+): Float32Array {
   if (parts.length === 1) return parts[0]
   if (merge === 'sum') return parts[0].map((v, i) => v + parts[1][i])
   const out = new Float32Array(rows * hidden * 2)
@@ -170,9 +186,12 @@ export async function runOnnx(
   model: Uint8Array | string,
   feeds: Record<string, { data: Float32Array | Int32Array | BigInt64Array; dims: number[] }>,
 ): Promise<Record<string, Float32Array>> {
-  const session = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model)
+  const session =
+    typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model)
   try {
-    const tensors = Object.fromEntries(Object.entries(feeds).map(([name, { data, dims }]) => [name, new ort.Tensor(data, dims)]))
+    const tensors = Object.fromEntries(
+      Object.entries(feeds).map(([name, { data, dims }]) => [name, new ort.Tensor(data, dims)]),
+    )
     const results = await session.run(tensors)
     return Object.fromEntries(Object.entries(results).map(([name, t]) => [name, t.data as Float32Array]))
   } finally {

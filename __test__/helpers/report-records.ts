@@ -7,7 +7,6 @@
 import { mulberry32 as random } from '../../ts/reference/math'
 import type { RunInfo, RunLogRecord } from '../../ts/report/log'
 
-
 function gaussian(next: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next())
 }
@@ -28,7 +27,12 @@ export interface SyntheticRunOptions {
 export function syntheticRun(options: SyntheticRunOptions): RunLogRecord[] {
   const { label, quantity, decay, seed, epochs = 6, stepsPerEpoch = 40, time = 30, withVqa = false } = options
   const next = random(seed)
-  const run: RunInfo = { label, task: 'adding problem', startedAt: '2025-01-01T00:00:00.000Z', config: { hiddenSize: 32 } }
+  const run: RunInfo = {
+    label,
+    task: 'adding problem',
+    startedAt: '2025-01-01T00:00:00.000Z',
+    config: { hiddenSize: 32 },
+  }
   const records: RunLogRecord[] = [{ type: 'run', format: 'odyssey-run-log', version: 1, ...run }]
   const total = epochs * stepsPerEpoch
   for (let epoch = 0; epoch < epochs; epoch++) {
@@ -52,9 +56,28 @@ export function syntheticRun(options: SyntheticRunOptions): RunLogRecord[] {
       })
     }
     const end = (epoch + 1) * stepsPerEpoch
-    records.push({ type: 'epoch', epoch, step: end, loss: sum / stepsPerEpoch, validationLoss: (sum / stepsPerEpoch) * 1.08, metrics: { 'mean abs error': Math.sqrt(sum / stepsPerEpoch) }, seconds: 0.8 })
-    const norms = Array.from({ length: time }, (_, k) => 0.05 * decay ** (time - 1 - k) * (1 + 0.1 * gaussian(next)) * (1 + epoch / epochs))
-    records.push({ type: 'gradientFlow', step: end, epoch, model: label, layer: quantity === 'c' ? 'lstm.l0' : 'rnn.l0', quantity, norms })
+    records.push({
+      type: 'epoch',
+      epoch,
+      step: end,
+      loss: sum / stepsPerEpoch,
+      validationLoss: (sum / stepsPerEpoch) * 1.08,
+      metrics: { 'mean abs error': Math.sqrt(sum / stepsPerEpoch) },
+      seconds: 0.8,
+    })
+    const norms = Array.from(
+      { length: time },
+      (_, k) => 0.05 * decay ** (time - 1 - k) * (1 + 0.1 * gaussian(next)) * (1 + epoch / epochs),
+    )
+    records.push({
+      type: 'gradientFlow',
+      step: end,
+      epoch,
+      model: label,
+      layer: quantity === 'c' ? 'lstm.l0' : 'rnn.l0',
+      quantity,
+      norms,
+    })
   }
   if (withVqa) records.push(vqaRecord(total, epochs - 1))
   return records
@@ -69,7 +92,13 @@ function vqaRecord(step: number, epoch: number): RunLogRecord {
     epoch,
     split: 'val',
     accuracy: 0.5432,
-    accuracyByQuestionType: { 'is the': 0.78, 'what color is the': 0.41, 'how many': 0.33, 'what is': 0.27, 'are there': 0.74 },
+    accuracyByQuestionType: {
+      'is the': 0.78,
+      'what color is the': 0.41,
+      'how many': 0.33,
+      'what is': 0.27,
+      'are there': 0.74,
+    },
     questionsByType: { 'is the': 800, 'what color is the': 400, 'how many': 350, 'what is': 600, 'are there': 300 },
     confusion: { answers, counts },
   }
@@ -77,10 +106,22 @@ function vqaRecord(step: number, epoch: number): RunLogRecord {
 
 /** A VQA run without training steps: epochs with accuracy metrics and one evaluation. */
 export function syntheticVqaRun(label: string): RunLogRecord[] {
-  const metrics = (epoch: number) => ({ 'validation accuracy': 0.3 + 0.05 * epoch, 'yes/no accuracy': 0.6 + 0.04 * epoch })
+  const metrics = (epoch: number) => ({
+    'validation accuracy': 0.3 + 0.05 * epoch,
+    'yes/no accuracy': 0.6 + 0.04 * epoch,
+  })
   return [
     { type: 'run', format: 'odyssey-run-log', version: 1, label, task: 'VQA (synthetic records)' },
-    ...[0, 1, 2].map((epoch): RunLogRecord => ({ type: 'epoch', epoch, step: 100 * (epoch + 1), loss: 2 - 0.3 * epoch, validationLoss: 2.1 - 0.25 * epoch, metrics: metrics(epoch) })),
+    ...[0, 1, 2].map(
+      (epoch): RunLogRecord => ({
+        type: 'epoch',
+        epoch,
+        step: 100 * (epoch + 1),
+        loss: 2 - 0.3 * epoch,
+        validationLoss: 2.1 - 0.25 * epoch,
+        metrics: metrics(epoch),
+      }),
+    ),
     vqaRecord(300, 2),
   ]
 }

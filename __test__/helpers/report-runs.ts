@@ -22,7 +22,10 @@ const MODELS: readonly { label: string; dir: string; layer: Layer }[] = [
 ]
 
 /** Trains both models into `<root>/lstm` and `<root>/rnn`; returns the paths of their run logs. */
-export async function trainAddingComparison(root: string, { time, n, epochs }: AddingComparisonOptions): Promise<string[]> {
+export async function trainAddingComparison(
+  root: string,
+  { time, n, epochs }: AddingComparisonOptions,
+): Promise<string[]> {
   const train = addingProblem({ n, time, seed: 1 })
   const validationData = addingProblem({ n: 256, time, seed: 2 })
   const probe = addingProblem({ n: 64, time, seed: 3 })
@@ -37,11 +40,21 @@ export async function trainAddingComparison(root: string, { time, n, epochs }: A
       seed: 3,
     })
     const file = runLogPath(join(root, dir))
-    const log = new RunLogger(file, { label, task: `adding problem, T = ${time}`, config: { hiddenSize: 32, optimizer: 'adam 1e-2', clip: 'global norm 1', n, time } })
+    const log = new RunLogger(file, {
+      label,
+      task: `adding problem, T = ${time}`,
+      config: { hiddenSize: 32, optimizer: 'adam 1e-2', clip: 'global norm 1', n, time },
+    })
     try {
       logGradientFlow(log, model, probe, 0)
       for (let epoch = 0; epoch < epochs; epoch++) {
-        await model.fit(train, { epochs: epoch + 1, initialEpoch: epoch, batchSize: 32, validationData, callbacks: runLogCallbacks(log, model) })
+        await model.fit(train, {
+          epochs: epoch + 1,
+          initialEpoch: epoch,
+          batchSize: 32,
+          validationData,
+          callbacks: runLogCallbacks(log, model),
+        })
         logGradientFlow(log, model, probe, epoch)
       }
     } finally {

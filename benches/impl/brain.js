@@ -37,7 +37,10 @@ async function prepare(spec) {
   if (spec.mode === 'train') {
     // errorThresh 0: never stop early; one pass over the B sequences.
     const step = () => net.train(data, { iterations: 1, errorThresh: 0, log: false }).error
-    return { step, info: { api: 'recurrent.*TimeStep.train(B sequences, 1 iteration): B per-sequence updates', threads: 1 } }
+    return {
+      step,
+      info: { api: 'recurrent.*TimeStep.train(B sequences, 1 iteration): B per-sequence updates', threads: 1 },
+    }
   }
   net.train(data.slice(0, 1), { iterations: 1, errorThresh: 0, log: false }) // builds the model
   const step = () => data.forEach((sequence) => net.run(sequence))

@@ -24,7 +24,9 @@ function loadOdyssey() {
   try {
     return require(PACKAGE_ROOT)
   } catch (error) {
-    throw new Error(`odyssey-rnn could not be loaded from ${PACKAGE_ROOT} (${error.message}); run \`npm run build\` first`)
+    throw new Error(
+      `odyssey-rnn could not be loaded from ${PACKAGE_ROOT} (${error.message}); run \`npm run build\` first`,
+    )
   }
 }
 
@@ -108,7 +110,8 @@ const SGD = { type: 'sgd', learningRate: LEARNING_RATE }
 /** A sequential model of one recurrent node (stacked / bidirectional as the case says) under MSE. */
 function recurrentModel(odyssey, spec) {
   const options = { hiddenSize: spec.H, numLayers: spec.layers, bidirectional: spec.bidirectional }
-  const layer = spec.cell === 'rnn' ? odyssey.simpleRnn(options) : odyssey.lstm({ ...options, peepholes: spec.peepholes })
+  const layer =
+    spec.cell === 'rnn' ? odyssey.simpleRnn(options) : odyssey.lstm({ ...options, peepholes: spec.peepholes })
   const input = { kind: 'sequence', features: spec.X }
   return odyssey.sequential({ input, layers: [layer], loss: 'mse', optimizer: SGD, dtype: 'float32' })
 }
@@ -177,7 +180,11 @@ function prepareModelApi(odyssey, spec) {
 
 function prepareLayerApi(odyssey, spec, backend) {
   if (spec.layers > 1 || spec.bidirectional) {
-    throw new SkipCase(backend === 'js' ? 'the Model API is native-only; the js backend has only single layers' : 'needs the Model API (not in this build)')
+    throw new SkipCase(
+      backend === 'js'
+        ? 'the Model API is native-only; the js backend has only single layers'
+        : 'needs the Model API (not in this build)',
+    )
   }
   const [api, makeStep] = LAYER_API[spec.mode]
   return { step: makeStep(createLayer(odyssey, spec, backend), spec), info: { api, threads: threadCount(backend) } }

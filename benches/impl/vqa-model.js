@@ -46,7 +46,8 @@ function vqaGraph(packageRoot, sizes) {
 /** The pure-TypeScript model of the same graph, from `weights` (a native model's `getWeights()`), plain SGD at `learningRate`. */
 function referenceVqaModel(packageRoot, sizes, weights, learningRate) {
   const { ReferenceVqaModel } = loadBuilt(packageRoot, 'reference', 'the reference VQA model')
-  if (ReferenceVqaModel === undefined) throw new SkipCase('the reference VQA model (ReferenceVqaModel in dist/reference) is not in this build')
+  if (ReferenceVqaModel === undefined)
+    throw new SkipCase('the reference VQA model (ReferenceVqaModel in dist/reference) is not in this build')
   return new ReferenceVqaModel({ architecture: vqaArchitecture(packageRoot, sizes), weights, learningRate })
 }
 

@@ -39,7 +39,11 @@ function childCommand(spec, resultFile) {
   if (script !== undefined) {
     return { file: pythonExecutable(), args: [path.join(BENCHES, script), json, resultFile], env: pythonEnvironment() }
   }
-  return { file: process.execPath, args: ['--expose-gc', path.join(BENCHES, 'worker.js'), json, resultFile], env: process.env }
+  return {
+    file: process.execPath,
+    args: ['--expose-gc', path.join(BENCHES, 'worker.js'), json, resultFile],
+    env: process.env,
+  }
 }
 
 function keepTail(text, chunk) {
@@ -71,7 +75,8 @@ async function runInChild(spec, workDir) {
   const command = childCommand(spec, resultFile)
   const { code, output, spawnError } = await spawnAndWait(command)
   if (spawnError !== undefined) return { skipped: `${command.file} could not be started (${spawnError.message})` }
-  if (!fs.existsSync(resultFile)) return { error: `child exited with ${code} and no result: ${output.trim().slice(-600)}` }
+  if (!fs.existsSync(resultFile))
+    return { error: `child exited with ${code} and no result: ${output.trim().slice(-600)}` }
   const result = JSON.parse(fs.readFileSync(resultFile, 'utf8'))
   fs.rmSync(resultFile)
   return result

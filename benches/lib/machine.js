@@ -15,7 +15,7 @@ function quietly(file, args) {
 function cpuModel() {
   const lscpu = quietly('lscpu', [])
   const line = lscpu?.split('\n').find((l) => l.startsWith('Model name:'))
-  return line ? line.slice('Model name:'.length).trim() : os.cpus()[0]?.model ?? 'unknown'
+  return line ? line.slice('Model name:'.length).trim() : (os.cpus()[0]?.model ?? 'unknown')
 }
 
 function describeMachine() {

@@ -34,7 +34,15 @@ function memoryBudget(spec, rssAfterSetupMiB, peakRssMiB) {
   const optimizerMiB = 0 // plain SGD keeps no state
   const requiredMiB = 2 * weightsMiB + optimizerMiB + activationsMiB
   const growthMiB = peakRssMiB - rssAfterSetupMiB
-  return { weightsMiB, gradientsMiB: weightsMiB, optimizerMiB, activationsMiB, requiredMiB, growthMiB, ratio: growthMiB / requiredMiB }
+  return {
+    weightsMiB,
+    gradientsMiB: weightsMiB,
+    optimizerMiB,
+    activationsMiB,
+    requiredMiB,
+    growthMiB,
+    ratio: growthMiB / requiredMiB,
+  }
 }
 
 module.exports = { memoryBudget, parameterCount }

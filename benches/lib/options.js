@@ -21,9 +21,13 @@ const USAGE = `npm run bench -- [options]
   --help`
 
 function splitList(value, allowed, flag) {
-  const items = value.split(',').map((item) => item.trim()).filter(Boolean)
+  const items = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)
   const unknown = items.filter((item) => !allowed.includes(item))
-  if (unknown.length > 0) throw new Error(`${flag}: unknown ${unknown.join(', ')} (expected some of ${allowed.join(', ')})`)
+  if (unknown.length > 0)
+    throw new Error(`${flag}: unknown ${unknown.join(', ')} (expected some of ${allowed.join(', ')})`)
   return items
 }
 
@@ -35,7 +39,15 @@ function positiveInteger(value, flag) {
 
 /** @returns {{ suites: string[], impls: string[], shapes: string[], quick: boolean, full: boolean, minReps?: number, json?: string, markdown?: string, fromJson?: string, list: boolean, help: boolean }} */
 function parseOptions(argv) {
-  const options = { suites: SUITE_IDS, impls: IMPLEMENTATION_IDS, shapes: SHAPE_ORDER, quick: false, full: false, list: false, help: false }
+  const options = {
+    suites: SUITE_IDS,
+    impls: IMPLEMENTATION_IDS,
+    shapes: SHAPE_ORDER,
+    quick: false,
+    full: false,
+    list: false,
+    help: false,
+  }
   const valueOf = (i, flag) => {
     if (i >= argv.length) throw new Error(`${flag} needs a value`)
     return argv[i]

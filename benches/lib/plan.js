@@ -31,7 +31,18 @@ const POLICIES = {
 /** A case of `suite`: the shape's sizes plus the defaults every suite shares. */
 function makeCase(suite, impl, shapeName, extra = {}) {
   const { name, ...sizes } = shapeName === 'stream' ? SHAPES.STREAM : SHAPES[shapeName]
-  return { suite, impl, shape: name, ...sizes, cell: 'lstm', mode: 'train', layers: 1, bidirectional: false, peepholes: false, ...extra }
+  return {
+    suite,
+    impl,
+    shape: name,
+    ...sizes,
+    cell: 'lstm',
+    mode: 'train',
+    layers: 1,
+    bidirectional: false,
+    peepholes: false,
+    ...extra,
+  }
 }
 
 /** The shape a case costs as much as, for the `largest` limit (a 2-layer bidirectional S1 costs ≈ 6× S1). */
@@ -55,7 +66,9 @@ const SUITES = {
   stream: () => everyImplementation('stream', 'stream', { mode: 'stream', steps: STREAM_STEPS }),
   // Both variants in one process, timed interleaved: their ratio is the target.
   peephole: () =>
-    ['S1', 'S2'].map((shape) => makeCase('peephole', 'odyssey-native', shape, { variants: [{ peepholes: false }, { peepholes: true }] })),
+    ['S1', 'S2'].map((shape) =>
+      makeCase('peephole', 'odyssey-native', shape, { variants: [{ peepholes: false }, { peepholes: true }] }),
+    ),
   rnn: () => everyImplementation('rnn', 'S2', { cell: 'rnn' }),
   bidir: () => everyImplementation('bidir', 'S1', { layers: 2, bidirectional: true }),
   // The paper's sizes beside PyTorch; the demo's beside the pure-TS reference (issue #4), which the paper's would keep for minutes.
@@ -67,7 +80,12 @@ const SUITES = {
     makeCase('memory', 'odyssey-native', 'S2', { budget: true }),
     makeCase('memory', 'odyssey-native', 'S1', { flatSteps: STREAM_STEPS, flatEvery: 100 }),
     // Streaming steps are cheap: 10× more of them make a small per-step leak visible above allocator noise.
-    makeCase('memory', 'odyssey-native', 'stream', { mode: 'stream', steps: 1, flatSteps: 10 * STREAM_STEPS, flatEvery: STREAM_STEPS }),
+    makeCase('memory', 'odyssey-native', 'stream', {
+      mode: 'stream',
+      steps: 1,
+      flatSteps: 10 * STREAM_STEPS,
+      flatEvery: STREAM_STEPS,
+    }),
   ],
   sgemm: () => [{ suite: 'sgemm', impl: 'numpy', shape: '2048³', mode: 'sgemm', n: 2048 }],
 }

@@ -4,12 +4,14 @@ const { caseFlops } = require('./flops')
 
 /** A short name for what differs from the plain 1-layer LSTM. */
 function variantOf(c) {
-  if (c.variants !== undefined) return c.variants.map((v) => variantOf({ ...c, ...v, variants: undefined })).join(' vs ')
+  if (c.variants !== undefined)
+    return c.variants.map((v) => variantOf({ ...c, ...v, variants: undefined })).join(' vs ')
   if (c.model) return `${c.model} model`
   if (c.layers > 1) return `${c.layers}-layer${c.bidirectional ? ' bidirectional' : ''}`
   if (c.cell === 'rnn') return 'simple RNN'
   if (c.suite === 'peephole') return c.peepholes ? 'peepholes' : 'no peepholes'
-  if (c.flatSteps !== undefined) return `RSS over ${c.flatSteps} ${c.mode === 'stream' ? 'streaming' : 'training'} steps`
+  if (c.flatSteps !== undefined)
+    return `RSS over ${c.flatSteps} ${c.mode === 'stream' ? 'streaming' : 'training'} steps`
   if (c.budget) return 'peak RSS vs required bytes'
   return ''
 }

@@ -1,7 +1,20 @@
 'use strict'
 /** The results as an aligned table for the terminal and as the Markdown section of BENCHMARKS.md. */
 
-const HEADER = ['suite', 'shape', 'implementation', 'variant', 'thr', 'median', 'min', 'max', 'reps', 'GFLOP/s', 'peak RSS', 'note']
+const HEADER = [
+  'suite',
+  'shape',
+  'implementation',
+  'variant',
+  'thr',
+  'median',
+  'min',
+  'max',
+  'reps',
+  'GFLOP/s',
+  'peak RSS',
+  'note',
+]
 const MARK_START = '<!-- bench:results:start -->'
 const MARK_END = '<!-- bench:results:end -->'
 
@@ -24,7 +37,8 @@ function noteOf(record) {
     const samples = record.flat.rssMiB
     return `RSS MiB every ${record.flat.every} steps: ${samples.map((s) => s.toFixed(1)).join(' ')}`
   }
-  if (record.suite === 'vqa' && record.medianMs !== undefined) return `${questionsPerSecond(record).toFixed(0)} questions/s`
+  if (record.suite === 'vqa' && record.medianMs !== undefined)
+    return `${questionsPerSecond(record).toFixed(0)} questions/s`
   return ''
 }
 
@@ -36,14 +50,34 @@ function questionsPerSecond(record) {
 function rowOf(r) {
   const gflops = r.gflops === undefined ? '' : r.gflops.toFixed(r.gflops < 1 ? 3 : 1)
   const rss = r.peakRssMiB === undefined ? '' : `${r.peakRssMiB.toFixed(0)} MiB`
-  return [r.suite, r.shape, r.impl, r.variant, String(r.threads ?? ''), formatTime(r.medianMs), formatTime(r.minMs), formatTime(r.maxMs), String(r.reps ?? ''), gflops, rss, noteOf(r)]
+  return [
+    r.suite,
+    r.shape,
+    r.impl,
+    r.variant,
+    String(r.threads ?? ''),
+    formatTime(r.medianMs),
+    formatTime(r.minMs),
+    formatTime(r.maxMs),
+    String(r.reps ?? ''),
+    gflops,
+    rss,
+    noteOf(r),
+  ]
 }
 
 /** Space-aligned columns; the note column runs free. */
 function textTable(records) {
   const rows = [HEADER, ...records.map(rowOf)]
   const widths = HEADER.map((_, i) => Math.max(...rows.map((row) => row[i].length)))
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ').trimEnd()).join('\n')
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')
 }
 
 function markdownTable(header, rows) {
@@ -64,7 +98,8 @@ function targetsText(targets) {
 
 function blasLine(blas) {
   const library = blas?.libraries?.[0]
-  if (library !== undefined) return `${library.config ?? library.path}, kernel ${library.corename}, ${library.threads} threads`
+  if (library !== undefined)
+    return `${library.config ?? library.path}, kernel ${library.corename}, ${library.threads} threads`
   return blas?.threadpoolctl ? JSON.stringify(blas.threadpoolctl) : 'unknown'
 }
 

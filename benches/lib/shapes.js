@@ -20,13 +20,35 @@ const SHAPES = {
  * VQA v1-like vocabulary, questions padded to T = 14 tokens, 4096 image features,
  * 2 dense layers after the fusion, top 1000 answers.
  */
-const VQA_SIZES = { B: 64, T: 14, vocab: 10000, embedding: 300, hidden: 512, layers: 2, image: 4096, joint: 1024, denseLayers: 2, answers: 1000 }
+const VQA_SIZES = {
+  B: 64,
+  T: 14,
+  vocab: 10000,
+  embedding: 300,
+  hidden: 512,
+  layers: 2,
+  image: 4096,
+  joint: 1024,
+  denseLayers: 2,
+  answers: 1000,
+}
 
 /**
  * The same shape at the sizes `npm run demo` trains (`DEMO_MODEL` in ts/cli/vqa-demo.ts, its
  * batch of 256 and 1024 image features), with 8-token questions, 100 answers and 200 words.
  */
-const VQA_DEMO_SIZES = { B: 256, T: 8, vocab: 200, embedding: 32, hidden: 32, layers: 1, image: 1024, joint: 256, denseLayers: 1, answers: 100 }
+const VQA_DEMO_SIZES = {
+  B: 256,
+  T: 8,
+  vocab: 200,
+  embedding: 32,
+  hidden: 32,
+  layers: 1,
+  image: 1024,
+  joint: 256,
+  denseLayers: 1,
+  answers: 100,
+}
 
 /** Calls per repetition of the streaming case, and steps of the memory-flatness runs. */
 const STREAM_STEPS = 1000

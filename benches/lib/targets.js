@@ -71,7 +71,11 @@ function peepholeOverhead(shape) {
       if (on.missing || off.missing) return { missing: on.missing ?? off.missing }
       const value = on.record.medianMs / off.record.medianMs - 1
       const fastest = on.record.minMs / off.record.minMs - 1
-      return { value, text: `${(100 * value).toFixed(1)}% (fastest runs: ${(100 * fastest).toFixed(1)}%)`, met: value <= 0.1 }
+      return {
+        value,
+        text: `${(100 * value).toFixed(1)}% (fastest runs: ${(100 * fastest).toFixed(1)}%)`,
+        met: value <= 0.1,
+      }
     },
   }
 }
@@ -80,9 +84,14 @@ const memoryRatio = {
   target: 'peak RSS growth ≤ 2× required bytes (train S2)',
   measure(records) {
     const record = find(records, { suite: 'memory', variant: 'peak RSS vs required bytes' })
-    if (record?.memory === undefined) return { missing: record?.skipped ?? record?.error ?? 'memory S2 not in this run' }
+    if (record?.memory === undefined)
+      return { missing: record?.skipped ?? record?.error ?? 'memory S2 not in this run' }
     const { ratio, growthMiB, requiredMiB } = record.memory
-    return { value: ratio, text: `${ratio.toFixed(2)}× (${growthMiB.toFixed(1)} MiB grown, ${requiredMiB.toFixed(1)} MiB required)`, met: ratio <= 2 }
+    return {
+      value: ratio,
+      text: `${ratio.toFixed(2)}× (${growthMiB.toFixed(1)} MiB grown, ${requiredMiB.toFixed(1)} MiB required)`,
+      met: ratio <= 2,
+    }
   },
 }
 
@@ -97,7 +106,8 @@ function flatRss(kind) {
     target: `RSS flat over ${kind} steps (within an ${FLAT_BAND_MiB} MiB band)`,
     measure(records) {
       const record = records.find((r) => r.suite === 'memory' && r.variant.includes(kind))
-      if (record?.flat === undefined) return { missing: record?.skipped ?? record?.error ?? `memory ${kind} not in this run` }
+      if (record?.flat === undefined)
+        return { missing: record?.skipped ?? record?.error ?? `memory ${kind} not in this run` }
       const { low, high } = rssBand(record.flat.rssMiB)
       const value = high - low
       const text = `${value.toFixed(1)} MiB band (${low.toFixed(0)}–${high.toFixed(0)} MiB) over ${record.flat.steps} steps`
@@ -116,7 +126,11 @@ const vqaDemoThroughput = {
     if (native.missing || js.missing) return { missing: native.missing ?? js.missing }
     const [ours, reference] = [questionsPerSecond(native.record), questionsPerSecond(js.record)]
     const value = ours / reference
-    return { value, text: `${value.toFixed(1)}× (${ours.toFixed(0)} vs ${reference.toFixed(0)} questions/s)`, met: null }
+    return {
+      value,
+      text: `${value.toFixed(1)}× (${ours.toFixed(0)} vs ${reference.toFixed(0)} questions/s)`,
+      met: null,
+    }
   },
 }
 

@@ -3,4 +3,5 @@ import { LSTM, OdysseyError, type ForwardResult } from 'odyssey-rnn'
 
 const lstm = new LSTM({ inputSize: 1, hiddenSize: 2, backend: 'js' })
 export const result: ForwardResult = lstm.forward({ x: new Float32Array(1), shape: [1, 1, 1] })
-export const isLoadError = (error: unknown): boolean => error instanceof OdysseyError && error.code === 'ODYSSEY_NATIVE_LOAD'
+export const isLoadError = (error: unknown): boolean =>
+  error instanceof OdysseyError && error.code === 'ODYSSEY_NATIVE_LOAD'

@@ -89,7 +89,15 @@ function epochRow(epoch: number, contenders: Contender[]): string {
  * side by side.
  */
 export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<AddingDemoResult> {
-  const { time = 50, examples = 3000, epochs = 15, hiddenSize = 32, seed = 1, out = process.stdout, runLogDir } = options
+  const {
+    time = 50,
+    examples = 3000,
+    epochs = 15,
+    hiddenSize = 32,
+    seed = 1,
+    out = process.stdout,
+    runLogDir,
+  } = options
   const train = addingProblem({ n: examples, time, seed })
   const validationData = addingProblem({ n: 500, time, seed: seed + 1 })
   // The gradient flow is measured on a fixed batch the models never train on.
@@ -99,7 +107,9 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
     contender('SimpleRNN', 'simple RNN', simpleRnn({ hiddenSize, output: 'last' })),
   ]
   out.write(`Adding problem, T = ${time}: ${examples} training sequences, 500 for validation.\n`)
-  out.write(`Predicting the mean scores MSE ${ADDING_BASELINE_MSE.toFixed(3)}; below it a model remembers across up to ${time} steps.\n\n`)
+  out.write(
+    `Predicting the mean scores MSE ${ADDING_BASELINE_MSE.toFixed(3)}; below it a model remembers across up to ${time} steps.\n\n`,
+  )
   let lastDrawn = 0
   const draw = (force = false) => {
     if (!out.isTTY || (!force && performance.now() - lastDrawn < 100)) return
@@ -135,7 +145,10 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
       onEpochEnd: (log) => {
         contenders[k].epochs.push(log)
         logged.onEpochEnd?.(log)
-        if (!out.isTTY) out.write(`${contenders[k].label} epoch ${log.epoch + 1}/${epochs}: train ${log.loss.toFixed(4)}, validation ${log.valLoss!.toFixed(4)}\n`)
+        if (!out.isTTY)
+          out.write(
+            `${contenders[k].label} epoch ${log.epoch + 1}/${epochs}: train ${log.loss.toFixed(4)}, validation ${log.valLoss!.toFixed(4)}\n`,
+          )
       },
     }
   }
@@ -145,7 +158,15 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   // One fit call per epoch (both models at once), so that the gradient flow is measured between epochs.
   for (let epoch = 0; epoch < epochs; epoch++) {
     await Promise.all(
-      models.map((model, k) => model.fit(train, { epochs: epoch + 1, initialEpoch: epoch, batchSize: 32, validationData, callbacks: callbacks[k] })),
+      models.map((model, k) =>
+        model.fit(train, {
+          epochs: epoch + 1,
+          initialEpoch: epoch,
+          batchSize: 32,
+          validationData,
+          callbacks: callbacks[k],
+        }),
+      ),
     )
     measureGradientFlow(epoch)
   }
@@ -157,11 +178,20 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   const [lstmLosses, rnnLosses] = contenders.map((c) => c.epochs.map((e) => e.valLoss!))
   const updates = models[0].stepCount
   out.write(`\n${updates} updates each in ${seconds.toFixed(1)} s (both models at once).\n`)
-  out.write(`LSTM validation MSE ${lstmLosses[lstmLosses.length - 1].toFixed(4)}, SimpleRNN ${rnnLosses[rnnLosses.length - 1].toFixed(4)} (baseline ${ADDING_BASELINE_MSE.toFixed(3)}).\n`)
+  out.write(
+    `LSTM validation MSE ${lstmLosses[lstmLosses.length - 1].toFixed(4)}, SimpleRNN ${rnnLosses[rnnLosses.length - 1].toFixed(4)} (baseline ${ADDING_BASELINE_MSE.toFixed(3)}).\n`,
+  )
   if (flows.length === 0) flows = models.map((model) => model.gradientFlow(probe))
   out.write(gradientFlowSummary(contenders, flows))
   models.forEach((m) => m.dispose())
-  return { lstm: lstmLosses, rnn: rnnLosses, baseline: ADDING_BASELINE_MSE, updates, seconds, runLogs: logs.map((log) => log.file) }
+  return {
+    lstm: lstmLosses,
+    rnn: rnnLosses,
+    baseline: ADDING_BASELINE_MSE,
+    updates,
+    seconds,
+    runLogs: logs.map((log) => log.file),
+  }
 }
 
 /**
@@ -170,7 +200,9 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
  * as a fraction of that at the last step, from `flows` (per model, measured on the trained models).
  */
 function gradientFlowSummary(contenders: readonly Contender[], flows: readonly GradientFlow[][]): string {
-  const lines = flows.map(([{ norms }], k) => `  ${contenders[k].label.padEnd(10)} ${(norms[0] / norms[norms.length - 1]).toExponential(1)}`)
+  const lines = flows.map(
+    ([{ norms }], k) => `  ${contenders[k].label.padEnd(10)} ${(norms[0] / norms[norms.length - 1]).toExponential(1)}`,
+  )
   return `Gradient norm at the first step as a fraction of the last (how much reaches back through time):\n${lines.join('\n')}\n`
 }
 
@@ -194,11 +226,17 @@ export async function main(): Promise<void> {
 }
 
 /** Draws the report of the demo's runs and prints where it is (or why it could not be drawn). */
-export async function writeDemoReport(runLogs: string[], file: string, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+export async function writeDemoReport(
+  runLogs: string[],
+  file: string,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<void> {
   try {
     const { warnings } = await writeReport(runLogs, file, { title: 'odyssey-rnn demo: adding problem and VQA' })
     for (const warning of warnings) out.write(`report: ${warning}\n`)
-    out.write(`\nReport (loss curves, gradient norms and clipping, gradient flow LSTM vs simple RNN, VQA accuracy): ${file}\n`)
+    out.write(
+      `\nReport (loss curves, gradient norms and clipping, gradient flow LSTM vs simple RNN, VQA accuracy): ${file}\n`,
+    )
   } catch (error) {
     // The charting library is an optional peer dependency of the published package; the demo still did its work.
     if (!(error instanceof ReportDependencyError)) throw error

@@ -36,7 +36,8 @@ function integer(minimum: number): (value: string) => number {
 
 function positiveNumber(value: string): number {
   const parsed = Number(value)
-  if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a number > 0')
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0)
+    throw new InvalidArgumentError('expected a number > 0')
   return parsed
 }
 
@@ -75,7 +76,9 @@ function vqaCommands(io: CommandIo, signal: AbortSignal): Command {
     .option('--lstm-hidden <n>', 'LSTM units per layer (default 512)', integer(1))
     .option('--lstm-layers <n>', 'stacked LSTM layers, 1-3 (default: 2 product, 1 concat)', integer(1))
     .addOption(new Option('--variant <name>', 'LSTM variant (Greff et al.)').choices(LSTM_VARIANTS))
-    .addOption(new Option('--question-vector <kind>', "'last' y, or every layer's last c and y").choices(['last', 'states']))
+    .addOption(
+      new Option('--question-vector <kind>', "'last' y, or every layer's last c and y").choices(['last', 'states']),
+    )
     .option('--hidden <n>', 'width of the fusion dense layers (default 1024)', integer(1))
     .option('--dense-layers <n>', 'dense tanh layers after the fusion (default: 2 product, 3 concat)', integer(0))
     .option('--dropout <rate>', 'dropout rate (default 0.5)', rate)
@@ -108,7 +111,11 @@ function vqaCommands(io: CommandIo, signal: AbortSignal): Command {
     .option('--images <n>', 'training images (about 5 questions each)', integer(1), 2000)
     .option('--val-images <n>', 'validation images', integer(1), 500)
     .option('--feature-dim <d>', 'feature width D', integer(1), 512)
-    .addOption(new Option('--encoding <kind>', 'what the features encode per grid cell').choices(SCENE_ENCODINGS).default('objects'))
+    .addOption(
+      new Option('--encoding <kind>', 'what the features encode per grid cell')
+        .choices(SCENE_ENCODINGS)
+        .default('objects'),
+    )
     .action((options) => synthCommand(options, io))
   return vqa
 }
@@ -160,7 +167,9 @@ function report(error: unknown, io: CommandIo): number {
     io.stderr.write(`odyssey: ${oneLine(error.message)}\n`)
     return EXIT.failure
   }
-  io.stderr.write(`odyssey: internal error (please report it): ${error instanceof Error ? error.stack : String(error)}\n`)
+  io.stderr.write(
+    `odyssey: internal error (please report it): ${error instanceof Error ? error.stack : String(error)}\n`,
+  )
   return EXIT.internal
 }
 

@@ -16,7 +16,11 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       return 2
     }
     // Our errors carry a message meant for the user; anything else is a bug worth its stack.
-    const text = isOdysseyError(error) ? `odyssey report: ${error.message}` : error instanceof Error ? error.stack : String(error)
+    const text = isOdysseyError(error)
+      ? `odyssey report: ${error.message}`
+      : error instanceof Error
+        ? error.stack
+        : String(error)
     process.stderr.write(`${text}\n`)
     return 1
   }

@@ -62,7 +62,8 @@ export interface TrainCommandOptions extends SplitPaths {
 export async function trainCommand(options: TrainCommandOptions, io: CommandIo, signal?: AbortSignal): Promise<void> {
   const validationPaths = validationSplitPaths(options)
   const train = await openAnnotatedSplit(filesOf(options))
-  const validation = validationPaths === undefined ? undefined : await openAnnotatedSplit(filesOf(validationPaths), train.features.dim)
+  const validation =
+    validationPaths === undefined ? undefined : await openAnnotatedSplit(filesOf(validationPaths), train.features.dim)
   try {
     const model = await createVqaModel(train, {
       topK: options.topK,
@@ -86,7 +87,10 @@ function modelSettings(options: TrainCommandOptions) {
     fusion: options.fusion,
     seed: options.seed,
     optimizer: { type: 'adam' as const, learningRate: options.lr },
-    embedding: defined({ dim: options.embeddingDim, frozen: options.glove === undefined ? undefined : !options.gloveFineTune }),
+    embedding: defined({
+      dim: options.embeddingDim,
+      frozen: options.glove === undefined ? undefined : !options.gloveFineTune,
+    }),
     lstm: defined({
       hiddenSize: options.lstmHidden,
       numLayers: options.lstmLayers,
@@ -108,7 +112,10 @@ function validationSplitPaths(options: TrainCommandOptions): SplitPaths | undefi
   const given = [valQuestions, valAnnotations, valFeatures].filter((path) => path !== undefined).length
   if (given === 0) return undefined
   if (given < 3) {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', '--val-questions, --val-annotations and --val-features go together: give all three or none')
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      '--val-questions, --val-annotations and --val-features go together: give all three or none',
+    )
   }
   return { questions: valQuestions!, annotations: valAnnotations!, features: valFeatures! }
 }
@@ -130,7 +137,11 @@ async function trainAndSave(
     `${train.questions.length} training questions, ${model.questionVocab.size} words, ${model.answerVocab.size} answers, ` +
       `D = ${architecture.imageDim}, fusion ${architecture.fusion}\n`,
   )
-  const log = new RunLogger(runLogPath(options.out), { label: `VQA ${architecture.fusion}`, task: 'visual question answering', config: { ...architecture } })
+  const log = new RunLogger(runLogPath(options.out), {
+    label: `VQA ${architecture.fusion}`,
+    task: 'visual question answering',
+    config: { ...architecture },
+  })
   const progress = new TrainingProgress(io, options.epochs)
   const clipThreshold = globalClipThreshold(model.model)
   try {
@@ -153,14 +164,18 @@ async function trainAndSave(
       },
     })
     if (history.skippedQuestions > 0) {
-      io.stdout.write(`${history.skippedQuestions} training questions had an answer outside the top ${model.answerVocab.size} and were skipped\n`)
+      io.stdout.write(
+        `${history.skippedQuestions} training questions had an answer outside the top ${model.answerVocab.size} and were skipped\n`,
+      )
     }
     io.stdout.write(`saved the model to ${options.out} (run log ${runLogPath(options.out)})\n`)
   } catch (error) {
     if (error instanceof OdysseyAbortError) {
       const finished = (error.result as { epochs?: unknown[] } | undefined)?.epochs?.length ?? 0
       const kept = finished > 0 ? `; ${options.out} holds the model after the last one` : ''
-      throw new OdysseyAbortError(`interrupted after ${finished} finished epoch(s)${kept}`, error.result, { cause: error })
+      throw new OdysseyAbortError(`interrupted after ${finished} finished epoch(s)${kept}`, error.result, {
+        cause: error,
+      })
     }
     throw error
   } finally {
@@ -186,7 +201,8 @@ class TrainingProgress {
     this.bar = io.stderr.isTTY
       ? new SingleBar({
           stream: io.stderr,
-          format: 'epoch {epoch}/{epochs} [{bar}] {percentage}% | {value}/{total} batches | loss {loss} | ‖g‖ {gradNorm} {sparkline} | {rate} q/s | ETA {eta_formatted}',
+          format:
+            'epoch {epoch}/{epochs} [{bar}] {percentage}% | {value}/{total} batches | loss {loss} | ‖g‖ {gradNorm} {sparkline} | {rate} q/s | ETA {eta_formatted}',
           barsize: 20,
           hideCursor: true,
           clearOnComplete: true,
@@ -260,7 +276,10 @@ export function formatEvaluation(evaluation: VqaEvaluation): string {
     const entries = Object.entries(groups).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     if (entries.length === 0) return ''
     const width = Math.max(...entries.map(([name]) => name.length))
-    const lines = entries.map(([name, { accuracy, questions }]) => `  ${name.padEnd(width)}  ${accuracy.toFixed(2).padStart(6)}%  (${questions})`)
+    const lines = entries.map(
+      ([name, { accuracy, questions }]) =>
+        `  ${name.padEnd(width)}  ${accuracy.toFixed(2).padStart(6)}%  (${questions})`,
+    )
     return `${title}\n${lines.join('\n')}\n`
   }
   return (
@@ -291,7 +310,9 @@ export async function predictCommand(options: PredictCommandOptions, io: Command
       io.stdout.write(
         options.json
           ? `${JSON.stringify(alternatives)}\n`
-          : alternatives.map(({ answer: text, probability }) => `${text}\t${(100 * probability).toFixed(1)}%`).join('\n') + '\n',
+          : alternatives
+              .map(({ answer: text, probability }) => `${text}\t${(100 * probability).toFixed(1)}%`)
+              .join('\n') + '\n',
       )
     } finally {
       await features.close()
@@ -312,7 +333,12 @@ export interface SynthCommandOptions {
 export async function synthCommand(options: SynthCommandOptions, io: CommandIo): Promise<void> {
   await mkdir(options.out, { recursive: true })
   const shared = { featureDim: options.featureDim, sceneEncoding: options.encoding }
-  const train = await writeSyntheticVqa(options.out, { ...shared, seed: options.seed, images: options.images, split: 'train' })
+  const train = await writeSyntheticVqa(options.out, {
+    ...shared,
+    seed: options.seed,
+    images: options.images,
+    split: 'train',
+  })
   const val = await writeSyntheticVqa(options.out, {
     ...shared,
     seed: options.seed + 1,
@@ -320,11 +346,15 @@ export async function synthCommand(options: SynthCommandOptions, io: CommandIo):
     firstImageId: 1 + options.images,
     split: 'val',
   })
-  for (const [name, split] of [['train', train], ['val', val]] as const) {
+  for (const [name, split] of [
+    ['train', train],
+    ['val', val],
+  ] as const) {
     io.stdout.write(`${name}: ${split.data.questions.length} questions about ${split.data.imageIds.length} images\n`)
     for (const file of [split.questionsFile, split.annotationsFile, split.featuresFile]) io.stdout.write(`  ${file}\n`)
   }
-  const path = (split: string, kind: string, extension = 'json') => join(options.out, `synthetic_${split}_${kind}.${extension}`)
+  const path = (split: string, kind: string, extension = 'json') =>
+    join(options.out, `synthetic_${split}_${kind}.${extension}`)
   io.stdout.write(
     `train with: odyssey vqa train --questions ${path('train', 'questions')} --annotations ${path('train', 'annotations')} ` +
       `--features ${path('train', 'features', 'safetensors')} --val-questions ${path('val', 'questions')} ` +

@@ -10,7 +10,15 @@ import { join } from 'node:path'
 
 import { SingleBar } from 'cli-progress'
 
-import { GradNormHistory, globalClipThreshold, logStep, logVqaEpoch, logVqaEvaluation, RunLogger, runLogPath } from '../report'
+import {
+  GradNormHistory,
+  globalClipThreshold,
+  logStep,
+  logVqaEpoch,
+  logVqaEvaluation,
+  RunLogger,
+  runLogPath,
+} from '../report'
 import type { VqaModality } from '../vqa/graph'
 import type { VqaBatchLog, VqaEpochLog, VqaModel } from '../vqa/model'
 import { runVqaExperiment, type VqaModelSettings, type VqaRun } from '../vqa/pipeline'
@@ -99,7 +107,9 @@ class DemoProgress {
 
   epoch(log: VqaEpochLog, epochs: number): void {
     if (this.out.isTTY) return
-    this.out.write(`  epoch ${log.epoch + 1}/${epochs}: loss ${log.loss.toFixed(4)} (${log.seconds.toFixed(1)} s, ${Math.round(log.questionsPerSecond)} questions/s)\n`)
+    this.out.write(
+      `  epoch ${log.epoch + 1}/${epochs}: loss ${log.loss.toFixed(4)} (${log.seconds.toFixed(1)} s, ${Math.round(log.questionsPerSecond)} questions/s)\n`,
+    )
   }
 
   stop(): void {
@@ -114,9 +124,19 @@ function accuracyTable(runs: readonly VqaRun[]): string {
   const row = (name: string, count: number, values: number[]) =>
     `  ${name.padEnd(14)}${String(count).padStart(10)}${values.map((v) => v.toFixed(1).padStart(15)).join('')}`
   const lines = types.map((type) =>
-    row(type, runs[0]!.evaluation.perQuestionType[type]!.questions, runs.map((r) => r.evaluation.perQuestionType[type]!.accuracy)),
+    row(
+      type,
+      runs[0]!.evaluation.perQuestionType[type]!.questions,
+      runs.map((r) => r.evaluation.perQuestionType[type]!.accuracy),
+    ),
   )
-  lines.push(row('overall', runs[0]!.evaluation.questions, runs.map((r) => r.evaluation.overall)))
+  lines.push(
+    row(
+      'overall',
+      runs[0]!.evaluation.questions,
+      runs.map((r) => r.evaluation.overall),
+    ),
+  )
   return [header, ...lines].join('\n')
 }
 
@@ -147,7 +167,7 @@ export async function runVqaDemo(options: VqaDemoOptions = {}): Promise<VqaDemoR
     `Visual question answering: coloured shapes on a 3x3 grid, six question types, ${images} training images ` +
       `(~${5 * images} questions) and ${validationImages} validation images, features D = ${featureDim} (${sceneEncoding} encoding), ` +
       `${throughFiles ? 'written to disk and read back' : 'generated in memory'}.\n` +
-      'The fused model is the VQA paper\'s shape (LSTM question vector x L2-normalised image, product, MLP), at small sizes.\n\n',
+      "The fused model is the VQA paper's shape (LSTM question vector x L2-normalised image, product, MLP), at small sizes.\n\n",
   )
   const started = performance.now()
   const progress = new DemoProgress(out)
@@ -183,12 +203,17 @@ export async function runVqaDemo(options: VqaDemoOptions = {}): Promise<VqaDemoR
   const runLogs = logs.finish(runs)
   const seconds = (performance.now() - started) / 1000
   out.write(`\nVQA accuracy (%) on the ${validationImages} validation images:\n${accuracyTable(runs)}\n\n`)
-  const nonRelational = Object.fromEntries(runs.map((run) => [run.modality, nonRelationalAccuracy(run)])) as Record<VqaModality, number>
+  const nonRelational = Object.fromEntries(runs.map((run) => [run.modality, nonRelationalAccuracy(run)])) as Record<
+    VqaModality,
+    number
+  >
   out.write(
     `Non-relational types (all but 'relation'), mean: ${runs.map((r) => `${LABELS[r.modality]} ${nonRelational[r.modality].toFixed(1)}%`).join(', ')}.\n`,
   )
   for (const run of runs) {
-    out.write(`${LABELS[run.modality]}: ${run.history.epochs.length} epoch(s) in ${run.seconds.toFixed(1)} s, ${Math.round(run.questionsPerSecond)} questions/s\n`)
+    out.write(
+      `${LABELS[run.modality]}: ${run.history.epochs.length} epoch(s) in ${run.seconds.toFixed(1)} s, ${Math.round(run.questionsPerSecond)} questions/s\n`,
+    )
   }
   out.write(`VQA demo: ${seconds.toFixed(1)} s in all (data generation and validation included).\n`)
   return { runs, runLogs, nonRelational, seconds }

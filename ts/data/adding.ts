@@ -38,7 +38,8 @@ export function addingProblem(options: AddingProblemOptions): AddingProblem {
   checkOptionKeys(options, ['n', 'time', 'seed', 'dtype'], 'addingProblem')
   const n = checkSize('n', options.n)
   const time = checkSize('time', options.time)
-  if (time < 2) throw new OdysseyRangeError('ODYSSEY_INVALID', `time: the adding problem needs at least 2 steps, got ${time}`)
+  if (time < 2)
+    throw new OdysseyRangeError('ODYSSEY_INVALID', `time: the adding problem needs at least 2 steps, got ${time}`)
   const random = mulberry32(checkSeed('seed', options.seed ?? 0))
   const Float = checkOneOf('dtype', options.dtype ?? 'float32', DTYPES) === 'float32' ? Float32Array : Float64Array
   const x = new Float(n * time * 2)

@@ -1,6 +1,16 @@
 import { ReferenceLstm } from '../reference'
 import { LSTM_VARIANTS, type LstmOptions, type RecurrentBackend } from '../types'
-import { BACKENDS, checkBoolean, checkFiniteNumber, checkOneOf, checkOptionKeys, checkParameterCount, checkSeed, checkSize, DTYPES } from '../validate'
+import {
+  BACKENDS,
+  checkBoolean,
+  checkFiniteNumber,
+  checkOneOf,
+  checkOptionKeys,
+  checkParameterCount,
+  checkSeed,
+  checkSize,
+  DTYPES,
+} from '../validate'
 import { defaultBackend } from '../native'
 import { NativeBackend } from './native-backend'
 import { RecurrentLayer } from './recurrent-layer'
@@ -25,7 +35,11 @@ function resolveLstmOptions(options: LstmOptions): LstmConfig {
   const inputSize = checkSize('inputSize', options.inputSize)
   const hiddenSize = checkSize('hiddenSize', options.hiddenSize)
   // weight_ih [4H, X], weight_hh [4H, H], two biases [4H]; peepholes and FGR's matrix add less.
-  checkParameterCount('LSTM', 4 * hiddenSize * (inputSize + hiddenSize + 2), `inputSize ${inputSize} and hiddenSize ${hiddenSize}`)
+  checkParameterCount(
+    'LSTM',
+    4 * hiddenSize * (inputSize + hiddenSize + 2),
+    `inputSize ${inputSize} and hiddenSize ${hiddenSize}`,
+  )
   return {
     inputSize,
     hiddenSize,
@@ -62,7 +76,13 @@ function createBackend({ backend, ...config }: LstmConfig): RecurrentBackend {
 export class LSTM extends RecurrentLayer<LstmConfig> {
   constructor(options: LstmOptions) {
     const config = resolveLstmOptions(options)
-    const spec = { label: 'LSTM', inputSize: config.inputSize, hiddenSize: config.hiddenSize, dtype: config.dtype, hasCell: true }
+    const spec = {
+      label: 'LSTM',
+      inputSize: config.inputSize,
+      hiddenSize: config.hiddenSize,
+      dtype: config.dtype,
+      hasCell: true,
+    }
     super(config, spec, createBackend(config))
   }
 }

@@ -3,13 +3,7 @@
  * `NativeRecurrent` (crates/node). It attaches shapes to the flat arrays the
  * addon returns and turns every native exception into a typed error.
  */
-import type {
-  BackwardOutput,
-  LstmInit,
-  NamedTensor,
-  NativeRecurrent,
-  SimpleRnnInit,
-} from '../../native/binding'
+import type { BackwardOutput, LstmInit, NamedTensor, NativeRecurrent, SimpleRnnInit } from '../../native/binding'
 import { fromNativeError } from '../errors'
 import { loadNative } from '../native'
 import type { BackwardInput, BackwardResult, ForwardResult, RecurrentBackend, SequenceInput, Tensor } from '../types'

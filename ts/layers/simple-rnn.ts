@@ -24,7 +24,11 @@ function resolveSimpleRnnOptions(options: SimpleRnnOptions): SimpleRnnConfig {
   const inputSize = checkSize('inputSize', options.inputSize)
   const hiddenSize = checkSize('hiddenSize', options.hiddenSize)
   // weight_ih [H, X], weight_hh [H, H], two biases [H].
-  checkParameterCount('SimpleRNN', hiddenSize * (inputSize + hiddenSize + 2), `inputSize ${inputSize} and hiddenSize ${hiddenSize}`)
+  checkParameterCount(
+    'SimpleRNN',
+    hiddenSize * (inputSize + hiddenSize + 2),
+    `inputSize ${inputSize} and hiddenSize ${hiddenSize}`,
+  )
   return {
     inputSize,
     hiddenSize,
@@ -57,7 +61,13 @@ function createBackend({ backend, ...config }: SimpleRnnConfig): RecurrentBacken
 export class SimpleRNN extends RecurrentLayer<SimpleRnnConfig> {
   constructor(options: SimpleRnnOptions) {
     const config = resolveSimpleRnnOptions(options)
-    const spec = { label: 'SimpleRNN', inputSize: config.inputSize, hiddenSize: config.hiddenSize, dtype: config.dtype, hasCell: false }
+    const spec = {
+      label: 'SimpleRNN',
+      inputSize: config.inputSize,
+      hiddenSize: config.hiddenSize,
+      dtype: config.dtype,
+      hasCell: false,
+    }
     super(config, spec, createBackend(config))
   }
 }

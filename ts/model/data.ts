@@ -40,10 +40,14 @@ export type Inputs = InputTensor | Readonly<Record<string, InputTensor>>
  * - `crossEntropy`: class indices in 0..width−1, `[n]` for vector outputs, `[n, time]` for sequence
  *   outputs (entries at padded steps are ignored but must still be valid indices).
  */
-export type Targets = { data: FloatArray; shape: readonly number[] } | { classes: Uint32Array | ArrayLike<number>; shape: readonly number[] }
+export type Targets =
+  | { data: FloatArray; shape: readonly number[] }
+  | { classes: Uint32Array | ArrayLike<number>; shape: readonly number[] }
 
 /** One time step of an input for `Model.step`: sequences `[batch, features]`, token ids `[batch]`, vectors `[batch, features]`. */
-export type StepTensor = { data: FloatArray; shape: readonly [batch: number, features: number] } | { ids: Uint32Array | ArrayLike<number>; shape: readonly [batch: number] }
+export type StepTensor =
+  | { data: FloatArray; shape: readonly [batch: number, features: number] }
+  | { ids: Uint32Array | ArrayLike<number>; shape: readonly [batch: number] }
 
 /** The step tensor itself for a single-input model, or one per input name. */
 export type StepInputs = StepTensor | Readonly<Record<string, StepTensor>>
@@ -69,34 +73,56 @@ function shapeError(message: string): never {
 /** A shape of `names.length` positive integers. */
 function checkShape(label: string, value: unknown, names: readonly string[]): number[] {
   const expected = `[${names.join(', ')}]`
-  if (!Array.isArray(value)) throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}.shape: expected an array ${expected}, got ${describe(value)}`)
-  if (value.length !== names.length) shapeError(`${label}.shape: expected ${names.length} dimensions ${expected}, got [${value.join(', ')}]`)
+  if (!Array.isArray(value))
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}.shape: expected an array ${expected}, got ${describe(value)}`)
+  if (value.length !== names.length)
+    shapeError(`${label}.shape: expected ${names.length} dimensions ${expected}, got [${value.join(', ')}]`)
   return value.map((size, d) => checkSize(`${label}.shape[${d}] (${names[d]})`, size))
 }
 
 /** Integers in 0..limit−1 (ids and class indices), as a Uint32Array. */
 function checkIndices(label: string, value: unknown, count: number, limit: number, what: string): Uint32Array {
-  const isArrayLike = typeof value === 'object' && value !== null && typeof (value as ArrayLike<unknown>).length === 'number'
-  if (!isArrayLike) throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: expected a Uint32Array or an array of integers, got ${describe(value)}`)
+  const isArrayLike =
+    typeof value === 'object' && value !== null && typeof (value as ArrayLike<unknown>).length === 'number'
+  if (!isArrayLike)
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${label}: expected a Uint32Array or an array of integers, got ${describe(value)}`,
+    )
   const values = value as ArrayLike<unknown>
   if (values.length !== count) shapeError(`${label}: expected length ${count} for its shape, got ${values.length}`)
   for (let k = 0; k < count; k++) {
     const v = values[k]
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= limit) {
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `${label}[${k}] = ${describe(v)}: expected ${what} in 0..${limit - 1}`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `${label}[${k}] = ${describe(v)}: expected ${what} in 0..${limit - 1}`,
+      )
     }
   }
   return value instanceof Uint32Array ? value : Uint32Array.from(values as ArrayLike<number>)
 }
 
-function checkInput(spec: InputSpec, value: unknown, graph: DescribedGraph, label: string): { arg: InputArgs; n: number; time?: number } {
+function checkInput(
+  spec: InputSpec,
+  value: unknown,
+  graph: DescribedGraph,
+  label: string,
+): { arg: InputArgs; n: number; time?: number } {
   const fields = checkObject(label, value)
   const dtype = graph.spec.dtype
   switch (spec.kind) {
     case 'sequence': {
       const [n, time, features] = checkShape(label, fields.shape, ['n', 'time', 'features'])
-      if (features !== spec.features) shapeError(`${label}.shape: expected [n, time, features=${spec.features}] for input '${spec.name}', got [${n}, ${time}, ${features}]`)
-      const data = checkTensorData(`${label}.data`, fields.data, dtype, [['n', n], ['time', time], ['features', features]])
+      if (features !== spec.features)
+        shapeError(
+          `${label}.shape: expected [n, time, features=${spec.features}] for input '${spec.name}', got [${n}, ${time}, ${features}]`,
+        )
+      const data = checkTensorData(`${label}.data`, fields.data, dtype, [
+        ['n', n],
+        ['time', time],
+        ['features', features],
+      ])
       return { arg: { data, shape: [n, time, features], lengths: lengthsArg(fields.lengths, n, time, label) }, n, time }
     }
     case 'tokens': {
@@ -107,8 +133,14 @@ function checkInput(spec: InputSpec, value: unknown, graph: DescribedGraph, labe
     }
     case 'vector': {
       const [n, features] = checkShape(label, fields.shape, ['n', 'features'])
-      if (features !== spec.features) shapeError(`${label}.shape: expected [n, features=${spec.features}] for input '${spec.name}', got [${n}, ${features}]`)
-      const data = checkTensorData(`${label}.data`, fields.data, dtype, [['n', n], ['features', features]])
+      if (features !== spec.features)
+        shapeError(
+          `${label}.shape: expected [n, features=${spec.features}] for input '${spec.name}', got [${n}, ${features}]`,
+        )
+      const data = checkTensorData(`${label}.data`, fields.data, dtype, [
+        ['n', n],
+        ['features', features],
+      ])
       return { arg: { data, shape: [n, features] }, n }
     }
   }
@@ -128,10 +160,14 @@ function inputTensors(x: unknown, graph: DescribedGraph, label: string): [InputS
   const names = specs.map((s) => s.name)
   const unknown = Object.keys(fields).find((key) => !names.includes(key))
   if (unknown !== undefined) {
-    throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: unknown input '${unknown}'; the model's inputs are ${names.map((n) => `'${n}'`).join(', ')}`)
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${label}: unknown input '${unknown}'; the model's inputs are ${names.map((n) => `'${n}'`).join(', ')}`,
+    )
   }
   return specs.map((spec) => {
-    if (fields[spec.name] === undefined) throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: missing input '${spec.name}' (${spec.kind})`)
+    if (fields[spec.name] === undefined)
+      throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: missing input '${spec.name}' (${spec.kind})`)
     return [spec, fields[spec.name], `${label}.${spec.name}`]
   })
 }
@@ -145,7 +181,8 @@ export function checkInputs(x: unknown, graph: DescribedGraph, label: string): C
   let time: number | undefined
   const args = inputTensors(x, graph, label).map(([spec, value, inputLabel]) => {
     const checked = checkInput(spec, value, graph, inputLabel)
-    if (n !== undefined && checked.n !== n) shapeError(`${inputLabel}.shape: expected n = ${n} examples (as the other inputs), got ${checked.n}`)
+    if (n !== undefined && checked.n !== n)
+      shapeError(`${inputLabel}.shape: expected n = ${n} examples (as the other inputs), got ${checked.n}`)
     n = checked.n
     time ??= checked.time
     return checked.arg
@@ -158,7 +195,16 @@ function checkTargets(y: unknown, graph: DescribedGraph, inputs: CheckedInputs, 
   const fields = checkObject(label, y)
   const { n, time } = inputs
   const { output } = graph
-  const dims: [string, number][] = output.sequence ? [['n', n], ['time', time!], ['width', output.width]] : [['n', n], ['width', output.width]]
+  const dims: [string, number][] = output.sequence
+    ? [
+        ['n', n],
+        ['time', time!],
+        ['width', output.width],
+      ]
+    : [
+        ['n', n],
+        ['width', output.width],
+      ]
   const expectShape = (shape: number[], expected: [string, number][]) => {
     if (shape.length !== expected.length || shape.some((s, d) => s !== expected[d][1])) {
       const wanted = expected.map(([name, size]) => `${name}=${size}`).join(', ')
@@ -166,15 +212,31 @@ function checkTargets(y: unknown, graph: DescribedGraph, inputs: CheckedInputs, 
     }
   }
   if (graph.spec.loss === 'crossEntropy') {
-    if (fields.classes === undefined) throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: the crossEntropy loss needs class indices { classes, shape }`)
+    if (fields.classes === undefined)
+      throw new OdysseyTypeError(
+        'ODYSSEY_TYPE',
+        `${label}: the crossEntropy loss needs class indices { classes, shape }`,
+      )
     const expected = dims.slice(0, -1)
-    const shape = checkShape(label, fields.shape, expected.map(([name]) => name))
+    const shape = checkShape(
+      label,
+      fields.shape,
+      expected.map(([name]) => name),
+    )
     expectShape(shape, expected)
     const count = shape.reduce((a, b) => a * b, 1)
     return { classes: checkIndices(`${label}.classes`, fields.classes, count, output.width, 'a class index'), shape }
   }
-  if (fields.data === undefined) throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: the ${graph.spec.loss} loss needs float targets { data, shape }`)
-  const shape = checkShape(label, fields.shape, dims.map(([name]) => name))
+  if (fields.data === undefined)
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${label}: the ${graph.spec.loss} loss needs float targets { data, shape }`,
+    )
+  const shape = checkShape(
+    label,
+    fields.shape,
+    dims.map(([name]) => name),
+  )
   expectShape(shape, dims)
   return { values: checkTensorData(`${label}.data`, fields.data, graph.spec.dtype, dims), shape }
 }
@@ -202,4 +264,3 @@ export function checkStepInputs(x: unknown, graph: DescribedGraph): InputArgs[] 
   const byName = Object.fromEntries(withTime)
   return checkInputs(graph.spec.inputs.length === 1 ? withTime[0][1] : byName, graph, 'x').args
 }
-

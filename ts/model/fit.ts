@@ -107,7 +107,10 @@ export function fitArgs(options: FitOptions, modelSeed: number): FitArgs {
   const epochs = checkSize('epochs', options.epochs)
   const initialEpoch = options.initialEpoch === undefined ? 0 : checkSeed('initialEpoch', options.initialEpoch)
   if (epochs <= initialEpoch) {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `epochs: must be greater than initialEpoch (${initialEpoch}): epochs counts all epochs, resumed or not; got ${epochs}`)
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      `epochs: must be greater than initialEpoch (${initialEpoch}): epochs counts all epochs, resumed or not; got ${epochs}`,
+    )
   }
   const args: FitArgs = {
     epochs,

@@ -28,18 +28,34 @@ const RECURRENT_TYPES: readonly string[] = ['lstm', 'rnn']
  * @throws OdysseyTypeError `ODYSSEY_TYPE` for a non-string, OdysseyRangeError `ODYSSEY_KEY` for an
  *   unknown node and `ODYSSEY_INVALID` for a node of another type or an empty path.
  */
-export function checkStateDictArgs(graph: Required<GraphSpec>, node: unknown, path: unknown, label: string): StateDictArgs {
+export function checkStateDictArgs(
+  graph: Required<GraphSpec>,
+  node: unknown,
+  path: unknown,
+  label: string,
+): StateDictArgs {
   const recurrent = graph.nodes.filter((n) => RECURRENT_TYPES.includes(n.type)).map((n) => `'${n.name}'`)
   const known = recurrent.length === 0 ? 'the model has none' : `the model's are ${recurrent.join(', ')}`
   if (typeof node !== 'string') {
-    throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: node: expected the name of an lstm or rnn node (${known}), got ${describe(node)}`)
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${label}: node: expected the name of an lstm or rnn node (${known}), got ${describe(node)}`,
+    )
   }
   const found = graph.nodes.find((n) => n.name === node)
-  if (found === undefined) throw new OdysseyRangeError('ODYSSEY_KEY', `${label}: node '${node}': the model has no node of this name (lstm and rnn nodes: ${known})`)
+  if (found === undefined)
+    throw new OdysseyRangeError(
+      'ODYSSEY_KEY',
+      `${label}: node '${node}': the model has no node of this name (lstm and rnn nodes: ${known})`,
+    )
   if (!RECURRENT_TYPES.includes(found.type)) {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `${label}: node '${node}' is a ${found.type} node; only lstm and rnn nodes have PyTorch state dicts (${known})`)
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      `${label}: node '${node}' is a ${found.type} node; only lstm and rnn nodes have PyTorch state dicts (${known})`,
+    )
   }
-  if (typeof path !== 'string') throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: path: expected a file path, got ${describe(path)}`)
+  if (typeof path !== 'string')
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: path: expected a file path, got ${describe(path)}`)
   if (path === '') throw new OdysseyRangeError('ODYSSEY_INVALID', `${label}: path: expected a file path, got ''`)
   return { node, path }
 }

@@ -4,7 +4,17 @@
  */
 import { OdysseyTypeError } from '../errors'
 import { checkObject, describe } from '../validate'
-import { checkOp, type DenseActivation, type GraphSpec, type InputSpec, type Loss, type LstmLayerOptions, type NodeSpec, type OpSpec, type RnnLayerOptions } from './spec'
+import {
+  checkOp,
+  type DenseActivation,
+  type GraphSpec,
+  type InputSpec,
+  type Loss,
+  type LstmLayerOptions,
+  type NodeSpec,
+  type OpSpec,
+  type RnnLayerOptions,
+} from './spec'
 
 /** A layer of a sequential model: an operation and an optional node name. */
 export type Layer = OpSpec & { name?: string }
@@ -16,9 +26,13 @@ type Named<T> = T & {
 
 function layer(type: OpSpec['type'], options: unknown): Layer {
   const fields = checkObject(`${type} options`, options)
-  if ('type' in fields) throw new OdysseyTypeError('ODYSSEY_TYPE', `${type} options: unknown option 'type' (the factory sets it)`)
+  if ('type' in fields)
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `${type} options: unknown option 'type' (the factory sets it)`)
   if (fields.name !== undefined && (typeof fields.name !== 'string' || fields.name === '')) {
-    throw new OdysseyTypeError('ODYSSEY_TYPE', `${type}.name: expected a non-empty string, got ${describe(fields.name)}`)
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${type}.name: expected a non-empty string, got ${describe(fields.name)}`,
+    )
   }
   const op = checkOp({ ...fields, type }, type)
   return fields.name === undefined ? op : { ...op, name: fields.name as string }
@@ -55,9 +69,16 @@ export function dropout(options: Named<{ rate: number }>): Layer {
 }
 
 /** The graph of `layers` applied one after the other to a single input. */
-export function sequentialGraph(input: Omit<InputSpec, 'name'> & { name?: string }, layers: readonly Layer[], loss: Loss): GraphSpec {
+export function sequentialGraph(
+  input: Omit<InputSpec, 'name'> & { name?: string },
+  layers: readonly Layer[],
+  loss: Loss,
+): GraphSpec {
   if (!Array.isArray(layers) || layers.length === 0) {
-    throw new OdysseyTypeError('ODYSSEY_TYPE', `layers: expected a non-empty array of layers (lstm(...), dense(...)), got ${describe(layers)}`)
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `layers: expected a non-empty array of layers (lstm(...), dense(...)), got ${describe(layers)}`,
+    )
   }
   const inputSpec = { ...input, name: input.name ?? 'x' } as InputSpec
   const used = new Set<string>([inputSpec.name])

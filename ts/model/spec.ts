@@ -7,7 +7,17 @@
  */
 import { OdysseyRangeError, OdysseyTypeError } from '../errors'
 import { LSTM_VARIANTS, type Dtype, type LstmVariant, type RnnActivation } from '../types'
-import { checkBoolean, checkFiniteNumber, checkObject, checkOneOf, checkOptionKeys, checkSeed, checkSize, describe, DTYPES } from '../validate'
+import {
+  checkBoolean,
+  checkFiniteNumber,
+  checkObject,
+  checkOneOf,
+  checkOptionKeys,
+  checkSeed,
+  checkSize,
+  describe,
+  DTYPES,
+} from '../validate'
 
 /** A model input. Sequences and token ids carry per-example lengths. */
 export type InputSpec =
@@ -135,7 +145,8 @@ function checkName(label: string, value: unknown): string {
 }
 
 function checkArray(label: string, value: unknown): unknown[] {
-  if (!Array.isArray(value)) throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: expected an array, got ${describe(value)}`)
+  if (!Array.isArray(value))
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}: expected an array, got ${describe(value)}`)
   return value
 }
 
@@ -200,7 +211,11 @@ export function checkOp(value: unknown, label: string): OpSpec {
     }
     case 'rnn':
       keys([...RECURRENT_KEYS, 'activation'])
-      return { type, ...checkRecurrent(label, fields), activation: checkOneOf(`${label}.activation`, fields.activation ?? 'tanh', RNN_ACTIVATIONS) }
+      return {
+        type,
+        ...checkRecurrent(label, fields),
+        activation: checkOneOf(`${label}.activation`, fields.activation ?? 'tanh', RNN_ACTIVATIONS),
+      }
     case 'dense':
       keys(['units', 'activation'])
       return {
@@ -245,9 +260,14 @@ function nodeShape(node: NodeSpec, inputs: ValueShape[]): ValueShape {
     case 'lstm':
     case 'rnn': {
       single()
-      if (!first.sequence) fail(`a recurrent layer reads sequences [n, time, features], got vectors [n, ${first.width}]`)
+      if (!first.sequence)
+        fail(`a recurrent layer reads sequences [n, time, features], got vectors [n, ${first.width}]`)
       const options = node as Required<RecurrentOptions>
-      return { sequence: options.output === 'sequence', width: recurrentWidth(options, node.type === 'lstm'), tokens: false }
+      return {
+        sequence: options.output === 'sequence',
+        width: recurrentWidth(options, node.type === 'lstm'),
+        tokens: false,
+      }
     }
     case 'dense':
       single()
@@ -257,7 +277,8 @@ function nodeShape(node: NodeSpec, inputs: ValueShape[]): ValueShape {
       single()
       return first
     case 'concat':
-      if (inputs.some((s) => s.sequence !== first.sequence)) fail('concat joins all vectors or all sequences, not a mixture')
+      if (inputs.some((s) => s.sequence !== first.sequence))
+        fail('concat joins all vectors or all sequences, not a mixture')
       return { sequence: first.sequence, width: inputs.reduce((sum, s) => sum + s.width, 0), tokens: false }
     case 'multiply':
       if (inputs.some((s) => s.sequence !== first.sequence || s.width !== first.width)) {
@@ -291,7 +312,11 @@ export function describeGraph(graph: GraphSpec): DescribedGraph {
     const reads = checkArray(`${label}.inputs`, nodeFields.inputs).map((r, k) => checkName(`${label}.inputs[${k}]`, r))
     if (reads.length === 0) rangeError(`nodes '${name}': a node reads at least one input`)
     const node = { ...checkOp(raw, `nodes '${name}'`), name, inputs: reads } as NodeSpec
-    const inputShapes = reads.map((r) => shapes.get(r) ?? rangeError(`nodes '${name}': reads '${r}', which is neither a model input nor an earlier node`))
+    const inputShapes = reads.map(
+      (r) =>
+        shapes.get(r) ??
+        rangeError(`nodes '${name}': reads '${r}', which is neither a model input nor an earlier node`),
+    )
     if (shapes.has(name)) rangeError(`spec.nodes: duplicate name '${name}'`)
     shapes.set(name, nodeShape(node, inputShapes))
     if (node.type === 'embedding') {
@@ -301,7 +326,9 @@ export function describeGraph(graph: GraphSpec): DescribedGraph {
   })
   const output = checkName('spec.output', fields.output)
   if (output !== nodes[nodes.length - 1].name) {
-    rangeError(`spec.output: must name the last node ('${nodes[nodes.length - 1].name}'), got '${output}' (nodes after the output would never train)`)
+    rangeError(
+      `spec.output: must name the last node ('${nodes[nodes.length - 1].name}'), got '${output}' (nodes after the output would never train)`,
+    )
   }
   const spec: Required<GraphSpec> = {
     inputs,

@@ -8,13 +8,28 @@ import { checkBoolean, checkFiniteNumber, checkObject, checkOneOf, checkOptionKe
 
 export type OptimizerConfig =
   /** SGD; `nesterov` needs `momentum > 0` and `dampening = 0`. */
-  | { type: 'sgd'; learningRate: number; momentum?: number; dampening?: number; nesterov?: boolean; weightDecay?: number }
+  | {
+      type: 'sgd'
+      learningRate: number
+      momentum?: number
+      dampening?: number
+      nesterov?: boolean
+      weightDecay?: number
+    }
   /** Adam (`weightDecay` is an L2 penalty added to the gradient). Defaults betas [0.9, 0.999], eps 1e-8. */
   | { type: 'adam'; learningRate: number; betas?: [number, number]; eps?: number; weightDecay?: number }
   /** AdamW: decoupled weight decay (default 0.01). */
   | { type: 'adamw'; learningRate: number; betas?: [number, number]; eps?: number; weightDecay?: number }
   /** RMSProp. Defaults alpha 0.99, eps 1e-8. */
-  | { type: 'rmsprop'; learningRate: number; alpha?: number; eps?: number; momentum?: number; centered?: boolean; weightDecay?: number }
+  | {
+      type: 'rmsprop'
+      learningRate: number
+      alpha?: number
+      eps?: number
+      momentum?: number
+      centered?: boolean
+      weightDecay?: number
+    }
 
 /**
  * Learning-rate schedule over updates t (after `warmupSteps` of linear warmup):
@@ -50,7 +65,11 @@ export const TRAINING_KEYS = ['optimizer', 'schedule', 'clip', 'recurrentClip'] 
 
 function checkAtLeast(name: string, value: unknown, low: number, inclusive = true): number {
   const v = checkFiniteNumber(name, value)
-  if (inclusive ? v < low : v <= low) throw new OdysseyRangeError('ODYSSEY_INVALID', `${name}: expected a number ${inclusive ? '>=' : '>'} ${low}, got ${v}`)
+  if (inclusive ? v < low : v <= low)
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      `${name}: expected a number ${inclusive ? '>=' : '>'} ${low}, got ${v}`,
+    )
   return v
 }
 
@@ -62,11 +81,15 @@ function checkInteger(name: string, value: unknown, low: number): number {
 
 function checkBetas(value: unknown): [number, number] {
   if (!Array.isArray(value) || value.length !== 2) {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `optimizer.betas: expected [beta1, beta2], got ${JSON.stringify(value)}`)
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      `optimizer.betas: expected [beta1, beta2], got ${JSON.stringify(value)}`,
+    )
   }
   return value.map((b, i) => {
     const beta = checkFiniteNumber(`optimizer.betas[${i}]`, b)
-    if (!(beta >= 0 && beta < 1)) throw new OdysseyRangeError('ODYSSEY_INVALID', `optimizer.betas[${i}]: expected a number in [0, 1), got ${beta}`)
+    if (!(beta >= 0 && beta < 1))
+      throw new OdysseyRangeError('ODYSSEY_INVALID', `optimizer.betas[${i}]: expected a number in [0, 1), got ${beta}`)
     return beta
   }) as [number, number]
 }
@@ -76,7 +99,8 @@ function optimizerJson(value: unknown): { learningRate: number; optimizer: Recor
   const fields = checkObject('optimizer', value)
   const type = checkOneOf('optimizer.type', fields.type, ['sgd', 'adam', 'adamw', 'rmsprop'] as const)
   const learningRate = checkAtLeast('optimizer.learningRate', fields.learningRate, 0)
-  const optional = (name: string, low: number) => (fields[name] === undefined ? {} : { [name]: checkAtLeast(`optimizer.${name}`, fields[name], low) })
+  const optional = (name: string, low: number) =>
+    fields[name] === undefined ? {} : { [name]: checkAtLeast(`optimizer.${name}`, fields[name], low) }
   switch (type) {
     case 'sgd':
       checkOptionKeys(fields, ['type', 'learningRate', 'momentum', 'dampening', 'nesterov', 'weightDecay'], 'optimizer')
@@ -105,12 +129,21 @@ function optimizerJson(value: unknown): { learningRate: number; optimizer: Recor
           type: 'adam',
           betas: fields.betas === undefined ? [0.9, 0.999] : checkBetas(fields.betas),
           eps: fields.eps === undefined ? 1e-8 : checkAtLeast('optimizer.eps', fields.eps, 0),
-          weightDecay: fields.weightDecay === undefined ? (type === 'adamw' ? 0.01 : 0) : checkAtLeast('optimizer.weightDecay', fields.weightDecay, 0),
+          weightDecay:
+            fields.weightDecay === undefined
+              ? type === 'adamw'
+                ? 0.01
+                : 0
+              : checkAtLeast('optimizer.weightDecay', fields.weightDecay, 0),
           decoupledWeightDecay: type === 'adamw',
         },
       }
     case 'rmsprop':
-      checkOptionKeys(fields, ['type', 'learningRate', 'alpha', 'eps', 'momentum', 'centered', 'weightDecay'], 'optimizer')
+      checkOptionKeys(
+        fields,
+        ['type', 'learningRate', 'alpha', 'eps', 'momentum', 'centered', 'weightDecay'],
+        'optimizer',
+      )
       return {
         learningRate,
         optimizer: {
@@ -137,14 +170,21 @@ function scheduleJson(value: unknown): Record<string, unknown> {
       return { schedule: { type }, warmupSteps }
     case 'step':
       keys(['stepSize', 'gamma'])
-      return { schedule: { type, stepSize: checkInteger('schedule.stepSize', fields.stepSize, 1), gamma: gamma() }, warmupSteps }
+      return {
+        schedule: { type, stepSize: checkInteger('schedule.stepSize', fields.stepSize, 1), gamma: gamma() },
+        warmupSteps,
+      }
     case 'exponential':
       keys(['gamma'])
       return { schedule: { type, gamma: gamma() }, warmupSteps }
     case 'cosine':
       keys(['tMax', 'etaMin'])
       return {
-        schedule: { type, tMax: checkInteger('schedule.tMax', fields.tMax, 1), etaMin: checkAtLeast('schedule.etaMin', fields.etaMin ?? 0, 0) },
+        schedule: {
+          type,
+          tMax: checkInteger('schedule.tMax', fields.tMax, 1),
+          etaMin: checkAtLeast('schedule.etaMin', fields.etaMin ?? 0, 0),
+        },
         warmupSteps,
       }
   }
@@ -169,6 +209,7 @@ export function trainingSpecJson(config: TrainingConfig): Record<string, unknown
   const spec: Record<string, unknown> = { optimizer, learningRate }
   if (config.schedule !== undefined) spec.schedule = scheduleJson(config.schedule)
   if (config.clip !== undefined) spec.clip = clipJson(config.clip)
-  if (config.recurrentClip !== undefined) spec.recurrentClip = checkAtLeast('recurrentClip', config.recurrentClip, 0, false)
+  if (config.recurrentClip !== undefined)
+    spec.recurrentClip = checkAtLeast('recurrentClip', config.recurrentClip, 0, false)
   return spec
 }

@@ -43,7 +43,9 @@ function declareInput(ctx: EmitContext, input: InputSpec): GraphValue {
     input.kind === 'sequence'
       ? graph.addInput(input.name, ElementType.float, ['batch', time, input.features])
       : graph.addInput(input.name, ElementType.int64, ['batch', time])
-  const lengths = ctx.options.variableLengths ? graph.addInput(`${input.name}_lengths`, ElementType.int32, ['batch']) : ''
+  const lengths = ctx.options.variableLengths
+    ? graph.addInput(`${input.name}_lengths`, ElementType.int32, ['batch'])
+    : ''
   return { kind: input.kind, width: input.kind === 'sequence' ? input.features : 0, lengths, time, name }
 }
 
@@ -77,7 +79,10 @@ function probabilityOp(loss: Loss): { op: string; attributes: Record<string, num
     case 'binaryCrossEntropy':
       return { op: 'Sigmoid', attributes: {} }
     case 'mse':
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: probabilities: the loss "mse" has none (crossEntropy and binaryCrossEntropy do)`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `exportOnnx: probabilities: the loss "mse" has none (crossEntropy and binaryCrossEntropy do)`,
+      )
   }
 }
 
@@ -111,7 +116,9 @@ export function toOnnx(spec: GraphSpec, weights: WeightRecord, options: OnnxExpo
   const output = emitGraph(ctx, checked)
   const dims: Dim[] = output.kind === 'vector' ? ['batch', output.width] : ['batch', output.time, output.width]
   graph.addOutput(checked.output, ElementType.float, dims, { first: true })
-  const { op, attributes } = ctx.options.probabilities ? probabilityOp(checked.loss) : { op: 'Identity', attributes: {} }
+  const { op, attributes } = ctx.options.probabilities
+    ? probabilityOp(checked.loss)
+    : { op: 'Identity', attributes: {} }
   graph.op(op, [output.name], [checked.output], attributes)
   const model = create(ModelProtoSchema, {
     irVersion: IR_VERSION,
@@ -134,6 +141,11 @@ export function toOnnx(spec: GraphSpec, weights: WeightRecord, options: OnnxExpo
  *
  * @throws as `toOnnx`, and OdysseyError `ODYSSEY_IO` when the file cannot be written.
  */
-export async function exportOnnx(spec: GraphSpec, weights: WeightRecord, path: string, options: OnnxExportOptions = {}): Promise<void> {
+export async function exportOnnx(
+  spec: GraphSpec,
+  weights: WeightRecord,
+  path: string,
+  options: OnnxExportOptions = {},
+): Promise<void> {
   await writeFileAtomic(path, [toOnnx(spec, weights, options)])
 }

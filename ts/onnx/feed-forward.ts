@@ -30,9 +30,17 @@ export function emitDense(ctx: EmitContext, spec: NodeOf<'dense'>, input: GraphV
   const { graph } = ctx
   const weight = readWeight(ctx.weights, spec.name, 'weight', [spec.units, input.width])
   const bias = readWeight(ctx.weights, spec.name, 'bias', [spec.units])
-  const weightT = graph.float32(`${spec.name}/weight_t`, [input.width, spec.units], transpose(weight, spec.units, input.width))
+  const weightT = graph.float32(
+    `${spec.name}/weight_t`,
+    [input.width, spec.units],
+    transpose(weight, spec.units, input.width),
+  )
   const product = graph.op1('MatMul', [input.name, weightT], `${spec.name}/matmul`)
-  const affine = graph.op1('Add', [product, graph.float32(`${spec.name}/bias`, [spec.units], bias)], `${spec.name}/affine`)
+  const affine = graph.op1(
+    'Add',
+    [product, graph.float32(`${spec.name}/bias`, [spec.units], bias)],
+    `${spec.name}/affine`,
+  )
   const op = ACTIVATION_OPS[spec.activation ?? 'none']
   return { ...input, width: spec.units, name: op === null ? affine : graph.op1(op, [affine], `${spec.name}/${op}`) }
 }
@@ -41,7 +49,12 @@ export function emitDense(ctx: EmitContext, spec: NodeOf<'dense'>, input: GraphV
 export function emitEmbedding(ctx: EmitContext, spec: NodeOf<'embedding'>, input: GraphValue): GraphValue {
   const weight = readWeight(ctx.weights, spec.name, 'weight', [spec.vocabSize, spec.dim])
   const table = ctx.graph.float32(`${spec.name}/table`, [spec.vocabSize, spec.dim], weight)
-  return { ...input, kind: 'sequence', width: spec.dim, name: ctx.graph.op1('Gather', [table, input.name], `${spec.name}/gather`, { axis: 0 }) }
+  return {
+    ...input,
+    kind: 'sequence',
+    width: spec.dim,
+    name: ctx.graph.op1('Gather', [table, input.name], `${spec.name}/gather`, { axis: 0 }),
+  }
 }
 
 /** Concatenation along the feature axis; the result takes the first input's lengths. */
@@ -58,19 +71,28 @@ export function emitConcat(ctx: EmitContext, spec: NodeOf<'concat'>, inputs: rea
 
 /** Elementwise product of inputs of one shape. */
 export function emitMultiply(ctx: EmitContext, spec: NodeOf<'multiply'>, inputs: readonly GraphValue[]): GraphValue {
-  const product = inputs.slice(1).reduce((acc, v) => ctx.graph.op1('Mul', [acc, v.name], `${spec.name}/product`), inputs[0].name)
+  const product = inputs
+    .slice(1)
+    .reduce((acc, v) => ctx.graph.op1('Mul', [acc, v.name], `${spec.name}/product`), inputs[0].name)
   return { ...inputs[0], name: product }
 }
 
 /** Each row scaled to unit L2 norm: x / √(Σx² + 1e-12), the core's epsilon. Vectors only, as in the core. */
 export function emitL2Normalize(ctx: EmitContext, spec: NodeOf<'l2Normalize'>, input: GraphValue): GraphValue {
   if (input.kind !== 'vector') {
-    throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: node "${spec.name}": l2Normalize needs vectors [batch, features], got a sequence`)
+    throw new OdysseyRangeError(
+      'ODYSSEY_INVALID',
+      `exportOnnx: node "${spec.name}": l2Normalize needs vectors [batch, features], got a sequence`,
+    )
   }
   const { graph } = ctx
   const squares = graph.op1('Mul', [input.name, input.name], `${spec.name}/squares`)
   const sum = graph.op1('ReduceSum', [squares, graph.int64([-1])], `${spec.name}/sum`, { keepdims: 1 })
-  const padded = graph.op1('Add', [sum, graph.float32(`${spec.name}/epsilon`, [], Float32Array.of(1e-12))], `${spec.name}/sum_eps`)
+  const padded = graph.op1(
+    'Add',
+    [sum, graph.float32(`${spec.name}/epsilon`, [], Float32Array.of(1e-12))],
+    `${spec.name}/sum_eps`,
+  )
   const norm = graph.op1('Sqrt', [padded], `${spec.name}/norm`)
   return { ...input, name: graph.op1('Div', [input.name, norm], `${spec.name}/normalized`) }
 }

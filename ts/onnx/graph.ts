@@ -52,13 +52,15 @@ function attribute(name: string, value: AttributeValue): AttributeInit {
   if (typeof value === 'number') return { name, type: Type.INT, i: BigInt(value) }
   if (typeof value === 'string') return { name, type: Type.STRING, s: new TextEncoder().encode(value) }
   // A list is a string list or an int list (an empty one is taken as ints).
-  if (typeof value[0] === 'string') return { name, type: Type.STRINGS, strings: (value as readonly string[]).map((v) => new TextEncoder().encode(v)) }
+  if (typeof value[0] === 'string')
+    return { name, type: Type.STRINGS, strings: (value as readonly string[]).map((v) => new TextEncoder().encode(v)) }
   return { name, type: Type.INTS, ints: (value as readonly number[]).map((v) => BigInt(v)) }
 }
 
 function valueInfo(name: string, elemType: ElementType, dims: readonly Dim[]): ValueInfoInit {
   const dim = dims.map((d) => ({
-    value: typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d },
+    value:
+      typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d },
   }))
   return { name, type: { value: { case: 'tensorType', value: { elemType, shape: { dim } } } } }
 }
@@ -87,7 +89,9 @@ export class GraphBuilder {
    */
   private claim(name: string): string {
     if (name.includes('/') || this.names.has(name)) {
-      const why = name.includes('/') ? "contains '/', which only internal names may" : 'is taken by another graph input or output'
+      const why = name.includes('/')
+        ? "contains '/', which only internal names may"
+        : 'is taken by another graph input or output'
       throw new OdysseyRangeError('ODYSSEY_INVALID', `exportOnnx: graph input/output name "${name}" ${why}`)
     }
     this.names.add(name)
@@ -131,7 +135,12 @@ export class GraphBuilder {
     const known = this.int64Constants.get(key)
     if (known !== undefined) return known
     const name = this.fresh(`const/i64[${key}]`)
-    this.initializers.push({ name, dims: [BigInt(values.length)], dataType: ElementType.int64, int64Data: values.map(BigInt) })
+    this.initializers.push({
+      name,
+      dims: [BigInt(values.length)],
+      dataType: ElementType.int64,
+      int64Data: values.map(BigInt),
+    })
     this.int64Constants.set(key, name)
     return name
   }
@@ -141,7 +150,12 @@ export class GraphBuilder {
    * each output: a string is used as is (a graph output or `''` for an omitted one), a
    * `{ base }` gets a fresh name. Returns the output names.
    */
-  op(opType: string, inputs: readonly string[], outputs: readonly (string | { base: string })[], attributes: Attributes = {}): string[] {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly (string | { base: string })[],
+    attributes: Attributes = {},
+  ): string[] {
     const names = outputs.map((o) => (typeof o === 'string' ? o : this.fresh(o.base)))
     this.nodes.push({
       opType,

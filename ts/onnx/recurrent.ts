@@ -39,7 +39,11 @@ function layerReader(ctx: EmitContext, node: string, suffixes: readonly string[]
   return {
     read: (key, shape) => readWeight(ctx.weights, node, key, shape),
     stack: (base, dims, parts) =>
-      ctx.graph.float32(`${node}/${base}${suffixes[0]}`, [suffixes.length, ...dims], concatFloat32(suffixes.flatMap(parts))),
+      ctx.graph.float32(
+        `${node}/${base}${suffixes[0]}`,
+        [suffixes.length, ...dims],
+        concatFloat32(suffixes.flatMap(parts)),
+      ),
   }
 }
 
@@ -82,7 +86,11 @@ function lstmVariantAttributes(node: string, variant: LstmVariant, directions: n
     case 'NFG':
     case 'NOG': {
       const gate = { NIG: 'input', NFG: 'forget', NOG: 'output' }[variant]
-      throw new OnnxUnsupportedError(node, `LSTM variant ${variant}`, `ONNX's LSTM always computes the ${gate} gate; it has no way to fix it to 1`)
+      throw new OnnxUnsupportedError(
+        node,
+        `LSTM variant ${variant}`,
+        `ONNX's LSTM always computes the ${gate} gate; it has no way to fix it to 1`,
+      )
     }
     case 'FGR':
       throw new OnnxUnsupportedError(node, 'LSTM variant FGR', `ONNX's LSTM has no gate-to-gate recurrence (weight_gg)`)
@@ -100,7 +108,10 @@ function lstmFormat(spec: LstmNodeSpec, directions: number): CellFormat {
         w: stack('W', [4 * h, inputWidth], (s) => [pytorchToOnnxGates(read(`weight_ih${s}`, [4 * h, inputWidth]))]),
         r: stack('R', [4 * h, h], (s) => [pytorchToOnnxGates(read(`weight_hh${s}`, [4 * h, h]))]),
         // ONNX's B is [Wb, Rb]: PyTorch's bias_ih then bias_hh, each in ONNX's gate order.
-        b: stack('B', [8 * h], (s) => [pytorchToOnnxGates(read(`bias_ih${s}`, [4 * h])), pytorchToOnnxGates(read(`bias_hh${s}`, [4 * h]))]),
+        b: stack('B', [8 * h], (s) => [
+          pytorchToOnnxGates(read(`bias_ih${s}`, [4 * h])),
+          pytorchToOnnxGates(read(`bias_hh${s}`, [4 * h])),
+        ]),
         // ONNX's peephole order is i, o, f.
         p: spec.peepholes ? stack('P', [3 * h], (s) => ['i', 'o', 'f'].map((g) => read(`peephole_${g}${s}`, [h]))) : '',
       }
@@ -132,7 +143,13 @@ function flattenDirections(graph: GraphBuilder, t: string, base: string): string
 }
 
 /** Y `[time, directions, batch, H]` → `[time, batch, H']` by the node's merge. */
-function mergeSequence(graph: GraphBuilder, y: string, directions: number, merge: 'concat' | 'sum', base: string): string {
+function mergeSequence(
+  graph: GraphBuilder,
+  y: string,
+  directions: number,
+  merge: 'concat' | 'sum',
+  base: string,
+): string {
   if (directions === 1) return graph.op1('Squeeze', [y, graph.int64([1])], base)
   if (merge === 'sum') return graph.op1('ReduceSum', [y, graph.int64([1])], base, { keepdims: 0 })
   const directionsLast = graph.op1('Transpose', [y], `${base}/directions_last`, { perm: [0, 2, 1, 3] })
@@ -140,16 +157,33 @@ function mergeSequence(graph: GraphBuilder, y: string, directions: number, merge
 }
 
 /** Y_h `[directions, batch, H]` → `[batch, H']` by the node's merge. */
-function mergeFinal(graph: GraphBuilder, yH: string, directions: number, merge: 'concat' | 'sum', base: string): string {
+function mergeFinal(
+  graph: GraphBuilder,
+  yH: string,
+  directions: number,
+  merge: 'concat' | 'sum',
+  base: string,
+): string {
   if (directions === 1) return graph.op1('Squeeze', [yH, graph.int64([0])], base)
   if (merge === 'sum') return graph.op1('ReduceSum', [yH, graph.int64([0])], base, { keepdims: 0 })
   return flattenDirections(graph, yH, base)
 }
 
 /** Layer k's rows `[k·D, (k+1)·D)` of a stacked state input `[L·D, batch, H]`. */
-function layerState(graph: GraphBuilder, state: string, k: number, directions: number, layers: number, base: string): string {
+function layerState(
+  graph: GraphBuilder,
+  state: string,
+  k: number,
+  directions: number,
+  layers: number,
+  base: string,
+): string {
   if (state === '' || layers === 1) return state
-  return graph.op1('Slice', [state, graph.int64([k * directions]), graph.int64([(k + 1) * directions]), graph.int64([0])], base)
+  return graph.op1(
+    'Slice',
+    [state, graph.int64([k * directions]), graph.int64([(k + 1) * directions]), graph.int64([0])],
+    base,
+  )
 }
 
 /** A recurrent node with every default filled in. */
@@ -196,7 +230,15 @@ interface LayerOutputs {
 }
 
 /** Layer k as one ONNX LSTM / RNN operator over `x` `[time, batch, width]`. */
-function emitLayer(ctx: EmitContext, plan: StackPlan, k: number, x: string, width: number, lengths: string, initial: InitialStates): LayerOutputs {
+function emitLayer(
+  ctx: EmitContext,
+  plan: StackPlan,
+  k: number,
+  x: string,
+  width: number,
+  lengths: string,
+  initial: InitialStates,
+): LayerOutputs {
   const { graph } = ctx
   const { format, directions, layers } = plan
   const base = `${plan.name}/l${k}`
@@ -207,9 +249,16 @@ function emitLayer(ctx: EmitContext, plan: StackPlan, k: number, x: string, widt
   if (format.hasCell) inputs.push(layerState(graph, initial.c0, k, directions, layers, `${base}/c0`), p)
   const top = k === layers - 1
   const wanted = (needed: boolean, part: string) => (needed ? { base: `${base}/${part}` } : '')
-  const outputs = [wanted(!top || plan.output === 'sequence', 'Y'), wanted(plan.needsStates || (top && plan.output === 'last'), 'Y_h')]
+  const outputs = [
+    wanted(!top || plan.output === 'sequence', 'Y'),
+    wanted(plan.needsStates || (top && plan.output === 'last'), 'Y_h'),
+  ]
   if (format.hasCell) outputs.push(wanted(plan.needsStates, 'Y_c'))
-  const attributes = { hidden_size: plan.hidden, direction: directions === 2 ? 'bidirectional' : 'forward', ...format.attributes }
+  const attributes = {
+    hidden_size: plan.hidden,
+    direction: directions === 2 ? 'bidirectional' : 'forward',
+    ...format.attributes,
+  }
   const [y, yH, yC = ''] = graph.op(format.opType, inputs, outputs, attributes)
   return { y, yH, yC }
 }
@@ -218,7 +267,11 @@ function emitLayer(ctx: EmitContext, plan: StackPlan, k: number, x: string, widt
  * A recurrent node: `input` `[batch, time, X]` → `[batch, time, H']` (`sequence`),
  * `[batch, H']` (`last`) or `[batch, L·D·(H + H)]` / `[batch, L·D·H]` (`states`).
  */
-export function emitRecurrent(ctx: EmitContext, spec: Extract<NodeSpec, { type: 'lstm' | 'rnn' }>, input: GraphValue): GraphValue {
+export function emitRecurrent(
+  ctx: EmitContext,
+  spec: Extract<NodeSpec, { type: 'lstm' | 'rnn' }>,
+  input: GraphValue,
+): GraphValue {
   const { graph, options } = ctx
   // describeGraph filled in every default.
   const plan = planStack(spec as LstmNodeSpec | RnnNodeSpec, options.state)
@@ -241,9 +294,19 @@ export function emitRecurrent(ctx: EmitContext, spec: Extract<NodeSpec, { type: 
   const value = { lengths: input.lengths, time: input.time }
   switch (plan.output) {
     case 'sequence':
-      return { ...value, kind: 'sequence', width, name: graph.op1('Transpose', [x], `${name}/batch_major`, { perm: [1, 0, 2] }) }
+      return {
+        ...value,
+        kind: 'sequence',
+        width,
+        name: graph.op1('Transpose', [x], `${name}/batch_major`, { perm: [1, 0, 2] }),
+      }
     case 'last':
-      return { ...value, kind: 'vector', width, name: mergeFinal(graph, outputs[plan.layers - 1].yH, directions, merge, `${name}/last`) }
+      return {
+        ...value,
+        kind: 'vector',
+        width,
+        name: mergeFinal(graph, outputs[plan.layers - 1].yH, directions, merge, `${name}/last`),
+      }
     case 'states':
       return {
         ...value,

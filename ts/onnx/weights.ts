@@ -20,7 +20,10 @@ export function readWeight(weights: WeightRecord, node: string, key: string, sha
   const name = `${node}.${key}`
   const tensor = weights[name]
   if (tensor === undefined) {
-    throw new OdysseyRangeError('ODYSSEY_KEY', `exportOnnx: weights have no "${name}" (expected shape [${shape.join(', ')}])`)
+    throw new OdysseyRangeError(
+      'ODYSSEY_KEY',
+      `exportOnnx: weights have no "${name}" (expected shape [${shape.join(', ')}])`,
+    )
   }
   const size = shape.reduce((a, b) => a * b, 1)
   if (!sameShape(tensor.shape, shape) || tensor.data.length !== size) {

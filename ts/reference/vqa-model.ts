@@ -119,12 +119,22 @@ export class ReferenceVqaModel {
     const questionWidth = lstm.questionVector === 'states' ? 2 * lstm.numLayers * lstm.hiddenSize : lstm.hiddenSize
     this.imageDense = { name: 'imageDense', inputs: architecture.imageDim, units: hiddenSize, activation }
     this.questionDense = { name: 'questionDense', inputs: questionWidth, units: hiddenSize, activation }
-    this.trunk = Array.from({ length: architecture.denseLayers }, (_, k) => ({ name: `hidden${k + 1}`, inputs: hiddenSize, units: hiddenSize, activation }))
+    this.trunk = Array.from({ length: architecture.denseLayers }, (_, k) => ({
+      name: `hidden${k + 1}`,
+      inputs: hiddenSize,
+      units: hiddenSize,
+      activation,
+    }))
     this.trunk.push({ name: VQA_NAMES.answer, inputs: hiddenSize, units: architecture.answers, activation: 'none' })
     const dense = [this.imageDense, this.questionDense, ...this.trunk]
-    const specs = [{ name: WORDS, shape: [architecture.vocabSize, architecture.embeddingDim] }, ...dense.flatMap(denseSpecs)]
+    const specs = [
+      { name: WORDS, shape: [architecture.vocabSize, architecture.embeddingDim] },
+      ...dense.flatMap(denseSpecs),
+    ]
     this.params = new ParameterStore(specs, this.dtype)
-    this.lstms = Array.from({ length: lstm.numLayers }, (_, k) => this.createLstm(k === 0 ? architecture.embeddingDim : lstm.hiddenSize))
+    this.lstms = Array.from({ length: lstm.numLayers }, (_, k) =>
+      this.createLstm(k === 0 ? architecture.embeddingDim : lstm.hiddenSize),
+    )
     this.slots = stateSlots(lstm.numLayers, lstm.questionVector)
     this.setWeights(options.weights)
   }
@@ -136,14 +146,20 @@ export class ReferenceVqaModel {
    */
   trainStep(batch: ReferenceVqaBatch): number {
     const cache = this.forward(this.readBatch(batch))
-    const { loss, dLogits } = softmaxCrossEntropy(cache.trunk[cache.trunk.length - 1], cache.inputs.classes, this.architecture.answers)
+    const { loss, dLogits } = softmaxCrossEntropy(
+      cache.trunk[cache.trunk.length - 1],
+      cache.inputs.classes,
+      this.architecture.answers,
+    )
     this.backwardAndUpdate(cache, dLogits)
     return loss
   }
 
   /** Copies of every tensor, under the keys `Model.getWeights()` uses. */
   getWeights(): Record<string, Tensor> {
-    const lstmWeights = this.lstms.flatMap((lstm, k) => Object.entries(lstm.getWeights()).map(([name, tensor]) => [lstmKey(name, k), tensor]))
+    const lstmWeights = this.lstms.flatMap((lstm, k) =>
+      Object.entries(lstm.getWeights()).map(([name, tensor]) => [lstmKey(name, k), tensor]),
+    )
     return { ...this.params.getWeights(), ...Object.fromEntries(lstmWeights) }
   }
 
@@ -159,7 +175,8 @@ export class ReferenceVqaModel {
     checkWeights(weights, shapes, this.dtype)
     const missing = [...shapes.keys()].filter((name) => weights[name] === undefined)
     if (missing.length > 0) throw new OdysseyRangeError('ODYSSEY_KEY', `weights: missing ${missing.join(', ')}`)
-    const pick = (names: string[], key: (name: string) => string) => Object.fromEntries(names.map((name) => [name, weights[key(name)]]))
+    const pick = (names: string[], key: (name: string) => string) =>
+      Object.fromEntries(names.map((name) => [name, weights[key(name)]]))
     this.params.setWeights(pick(Object.keys(this.params.getWeights()), (name) => name))
     this.lstms.forEach((lstm, k) => lstm.setWeights(pick(Object.keys(lstm.getWeights()), (name) => lstmKey(name, k))))
   }
@@ -218,8 +235,18 @@ export class ReferenceVqaModel {
     }
     // dy is ∂J/∂(product): each branch receives it times the other branch.
     denseBackward(this.imageDense, grads, cache.image, cache.imageHidden, multiply(dy, cache.questionHidden), batch)
-    const questionDelta = denseBackward(this.questionDense, grads, cache.question, cache.questionHidden, multiply(dy, cache.imageHidden), batch)
-    const { dWords, lstmGrads } = this.backwardQuestion(denseInputGrad(this.questionDense, this.params, questionDelta, batch), cache.inputs)
+    const questionDelta = denseBackward(
+      this.questionDense,
+      grads,
+      cache.question,
+      cache.questionHidden,
+      multiply(dy, cache.imageHidden),
+      batch,
+    )
+    const { dWords, lstmGrads } = this.backwardQuestion(
+      denseInputGrad(this.questionDense, this.params, questionDelta, batch),
+      cache.inputs,
+    )
     addEmbeddingGrads(grads.get(WORDS)!, ids, dWords, this.architecture.embeddingDim)
     const weights = this.params.getWeights()
     sgd(weights, this.params.toTensors(grads), this.learningRate)
@@ -248,7 +275,10 @@ export class ReferenceVqaModel {
 }
 
 function unsupported(option: string, value: unknown, supported: string): never {
-  throw new OdysseyRangeError('ODYSSEY_UNSUPPORTED', `ReferenceVqaModel: ${option} ${JSON.stringify(value)} is not supported (${supported})`)
+  throw new OdysseyRangeError(
+    'ODYSSEY_UNSUPPORTED',
+    `ReferenceVqaModel: ${option} ${JSON.stringify(value)} is not supported (${supported})`,
+  )
 }
 
 function checkSupported({ fusion, modality, wordVectors, dropout }: VqaArchitecture): void {
@@ -260,7 +290,8 @@ function checkSupported({ fusion, modality, wordVectors, dropout }: VqaArchitect
 
 function checkLearningRate(value: unknown): number {
   const learningRate = checkFiniteNumber('learningRate', value)
-  if (learningRate < 0) throw new OdysseyRangeError('ODYSSEY_INVALID', `learningRate: expected a number >= 0, got ${learningRate}`)
+  if (learningRate < 0)
+    throw new OdysseyRangeError('ODYSSEY_INVALID', `learningRate: expected a number >= 0, got ${learningRate}`)
   return learningRate
 }
 
@@ -304,7 +335,10 @@ function gatherStates(results: ForwardResult[], slots: StateSlot[], batch: numbe
 
 /** ∂J/∂(final y) and ∂J/∂(final c) `[batch, H]` of every layer, from ∂J/∂(question vector) `[batch, slots·H]`. */
 function scatterStates(dQuestion: Float64Array, slots: StateSlot[], layers: number, batch: number, H: number) {
-  const grads = Array.from({ length: layers }, () => ({ dhN: new Float64Array(batch * H), dcN: new Float64Array(batch * H) }))
+  const grads = Array.from({ length: layers }, () => ({
+    dhN: new Float64Array(batch * H),
+    dcN: new Float64Array(batch * H),
+  }))
   const width = slots.length * H
   slots.forEach(({ layer, state }, s) => {
     const target = grads[layer][state === 'hN' ? 'dhN' : 'dcN']
@@ -374,7 +408,14 @@ function activationSlope(y: number, activation: Activation): number {
  * From ∂J/∂y `[batch, units]`, the layer's input x `[batch, inputs]` and output y: adds ∂J/∂W
  * and ∂J/∂b into `grads` and returns δ = ∂J/∂(pre-activation) `[batch, units]`.
  */
-function denseBackward(layer: DenseLayer, grads: Map<string, Float64Array>, x: Float64Array, y: Float64Array, dy: Float64Array, batch: number): Float64Array {
+function denseBackward(
+  layer: DenseLayer,
+  grads: Map<string, Float64Array>,
+  x: Float64Array,
+  y: Float64Array,
+  dy: Float64Array,
+  batch: number,
+): Float64Array {
   const delta = dy.map((d, k) => d * activationSlope(y[k], layer.activation))
   const weightGrad = grads.get(`${layer.name}.weight`)!
   const biasGrad = grads.get(`${layer.name}.bias`)!
@@ -397,7 +438,11 @@ function denseInputGrad(layer: DenseLayer, params: ParameterStore, delta: Float6
  * Mean softmax cross-entropy of logits `[batch, K]` against classes `[batch]`, and
  * ∂J/∂logits = (softmax − onehot) / batch. Each row is shifted by its maximum so no exp overflows.
  */
-function softmaxCrossEntropy(logits: Float64Array, classes: Uint32Array, K: number): { loss: number; dLogits: Float64Array } {
+function softmaxCrossEntropy(
+  logits: Float64Array,
+  classes: Uint32Array,
+  K: number,
+): { loss: number; dLogits: Float64Array } {
   const batch = classes.length
   const dLogits = new Float64Array(logits.length)
   let total = 0

@@ -53,10 +53,19 @@ const CONFIG = {
  * Log axes span many decades: 1e-7, not 0.0000001; but 0.01, not 1e-2. `datum.label` is Vega's
  * own label, empty for the minor ticks it leaves unlabelled.
  */
-const LOG_AXIS = { format: '~g', labelExpr: "datum.value >= 0.001 || datum.label === '' ? datum.label : format(datum.value, '.0e')" } as const
+const LOG_AXIS = {
+  format: '~g',
+  labelExpr: "datum.value >= 0.001 || datum.label === '' ? datum.label : format(datum.value, '.0e')",
+} as const
 
 /** Legend of a strokeDash channel: dashed strokes (without a fill colour Vega-Lite hides their stroke). */
-const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeColor: INK, symbolFillColor: INK, symbolStrokeWidth: 2, symbolSize: 400 } as const
+const DASH_LEGEND = {
+  symbolType: 'stroke',
+  symbolStrokeColor: INK,
+  symbolFillColor: INK,
+  symbolStrokeWidth: 2,
+  symbolSize: 400,
+} as const
 
 function topLevel(spec: Record<string, unknown>): TopLevelSpec {
   return { config: CONFIG, ...spec } as TopLevelSpec
@@ -135,16 +144,27 @@ const STEP_AXIS = { field: 'step', type: 'quantitative', title: 'step' } as cons
 
 export function lossChart(runs: readonly Run[]): ChartDefinition | null {
   const perStep = runs.flatMap((run) =>
-    stepPoints(run.label, run.steps).flatMap((p) => (p.loss === null ? [] : [{ run: p.run, step: p.step, loss: p.loss }])),
+    stepPoints(run.label, run.steps).flatMap((p) =>
+      p.loss === null ? [] : [{ run: p.run, step: p.step, loss: p.loss }],
+    ),
   )
   const perEpoch = runs.flatMap((run) =>
     run.epochs.flatMap((e) => [
-      ...(isPresent(e.loss) ? [{ run: run.label, step: e.step, epoch: e.epoch, series: 'training (epoch)', loss: e.loss }] : []),
-      ...(isPresent(e.validationLoss) ? [{ run: run.label, step: e.step, epoch: e.epoch, series: 'validation', loss: e.validationLoss }] : []),
+      ...(isPresent(e.loss)
+        ? [{ run: run.label, step: e.step, epoch: e.epoch, series: 'training (epoch)', loss: e.loss }]
+        : []),
+      ...(isPresent(e.validationLoss)
+        ? [{ run: run.label, step: e.step, epoch: e.epoch, series: 'validation', loss: e.validationLoss }]
+        : []),
     ]),
   )
   if (perStep.length === 0 && perEpoch.length === 0) return null
-  const y = { field: 'loss', type: 'quantitative', title: 'loss', ...autoScaled([...perStep, ...perEpoch].map((r) => r.loss)) }
+  const y = {
+    field: 'loss',
+    type: 'quantitative',
+    title: 'loss',
+    ...autoScaled([...perStep, ...perEpoch].map((r) => r.loss)),
+  }
   // The per-step layer is faint; the legend should not be.
   const color = { field: 'run', type: 'nominal', title: 'run', legend: { symbolOpacity: 1 } }
   return {
@@ -157,11 +177,20 @@ export function lossChart(runs: readonly Run[]): ChartDefinition | null {
       width: WIDE,
       height: 280,
       layer: [
-        { data: { values: perStep }, mark: { type: 'line', strokeWidth: 1, opacity: 0.45 }, encoding: { x: STEP_AXIS, y, color } },
+        {
+          data: { values: perStep },
+          mark: { type: 'line', strokeWidth: 1, opacity: 0.45 },
+          encoding: { x: STEP_AXIS, y, color },
+        },
         {
           data: { values: perEpoch },
           mark: { type: 'line', strokeWidth: 2, point: true },
-          encoding: { x: STEP_AXIS, y, color, strokeDash: { field: 'series', type: 'nominal', title: 'per epoch', legend: DASH_LEGEND } },
+          encoding: {
+            x: STEP_AXIS,
+            y,
+            color,
+            strokeDash: { field: 'series', type: 'nominal', title: 'per epoch', legend: DASH_LEGEND },
+          },
         },
       ],
     }),
@@ -169,7 +198,9 @@ export function lossChart(runs: readonly Run[]): ChartDefinition | null {
 }
 
 export function learningRateChart(runs: readonly Run[]): ChartDefinition | null {
-  const rows = runs.flatMap((run) => stepPoints(run.label, run.steps).map((p) => ({ run: p.run, step: p.step, learningRate: p.learningRate })))
+  const rows = runs.flatMap((run) =>
+    stepPoints(run.label, run.steps).map((p) => ({ run: p.run, step: p.step, learningRate: p.learningRate })),
+  )
   if (rows.length === 0) return null
   return {
     id: 'learning-rate',
@@ -182,7 +213,12 @@ export function learningRateChart(runs: readonly Run[]): ChartDefinition | null 
       mark: { type: 'line', strokeWidth: 1.5, interpolate: 'step-after' },
       encoding: {
         x: STEP_AXIS,
-        y: { field: 'learningRate', type: 'quantitative', title: 'learning rate', ...autoScaled(rows.map((r) => r.learningRate)) },
+        y: {
+          field: 'learningRate',
+          type: 'quantitative',
+          title: 'learning rate',
+          ...autoScaled(rows.map((r) => r.learningRate)),
+        },
         color: { field: 'run', type: 'nominal', title: 'run' },
       },
     }),
@@ -199,7 +235,9 @@ export function gradNormChart(runs: readonly Run[]): ChartDefinition | null {
       const drawn = p.gradNorm !== null && p.gradNorm > 0
       return [
         ...(drawn ? [{ run: p.run, step: p.step, series: NORM_SERIES, value: p.gradNorm }] : []),
-        ...(p.clipThreshold !== null && p.clipThreshold > 0 ? [{ run: p.run, step: p.step, series: THRESHOLD_SERIES, value: p.clipThreshold }] : []),
+        ...(p.clipThreshold !== null && p.clipThreshold > 0
+          ? [{ run: p.run, step: p.step, series: THRESHOLD_SERIES, value: p.clipThreshold }]
+          : []),
         ...(drawn && p.clipped > 0 ? [{ run: p.run, step: p.step, series: CLIPPED_SERIES, value: p.gradNorm }] : []),
       ]
     }),
@@ -221,7 +259,14 @@ export function gradNormChart(runs: readonly Run[]): ChartDefinition | null {
       `is the clipping threshold; red points mark the steps whose gradient was scaled down to it.${thinningNote(runs)}`,
     spec: topLevel({
       data: { values: rows },
-      facet: { row: { field: 'run', type: 'nominal', title: null, header: { labelOrient: 'top', labelAngle: 0, labelAnchor: 'start' } } },
+      facet: {
+        row: {
+          field: 'run',
+          type: 'nominal',
+          title: null,
+          header: { labelOrient: 'top', labelAngle: 0, labelAnchor: 'start' },
+        },
+      },
       spec: {
         width: WIDE,
         height: 170,
@@ -233,7 +278,18 @@ export function gradNormChart(runs: readonly Run[]): ChartDefinition | null {
               x,
               y,
               color,
-              strokeDash: { field: 'series', type: 'nominal', legend: null, scale: { domain: [NORM_SERIES, THRESHOLD_SERIES], range: [[1, 0], [6, 4]] } },
+              strokeDash: {
+                field: 'series',
+                type: 'nominal',
+                legend: null,
+                scale: {
+                  domain: [NORM_SERIES, THRESHOLD_SERIES],
+                  range: [
+                    [1, 0],
+                    [6, 4],
+                  ],
+                },
+              },
             },
           },
           {
@@ -287,7 +343,13 @@ export function flowPoints(record: GradientFlowRecord): FlowPoint[] {
   return record.norms.flatMap((norm, k) => (norm !== null && norm > 0 ? [{ distance: last - k, norm }] : []))
 }
 
-const FLOW_Y = { field: 'norm', type: 'quantitative', title: 'gradient norm (log scale)', scale: { type: 'log' }, axis: LOG_AXIS } as const
+const FLOW_Y = {
+  field: 'norm',
+  type: 'quantitative',
+  title: 'gradient norm (log scale)',
+  scale: { type: 'log' },
+  axis: LOG_AXIS,
+} as const
 const FLOW_X_TITLE = 'distance from the loss: T − 1 − k (steps)'
 
 export function gradientFlowChart(runs: readonly Run[]): ChartDefinition | null {
@@ -295,12 +357,21 @@ export function gradientFlowChart(runs: readonly Run[]): ChartDefinition | null 
   const rows = series.flatMap(({ panel, layer, records }) => {
     const ends = records.length === 1 ? [records[0]] : [records[0], records[records.length - 1]]
     return ends.flatMap((record, i) =>
-      flowPoints(record).map((p) => ({ panel, layer, measured: `${i === 0 ? 'first' : 'last'} measurement`, step: record.step, ...p })),
+      flowPoints(record).map((p) => ({
+        panel,
+        layer,
+        measured: `${i === 0 ? 'first' : 'last'} measurement`,
+        step: record.step,
+        ...p,
+      })),
     )
   })
   if (rows.length === 0) return null
   const panels = [...new Set(series.map((s) => s.panel))]
-  const steps = series.map(({ model, layer, records }) => `${model} ${layer}: step ${[...new Set([records[0].step, records[records.length - 1].step])].join(' and ')}`)
+  const steps = series.map(
+    ({ model, layer, records }) =>
+      `${model} ${layer}: step ${[...new Set([records[0].step, records[records.length - 1].step])].join(' and ')}`,
+  )
   return {
     id: 'gradient-flow',
     title: 'Gradient flow: LSTM beside simple RNN',
@@ -338,12 +409,20 @@ export function gradientFlowHeatmap(runs: readonly Run[]): ChartDefinition | nul
   const series = flowSeries(runs).filter((s) => s.records.length >= 2)
   if (series.length === 0) return null
   // One facet per layer; the layer is named only where a model has more than one.
-  const facetOf = ({ panel, layer }: FlowSeries) => (series.filter((s) => s.panel === panel).length > 1 ? `${panel}, ${layer}` : panel)
+  const facetOf = ({ panel, layer }: FlowSeries) =>
+    series.filter((s) => s.panel === panel).length > 1 ? `${panel}, ${layer}` : panel
   const rows = series.flatMap((s) =>
     s.records.flatMap((record, i, records) => {
       // Each measurement covers the steps up to the next one; the last repeats the gap before it.
       const next = records[i + 1]?.step ?? record.step + (record.step - records[i - 1].step)
-      return flowPoints(record).map((p) => ({ facet: facetOf(s), distance: p.distance, distanceEnd: p.distance + 1, step: record.step, stepEnd: next, norm: p.norm }))
+      return flowPoints(record).map((p) => ({
+        facet: facetOf(s),
+        distance: p.distance,
+        distanceEnd: p.distance + 1,
+        step: record.step,
+        stepEnd: next,
+        norm: p.norm,
+      }))
     }),
   )
   return {
@@ -363,9 +442,20 @@ export function gradientFlowHeatmap(runs: readonly Run[]): ChartDefinition | nul
         encoding: {
           x: { field: 'distance', type: 'quantitative', title: FLOW_X_TITLE },
           x2: { field: 'distanceEnd' },
-          y: { field: 'step', type: 'quantitative', title: 'training step', scale: { reverse: true, nice: false, zero: false } },
+          y: {
+            field: 'step',
+            type: 'quantitative',
+            title: 'training step',
+            scale: { reverse: true, nice: false, zero: false },
+          },
           y2: { field: 'stepEnd' },
-          color: { field: 'norm', type: 'quantitative', title: 'norm', scale: { type: 'log', scheme: 'viridis', nice: true }, legend: LOG_AXIS },
+          color: {
+            field: 'norm',
+            type: 'quantitative',
+            title: 'norm',
+            scale: { type: 'log', scheme: 'viridis', nice: true },
+            legend: LOG_AXIS,
+          },
         },
       },
     }),
@@ -378,7 +468,9 @@ export function gradientFlowHeatmap(runs: readonly Run[]): ChartDefinition | nul
 export function metricsChart(runs: readonly Run[]): ChartDefinition | null {
   const rows = runs.flatMap((run) =>
     run.epochs.flatMap((e) =>
-      Object.entries(e.metrics ?? {}).flatMap(([metric, value]) => (isPresent(value) ? [{ run: run.label, epoch: e.epoch, metric, value }] : [])),
+      Object.entries(e.metrics ?? {}).flatMap(([metric, value]) =>
+        isPresent(value) ? [{ run: run.label, epoch: e.epoch, metric, value }] : [],
+      ),
     ),
   )
   if (rows.length === 0) return null
@@ -412,10 +504,16 @@ export function vqaAccuracyChart(runs: readonly Run[]): ChartDefinition | null {
   const evaluated = runs.flatMap((run) => (run.vqa.length === 0 ? [] : [{ run, record: run.vqa[run.vqa.length - 1] }]))
   if (evaluated.length === 0) return null
   const rows = evaluated.flatMap(({ run, record }) =>
-    Object.entries(record.accuracyByQuestionType).map(([questionType, accuracy]) => ({ run: run.label, questionType, accuracy })),
+    Object.entries(record.accuracyByQuestionType).map(([questionType, accuracy]) => ({
+      run: run.label,
+      questionType,
+      accuracy,
+    })),
   )
   if (rows.length === 0) return null
-  const overall = evaluated.map(({ run, record }) => `${run.label} ${(100 * record.accuracy).toFixed(2)}% on ${record.split} (step ${record.step})`)
+  const overall = evaluated.map(
+    ({ run, record }) => `${run.label} ${(100 * record.accuracy).toFixed(2)}% on ${record.split} (step ${record.step})`,
+  )
   return {
     id: 'vqa-accuracy',
     title: 'VQA accuracy per question type',
@@ -428,8 +526,20 @@ export function vqaAccuracyChart(runs: readonly Run[]): ChartDefinition | null {
       data: { values: rows },
       mark: { type: 'bar', cornerRadiusEnd: 2 },
       encoding: {
-        y: { field: 'questionType', type: 'nominal', title: null, sort: { op: 'mean', field: 'accuracy', order: 'descending' }, axis: { labelLimit: 200 } },
-        x: { field: 'accuracy', type: 'quantitative', title: 'VQA accuracy', scale: { domain: [0, 1] }, axis: { format: '%' } },
+        y: {
+          field: 'questionType',
+          type: 'nominal',
+          title: null,
+          sort: { op: 'mean', field: 'accuracy', order: 'descending' },
+          axis: { labelLimit: 200 },
+        },
+        x: {
+          field: 'accuracy',
+          type: 'quantitative',
+          title: 'VQA accuracy',
+          scale: { domain: [0, 1] },
+          axis: { format: '%' },
+        },
         color: { field: 'run', type: 'nominal', title: 'run' },
         ...(evaluated.length > 1 ? { yOffset: { field: 'run', type: 'nominal' } } : {}),
       },
@@ -445,9 +555,20 @@ export function confusionCharts(runs: readonly Run[]): ChartDefinition[] {
     const { answers, counts } = record.confusion
     const rows = answers.flatMap((truth, i) => {
       const total = counts[i].reduce((a, b) => a + b, 0)
-      return answers.map((predicted, j) => ({ truth, predicted, count: counts[i][j], share: total === 0 ? 0 : counts[i][j] / total }))
+      return answers.map((predicted, j) => ({
+        truth,
+        predicted,
+        count: counts[i][j],
+        share: total === 0 ? 0 : counts[i][j] / total,
+      }))
     })
-    const axis = (field: string, title: string) => ({ field, type: 'nominal', title, sort: answers, axis: { labelLimit: 140 } })
+    const axis = (field: string, title: string) => ({
+      field,
+      type: 'nominal',
+      title,
+      sort: answers,
+      axis: { labelLimit: 140 },
+    })
     return [
       {
         id: `confusion-${index}`,
@@ -459,9 +580,22 @@ export function confusionCharts(runs: readonly Run[]): ChartDefinition[] {
           data: { values: rows },
           width: { step: 34 },
           height: { step: 26 },
-          encoding: { x: { ...axis('predicted', 'predicted answer'), axis: { labelAngle: -40, labelLimit: 140 } }, y: axis('truth', 'reference answer') },
+          encoding: {
+            x: { ...axis('predicted', 'predicted answer'), axis: { labelAngle: -40, labelLimit: 140 } },
+            y: axis('truth', 'reference answer'),
+          },
           layer: [
-            { mark: { type: 'rect' }, encoding: { color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] } } } },
+            {
+              mark: { type: 'rect' },
+              encoding: {
+                color: {
+                  field: 'share',
+                  type: 'quantitative',
+                  title: 'share of row',
+                  scale: { scheme: 'blues', domain: [0, 1] },
+                },
+              },
+            },
             {
               mark: { type: 'text', fontSize: 10 },
               encoding: {
@@ -482,9 +616,21 @@ export function confusionCharts(runs: readonly Run[]): ChartDefinition[] {
 export function reportSections(runs: readonly Run[]): ChartSection[] {
   const present = (charts: (ChartDefinition | null)[]) => charts.filter((c): c is ChartDefinition => c !== null)
   const sections: ChartSection[] = [
-    { id: 'training', heading: 'Training', charts: present([lossChart(runs), learningRateChart(runs), gradNormChart(runs), metricsChart(runs)]) },
-    { id: 'gradient-flow', heading: 'Gradient flow', charts: present([gradientFlowChart(runs), gradientFlowHeatmap(runs)]) },
-    { id: 'vqa', heading: 'Visual question answering', charts: present([vqaAccuracyChart(runs), ...confusionCharts(runs)]) },
+    {
+      id: 'training',
+      heading: 'Training',
+      charts: present([lossChart(runs), learningRateChart(runs), gradNormChart(runs), metricsChart(runs)]),
+    },
+    {
+      id: 'gradient-flow',
+      heading: 'Gradient flow',
+      charts: present([gradientFlowChart(runs), gradientFlowHeatmap(runs)]),
+    },
+    {
+      id: 'vqa',
+      heading: 'Visual question answering',
+      charts: present([vqaAccuracyChart(runs), ...confusionCharts(runs)]),
+    },
   ]
   return sections.filter((s) => s.charts.length > 0)
 }

@@ -53,7 +53,8 @@ const OPTIONS = {
 function parseReportArgs(argv: readonly string[]): ReportArgs {
   const { values } = parseStrict(argv)
   if (values.help) return { help: true }
-  if (values.log === undefined) throw new ReportUsageError('odyssey report: --log <log.jsonl> is required (once per run log)')
+  if (values.log === undefined)
+    throw new ReportUsageError('odyssey report: --log <log.jsonl> is required (once per run log)')
   if (values.out === undefined) throw new ReportUsageError('odyssey report: --out <report.html> is required')
   return { help: false, log: values.log, out: values.out, title: values.title }
 }

@@ -4,7 +4,14 @@
  * gradient-norm sparkline of the CLI's progress bar.
  */
 export { reportCommand, REPORT_USAGE, type CommandOutput } from './command'
-export { globalClipThreshold, logGradientFlow, logStep, logVqaEpoch, logVqaEvaluation, runLogCallbacks } from './fit-log'
+export {
+  globalClipThreshold,
+  logGradientFlow,
+  logStep,
+  logVqaEpoch,
+  logVqaEvaluation,
+  runLogCallbacks,
+} from './fit-log'
 export { ReportDependencyError, ReportUsageError, RunLogError, RunRecordError } from './errors'
 export {
   RUN_LOG_FORMAT,

@@ -238,7 +238,8 @@ function checkGradientFlow(fields: Fields): GradientFlowRecord {
   count(fields.epoch, 'epoch')
   text(fields.model, 'model')
   text(fields.layer, 'layer')
-  if (fields.quantity !== 'c' && fields.quantity !== 'h') fail('quantity', '"c" (LSTM) or "h" (simple RNN)', fields.quantity)
+  if (fields.quantity !== 'c' && fields.quantity !== 'h')
+    fail('quantity', '"c" (LSTM) or "h" (simple RNN)', fields.quantity)
   const norms = fields.norms
   if (!Array.isArray(norms) || norms.length === 0) fail('norms', 'a non-empty array (one norm per time step)', norms)
   norms.forEach((norm, k) => magnitude(norm, `norms[${k}]`, true))
@@ -248,7 +249,8 @@ function checkGradientFlow(fields: Fields): GradientFlowRecord {
 function checkConfusion(value: unknown): void {
   const confusion = objectAt(value, 'confusion')
   const answers = confusion.answers
-  if (!Array.isArray(answers) || answers.length === 0) fail('confusion.answers', 'a non-empty array of answers', answers)
+  if (!Array.isArray(answers) || answers.length === 0)
+    fail('confusion.answers', 'a non-empty array of answers', answers)
   answers.forEach((answer, i) => {
     if (typeof answer !== 'string') fail(`confusion.answers[${i}]`, 'a string', answer)
   })
@@ -305,7 +307,11 @@ export function parseRunLog(text: string, file: string): RunLogRecord[] {
     if (line.trim() === '') return
     const record = parseLine(line, file, index + 1)
     if (records.length === 0 && record.type !== 'run') {
-      throw new RunLogError(file, index + 1, `the first record must be the run header {"type":"run",...}, got "${record.type}"`)
+      throw new RunLogError(
+        file,
+        index + 1,
+        `the first record must be the run header {"type":"run",...}, got "${record.type}"`,
+      )
     }
     records.push(record)
   })

@@ -75,7 +75,13 @@ const SUMMARY_COLUMNS: readonly [heading: string, cell: (s: RunSummary) => strin
   ['steps', (s) => String(s.steps)],
   ['epochs', (s) => String(s.epochs)],
   ['final loss', (s) => formatNumber(s.finalLoss)],
-  ['best validation loss', (s) => (s.bestValidationLoss === undefined ? '—' : `${formatNumber(s.bestValidationLoss.value)} (epoch ${s.bestValidationLoss.epoch})`)],
+  [
+    'best validation loss',
+    (s) =>
+      s.bestValidationLoss === undefined
+        ? '—'
+        : `${formatNumber(s.bestValidationLoss.value)} (epoch ${s.bestValidationLoss.epoch})`,
+  ],
   ['steps clipped', (s) => formatPercent(s.clippedFraction)],
   ['steps skipped', (s) => String(s.skippedSteps)],
   ['examples/s (median)', (s) => formatNumber(s.medianExamplesPerSecond, 3)],
@@ -102,7 +108,10 @@ ${svg}
 export function renderPage(content: PageContent): string {
   const nav = content.sections.map((s) => `<a href="#${s.id}">${escapeHtml(s.heading)}</a>`).join('')
   const sections = content.sections
-    .map((s) => `<section id="${s.id}">\n<h2>${escapeHtml(s.heading)}</h2>\n${s.figures.map(figure).join('\n')}\n</section>`)
+    .map(
+      (s) =>
+        `<section id="${s.id}">\n<h2>${escapeHtml(s.heading)}</h2>\n${s.figures.map(figure).join('\n')}\n</section>`,
+    )
     .join('\n')
   const sources = content.sources.map((s) => `<code>${escapeHtml(s)}</code>`).join(', ')
   return `<!DOCTYPE html>

@@ -25,7 +25,8 @@ function requirePeer(name: string): unknown {
   try {
     return require(name)
   } catch (error) {
-    if ((error as { code?: unknown }).code === 'MODULE_NOT_FOUND') throw new ReportDependencyError(name, { cause: error })
+    if ((error as { code?: unknown }).code === 'MODULE_NOT_FOUND')
+      throw new ReportDependencyError(name, { cause: error })
     throw error
   }
 }

@@ -56,7 +56,8 @@ function splitRuns(source: string, records: readonly RunLogRecord[]): Run[] {
     }
     const run = runs.at(-1)
     // Files were checked for this by parseRunLog; records given in code reach it here.
-    if (run === undefined) throw new RunRecordError(`${source}[0].type`, `the first record must be a run header, got "${record.type}"`)
+    if (run === undefined)
+      throw new RunRecordError(`${source}[0].type`, `the first record must be a run header, got "${record.type}"`)
     if (record.type === 'step') run.steps.push(record)
     else if (record.type === 'epoch') run.epochs.push(record)
     else if (record.type === 'gradientFlow') run.gradientFlow.push(record)
@@ -110,7 +111,9 @@ export function summarize(run: Run): RunSummary {
     bestValidationLoss: bestValidation(run.epochs),
     clippedFraction: run.steps.length === 0 ? undefined : run.steps.filter((s) => s.clipped).length / run.steps.length,
     skippedSteps: run.steps.filter((s) => !s.applied).length,
-    medianExamplesPerSecond: median(run.steps.flatMap((s) => (s.examplesPerSecond === null ? [] : [s.examplesPerSecond]))),
+    medianExamplesPerSecond: median(
+      run.steps.flatMap((s) => (s.examplesPerSecond === null ? [] : [s.examplesPerSecond])),
+    ),
     seconds: timed.length === 0 ? undefined : timed.reduce((sum, e) => sum + (e.seconds ?? 0), 0),
     vqaAccuracy: run.vqa.at(-1)?.accuracy,
   }

@@ -39,7 +39,10 @@ export function gradNormSparkline(values: readonly number[], width: number): str
 /** `values` cut into `columns` consecutive groups of near-equal size, each reduced to its maximum (NaN wins). */
 function columnMaxima(values: readonly number[], columns: number): number[] {
   return Array.from({ length: columns }, (_, column) => {
-    const group = values.slice(Math.floor((column * values.length) / columns), Math.floor(((column + 1) * values.length) / columns))
+    const group = values.slice(
+      Math.floor((column * values.length) / columns),
+      Math.floor(((column + 1) * values.length) / columns),
+    )
     // Each group holds at least one value: columns <= values.length.
     return group.reduce((a, b) => (Number.isFinite(a) && Number.isFinite(b) ? Math.max(a, b) : NaN))
   })
@@ -55,7 +58,10 @@ export class GradNormHistory {
 
   constructor(private readonly capacity = 240) {
     if (!Number.isInteger(capacity) || capacity < 1) {
-      throw new OdysseyRangeError('ODYSSEY_INVALID', `GradNormHistory capacity: expected an integer >= 1, got ${capacity}`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `GradNormHistory capacity: expected an integer >= 1, got ${capacity}`,
+      )
     }
   }
 

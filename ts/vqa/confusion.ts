@@ -17,7 +17,11 @@ export interface VqaConfusion {
  * Confusion counts of `predictions` (question id → answer) over the questions whose reference
  * answer is among the `top` most frequent; predictions outside those answers are not counted.
  */
-export function vqaConfusion(annotations: readonly VqaAnnotation[], predictions: ReadonlyMap<number, string>, top: number): VqaConfusion {
+export function vqaConfusion(
+  annotations: readonly VqaAnnotation[],
+  predictions: ReadonlyMap<number, string>,
+  top: number,
+): VqaConfusion {
   const references = annotations.map((annotation) => normalizeAnswer(annotation.multipleChoiceAnswer))
   const frequency = new Map<string, number>()
   for (const reference of references) frequency.set(reference, (frequency.get(reference) ?? 0) + 1)

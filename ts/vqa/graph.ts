@@ -15,7 +15,15 @@
 import { OdysseyRangeError } from '../errors'
 import type { GraphSpec, InputSpec, NodeSpec } from '../model/spec'
 import { LSTM_VARIANTS, type LstmVariant } from '../types'
-import { checkBoolean, checkFiniteNumber, checkObject, checkOneOf, checkOptionKeys, checkSeed, checkSize } from '../validate'
+import {
+  checkBoolean,
+  checkFiniteNumber,
+  checkObject,
+  checkOneOf,
+  checkOptionKeys,
+  checkSeed,
+  checkSize,
+} from '../validate'
 
 export type VqaFusion = 'concat' | 'product'
 export const VQA_FUSIONS: readonly VqaFusion[] = ['concat', 'product']
@@ -185,10 +193,20 @@ export function vqaGraph(architecture: VqaArchitecture): GraphSpec {
   const { modality } = architecture
   const image = modality === 'question' ? undefined : imageBranch(builder, architecture)
   const question = modality === 'image' ? undefined : questionBranch(builder, architecture)
-  const fused = fuse(builder, architecture, [image, question].filter((branch): branch is string => branch !== undefined))
+  const fused = fuse(
+    builder,
+    architecture,
+    [image, question].filter((branch): branch is string => branch !== undefined),
+  )
   let top = fused
   for (let layer = 1; layer <= architecture.denseLayers; layer++) {
-    top = builder.add({ name: `hidden${layer}`, inputs: [top], type: 'dense', units: architecture.hiddenSize, activation: architecture.activation })
+    top = builder.add({
+      name: `hidden${layer}`,
+      inputs: [top],
+      type: 'dense',
+      units: architecture.hiddenSize,
+      activation: architecture.activation,
+    })
     top = dropout(builder, architecture, `hidden${layer}Dropout`, top)
   }
   builder.add({ name: VQA_NAMES.answer, inputs: [top], type: 'dense', units: architecture.answers })
@@ -218,15 +236,25 @@ class GraphBuilder {
 }
 
 function dropout(builder: GraphBuilder, architecture: VqaArchitecture, name: string, input: string): string {
-  return architecture.dropout === 0 ? input : builder.add({ name, inputs: [input], type: 'dropout', rate: architecture.dropout })
+  return architecture.dropout === 0
+    ? input
+    : builder.add({ name, inputs: [input], type: 'dropout', rate: architecture.dropout })
 }
 
 /** `[n, D]` features, normalised if asked; the product shape maps them to the hidden width. */
 function imageBranch(builder: GraphBuilder, architecture: VqaArchitecture): string {
   const image = builder.input({ kind: 'vector', name: VQA_NAMES.image, features: architecture.imageDim })
-  const vector = architecture.normalizeImage ? builder.add({ name: 'imageNorm', inputs: [image], type: 'l2Normalize' }) : image
+  const vector = architecture.normalizeImage
+    ? builder.add({ name: 'imageNorm', inputs: [image], type: 'l2Normalize' })
+    : image
   if (architecture.fusion === 'concat') return vector
-  return builder.add({ name: 'imageDense', inputs: [vector], type: 'dense', units: architecture.hiddenSize, activation: architecture.activation })
+  return builder.add({
+    name: 'imageDense',
+    inputs: [vector],
+    type: 'dense',
+    units: architecture.hiddenSize,
+    activation: architecture.activation,
+  })
 }
 
 /** Tokens → word vectors → LSTM stack → question vector (mapped to the hidden width for the product shape). */
@@ -245,7 +273,13 @@ function questionBranch(builder: GraphBuilder, architecture: VqaArchitecture): s
     output: lstm.questionVector,
   })
   if (architecture.fusion === 'concat') return encoded
-  return builder.add({ name: 'questionDense', inputs: [encoded], type: 'dense', units: architecture.hiddenSize, activation: architecture.activation })
+  return builder.add({
+    name: 'questionDense',
+    inputs: [encoded],
+    type: 'dense',
+    units: architecture.hiddenSize,
+    activation: architecture.activation,
+  })
 }
 
 /**
@@ -258,18 +292,33 @@ function wordVectors(builder: GraphBuilder, architecture: VqaArchitecture): stri
   const { vocabSize, embeddingDim, wordVectors: kind } = architecture
   const question = builder.input({ kind: 'tokens', name: VQA_NAMES.question })
   const frozen = kind === 'pretrained-frozen'
-  const words = builder.add({ name: VQA_NAMES.words, inputs: [question], type: 'embedding', vocabSize, dim: embeddingDim, frozen })
+  const words = builder.add({
+    name: VQA_NAMES.words,
+    inputs: [question],
+    type: 'embedding',
+    vocabSize,
+    dim: embeddingDim,
+    frozen,
+  })
   if (!frozen) return words
   const flags = builder.input({ kind: 'tokens', name: VQA_NAMES.unknownFlags })
-  const unknown = builder.add({ name: VQA_NAMES.unknownWords, inputs: [flags], type: 'embedding', vocabSize: 2, dim: embeddingDim })
+  const unknown = builder.add({
+    name: VQA_NAMES.unknownWords,
+    inputs: [flags],
+    type: 'embedding',
+    vocabSize: 2,
+    dim: embeddingDim,
+  })
   return builder.add({ name: 'wordInput', inputs: [words, unknown], type: 'concat' })
 }
 
 function fuse(builder: GraphBuilder, architecture: VqaArchitecture, branches: string[]): string {
   if (architecture.fusion === 'concat') {
-    const joined = branches.length === 1 ? branches[0] : builder.add({ name: 'fused', inputs: branches, type: 'concat' })
+    const joined =
+      branches.length === 1 ? branches[0] : builder.add({ name: 'fused', inputs: branches, type: 'concat' })
     return joined as string
   }
-  const product = branches.length === 1 ? branches[0] : builder.add({ name: 'fused', inputs: branches, type: 'multiply' })
+  const product =
+    branches.length === 1 ? branches[0] : builder.add({ name: 'fused', inputs: branches, type: 'multiply' })
   return dropout(builder, architecture, 'fusedDropout', product as string)
 }

@@ -30,7 +30,10 @@ export class MemoryFeatures implements FeatureSource {
   /** `data.features` `[N, D]` row i belongs to `data.imageIds[i]`. */
   constructor(data: ImageFeaturesData) {
     if (data.features.length !== data.imageIds.length * data.dim) {
-      throw new OdysseyRangeError('ODYSSEY_SHAPE', `MemoryFeatures: features has ${data.features.length} values, expected [${data.imageIds.length}, ${data.dim}]`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_SHAPE',
+        `MemoryFeatures: features has ${data.features.length} values, expected [${data.imageIds.length}, ${data.dim}]`,
+      )
     }
     this.dim = data.dim
     this.matrix = data.features
@@ -69,7 +72,10 @@ export function indexQuestions(
   const words = questions.map(({ question, questionId }) => {
     const indices = vocab.encode(question)
     if (indices.length === 0) {
-      throw new OdysseyRangeError('ODYSSEY_LENGTH', `question_id ${questionId}: ${JSON.stringify(question)} has no tokens`)
+      throw new OdysseyRangeError(
+        'ODYSSEY_LENGTH',
+        `question_id ${questionId}: ${JSON.stringify(question)} has no tokens`,
+      )
     }
     return indices.subarray(0, maxQuestionLength)
   })

@@ -36,7 +36,8 @@ import { AnswerVocab, PAD_INDEX, QuestionVocab, UNK_INDEX } from './vocab'
 import type { WordVectors } from './word-vectors'
 
 /** Everything `VqaModel.create` needs: the architecture (sizes derived from the data), vocabularies, training. */
-export interface VqaModelOptions extends Omit<VqaArchitectureOptions, 'imageDim' | 'vocabSize' | 'answers' | 'wordVectors' | 'embeddingDim'> {
+export interface VqaModelOptions
+  extends Omit<VqaArchitectureOptions, 'imageDim' | 'vocabSize' | 'answers' | 'wordVectors' | 'embeddingDim'> {
   /** Image feature width D of the features files (VGG-16: 4096). */
   imageDim: number
   questionVocab: QuestionVocab
@@ -149,7 +150,12 @@ export class VqaModel {
   static create(options: VqaModelOptions): VqaModel {
     const { questionVocab, answerVocab, embedding = {}, optimizer, schedule, clip, ...rest } = options
     const pretrained = embedding.pretrained
-    const wordVectors = pretrained === undefined ? 'trainable' : embedding.frozen === false ? 'pretrained-fine-tuned' : 'pretrained-frozen'
+    const wordVectors =
+      pretrained === undefined
+        ? 'trainable'
+        : embedding.frozen === false
+          ? 'pretrained-fine-tuned'
+          : 'pretrained-frozen'
     const architecture = resolveArchitecture({
       ...rest,
       vocabSize: questionVocab.size,
@@ -167,7 +173,8 @@ export class VqaModel {
     if (pretrained !== undefined && architecture.modality !== 'image') {
       model.setWeights(pretrainedWeights(architecture, questionVocab, pretrained, known))
     }
-    const unknown = architecture.wordVectors === 'pretrained-frozen' ? unknownWordRows(questionVocab.size, known) : new Set<number>()
+    const unknown =
+      architecture.wordVectors === 'pretrained-frozen' ? unknownWordRows(questionVocab.size, known) : new Set<number>()
     return new VqaModel(model, architecture, questionVocab, answerVocab, unknown)
   }
 
@@ -181,7 +188,10 @@ export class VqaModel {
     const expected = JSON.stringify(vqaGraph(architecture).nodes.map((node) => node.name))
     if (JSON.stringify(model.graph.nodes.map((node) => node.name)) !== expected) {
       model.dispose()
-      throw new OdysseyError('ODYSSEY_CHECKPOINT', `${dir}: the checkpoint's graph is not the one ${VQA_CONFIG_FILE} describes`)
+      throw new OdysseyError(
+        'ODYSSEY_CHECKPOINT',
+        `${dir}: the checkpoint's graph is not the one ${VQA_CONFIG_FILE} describes`,
+      )
     }
     return new VqaModel(model, architecture, questionVocab, answerVocab, new Set(saved.unknownWords))
   }
@@ -199,7 +209,8 @@ export class VqaModel {
     const encoded = indexQuestions(train.questions, this.questionVocab, this.architecture.maxQuestionLength)
     const labels = this.answerVocab.encodeLabels(train.annotations)
     const trainable = [...labels.keys()].filter((row) => (labels[row] as number) >= 0)
-    if (trainable.length === 0) throw new OdysseyRangeError('ODYSSEY_INVALID', 'train: no question has an answer among the K classes')
+    if (trainable.length === 0)
+      throw new OdysseyRangeError('ODYSSEY_INVALID', 'train: no question has an answer among the K classes')
     const history: VqaHistory = { epochs: [], skippedQuestions: labels.length - trainable.length }
     const order = new SeededRandom(options.seed ?? this.architecture.seed)
     const epoch = new EpochRunner(this.model, batchSize, chunkRows(train.features.dim, batchSize), options, {
@@ -250,7 +261,10 @@ export class VqaModel {
    */
   async score(data: VqaData, options: { batchSize?: number; confusionAnswers?: number } = {}): Promise<VqaScore> {
     const answers = await this.answerMap(data, options)
-    return { evaluation: evaluateVqa(data.annotations, answers), confusion: vqaConfusion(data.annotations, answers, options.confusionAnswers ?? 10) }
+    return {
+      evaluation: evaluateVqa(data.annotations, answers),
+      confusion: vqaConfusion(data.annotations, answers, options.confusionAnswers ?? 10),
+    }
   }
 
   /** Question id → the model's answer, for every question of `data`. */
@@ -282,7 +296,12 @@ export class VqaModel {
   private checkFeatures(features: FeatureSource, label: string): void {
     if (this.architecture.modality === 'question' || features.dim === this.architecture.imageDim) return
     const file = (features as { file?: string }).file ?? label
-    throw new VqaShapeError(file, [this.architecture.imageDim], [features.dim], `features have D = ${features.dim}, the model was built for D = ${this.architecture.imageDim}`)
+    throw new VqaShapeError(
+      file,
+      [this.architecture.imageDim],
+      [features.dim],
+      `features have D = ${features.dim}, the model was built for D = ${this.architecture.imageDim}`,
+    )
   }
 
   private scoredAnswer(questionId: number, logits: ArrayLike<number>, top: number): VqaAnswer {
@@ -324,26 +343,52 @@ class EpochRunner {
     let done = 0
     for (const chunk of chunksOf(rows, this.rowsPerChunk)) {
       const firstBatch = done / this.batchSize
-      const data = { x: await this.source.inputs(chunk), y: { classes: this.source.labels(chunk), shape: [chunk.length] } }
+      const data = {
+        x: await this.source.inputs(chunk),
+        y: { classes: this.source.labels(chunk), shape: [chunk.length] },
+      }
       const onBatchEnd = (log: BatchLog) => {
         lossSum += log.loss * log.examples
         const questionsDone = done + Math.min(chunk.length, (log.batch + 1) * this.batchSize)
-        this.options.callbacks?.onBatchEnd?.({ ...log, epoch, batch: firstBatch + log.batch, batches, questionsDone, questionsPerEpoch: rows.length })
+        this.options.callbacks?.onBatchEnd?.({
+          ...log,
+          epoch,
+          batch: firstBatch + log.batch,
+          batches,
+          questionsDone,
+          questionsPerEpoch: rows.length,
+        })
       }
       await this.fitChunk(data, onBatchEnd, history)
       done += chunk.length
     }
     const seconds = (performance.now() - started) / 1000
-    return { epoch, loss: lossSum / rows.length, seconds, questionsPerSecond: rows.length / seconds, step: this.model.stepCount }
+    return {
+      epoch,
+      loss: lossSum / rows.length,
+      seconds,
+      questionsPerSecond: rows.length / seconds,
+      step: this.model.stepCount,
+    }
   }
 
   private async fitChunk(data: Parameters<Model['fit']>[0], onBatchEnd: (log: BatchLog) => void, history: VqaHistory) {
     try {
       // The epoch's order is already shuffled; the chunk is trained in it.
-      await this.model.fit(data, { epochs: 1, batchSize: this.batchSize, shuffle: false, callbacks: { onBatchEnd }, signal: this.options.signal })
+      await this.model.fit(data, {
+        epochs: 1,
+        batchSize: this.batchSize,
+        shuffle: false,
+        callbacks: { onBatchEnd },
+        signal: this.options.signal,
+      })
     } catch (error) {
       if (error instanceof OdysseyAbortError) {
-        throw new OdysseyAbortError(`VqaModel.fit was aborted after ${history.epochs.length} finished epoch(s)`, history, { cause: error.cause })
+        throw new OdysseyAbortError(
+          `VqaModel.fit was aborted after ${history.epochs.length} finished epoch(s)`,
+          history,
+          { cause: error.cause },
+        )
       }
       throw error
     }
@@ -434,7 +479,11 @@ async function readSavedConfig(file: string): Promise<SavedVqaModel> {
   try {
     text = await readFile(file, 'utf8')
   } catch (error) {
-    throw new OdysseyError('ODYSSEY_IO', `${file}: cannot read: ${(error as Error).message} (is this a directory written by VqaModel.save?)`, { cause: error })
+    throw new OdysseyError(
+      'ODYSSEY_IO',
+      `${file}: cannot read: ${(error as Error).message} (is this a directory written by VqaModel.save?)`,
+      { cause: error },
+    )
   }
   let saved: Partial<SavedVqaModel>
   try {

@@ -13,7 +13,14 @@ import { OdysseyRangeError } from '../errors'
 import { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
 import type { VqaAnnotation } from './files'
 import type { VqaModality } from './graph'
-import { VqaModel, type VqaData, type VqaFitOptions, type VqaHistory, type VqaModelOptions, type VqaScore } from './model'
+import {
+  VqaModel,
+  type VqaData,
+  type VqaFitOptions,
+  type VqaHistory,
+  type VqaModelOptions,
+  type VqaScore,
+} from './model'
 import { MemoryFeatures } from './inputs'
 import { generateSyntheticVqa, writeSyntheticVqa, type SyntheticVqaOptions } from './synthetic'
 import { AnswerVocab, QuestionVocab } from './vocab'
@@ -23,7 +30,10 @@ import { readWordVectors } from './word-vectors'
 export type AnnotatedSplit = VqaSplit & { annotations: VqaAnnotation[] }
 
 /** Opens a split with its annotations file (see `openVqaSplit` for the checks and errors). */
-export async function openAnnotatedSplit(files: VqaSplitFiles & { annotationsFile: string }, expectedDim?: number): Promise<AnnotatedSplit> {
+export async function openAnnotatedSplit(
+  files: VqaSplitFiles & { annotationsFile: string },
+  expectedDim?: number,
+): Promise<AnnotatedSplit> {
   return (await openVqaSplit(files, expectedDim === undefined ? {} : { expectedDim })) as AnnotatedSplit
 }
 
@@ -35,7 +45,10 @@ export interface VocabularyOptions {
 }
 
 /** The question and answer vocabularies of a training split. */
-export function buildVocabularies(train: VqaData, options: VocabularyOptions = {}): { questionVocab: QuestionVocab; answerVocab: AnswerVocab } {
+export function buildVocabularies(
+  train: VqaData,
+  options: VocabularyOptions = {},
+): { questionVocab: QuestionVocab; answerVocab: AnswerVocab } {
   return {
     questionVocab: QuestionVocab.build(
       train.questions.map(({ question }) => question),
@@ -61,7 +74,9 @@ export async function createVqaModel(train: VqaData, options: TrainVqaOptions): 
   const vocabularies = buildVocabularies(train, options)
   const embedding = { ...options.model.embedding }
   const pretrained =
-    options.wordVectorsFile === undefined ? undefined : await readWordVectors(options.wordVectorsFile, vocabularies.questionVocab.words)
+    options.wordVectorsFile === undefined
+      ? undefined
+      : await readWordVectors(options.wordVectorsFile, vocabularies.questionVocab.words)
   return VqaModel.create({
     ...options.model,
     ...vocabularies,
@@ -141,7 +156,9 @@ const throughFiles: WithSplits = async (train, validation, use) => {
   try {
     const trainSplit = await openAnnotatedSplit(await writeSyntheticVqa(directory, { ...train, split: 'train' }))
     try {
-      const validationSplit = await openAnnotatedSplit(await writeSyntheticVqa(directory, { ...validation, split: 'val' }))
+      const validationSplit = await openAnnotatedSplit(
+        await writeSyntheticVqa(directory, { ...validation, split: 'val' }),
+      )
       try {
         return await use(trainSplit, validationSplit)
       } finally {
@@ -155,7 +172,12 @@ const throughFiles: WithSplits = async (train, validation, use) => {
   }
 }
 
-async function trainAndScore(train: VqaData, validation: VqaData, modality: VqaModality, options: VqaExperimentOptions): Promise<VqaRun> {
+async function trainAndScore(
+  train: VqaData,
+  validation: VqaData,
+  modality: VqaModality,
+  options: VqaExperimentOptions,
+): Promise<VqaRun> {
   const epochs = modality === 'both' ? options.fit.epochs : (options.baselineEpochs ?? options.fit.epochs)
   if (!(epochs >= 1)) throw new OdysseyRangeError('ODYSSEY_INVALID', `epochs: expected >= 1, got ${epochs}`)
   const model = await createVqaModel(train, { topK: options.topK ?? 100, model: { ...options.model, modality } })

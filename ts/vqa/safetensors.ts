@@ -171,9 +171,11 @@ export async function readExactly(
 export async function readInto(handle: FileHandle, file: string, target: Uint8Array, position: number): Promise<void> {
   let done = 0
   while (done < target.length) {
-    const { bytesRead } = await handle.read(target, done, target.length - done, position + done).catch((error: Error) => {
-      throw new OdysseyError('ODYSSEY_IO', `${file}: cannot read: ${error.message}`, { cause: error })
-    })
+    const { bytesRead } = await handle
+      .read(target, done, target.length - done, position + done)
+      .catch((error: Error) => {
+        throw new OdysseyError('ODYSSEY_IO', `${file}: cannot read: ${error.message}`, { cause: error })
+      })
     if (bytesRead === 0) {
       throw new VqaFileError(file, `truncated: wanted ${target.length} bytes, the file ends after ${done}`, {
         byteOffset: position + done,

@@ -108,7 +108,8 @@ class VectorLineReader {
     const values = new Float32Array(fields.length)
     fields.forEach((field, k) => {
       const value = Number(field)
-      if (field === '' || !Number.isFinite(value)) this.fail(`value ${k + 1} is ${JSON.stringify(field)}, not a finite number`)
+      if (field === '' || !Number.isFinite(value))
+        this.fail(`value ${k + 1} is ${JSON.stringify(field)}, not a finite number`)
       values[k] = value
     })
     return values
