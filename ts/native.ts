@@ -22,8 +22,21 @@ export function defaultBackend(): Backend {
 
 /** The native addon; throws `OdysseyError` `ODYSSEY_NATIVE_LOAD` when it cannot be loaded. */
 export function loadNative(): NativeBinding {
-  if (binding === undefined) binding = requireBinding()
+  if (binding === undefined) {
+    binding = requireBinding()
+    stopWorkOnExit(binding)
+  }
   return binding
+}
+
+/**
+ * Node ends a process (`process.exit()`, an uncaught exception, an unhandled rejection) by
+ * joining libuv's worker threads after the 'exit' event: a fit still running there would keep
+ * the process alive. So the 'exit' listener stops this environment's native work (a fit,
+ * `predict` or `evaluate` stops before its next batch, a `save` completes); see crates/node/src/exit.rs.
+ */
+function stopWorkOnExit(native: NativeBinding): void {
+  process.once('exit', () => native.stopWork())
 }
 
 function requireBinding(): NativeBinding {

@@ -15,6 +15,9 @@ use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// The cancel flag of the calls nobody cancels.
+static NEVER: AtomicBool = AtomicBool::new(false);
+
 fn model<F: Scalar>(json: serde_json::Value) -> Model<F> {
     let spec: ModelSpec = serde_json::from_value(json).expect("valid model spec");
     Model::new(spec).expect("model builds")
@@ -133,7 +136,9 @@ fn fit_lowers_the_loss_and_reports_every_batch_and_epoch() {
     let mut trainer = regressor::<f32>("sequence", "float32");
     let data = running_sums::<f32>(40, 6, 3, false, 1);
     let validation = running_sums::<f32>(12, 6, 3, false, 2);
-    let before = evaluate(&trainer.model, &validation, 8).unwrap().loss;
+    let before = evaluate(&trainer.model, &validation, 8, &NEVER)
+        .unwrap()
+        .loss;
     let mut recorder = Recorder::default();
     let summary = fit(
         &mut trainer,
@@ -244,7 +249,7 @@ fn cancelling_stops_before_the_next_batch_and_keeps_the_last_finished_update() {
             .unwrap();
     }
     assert_eq!(weights(&mut trainer), weights(&mut reference));
-    assert!(predict(&trainer.model, &data, 8)
+    assert!(predict(&trainer.model, &data, 8, &NEVER)
         .unwrap()
         .iter()
         .all(|v| v.is_finite()));
@@ -335,9 +340,9 @@ fn stop_on_non_finite_ends_fit_with_an_error_naming_the_batch() {
 fn evaluation_is_the_same_for_any_batch_size_with_padded_sequences() {
     let trainer = regressor::<f64>("sequence", "float64");
     let data = running_sums::<f64>(11, 7, 1, false, 6);
-    let whole = evaluate(&trainer.model, &data, 11).unwrap();
+    let whole = evaluate(&trainer.model, &data, 11, &NEVER).unwrap();
     for batch_size in [1, 3, 4] {
-        let batched = evaluate(&trainer.model, &data, batch_size).unwrap();
+        let batched = evaluate(&trainer.model, &data, batch_size, &NEVER).unwrap();
         assert!(
             (batched.loss - whole.loss).abs() < 1e-12,
             "{batch_size}: {} vs {}",
@@ -349,8 +354,8 @@ fn evaluation_is_the_same_for_any_batch_size_with_padded_sequences() {
     // Vector outputs: batches drop padded steps, which must not change anything.
     let last = regressor::<f64>("last", "float64");
     let totals = running_sums::<f64>(11, 7, 1, true, 6);
-    let a = evaluate(&last.model, &totals, 11).unwrap().loss;
-    let b = evaluate(&last.model, &totals, 2).unwrap().loss;
+    let a = evaluate(&last.model, &totals, 11, &NEVER).unwrap().loss;
+    let b = evaluate(&last.model, &totals, 2, &NEVER).unwrap().loss;
     assert!((a - b).abs() < 1e-12, "{a} vs {b}");
 }
 
@@ -374,7 +379,7 @@ fn classification_accuracy_counts_valid_steps_whose_largest_logit_is_the_target(
         lengths: Arc::from(lengths.clone()),
     }];
     let data = Dataset::new(inputs, Some(Target::Classes(classes.clone()))).unwrap();
-    let logits = predict(&m, &data, 3).unwrap();
+    let logits = predict(&m, &data, 3, &NEVER).unwrap();
     assert_eq!(logits.shape(), &[4, 5, 3]);
     let (mut correct, mut counted) = (0, 0);
     for b in 0..4 {
@@ -387,7 +392,7 @@ fn classification_accuracy_counts_valid_steps_whose_largest_logit_is_the_target(
             counted += 1;
         }
     }
-    let evaluation = evaluate(&m, &data, 3).unwrap();
+    let evaluation = evaluate(&m, &data, 3, &NEVER).unwrap();
     assert_eq!(counted, 12);
     assert_eq!(evaluation.accuracy, Some(correct as f64 / counted as f64));
 }
@@ -396,12 +401,22 @@ fn classification_accuracy_counts_valid_steps_whose_largest_logit_is_the_target(
 fn predicting_in_batches_equals_one_forward_pass() {
     let trainer = regressor::<f64>("sequence", "float64");
     let data = running_sums::<f64>(9, 6, 2, false, 8);
-    let batched = predict(&trainer.model, &data, 4).unwrap();
+    let batched = predict(&trainer.model, &data, 4, &NEVER).unwrap();
     let whole = trainer
         .model
         .forward(data.inputs().to_vec(), false, 0, None)
         .unwrap();
     assert_eq!(batched, whole.output().float_data("output").unwrap());
+}
+
+#[test]
+fn a_raised_cancel_flag_stops_predict_and_evaluate() {
+    let trainer = regressor::<f64>("sequence", "float64");
+    let data = running_sums::<f64>(9, 6, 2, false, 8);
+    let raised = AtomicBool::new(true);
+    let stopped = predict(&trainer.model, &data, 4, &raised).unwrap_err();
+    assert!(matches!(stopped, Error::Invalid { ref name, .. } if name == "cancel"));
+    assert!(evaluate(&trainer.model, &data, 4, &raised).is_err());
 }
 
 #[test]
@@ -417,7 +432,7 @@ fn stepping_through_time_equals_predicting_the_whole_sequence() {
         "output": "out", "loss": "mse"
     }));
     let data = running_sums::<f64>(3, 8, 8, false, 9);
-    let whole = predict(&m, &data, 3).unwrap();
+    let whole = predict(&m, &data, 3, &NEVER).unwrap();
     let Value::Sequence { data: x, .. } = &data.inputs()[0] else {
         unreachable!()
     };
@@ -538,7 +553,7 @@ fn datasets_reject_mismatched_counts_bad_lengths_and_non_finite_values() {
     );
     let trainer = regressor::<f32>("last", "float32");
     let unlabelled = Dataset::new(vec![seq(2, vec![3, 3])], None).unwrap();
-    assert!(evaluate(&trainer.model, &unlabelled, 2)
+    assert!(evaluate(&trainer.model, &unlabelled, 2, &NEVER)
         .unwrap_err()
         .to_string()
         .contains("targets"));

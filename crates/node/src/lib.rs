@@ -12,6 +12,7 @@ compile_error!("odyssey-node must be built with panic = \"unwind\"");
 mod convert;
 mod data;
 mod error;
+mod exit;
 mod interop;
 mod layer;
 mod model;
@@ -31,4 +32,16 @@ pub(crate) static ALLOCATOR: RecyclingAllocator = RecyclingAllocator::new();
 #[napi]
 pub fn native_version() -> napi::Result<String, ErrorCode> {
     guard(|| Ok(env!("CARGO_PKG_VERSION").to_owned()))
+}
+
+/// Stops this environment's native work, for the facade's `process.on('exit')` listener
+/// (Node joins its worker threads after 'exit', before the process ends): a fit, `predict`
+/// and `evaluate` stop before their next batch, and no worker waits for JS any more. A
+/// `save` runs to its end: its checkpoint is complete or absent either way.
+#[napi]
+pub fn stop_work() -> napi::Result<(), ErrorCode> {
+    guard(|| {
+        exit::stop_jobs_of_this_thread();
+        Ok(())
+    })
 }

@@ -335,6 +335,7 @@ impl NativeModel {
                 Either3<BatchEvent, EpochEvent, EndEvent>,
                 Status,
                 false,
+                true,
             >,
         >,
         cancel: &CancelToken,

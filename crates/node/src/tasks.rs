@@ -29,6 +29,7 @@ use odyssey_core::model::{
 
 use crate::data::{Floats, ModelFloat, OwnedDataset};
 use crate::error::{guard, BindingError, ErrorCode};
+use crate::exit::Job;
 use crate::model::{each_session, AnySession, Lease, NativeModel, Session, TensorOutput};
 
 /// Progress of one batch.
@@ -96,8 +97,10 @@ pub struct FitOutput {
 }
 
 type ProgressEvent = Either3<BatchEvent, EpochEvent, EndEvent>;
+/// Weak (unref'd): the running task keeps the event loop alive while JS awaits it; the
+/// callback must not keep it alive on its own.
 type ProgressCallback =
-    ThreadsafeFunction<ProgressEvent, UnknownReturnValue, ProgressEvent, Status, false>;
+    ThreadsafeFunction<ProgressEvent, UnknownReturnValue, ProgressEvent, Status, false, true>;
 
 fn batch_event(p: &BatchProgress) -> BatchEvent {
     BatchEvent {
@@ -141,6 +144,7 @@ fn epoch_event(p: &EpochProgress) -> EpochEvent {
 /// Sends progress to JS without waiting for it (the queue is unbounded, so a call never blocks).
 struct ProgressSender<'a> {
     callback: Option<&'a ProgressCallback>,
+    job: &'a Job,
 }
 
 impl ProgressSender<'_> {
@@ -172,8 +176,9 @@ impl ProgressSender<'_> {
             },
         );
         if status == Status::Ok {
-            // Err means the environment dropped the call (shutting down): nobody is left to wait for.
-            let _ = handled.recv();
+            // Err means the environment dropped the call (shutting down): nobody is left to wait for,
+            // as when it stops while we wait.
+            let _ = self.job.wait_for_js(&handled);
         }
     }
 }
@@ -231,7 +236,7 @@ pub struct FitTask {
     data: Option<(OwnedDataset, Option<OwnedDataset>)>,
     options: FitOptions,
     progress: Option<ProgressCallback>,
-    cancel: Arc<AtomicBool>,
+    job: Arc<Job>,
 }
 
 impl FitTask {
@@ -247,7 +252,7 @@ impl FitTask {
             data: Some(data),
             options,
             progress,
-            cancel,
+            job: Job::start(cancel),
         }
     }
 }
@@ -283,8 +288,9 @@ impl Task for FitTask {
         let data = self.data.take().expect("a task computes once");
         let mut sender = ProgressSender {
             callback: self.progress.as_ref(),
+            job: &self.job,
         };
-        let (options, cancel) = (&self.options, &self.cancel);
+        let (options, cancel) = (&self.options, self.job.cancel_flag());
         let outcome = on_worker(
             &self.lease,
             |s| each_session!(s, s => run_fit(s, data, options, &mut sender, cancel)),
@@ -311,6 +317,7 @@ pub struct EvaluateTask {
     lease: Option<Lease>,
     data: Option<OwnedDataset>,
     batch_size: usize,
+    job: Arc<Job>,
 }
 
 impl EvaluateTask {
@@ -319,6 +326,7 @@ impl EvaluateTask {
             lease: Some(lease),
             data: Some(data),
             batch_size,
+            job: Job::start_uncancellable(),
         }
     }
 }
@@ -330,12 +338,12 @@ impl Task for EvaluateTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let data = self.data.take().expect("a task computes once");
-        let batch_size = self.batch_size;
+        let (batch_size, cancel) = (self.batch_size, self.job.cancel_flag());
         Ok(on_worker(&self.lease, |s| {
             each_session!(s, s => {
                 let model = &s.trainer.model;
                 let data = data.into_dataset(&model.spec().inputs)?;
-                Ok(evaluate(model, &data, batch_size)?)
+                Ok(evaluate(model, &data, batch_size, cancel)?)
             })
         }))
     }
@@ -360,6 +368,7 @@ pub struct PredictTask {
     lease: Option<Lease>,
     data: Option<OwnedDataset>,
     batch_size: usize,
+    job: Arc<Job>,
 }
 
 impl PredictTask {
@@ -368,6 +377,7 @@ impl PredictTask {
             lease: Some(lease),
             data: Some(data),
             batch_size,
+            job: Job::start_uncancellable(),
         }
     }
 }
@@ -376,10 +386,11 @@ fn run_predict<F: ModelFloat>(
     session: &Session<F>,
     data: OwnedDataset,
     batch_size: usize,
+    cancel: &AtomicBool,
 ) -> Result<Prediction, BindingError> {
     let model = &session.trainer.model;
     let data = data.into_dataset::<F>(&model.spec().inputs)?;
-    let output = predict(model, &data, batch_size)?;
+    let output = predict(model, &data, batch_size, cancel)?;
     let shape = crate::convert::js_shape(output.shape());
     let values = match output.as_slice() {
         Some(contiguous) => contiguous.to_vec(),
@@ -398,10 +409,10 @@ impl Task for PredictTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let data = self.data.take().expect("a task computes once");
-        let batch_size = self.batch_size;
+        let (batch_size, cancel) = (self.batch_size, self.job.cancel_flag());
         Ok(on_worker(
             &self.lease,
-            |s| each_session!(s, s => run_predict(s, data, batch_size)),
+            |s| each_session!(s, s => run_predict(s, data, batch_size, cancel)),
         ))
     }
 

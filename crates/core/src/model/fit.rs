@@ -182,9 +182,17 @@ pub fn fit<F: Scalar>(
             break;
         };
         summary.non_finite_updates += tally.non_finite_updates;
-        let validation = validation
-            .map(|v| evaluate(&trainer.model, v, options.batch_size))
-            .transpose()?;
+        let validation = match validation
+            .map(|v| evaluate(&trainer.model, v, options.batch_size, cancel))
+            .transpose()
+        {
+            // Cancelled during the validation: the epoch is not finished.
+            Err(_) if cancel.load(Ordering::Relaxed) => {
+                summary.cancelled = true;
+                break;
+            }
+            validation => validation?,
+        };
         let progress = tally.finish(epoch, validation, trainer.step_count());
         observer.epoch_end(&progress);
         summary.epochs.push(progress);
@@ -364,13 +372,15 @@ impl EpochTally {
 }
 
 /// Loss (and accuracy) of `model` over `data` in inference mode, `batch_size` examples at a time.
+/// Gives up with an error before its next batch once `cancel` is set.
 pub fn evaluate<F: Scalar>(
     model: &Model<F>,
     data: &Dataset<F>,
     batch_size: usize,
+    cancel: &AtomicBool,
 ) -> Result<Evaluation> {
     require_target(data, "evaluate")?;
-    let scores = in_batches(model, data, batch_size, score_batch)?;
+    let scores = in_batches(model, data, batch_size, cancel, score_batch)?;
     let rows: usize = scores.iter().map(|s| s.rows).sum();
     let loss_sum: f64 = scores.iter().map(|s| s.loss * s.rows as f64).sum();
     let accuracy = scores
@@ -386,12 +396,14 @@ pub fn evaluate<F: Scalar>(
 }
 
 /// The model's output for every example, stacked: `[N, features]` or `[N, time, features]`.
+/// Gives up with an error before its next batch once `cancel` is set.
 pub fn predict<F: Scalar>(
     model: &Model<F>,
     data: &Dataset<F>,
     batch_size: usize,
+    cancel: &AtomicBool,
 ) -> Result<ArrayD<F>> {
-    let outputs = in_batches(model, data, batch_size, |output, _, _| {
+    let outputs = in_batches(model, data, batch_size, cancel, |output, _, _| {
         output.float_data("output")
     })?;
     concat_rows(&outputs)
@@ -403,6 +415,7 @@ fn in_batches<F: Scalar, T: Send>(
     model: &Model<F>,
     data: &Dataset<F>,
     batch_size: usize,
+    cancel: &AtomicBool,
     each: impl Fn(&Value<F>, Option<&Target<F>>, LossSpec) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     if batch_size == 0 {
@@ -414,6 +427,9 @@ fn in_batches<F: Scalar, T: Send>(
     batch_rows(data.len(), batch_size, Order::Sequential)
         .par_iter()
         .map(|rows| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::invalid("cancel", "stopped before its last batch"));
+            }
             let batch = data.batch(rows, trim_time);
             let pass = model.forward(batch.inputs, false, 0, None)?;
             each(pass.output(), batch.target.as_ref(), model.spec().loss)
