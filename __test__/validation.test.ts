@@ -481,7 +481,7 @@ describe('setWeights', () => {
       () => rnn().setWeights({ weight_hh_l0: weight(15, [4, 4]) }),
       OdysseyRangeError,
       'ODYSSEY_SHAPE',
-      'weight_hh_l0.data: expected length 4*4 = 16 for shape [dim0=4, dim1=4], got 15',
+      'weight_hh_l0.data: expected shape [4, 4] (16 elements), got [15]',
     )
     expectError(
       () => rnn().setWeights({ bias_hh_l0: { data: new Float64Array(4), shape: [4] } }),
@@ -495,7 +495,7 @@ describe('setWeights', () => {
       () => rnn().setWeights({ weight_hh_l0: { data, shape: [4, 4] } }),
       OdysseyRangeError,
       'ODYSSEY_NON_FINITE',
-      'weight_hh_l0.data: non-finite value NaN at index 6 = [dim0=1, dim1=2]',
+      'weight_hh_l0.data: non-finite value NaN at flat index 6',
     )
   })
 
@@ -517,5 +517,18 @@ describe('the pure-TypeScript backend is guarded by the same checks', () => {
       'x: expected length 2*5*3 = 30',
     )
     expectError(() => rnn({ backend: 'js' }).backward(gradient()), OdysseyRangeError, 'ODYSSEY_STATE')
+    const weight = (length: number, shape: number[]) => ({ data: new Float32Array(length), shape })
+    expectError(
+      () => rnn({ backend: 'js' }).setWeights({ weight_hh_l0: weight(12, [4, 3]) }),
+      OdysseyRangeError,
+      'ODYSSEY_SHAPE',
+      'weight_hh_l0: expected shape [4, 4], got [4, 3]',
+    )
+    expectError(
+      () => rnn({ backend: 'js' }).setWeights({ weight_ih: weight(12, [4, 3]) }),
+      OdysseyRangeError,
+      'ODYSSEY_KEY',
+      "weights: unknown weight 'weight_ih'; this layer has weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0",
+    )
   })
 })

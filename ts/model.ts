@@ -23,7 +23,7 @@ import type { InputArgs, NativeModel } from '../native/binding'
 import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from './errors'
 import { loadNative } from './native'
 import type { Dtype, Tensor } from './types'
-import { checkObject, checkOptionKeys, checkSize, checkWeights, describe } from './validate'
+import { checkObject, checkOptionKeys, checkSize, checkWeightTensors, describe } from './validate'
 import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './model/data'
 import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './model/fit'
 import { checkStateDictArgs } from './model/interop'
@@ -144,8 +144,6 @@ export class Model {
   private readonly described: DescribedGraph
   private readonly native: NativeModel
   private disposed = false
-  /** Weight name → shape, read on first `setWeights`. */
-  private weightShapes: ReadonlyMap<string, readonly number[]> | undefined
 
   private constructor(native: NativeModel, described: DescribedGraph) {
     this.native = native
@@ -327,9 +325,7 @@ export class Model {
    */
   setWeights(weights: Record<string, Tensor>): void {
     this.checkUsable()
-    this.weightShapes ??= new Map(Object.entries(this.getWeights()).map(([name, t]) => [name, [...t.shape]]))
-    checkWeights(weights, this.weightShapes, this.dtype)
-    const tensors = Object.entries(weights).map(([name, { data, shape }]) => ({ name, shape: [...shape], data }))
+    const tensors = checkWeightTensors(weights, this.dtype)
     callNative(() => this.native.setWeights(tensors))
   }
 

@@ -75,23 +75,6 @@ export function checkSize(name: string, value: unknown): number {
   return value
 }
 
-/**
- * The most weights a layer or model may hold: 2^28, 1 GiB in float32 (the core's `MAX_PARAMETERS`,
- * crates/core/src/model/graph.rs). A size typo (`hiddenSize: 2 ** 31`) is an error here rather
- * than an allocation that takes the process down.
- */
-export const MAX_PARAMETERS = 2 ** 28
-
-/** Refuses a layer whose `sizes` (described in `what`) need more than `MAX_PARAMETERS` weights. */
-export function checkParameterCount(label: string, weights: number, what: string): void {
-  if (weights > MAX_PARAMETERS) {
-    rangeError(
-      'ODYSSEY_INVALID',
-      `${label}: ${what} need ${weights} weights, and a layer may hold at most ${MAX_PARAMETERS} (2^28); check the sizes`,
-    )
-  }
-}
-
 /** An initialisation seed: a safe integer ≥ 0. */
 export function checkSeed(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value))
@@ -295,25 +278,26 @@ export function checkBackwardInput(input: BackwardInput, layer: LayerSpec, last:
   }
 }
 
-/** Checks weights by name against the layer's parameter shapes (all or a subset may be given). */
-export function checkWeights(
-  weights: Record<string, Tensor>,
-  shapes: ReadonlyMap<string, readonly number[]>,
-  dtype: Dtype,
-): void {
-  const entries = Object.entries(checkObject('weights', weights))
-  for (const [name, value] of entries) {
-    const expectedShape = shapes.get(name)
-    if (expectedShape === undefined) {
-      rangeError('ODYSSEY_KEY', `weights: unknown weight '${name}'; this layer has ${[...shapes.keys()].join(', ')}`)
-    }
+/** A tensor by name, as `setWeights` hands it on. */
+export interface NamedWeight {
+  name: string
+  shape: number[]
+  data: FloatArray
+}
+
+/**
+ * The JS side of `setWeights`: an object of `{ data, shape }` tensors, each `shape` an array of
+ * sizes and each `data` the typed array of `dtype`. Names, shapes, lengths and finite values
+ * are checked by whoever owns the tensors (the core for native layers and models).
+ */
+export function checkWeightTensors(weights: Record<string, Tensor>, dtype: Dtype): NamedWeight[] {
+  return Object.entries(checkObject('weights', weights)).map(([name, value]) => {
     const tensor = checkObject(name, value)
     const shape = tensor.shape
-    if (!Array.isArray(shape)) typeError('ODYSSEY_TYPE', `${name}.shape: expected an array, got ${describe(shape)}`)
-    if (shape.length !== expectedShape.length || shape.some((size, d) => size !== expectedShape[d])) {
-      rangeError('ODYSSEY_SHAPE', `${name}: expected shape [${expectedShape.join(', ')}], got [${shape.join(', ')}]`)
-    }
-    const dims = expectedShape.map((size, d): Dim => [`dim${d}`, size])
-    checkTensorData(`${name}.data`, tensor.data, dtype, dims)
-  }
+    const isSize = (size: unknown) =>
+      typeof size === 'number' && Number.isInteger(size) && size >= 0 && size <= MAX_SIZE
+    if (!Array.isArray(shape) || !shape.every(isSize))
+      typeError('ODYSSEY_TYPE', `${name}.shape: expected an array of sizes, got ${describe(shape)}`)
+    return { name, shape: [...shape], data: checkFloatArray(`${name}.data`, tensor.data, dtype) }
+  })
 }

@@ -6,7 +6,6 @@ import {
   checkFiniteNumber,
   checkOneOf,
   checkOptionKeys,
-  checkParameterCount,
   checkSeed,
   checkSize,
   DTYPES,
@@ -34,12 +33,6 @@ function resolveLstmOptions(options: LstmOptions): LstmConfig {
   const variant = checkOneOf('variant', options.variant ?? 'vanilla', LSTM_VARIANTS)
   const inputSize = checkSize('inputSize', options.inputSize)
   const hiddenSize = checkSize('hiddenSize', options.hiddenSize)
-  // weight_ih [4H, X], weight_hh [4H, H], two biases [4H]; peepholes and FGR's matrix add less.
-  checkParameterCount(
-    'LSTM',
-    4 * hiddenSize * (inputSize + hiddenSize + 2),
-    `inputSize ${inputSize} and hiddenSize ${hiddenSize}`,
-  )
   return {
     inputSize,
     hiddenSize,

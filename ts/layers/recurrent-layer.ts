@@ -1,25 +1,21 @@
 /**
- * What LSTM and SimpleRNN share: argument checks before the backend, the
- * batch of the last forward pass (backward's `dy` must match it), and the
- * weight shapes `setWeights` checks against.
+ * What LSTM and SimpleRNN share: argument checks before the backend and the
+ * batch of the last forward pass (backward's `dy` must match it).
  */
 import type { BackwardInput, BackwardResult, ForwardResult, RecurrentBackend, SequenceInput, Tensor } from '../types'
-import { checkBackwardInput, checkSequenceInput, checkWeights, type BatchDims, type LayerSpec } from '../validate'
+import { checkBackwardInput, checkSequenceInput, checkWeightTensors, type BatchDims, type LayerSpec } from '../validate'
 
 export abstract class RecurrentLayer<Config> {
   /** The layer's options with every default filled in. */
   readonly config: Readonly<Config>
   private readonly spec: LayerSpec
   private readonly backend: RecurrentBackend
-  /** Parameter name → shape, as the backend reports them. */
-  private readonly weightShapes: ReadonlyMap<string, readonly number[]>
   private lastForward: BatchDims | null = null
 
   protected constructor(config: Config, spec: LayerSpec, backend: RecurrentBackend) {
     this.config = Object.freeze({ ...config })
     this.spec = spec
     this.backend = backend
-    this.weightShapes = new Map(Object.entries(backend.getWeights()).map(([name, t]) => [name, [...t.shape]]))
   }
 
   /**
@@ -70,10 +66,11 @@ export abstract class RecurrentLayer<Config> {
 
   /**
    * Replaces parameters by PyTorch name; any subset may be given. Every entry is checked
-   * (name, shape, dtype, finite values) before anything changes. Discards the last forward pass.
+   * (name, shape, dtype, finite values) before anything changes: the JS types here, the rest by
+   * the backend (the core's one rule for layers and models). Discards the last forward pass.
    */
   setWeights(weights: Record<string, Tensor>): void {
-    checkWeights(weights, this.weightShapes, this.spec.dtype)
+    checkWeightTensors(weights, this.spec.dtype)
     this.lastForward = null
     this.backend.setWeights(weights)
   }

@@ -1,6 +1,6 @@
 import { ReferenceSimpleRnn } from '../reference'
 import type { RecurrentBackend, RnnActivation, SimpleRnnOptions } from '../types'
-import { BACKENDS, checkOneOf, checkOptionKeys, checkParameterCount, checkSeed, checkSize, DTYPES } from '../validate'
+import { BACKENDS, checkOneOf, checkOptionKeys, checkSeed, checkSize, DTYPES } from '../validate'
 import { defaultBackend } from '../native'
 import { NativeBackend } from './native-backend'
 import { RecurrentLayer } from './recurrent-layer'
@@ -23,12 +23,6 @@ function resolveSimpleRnnOptions(options: SimpleRnnOptions): SimpleRnnConfig {
   checkOptionKeys(options, SIMPLE_RNN_OPTION_KEYS, 'SimpleRNN')
   const inputSize = checkSize('inputSize', options.inputSize)
   const hiddenSize = checkSize('hiddenSize', options.hiddenSize)
-  // weight_ih [H, X], weight_hh [H, H], two biases [H].
-  checkParameterCount(
-    'SimpleRNN',
-    hiddenSize * (inputSize + hiddenSize + 2),
-    `inputSize ${inputSize} and hiddenSize ${hiddenSize}`,
-  )
   return {
     inputSize,
     hiddenSize,

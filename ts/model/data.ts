@@ -195,16 +195,17 @@ function checkTargets(y: unknown, graph: DescribedGraph, inputs: CheckedInputs, 
   const fields = checkObject(label, y)
   const { n, time } = inputs
   const { output } = graph
-  const dims: [string, number][] = output.sequence
-    ? [
-        ['n', n],
-        ['time', time!],
-        ['width', output.width],
-      ]
-    : [
-        ['n', n],
-        ['width', output.width],
-      ]
+  const dims: [string, number][] =
+    output.kind === 'sequence'
+      ? [
+          ['n', n],
+          ['time', time!],
+          ['width', output.width],
+        ]
+      : [
+          ['n', n],
+          ['width', output.width],
+        ]
   const expectShape = (shape: number[], expected: [string, number][]) => {
     if (shape.length !== expected.length || shape.some((s, d) => s !== expected[d][1])) {
       const wanted = expected.map(([name, size]) => `${name}=${size}`).join(', ')

@@ -1,11 +1,15 @@
 /**
  * The plain-data description of a model graph — the same JSON the Rust core
  * reads (`crates/core/src/model/spec.rs`) and a checkpoint's `config.json`
- * holds — and its checks: every node is validated here, and the shapes that
- * flow through the graph are worked out so that data can be checked before
- * any native call.
+ * holds. Here only what needs JS types is checked (objects, strings, integers,
+ * known option names) and defaults are filled in; the core checks the graph
+ * itself (wiring, sizes, what each node may read) and works out the shape of
+ * every value (`crates/core/src/model/shapes.rs`), which data is checked
+ * against before any native call.
  */
-import { OdysseyRangeError, OdysseyTypeError } from '../errors'
+import type { GraphDescription } from '../../native/binding'
+import { fromNativeError, OdysseyRangeError, OdysseyTypeError } from '../errors'
+import { loadNative } from '../native'
 import { LSTM_VARIANTS, type Dtype, type LstmVariant, type RnnActivation } from '../types'
 import {
   checkBoolean,
@@ -111,17 +115,18 @@ export interface GraphSpec {
   seed?: number
 }
 
-/** The shape of a value flowing through the graph. */
+/** The shape of a value flowing through the graph, as the core describes it. */
 export interface ValueShape {
-  /** `[n, time, width]` when true, else `[n, width]` (tokens: width 0). */
-  sequence: boolean
+  /** `'sequence'`: `[n, time, width]`; `'tokens'`: ids `[n, time]` (width 0); `'vector'`: `[n, width]`. */
+  kind: 'sequence' | 'tokens' | 'vector'
   width: number
-  tokens: boolean
 }
 
 /** A checked graph, with the shape of every value. */
 export interface DescribedGraph {
   spec: Required<GraphSpec>
+  /** Every model input and node output by name. */
+  values: ReadonlyMap<string, ValueShape>
   output: ValueShape
   /** Vocabulary sizes of the embeddings reading each token input (ids must stay below the smallest). */
   vocabularies: ReadonlyMap<string, number>
@@ -132,10 +137,6 @@ const MERGES: readonly Merge[] = ['concat', 'sum']
 const DENSE_ACTIVATIONS: readonly DenseActivation[] = ['none', 'tanh', 'relu', 'sigmoid']
 const RNN_ACTIVATIONS: readonly RnnActivation[] = ['tanh', 'relu']
 const RECURRENT_KEYS = ['hiddenSize', 'numLayers', 'bidirectional', 'merge', 'output'] as const
-
-function rangeError(message: string, code: 'ODYSSEY_INVALID' | 'ODYSSEY_SHAPE' = 'ODYSSEY_INVALID'): never {
-  throw new OdysseyRangeError(code, message)
-}
 
 function checkName(label: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) {
@@ -226,7 +227,8 @@ export function checkOp(value: unknown, label: string): OpSpec {
     case 'dropout': {
       keys(['rate'])
       const rate = checkFiniteNumber(`${label}.rate`, fields.rate)
-      if (!(rate >= 0 && rate < 1)) rangeError(`${label}.rate: expected a number in [0, 1), got ${rate}`)
+      if (!(rate >= 0 && rate < 1))
+        throw new OdysseyRangeError('ODYSSEY_INVALID', `${label}.rate: expected a number in [0, 1), got ${rate}`)
       return { type, rate }
     }
     default:
@@ -235,108 +237,40 @@ export function checkOp(value: unknown, label: string): OpSpec {
   }
 }
 
-/** The width of what a recurrent node hands on. */
-function recurrentWidth(op: Required<RecurrentOptions>, hasCell: boolean): number {
-  const directions = op.bidirectional ? 2 : 1
-  if (op.output === 'states') return op.numLayers * directions * (hasCell ? 2 : 1) * op.hiddenSize
-  return op.merge === 'concat' ? op.hiddenSize * directions : op.hiddenSize
-}
-
-/** The shape of a node's output from its inputs' shapes; throws naming the node when they do not fit. */
-function nodeShape(node: NodeSpec, inputs: ValueShape[]): ValueShape {
-  const [first] = inputs
-  const fail = (reason: string): never => rangeError(`nodes '${node.name}': ${reason}`, 'ODYSSEY_SHAPE')
-  if (node.type !== 'embedding' && inputs.some((s) => s.tokens)) {
-    fail(`a ${node.type} node reads float values; token ids go through an embedding first`)
-  }
-  const single = () => {
-    if (inputs.length !== 1) fail(`a ${node.type} node reads exactly one input, got ${inputs.length}`)
-  }
-  switch (node.type) {
-    case 'embedding':
-      single()
-      if (!first.tokens) fail('an embedding reads token ids (a tokens input)')
-      return { sequence: true, width: node.dim, tokens: false }
-    case 'lstm':
-    case 'rnn': {
-      single()
-      if (!first.sequence)
-        fail(`a recurrent layer reads sequences [n, time, features], got vectors [n, ${first.width}]`)
-      const options = node as Required<RecurrentOptions>
-      return {
-        sequence: options.output === 'sequence',
-        width: recurrentWidth(options, node.type === 'lstm'),
-        tokens: false,
-      }
-    }
-    case 'dense':
-      single()
-      return { sequence: first.sequence, width: node.units, tokens: false }
-    case 'dropout':
-    case 'l2Normalize':
-      single()
-      return first
-    case 'concat':
-      if (inputs.some((s) => s.sequence !== first.sequence))
-        fail('concat joins all vectors or all sequences, not a mixture')
-      return { sequence: first.sequence, width: inputs.reduce((sum, s) => sum + s.width, 0), tokens: false }
-    case 'multiply':
-      if (inputs.some((s) => s.sequence !== first.sequence || s.width !== first.width)) {
-        fail(`multiply needs inputs of one shape, got widths ${inputs.map((s) => s.width).join(', ')}`)
-      }
-      return first
-  }
-}
-
 /**
- * Checks a graph (names, wiring, options, shapes) and fills in every default.
+ * Checks a graph and fills in every default: the option types here, the graph itself (names,
+ * wiring, sizes, shapes) in the core, which describes every value.
  * @throws OdysseyTypeError / OdysseyRangeError naming the offending input or node.
  */
 export function describeGraph(graph: GraphSpec): DescribedGraph {
   const fields = checkObject('spec', graph)
-  const inputs = checkArray('spec.inputs', fields.inputs).map(checkInputSpec)
-  if (inputs.length === 0) rangeError('spec.inputs: a model needs at least one input')
-  const shapes = new Map<string, ValueShape>()
-  const vocabularies = new Map<string, number>()
-  for (const input of inputs) {
-    if (shapes.has(input.name)) rangeError(`spec.inputs: duplicate name '${input.name}'`)
-    const width = input.kind === 'tokens' ? 0 : input.features
-    shapes.set(input.name, { sequence: input.kind !== 'vector', width, tokens: input.kind === 'tokens' })
-  }
-  const rawNodes = checkArray('spec.nodes', fields.nodes)
-  if (rawNodes.length === 0) rangeError('spec.nodes: a model needs at least one node')
-  const nodes = rawNodes.map((raw, index) => {
-    const label = `nodes[${index}]`
-    const nodeFields = checkObject(label, raw)
-    const name = checkName(`${label}.name`, nodeFields.name)
-    const reads = checkArray(`${label}.inputs`, nodeFields.inputs).map((r, k) => checkName(`${label}.inputs[${k}]`, r))
-    if (reads.length === 0) rangeError(`nodes '${name}': a node reads at least one input`)
-    const node = { ...checkOp(raw, `nodes '${name}'`), name, inputs: reads } as NodeSpec
-    const inputShapes = reads.map(
-      (r) =>
-        shapes.get(r) ??
-        rangeError(`nodes '${name}': reads '${r}', which is neither a model input nor an earlier node`),
-    )
-    if (shapes.has(name)) rangeError(`spec.nodes: duplicate name '${name}'`)
-    shapes.set(name, nodeShape(node, inputShapes))
-    if (node.type === 'embedding') {
-      vocabularies.set(reads[0], Math.min(node.vocabSize, vocabularies.get(reads[0]) ?? Infinity))
-    }
-    return node
-  })
-  const output = checkName('spec.output', fields.output)
-  if (output !== nodes[nodes.length - 1].name) {
-    rangeError(
-      `spec.output: must name the last node ('${nodes[nodes.length - 1].name}'), got '${output}' (nodes after the output would never train)`,
-    )
-  }
   const spec: Required<GraphSpec> = {
-    inputs,
-    nodes,
-    output,
+    inputs: checkArray('spec.inputs', fields.inputs).map(checkInputSpec),
+    nodes: checkArray('spec.nodes', fields.nodes).map(checkNode),
+    output: checkName('spec.output', fields.output),
     loss: checkOneOf('spec.loss', fields.loss, LOSSES),
     dtype: checkOneOf('spec.dtype', fields.dtype ?? 'float32', DTYPES),
     seed: checkSeed('spec.seed', fields.seed ?? 0),
   }
-  return { spec, output: shapes.get(output)!, vocabularies }
+  let described: GraphDescription
+  try {
+    described = loadNative().NativeModel.describeGraph(JSON.stringify(spec))
+  } catch (error) {
+    throw fromNativeError(error)
+  }
+  const values = new Map(described.values.map(({ name, kind, width }) => [name, { kind, width } as ValueShape]))
+  return {
+    spec,
+    values,
+    output: values.get(spec.output)!,
+    vocabularies: new Map(described.vocabularies.map(({ input, size }) => [input, size])),
+  }
+}
+
+function checkNode(raw: unknown, index: number): NodeSpec {
+  const label = `nodes[${index}]`
+  const fields = checkObject(label, raw)
+  const name = checkName(`${label}.name`, fields.name)
+  const inputs = checkArray(`${label}.inputs`, fields.inputs).map((r, k) => checkName(`${label}.inputs[${k}]`, r))
+  return { ...checkOp(raw, `nodes '${name}'`), name, inputs } as NodeSpec
 }

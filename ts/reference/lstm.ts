@@ -113,7 +113,7 @@ export class ReferenceLstm implements RecurrentBackend {
     this.rules = cellRules(config.variant)
     this.peepholes = config.peepholes && config.variant !== 'NP'
     const specs = lstmParameterSpecs(this.inputSize, this.hidden, this.peepholes, this.rules.gateRecurrence)
-    this.params = new ParameterStore(specs, this.dtype)
+    this.params = new ParameterStore(specs, this.dtype, `inputSize ${this.inputSize} and hiddenSize ${this.hidden}`)
     this.params.initUniform(1 / Math.sqrt(this.hidden), config.seed)
     const forgetBlock = this.params.get('bias_ih_l0').subarray(F * this.hidden, (F + 1) * this.hidden)
     for (let j = 0; j < this.hidden; j++) forgetBlock[j] = roundTo(this.dtype, forgetBlock[j] + config.forgetBias)

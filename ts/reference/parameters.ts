@@ -1,10 +1,47 @@
+import { OdysseyRangeError } from '../errors'
 import type { Dtype, Tensor } from '../types'
+import type { NamedWeight } from '../validate'
 import { mulberry32, outputTensor, roundTo } from './math'
 
 /** A parameter's PyTorch name and shape, e.g. `weight_ih_l0` `[4H, X]`. */
 export interface ParameterSpec {
   name: string
   shape: number[]
+}
+
+/**
+ * The most weights the reference backend allocates: the core's `MAX_PARAMETERS` (2^28,
+ * crates/core/src/params.rs). The reference runs without the native addon, so it keeps the
+ * core's rules for itself here, with the core's messages.
+ */
+const MAX_PARAMETERS = 2 ** 28
+
+/**
+ * Checks `weights` (typed arrays of the right dtype, see `checkWeightTensors`) against the
+ * parameter shapes by name, as the core's `assign_named` does: a known name, its shape, as many
+ * values as the shape holds, all finite.
+ */
+export function checkNamedWeights(
+  weights: readonly NamedWeight[],
+  shapes: ReadonlyMap<string, readonly number[]>,
+  owner: string,
+): void {
+  const fail = (code: 'ODYSSEY_KEY' | 'ODYSSEY_SHAPE' | 'ODYSSEY_NON_FINITE', message: string): never => {
+    throw new OdysseyRangeError(code, message)
+  }
+  for (const { name, shape, data } of weights) {
+    const expected =
+      shapes.get(name) ??
+      fail('ODYSSEY_KEY', `weights: unknown weight '${name}'; ${owner} has ${[...shapes.keys()].join(', ')}`)
+    const list = (sizes: readonly number[]) => `[${sizes.join(', ')}]`
+    if (shape.length !== expected.length || shape.some((size, d) => size !== expected[d]))
+      fail('ODYSSEY_SHAPE', `${name}: expected shape ${list(expected)}, got ${list(shape)}`)
+    const count = expected.reduce((a, b) => a * b, 1)
+    if (data.length !== count)
+      fail('ODYSSEY_SHAPE', `${name}.data: expected shape ${list(expected)} (${count} elements), got [${data.length}]`)
+    const bad = data.findIndex((v) => !Number.isFinite(v))
+    if (bad >= 0) fail('ODYSSEY_NON_FINITE', `${name}.data: non-finite value ${data[bad]} at flat index ${bad}`)
+  }
 }
 
 /**
@@ -16,10 +53,19 @@ export class ParameterStore {
   private readonly values = new Map<string, Float64Array>()
   private readonly shapes = new Map<string, number[]>()
 
+  /** `what`: the sizes the parameters come from, for the message when there are too many. */
   constructor(
     specs: readonly ParameterSpec[],
     private readonly dtype: Dtype,
+    what = 'the sizes',
   ) {
+    const count = specs.reduce((sum, { shape }) => sum + shape.reduce((a, b) => a * b, 1), 0)
+    if (count > MAX_PARAMETERS) {
+      throw new OdysseyRangeError(
+        'ODYSSEY_INVALID',
+        `${what} need ${count} weights, and a model or layer may hold at most ${MAX_PARAMETERS} (2^28); check the sizes`,
+      )
+    }
     for (const { name, shape } of specs) {
       this.values.set(name, new Float64Array(shape.reduce((a, b) => a * b, 1)))
       this.shapes.set(name, [...shape])
@@ -65,8 +111,10 @@ export class ParameterStore {
     return this.toTensors(this.values)
   }
 
-  /** Copies the given parameters in; shapes were checked by the facade, names are checked here. */
+  /** Copies the given parameters in once every entry passes `checkNamedWeights`. */
   setWeights(weights: Record<string, Tensor>): void {
+    const named = Object.entries(weights).map(([name, { shape, data }]) => ({ name, shape, data }))
+    checkNamedWeights(named, this.shapes, 'this layer')
     for (const [name, tensor] of Object.entries(weights)) {
       const value = this.get(name)
       for (let k = 0; k < value.length; k++) value[k] = roundTo(this.dtype, tensor.data[k])

@@ -53,6 +53,7 @@ export class ReferenceSimpleRnn implements RecurrentBackend {
         { name: 'bias_hh_l0', shape: [H] },
       ],
       this.dtype,
+      `inputSize ${this.inputSize} and hiddenSize ${H}`,
     )
     this.params.initUniform(1 / Math.sqrt(H), config.seed)
   }

@@ -15,11 +15,11 @@ import { OdysseyRangeError } from '../errors'
 import { checkDataset, type TokenTensor, type VectorTensor } from '../model/data'
 import { describeGraph, type DescribedGraph } from '../model/spec'
 import type { Dtype, FloatArray, ForwardResult, Tensor } from '../types'
-import { checkFiniteNumber, checkObject, checkWeights } from '../validate'
+import { checkFiniteNumber, checkObject, checkWeightTensors } from '../validate'
 import { resolveArchitecture, VQA_NAMES, vqaGraph, type VqaArchitecture } from '../vqa/graph'
 import { ReferenceLstm } from './lstm'
 import { addInto, addMatTVec, addMatVec, addOuter, toFloat64 } from './math'
-import { ParameterStore, type ParameterSpec } from './parameters'
+import { checkNamedWeights, ParameterStore, type ParameterSpec } from './parameters'
 import { row } from './sequence'
 
 export interface ReferenceVqaModelOptions {
@@ -172,7 +172,7 @@ export class ReferenceVqaModel {
   /** Every key must be given: a reference that kept some of its own weights would compare nothing. */
   private setWeights(weights: Record<string, Tensor>): void {
     const shapes = new Map(Object.entries(this.getWeights()).map(([name, tensor]) => [name, tensor.shape]))
-    checkWeights(weights, shapes, this.dtype)
+    checkNamedWeights(checkWeightTensors(weights, this.dtype), shapes, 'this model')
     const missing = [...shapes.keys()].filter((name) => weights[name] === undefined)
     if (missing.length > 0) throw new OdysseyRangeError('ODYSSEY_KEY', `weights: missing ${missing.join(', ')}`)
     const pick = (names: string[], key: (name: string) => string) =>
@@ -295,7 +295,7 @@ function checkLearningRate(value: unknown): number {
   return learningRate
 }
 
-/** float32 when the weights hold Float32Arrays; `checkWeights` then holds every tensor to that type. */
+/** float32 when the weights hold Float32Arrays; `checkWeightTensors` then holds every tensor to that type. */
 function dtypeOf(weights: unknown): Dtype {
   const first = Object.values(checkObject('weights', weights))[0] as Tensor | undefined
   return first?.data instanceof Float32Array ? 'float32' : 'float64'

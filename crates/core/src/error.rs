@@ -30,6 +30,10 @@ pub enum Error {
         index: usize,
         value: f64,
     },
+    /// Parts that do not fit together: a node's inputs, an initial state and
+    /// the node it starts (both named, with both shapes, in `reason`).
+    #[error("{name}: {reason}")]
+    Mismatch { name: String, reason: String },
     /// A named tensor is missing or unknown (weights, checkpoints).
     #[error("{name}: {reason}")]
     Key { name: String, reason: String },
@@ -56,6 +60,13 @@ impl Error {
 
     pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
         Error::Invalid {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn mismatch(name: &str, reason: impl Into<String>) -> Self {
+        Error::Mismatch {
             name: name.to_owned(),
             reason: reason.into(),
         }

@@ -2,7 +2,7 @@
 //! synchronous call; outputs are always fresh typed arrays (copies).
 
 use napi::bindgen_prelude::{Either, Float32Array, Float64Array};
-use ndarray::{ArrayBase, ArrayView2, ArrayView3, ArrayViewD, Data, Dimension, IxDyn};
+use ndarray::{ArrayBase, ArrayView2, ArrayView3, Data, Dimension};
 use odyssey_core::{Error, Scalar};
 
 use crate::error::BindingError;
@@ -79,17 +79,6 @@ pub fn view2<'a, F: JsFloat>(
     let elements = F::elements(array, name)?;
     ArrayView2::from_shape(dims, elements)
         .map_err(|_| shape_error(name, &[dims.0, dims.1], elements.len()))
-}
-
-/// A view of any rank (weights).
-pub fn view_dyn<'a, F: JsFloat>(
-    array: &'a JsFloats,
-    name: &str,
-    shape: &[usize],
-) -> Result<ArrayViewD<'a, F>, BindingError> {
-    let elements = F::elements(array, name)?;
-    ArrayViewD::from_shape(IxDyn(shape), elements)
-        .map_err(|_| shape_error(name, shape, elements.len()))
 }
 
 /// A flat array whose element count does not fit the shape it must have.

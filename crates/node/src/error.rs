@@ -80,6 +80,7 @@ fn core_code(error: &odyssey_core::Error) -> ErrorCode {
         Error::Shape { .. } => ErrorCode::Shape,
         Error::Length { .. } => ErrorCode::Length,
         Error::Invalid { .. } => ErrorCode::Invalid,
+        Error::Mismatch { .. } => ErrorCode::Shape,
         Error::NonFinite { .. } => ErrorCode::NonFinite,
         Error::Key { .. } => ErrorCode::Key,
         Error::Io { .. } => ErrorCode::Io,

@@ -12,11 +12,12 @@ use odyssey_core::layers::{
     BackwardOptions, Lstm, LstmConfig, LstmVariant, RnnActivation, RnnConfig, SequenceBatch,
     SimpleRnn,
 };
+use odyssey_core::params::{assign_named, NamedValues};
 use odyssey_core::Error;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::convert::{dims, js_shape, to_js, view2, view3, view_dyn, JsFloat, JsFloats};
+use crate::convert::{dims, js_shape, to_js, view2, view3, JsFloat, JsFloats};
 use crate::error::{guard, BindingError, ErrorCode};
 
 /// PyTorch names a single-layer module's tensors `weight_ih_l0`, ...; the core's
@@ -337,21 +338,16 @@ impl<F: JsFloat, L: Recurrent<F>> Stateful<F, L> {
     }
 
     fn set_weights(&mut self, weights: &[NamedTensor]) -> Result<(), BindingError> {
-        let targets: Vec<(&'static str, Vec<usize>)> = self
+        let shapes = weight_shapes(weights);
+        let sources = named_values::<F>(weights, &shapes)?;
+        let targets = self
             .layer
-            .parameters()
-            .tensors()
+            .parameters_mut()
+            .tensors_mut()
             .into_iter()
-            .map(|(name, t)| (name, t.shape().to_vec()))
+            .map(|(name, t)| (format!("{name}{LAYER_SUFFIX}"), t))
             .collect();
-        let sources = weights
-            .iter()
-            .map(|w| checked_source::<F>(w, &targets))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut tensors = self.layer.parameters_mut().tensors_mut();
-        for (index, values) in sources {
-            tensors[index].1.assign(&values);
-        }
+        assign_named(targets, &sources, "this layer")?;
         self.last_forward = None;
         Ok(())
     }
@@ -386,36 +382,26 @@ fn named_tensor<F: JsFloat>(name: &str, tensor: ArrayViewD<'_, F>) -> NamedTenso
     }
 }
 
-/// The index of the parameter `weight` replaces and its values, checked against
-/// the parameter's name and shape.
-fn checked_source<'a, F: JsFloat>(
-    weight: &'a NamedTensor,
-    targets: &[(&'static str, Vec<usize>)],
-) -> Result<(usize, ArrayViewD<'a, F>), BindingError> {
-    let index = weight
-        .name
-        .strip_suffix(LAYER_SUFFIX)
-        .and_then(|base| targets.iter().position(|(name, _)| *name == base))
-        .ok_or_else(|| unknown_weight(&weight.name, targets))?;
-    let expected = &targets[index].1;
-    let shape = dims(&weight.shape);
-    if &shape != expected {
-        return Err(Error::shape(&weight.name, format!("{expected:?}"), &shape).into());
-    }
-    Ok((index, view_dyn(&weight.data, &weight.name, &shape)?))
+/// The declared shape of every weight, for [`named_values`] to borrow.
+pub(crate) fn weight_shapes(weights: &[NamedTensor]) -> Vec<Vec<usize>> {
+    weights.iter().map(|w| dims(&w.shape)).collect()
 }
 
-fn unknown_weight(name: &str, targets: &[(&'static str, Vec<usize>)]) -> BindingError {
-    let known: Vec<String> = targets
+/// Weights from JS as the core's named values; only their dtype is checked here,
+/// everything else by [`assign_named`].
+pub(crate) fn named_values<'a, F: JsFloat>(
+    weights: &'a [NamedTensor],
+    shapes: &'a [Vec<usize>],
+) -> Result<Vec<NamedValues<'a, F>>, BindingError> {
+    weights
         .iter()
-        .map(|(n, _)| format!("{n}{LAYER_SUFFIX}"))
-        .collect();
-    Error::Key {
-        name: name.to_owned(),
-        reason: format!(
-            "not a parameter of this layer (it has {})",
-            known.join(", ")
-        ),
-    }
-    .into()
+        .zip(shapes)
+        .map(|(w, shape)| {
+            Ok(NamedValues {
+                name: &w.name,
+                shape,
+                data: F::elements(&w.data, &format!("{}.data", w.name))?,
+            })
+        })
+        .collect()
 }

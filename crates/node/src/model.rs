@@ -20,16 +20,17 @@ use odyssey_core::model::checkpoint::LoadedTrainer;
 use odyssey_core::model::fit::train_batch;
 use odyssey_core::model::spec::Dtype;
 use odyssey_core::model::{
-    FitOptions, Model, ModelSpec, StepReport, Stream, Target, Tbptt, Trainer, TrainingSpec, Value,
+    describe, FitOptions, GraphShapes, Model, ModelSpec, StepReport, Stream, Target, Tbptt,
+    Trainer, TrainingSpec, Value, ValueKind,
 };
 use odyssey_core::Error;
 
-use crate::convert::{dims, js_shape, to_js, view_dyn};
+use crate::convert::{js_shape, to_js};
 use crate::data::{
     copy_inputs, into_values, DatasetArgs, InputArgs, ModelFloat, OwnedDataset, OwnedInput,
 };
 use crate::error::{guard, BindingError, ErrorCode};
-use crate::layer::NamedTensor;
+use crate::layer::{named_values, weight_shapes, NamedTensor};
 use crate::tasks::{
     BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, LoadTask, PredictTask, SaveTask,
 };
@@ -232,6 +233,57 @@ pub struct GradientFlowEntry {
     pub norms: Float64Array,
 }
 
+/// One value of a described graph: a model input or a node's output.
+#[napi(object, object_from_js = false)]
+pub struct ValueDescription {
+    pub name: String,
+    /// `'sequence'` (`[n, time, width]`), `'tokens'` (`[n, time]`, width 0) or `'vector'` (`[n, width]`).
+    pub kind: String,
+    pub width: f64,
+}
+
+/// The smallest vocabulary of the embeddings reading a token input.
+#[napi(object, object_from_js = false)]
+pub struct VocabularyDescription {
+    pub input: String,
+    pub size: f64,
+}
+
+/// A model spec checked by the core, with the shape of every value.
+#[napi(object, object_from_js = false)]
+pub struct GraphDescription {
+    /// The model inputs, then every node's output, in spec order.
+    pub values: Vec<ValueDescription>,
+    pub vocabularies: Vec<VocabularyDescription>,
+}
+
+fn graph_description(shapes: &GraphShapes) -> GraphDescription {
+    let kind = |k: ValueKind| match k {
+        ValueKind::Sequence => "sequence",
+        ValueKind::Tokens => "tokens",
+        ValueKind::Vector => "vector",
+    };
+    GraphDescription {
+        values: shapes
+            .values
+            .iter()
+            .map(|(name, shape)| ValueDescription {
+                name: name.clone(),
+                kind: kind(shape.kind).to_owned(),
+                width: shape.width as f64,
+            })
+            .collect(),
+        vocabularies: shapes
+            .vocabularies
+            .iter()
+            .map(|(input, size)| VocabularyDescription {
+                input: input.clone(),
+                size: *size as f64,
+            })
+            .collect(),
+    }
+}
+
 /// A model graph with its trainer, of the dtype its spec names.
 #[napi]
 pub struct NativeModel {
@@ -286,6 +338,17 @@ impl NativeModel {
             let training =
                 serde_json::from_str(&training_spec).map_err(json_error("trainingSpec"))?;
             NativeModel::from_session(AnySession::new(model, training)?)
+        })
+    }
+
+    /// Checks the JSON of a `ModelSpec` (names, wiring, sizes, shapes) without building
+    /// the model, and describes every value in it.
+    #[napi]
+    pub fn describe_graph(model_spec: String) -> napi::Result<GraphDescription, ErrorCode> {
+        guard(|| {
+            let spec: ModelSpec =
+                serde_json::from_str(&model_spec).map_err(json_error("modelSpec"))?;
+            Ok(graph_description(&describe(&spec)?))
         })
     }
 
@@ -608,43 +671,6 @@ fn set_weights<F: ModelFloat>(
     model: &mut Model<F>,
     weights: &[NamedTensor],
 ) -> Result<(), BindingError> {
-    let targets: Vec<(String, Vec<usize>)> = model
-        .named_tensors()
-        .into_iter()
-        .map(|(name, t)| (name, t.shape().to_vec()))
-        .collect();
-    let mut sources = Vec::with_capacity(weights.len());
-    for weight in weights {
-        let index = targets
-            .iter()
-            .position(|(name, _)| *name == weight.name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
-                Error::Key {
-                    name: weight.name.clone(),
-                    reason: format!("not a tensor of this model (it has {})", known.join(", ")),
-                }
-            })?;
-        let shape = dims(&weight.shape);
-        if shape != targets[index].1 {
-            return Err(
-                Error::shape(&weight.name, format!("{:?}", targets[index].1), &shape).into(),
-            );
-        }
-        let values = view_dyn::<F>(&weight.data, &weight.name, &shape)?;
-        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                name: weight.name.clone(),
-                index: i,
-                value: v.to_f64_lossy(),
-            }
-            .into());
-        }
-        sources.push((index, values));
-    }
-    let mut tensors = model.tensors_mut();
-    for (index, values) in sources {
-        tensors[index].assign(&values);
-    }
-    Ok(())
+    let shapes = weight_shapes(weights);
+    Ok(model.assign_named(&named_values::<F>(weights, &shapes)?)?)
 }

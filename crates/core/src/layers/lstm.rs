@@ -24,6 +24,7 @@ use self::cell::{Gate, Peepholes};
 use self::layout::GateLayout;
 use self::recurrence::OutputGrads;
 use self::time_major::TimeMajor;
+use super::recurrent::layer_parameter_count;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::dot::gemm_nt;
 use crate::kernels::pack::MatRef;
@@ -102,6 +103,7 @@ impl LstmConfig {
                 return Err(Error::invalid(name, "must be at least 1"));
             }
         }
+        layer_parameter_count(4, self.input_size, self.hidden_size)?;
         Ok(())
     }
 

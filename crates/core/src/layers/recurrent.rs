@@ -126,3 +126,18 @@ impl<F: Scalar> Recurrent<F> for SimpleRnn<F> {
         })
     }
 }
+
+/// Refuses sizes whose `gates·H·(X + H + 2)` weights (both matrices and biases)
+/// exceed [`crate::params::MAX_PARAMETERS`], before anything is allocated.
+pub(crate) fn layer_parameter_count(gates: usize, input: usize, hidden: usize) -> Result<usize> {
+    let count = input
+        .checked_add(hidden)
+        .and_then(|w| w.checked_add(2))
+        .and_then(|w| w.checked_mul(hidden))
+        .and_then(|w| w.checked_mul(gates));
+    crate::params::check_parameter_count(
+        "inputSize/hiddenSize",
+        &format!("inputSize {input} and hiddenSize {hidden}"),
+        count,
+    )
+}

@@ -13,6 +13,7 @@ use ndarray::{
 use rand::distributions::Uniform;
 use rand::Rng;
 
+use super::recurrent::layer_parameter_count;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
 use crate::kernels::gemm::{gemm_prepacked, KC};
@@ -114,6 +115,7 @@ impl RnnConfig {
                 return Err(Error::invalid(name, "must be at least 1, got 0"));
             }
         }
+        layer_parameter_count(1, self.input_size, self.hidden_size)?;
         Ok(())
     }
 }

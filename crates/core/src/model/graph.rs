@@ -2,17 +2,17 @@
 //! evaluates the nodes in order; backward walks them in reverse, summing the
 //! gradient each value receives from its consumers.
 
-use std::collections::HashMap;
-
 use ndarray::{Array1, ArrayD, ArrayViewD, ArrayViewMutD};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::node::{min_parameter_count, ForwardMode, Node, NodeCache};
+use super::node::{ForwardMode, Node, NodeCache};
 use super::recurrent_stack::LayerState;
-use super::spec::{InputSpec, ModelSpec, OpSpec};
+use super::shapes::{describe, GraphShapes, ValueKind};
+use super::spec::{InputSpec, ModelSpec};
 use super::value::Value;
 use crate::layers::BackwardOptions;
+use crate::params::{assign_named, NamedValues};
 use crate::{Error, Result, Scalar};
 
 /// Where a node reads its inputs: model inputs first, then nodes, in order.
@@ -20,6 +20,7 @@ type Slot = usize;
 
 pub struct Model<F> {
     spec: ModelSpec,
+    shapes: GraphShapes,
     nodes: Vec<Node<F>>,
     /// `node_inputs[n]`: the slots node n reads.
     node_inputs: Vec<Vec<Slot>>,
@@ -54,90 +55,34 @@ pub struct Gradients<F> {
     pub step_grad_norms: Vec<(String, String, Array1<F>)>,
 }
 
-fn slot_of(names: &HashMap<&str, Slot>, name: &str, reader: &str) -> Result<Slot> {
-    names.get(name).copied().ok_or_else(|| Error::Key {
-        name: reader.to_owned(),
-        reason: format!("reads {name:?}, which is neither a model input nor an earlier node"),
-    })
-}
-
-fn input_width(input: &InputSpec) -> usize {
-    match input {
-        InputSpec::Sequence { features, .. } | InputSpec::Vector { features, .. } => *features,
-        InputSpec::Tokens { .. } => 0,
-    }
-}
-
 impl<F: Scalar> Model<F> {
     /// Builds a freshly initialised model; the seed decides every initial weight.
+    /// The spec is checked first ([`describe`]), so no weight is allocated for a bad one.
     pub fn new(spec: ModelSpec) -> Result<Self> {
-        if spec.nodes.is_empty() {
-            return Err(Error::invalid("nodes", "a model needs at least one node"));
-        }
+        let shapes = describe(&spec)?;
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-        let mut names: HashMap<&str, Slot> = HashMap::new();
-        let mut widths: Vec<usize> = Vec::new();
-        let mut sequential: Vec<bool> = Vec::new();
-        for input in &spec.inputs {
-            sequential.push(!matches!(input, InputSpec::Vector { .. }));
-            if names.insert(input.name(), widths.len()).is_some() {
-                return Err(Error::invalid(
-                    "inputs",
-                    format!("duplicate name {:?}", input.name()),
-                ));
-            }
-            widths.push(input_width(input));
-        }
-        let mut parameters = 0;
-        let mut nodes = Vec::with_capacity(spec.nodes.len());
-        let mut node_inputs = Vec::with_capacity(spec.nodes.len());
-        for node_spec in &spec.nodes {
-            if node_spec.inputs.is_empty() {
-                return Err(Error::invalid(
-                    &node_spec.name,
-                    "a node reads at least one input",
-                ));
-            }
-            let slots = node_spec
-                .inputs
-                .iter()
-                .map(|n| slot_of(&names, n, &node_spec.name))
-                .collect::<Result<Vec<_>>>()?;
-            let in_widths: Vec<usize> = slots.iter().map(|&s| widths[s]).collect();
-            parameters = add_parameters(
-                parameters,
-                &node_spec.op,
-                &node_spec.name,
-                in_widths.first().copied(),
-            )?;
-            let node = Node::build(&node_spec.op, &in_widths, &mut rng)
-                .map_err(|e| prefix(&node_spec.name, e))?;
-            widths.push(node.output_width(&in_widths));
-            sequential.push(node.output_is_sequence(sequential[slots[0]]));
-            if names.insert(&node_spec.name, widths.len() - 1).is_some() {
-                return Err(Error::invalid(
-                    "nodes",
-                    format!("duplicate name {:?}", node_spec.name),
-                ));
-            }
-            nodes.push(node);
-            node_inputs.push(slots);
-        }
-        let output = slot_of(&names, &spec.output, "output")?;
-        if output != widths.len() - 1 {
-            return Err(Error::invalid(
-                "output",
-                "must name the last node (nodes after it would never train)",
-            ));
-        }
-        let output_is_sequence = sequential[output];
+        let nodes = spec
+            .nodes
+            .iter()
+            .zip(&shapes.node_inputs)
+            .map(|(node, slots)| {
+                let widths: Vec<usize> = slots.iter().map(|&s| shapes.values[s].1.width).collect();
+                Node::build(&node.op, &widths, &mut rng).map_err(|e| prefix(&node.name, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Model {
+            output: shapes.values.len() - 1,
+            output_is_sequence: shapes.output().kind == ValueKind::Sequence,
+            node_inputs: shapes.node_inputs.clone(),
+            shapes,
             spec,
             nodes,
-            node_inputs,
-            output,
-            output_is_sequence,
         })
+    }
+
+    /// The shape of every value in the graph (see [`describe`]).
+    pub fn shapes(&self) -> &GraphShapes {
+        &self.shapes
     }
 
     pub fn output_is_sequence(&self) -> bool {
@@ -185,6 +130,14 @@ impl<F: Scalar> Model<F> {
             .iter_mut()
             .flat_map(|n| n.tensors_mut())
             .collect()
+    }
+
+    /// Replaces tensors by key (any subset) under the rules of [`assign_named`]:
+    /// known keys, their shapes, finite values, nothing changed unless all hold.
+    pub fn assign_named(&mut self, sources: &[NamedValues<'_, F>]) -> Result<()> {
+        let names: Vec<String> = self.named_tensors().into_iter().map(|(n, _)| n).collect();
+        let targets = names.into_iter().zip(self.tensors_mut()).collect();
+        assign_named(targets, sources, "this model")
     }
 
     /// Mutable views of the tensors the optimizer updates, aligned with [`Gradients::params`].
@@ -328,32 +281,6 @@ fn accumulate<F: Scalar>(slot: &mut Option<ArrayD<F>>, dx: ArrayD<F>) {
 }
 
 /// Names the node in an error that came from inside it.
-/// The most weights a model may hold: 2^28, 1 GiB in float32 (4 GiB with Adam's
-/// gradients and moments). Far above any recurrent model a CPU trains, it turns
-/// a size typo (`hiddenSize: 2 ** 31`) into an error instead of an allocation
-/// that aborts the process. `ts/validate.ts` applies the same limit to layers.
-pub const MAX_PARAMETERS: usize = 1 << 28;
-
-/// `total` plus the weights of node `name`, or an error naming the node once the model outgrows [`MAX_PARAMETERS`].
-fn add_parameters(
-    total: usize,
-    op: &OpSpec,
-    name: &str,
-    input_width: Option<usize>,
-) -> Result<usize> {
-    let count = min_parameter_count(op, input_width.unwrap_or(0));
-    match count.and_then(|c| c.checked_add(total)) {
-        Some(sum) if sum <= MAX_PARAMETERS => Ok(sum),
-        _ => Err(Error::invalid(
-            name,
-            format!(
-                "needs {} weights, and a model may hold at most {MAX_PARAMETERS} (2^28); check its sizes",
-                count.map_or_else(|| format!("more than {}", usize::MAX), |c| format!("at least {c}"))
-            ),
-        )),
-    }
-}
-
 fn prefix(node: &str, e: Error) -> Error {
     match e {
         Error::Invalid { name, reason } if name != node => Error::Invalid {

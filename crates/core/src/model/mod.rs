@@ -9,6 +9,7 @@ pub mod node;
 pub mod objective;
 pub mod recurrent_stack;
 pub mod sequence_ops;
+pub mod shapes;
 pub mod spec;
 pub mod torch_interop;
 pub mod trainer;
@@ -22,6 +23,7 @@ pub use fit::{
 pub use graph::{ForwardPass, Gradients, Model, ModelState};
 pub use objective::Target;
 pub use recurrent_stack::LayerState;
+pub use shapes::{describe, GraphShapes, ValueKind, ValueShape};
 pub use spec::{InputSpec, LossSpec, ModelSpec, NodeSpec, OpSpec};
 pub use trainer::{StepReport, Tbptt, Trainer, TrainingSpec};
 pub use value::Value;

@@ -6,7 +6,7 @@ use ndarray::{concatenate, Array1, Array2, ArrayD, ArrayViewD, ArrayViewMutD, Ax
 use rand::Rng;
 
 use super::recurrent_stack::{LayerState, RecurrentStack, StackCache, StackOutput};
-use super::spec::{OpSpec, RecurrentOutput, RecurrentSpec};
+use super::spec::{OpSpec, RecurrentSpec};
 use super::value::Value;
 use crate::layers::recurrent::Recurrent;
 use crate::layers::{
@@ -116,37 +116,6 @@ fn build_stack<F, L, R: Rng>(
     ))
 }
 
-/// A lower bound on the weights `op` allocates when it reads features of
-/// `input_width` (the big matrices and biases; peepholes and FGR's extra
-/// matrix left out), or `None` when the count overflows `usize`. Checked before
-/// anything is built, so absurd sizes never reach an allocation.
-pub fn min_parameter_count(op: &OpSpec, input_width: usize) -> Option<usize> {
-    match op {
-        OpSpec::Embedding {
-            vocab_size, dim, ..
-        } => vocab_size.checked_mul(*dim),
-        OpSpec::Lstm { recurrent, .. } => stack_parameter_count(recurrent, input_width, 4),
-        OpSpec::Rnn { recurrent, .. } => stack_parameter_count(recurrent, input_width, 1),
-        OpSpec::Dense { units, .. } => units.checked_mul(input_width.checked_add(1)?),
-        _ => Some(0),
-    }
-}
-
-/// `gates·H·(x + H + 2)` per layer entry (`weight_ih`, `weight_hh`, both biases), `x` the entry's input width.
-fn stack_parameter_count(spec: &RecurrentSpec, input_width: usize, gates: usize) -> Option<usize> {
-    let directions = if spec.bidirectional { 2 } else { 1 };
-    let h = spec.hidden_size;
-    let rows = gates.checked_mul(h)?;
-    let entry = |x: usize| rows.checked_mul(x.checked_add(h)?.checked_add(2)?);
-    let upper_width = match spec.merge {
-        super::spec::Merge::Concat => h.checked_mul(directions)?,
-        super::spec::Merge::Sum => h,
-    };
-    let first = entry(input_width)?;
-    let upper = entry(upper_width)?.checked_mul(spec.num_layers.saturating_sub(1))?;
-    first.checked_add(upper)?.checked_mul(directions)
-}
-
 impl<F: Scalar> Node<F> {
     /// Builds a freshly initialised node; `input_widths` are the feature widths of its inputs.
     pub fn build<R: Rng>(op: &OpSpec, input_widths: &[usize], rng: &mut R) -> Result<Self> {
@@ -216,18 +185,6 @@ impl<F: Scalar> Node<F> {
         })
     }
 
-    /// Feature width of the node's output given its inputs' widths.
-    pub fn output_width(&self, input_widths: &[usize]) -> usize {
-        match self {
-            Node::Embedding(e) => e.config.dim,
-            Node::Lstm(s) => s.output_size(),
-            Node::Rnn(s) => s.output_size(),
-            Node::Dense(d) => d.config.out_features,
-            Node::Concat => input_widths.iter().sum(),
-            Node::Dropout { .. } | Node::Multiply | Node::L2Normalize => input_widths[0],
-        }
-    }
-
     /// Every tensor with its key (PyTorch names with `_l{k}` / `_reverse` for recurrent layers).
     pub fn named_tensors(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
         match self {
@@ -265,16 +222,6 @@ impl<F: Scalar> Node<F> {
         match self {
             Node::Embedding(e) => e.trainable(),
             _ => true,
-        }
-    }
-
-    /// Whether the output is a sequence, given whether the first input is one.
-    pub fn output_is_sequence(&self, input_is_sequence: bool) -> bool {
-        match self {
-            Node::Embedding(_) => true,
-            Node::Lstm(s) => s.output_kind() == RecurrentOutput::Sequence,
-            Node::Rnn(s) => s.output_kind() == RecurrentOutput::Sequence,
-            _ => input_is_sequence,
         }
     }
 

@@ -84,10 +84,6 @@ impl<F, L> RecurrentStack<F, L> {
         &mut self.layers
     }
 
-    pub fn output_kind(&self) -> RecurrentOutput {
-        self.output
-    }
-
     /// PyTorch's suffix of layer entry `i`: `_l{k}` or `_l{k}_reverse`.
     pub fn suffix(&self, i: usize) -> String {
         let reverse = if i % self.directions == 1 {
@@ -112,18 +108,6 @@ impl<F, L> RecurrentStack<F, L> {
 impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
     fn hidden(&self) -> usize {
         self.layers[0].hidden_size()
-    }
-
-    /// Feature width of the stack's output.
-    pub fn output_size(&self) -> usize {
-        let h = self.hidden();
-        match self.output {
-            RecurrentOutput::Sequence | RecurrentOutput::Last => self.merged_width(h),
-            RecurrentOutput::States => {
-                let per_state = if self.layers[0].has_cell() { 2 * h } else { h };
-                self.layers.len() * per_state
-            }
-        }
     }
 
     fn merge_directions(&self, parts: Vec<Array3<F>>) -> Array3<F> {

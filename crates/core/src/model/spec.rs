@@ -94,6 +94,44 @@ pub struct RecurrentSpec {
     pub output: RecurrentOutput,
 }
 
+impl RecurrentSpec {
+    pub fn directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Layer entries: `numLayers · directions` (PyTorch's first state dimension).
+    pub fn entries(&self) -> usize {
+        self.num_layers * self.directions()
+    }
+
+    /// Width of what one layer hands to the next: `H · directions` (concat) or `H` (sum).
+    pub fn merged_width(&self) -> usize {
+        match self.merge {
+            Merge::Concat => self.hidden_size * self.directions(),
+            Merge::Sum => self.hidden_size,
+        }
+    }
+
+    /// Width of every entry's final state side by side: `entries · (2)H`,
+    /// `2H` per entry for a layer with a cell state (h and c), `H` without.
+    pub fn states_width(&self, has_cell: bool) -> usize {
+        let per_entry = if has_cell { 2 } else { 1 };
+        self.entries() * per_entry * self.hidden_size
+    }
+
+    /// Width of the node's output.
+    pub fn output_width(&self, has_cell: bool) -> usize {
+        match self.output {
+            RecurrentOutput::Sequence | RecurrentOutput::Last => self.merged_width(),
+            RecurrentOutput::States => self.states_width(has_cell),
+        }
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -144,6 +182,22 @@ pub enum OpSpec {
     Multiply,
     /// Scale each row to unit L2 norm.
     L2Normalize,
+}
+
+impl OpSpec {
+    /// The `type` the spec names it by.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OpSpec::Embedding { .. } => "embedding",
+            OpSpec::Lstm { .. } => "lstm",
+            OpSpec::Rnn { .. } => "rnn",
+            OpSpec::Dense { .. } => "dense",
+            OpSpec::Dropout { .. } => "dropout",
+            OpSpec::Concat => "concat",
+            OpSpec::Multiply => "multiply",
+            OpSpec::L2Normalize => "l2Normalize",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
