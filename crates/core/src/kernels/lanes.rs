@@ -83,6 +83,28 @@ impl<F: Scalar> Lanes for F {
     }
 }
 
+/// Lanes `at..` of `values`.
+///
+/// # Safety
+/// `values` must hold `at + V::WIDTH` elements, and the CPU must support `V`.
+#[inline(always)]
+pub(crate) unsafe fn load<V: Lanes>(values: &[V::Elem], at: usize) -> V {
+    debug_assert!(at + V::WIDTH <= values.len());
+    // SAFETY: per the caller.
+    unsafe { V::load(values.as_ptr().add(at)) }
+}
+
+/// Stores `value` at lanes `at..` of `values`.
+///
+/// # Safety
+/// `values` must hold `at + V::WIDTH` elements.
+#[inline(always)]
+pub(crate) unsafe fn store<V: Lanes>(value: V, values: &mut [V::Elem], at: usize) {
+    debug_assert!(at + V::WIDTH <= values.len());
+    // SAFETY: per the caller.
+    unsafe { value.store(values.as_mut_ptr().add(at)) }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::F32x8;
 

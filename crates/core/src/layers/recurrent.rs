@@ -47,14 +47,14 @@ pub trait Recurrent<F: Scalar>: Send + Sync {
     ) -> Result<RecurrentGrads<F>>;
 }
 
-fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> {
+pub(super) fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> {
     set.tensors()
         .into_iter()
         .map(|(_, t)| t.to_owned())
         .collect()
 }
 
-/// The methods both layers implement alike: their `config`, `params` and `forward` have the same names.
+/// The methods every layer implements alike: their `config`, `params` and `forward` have the same names.
 macro_rules! layer_accessors {
     ($has_cell:expr) => {
         fn input_size(&self) -> usize {
@@ -80,6 +80,7 @@ macro_rules! layer_accessors {
         }
     };
 }
+pub(super) use layer_accessors;
 
 impl<F: Scalar> Recurrent<F> for Lstm<F> {
     type Cache = super::lstm::LstmCache<F>;

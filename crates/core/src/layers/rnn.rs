@@ -428,7 +428,7 @@ impl<F: Scalar> SimpleRnn<F> {
             None,
         );
         let mut grad_weight_hh = Array2::zeros((hidden, hidden));
-        let previous = previous_states(cache);
+        let previous = previous_states(&cache.h0, &cache.states);
         gemm(
             delta_a_flat.t(),
             flatten_time(previous.view()),
@@ -452,7 +452,10 @@ impl<F: Scalar> SimpleRnn<F> {
 }
 
 /// y (zero at padded steps) and h_n (each sequence's state at its own length).
-fn sequence_output<F: Scalar>(states: &Array3<F>, lengths: &[usize]) -> SequenceOutput<F> {
+pub(super) fn sequence_output<F: Scalar>(
+    states: &Array3<F>,
+    lengths: &[usize],
+) -> SequenceOutput<F> {
     let (batch, _, hidden) = states.dim();
     let mut y = states.clone();
     let mut h_n = Array2::zeros((batch, hidden));
@@ -464,14 +467,14 @@ fn sequence_output<F: Scalar>(states: &Array3<F>, lengths: &[usize]) -> Sequence
 }
 
 /// A weight matrix multiplied at every time step, packed once per pass.
-struct StepProduct<F> {
+pub(super) struct StepProduct<F> {
     kernel: MicroKernel<F>,
     packed: PackedB<F>,
 }
 
 impl<F: Scalar> StepProduct<F> {
     /// Packs `b` (`[k, n]`) as the right operand.
-    fn new(b: ArrayView2<'_, F>) -> Self {
+    pub(super) fn new(b: ArrayView2<'_, F>) -> Self {
         let kernel = MicroKernel::select(Isa::current());
         let packed = PackedB::pack(MatRef::from_view(b), kernel.nr, KC);
         StepProduct { kernel, packed }
@@ -479,7 +482,12 @@ impl<F: Scalar> StepProduct<F> {
 
     /// `c = (accumulate ? c : 0) + a·b` on the calling thread; `a`: `[m, k]` with
     /// contiguous rows, `c`: `[m, n]` with contiguous rows.
-    fn multiply(&self, a: ArrayView2<'_, F>, mut c: ArrayViewMut2<'_, F>, accumulate: bool) {
+    pub(super) fn multiply(
+        &self,
+        a: ArrayView2<'_, F>,
+        mut c: ArrayViewMut2<'_, F>,
+        accumulate: bool,
+    ) {
         assert!(
             c.ncols() == self.packed.n() && (c.ncols() < 2 || c.strides()[1] == 1),
             "C rows are contiguous"
@@ -502,32 +510,32 @@ impl<F: Scalar> StepProduct<F> {
 }
 
 /// h(t − 1) for every step: `[batch, time, hidden]` (h(0) at t = 0), the
-/// partner of δa(t) in δW_hh = Σ_t δa(t)ᵀ h(t − 1).
-fn previous_states<F: Scalar>(cache: &RnnCache<F>) -> Array3<F> {
-    let time = cache.states.dim().1;
-    let mut previous = Array3::zeros(cache.states.raw_dim());
-    previous.index_axis_mut(Axis(1), 0).assign(&cache.h0);
+/// partner of δa(t) in δW_hh = Σ_t δa(t)ᵀ h(t − 1). `states`: h(t), `[batch, time, hidden]`.
+pub(super) fn previous_states<F: Scalar>(h0: &Array2<F>, states: &Array3<F>) -> Array3<F> {
+    let time = states.dim().1;
+    let mut previous = Array3::zeros(states.raw_dim());
+    previous.index_axis_mut(Axis(1), 0).assign(h0);
     previous
         .slice_mut(s![.., 1.., ..])
-        .assign(&cache.states.slice(s![.., ..time - 1, ..]));
+        .assign(&states.slice(s![.., ..time - 1, ..]));
     previous
 }
 
 /// `[batch, time, f]` in standard layout as `[batch·time, f]`.
-fn flatten_time<F>(a: ArrayView3<'_, F>) -> ArrayView2<'_, F> {
+pub(super) fn flatten_time<F>(a: ArrayView3<'_, F>) -> ArrayView2<'_, F> {
     let (batch, time, features) = a.dim();
     a.into_shape_with_order((batch * time, features))
         .expect("layer-owned arrays are in standard layout")
 }
 
-fn flatten_time_mut<F>(a: &mut Array3<F>) -> ndarray::ArrayViewMut2<'_, F> {
+pub(super) fn flatten_time_mut<F>(a: &mut Array3<F>) -> ndarray::ArrayViewMut2<'_, F> {
     let (batch, time, features) = a.dim();
     a.view_mut()
         .into_shape_with_order((batch * time, features))
         .expect("layer-owned arrays are in standard layout")
 }
 
-fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
+pub(super) fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
     if actual == expected {
         Ok(())
     } else {
@@ -535,7 +543,7 @@ fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
     }
 }
 
-fn validated_clip<F: Scalar>(clip: Option<F>) -> Result<Option<F>> {
+pub(super) fn validated_clip<F: Scalar>(clip: Option<F>) -> Result<Option<F>> {
     match clip {
         Some(v) if !(v.is_finite() && v > F::zero()) => Err(Error::invalid(
             "recurrent_clip",

@@ -13,7 +13,7 @@ use super::layout::unit_blocks;
 use super::{LstmConfig, LstmVariant};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
-use crate::kernels::lanes::Lanes;
+use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::{is_f32, retype};
@@ -134,28 +134,6 @@ impl<F: Scalar> Peepholes<F> {
             &self.o[units],
         ]
     }
-}
-
-/// Lanes `at..` of `values`.
-///
-/// # Safety
-/// `values` must hold `at + V::WIDTH` elements, and the CPU must support `V`.
-#[inline(always)]
-unsafe fn load<V: Lanes>(values: &[V::Elem], at: usize) -> V {
-    debug_assert!(at + V::WIDTH <= values.len());
-    // SAFETY: per the caller.
-    unsafe { V::load(values.as_ptr().add(at)) }
-}
-
-/// Stores `value` at lanes `at..` of `values`.
-///
-/// # Safety
-/// `values` must hold `at + V::WIDTH` elements.
-#[inline(always)]
-unsafe fn store<V: Lanes>(value: V, values: &mut [V::Elem], at: usize) {
-    debug_assert!(at + V::WIDTH <= values.len());
-    // SAFETY: per the caller.
-    unsafe { value.store(values.as_mut_ptr().add(at)) }
 }
 
 /// `x` clamped to `[low, high]` when bounds are given.

@@ -1,0 +1,654 @@
+//! The GRU against its equations written out one sequence and one step at a
+//! time, and against central finite differences in f64, for every gradient it
+//! returns; the threaded batch slices and the f32 SIMD path against the plain ones.
+//!
+//! The loss of every check is J = Σ w_y ⊙ y + Σ w_h ⊙ h_n with random weights,
+//! so ∂J/∂y = w_y and ∂J/∂h_n = w_h are fed to `backward`.
+
+use ndarray::{s, Array1, Array2, Array3, ArrayViewMutD};
+use odyssey_core::layers::recurrent::Recurrent;
+use odyssey_core::layers::{BackwardOptions, Gru, GruConfig, GruGrads, SequenceBatch};
+use odyssey_core::{Error, ParamSet};
+use rand::distributions::Uniform;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const EPS: f64 = 1e-6;
+const TOLERANCE: f64 = 1e-7;
+
+#[derive(Debug, Clone)]
+struct Case {
+    batch: usize,
+    time: usize,
+    input: usize,
+    hidden: usize,
+    lengths: Option<Vec<usize>>,
+    with_h0: bool,
+}
+
+impl Case {
+    fn new(hidden: usize) -> Self {
+        Case {
+            batch: 3,
+            time: 4,
+            input: 3,
+            hidden,
+            lengths: Some(vec![4, 1, 3]),
+            with_h0: true,
+        }
+    }
+}
+
+/// A layer, its inputs and the loss weights, all drawn from one seed.
+struct Problem {
+    gru: Gru<f64>,
+    x: Array3<f64>,
+    h0: Option<Array2<f64>>,
+    lengths: Option<Vec<usize>>,
+    /// ∂J/∂y: `[batch, time, hidden]`
+    w_y: Array3<f64>,
+    /// ∂J/∂h_n: `[batch, hidden]`
+    w_h: Array2<f64>,
+}
+
+impl Problem {
+    fn new(case: &Case, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let config = GruConfig {
+            input_size: case.input,
+            hidden_size: case.hidden,
+        };
+        let gru = Gru::new(config, &mut rng).unwrap();
+        let unit = Uniform::new(-1.0, 1.0);
+        let (b, t, x, h) = (case.batch, case.time, case.input, case.hidden);
+        Problem {
+            gru,
+            x: Array3::from_shape_simple_fn((b, t, x), || rng.sample(unit)),
+            h0: case
+                .with_h0
+                .then(|| Array2::from_shape_simple_fn((b, h), || rng.sample(unit))),
+            lengths: case.lengths.clone(),
+            w_y: Array3::from_shape_simple_fn((b, t, h), || rng.sample(unit)),
+            w_h: Array2::from_shape_simple_fn((b, h), || rng.sample(unit)),
+        }
+    }
+
+    fn batch(&self) -> SequenceBatch<'_, f64> {
+        SequenceBatch {
+            x: self.x.view(),
+            lengths: self.lengths.as_deref(),
+            h0: self.h0.as_ref().map(|h| h.view()),
+            c0: None,
+        }
+    }
+
+    fn length(&self, b: usize) -> usize {
+        self.lengths.as_ref().map_or(self.x.dim().1, |l| l[b])
+    }
+
+    fn loss(&self) -> f64 {
+        let (out, _) = self.gru.forward(&self.batch()).unwrap();
+        (&out.y * &self.w_y).sum() + (&out.h_n * &self.w_h).sum()
+    }
+
+    fn gradients(&self, options: &BackwardOptions<f64>) -> GruGrads<f64> {
+        let (_, cache) = self.gru.forward(&self.batch()).unwrap();
+        self.gru
+            .backward(&cache, self.w_y.view(), Some(self.w_h.view()), options)
+            .unwrap()
+    }
+
+    /// h(t) of every valid step from the module doc's equations: `[batch][valid steps]`.
+    fn reference_states(&self) -> Vec<Vec<Array1<f64>>> {
+        let p = &self.gru.params;
+        let h_size = self.gru.config.hidden_size;
+        let block = |k: usize| k * h_size..(k + 1) * h_size;
+        let sigmoid = |a: Array1<f64>| a.mapv(|v| 1.0 / (1.0 + (-v).exp()));
+        (0..self.x.dim().0)
+            .map(|b| {
+                let mut h = self
+                    .h0
+                    .as_ref()
+                    .map_or(Array1::zeros(h_size), |h0| h0.row(b).to_owned());
+                (0..self.length(b))
+                    .map(|t| {
+                        let x = self.x.slice(s![b, t, ..]);
+                        let input = |k: usize| {
+                            p.weight_ih.slice(s![block(k), ..]).dot(&x)
+                                + p.bias_ih.slice(s![block(k)])
+                        };
+                        let hidden = |k: usize, h: &Array1<f64>| {
+                            p.weight_hh.slice(s![block(k), ..]).dot(h)
+                                + p.bias_hh.slice(s![block(k)])
+                        };
+                        let r = sigmoid(input(0) + hidden(0, &h));
+                        let z = sigmoid(input(1) + hidden(1, &h));
+                        let n = (input(2) + &r * &hidden(2, &h)).mapv(f64::tanh);
+                        h = (1.0 - &z) * &n + &z * &h;
+                        h.clone()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Central differences of `loss` with respect to every element of the tensor `select` picks.
+fn numeric_gradient(
+    problem: &mut Problem,
+    select: impl Fn(&mut Problem) -> ArrayViewMutD<'_, f64>,
+) -> Vec<f64> {
+    let count = select(problem).len();
+    (0..count)
+        .map(|i| {
+            let original = *select(problem).iter().nth(i).unwrap();
+            let mut at = |value: f64| {
+                *select(problem).iter_mut().nth(i).unwrap() = value;
+                problem.loss()
+            };
+            let derivative = (at(original + EPS) - at(original - EPS)) / (2.0 * EPS);
+            *select(problem).iter_mut().nth(i).unwrap() = original;
+            derivative
+        })
+        .collect()
+}
+
+fn assert_close(
+    what: &str,
+    analytic: impl IntoIterator<Item = f64>,
+    expected: &[f64],
+    tolerance: f64,
+) {
+    let analytic: Vec<f64> = analytic.into_iter().collect();
+    assert_eq!(analytic.len(), expected.len(), "{what}: element count");
+    for (i, (a, n)) in analytic.iter().zip(expected).enumerate() {
+        assert!(
+            (a - n).abs() <= tolerance * (1.0 + n.abs()),
+            "{what}[{i}]: {a} vs expected {n}"
+        );
+    }
+}
+
+/// Every gradient of `backward` against finite differences.
+fn check_all_gradients(mut problem: Problem) {
+    let grads = problem.gradients(&BackwardOptions::default());
+
+    let numeric_dx = numeric_gradient(&mut problem, |p| p.x.view_mut().into_dyn());
+    assert_close("dx", grads.dx.iter().copied(), &numeric_dx, TOLERANCE);
+
+    if problem.h0.is_some() {
+        let numeric_dh0 = numeric_gradient(&mut problem, |p| {
+            p.h0.as_mut().unwrap().view_mut().into_dyn()
+        });
+        assert_close("dh0", grads.dh0.iter().copied(), &numeric_dh0, TOLERANCE);
+    }
+
+    let names: Vec<&str> = grads.params.tensors().iter().map(|(n, _)| *n).collect();
+    for (index, name) in names.iter().enumerate() {
+        let numeric = numeric_gradient(&mut problem, |p| {
+            p.gru.params.tensors_mut().swap_remove(index).1
+        });
+        let analytic: Vec<f64> = grads.params.tensors()[index].1.iter().copied().collect();
+        assert_close(name, analytic, &numeric, TOLERANCE);
+    }
+}
+
+#[test]
+fn forward_matches_the_step_by_step_equations() {
+    for hidden in [1, 5, 11] {
+        let problem = Problem::new(&Case::new(hidden), 7);
+        let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+        for (b, steps) in problem.reference_states().iter().enumerate() {
+            for (t, h) in steps.iter().enumerate() {
+                let got: Vec<f64> = out.y.slice(s![b, t, ..]).to_vec();
+                assert_close(&format!("y[{b}, {t}]"), got, h.as_slice().unwrap(), 1e-13);
+            }
+            let last = steps.last().unwrap();
+            assert_close(
+                &format!("h_n[{b}]"),
+                out.h_n.row(b).to_vec(),
+                last.as_slice().unwrap(),
+                1e-13,
+            );
+        }
+        assert!(out.c_n.is_none());
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    for hidden in [1, 3, 8, 17] {
+        check_all_gradients(Problem::new(&Case::new(hidden), hidden as u64));
+    }
+}
+
+#[test]
+fn single_step_single_sequence_gradients_match() {
+    let case = Case {
+        batch: 1,
+        time: 1,
+        lengths: None,
+        ..Case::new(3)
+    };
+    check_all_gradients(Problem::new(&case, 2));
+}
+
+#[test]
+fn gradients_without_initial_state_or_lengths_match() {
+    let case = Case {
+        lengths: None,
+        with_h0: false,
+        ..Case::new(4)
+    };
+    check_all_gradients(Problem::new(&case, 3));
+}
+
+/// b_hn is inside the reset product, so the two biases' n blocks get different
+/// gradients while their r and z blocks agree (a check that the layout is PyTorch's).
+#[test]
+fn the_biases_differ_only_in_the_n_block() {
+    let hidden = 4;
+    let grads = Problem::new(&Case::new(hidden), 8).gradients(&BackwardOptions::default());
+    let (ih, hh) = (&grads.params.bias_ih, &grads.params.bias_hh);
+    assert_eq!(ih.slice(s![..2 * hidden]), hh.slice(s![..2 * hidden]));
+    assert!(ih
+        .slice(s![2 * hidden..])
+        .iter()
+        .zip(hh.slice(s![2 * hidden..]))
+        .all(|(a, b)| (a - b).abs() > 1e-9));
+}
+
+#[test]
+fn padded_steps_freeze_the_state_and_get_no_gradient() {
+    let mut problem = Problem::new(&Case::new(3), 5);
+    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let grads = problem.gradients(&BackwardOptions::default());
+    for b in 0..problem.x.dim().0 {
+        let length = problem.length(b);
+        assert_eq!(out.h_n.row(b), out.y.slice(s![b, length - 1, ..]));
+        assert!(out.y.slice(s![b, length.., ..]).iter().all(|&v| v == 0.0));
+        assert!(grads
+            .dx
+            .slice(s![b, length.., ..])
+            .iter()
+            .all(|&v| v == 0.0));
+    }
+    // Garbage in the padding changes nothing.
+    problem.x.slice_mut(s![1, 1.., ..]).fill(1e3);
+    let (garbage, _) = problem.gru.forward(&problem.batch()).unwrap();
+    assert_eq!(garbage.y, out.y);
+    assert_eq!(garbage.h_n, out.h_n);
+    assert_eq!(
+        problem.gradients(&BackwardOptions::default()).params,
+        grads.params
+    );
+}
+
+/// A batch large enough to be split over threads gives, row for row, what each
+/// sequence gives alone (one slice, one thread).
+#[test]
+fn threaded_batch_slices_agree_with_sequences_run_alone() {
+    let case = Case {
+        batch: 64,
+        time: 5,
+        input: 6,
+        hidden: 40,
+        lengths: Some((0..64).map(|b| 1 + b % 5).collect()),
+        with_h0: true,
+    };
+    let problem = Problem::new(&case, 12);
+    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let grads = problem.gradients(&BackwardOptions::default());
+    let mut weight_hh = Array2::zeros(grads.params.weight_hh.raw_dim());
+    for b in [0, 17, 40, 63] {
+        let alone = Problem {
+            gru: problem.gru.clone(),
+            x: problem.x.slice(s![b..b + 1, .., ..]).to_owned(),
+            h0: problem
+                .h0
+                .as_ref()
+                .map(|h| h.slice(s![b..b + 1, ..]).to_owned()),
+            lengths: Some(vec![problem.length(b)]),
+            w_y: problem.w_y.slice(s![b..b + 1, .., ..]).to_owned(),
+            w_h: problem.w_h.slice(s![b..b + 1, ..]).to_owned(),
+        };
+        let (single, _) = alone.gru.forward(&alone.batch()).unwrap();
+        let single_grads = alone.gradients(&BackwardOptions::default());
+        let row = |a: &Array3<f64>| a.slice(s![b, .., ..]).iter().copied().collect::<Vec<_>>();
+        assert_close("y", row(&out.y), single.y.as_slice().unwrap(), 1e-12);
+        assert_close(
+            "dx",
+            row(&grads.dx),
+            single_grads.dx.as_slice().unwrap(),
+            1e-12,
+        );
+        assert_close(
+            "dh0",
+            grads.dh0.row(b).to_vec(),
+            single_grads.dh0.as_slice().unwrap(),
+            1e-12,
+        );
+        weight_hh += &single_grads.params.weight_hh;
+    }
+    assert!(weight_hh.iter().any(|&v| v != 0.0));
+}
+
+/// ∂J/∂h(k) = Δ(k) + ∂J'/∂h0 of the same layer run on steps k+1.. from h0 = h(k).
+#[test]
+fn step_grad_norms_are_the_norms_of_dj_dh() {
+    let case = Case {
+        lengths: None,
+        ..Case::new(4)
+    };
+    let problem = Problem::new(&case, 11);
+    let grads = problem.gradients(&BackwardOptions::default());
+    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    for k in 0..case.time {
+        let mut dj_dh = problem.w_y.slice(s![.., k, ..]).to_owned();
+        if k + 1 == case.time {
+            dj_dh += &problem.w_h;
+        } else {
+            let tail = SequenceBatch {
+                h0: Some(out.y.slice(s![.., k, ..])),
+                ..SequenceBatch::new(problem.x.slice(s![.., k + 1.., ..]))
+            };
+            let (_, cache) = problem.gru.forward(&tail).unwrap();
+            let tail_dy = problem.w_y.slice(s![.., k + 1.., ..]);
+            let tail_grads = problem
+                .gru
+                .backward(
+                    &cache,
+                    tail_dy,
+                    Some(problem.w_h.view()),
+                    &BackwardOptions::default(),
+                )
+                .unwrap();
+            dj_dh += &tail_grads.dh0;
+        }
+        let expected = dj_dh.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(
+            (grads.step_grad_norms[k] - expected).abs() < 1e-12,
+            "step {k}"
+        );
+    }
+}
+
+#[test]
+fn a_loose_clip_changes_nothing() {
+    let problem = Problem::new(&Case::new(3), 2);
+    let plain = problem.gradients(&BackwardOptions::default());
+    let loose = problem.gradients(&BackwardOptions {
+        recurrent_clip: Some(1e6),
+    });
+    assert_eq!(plain.dx, loose.dx);
+    assert_eq!(plain.params, loose.params);
+}
+
+/// With one step from h0 = 0, δh = clamp(Δ(0) + dh_n) and dh0 = δh ⊙ z + δa_h W_hh
+/// can be written down from the forward's gates.
+#[test]
+fn the_clip_clamps_the_total_error_of_each_step() {
+    let clip = 0.3;
+    let case = Case {
+        time: 1,
+        lengths: None,
+        with_h0: false,
+        ..Case::new(3)
+    };
+    let mut problem = Problem::new(&case, 4);
+    problem.w_y *= 2.0;
+    let grads = problem.gradients(&BackwardOptions {
+        recurrent_clip: Some(clip),
+    });
+    let total = &problem.w_y.slice(s![.., 0, ..]) + &problem.w_h;
+    assert!(
+        total.iter().any(|v| v.abs() > clip),
+        "the test must actually clip"
+    );
+    let delta_h = total.mapv(|v: f64| v.clamp(-clip, clip));
+    let expected_norm = delta_h.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!((grads.step_grad_norms[0] - expected_norm).abs() < 1e-12);
+    // The clipped error, fed in as if unclipped, must give the same gradients.
+    let mut unclipped = Problem::new(&case, 4);
+    unclipped.w_y.slice_mut(s![.., 0, ..]).assign(&delta_h);
+    unclipped.w_h.fill(0.0);
+    let reference = unclipped.gradients(&BackwardOptions::default());
+    assert_eq!(grads.params, reference.params);
+    assert_eq!(grads.dh0, reference.dh0);
+}
+
+#[test]
+fn clipped_errors_are_bounded_at_every_step() {
+    let clip = 0.05;
+    let mut problem = Problem::new(&Case::new(7), 6);
+    problem.w_y *= 10.0;
+    let grads = problem.gradients(&BackwardOptions {
+        recurrent_clip: Some(clip),
+    });
+    let (batch, _, hidden) = problem.w_y.dim();
+    let bound = clip * ((batch * hidden) as f64).sqrt();
+    assert!(grads.step_grad_norms.iter().all(|&n| n <= bound + 1e-12));
+    assert_ne!(
+        grads.params,
+        problem.gradients(&BackwardOptions::default()).params
+    );
+}
+
+/// The f32 path (eight lanes at a time where the CPU has AVX2, then a scalar
+/// tail: H = 19) agrees with f64 on the same weights and data.
+#[test]
+fn f32_agrees_with_f64() {
+    let problem = Problem::new(
+        &Case {
+            batch: 5,
+            lengths: Some(vec![4, 1, 3, 4, 2]),
+            ..Case::new(19)
+        },
+        9,
+    );
+    let to32 = |a: &Array3<f64>| a.mapv(|v| v as f32);
+    let params = problem.gru.params.clone();
+    let gru32 = Gru::<f32>::from_params(
+        problem.gru.config,
+        odyssey_core::layers::GruParams {
+            weight_ih: params.weight_ih.mapv(|v| v as f32),
+            weight_hh: params.weight_hh.mapv(|v| v as f32),
+            bias_ih: params.bias_ih.mapv(|v| v as f32),
+            bias_hh: params.bias_hh.mapv(|v| v as f32),
+        },
+    )
+    .unwrap();
+    let (x32, h032) = (
+        to32(&problem.x),
+        problem.h0.as_ref().unwrap().mapv(|v| v as f32),
+    );
+    let batch32 = SequenceBatch {
+        x: x32.view(),
+        lengths: problem.lengths.as_deref(),
+        h0: Some(h032.view()),
+        c0: None,
+    };
+    let (out32, cache32) = gru32.forward(&batch32).unwrap();
+    let w_h32 = problem.w_h.mapv(|v| v as f32);
+    let grads32 = gru32
+        .backward(
+            &cache32,
+            to32(&problem.w_y).view(),
+            Some(w_h32.view()),
+            &BackwardOptions::default(),
+        )
+        .unwrap();
+    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let grads = problem.gradients(&BackwardOptions::default());
+    let widen = |a: ndarray::ArrayViewD<'_, f32>| a.iter().map(|&v| v as f64).collect::<Vec<_>>();
+    assert_close(
+        "y",
+        widen(out32.y.view().into_dyn()),
+        &out.y.iter().copied().collect::<Vec<_>>(),
+        1e-5,
+    );
+    assert_close(
+        "dx",
+        widen(grads32.dx.view().into_dyn()),
+        &grads.dx.iter().copied().collect::<Vec<_>>(),
+        1e-4,
+    );
+    for ((name, g32), (_, g64)) in grads32
+        .params
+        .tensors()
+        .into_iter()
+        .zip(grads.params.tensors())
+    {
+        assert_close(
+            name,
+            widen(g32),
+            &g64.iter().copied().collect::<Vec<_>>(),
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn initialisation_is_pytorchs_uniform_and_seeded() {
+    let config = GruConfig {
+        input_size: 5,
+        hidden_size: 16,
+    };
+    let a = Gru::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+    let b = Gru::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+    assert_eq!(a.params, b.params);
+    let shapes: Vec<(&str, Vec<usize>)> = a
+        .params
+        .tensors()
+        .iter()
+        .map(|(n, t)| (*n, t.shape().to_vec()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("weight_ih", vec![48, 5]),
+            ("weight_hh", vec![48, 16]),
+            ("bias_ih", vec![48]),
+            ("bias_hh", vec![48]),
+        ]
+    );
+    let values: Vec<f32> = a
+        .params
+        .tensors()
+        .iter()
+        .flat_map(|(_, t)| t.iter().copied().collect::<Vec<_>>())
+        .collect();
+    assert!(values.iter().all(|v| v.abs() <= 0.25));
+    assert!(
+        values.iter().any(|v| v.abs() > 0.2),
+        "spread over the whole range"
+    );
+    assert!(!a.has_cell());
+}
+
+fn shape_error_name(err: Error) -> String {
+    match err {
+        Error::Shape { name, .. } => name,
+        other => panic!("expected a shape error, got {other}"),
+    }
+}
+
+#[test]
+fn bad_sizes_shapes_lengths_and_clips_give_typed_errors() {
+    for (input_size, hidden_size, name) in [(0, 3, "input_size"), (3, 0, "hidden_size")] {
+        let config = GruConfig {
+            input_size,
+            hidden_size,
+        };
+        let err = Gru::<f64>::new(config, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { name: ref n, .. } if n == name),
+            "{err}"
+        );
+    }
+    let gru = Problem::new(&Case::new(3), 0).gru;
+    let wrong_features = Array3::<f64>::zeros((2, 4, 2));
+    assert_eq!(
+        shape_error_name(
+            gru.forward(&SequenceBatch::new(wrong_features.view()))
+                .unwrap_err()
+        ),
+        "x"
+    );
+    let x = Array3::<f64>::zeros((2, 4, 3));
+    let lengths = [4, 5];
+    let batch = SequenceBatch {
+        lengths: Some(&lengths),
+        ..SequenceBatch::new(x.view())
+    };
+    assert_eq!(
+        gru.forward(&batch).unwrap_err(),
+        Error::Length {
+            index: 1,
+            value: 5,
+            max: 4
+        }
+    );
+    let h0 = Array2::<f64>::zeros((3, 3));
+    let batch = SequenceBatch {
+        h0: Some(h0.view()),
+        ..SequenceBatch::new(x.view())
+    };
+    assert_eq!(shape_error_name(gru.forward(&batch).unwrap_err()), "h0");
+
+    let (_, cache) = gru.forward(&SequenceBatch::new(x.view())).unwrap();
+    let none = BackwardOptions::default();
+    let short_dy = Array3::<f64>::zeros((2, 3, 3));
+    assert_eq!(
+        shape_error_name(
+            gru.backward(&cache, short_dy.view(), None, &none)
+                .unwrap_err()
+        ),
+        "dy"
+    );
+    let dy = Array3::<f64>::zeros((2, 4, 3));
+    let dh_n = Array2::<f64>::zeros((2, 4));
+    assert_eq!(
+        shape_error_name(
+            gru.backward(&cache, dy.view(), Some(dh_n.view()), &none)
+                .unwrap_err()
+        ),
+        "dh_n"
+    );
+    for clip in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let options = BackwardOptions {
+            recurrent_clip: Some(clip),
+        };
+        let err = gru.backward(&cache, dy.view(), None, &options).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { ref name, .. } if name == "recurrent_clip"),
+            "{clip}: {err}"
+        );
+    }
+}
+
+#[test]
+fn parameters_and_caches_that_do_not_fit_are_rejected() {
+    let gru = Problem::new(&Case::new(3), 0).gru;
+    let mut wrong = gru.params.clone();
+    wrong.weight_hh = Array2::zeros((9, 2));
+    assert_eq!(
+        shape_error_name(Gru::from_params(gru.config, wrong.clone()).unwrap_err()),
+        "weight_hh"
+    );
+    let x = Array3::<f64>::zeros((1, 2, 3));
+    let mut replaced = gru.clone();
+    replaced.params = wrong;
+    assert_eq!(
+        shape_error_name(replaced.forward(&SequenceBatch::new(x.view())).unwrap_err()),
+        "weight_hh"
+    );
+
+    let other = Problem::new(&Case::new(5), 0).gru;
+    let (_, cache) = other.forward(&SequenceBatch::new(x.view())).unwrap();
+    let dy = Array3::<f64>::zeros((1, 2, 3));
+    let err = gru
+        .backward(&cache, dy.view(), None, &BackwardOptions::default())
+        .unwrap_err();
+    assert_eq!(shape_error_name(err), "cache.gates");
+}
