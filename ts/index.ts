@@ -32,6 +32,7 @@ export type {
   Dataset,
   Inputs,
   InputTensor,
+  LossWeights,
   SequenceTensor,
   StepInputs,
   StepTensor,

@@ -158,9 +158,9 @@ export class Model {
    */
   static fromSpec(config: ModelConfig): Model {
     checkOptionKeys(config, [...GRAPH_KEYS, ...TRAINING_KEYS], 'Model.fromSpec')
-    const { optimizer, schedule, clip, recurrentClip, ...graph } = config
+    const { optimizer, schedule, clip, recurrentClip, classWeights, ...graph } = config
     const described = describeGraph(graph)
-    const training = trainingSpecJson({ optimizer, schedule, clip, recurrentClip })
+    const training = trainingSpecJson({ optimizer, schedule, clip, recurrentClip, classWeights })
     const { NativeModel } = loadNative()
     const native = callNative(() => new NativeModel(JSON.stringify(described.spec), JSON.stringify(training)))
     return new Model(native, described)

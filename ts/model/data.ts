@@ -3,7 +3,7 @@
  * `step`, their checks against the model graph, and their translation into
  * the native addon's arguments (which copies them before any worker runs).
  */
-import type { DatasetArgs, InputArgs, TargetArgs } from '../../native/binding'
+import type { DatasetArgs, InputArgs, TargetArgs, WeightsArgs } from '../../native/binding'
 import { OdysseyRangeError, OdysseyTypeError } from '../errors'
 import type { FloatArray } from '../types'
 import { checkLengths, checkObject, checkSize, checkTensorData, describe } from '../validate'
@@ -52,10 +52,23 @@ export type StepTensor =
 /** The step tensor itself for a single-input model, or one per input name. */
 export type StepInputs = StepTensor | Readonly<Record<string, StepTensor>>
 
-/** Inputs with their targets. */
+/**
+ * How much each example counts in the loss, `shape` `[n]`, or each step of each example, `[n, time]`
+ * (sequence outputs only): finite and ≥ 0; 0 leaves an example or step out, and padded steps stay out
+ * whatever their weight. The loss becomes the weighted mean Σ w·loss / Σ w (over the output's
+ * elements for `mse` and `binaryCrossEntropy`), PyTorch's `reduction='none'` weighted and divided
+ * by the weight sum.
+ */
+export interface LossWeights {
+  data: FloatArray | ArrayLike<number>
+  shape: readonly [n: number] | readonly [n: number, time: number]
+}
+
+/** Inputs with their targets, and optionally their weights in the loss. */
 export interface Dataset {
   x: Inputs
   y: Targets
+  weights?: LossWeights
 }
 
 /** What the checks found out about a batch of inputs. */
@@ -242,11 +255,31 @@ function checkTargets(y: unknown, graph: DescribedGraph, inputs: CheckedInputs, 
   return { values: checkTensorData(`${label}.data`, fields.data, graph.spec.dtype, dims), shape }
 }
 
+/** The weights as the addon takes them; their values and shape are the core's to check. */
+function weightsArg(value: unknown, label: string): WeightsArgs {
+  const fields = checkObject(label, value)
+  if (!Array.isArray(fields.shape))
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${label}.shape: expected [n] or [n, time], got ${describe(fields.shape)}`,
+    )
+  const shape = fields.shape.map((size, d) => checkSize(`${label}.shape[${d}]`, size))
+  const { data } = fields
+  if (typeof data !== 'object' || data === null || typeof (data as ArrayLike<unknown>).length !== 'number')
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${label}.data: expected a Float32Array, Float64Array or array of numbers, got ${describe(data)}`,
+    )
+  return { data: Float64Array.from(data as ArrayLike<number>), shape }
+}
+
 /** Checks a dataset against the graph; the addon's arguments. */
 export function checkDataset(data: unknown, graph: DescribedGraph, label: string): { args: DatasetArgs; n: number } {
   const fields = checkObject(label, data)
   const inputs = checkInputs(fields.x, graph, `${label}.x`)
-  return { args: { inputs: inputs.args, target: checkTargets(fields.y, graph, inputs, `${label}.y`) }, n: inputs.n }
+  const target = checkTargets(fields.y, graph, inputs, `${label}.y`)
+  const weights = fields.weights === undefined ? undefined : weightsArg(fields.weights, `${label}.weights`)
+  return { args: { inputs: inputs.args, target, weights }, n: inputs.n }
 }
 
 /**

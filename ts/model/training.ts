@@ -3,7 +3,7 @@
  * clipping. Checked here and translated to the core's `TrainingSpec` JSON
  * (`crates/core/src/model/trainer.rs`). Every rule is PyTorch's (`torch.optim`).
  */
-import { OdysseyRangeError } from '../errors'
+import { OdysseyRangeError, OdysseyTypeError } from '../errors'
 import { checkBoolean, checkFiniteNumber, checkObject, checkOneOf, checkOptionKeys } from '../validate'
 
 export type OptimizerConfig =
@@ -59,9 +59,15 @@ export interface TrainingConfig {
   clip?: ClipConfig
   /** Clamp the error flowing back through every recurrence to [−v, v] at every step. */
   recurrentClip?: number
+  /**
+   * crossEntropy only: the weight of each class in the training loss, one per class, finite and ≥ 0
+   * (PyTorch's `CrossEntropyLoss(weight=...)`: the loss is Σ w[y]·loss / Σ w[y]). Like Keras'
+   * `class_weight` it shapes training only; `evaluate` and the validation loss weigh every class 1.
+   */
+  classWeights?: readonly number[]
 }
 
-export const TRAINING_KEYS = ['optimizer', 'schedule', 'clip', 'recurrentClip'] as const
+export const TRAINING_KEYS = ['optimizer', 'schedule', 'clip', 'recurrentClip', 'classWeights'] as const
 
 function checkAtLeast(name: string, value: unknown, low: number, inclusive = true): number {
   const v = checkFiniteNumber(name, value)
@@ -200,6 +206,13 @@ function clipJson(value: unknown): ClipConfig {
   return clip
 }
 
+/** Finite numbers (JSON has no NaN); their range, count and loss are the core's to check. */
+function classWeightsJson(value: unknown): number[] {
+  if (!Array.isArray(value))
+    throw new OdysseyTypeError('ODYSSEY_TYPE', `classWeights: expected an array of numbers, one per class`)
+  return value.map((w, k) => checkFiniteNumber(`classWeights[${k}]`, w))
+}
+
 /**
  * Checks a training configuration and returns the core's `TrainingSpec` JSON.
  * @throws OdysseyTypeError / OdysseyRangeError naming the offending option.
@@ -211,5 +224,6 @@ export function trainingSpecJson(config: TrainingConfig): Record<string, unknown
   if (config.clip !== undefined) spec.clip = clipJson(config.clip)
   if (config.recurrentClip !== undefined)
     spec.recurrentClip = checkAtLeast('recurrentClip', config.recurrentClip, 0, false)
+  if (config.classWeights !== undefined) spec.classWeights = classWeightsJson(config.classWeights)
   return spec
 }

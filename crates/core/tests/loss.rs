@@ -1,5 +1,5 @@
-//! Losses: known values, finite-difference gradients (f64), masking, numerical
-//! stability with extreme logits, and the errors.
+//! Losses: known values, finite-difference gradients (f64), masking and
+//! weighting, numerical stability with extreme logits, and the errors.
 
 use ndarray::{array, Array2};
 use odyssey_core::loss::{binary_cross_entropy_with_logits, mse, softmax_cross_entropy};
@@ -28,7 +28,10 @@ fn check_gradient(x: &Array2<f64>, grad: &Array2<f64>, loss: impl Fn(&Array2<f64
     }
 }
 
-const MASK: [bool; 4] = [true, false, true, true];
+/// Row 1 masked out: weight 0.
+const MASK: [f64; 4] = [1.0, 0.0, 1.0, 1.0];
+/// Uneven row weights, one of them 0.
+const WEIGHTS: [f64; 4] = [0.5, 0.0, 2.0, 1.25];
 
 #[test]
 fn mse_value_and_gradient() {
@@ -43,7 +46,7 @@ fn mse_value_and_gradient() {
 
     let prediction = random(4, 3, 2.0, 1);
     let target = random(4, 3, 2.0, 2);
-    for mask in [None, Some(&MASK[..])] {
+    for mask in [None, Some(&MASK[..]), Some(&WEIGHTS[..])] {
         let (_, grad) = mse(prediction.view(), target.view(), mask).unwrap();
         check_gradient(&prediction, &grad, |p| {
             mse(p.view(), target.view(), mask).unwrap().0
@@ -72,7 +75,7 @@ fn masked_rows_contribute_nothing_to_loss_gradient_or_count() {
     let (kept_loss, _) = mse(kept.view(), kept_target.view(), None).unwrap();
     assert!((masked_loss - kept_loss).abs() < 1e-15);
 
-    let (loss, grad) = mse(prediction.view(), target.view(), Some(&[false; 4])).unwrap();
+    let (loss, grad) = mse(prediction.view(), target.view(), Some(&[0.0; 4])).unwrap();
     assert_eq!(
         (loss, grad.sum()),
         (0.0, 0.0),
@@ -83,24 +86,31 @@ fn masked_rows_contribute_nothing_to_loss_gradient_or_count() {
 #[test]
 fn cross_entropy_value_and_gradient() {
     let (loss, grad) =
-        softmax_cross_entropy(array![[0.0, 0.0], [0.0, 0.0]].view(), &[0, 1], None).unwrap();
+        softmax_cross_entropy(array![[0.0, 0.0], [0.0, 0.0]].view(), &[0, 1], None, None).unwrap();
     assert!((loss - 2.0_f64.ln()).abs() < 1e-15);
     assert_eq!(grad, array![[-0.25, 0.25], [0.25, -0.25]]);
 
     let logits = random(4, 5, 3.0, 5);
     let targets = [4, 1000, 0, 2]; // row 1 is padding when masked: its target is never read
-    let (_, grad) = softmax_cross_entropy(logits.view(), &targets, Some(&MASK)).unwrap();
-    assert!(grad.row(1).iter().all(|&g| g == 0.0));
-    check_gradient(&logits, &grad, |z| {
-        softmax_cross_entropy(z.view(), &targets, Some(&MASK))
-            .unwrap()
-            .0
-    });
+    let classes = [0.5, 1.0, 3.0, 0.0, 2.0];
+    for (rows, class_weights) in [
+        (&MASK, None),
+        (&WEIGHTS, None),
+        (&WEIGHTS, Some(&classes[..])),
+    ] {
+        let ce =
+            |z: &Array2<f64>| softmax_cross_entropy(z.view(), &targets, Some(rows), class_weights);
+        let (_, grad) = ce(&logits).unwrap();
+        assert!(grad.row(1).iter().all(|&g| g == 0.0));
+        check_gradient(&logits, &grad, |z| ce(z).unwrap().0);
+    }
 
     let targets = [4, 3, 0, 2];
-    let (_, grad) = softmax_cross_entropy(logits.view(), &targets, None).unwrap();
+    let (_, grad) = softmax_cross_entropy(logits.view(), &targets, None, None).unwrap();
     check_gradient(&logits, &grad, |z| {
-        softmax_cross_entropy(z.view(), &targets, None).unwrap().0
+        softmax_cross_entropy(z.view(), &targets, None, None)
+            .unwrap()
+            .0
     });
 }
 
@@ -109,6 +119,7 @@ fn cross_entropy_is_stable_for_huge_logits() {
     let (loss, grad) = softmax_cross_entropy(
         array![[1000.0_f32, -1000.0, 0.0], [1000.0, 1000.0, 0.0]].view(),
         &[1, 0],
+        None,
         None,
     )
     .unwrap();
@@ -126,22 +137,27 @@ fn cross_entropy_is_stable_for_huge_logits() {
 #[test]
 fn cross_entropy_rejects_out_of_range_classes_and_bad_shapes() {
     let logits = Array2::<f64>::zeros((2, 3));
-    let err = softmax_cross_entropy(logits.view(), &[0, 3], None).unwrap_err();
+    let err = softmax_cross_entropy(logits.view(), &[0, 3], None, None).unwrap_err();
     assert!(
         matches!(&err, Error::Invalid { name, reason } if name == "targets[1]" && reason.contains('3')),
         "{err}"
     );
-    let err = softmax_cross_entropy(logits.view(), &[0], None).unwrap_err();
+    let err = softmax_cross_entropy(logits.view(), &[0], None, None).unwrap_err();
     assert!(
         matches!(&err, Error::Shape { name, .. } if name == "targets"),
         "{err}"
     );
-    let err = softmax_cross_entropy(logits.view(), &[0, 1], Some(&[true])).unwrap_err();
+    let err = softmax_cross_entropy(logits.view(), &[0, 1], Some(&[1.0]), None).unwrap_err();
     assert!(
-        matches!(&err, Error::Shape { name, .. } if name == "row_mask"),
+        matches!(&err, Error::Shape { name, .. } if name == "row_weights"),
         "{err}"
     );
-    let err = softmax_cross_entropy(array![[0.0, f64::NAN]].view(), &[0], None).unwrap_err();
+    let err = softmax_cross_entropy(logits.view(), &[0, 1], None, Some(&[1.0, 2.0])).unwrap_err();
+    assert!(
+        matches!(&err, Error::Shape { name, .. } if name == "classWeights"),
+        "{err}"
+    );
+    let err = softmax_cross_entropy(array![[0.0, f64::NAN]].view(), &[0], None, None).unwrap_err();
     assert!(matches!(err, Error::NonFinite { index: 1, .. }), "{err}");
 }
 
@@ -158,7 +174,7 @@ fn binary_cross_entropy_value_and_gradient() {
 
     let logits = random(4, 3, 4.0, 6);
     let targets = random(4, 3, 0.5, 7).mapv(|t| t + 0.5);
-    for mask in [None, Some(&MASK[..])] {
+    for mask in [None, Some(&MASK[..]), Some(&WEIGHTS[..])] {
         let (loss, grad) =
             binary_cross_entropy_with_logits(logits.view(), targets.view(), mask).unwrap();
         let naive = naive_bce(&logits, &targets, mask);
@@ -171,18 +187,39 @@ fn binary_cross_entropy_value_and_gradient() {
     }
 }
 
-/// −[t log σ(z) + (1 − t) log(1 − σ(z))], averaged over valid elements, straight from the definition.
-fn naive_bce(z: &Array2<f64>, t: &Array2<f64>, mask: Option<&[bool]>) -> f64 {
+/// −[t log σ(z) + (1 − t) log(1 − σ(z))], the weighted mean over the elements, straight from the definition.
+fn naive_bce(z: &Array2<f64>, t: &Array2<f64>, weights: Option<&[f64]>) -> f64 {
     let mut total = 0.0;
-    let mut count = 0;
+    let mut count = 0.0;
     for ((r, c), &z) in z.indexed_iter() {
-        if mask.is_none_or(|m| m[r]) {
-            let s = 1.0 / (1.0 + (-z).exp());
-            total -= t[[r, c]] * s.ln() + (1.0 - t[[r, c]]) * (1.0 - s).ln();
-            count += 1;
-        }
+        let w = weights.map_or(1.0, |w| w[r]);
+        let s = 1.0 / (1.0 + (-z).exp());
+        total -= w * (t[[r, c]] * s.ln() + (1.0 - t[[r, c]]) * (1.0 - s).ln());
+        count += w;
     }
-    total / count as f64
+    total / count
+}
+
+/// A weight of k counts a row as k copies of it: the weighted mean is the plain mean over the copies.
+#[test]
+fn integer_weights_repeat_rows() {
+    let prediction = random(3, 2, 2.0, 8);
+    let target = random(3, 2, 2.0, 9);
+    let copies = [2_u32, 0, 3];
+    let weights = copies.map(f64::from);
+    let repeated_rows: Vec<usize> = (0..3).flat_map(|r| vec![r; copies[r] as usize]).collect();
+    let repeat = |a: &Array2<f64>| a.select(ndarray::Axis(0), &repeated_rows);
+    let (weighted, _) = mse(prediction.view(), target.view(), Some(&weights)).unwrap();
+    let (plain, _) = mse(repeat(&prediction).view(), repeat(&target).view(), None).unwrap();
+    assert!((weighted - plain).abs() < 1e-14, "{weighted} vs {plain}");
+
+    let classes = [1, 0, 1];
+    let picked: Vec<u32> = repeated_rows.iter().map(|&r| classes[r]).collect();
+    let (weighted, _) =
+        softmax_cross_entropy(prediction.view(), &classes, Some(&weights), None).unwrap();
+    let (plain, _) =
+        softmax_cross_entropy(repeat(&prediction).view(), &picked, None, None).unwrap();
+    assert!((weighted - plain).abs() < 1e-14, "{weighted} vs {plain}");
 }
 
 #[test]

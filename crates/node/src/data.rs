@@ -38,11 +38,21 @@ pub struct TargetArgs {
     pub shape: Vec<u32>,
 }
 
-/// The inputs (in the model spec's input order) and, for training and evaluation, the target.
+/// How much each example (`shape` `[n]`) or each step of each example (`[n, time]`,
+/// sequence outputs) counts in the loss; the core checks them (finite, >= 0, shape).
+#[napi(object, object_to_js = false)]
+pub struct WeightsArgs {
+    pub data: Float64Array,
+    pub shape: Vec<u32>,
+}
+
+/// The inputs (in the model spec's input order) and, for training and evaluation, the
+/// target and its optional weights.
 #[napi(object, object_to_js = false)]
 pub struct DatasetArgs {
     pub inputs: Vec<InputArgs>,
     pub target: Option<TargetArgs>,
+    pub weights: Option<WeightsArgs>,
 }
 
 /// A copy of a JS float array, still in the type JS gave.
@@ -123,6 +133,8 @@ enum OwnedTarget {
 pub struct OwnedDataset {
     inputs: Vec<OwnedInput>,
     target: Option<OwnedTarget>,
+    /// Values and shape.
+    weights: Option<(Vec<f64>, Vec<usize>)>,
 }
 
 impl OwnedDataset {
@@ -130,17 +142,28 @@ impl OwnedDataset {
         Ok(OwnedDataset {
             inputs: copy_inputs(&args.inputs),
             target: args.target.as_ref().map(copy_target).transpose()?,
+            weights: args
+                .weights
+                .as_ref()
+                .map(|w| (w.data.to_vec(), dims(&w.shape))),
         })
     }
 
-    /// The dataset in the model's dtype, checked (counts, lengths, finite values) by the core.
+    /// The dataset in the model's dtype, checked (counts, lengths, finite values, weights) by the core.
     pub fn into_dataset<F: ModelFloat>(
         self,
         spec: &[InputSpec],
     ) -> Result<Dataset<F>, BindingError> {
         let inputs = into_values(self.inputs, spec)?;
         let target = self.target.map(into_target).transpose()?;
-        Ok(Dataset::new(inputs, target)?)
+        let dataset = Dataset::new(inputs, target)?;
+        match self.weights {
+            None => Ok(dataset),
+            Some((values, shape)) => {
+                let weights = shaped("weights", IxDyn(&shape), values)?;
+                Ok(dataset.with_weights(weights)?)
+            }
+        }
     }
 }
 

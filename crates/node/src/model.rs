@@ -20,8 +20,8 @@ use odyssey_core::model::checkpoint::LoadedTrainer;
 use odyssey_core::model::fit::train_batch;
 use odyssey_core::model::spec::Dtype;
 use odyssey_core::model::{
-    describe, FitOptions, GraphShapes, Model, ModelSpec, StepReport, Stream, Target, Tbptt,
-    Trainer, TrainingSpec, Value, ValueKind,
+    describe, Batch, FitOptions, GraphShapes, Model, ModelSpec, StepReport, Stream, Tbptt, Trainer,
+    TrainingSpec, ValueKind,
 };
 use odyssey_core::Error;
 
@@ -564,16 +564,17 @@ impl NativeModel {
     }
 }
 
-/// Splits a copied batch into the model's inputs and its (required) target.
-fn inputs_and_target<F: ModelFloat>(
+/// A copied batch as one core batch, which must have a target.
+fn labelled_batch<F: ModelFloat>(
     model: &Model<F>,
     batch: OwnedDataset,
     purpose: &str,
-) -> Result<(Vec<Value<F>>, Target<F>), BindingError> {
-    let (inputs, target) = batch.into_dataset(&model.spec().inputs)?.into_parts();
-    let target =
-        target.ok_or_else(|| Error::invalid("batch", format!("{purpose} needs a target")))?;
-    Ok((inputs, target))
+) -> Result<Batch<F>, BindingError> {
+    let batch = batch.into_dataset(&model.spec().inputs)?.into_batch();
+    if batch.target.is_none() {
+        return Err(Error::invalid("batch", format!("{purpose} needs a target")).into());
+    }
+    Ok(batch)
 }
 
 fn train_step_on<F: ModelFloat>(
@@ -581,8 +582,10 @@ fn train_step_on<F: ModelFloat>(
     batch: OwnedDataset,
     tbptt: Option<Tbptt>,
 ) -> Result<Vec<StepOutput>, BindingError> {
-    let (inputs, target) = inputs_and_target(&session.trainer.model, batch, "a training step")?;
-    let reports = train_batch(&mut session.trainer, inputs, &target, tbptt)?;
+    let mut batch = labelled_batch(&session.trainer.model, batch, "a training step")?;
+    let inputs = std::mem::take(&mut batch.inputs);
+    let labels = batch.labels().expect("labelled_batch checked the target");
+    let reports = train_batch(&mut session.trainer, inputs, labels, tbptt)?;
     Ok(reports.iter().map(step_output).collect())
 }
 
@@ -590,8 +593,10 @@ fn gradient_flow_on<F: ModelFloat>(
     session: &Session<F>,
     batch: OwnedDataset,
 ) -> Result<Vec<GradientFlowEntry>, BindingError> {
-    let (inputs, target) = inputs_and_target(&session.trainer.model, batch, "gradient flow")?;
-    let flow = session.trainer.gradient_flow(inputs, &target)?;
+    let mut batch = labelled_batch(&session.trainer.model, batch, "gradient flow")?;
+    let inputs = std::mem::take(&mut batch.inputs);
+    let labels = batch.labels().expect("labelled_batch checked the target");
+    let flow = session.trainer.gradient_flow(inputs, labels)?;
     Ok(flow
         .into_iter()
         .map(|(node, suffix, norms)| GradientFlowEntry {

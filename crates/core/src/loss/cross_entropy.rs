@@ -2,21 +2,23 @@
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis};
 
-use super::{check_finite, count_valid_rows, is_valid_row};
+use super::{check_finite, ratio, RowWeights};
 use crate::{Error, Result, Scalar};
 
-/// L = (1 / R) Σ_r [log Σ_k exp(z_rk) − z_r,y_r] over the R valid rows
-/// (PyTorch's `CrossEntropyLoss(reduction="mean")`, with masked rows playing
-/// the part of `ignore_index`).
+/// L = Σ_r v_r [log Σ_k exp(z_rk) − z_r,y_r] / Σ_r v_r with v_r = w_r · c_y_r
+/// (PyTorch's `CrossEntropyLoss(weight=c, reduction="mean")` when every row
+/// weighs 1; rows of weight 0 play the part of `ignore_index`).
 ///
-/// `logits`: `[rows, classes]`; `targets`: `[rows]` class indices; `row_mask`:
-/// `[rows]`, `true` = valid (masked rows' targets are ignored).
-/// Returns (L, ∂L/∂z = (softmax(z_r) − onehot(y_r)) / R, zero on masked rows).
+/// `logits`: `[rows, classes]`; `targets`: `[rows]` class indices; `row_weights`:
+/// `[rows]`, finite, ≥ 0 (default 1; the targets of rows of weight 0 are ignored);
+/// `class_weights`: `[classes]`, finite, ≥ 0 (default 1).
+/// Returns (L, ∂L/∂z = v_r (softmax(z_r) − onehot(y_r)) / Σ v).
 /// The log-sum-exp is shifted by each row's maximum, so large logits cannot overflow.
 pub fn softmax_cross_entropy<F: Scalar>(
     logits: ArrayView2<'_, F>,
     targets: &[u32],
-    row_mask: Option<&[bool]>,
+    row_weights: Option<&[f64]>,
+    class_weights: Option<&[f64]>,
 ) -> Result<(f64, Array2<F>)> {
     let (rows, classes) = logits.dim();
     if classes == 0 {
@@ -33,11 +35,19 @@ pub fn softmax_cross_entropy<F: Scalar>(
             &[targets.len()],
         ));
     }
-    let valid_rows = count_valid_rows(row_mask, rows)?;
-    check_targets(targets, classes, row_mask)?;
-    check_finite("logits", logits, row_mask)?;
+    if let Some(c) = class_weights.filter(|c| c.len() != classes) {
+        return Err(Error::shape(
+            "classWeights",
+            format!("[{classes}] (one per class)"),
+            &[c.len()],
+        ));
+    }
+    let weights = RowWeights::new(row_weights, rows)?;
+    check_targets(targets, classes, weights)?;
+    check_finite("logits", logits, weights)?;
 
-    let inv_rows = F::from_f64_lossy(1.0 / valid_rows.max(1) as f64);
+    let weight = |r: usize| weights.get(r) * class_weights.map_or(1.0, |c| c[targets[r] as usize]);
+    let denominator: f64 = (0..rows).filter(|&r| weights.counts(r)).map(weight).sum();
     let mut grad = Array2::zeros(logits.raw_dim());
     let mut total = 0.0;
     for (r, (z, g)) in logits
@@ -45,19 +55,21 @@ pub fn softmax_cross_entropy<F: Scalar>(
         .zip(grad.axis_iter_mut(Axis(0)))
         .enumerate()
     {
-        if is_valid_row(row_mask, r) {
-            total += row_loss_and_grad(z, targets[r] as usize, inv_rows, g);
+        if weights.counts(r) {
+            let v = weight(r);
+            let scale = F::from_f64_lossy(ratio(v, denominator));
+            total += v * row_loss_and_grad(z, targets[r] as usize, scale, g);
         }
     }
-    Ok((total / valid_rows.max(1) as f64, grad))
+    Ok((ratio(total, denominator), grad))
 }
 
-/// Every valid row's target must name a class.
-fn check_targets(targets: &[u32], classes: usize, row_mask: Option<&[bool]>) -> Result<()> {
+/// The target of every row that counts must name a class.
+fn check_targets(targets: &[u32], classes: usize, weights: RowWeights<'_>) -> Result<()> {
     let out_of_range = targets
         .iter()
         .enumerate()
-        .find(|&(r, &y)| is_valid_row(row_mask, r) && y as usize >= classes);
+        .find(|&(r, &y)| weights.counts(r) && y as usize >= classes);
     match out_of_range {
         Some((r, &y)) => Err(Error::invalid(
             &format!("targets[{r}]"),

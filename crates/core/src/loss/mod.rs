@@ -2,15 +2,18 @@
 //!
 //! Shapes: predictions are `[rows, columns]`; a sequence output
 //! `[batch, time, features]` is reshaped to `[batch·time, features]` by the
-//! caller, with `row_mask` (`[rows]`, `true` = valid) marking padded steps.
+//! caller, with `row_weights` (`[rows]`, finite and ≥ 0) saying how much each
+//! row counts: 0 for padded steps, and the user's example or step weights.
 //!
-//! Reduction: every loss is a **mean** over the valid rows' elements (MSE,
-//! binary cross-entropy) or over the valid rows (softmax cross-entropy, one
-//! term per row). Masked rows contribute nothing, not even to the count, and
-//! their gradient is zero; their targets are not looked at, so padding may
-//! hold any value. With no valid row at all the loss is 0 and the gradient
-//! zero. The loss is accumulated and returned in `f64`; the gradient has the
-//! prediction's type.
+//! Reduction: every loss is a **weighted mean**, Σ_r w_r·ℓ_r / Σ_r w_r, over
+//! the rows' elements (MSE, binary cross-entropy: the denominator is
+//! Σ_r w_r · columns) or over the rows (softmax cross-entropy, one term per
+//! row, whose class weight multiplies w_r as in PyTorch's `weight=`). Without
+//! weights every row counts 1, PyTorch's `reduction="mean"`. Rows of weight 0
+//! contribute nothing, not even to the denominator, and their gradient is
+//! zero; their targets are not looked at, so padding may hold any value. When
+//! the weights sum to 0 the loss is 0 and the gradient zero. The loss is
+//! accumulated and returned in `f64`; the gradient has the prediction's type.
 
 pub mod binary_cross_entropy;
 pub mod cross_entropy;
@@ -24,30 +27,53 @@ use ndarray::{ArrayView2, Axis};
 
 use crate::{Error, Result, Scalar};
 
-/// Checks `row_mask` against the number of rows and counts the valid ones.
-fn count_valid_rows(row_mask: Option<&[bool]>, rows: usize) -> Result<usize> {
-    match row_mask {
-        None => Ok(rows),
-        Some(mask) if mask.len() != rows => {
-            Err(Error::shape("row_mask", format!("[{rows}]"), &[mask.len()]))
+/// How much each row counts: the given weights (checked against the number
+/// of rows), or 1 for every row.
+#[derive(Clone, Copy)]
+struct RowWeights<'a>(Option<&'a [f64]>);
+
+impl<'a> RowWeights<'a> {
+    fn new(row_weights: Option<&'a [f64]>, rows: usize) -> Result<Self> {
+        match row_weights {
+            Some(w) if w.len() != rows => {
+                Err(Error::shape("row_weights", format!("[{rows}]"), &[w.len()]))
+            }
+            _ => Ok(RowWeights(row_weights)),
         }
-        Some(mask) => Ok(mask.iter().filter(|&&valid| valid).count()),
+    }
+
+    fn get(self, row: usize) -> f64 {
+        self.0.map_or(1.0, |w| w[row])
+    }
+
+    /// Rows that count at all (weight > 0).
+    fn counts(self, row: usize) -> bool {
+        self.get(row) > 0.0
+    }
+
+    fn sum(self, rows: usize) -> f64 {
+        self.0.map_or(rows as f64, |w| w.iter().sum())
     }
 }
 
-fn is_valid_row(row_mask: Option<&[bool]>, row: usize) -> bool {
-    row_mask.is_none_or(|mask| mask[row])
+/// `numerator / denominator`, or 0 when nothing counts (denominator 0).
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        0.0
+    }
 }
 
-/// Rejects NaN / ±∞ in the valid rows of `a`; the error names the flat index.
+/// Rejects NaN / ±∞ in the rows of `a` that count; the error names the flat index.
 fn check_finite<F: Scalar>(
     name: &str,
     a: ArrayView2<'_, F>,
-    row_mask: Option<&[bool]>,
+    weights: RowWeights<'_>,
 ) -> Result<()> {
     let columns = a.ncols();
     for (r, row) in a.axis_iter(Axis(0)).enumerate() {
-        if !is_valid_row(row_mask, r) {
+        if !weights.counts(r) {
             continue;
         }
         if let Some((c, &value)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {

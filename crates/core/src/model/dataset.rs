@@ -12,15 +12,17 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::objective::Target;
+use super::objective::{Labels, Target, Weights};
 use super::value::Value;
 use crate::{Error, Result, Scalar};
 
-/// The model inputs (in the spec's input order) of `len` examples, and their target.
+/// The model inputs (in the spec's input order) of `len` examples, their
+/// target, and how much each example or step counts in the loss.
 #[derive(Debug, Clone)]
 pub struct Dataset<F> {
     inputs: Vec<Value<F>>,
     target: Option<Target<F>>,
+    weights: Option<Weights>,
     len: usize,
 }
 
@@ -29,6 +31,17 @@ pub struct Dataset<F> {
 pub struct Batch<F> {
     pub inputs: Vec<Value<F>>,
     pub target: Option<Target<F>>,
+    pub weights: Option<Weights>,
+}
+
+impl<F> Batch<F> {
+    /// The batch's target and weights, if it has a target.
+    pub fn labels(&self) -> Option<Labels<'_, F>> {
+        self.target.as_ref().map(|target| Labels {
+            target,
+            weights: self.weights.as_ref(),
+        })
+    }
 }
 
 /// In which order an epoch visits the examples.
@@ -83,8 +96,20 @@ impl<F: Scalar> Dataset<F> {
         Ok(Dataset {
             inputs,
             target,
+            weights: None,
             len,
         })
+    }
+
+    /// The same dataset with loss weights: `[N]` per example or `[N, time]` per
+    /// step of a sequence output (see [`Weights::new`]); needs a target.
+    pub fn with_weights(self, weights: ArrayD<f64>) -> Result<Self> {
+        let target = self
+            .target
+            .as_ref()
+            .ok_or_else(|| Error::invalid("weights", "weigh the loss of a dataset with targets"))?;
+        let weights = Some(Weights::new(weights, target, self.len)?);
+        Ok(Dataset { weights, ..self })
     }
 
     /// Number of examples.
@@ -104,9 +129,17 @@ impl<F: Scalar> Dataset<F> {
         self.target.as_ref()
     }
 
-    /// The checked inputs and target, for a call on the whole dataset as one batch.
-    pub fn into_parts(self) -> (Vec<Value<F>>, Option<Target<F>>) {
-        (self.inputs, self.target)
+    pub fn weights(&self) -> Option<&Weights> {
+        self.weights.as_ref()
+    }
+
+    /// The whole dataset as one batch.
+    pub fn into_batch(self) -> Batch<F> {
+        Batch {
+            inputs: self.inputs,
+            target: self.target,
+            weights: self.weights,
+        }
     }
 
     /// The examples `rows` (in that order) as one batch. With `trim_time`, each
@@ -123,7 +156,12 @@ impl<F: Scalar> Dataset<F> {
             .target
             .as_ref()
             .map(|t| select_target(t, rows, self.len));
-        Batch { inputs, target }
+        let weights = self.weights.as_ref().map(|w| w.select(rows));
+        Batch {
+            inputs,
+            target,
+            weights,
+        }
     }
 }
 

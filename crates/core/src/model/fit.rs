@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::dataset::{batch_rows, concat_rows, Dataset, Order};
 use super::graph::{Model, ModelState};
-use super::objective::{loss_and_grad, Target};
+use super::objective::{loss_and_grad, output_row_weights, Labels, Target};
 use super::spec::{LossSpec, OpSpec};
 use super::trainer::{StepReport, Tbptt, Trainer};
 use super::value::Value;
@@ -233,11 +233,12 @@ fn train_epoch<F: Scalar>(
             return Ok(None);
         }
         let started = Instant::now();
-        let batch = train.batch(rows, trim_time);
-        let target = batch
-            .target
+        let mut batch = train.batch(rows, trim_time);
+        let inputs = std::mem::take(&mut batch.inputs);
+        let labels = batch
+            .labels()
             .expect("fit checked that the dataset has targets");
-        let reports = train_batch(trainer, batch.inputs, &target, options.tbptt)?;
+        let reports = train_batch(trainer, inputs, labels, options.tbptt)?;
         let progress = batch_progress(
             &reports,
             (epoch, b, batches.len()),
@@ -264,12 +265,12 @@ fn train_epoch<F: Scalar>(
 pub fn train_batch<F: Scalar>(
     trainer: &mut Trainer<F>,
     inputs: Vec<Value<F>>,
-    target: &Target<F>,
+    labels: Labels<'_, F>,
     tbptt: Option<Tbptt>,
 ) -> Result<Vec<StepReport>> {
     let result = match tbptt {
-        Some(tbptt) => trainer.train_tbptt(inputs, target, tbptt),
-        None => trainer.train_step(inputs, target).map(|r| vec![r]),
+        Some(tbptt) => trainer.train_tbptt(inputs, labels, tbptt),
+        None => trainer.train_step(inputs, labels).map(|r| vec![r]),
     };
     match result {
         // The dataset's numbers are all finite, so a non-finite value found inside the step (an
@@ -381,15 +382,15 @@ pub fn evaluate<F: Scalar>(
 ) -> Result<Evaluation> {
     require_target(data, "evaluate")?;
     let scores = in_batches(model, data, batch_size, cancel, score_batch)?;
-    let rows: usize = scores.iter().map(|s| s.rows).sum();
-    let loss_sum: f64 = scores.iter().map(|s| s.loss * s.rows as f64).sum();
+    let weight: f64 = scores.iter().map(|s| s.weight).sum();
+    let loss_sum: f64 = scores.iter().map(|s| s.loss * s.weight).sum();
     let accuracy = scores
         .iter()
         .map(|s| s.hits)
         .try_fold((0, 0), |(c, n), hits| hits.map(|(ci, ni)| (c + ci, n + ni)))
         .map(|(correct, counted)| correct as f64 / counted.max(1) as f64);
     Ok(Evaluation {
-        loss: loss_sum / rows.max(1) as f64,
+        loss: if weight > 0.0 { loss_sum / weight } else { 0.0 },
         accuracy,
         examples: data.len(),
     })
@@ -416,7 +417,7 @@ fn in_batches<F: Scalar, T: Send>(
     data: &Dataset<F>,
     batch_size: usize,
     cancel: &AtomicBool,
-    each: impl Fn(&Value<F>, Option<&Target<F>>, LossSpec) -> Result<T> + Sync,
+    each: impl Fn(&Value<F>, Option<Labels<'_, F>>, LossSpec) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     if batch_size == 0 {
         return Err(Error::invalid("batchSize", "must be >= 1, got 0"));
@@ -430,9 +431,9 @@ fn in_batches<F: Scalar, T: Send>(
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::invalid("cancel", "stopped before its last batch"));
             }
-            let batch = data.batch(rows, trim_time);
-            let pass = model.forward(batch.inputs, false, 0, None)?;
-            each(pass.output(), batch.target.as_ref(), model.spec().loss)
+            let mut batch = data.batch(rows, trim_time);
+            let pass = model.forward(std::mem::take(&mut batch.inputs), false, 0, None)?;
+            each(pass.output(), batch.labels(), model.spec().loss)
         })
         .collect()
 }
@@ -440,41 +441,31 @@ fn in_batches<F: Scalar, T: Send>(
 /// One batch's share of an evaluation.
 struct BatchScore {
     loss: f64,
-    /// Rows the loss averaged over (valid steps of sequences).
-    rows: usize,
+    /// The total weight the loss averaged over (its valid rows without weights).
+    weight: f64,
     /// (correct, counted) for classification losses.
     hits: Option<(usize, usize)>,
 }
 
+/// Scores one batch: its weighted loss (class weights shape training only)
+/// and its hits over the rows that count.
 fn score_batch<F: Scalar>(
     output: &Value<F>,
-    target: Option<&Target<F>>,
+    labels: Option<Labels<'_, F>>,
     loss: LossSpec,
 ) -> Result<BatchScore> {
-    let target = target.expect("evaluate checked that the dataset has targets");
-    let (value, _) = loss_and_grad(loss, output, target, 0)?;
-    let valid = valid_rows(output);
+    let labels = labels.expect("evaluate checked that the dataset has targets");
+    let (value, _) = loss_and_grad(loss, None, output, labels, 0)?;
+    let weights = output_row_weights(output, labels.weights)?;
+    let valid: Vec<bool> = weights.iter().map(|&w| w > 0.0).collect();
     Ok(BatchScore {
         loss: value,
-        rows: valid.iter().filter(|&&v| v).count(),
-        hits: hits(loss, output, target, &valid)?,
+        weight: weights.iter().sum(),
+        hits: hits(loss, output, labels.target, &valid)?,
     })
 }
 
-/// Which rows of the output (as `[rows, features]`) are real steps, not padding.
-fn valid_rows<F: Scalar>(output: &Value<F>) -> Vec<bool> {
-    match output {
-        Value::Sequence { data, lengths } => {
-            let time = data.dim().1;
-            (0..data.dim().0 * time)
-                .map(|r| r % time < lengths[r / time])
-                .collect()
-        }
-        other => vec![true; other.batch()],
-    }
-}
-
-/// (correct, counted) predictions over the valid rows, for classification losses.
+/// (correct, counted) predictions over the rows that count (weight > 0, valid steps), for classification losses.
 fn hits<F: Scalar>(
     loss: LossSpec,
     output: &Value<F>,

@@ -21,7 +21,7 @@ pub use fit::{
     FitOptions, FitSummary, Stream,
 };
 pub use graph::{ForwardPass, Gradients, Model, ModelState};
-pub use objective::Target;
+pub use objective::{Labels, Target, Weights};
 pub use recurrent_stack::LayerState;
 pub use shapes::{describe, GraphShapes, ValueKind, ValueShape};
 pub use spec::{InputSpec, LossSpec, ModelSpec, NodeSpec, OpSpec};

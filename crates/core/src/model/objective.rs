@@ -1,7 +1,8 @@
 //! Applies the model's loss to its output: sequences are scored per valid
-//! step (padding masked out), vectors per row.
+//! step (padding masked out), vectors per row, each weighted as the data
+//! and the training spec say (see [`crate::loss`] for the normalisation).
 
-use ndarray::{Array2, ArrayD, IxDyn};
+use ndarray::{s, Array2, ArrayD, Axis, IxDyn};
 
 use super::spec::LossSpec;
 use super::value::Value;
@@ -24,26 +25,124 @@ impl<F: Scalar> Target<F> {
             Target::Classes(c) => c.len(),
         }
     }
+
+    /// Steps per example the target covers: `time` for sequence outputs, 1 for vectors.
+    fn steps(&self, examples: usize) -> usize {
+        match self {
+            Target::Values(v) if v.ndim() == 3 => v.shape()[1],
+            Target::Values(_) => 1,
+            Target::Classes(c) => c.len() / examples.max(1),
+        }
+    }
+}
+
+/// How much each example counts in the loss, `[n, 1]`, or each step of each
+/// example, `[n, time]` (sequence outputs only): finite and ≥ 0; 0 leaves a
+/// step out (padded steps stay out whatever their weight).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights(Array2<f64>);
+
+impl Weights {
+    /// `values`: `[n]` (one weight per example) or `[n, time]` (one per step), checked
+    /// against the `n` examples and their `target`.
+    pub fn new<F: Scalar>(values: ArrayD<f64>, target: &Target<F>, n: usize) -> Result<Self> {
+        let steps = target.steps(n);
+        let expected = || {
+            if steps > 1 {
+                format!("[{n}] (per example) or [{n}, {steps}] (per step)")
+            } else {
+                format!("[{n}] (one per example; per-step weights need a sequence output)")
+            }
+        };
+        let shape = values.shape().to_vec();
+        let columns = match shape[..] {
+            [rows] if rows == n => 1,
+            [rows, time] if rows == n && (time == steps || time == 1) => time,
+            _ => return Err(Error::shape("weights", expected(), &shape)),
+        };
+        if let Some((index, &w)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(Error::invalid(
+                &format!("weights[{index}]"),
+                format!("must be finite and >= 0, got {w}"),
+            ));
+        }
+        let values = values
+            .into_shape_with_order((n, columns))
+            .expect("n · columns elements");
+        Ok(Weights(values))
+    }
+
+    /// The weights of examples `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Self {
+        Weights(self.0.select(Axis(0), rows))
+    }
+
+    /// Per-step weights of steps `start..end` (per-example weights as they are).
+    pub fn slice_time(&self, start: usize, end: usize) -> Self {
+        if self.0.ncols() == 1 {
+            return self.clone();
+        }
+        Weights(self.0.slice(s![.., start..end]).to_owned())
+    }
+
+    /// The weight of `step` of `example`.
+    fn get(&self, example: usize, step: usize) -> f64 {
+        if self.0.ncols() == 1 {
+            self.0[[example, 0]]
+        } else {
+            self.0[[example, step]]
+        }
+    }
+
+    fn check_steps(&self, time: usize) -> Result<()> {
+        match self.0.ncols() {
+            1 => Ok(()),
+            c if c == time => Ok(()),
+            _ => Err(Error::shape(
+                "weights",
+                format!("[{}, {time}] (the output's time axis)", self.0.nrows()),
+                self.0.shape(),
+            )),
+        }
+    }
+}
+
+/// The target of a batch and the weights of its examples or steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a, F> {
+    pub target: &'a Target<F>,
+    pub weights: Option<&'a Weights>,
+}
+
+impl<'a, F> From<&'a Target<F>> for Labels<'a, F> {
+    fn from(target: &'a Target<F>) -> Self {
+        Labels {
+            target,
+            weights: None,
+        }
+    }
 }
 
 /// Loss and ∂loss/∂output (shaped like the output). For sequences only steps
 /// `first_step <= t < length` count (truncated BPTT scores each window's new steps).
+/// `class_weights`: the crossEntropy loss's weight of each class.
 pub fn loss_and_grad<F: Scalar>(
     spec: LossSpec,
+    class_weights: Option<&[f64]>,
     output: &Value<F>,
-    target: &Target<F>,
+    labels: Labels<'_, F>,
     first_step: usize,
 ) -> Result<(f64, ArrayD<F>)> {
+    let Labels { target, weights } = labels;
     let data = output.float_data("output")?;
     let shape = data.shape().to_vec();
     let features = *shape.last().expect("rank >= 2");
     let rows = data.len() / features.max(1);
-    let mask = output.lengths().map(|lengths| {
-        let time = shape[1];
-        (0..rows)
-            .map(|r| (first_step..lengths[r / time]).contains(&(r % time)))
-            .collect::<Vec<bool>>()
-    });
+    let row_weights = row_weights(output, weights, first_step, rows)?;
     let prediction = data
         .into_shape_with_order((rows, features))
         .expect("rows · features elements");
@@ -58,19 +157,20 @@ pub fn loss_and_grad<F: Scalar>(
         };
         return Err(Error::shape("target", expected, &actual));
     }
+    let row_weights = row_weights.as_deref();
     let (loss, grad) = match (spec, target) {
         (LossSpec::CrossEntropy, Target::Classes(classes)) => {
-            softmax_cross_entropy(prediction.view(), classes, mask.as_deref())?
+            softmax_cross_entropy(prediction.view(), classes, row_weights, class_weights)?
         }
         (LossSpec::Mse, Target::Values(v)) => mse(
             prediction.view(),
             as_rows(v, rows, features)?.view(),
-            mask.as_deref(),
+            row_weights,
         )?,
         (LossSpec::BinaryCrossEntropy, Target::Values(v)) => binary_cross_entropy_with_logits(
             prediction.view(),
             as_rows(v, rows, features)?.view(),
-            mask.as_deref(),
+            row_weights,
         )?,
         (spec, _) => {
             let wanted = if spec == LossSpec::CrossEntropy {
@@ -89,6 +189,43 @@ pub fn loss_and_grad<F: Scalar>(
         grad.into_shape_with_order(IxDyn(&shape))
             .expect("same elements"),
     ))
+}
+
+/// How much each row of the output (as `[rows, features]`) counts: 0 on
+/// padded steps, else its example's or step's weight (1 without weights).
+pub fn output_row_weights<F: Scalar>(
+    output: &Value<F>,
+    weights: Option<&Weights>,
+) -> Result<Vec<f64>> {
+    let rows = output.grad_shape().iter().rev().skip(1).product();
+    Ok(row_weights(output, weights, 0, rows)?.unwrap_or_else(|| vec![1.0; rows]))
+}
+
+/// Each output row's weight: 0 outside `first_step..length` for sequences,
+/// times the example's or step's weight. `None` when every row weighs 1.
+fn row_weights<F: Scalar>(
+    output: &Value<F>,
+    weights: Option<&Weights>,
+    first_step: usize,
+    rows: usize,
+) -> Result<Option<Vec<f64>>> {
+    let Some(lengths) = output.lengths() else {
+        return Ok(weights.map(|w| (0..rows).map(|r| w.get(r, 0)).collect()));
+    };
+    let time = rows / lengths.len().max(1);
+    if let Some(w) = weights {
+        w.check_steps(time)?;
+    }
+    let weight = |r: usize| {
+        let (example, step) = (r / time, r % time);
+        let valid = (first_step..lengths[example]).contains(&step);
+        match (valid, weights) {
+            (false, _) => 0.0,
+            (true, None) => 1.0,
+            (true, Some(w)) => w.get(example, step),
+        }
+    };
+    Ok(Some((0..rows).map(weight).collect()))
 }
 
 fn as_rows<F: Scalar>(v: &ArrayD<F>, rows: usize, features: usize) -> Result<Array2<F>> {

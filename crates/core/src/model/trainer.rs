@@ -5,7 +5,8 @@ use ndarray::{s, Array1, ArrayD, ArrayViewD, Axis, Slice};
 use serde::{Deserialize, Serialize};
 
 use super::graph::{Gradients, Model, ModelState};
-use super::objective::{loss_and_grad, Target};
+use super::objective::{loss_and_grad, Labels, Target};
+use super::spec::LossSpec;
 use super::value::Value;
 use crate::layers::BackwardOptions;
 use crate::optim::{
@@ -26,6 +27,11 @@ pub struct TrainingSpec {
     /// Clamp the error flowing back through every recurrence to [−v, v] at every step.
     #[serde(default)]
     pub recurrent_clip: Option<f64>,
+    /// The crossEntropy loss's weight of each class (PyTorch's `weight=`), finite and
+    /// ≥ 0; the training loss only, like Keras' `class_weight`: evaluation reports
+    /// the loss every class weighs 1 in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<Vec<f64>>,
 }
 
 /// What one step did.
@@ -73,6 +79,7 @@ impl<F: Scalar> Trainer<F> {
                 format!("must be finite and > 0, got {v}"),
             ));
         }
+        check_class_weights(spec.class_weights.as_deref(), model.spec().loss)?;
         let optimizer = optim::build(&spec.optimizer)?;
         Ok(Trainer {
             model,
@@ -114,17 +121,26 @@ impl<F: Scalar> Trainer<F> {
     }
 
     /// Forward, loss and backward without touching the weights.
+    /// `labels`: the target (`&Target`), or the target and its weights (`Labels`).
     /// `first_step`: sequence steps before it do not count in the loss.
-    pub fn gradients(
+    pub fn gradients<'a>(
         &self,
         inputs: Vec<Value<F>>,
-        target: &Target<F>,
+        labels: impl Into<Labels<'a, F>>,
         initial: Option<&ModelState<F>>,
         first_step: usize,
-    ) -> Result<(f64, Gradients<F>, ModelState<F>)> {
+    ) -> Result<(f64, Gradients<F>, ModelState<F>)>
+    where
+        F: 'a,
+    {
         let pass = self.model.forward(inputs, true, self.step, initial)?;
-        let (loss, doutput) =
-            loss_and_grad(self.model.spec().loss, pass.output(), target, first_step)?;
+        let (loss, doutput) = loss_and_grad(
+            self.model.spec().loss,
+            self.spec.class_weights.as_deref(),
+            pass.output(),
+            labels.into(),
+            first_step,
+        )?;
         let grads = self
             .model
             .backward(&pass, doutput, &self.backward_options())?;
@@ -161,8 +177,15 @@ impl<F: Scalar> Trainer<F> {
     }
 
     /// One full training step on a batch.
-    pub fn train_step(&mut self, inputs: Vec<Value<F>>, target: &Target<F>) -> Result<StepReport> {
-        let (loss, grads, _) = self.gradients(inputs, target, None, 0)?;
+    pub fn train_step<'a>(
+        &mut self,
+        inputs: Vec<Value<F>>,
+        labels: impl Into<Labels<'a, F>>,
+    ) -> Result<StepReport>
+    where
+        F: 'a,
+    {
+        let (loss, grads, _) = self.gradients(inputs, labels, None, 0)?;
         self.apply(loss, grads.params)
     }
 
@@ -171,12 +194,16 @@ impl<F: Scalar> Trainer<F> {
     /// and is one update. The state is carried (not the gradient) from window to
     /// window; k1 = k2 = time is exactly [`Trainer::train_step`].
     /// Returns one report per window.
-    pub fn train_tbptt(
+    pub fn train_tbptt<'a>(
         &mut self,
         inputs: Vec<Value<F>>,
-        target: &Target<F>,
+        labels: impl Into<Labels<'a, F>>,
         tbptt: Tbptt,
-    ) -> Result<Vec<StepReport>> {
+    ) -> Result<Vec<StepReport>>
+    where
+        F: 'a,
+    {
+        let Labels { target, weights } = labels.into();
         let time = check_tbptt(&inputs, tbptt)?;
         // A vector output is scored once, at the end: one window over the last k2 steps.
         let tbptt = if self.model.output_is_sequence() {
@@ -204,9 +231,14 @@ impl<F: Scalar> Trainer<F> {
             let window = slice_time(&inputs, start, end);
             let window_target =
                 slice_target(target, self.model.output_is_sequence(), time, start, end)?;
+            let window_weights = weights.map(|w| w.slice_time(start, end));
+            let window_labels = Labels {
+                target: &window_target,
+                weights: window_weights.as_ref(),
+            };
             let scored_from = end.saturating_sub(tbptt.k1).max(start) - start;
             let (loss, grads, finals) =
-                self.gradients(window, &window_target, state_at_start.as_ref(), scored_from)?;
+                self.gradients(window, window_labels, state_at_start.as_ref(), scored_from)?;
             let next_start = (end + tbptt.k1).min(time).saturating_sub(tbptt.k2);
             // The carried state is computed with the weights of this window, before its update.
             let next_state = if next_start == end {
@@ -229,12 +261,39 @@ impl<F: Scalar> Trainer<F> {
 
     /// ‖∂J/∂c(k)‖ (LSTM) / ‖∂J/∂h(k)‖ (simple RNN) for every step k of every
     /// recurrent layer entry, for the model's loss on this batch; weights untouched.
-    pub fn gradient_flow(
+    pub fn gradient_flow<'a>(
         &self,
         inputs: Vec<Value<F>>,
-        target: &Target<F>,
-    ) -> Result<Vec<(String, String, Array1<F>)>> {
-        Ok(self.gradients(inputs, target, None, 0)?.1.step_grad_norms)
+        labels: impl Into<Labels<'a, F>>,
+    ) -> Result<Vec<(String, String, Array1<F>)>>
+    where
+        F: 'a,
+    {
+        Ok(self.gradients(inputs, labels, None, 0)?.1.step_grad_norms)
+    }
+}
+
+/// Class weights are finite, ≥ 0 and for the crossEntropy loss (their count is
+/// checked against the output's classes with the first batch).
+fn check_class_weights(class_weights: Option<&[f64]>, loss: LossSpec) -> Result<()> {
+    let Some(weights) = class_weights else {
+        return Ok(());
+    };
+    if loss != LossSpec::CrossEntropy {
+        return Err(Error::invalid(
+            "classWeights",
+            format!("only the crossEntropy loss weighs classes, not {loss:?}"),
+        ));
+    }
+    if weights.is_empty() {
+        return Err(Error::invalid("classWeights", "needs one weight per class"));
+    }
+    match weights.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
+        Some(k) => Err(Error::invalid(
+            &format!("classWeights[{k}]"),
+            format!("must be finite and >= 0, got {}", weights[k]),
+        )),
+        None => Ok(()),
     }
 }
 
