@@ -1,6 +1,6 @@
 /**
  * Weights in the loss (`Dataset.weights` per example or per step, `classWeights`)
- * against PyTorch: `__test__/fixtures/loss_weights.json`, written by
+ * against PyTorch: `__test__/fixtures/loss-weights/loss_weights.json`, written by
  * `make_loss_weight_fixtures.py` (Debian's python3-torch), holds for three small
  * models the weighted loss Σ w·ℓ / Σ w and every weight's gradient; one
  * `trainStep` with SGD at learning rate 1 must move each weight by −grad
@@ -41,7 +41,7 @@ interface WeightCase {
   expected: { loss: number; grads: Record<string, Tensor> }
 }
 
-const fixture = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'loss_weights.json'), 'utf8')) as {
+const fixture = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'loss-weights', 'loss_weights.json'), 'utf8')) as {
   cases: WeightCase[]
 }
 
