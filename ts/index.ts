@@ -28,6 +28,7 @@ export type {
   RnnLayerOptions,
 } from './model/spec'
 export type { ClipConfig, OptimizerConfig, ScheduleConfig, TrainingConfig } from './model/training'
+export type { GenerateOptions } from './model/generate'
 export type {
   Dataset,
   Inputs,

@@ -23,10 +23,12 @@ import type { InputArgs, NativeModel } from '../native/binding'
 import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from './errors'
 import { loadNative } from './native'
 import type { Dtype, Tensor } from './types'
-import { checkObject, checkOptionKeys, checkSize, checkWeightTensors, describe } from './validate'
+import { checkBoolean, checkObject, checkOptionKeys, checkSize, checkWeightTensors, describe } from './validate'
 import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './model/data'
 import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './model/fit'
 import { checkStateDictArgs } from './model/interop'
+import { generate, type GenerateOptions } from './model/generate'
+import { probabilitiesOf } from './model/probabilities'
 import { sequentialGraph, type Layer } from './model/layers'
 import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, type Loss } from './model/spec'
 import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './model/training'
@@ -114,10 +116,10 @@ function metadataJson(metadata: unknown): string {
   return json
 }
 
-function checkBatchSize(options: unknown, label: string): number {
+function checkBatchSize(options: unknown, label: string, otherKeys: readonly string[] = []): number {
   if (options === undefined) return 32
   const fields = checkObject(`${label} options`, options)
-  checkOptionKeys(fields, ['batchSize'], label)
+  checkOptionKeys(fields, ['batchSize', ...otherKeys], label)
   return checkSize('batchSize', fields.batchSize ?? 32)
 }
 
@@ -255,13 +257,19 @@ export class Model {
     return evaluation
   }
 
-  /** The output for every example — `[n, width]`, or `[n, time, width]` for sequence outputs — in batches, on a worker thread. */
-  async predict(x: Inputs, options?: { batchSize?: number }): Promise<Tensor> {
+  /**
+   * The output for every example — `[n, width]`, or `[n, time, width]` for sequence outputs — in
+   * batches, on a worker thread: logits for the crossEntropy and binaryCrossEntropy losses, unless
+   * `probabilities: true` applies their softmax (over the last axis) or sigmoid.
+   */
+  async predict(x: Inputs, options?: { batchSize?: number; probabilities?: boolean }): Promise<Tensor> {
     this.checkUsable()
-    const batchSize = checkBatchSize(options, 'predict')
+    const batchSize = checkBatchSize(options, 'predict', ['probabilities'])
+    const wanted = options?.probabilities === undefined ? false : checkBoolean('probabilities', options.probabilities)
+    const convert = wanted ? probabilitiesOf(this.graph.loss) : (output: Tensor) => output
     const inputs = checkInputs(x, this.described, 'x')
     const { data, shape } = await awaitNative(() => this.native.predict({ inputs: inputs.args }, batchSize))
-    return { data, shape }
+    return convert({ data, shape })
   }
 
   /** One training step on one batch, synchronously (blocks the event loop for its duration). */
@@ -304,6 +312,17 @@ export class Model {
     const { data, shape } = callNative(() => this.native.step(inputs))
     // A sequence output has a time axis of one step here.
     return { data, shape: shape.length === 3 ? [shape[0], shape[2]] : shape }
+  }
+
+  /**
+   * Samples token ids from a token language model through `step` (see `GenerateOptions`):
+   * the prompt is fed to `batch` new sequences, then each sampled token is fed back;
+   * temperature 0 is greedy. Returns one `Uint32Array` per sequence, without the prompt and
+   * the `stop` token. Synchronous like `step`, and leaves `step`'s state after the last token.
+   */
+  generate(options: GenerateOptions): Uint32Array[] {
+    this.checkUsable()
+    return generate(this, this.described, options)
   }
 
   /** Forgets the state `step` carries: the next `step` starts new sequences (also for another batch size). */
