@@ -8,7 +8,6 @@
 //!   so PyTorch state dicts drop in unchanged.
 
 pub mod alloc;
-pub mod checkpoint;
 pub mod error;
 pub mod kernels;
 pub mod layers;
@@ -17,6 +16,7 @@ pub mod model;
 pub mod optim;
 pub mod params;
 pub mod scalar;
+pub mod tensor_file;
 
 pub use error::{Error, Result};
 pub use params::ParamSet;

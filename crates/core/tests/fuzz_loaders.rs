@@ -15,10 +15,10 @@ use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use odyssey_core::checkpoint as safetensors_file;
 use odyssey_core::model::checkpoint::{self, LoadedTrainer};
 use odyssey_core::model::torch_interop::import_state_dict;
 use odyssey_core::model::{Model, ModelSpec};
+use odyssey_core::tensor_file;
 use odyssey_core::Error;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -243,8 +243,8 @@ fn safetensors_decoding_survives_mutations() {
         let source = format!("case-{seed}.safetensors");
         let (as_f32, as_f64) = no_panic("safetensors", seed, || {
             (
-                safetensors_file::from_bytes::<f32>(&bytes, &source),
-                safetensors_file::from_bytes::<f64>(&bytes, &source),
+                tensor_file::from_bytes::<f32>(&bytes, &source),
+                tensor_file::from_bytes::<f64>(&bytes, &source),
             )
         });
         for result in [as_f32.map(|_| ()), as_f64.map(|_| ())] {

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ndarray::{Array3, ArrayD, ArrayViewD};
-use odyssey_core::checkpoint as safetensors_file;
 use odyssey_core::model::checkpoint::{
     load, read_config, save, LoadedTrainer, CONFIG_FILE, FORMAT_VERSION, MANIFEST_FILE, MODEL_FILE,
     OPTIMIZER_FILE,
 };
 use odyssey_core::model::{Model, ModelSpec, StepReport, Target, Trainer, TrainingSpec, Value};
+use odyssey_core::tensor_file;
 use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -191,14 +191,14 @@ fn edit_tensors(
     path: &Path,
     edit: impl FnOnce(&mut BTreeMap<String, ArrayD<f32>>, &mut BTreeMap<String, String>),
 ) {
-    let mut file = safetensors_file::load::<f32>(path).unwrap();
+    let mut file = tensor_file::load::<f32>(path).unwrap();
     edit(&mut file.tensors, &mut file.metadata);
     let views: Vec<(&str, ArrayViewD<'_, f32>)> = file
         .tensors
         .iter()
         .map(|(name, t)| (name.as_str(), t.view()))
         .collect();
-    safetensors_file::save(path, &views, &file.metadata).unwrap();
+    tensor_file::save(path, &views, &file.metadata).unwrap();
 }
 
 fn saved_after_steps(test: &str, steps: u64) -> (TempDir, Trainer<f32>) {
@@ -230,7 +230,7 @@ fn round_trip_restores_weights_specs_counters_optimizer_state_and_metadata() {
 fn the_model_file_uses_pytorch_names_under_the_node_prefix() {
     let (dir, original) = saved_after_steps("names", 1);
     let file =
-        safetensors_file::load::<f32>(&committed_generation(dir.path()).join(MODEL_FILE)).unwrap();
+        tensor_file::load::<f32>(&committed_generation(dir.path()).join(MODEL_FILE)).unwrap();
     for key in [
         "lstm.weight_ih_l0",
         "lstm.weight_hh_l1_reverse",

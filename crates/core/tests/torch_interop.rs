@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ndarray::{Array3, ArrayD, ArrayViewD, IxDyn};
-use odyssey_core::checkpoint as safetensors_file;
 use odyssey_core::model::torch_interop::{export_state_dict, import_state_dict};
 use odyssey_core::model::{Model, ModelSpec, Target, Trainer, TrainingSpec, Value};
+use odyssey_core::tensor_file;
 use odyssey_core::{Error, Scalar};
 use serde_json::json;
 
@@ -232,7 +232,7 @@ impl Drop for TempFile {
 }
 
 fn tensors_of(path: &Path) -> BTreeMap<String, ArrayD<f32>> {
-    safetensors_file::load::<f32>(path).unwrap().tensors
+    tensor_file::load::<f32>(path).unwrap().tensors
 }
 
 #[test]

@@ -13,7 +13,8 @@ use napi_derive::napi;
 use odyssey_core::model::torch_interop::{export_state_dict, import_state_dict};
 
 use crate::error::{guard, BindingError, ErrorCode};
-use crate::model::{each_session, Lease, NativeModel};
+use crate::model::NativeModel;
+use crate::session::{each_session, Lease};
 use crate::tasks::{on_worker, settle};
 
 /// Which way the tensors go.

@@ -11,11 +11,13 @@ compile_error!("odyssey-node must be built with panic = \"unwind\"");
 
 mod convert;
 mod data;
+mod dto;
 mod error;
 mod exit;
 mod interop;
 mod layer;
 mod model;
+mod session;
 mod tasks;
 
 use napi_derive::napi;

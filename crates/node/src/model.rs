@@ -1,154 +1,34 @@
 //! `NativeModel`: a whole model (graph, trainer, streaming state) of one dtype
-//! behind a JS class, and `CancelToken`, the flag a running fit reads.
-//!
-//! The model lives behind `Arc<Mutex<..>>` so that a libuv worker can train
-//! it while JS keeps running. Every call first takes the model's *lease*: one
-//! operation at a time, and a call that finds the lease taken is refused with
-//! `ODYSSEY_STATE` instead of waiting, so the JS thread never blocks on a
-//! worker. The async methods take the lease on the JS thread when they are
-//! called and give it back when their promise settles.
+//! behind a JS class, and `CancelToken`, the flag a running fit reads. Every
+//! call takes the model's lease first (see `session`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
-use napi::bindgen_prelude::{AsyncTask, Either, Either3, Float32Array, Float64Array};
+use napi::bindgen_prelude::{AsyncTask, Either3, Float64Array};
 use napi::threadsafe_function::{ThreadsafeFunction, UnknownReturnValue};
-use napi::Status;
+use napi::{Env, Status, Task};
 use napi_derive::napi;
-use odyssey_core::model::checkpoint::LoadedTrainer;
+use odyssey_core::model::checkpoint;
 use odyssey_core::model::fit::train_batch;
-use odyssey_core::model::spec::Dtype;
-use odyssey_core::model::{
-    describe, Batch, FitOptions, GraphShapes, Model, ModelSpec, StepReport, Stream, Tbptt, Trainer,
-    TrainingSpec, ValueKind,
-};
+use odyssey_core::model::{describe, Batch, FitOptions, Model, ModelSpec, StepReport, Tbptt};
 use odyssey_core::Error;
 
 use crate::convert::{js_shape, to_js};
 use crate::data::{
     copy_inputs, into_values, DatasetArgs, InputArgs, ModelFloat, OwnedDataset, OwnedInput,
 };
+use crate::dto::{
+    graph_description, FitArgs, GradientFlowEntry, GraphDescription, StepOutput, TbpttArgs,
+    TensorOutput,
+};
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::layer::{named_values, weight_shapes, NamedTensor};
+use crate::session::{each_session, AnySession, Lease, Session, Shared};
 use crate::tasks::{
-    BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, LoadTask, PredictTask, SaveTask,
+    settle, BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, PredictTask, SaveTask,
 };
-
-/// Applies the same generic code to whichever dtype a session has.
-macro_rules! each_session {
-    ($session:expr, $s:ident => $body:expr) => {
-        match $session {
-            $crate::model::AnySession::F32($s) => $body,
-            $crate::model::AnySession::F64($s) => $body,
-        }
-    };
-}
-pub(crate) use each_session;
-
-/// A trainer and the recurrent state carried by `step`.
-pub struct Session<F: ModelFloat> {
-    pub trainer: Trainer<F>,
-    pub stream: Stream<F>,
-}
-
-pub enum AnySession {
-    F32(Session<f32>),
-    F64(Session<f64>),
-}
-
-impl AnySession {
-    fn new(model: ModelSpec, training: TrainingSpec) -> Result<Self, BindingError> {
-        Ok(match model.dtype {
-            Dtype::Float32 => {
-                AnySession::F32(Session::new(Trainer::new(Model::new(model)?, training)?))
-            }
-            Dtype::Float64 => {
-                AnySession::F64(Session::new(Trainer::new(Model::new(model)?, training)?))
-            }
-        })
-    }
-
-    fn specs(&self) -> (&ModelSpec, &TrainingSpec) {
-        each_session!(self, s => (s.trainer.model.spec(), s.trainer.spec()))
-    }
-}
-
-impl<F: ModelFloat> Session<F> {
-    fn new(trainer: Trainer<F>) -> Self {
-        Session {
-            trainer,
-            stream: Stream::new(),
-        }
-    }
-}
-
-impl From<LoadedTrainer> for AnySession {
-    fn from(loaded: LoadedTrainer) -> Self {
-        match loaded {
-            LoadedTrainer::F32(trainer) => AnySession::F32(Session::new(trainer)),
-            LoadedTrainer::F64(trainer) => AnySession::F64(Session::new(trainer)),
-        }
-    }
-}
-
-/// What a `NativeModel` shares with the workers running its async calls.
-struct Shared {
-    /// `None` once disposed.
-    session: Mutex<Option<AnySession>>,
-    /// The operation holding the lease, if any.
-    running: Mutex<Option<&'static str>>,
-}
-
-/// The right to use a model for one operation; released on drop.
-pub(crate) struct Lease {
-    shared: Arc<Shared>,
-}
-
-/// Locks a mutex whose holder may have panicked: the panic was already turned into
-/// an `ODYSSEY_PANIC` error, and the model stays usable (its last update was either
-/// applied or not, as after any failed step).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Lease {
-    fn take(shared: &Arc<Shared>, operation: &'static str) -> Result<Self, BindingError> {
-        let mut running = lock(&shared.running);
-        if let Some(other) = *running {
-            return Err(BindingError::State(format!(
-                "{other} is already running on this model; {operation} has to wait until it settles \
-                 (cancel a fit with its signal)"
-            )));
-        }
-        if lock(&shared.session).is_none() {
-            return Err(disposed());
-        }
-        *running = Some(operation);
-        Ok(Lease {
-            shared: shared.clone(),
-        })
-    }
-
-    /// Runs `body` on the model's session.
-    pub fn with_session<T>(
-        &self,
-        body: impl FnOnce(&mut AnySession) -> Result<T, BindingError>,
-    ) -> Result<T, BindingError> {
-        let mut session = lock(&self.shared.session);
-        body(session.as_mut().ok_or_else(disposed)?)
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        *lock(&self.shared.running) = None;
-    }
-}
-
-fn disposed() -> BindingError {
-    BindingError::State("this model has been disposed; create or load another one".to_owned())
-}
 
 /// The flag a running `fit` reads before every batch.
 #[napi]
@@ -182,108 +62,6 @@ impl CancelToken {
     }
 }
 
-/// `fit` options; omitted ones take `FitOptions::default()`.
-#[napi(object, object_to_js = false)]
-pub struct FitArgs {
-    /// Train until this many epochs are done in total (epochs `initialEpoch..epochs` run).
-    pub epochs: u32,
-    pub initial_epoch: Option<u32>,
-    pub batch_size: u32,
-    pub shuffle: Option<bool>,
-    /// Seed of the per-epoch shuffle (a safe integer >= 0).
-    pub seed: Option<i64>,
-    pub tbptt: Option<TbpttArgs>,
-    pub stop_on_non_finite: Option<bool>,
-}
-
-/// Truncated BPTT: every `k1` steps, backpropagate through the last `k2`.
-#[napi(object, object_to_js = false)]
-pub struct TbpttArgs {
-    pub k1: u32,
-    pub k2: u32,
-}
-
-/// What one update did.
-#[napi(object, object_from_js = false)]
-pub struct StepOutput {
-    pub loss: f64,
-    /// Global L2 norm of the gradients before clipping.
-    pub grad_norm: f64,
-    pub clipped: bool,
-    /// False when the loss or a gradient was not finite and the update was skipped.
-    pub applied: bool,
-    pub learning_rate: f64,
-}
-
-/// A float tensor, flat and row-major.
-#[napi(object, object_from_js = false)]
-pub struct TensorOutput {
-    pub data: Either<Float32Array, Float64Array>,
-    pub shape: Vec<u32>,
-}
-
-/// Per-step gradient norms of one recurrent layer entry.
-#[napi(object, object_from_js = false)]
-pub struct GradientFlowEntry {
-    /// The recurrent node's name.
-    pub node: String,
-    /// `l0`, `l1`, `l0_reverse`, ... (PyTorch's layer suffixes).
-    pub layer: String,
-    /// `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN) for every step k.
-    pub norms: Float64Array,
-}
-
-/// One value of a described graph: a model input or a node's output.
-#[napi(object, object_from_js = false)]
-pub struct ValueDescription {
-    pub name: String,
-    /// `'sequence'` (`[n, time, width]`), `'tokens'` (`[n, time]`, width 0) or `'vector'` (`[n, width]`).
-    pub kind: String,
-    pub width: f64,
-}
-
-/// The smallest vocabulary of the embeddings reading a token input.
-#[napi(object, object_from_js = false)]
-pub struct VocabularyDescription {
-    pub input: String,
-    pub size: f64,
-}
-
-/// A model spec checked by the core, with the shape of every value.
-#[napi(object, object_from_js = false)]
-pub struct GraphDescription {
-    /// The model inputs, then every node's output, in spec order.
-    pub values: Vec<ValueDescription>,
-    pub vocabularies: Vec<VocabularyDescription>,
-}
-
-fn graph_description(shapes: &GraphShapes) -> GraphDescription {
-    let kind = |k: ValueKind| match k {
-        ValueKind::Sequence => "sequence",
-        ValueKind::Tokens => "tokens",
-        ValueKind::Vector => "vector",
-    };
-    GraphDescription {
-        values: shapes
-            .values
-            .iter()
-            .map(|(name, shape)| ValueDescription {
-                name: name.clone(),
-                kind: kind(shape.kind).to_owned(),
-                width: shape.width as f64,
-            })
-            .collect(),
-        vocabularies: shapes
-            .vocabularies
-            .iter()
-            .map(|(input, size)| VocabularyDescription {
-                input: input.clone(),
-                size: *size as f64,
-            })
-            .collect(),
-    }
-}
-
 /// A model graph with its trainer, of the dtype its spec names.
 #[napi]
 pub struct NativeModel {
@@ -299,10 +77,7 @@ impl NativeModel {
         let model_spec = serde_json::to_string(model).map_err(json_error("modelSpec"))?;
         let training_spec = serde_json::to_string(training).map_err(json_error("trainingSpec"))?;
         Ok(NativeModel {
-            shared: Arc::new(Shared {
-                session: Mutex::new(Some(session)),
-                running: Mutex::new(None),
-            }),
+            shared: Shared::new(session),
             model_spec,
             training_spec,
         })
@@ -553,14 +328,39 @@ impl NativeModel {
     pub fn dispose(&self) -> napi::Result<(), ErrorCode> {
         guard(|| match self.lease("dispose") {
             Ok(lease) => {
-                *lock(&lease.shared.session) = None;
+                lease.dispose();
                 // The buffers kept for this model's next step are not needed any more.
                 crate::ALLOCATOR.release();
                 Ok(())
             }
-            Err(_) if lock(&self.shared.session).is_none() => Ok(()),
+            Err(_) if self.shared.is_disposed() => Ok(()),
             Err(busy) => Err(busy),
         })
+    }
+}
+
+pub struct LoadTask {
+    dir: PathBuf,
+}
+
+impl LoadTask {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        LoadTask { dir }
+    }
+}
+
+#[napi]
+impl Task for LoadTask {
+    type Output = napi::Result<AnySession, ErrorCode>;
+    type JsValue = NativeModel;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(guard(|| Ok(AnySession::from(checkpoint::load(&self.dir)?))))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeModel> {
+        let session = settle(&env, output, |s| s)?;
+        settle(&env, guard(|| NativeModel::from_session(session)), |m| m)
     }
 }
 

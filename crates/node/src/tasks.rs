@@ -28,9 +28,10 @@ use odyssey_core::model::{
 };
 
 use crate::data::{Floats, ModelFloat, OwnedDataset};
+use crate::dto::TensorOutput;
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::exit::Job;
-use crate::model::{each_session, AnySession, Lease, NativeModel, Session, TensorOutput};
+use crate::session::{each_session, AnySession, Lease, Session};
 
 /// Progress of one batch.
 #[napi(object, object_from_js = false)]
@@ -465,30 +466,5 @@ impl Task for SaveTask {
     fn finally(mut self, _: Env) -> napi::Result<()> {
         self.lease.take();
         Ok(())
-    }
-}
-
-pub struct LoadTask {
-    dir: PathBuf,
-}
-
-impl LoadTask {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        LoadTask { dir }
-    }
-}
-
-#[napi]
-impl Task for LoadTask {
-    type Output = napi::Result<AnySession, ErrorCode>;
-    type JsValue = NativeModel;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(guard(|| Ok(AnySession::from(checkpoint::load(&self.dir)?))))
-    }
-
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeModel> {
-        let session = settle(&env, output, |s| s)?;
-        settle(&env, guard(|| NativeModel::from_session(session)), |m| m)
     }
 }

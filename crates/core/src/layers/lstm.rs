@@ -20,8 +20,8 @@ use ndarray::{
 use rand::distributions::Uniform;
 use rand::Rng;
 
-use self::cell::{Gate, Peepholes};
-use self::layout::GateLayout;
+use self::cell::Peepholes;
+use self::layout::{Gate, GateLayout};
 use self::recurrence::OutputGrads;
 use self::time_major::TimeMajor;
 use super::recurrent::layer_parameter_count;

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use super::graph::Model;
 use super::spec::{Dtype, ModelSpec};
 use super::trainer::{Trainer, TrainingSpec};
-use crate::checkpoint::{self as safetensors_file, sync_directory, write_atomically};
 use crate::optim::OptimizerState;
+use crate::tensor_file::{self, sync_directory, write_atomically};
 use crate::{Error, Result, Scalar};
 
 /// The version of the layout described above; [`load`] refuses others.
@@ -224,7 +224,7 @@ fn write_generation<F: Scalar>(
         metadata: metadata.clone(),
     };
     write_atomically(&dir.join(CONFIG_FILE), &to_json(&config)?)?;
-    safetensors_file::save(
+    tensor_file::save(
         &dir.join(MODEL_FILE),
         &trainer.model.named_tensors(),
         &torch_metadata(),
@@ -236,7 +236,7 @@ fn write_generation<F: Scalar>(
         .map(|(n, t)| (n.as_str(), t.view()))
         .collect();
     let step = BTreeMap::from([(OPTIMIZER_STEP_KEY.to_owned(), state.step.to_string())]);
-    safetensors_file::save(&dir.join(OPTIMIZER_FILE), &buffers, &step)
+    tensor_file::save(&dir.join(OPTIMIZER_FILE), &buffers, &step)
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -336,7 +336,7 @@ fn restore<F: Scalar>(generation_dir: &Path, config: CheckpointConfig) -> Result
     let mut trainer = Trainer::new(model, config.training).map_err(in_config)?;
 
     let model_path = generation_dir.join(MODEL_FILE);
-    let weights = safetensors_file::load::<F>(&model_path)?;
+    let weights = tensor_file::load::<F>(&model_path)?;
     assign_by_name(
         named_tensors_mut(&mut trainer.model),
         &weights.tensors,
@@ -368,7 +368,7 @@ fn named_tensors_mut<F: Scalar>(model: &mut Model<F>) -> Vec<(String, ArrayViewM
 /// Reads the optimizer file and checks its buffers against the model's
 /// trainable tensors now, rather than at the first step after loading.
 fn read_optimizer_state<F: Scalar>(path: &Path, model: &mut Model<F>) -> Result<OptimizerState<F>> {
-    let file = safetensors_file::load::<F>(path)?;
+    let file = tensor_file::load::<F>(path)?;
     let step = file
         .metadata
         .get(OPTIMIZER_STEP_KEY)

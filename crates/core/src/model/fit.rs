@@ -1,7 +1,6 @@
 //! Whole-dataset loops on top of the one-step [`Trainer`]: `fit` (epochs of
 //! batches, optional validation, progress, cancellation), `evaluate` and
-//! `predict` in batches, and [`Stream`] for stateful inference one chunk of
-//! time steps at a time.
+//! `predict` in batches.
 //!
 //! Threads: the training loop runs on the caller's thread (each step depends
 //! on the last). `evaluate` and `predict` only read the model, so their
@@ -10,13 +9,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use ndarray::{ArrayD, Axis};
+use ndarray::ArrayD;
 use rayon::prelude::*;
 
 use super::dataset::{batch_rows, concat_rows, Dataset, Order};
-use super::graph::{Model, ModelState};
-use super::objective::{loss_and_grad, output_row_weights, Labels, Target};
-use super::spec::{LossSpec, OpSpec};
+use super::graph::Model;
+use super::metrics::score_batch;
+use super::objective::Labels;
+use super::spec::LossSpec;
 use super::trainer::{StepReport, Tbptt, Trainer};
 use super::value::Value;
 use crate::{Error, Result, Scalar};
@@ -436,172 +436,4 @@ fn in_batches<F: Scalar, T: Send>(
             each(pass.output(), batch.labels(), model.spec().loss)
         })
         .collect()
-}
-
-/// One batch's share of an evaluation.
-struct BatchScore {
-    loss: f64,
-    /// The total weight the loss averaged over (its valid rows without weights).
-    weight: f64,
-    /// (correct, counted) for classification losses.
-    hits: Option<(usize, usize)>,
-}
-
-/// Scores one batch: its weighted loss (class weights shape training only)
-/// and its hits over the rows that count.
-fn score_batch<F: Scalar>(
-    output: &Value<F>,
-    labels: Option<Labels<'_, F>>,
-    loss: LossSpec,
-) -> Result<BatchScore> {
-    let labels = labels.expect("evaluate checked that the dataset has targets");
-    let (value, _) = loss_and_grad(loss, None, output, labels, 0)?;
-    let weights = output_row_weights(output, labels.weights)?;
-    let valid: Vec<bool> = weights.iter().map(|&w| w > 0.0).collect();
-    Ok(BatchScore {
-        loss: value,
-        weight: weights.iter().sum(),
-        hits: hits(loss, output, labels.target, &valid)?,
-    })
-}
-
-/// (correct, counted) predictions over the rows that count (weight > 0, valid steps), for classification losses.
-fn hits<F: Scalar>(
-    loss: LossSpec,
-    output: &Value<F>,
-    target: &Target<F>,
-    valid: &[bool],
-) -> Result<Option<(usize, usize)>> {
-    let data = output.float_data("output")?;
-    let features = *data.shape().last().expect("rank >= 2");
-    let rows = data
-        .into_shape_with_order((valid.len(), features))
-        .expect("rows · features elements");
-    let valid_rows = rows
-        .axis_iter(Axis(0))
-        .enumerate()
-        .filter(|(r, _)| valid[*r]);
-    Ok(match (loss, target) {
-        (LossSpec::CrossEntropy, Target::Classes(classes)) => {
-            let correct = valid_rows
-                .filter(|(r, row)| argmax(row.iter()) == classes[*r] as usize)
-                .count();
-            Some((correct, valid.iter().filter(|&&v| v).count()))
-        }
-        (LossSpec::BinaryCrossEntropy, Target::Values(values)) => {
-            let flat = values.as_standard_layout();
-            let flat = flat.as_slice().expect("standard layout");
-            let (mut correct, mut counted) = (0, 0);
-            for (r, row) in valid_rows {
-                for (c, &logit) in row.iter().enumerate() {
-                    let truth = flat[r * features + c].to_f64_lossy() > 0.5;
-                    correct += usize::from((logit.to_f64_lossy() > 0.0) == truth);
-                    counted += 1;
-                }
-            }
-            Some((correct, counted))
-        }
-        _ => None,
-    })
-}
-
-fn argmax<'a, F: Scalar>(values: impl Iterator<Item = &'a F>) -> usize {
-    values
-        .enumerate()
-        .fold((0, F::neg_infinity()), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
-}
-
-/// Stateful streaming inference: feeds a model its input a chunk of time steps
-/// at a time (often one), carrying every recurrent layer's state from one call
-/// to the next, so that the chunks of a sequence give exactly the outputs of
-/// the whole sequence.
-#[derive(Debug, Clone, Default)]
-pub struct Stream<F> {
-    state: Option<ModelState<F>>,
-}
-
-impl<F: Scalar> Stream<F> {
-    pub fn new() -> Self {
-        Stream { state: None }
-    }
-
-    /// Forgets the carried state: the next chunk starts a new sequence.
-    pub fn reset(&mut self) {
-        self.state = None;
-    }
-
-    /// The model's output for the next chunk: sequence inputs `[batch, steps, features]`
-    /// whose lengths all fill `steps` (token inputs alike); vector inputs as usual.
-    /// The batch must stay the same until `reset`.
-    pub fn step(&mut self, model: &Model<F>, inputs: Vec<Value<F>>) -> Result<ArrayD<F>> {
-        check_streamable(model)?;
-        check_full_lengths(&inputs)?;
-        if let (Some(batch), Some(first)) = (self.batch(), inputs.first()) {
-            if first.batch() != batch {
-                return Err(Error::shape(
-                    "inputs",
-                    format!("a batch of {batch}, as the stream's carried state (reset it to start another batch)"),
-                    &first.grad_shape(),
-                ));
-            }
-        }
-        let pass = model.forward(inputs, false, 0, self.state.as_ref())?;
-        let output = pass.output().float_data("output")?;
-        self.state = Some(pass.final_states);
-        Ok(output)
-    }
-
-    fn batch(&self) -> Option<usize> {
-        self.state
-            .as_ref()?
-            .iter()
-            .flatten()
-            .next()
-            .map(|s| s.h.nrows())
-    }
-}
-
-/// A reverse direction reads the sequence from its end, which a stream has not seen yet.
-fn check_streamable<F: Scalar>(model: &Model<F>) -> Result<()> {
-    for node in &model.spec().nodes {
-        let recurrent = match &node.op {
-            OpSpec::Lstm { recurrent, .. } | OpSpec::Rnn { recurrent, .. } => recurrent,
-            _ => continue,
-        };
-        if recurrent.bidirectional {
-            return Err(Error::invalid(
-                &node.name,
-                "a bidirectional layer reads each sequence backwards from its end, so it cannot be stepped through time",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Padding inside a chunk would freeze some rows' state mid-stream.
-fn check_full_lengths<F: Scalar>(inputs: &[Value<F>]) -> Result<()> {
-    for (i, value) in inputs.iter().enumerate() {
-        let (time, lengths) = match value {
-            Value::Sequence { data, lengths } => (data.dim().1, lengths),
-            Value::Tokens { ids, lengths } => (ids.dim().1, lengths),
-            Value::Vector(_) => continue,
-        };
-        if let Some(b) = lengths.iter().position(|&l| l != time) {
-            return Err(Error::invalid(
-                &format!("inputs[{i}].lengths"),
-                format!(
-                    "a streamed chunk has no padding: every length must be {time}, got lengths[{b}] = {}",
-                    lengths[b]
-                ),
-            ));
-        }
-    }
-    Ok(())
 }

@@ -5,12 +5,14 @@ pub mod checkpoint;
 pub mod dataset;
 pub mod fit;
 pub mod graph;
+mod metrics;
 pub mod node;
 pub mod objective;
 pub mod recurrent_stack;
 pub mod sequence_ops;
 pub mod shapes;
 pub mod spec;
+pub mod stream;
 pub mod torch_interop;
 pub mod trainer;
 pub mod value;
@@ -18,12 +20,13 @@ pub mod value;
 pub use dataset::{Batch, Dataset, Order};
 pub use fit::{
     evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitError, FitObserver,
-    FitOptions, FitSummary, Stream,
+    FitOptions, FitSummary,
 };
 pub use graph::{ForwardPass, Gradients, Model, ModelState};
 pub use objective::{Labels, Target, Weights};
 pub use recurrent_stack::LayerState;
 pub use shapes::{describe, GraphShapes, ValueKind, ValueShape};
 pub use spec::{InputSpec, LossSpec, ModelSpec, NodeSpec, OpSpec};
+pub use stream::Stream;
 pub use trainer::{StepReport, Tbptt, Trainer, TrainingSpec};
 pub use value::Value;

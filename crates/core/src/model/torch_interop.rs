@@ -21,7 +21,7 @@ use ndarray::ArrayD;
 use super::checkpoint::{assign_by_name, file_error, torch_metadata};
 use super::graph::Model;
 use super::node::Node;
-use crate::checkpoint as safetensors_file;
+use crate::tensor_file;
 use crate::{Error, Result, Scalar};
 
 /// Loads a state dict from `path` into the LSTM or RNN node called `node`.
@@ -29,7 +29,7 @@ use crate::{Error, Result, Scalar};
 /// or unexpected key, or a shape that does not fit the node's configuration
 /// (the error names the file, the tensor and both shapes).
 pub fn import_state_dict<F: Scalar>(model: &mut Model<F>, node: &str, path: &Path) -> Result<()> {
-    let file = safetensors_file::load::<F>(path)?;
+    let file = tensor_file::load::<F>(path)?;
     check_finite(&file.tensors, path)?;
     let target = recurrent_node_mut(model, node)?;
     check_peepholes(target, &file.tensors, path, node)?;
@@ -49,7 +49,7 @@ pub fn export_state_dict<F: Scalar>(model: &Model<F>, node: &str, path: &Path) -
         Some(found @ (Node::Lstm(_) | Node::Rnn(_))) => found,
         other => return Err(not_recurrent(node, other.is_some())),
     };
-    safetensors_file::save(path, &source.named_tensors(), &torch_metadata())
+    tensor_file::save(path, &source.named_tensors(), &torch_metadata())
 }
 
 fn recurrent_node_mut<'a, F: Scalar>(

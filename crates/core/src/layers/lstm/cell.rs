@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use super::layout::unit_blocks;
+use super::layout::{unit_blocks, Gate};
 use super::{LstmConfig, LstmVariant};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
@@ -18,27 +18,6 @@ use crate::kernels::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::{is_f32, retype};
 use crate::Scalar;
-
-/// The four gate blocks of a `[4H]` row, in PyTorch order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Gate {
-    Input = 0,
-    Forget = 1,
-    /// The block input z (PyTorch's "g").
-    Cell = 2,
-    Output = 3,
-}
-
-impl Gate {
-    /// Every gate in PyTorch's row order.
-    pub(super) const ALL: [Gate; 4] = [Gate::Input, Gate::Forget, Gate::Cell, Gate::Output];
-
-    /// Columns of this gate in a `[.., 4H]` matrix.
-    pub(super) fn block(self, hidden: usize) -> Range<usize> {
-        let k = self as usize;
-        k * hidden..(k + 1) * hidden
-    }
-}
 
 /// FGR's gates in `weight_gg` order: row/column block `k` of `weight_gg` is gate `RECURRENT_GATES[k]`.
 pub(super) const RECURRENT_GATES: [Gate; 3] = [Gate::Input, Gate::Forget, Gate::Output];

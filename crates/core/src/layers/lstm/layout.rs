@@ -17,8 +17,28 @@ use std::ops::Range;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use super::cell::Gate;
 use crate::Scalar;
+
+/// The four gate blocks of a `[4H]` row, in PyTorch order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gate {
+    Input = 0,
+    Forget = 1,
+    /// The block input z (PyTorch's "g").
+    Cell = 2,
+    Output = 3,
+}
+
+impl Gate {
+    /// Every gate in PyTorch's row order.
+    pub(super) const ALL: [Gate; 4] = [Gate::Input, Gate::Forget, Gate::Cell, Gate::Output];
+
+    /// Columns of this gate in a `[.., 4H]` matrix.
+    pub(super) fn block(self, hidden: usize) -> Range<usize> {
+        let k = self as usize;
+        k * hidden..(k + 1) * hidden
+    }
+}
 
 /// Hidden units per interleaved block (one AVX2 vector of `f32`).
 pub(super) const GATE_LANES: usize = 8;

@@ -31,7 +31,7 @@ const METADATA_KEY: &str = "__metadata__";
 /// Size of the header-length prefix.
 const LENGTH_PREFIX: usize = 8;
 
-/// The contents of a checkpoint file.
+/// The contents of a tensor file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint<F> {
     pub tensors: BTreeMap<String, ArrayD<F>>,
@@ -49,7 +49,7 @@ pub fn save<F: Scalar, S: AsRef<str>>(
     write_atomically(path, &bytes)
 }
 
-/// Reads a checkpoint whose tensors are all of `F`'s dtype.
+/// Reads a tensor file whose tensors are all of `F`'s dtype.
 pub fn load<F: Scalar>(path: &Path) -> Result<Checkpoint<F>> {
     let bytes = fs::read(path).map_err(|e| io_error(path, "cannot read", e))?;
     from_bytes(&bytes, &path.display().to_string())

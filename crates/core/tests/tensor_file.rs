@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
-use odyssey_core::checkpoint::{from_bytes, load, save, to_bytes};
+use odyssey_core::tensor_file::{from_bytes, load, save, to_bytes};
 use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
