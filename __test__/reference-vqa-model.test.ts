@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest'
 
 import { DEMO_MODEL } from '../ts/cli/vqa-demo'
 import { Model } from '../ts'
-import { ReferenceVqaModel, type ReferenceVqaBatch } from '../ts/reference'
+import { ReferenceVqaModel, type ReferenceVqaBatch } from '../ts/vqa/reference-model'
 import type { Tensor } from '../ts/types'
 import { resolveArchitecture, vqaGraph, type VqaArchitectureOptions } from '../ts/vqa/graph'
 import { expectNear, randomArray, seededRandom } from './helpers/layers'

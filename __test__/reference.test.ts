@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { ReferenceLstm, ReferenceSimpleRnn } from '../ts/reference'
-import { mulberry32 } from '../ts/reference/math'
+import { mulberry32 } from '../ts/util/random'
 import type {
   BackwardInput,
   BackwardResult,

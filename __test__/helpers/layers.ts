@@ -2,7 +2,7 @@
 import { expect } from 'vitest'
 
 import type { Dtype, FloatArray } from '../../ts'
-import { mulberry32 } from '../../ts/reference/math'
+import { mulberry32 } from '../../ts/util/random'
 
 /** A seeded uniform generator in [0, 1) (mulberry32), so every test input is reproducible. */
 export const seededRandom = mulberry32

@@ -4,7 +4,7 @@
  * threshold, a cosine learning-rate schedule, gradient flow that stays level in
  * the LSTM and falls geometrically in the simple RNN, and a VQA evaluation.
  */
-import { mulberry32 as random } from '../../ts/reference/math'
+import { mulberry32 as random } from '../../ts/util/random'
 import type { RunInfo, RunLogRecord } from '../../ts/report/log'
 
 function gaussian(next: () => number): number {

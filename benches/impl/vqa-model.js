@@ -7,7 +7,7 @@
  * 2 × dense 1024 tanh → dense over the answers, softmax cross-entropy (those are the
  * paper's sizes; the `VQA-demo` cases use the demo's). Dropout is set to 0 and peepholes
  * off, so that every step does the same work as the PyTorch twin in benches/pytorch_lstm.py
- * and as the pure-TypeScript `ReferenceVqaModel` (dist/reference).
+ * and as the pure-TypeScript `ReferenceVqaModel` (dist/vqa/reference-model).
  */
 const path = require('node:path')
 
@@ -45,7 +45,7 @@ function vqaGraph(packageRoot, sizes) {
 
 /** The pure-TypeScript model of the same graph, from `weights` (a native model's `getWeights()`), plain SGD at `learningRate`. */
 function referenceVqaModel(packageRoot, sizes, weights, learningRate) {
-  const { ReferenceVqaModel } = loadBuilt(packageRoot, 'reference', 'the reference VQA model')
+  const { ReferenceVqaModel } = loadBuilt(packageRoot, 'vqa/reference-model', 'the reference VQA model')
   if (ReferenceVqaModel === undefined)
     throw new SkipCase('the reference VQA model (ReferenceVqaModel in dist/reference) is not in this build')
   return new ReferenceVqaModel({ architecture: vqaArchitecture(packageRoot, sizes), weights, learningRate })

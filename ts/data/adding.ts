@@ -7,7 +7,7 @@
  * information across up to `time` steps.
  */
 import { OdysseyRangeError } from '../errors'
-import { mulberry32 } from '../reference/math'
+import { mulberry32 } from '../util/random'
 import type { Dtype, FloatArray } from '../types'
 import { checkOneOf, checkOptionKeys, checkSeed, checkSize, DTYPES } from '../validate'
 import type { SequenceTensor } from '../model/data'

@@ -8,7 +8,7 @@
  * copyLength·ln(symbols) / (delay + 2·copyLength) per step.
  */
 import { OdysseyRangeError } from '../errors'
-import { mulberry32 } from '../reference/math'
+import { mulberry32 } from '../util/random'
 import type { Dtype } from '../types'
 import { checkOneOf, checkOptionKeys, checkSeed, checkSize, DTYPES } from '../validate'
 import type { SequenceTensor, TokenTensor } from '../model/data'

@@ -4,4 +4,3 @@
  */
 export { ReferenceLstm, type ReferenceLstmConfig } from './lstm'
 export { ReferenceSimpleRnn, type ReferenceSimpleRnnConfig } from './simple-rnn'
-export { ReferenceVqaModel, type ReferenceVqaBatch, type ReferenceVqaModelOptions } from './vqa-model'

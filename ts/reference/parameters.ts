@@ -1,7 +1,8 @@
 import { OdysseyRangeError } from '../errors'
 import type { Dtype, Tensor } from '../types'
 import type { NamedWeight } from '../validate'
-import { mulberry32, outputTensor, roundTo } from './math'
+import { mulberry32 } from '../util/random'
+import { outputTensor, roundTo } from './math'
 
 /** A parameter's PyTorch name and shape, e.g. `weight_ih_l0` `[4H, X]`. */
 export interface ParameterSpec {

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
 import { OdysseyRangeError } from '../errors'
-import { writeFileAtomic } from '../vqa/atomic-write'
+import { writeFileAtomic } from '../util/fs'
 import { reportSections } from './charts'
 import { readRunLog, type RunLogRecord } from './log'
 import { renderPage, type RenderedSection } from './page'

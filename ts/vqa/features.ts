@@ -18,7 +18,7 @@ import {
   type SafetensorsDtype,
   type SafetensorsEntry,
   type SafetensorsHeader,
-} from './safetensors'
+} from '../util/safetensors'
 
 const FLOAT_BYTES = 4
 

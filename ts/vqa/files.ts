@@ -8,7 +8,7 @@
  * error names the file, the record's index and, once read, its question_id.
  * Only the fields the library uses are kept in memory.
  */
-import { writeFileAtomic } from './atomic-write'
+import { writeFileAtomic } from '../util/fs'
 import { VqaFileError, type VqaRecordRef } from './errors'
 import { streamJsonArray } from './json-stream'
 

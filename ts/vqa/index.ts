@@ -13,7 +13,7 @@ export {
   processDigitArticle,
   processPunctuation,
 } from './answers'
-export { writeFileAtomic } from './atomic-write'
+export { writeFileAtomic } from '../util/fs'
 export { vqaConfusion, type VqaConfusion } from './confusion'
 export { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
 export { VqaFileError, VqaLookupError, VqaShapeError, type VqaFileErrorDetails, type VqaRecordRef } from './errors'
@@ -53,7 +53,7 @@ export {
   type SafetensorsEntry,
   type SafetensorsHeader,
   type SafetensorsTensor,
-} from './safetensors'
+} from '../util/safetensors'
 export {
   GRID_SIZE,
   POSITION_NAMES,
@@ -116,7 +116,7 @@ export {
   type VqaModelSettings,
   type VqaRun,
 } from './pipeline'
-export { SeededRandom } from './random'
+export { SeededRandom } from '../util/random'
 export { tokenizeQuestion } from './tokenize'
 export { readWordVectors, type ReadWordVectorsOptions, type WordVectors } from './word-vectors'
 export {

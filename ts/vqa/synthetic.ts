@@ -24,7 +24,7 @@ import { join } from 'node:path'
 import { OdysseyRangeError } from '../errors'
 import { writeImageFeatures } from './features'
 import { writeVqaAnnotations, writeVqaQuestions, type VqaAnnotation, type VqaQuestion } from './files'
-import { SeededRandom } from './random'
+import { SeededRandom } from '../util/random'
 
 export const SYNTHETIC_COLORS: readonly string[] = ['red', 'green', 'blue', 'yellow', 'purple', 'orange']
 export const SYNTHETIC_SHAPES: readonly string[] = ['circle', 'square', 'triangle', 'diamond']

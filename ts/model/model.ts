@@ -19,20 +19,20 @@
  * any call while `fit`, `evaluate`, `predict` or `save` is running rejects
  * with `ODYSSEY_STATE`, as does any call after `dispose()`.
  */
-import type { InputArgs, NativeModel } from '../native/binding'
-import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from './errors'
-import { loadNative } from './native'
-import type { Dtype, Tensor } from './types'
-import { checkBoolean, checkObject, checkOptionKeys, checkSize, checkWeightTensors, describe } from './validate'
-import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './model/data'
-import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './model/fit'
-import { checkStateDictArgs } from './model/interop'
-import { generate, type GenerateOptions } from './model/generate'
-import { probabilitiesOf } from './model/probabilities'
-import { sequentialGraph, type Layer } from './model/layers'
-import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, type Loss } from './model/spec'
-import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './model/training'
-import { exportOnnx, type OnnxExportOptions } from './onnx'
+import type { InputArgs, NativeModel } from '../../native/binding'
+import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from '../errors'
+import { loadNative } from '../native'
+import type { Dtype, Tensor } from '../types'
+import { checkBoolean, checkObject, checkOptionKeys, checkSize, checkWeightTensors, describe } from '../validate'
+import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './data'
+import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './fit'
+import { checkStateDictArgs } from './interop'
+import { generate, type GenerateOptions } from './generate'
+import { probabilitiesOf } from './probabilities'
+import { sequentialGraph, type Layer } from './layers'
+import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, type Loss } from './spec'
+import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './training'
+import { exportOnnx, type OnnxExportOptions } from '../onnx'
 
 /** A model graph and how to train it. */
 export interface ModelConfig extends GraphSpec, TrainingConfig {}

@@ -16,11 +16,11 @@ import { checkDataset, type TokenTensor, type VectorTensor } from '../model/data
 import { describeGraph, type DescribedGraph } from '../model/spec'
 import type { Dtype, FloatArray, ForwardResult, Tensor } from '../types'
 import { checkFiniteNumber, checkObject, checkWeightTensors } from '../validate'
-import { resolveArchitecture, VQA_NAMES, vqaGraph, type VqaArchitecture } from '../vqa/graph'
-import { ReferenceLstm } from './lstm'
-import { addInto, addMatTVec, addMatVec, addOuter, toFloat64 } from './math'
-import { checkNamedWeights, ParameterStore, type ParameterSpec } from './parameters'
-import { row } from './sequence'
+import { resolveArchitecture, VQA_NAMES, vqaGraph, type VqaArchitecture } from './graph'
+import { ReferenceLstm } from '../reference/lstm'
+import { addInto, addMatTVec, addMatVec, addOuter, toFloat64 } from '../reference/math'
+import { checkNamedWeights, ParameterStore, type ParameterSpec } from '../reference/parameters'
+import { row } from '../reference/sequence'
 
 export interface ReferenceVqaModelOptions {
   /** What `resolveArchitecture` returned: `product` fusion, both inputs, trainable (or fine-tuned) words, dropout 0. */

@@ -1,22 +1,28 @@
 /**
- * A small seeded generator (mulberry32) for the synthetic data set: the same
- * seed gives the same data set on every platform and Node version, which
+ * Seeded randomness for data generators, initial weights and tests: the same
+ * seed gives the same numbers on every platform and Node version, which
  * Math.random cannot promise.
  */
+
+/** mulberry32: a tiny seeded PRNG giving floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** mulberry32 with the draws the synthetic VQA data set needs. */
 export class SeededRandom {
-  private state: number
+  /** Uniform in [0, 1). */
+  readonly next: () => number
 
   constructor(seed: number) {
-    this.state = seed >>> 0
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0
-    let mixed = this.state
-    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1)
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61)
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 2 ** 32
+    this.next = mulberry32(seed)
   }
 
   /** Uniform integer in [0, bound). */

@@ -13,8 +13,8 @@
 import type { FileHandle } from 'node:fs/promises'
 
 import { OdysseyError, OdysseyRangeError } from '../errors'
-import { writeFileAtomic } from './atomic-write'
-import { VqaFileError } from './errors'
+import { writeFileAtomic } from './fs'
+import { VqaFileError } from '../vqa/errors'
 
 /** Bytes per element of each safetensors dtype. */
 export const SAFETENSORS_DTYPE_BYTES = {
