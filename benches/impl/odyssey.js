@@ -151,7 +151,7 @@ const MODEL_API = {
 
 const VQA_API = {
   native: 'Model API: model.trainStep on Model.fromSpec(vqaGraph(...))',
-  js: 'ReferenceVqaModel.trainStep (dist/reference): forward, loss, BPTT, SGD in TypeScript',
+  js: 'ReferenceVqaModel.trainStep (dist/vqa/reference-model): forward, loss, BPTT, SGD in TypeScript',
 }
 
 /** Both backends train the same float32 model on the same batch; the js one starts from the native one's weights. */

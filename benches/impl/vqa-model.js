@@ -47,7 +47,7 @@ function vqaGraph(packageRoot, sizes) {
 function referenceVqaModel(packageRoot, sizes, weights, learningRate) {
   const { ReferenceVqaModel } = loadBuilt(packageRoot, 'vqa/reference-model', 'the reference VQA model')
   if (ReferenceVqaModel === undefined)
-    throw new SkipCase('the reference VQA model (ReferenceVqaModel in dist/reference) is not in this build')
+    throw new SkipCase('the reference VQA model (ReferenceVqaModel in dist/vqa/reference-model) is not in this build')
   return new ReferenceVqaModel({ architecture: vqaArchitecture(packageRoot, sizes), weights, learningRate })
 }
 

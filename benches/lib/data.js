@@ -2,7 +2,7 @@
 /** Deterministic inputs, so every implementation sees the same numbers. */
 
 // The package's own seeded generator (mulberry32).
-const { mulberry32: prng } = require('../../dist/reference/math')
+const { mulberry32: prng } = require('../../dist/util/random')
 
 /** @returns {Float32Array} `length` values uniform in [−1, 1) */
 function uniform(length, seed) {
