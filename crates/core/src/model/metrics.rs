@@ -87,4 +87,3 @@ fn argmax<'a, F: Scalar>(values: impl Iterator<Item = &'a F>) -> usize {
         })
         .0
 }
-
