@@ -8,7 +8,7 @@
  * sampled with a seeded generator, so a seed always gives the same tokens.
  */
 import { OdysseyRangeError, OdysseyTypeError } from '../errors'
-import { mulberry32 } from '../reference/math'
+import { mulberry32 } from '../util/random'
 import type { Tensor } from '../types'
 import { checkFiniteNumber, checkObject, checkOptionKeys, checkSeed, checkSize, describe } from '../validate'
 import type { StepInputs } from './data'
