@@ -472,7 +472,7 @@ fn recurrent_clip_with_a_huge_bound_changes_nothing() {
     assert_eq!(plain.dh0, clipped.dh0);
     assert_eq!(plain.dc0, clipped.dc0);
     assert_eq!(plain.params, clipped.params);
-    assert_eq!(plain.cell_grad_norms, clipped.cell_grad_norms);
+    assert_eq!(plain.step_grad_norms, clipped.step_grad_norms);
 }
 
 #[test]
@@ -487,10 +487,10 @@ fn recurrent_clip_with_a_small_bound_bounds_every_step() {
     // Every element of δc(k) lies in [−v, v], so the norm over the batch is at most v·√(batch·H).
     let largest = bound * ((batch * hidden) as f64).sqrt();
     assert!(
-        plain.cell_grad_norms.iter().any(|&n| n > largest),
+        plain.step_grad_norms.iter().any(|&n| n > largest),
         "the unclipped problem must need clipping"
     );
-    for (k, &norm) in clipped.cell_grad_norms.iter().enumerate() {
+    for (k, &norm) in clipped.step_grad_norms.iter().enumerate() {
         assert!(
             norm <= largest * (1.0 + 1e-12),
             "step {k}: ‖δc‖ = {norm} > {largest}"
@@ -553,15 +553,15 @@ fn recurrent_clip_clamps_dy_and_dc_elementwise() {
     assert_ne!(run(&dy_large, None, &clip), run(&dy_large, None, &plain));
 }
 
-/// cell_grad_norms[k] is ‖∂J/∂c(k)‖ for the total derivative through c(k) and y(k). Splitting the
+/// step_grad_norms[k] is ‖∂J/∂c(k)‖ for the total derivative through c(k) and y(k). Splitting the
 /// sequence after step k gives it independently: the tail's dc0 and dh0 are ∂J/∂c(k) and ∂J/∂y(k)
 /// through later steps, and with NOG (o = 1) y(k) = tanh(c(k)) adds (w(k) + dh0) ⊙ (1 − tanh²c(k)).
 #[test]
-fn cell_grad_norms_are_the_total_cell_gradient_of_every_step() {
+fn step_grad_norms_are_the_total_cell_gradient_of_every_step() {
     let problem = Problem::new(&Case::new(LstmVariant::Nog, true, [3, 5, 2, 4]).initial_state());
     let norms = problem
         .gradients(&BackwardOptions::default())
-        .cell_grad_norms;
+        .step_grad_norms;
     let time = problem.x.dim().1;
     assert_eq!(norms.len(), time);
     for k in 0..time {

@@ -324,7 +324,7 @@ fn padded_steps_freeze_the_state_and_get_no_gradient() {
 /// ∂J/∂h(k) = Δ(k) + ∂J'/∂h0 of the same layer run on steps k+1.. from h0 = h(k),
 /// where J' is the part of J that depends on those steps.
 #[test]
-fn hidden_grad_norms_are_the_norms_of_dj_dh() {
+fn step_grad_norms_are_the_norms_of_dj_dh() {
     let case = Case {
         lengths: None,
         ..Case::new(4, RnnActivation::Tanh)
@@ -358,7 +358,7 @@ fn hidden_grad_norms_are_the_norms_of_dj_dh() {
         }
         let expected = dj_dh.iter().map(|v| v * v).sum::<f64>().sqrt();
         assert!(
-            (grads.hidden_grad_norms[k] - expected).abs() < 1e-12,
+            (grads.step_grad_norms[k] - expected).abs() < 1e-12,
             "step {k}"
         );
     }
@@ -403,7 +403,7 @@ fn the_clip_clamps_the_total_error_of_each_step() {
         .fold(0.0f64, |m, v| m.max(v.abs()));
     assert!(max_error < 1e-12, "dh0 off by {max_error}");
     let expected_norm = delta_h.iter().map(|v| v * v).sum::<f64>().sqrt();
-    assert!((grads.hidden_grad_norms[0] - expected_norm).abs() < 1e-12);
+    assert!((grads.step_grad_norms[0] - expected_norm).abs() < 1e-12);
 }
 
 #[test]
@@ -416,7 +416,7 @@ fn clipped_errors_are_bounded_at_every_step() {
     });
     let (batch, _, hidden) = problem.w_y.dim();
     let bound = clip * ((batch * hidden) as f64).sqrt();
-    assert!(grads.hidden_grad_norms.iter().all(|&n| n <= bound + 1e-12));
+    assert!(grads.step_grad_norms.iter().all(|&n| n <= bound + 1e-12));
     assert_ne!(
         grads.params,
         problem.gradients(&BackwardOptions::default()).params

@@ -46,7 +46,7 @@ use rand::distributions::Uniform;
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::recurrent::{owned_tensors, Recurrent, RecurrentGrads};
+use super::recurrent::{Recurrent, RecurrentGrads};
 use super::rnn::{
     check_shape, flatten_time, flatten_time_mut, previous_states, sequence_output, validated_clip,
     StepProduct,
@@ -483,24 +483,7 @@ impl<F: Scalar> Gru<F> {
 impl<F: Scalar> Recurrent<F> for Gru<F> {
     type Cache = GruCache<F>;
 
-    super::recurrent::layer_accessors!(false);
-    fn backward_sequence(
-        &self,
-        cache: &Self::Cache,
-        dy: ArrayView3<'_, F>,
-        dh_n: Option<ArrayView2<'_, F>>,
-        _dc_n: Option<ArrayView2<'_, F>>,
-        options: &BackwardOptions<F>,
-    ) -> Result<RecurrentGrads<F>> {
-        let grads = self.backward(cache, dy, dh_n, options)?;
-        Ok(RecurrentGrads {
-            params: owned_tensors(&grads.params),
-            dx: grads.dx,
-            dh0: grads.dh0,
-            dc0: None,
-            step_grad_norms: grads.step_grad_norms,
-        })
-    }
+    super::recurrent::recurrent_methods!(no_cell);
 }
 
 /// The backward pass's outputs, written by the recurrence.

@@ -324,7 +324,7 @@ pub struct LstmGrads<F> {
     /// ‖∂J/∂c(k)‖₂ over the batch for every step k: `[time]` (gradient-flow diagnostics).
     /// This is the total δc(k) of SPEC §1 as the backward pass used it, i.e. after
     /// `recurrent_clip` if one was given. Padded steps contribute nothing.
-    pub cell_grad_norms: Array1<F>,
+    pub step_grad_norms: Array1<F>,
 }
 
 /// An LSTM layer that owns its parameters.
@@ -502,7 +502,7 @@ impl<F: Scalar> Lstm<F> {
             hidden,
         };
         let recurrent = recurrence::backward(self, layout, cache, outputs, options.recurrent_clip);
-        let cell_grad_norms = recurrent
+        let step_grad_norms = recurrent
             .squared_cell_grads
             .rows()
             .into_iter()
@@ -513,7 +513,7 @@ impl<F: Scalar> Lstm<F> {
             params: self.parameter_gradients(layout, cache, &recurrent),
             dh0: recurrent.dh0,
             dc0: recurrent.dc0,
-            cell_grad_norms,
+            step_grad_norms,
         })
     }
 

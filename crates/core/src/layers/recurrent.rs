@@ -1,6 +1,6 @@
 //! The small interface a model needs of one recurrent layer in one
-//! direction, implemented by the LSTM and the simple RNN alike, so that
-//! stacking, bidirectionality and truncated BPTT are written once.
+//! direction, implemented by the LSTM, the simple RNN and the GRU alike, so
+//! that stacking, bidirectionality and truncated BPTT are written once.
 
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView3};
 
@@ -20,23 +20,37 @@ pub struct RecurrentGrads<F> {
     /// `[batch, hidden_size]`, `None` without a cell state.
     pub dc0: Option<Array2<F>>,
     pub params: Vec<ArrayD<F>>,
-    /// `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN).
+    /// `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN, GRU).
     pub step_grad_norms: Array1<F>,
 }
 
+/// One recurrent layer in one direction over batch-first sequences.
+/// Shapes: `batch` sequences of `time` steps, `input_size` features in,
+/// `hidden_size` out.
 pub trait Recurrent<F: Scalar>: Send + Sync {
+    /// What `forward_sequence` keeps for `backward_sequence`.
     type Cache: Send + Sync;
 
     fn input_size(&self) -> usize;
     fn hidden_size(&self) -> usize;
     /// Whether the layer carries a cell state c beside its output y.
     fn has_cell(&self) -> bool;
+    /// The layer's tensors, in the order of `RecurrentGrads::params`.
     fn parameters(&self) -> &dyn ParamSet<F>;
     fn parameters_mut(&mut self) -> &mut dyn ParamSet<F>;
+    /// The outputs for `batch.x` `[batch, time, input_size]` from the initial
+    /// state `batch.h0` (and `batch.c0`), `[batch, hidden_size]`, zeros when
+    /// absent: y `[batch, time, hidden_size]` (zero at padded steps) and the
+    /// final state of each sequence at its own length, `[batch, hidden_size]`.
     fn forward_sequence(
         &self,
         batch: &SequenceBatch<'_, F>,
     ) -> Result<(SequenceOutput<F>, Self::Cache)>;
+    /// Backpropagation through time of the pass that made `cache`: `dy` is
+    /// ∂J/∂y `[batch, time, hidden_size]` (padded steps are ignored), `dh_n`
+    /// and `dc_n` are ∂J/∂ of the final states `[batch, hidden_size]` (zeros
+    /// when `None`; `dc_n` is ignored without a cell). Returns ∂J/∂x, ∂J/∂ of
+    /// the initial states, the parameter gradients and the per-step norms.
     fn backward_sequence(
         &self,
         cache: &Self::Cache,
@@ -47,6 +61,7 @@ pub trait Recurrent<F: Scalar>: Send + Sync {
     ) -> Result<RecurrentGrads<F>>;
 }
 
+/// The parameter gradients as owned tensors in `set`'s order.
 pub(super) fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> {
     set.tensors()
         .into_iter()
@@ -54,9 +69,40 @@ pub(super) fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> 
         .collect()
 }
 
-/// The methods every layer implements alike: their `config`, `params` and `forward` have the same names.
-macro_rules! layer_accessors {
-    ($has_cell:expr) => {
+/// The `Recurrent` methods every layer implements alike: its `config`,
+/// `params`, `forward` and `backward`, and its gradients' `dx`, `dh0`,
+/// `params` and `step_grad_norms`, have the same names. `cell`: the layer's
+/// `backward` takes `dc_n` and its gradients have `dc0`; `no_cell`: neither.
+macro_rules! recurrent_methods {
+    (cell) => {
+        $crate::layers::recurrent::recurrent_methods!(@accessors true);
+        fn backward_sequence(
+            &self,
+            cache: &Self::Cache,
+            dy: ArrayView3<'_, F>,
+            dh_n: Option<ArrayView2<'_, F>>,
+            dc_n: Option<ArrayView2<'_, F>>,
+            options: &BackwardOptions<F>,
+        ) -> Result<RecurrentGrads<F>> {
+            let grads = self.backward(cache, dy, dh_n, dc_n, options)?;
+            Ok($crate::layers::recurrent::recurrent_grads!(grads, Some(grads.dc0)))
+        }
+    };
+    (no_cell) => {
+        $crate::layers::recurrent::recurrent_methods!(@accessors false);
+        fn backward_sequence(
+            &self,
+            cache: &Self::Cache,
+            dy: ArrayView3<'_, F>,
+            dh_n: Option<ArrayView2<'_, F>>,
+            _dc_n: Option<ArrayView2<'_, F>>,
+            options: &BackwardOptions<F>,
+        ) -> Result<RecurrentGrads<F>> {
+            let grads = self.backward(cache, dy, dh_n, options)?;
+            Ok($crate::layers::recurrent::recurrent_grads!(grads, None))
+        }
+    };
+    (@accessors $has_cell:expr) => {
         fn input_size(&self) -> usize {
             self.config.input_size
         }
@@ -80,52 +126,32 @@ macro_rules! layer_accessors {
         }
     };
 }
-pub(super) use layer_accessors;
+pub(super) use recurrent_methods;
+
+/// A layer's own gradients `$grads` as `RecurrentGrads`, with `$dc0`.
+macro_rules! recurrent_grads {
+    ($grads:ident, $dc0:expr) => {
+        RecurrentGrads {
+            params: $crate::layers::recurrent::owned_tensors(&$grads.params),
+            dc0: $dc0,
+            dx: $grads.dx,
+            dh0: $grads.dh0,
+            step_grad_norms: $grads.step_grad_norms,
+        }
+    };
+}
+pub(super) use recurrent_grads;
 
 impl<F: Scalar> Recurrent<F> for Lstm<F> {
     type Cache = super::lstm::LstmCache<F>;
 
-    layer_accessors!(true);
-    fn backward_sequence(
-        &self,
-        cache: &Self::Cache,
-        dy: ArrayView3<'_, F>,
-        dh_n: Option<ArrayView2<'_, F>>,
-        dc_n: Option<ArrayView2<'_, F>>,
-        options: &BackwardOptions<F>,
-    ) -> Result<RecurrentGrads<F>> {
-        let grads = self.backward(cache, dy, dh_n, dc_n, options)?;
-        Ok(RecurrentGrads {
-            params: owned_tensors(&grads.params),
-            dx: grads.dx,
-            dh0: grads.dh0,
-            dc0: Some(grads.dc0),
-            step_grad_norms: grads.cell_grad_norms,
-        })
-    }
+    recurrent_methods!(cell);
 }
 
 impl<F: Scalar> Recurrent<F> for SimpleRnn<F> {
     type Cache = super::rnn::RnnCache<F>;
 
-    layer_accessors!(false);
-    fn backward_sequence(
-        &self,
-        cache: &Self::Cache,
-        dy: ArrayView3<'_, F>,
-        dh_n: Option<ArrayView2<'_, F>>,
-        _dc_n: Option<ArrayView2<'_, F>>,
-        options: &BackwardOptions<F>,
-    ) -> Result<RecurrentGrads<F>> {
-        let grads = self.backward(cache, dy, dh_n, options)?;
-        Ok(RecurrentGrads {
-            params: owned_tensors(&grads.params),
-            dx: grads.dx,
-            dh0: grads.dh0,
-            dc0: None,
-            step_grad_norms: grads.hidden_grad_norms,
-        })
-    }
+    recurrent_methods!(no_cell);
 }
 
 /// Refuses sizes whose `gates·H·(X + H + 2)` weights (both matrices and biases)

@@ -202,7 +202,7 @@ pub struct RnnGrads<F> {
     /// ‖∂J/∂h(k)‖₂ over the batch for every step k: `[time]` (gradient-flow diagnostics).
     /// Only sequences with k inside their length contribute; with `recurrent_clip`
     /// it is the norm of the clipped error, the one that is propagated.
-    pub hidden_grad_norms: Array1<F>,
+    pub step_grad_norms: Array1<F>,
 }
 
 #[derive(Debug, Clone)]
@@ -406,7 +406,7 @@ impl<F: Scalar> SimpleRnn<F> {
         cache: &RnnCache<F>,
         delta_a: Array3<F>,
         dh0: Array2<F>,
-        hidden_grad_norms: Array1<F>,
+        step_grad_norms: Array1<F>,
     ) -> RnnGrads<F> {
         let (batch, time, input) = cache.x.dim();
         let hidden = self.config.hidden_size;
@@ -446,7 +446,7 @@ impl<F: Scalar> SimpleRnn<F> {
                 bias_ih: grad_bias.clone(),
                 bias_hh: grad_bias,
             },
-            hidden_grad_norms,
+            step_grad_norms,
         }
     }
 }
