@@ -25,6 +25,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value as Json};
 
+mod common;
+
 const CASES_PER_TARGET: u64 = 700;
 
 fn corpus(name: &str) -> PathBuf {
@@ -48,24 +50,6 @@ fn case_seeds(target: u64) -> impl Iterator<Item = u64> {
     let cases = env("ODYSSEY_FUZZ_CASES").unwrap_or(CASES_PER_TARGET);
     let first = env("ODYSSEY_FUZZ_SEED").unwrap_or(target << 32);
     first..first + cases
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("odyssey-fuzz-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,12 +280,12 @@ fn copy_checkpoint(source: &Path, dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn model_checkpoints_survive_mutations() {
-    let scratch = Scratch::new("checkpoint");
+    let scratch = common::temp_dir();
     let sources = [corpus("checkpoint-f32"), corpus("checkpoint-f64")];
     let (mut loaded, mut refused) = (0, 0);
     for seed in case_seeds(2) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let dir = scratch.0.join(format!("case-{seed}"));
+        let dir = scratch.path().join(format!("case-{seed}"));
         let files = copy_checkpoint(sources.choose(&mut rng).unwrap(), &dir);
         let victim = dir.join(files.choose(&mut rng).unwrap());
         let bytes = mutate(&fs::read(&victim).unwrap(), &mut rng);
@@ -345,7 +329,7 @@ fn weights(model: &Model<f32>) -> Vec<(String, Vec<u32>)> {
 
 #[test]
 fn state_dict_import_survives_mutations() {
-    let scratch = Scratch::new("state-dict");
+    let scratch = common::temp_dir();
     let seed_file = fs::read(corpus("lstm.safetensors")).unwrap();
     let mut model = torch_model();
     import_state_dict(&mut model, "encoder", &corpus("lstm.safetensors"))
@@ -353,7 +337,7 @@ fn state_dict_import_survives_mutations() {
     let (mut imported, mut refused) = (0, 0);
     for seed in case_seeds(3) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let file = scratch.0.join(format!("case-{seed}.safetensors"));
+        let file = scratch.path().join(format!("case-{seed}.safetensors"));
         fs::write(&file, mutate(&seed_file, &mut rng)).unwrap();
         let before = weights(&model);
         match no_panic("state dict", seed, || {
@@ -381,14 +365,14 @@ fn state_dict_import_survives_mutations() {
 /// asked the allocator for gigabytes (and aborted the process) before failing.
 #[test]
 fn checkpoints_asking_for_huge_layers_are_refused_before_allocating() {
-    let scratch = Scratch::new("huge");
+    let scratch = common::temp_dir();
     let huge = [
         ("hiddenSize", json!(1u64 << 31)),
         ("numLayers", json!(1_000_000_000_000_000u64)),
         ("hiddenSize", json!(u64::MAX)),
     ];
     for (k, (key, value)) in huge.into_iter().enumerate() {
-        let dir = scratch.0.join(format!("case-{k}"));
+        let dir = scratch.path().join(format!("case-{k}"));
         let files = copy_checkpoint(&corpus("checkpoint-f32"), &dir);
         let config_path = dir.join(files.iter().find(|f| f.ends_with("config.json")).unwrap());
         let mut config: Json = serde_json::from_slice(&fs::read(&config_path).unwrap()).unwrap();

@@ -13,6 +13,9 @@ use rand::distributions::Uniform;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod common;
+use common::assert_close;
+
 const EPS: f64 = 1e-6;
 const TOLERANCE: f64 = 1e-7;
 
@@ -151,22 +154,6 @@ fn numeric_gradient(
             derivative
         })
         .collect()
-}
-
-fn assert_close(
-    what: &str,
-    analytic: impl IntoIterator<Item = f64>,
-    expected: &[f64],
-    tolerance: f64,
-) {
-    let analytic: Vec<f64> = analytic.into_iter().collect();
-    assert_eq!(analytic.len(), expected.len(), "{what}: element count");
-    for (i, (a, n)) in analytic.iter().zip(expected).enumerate() {
-        assert!(
-            (a - n).abs() <= tolerance * (1.0 + n.abs()),
-            "{what}[{i}]: {a} vs expected {n}"
-        );
-    }
 }
 
 /// Every gradient of `backward` against finite differences.
@@ -555,7 +542,7 @@ fn shape_error_name(err: Error) -> String {
 
 #[test]
 fn bad_sizes_shapes_lengths_and_clips_give_typed_errors() {
-    for (input_size, hidden_size, name) in [(0, 3, "input_size"), (3, 0, "hidden_size")] {
+    for (input_size, hidden_size, name) in [(0, 3, "inputSize"), (3, 0, "hiddenSize")] {
         let config = GruConfig {
             input_size,
             hidden_size,
@@ -613,7 +600,7 @@ fn bad_sizes_shapes_lengths_and_clips_give_typed_errors() {
             gru.backward(&cache, dy.view(), Some(dh_n.view()), &none)
                 .unwrap_err()
         ),
-        "dh_n"
+        "dhN"
     );
     for clip in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         let options = BackwardOptions {
@@ -621,7 +608,7 @@ fn bad_sizes_shapes_lengths_and_clips_give_typed_errors() {
         };
         let err = gru.backward(&cache, dy.view(), None, &options).unwrap_err();
         assert!(
-            matches!(err, Error::Invalid { ref name, .. } if name == "recurrent_clip"),
+            matches!(err, Error::Invalid { ref name, .. } if name == "recurrentClip"),
             "{clip}: {err}"
         );
     }

@@ -769,11 +769,11 @@ fn bad_inputs_give_typed_errors() {
     let dy = problem.w.view();
     expect_shape_error(
         lstm.backward(&cache, dy, Some(wrong_state.view()), None, &options),
-        "dh_n",
+        "dhN",
     );
     expect_shape_error(
         lstm.backward(&cache, dy, None, Some(wrong_state.view()), &options),
-        "dc_n",
+        "dcN",
     );
     for clip in [0.0, -1.0, f64::NAN] {
         let options = BackwardOptions {
@@ -781,7 +781,7 @@ fn bad_inputs_give_typed_errors() {
         };
         expect_invalid(
             lstm.backward(&cache, dy, None, None, &options),
-            "recurrent_clip",
+            "recurrentClip",
         );
     }
 
@@ -798,11 +798,11 @@ fn bad_configs_and_parameters_give_typed_errors() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     expect_invalid(
         Lstm::<f64>::new(LstmConfig::new(3, 0), 1.0, &mut rng),
-        "hidden_size",
+        "hiddenSize",
     );
     expect_invalid(
         Lstm::<f64>::new(LstmConfig::new(0, 3), 1.0, &mut rng),
-        "input_size",
+        "inputSize",
     );
     expect_invalid(
         Lstm::<f64>::new(LstmConfig::new(3, 3), f64::NAN, &mut rng),

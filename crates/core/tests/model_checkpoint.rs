@@ -23,39 +23,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-/// A fresh directory per test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "odyssey-model-checkpoint-{test}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::entries;
 
 /// A 2-layer bidirectional LSTM with peepholes, dropout and a dense head on every step.
 fn model_spec(dtype: &str) -> ModelSpec {
@@ -179,8 +148,8 @@ fn committed_generation(dir: &Path) -> PathBuf {
     dir.join(manifest["current"].as_str().unwrap())
 }
 
-fn generations(dir: &TempDir) -> Vec<String> {
-    dir.entries()
+fn generations(dir: &tempfile::TempDir) -> Vec<String> {
+    entries(dir.path())
         .into_iter()
         .filter(|name| name.starts_with("gen-"))
         .collect()
@@ -201,8 +170,8 @@ fn edit_tensors(
     tensor_file::save(path, &views, &file.metadata).unwrap();
 }
 
-fn saved_after_steps(test: &str, steps: u64) -> (TempDir, Trainer<f32>) {
-    let dir = TempDir::new(test);
+fn saved_after_steps(steps: u64) -> (tempfile::TempDir, Trainer<f32>) {
+    let dir = common::temp_dir();
     let mut original = trainer::<f32>("float32");
     train(&mut original, 0, steps);
     save(dir.path(), &original, &serde_json::Value::Null).unwrap();
@@ -211,7 +180,7 @@ fn saved_after_steps(test: &str, steps: u64) -> (TempDir, Trainer<f32>) {
 
 #[test]
 fn round_trip_restores_weights_specs_counters_optimizer_state_and_metadata() {
-    let dir = TempDir::new("round-trip");
+    let dir = common::temp_dir();
     let mut original = trainer::<f32>("float32");
     train(&mut original, 0, 3);
     let metadata = json!({"epoch": 2, "vocabulary": ["yes", "no"]});
@@ -228,7 +197,7 @@ fn round_trip_restores_weights_specs_counters_optimizer_state_and_metadata() {
 
 #[test]
 fn the_model_file_uses_pytorch_names_under_the_node_prefix() {
-    let (dir, original) = saved_after_steps("names", 1);
+    let (dir, original) = saved_after_steps(1);
     let file =
         tensor_file::load::<f32>(&committed_generation(dir.path()).join(MODEL_FILE)).unwrap();
     for key in [
@@ -250,7 +219,7 @@ fn the_model_file_uses_pytorch_names_under_the_node_prefix() {
 
 #[test]
 fn an_f64_model_round_trips_as_f64() {
-    let dir = TempDir::new("f64");
+    let dir = common::temp_dir();
     let mut original = trainer::<f64>("float64");
     train(&mut original, 0, 2);
     save(dir.path(), &original, &serde_json::Value::Null).unwrap();
@@ -268,7 +237,7 @@ fn resuming_is_bitwise_identical_to_never_stopping() {
     train(&mut uninterrupted, 0, n);
     let expected_reports = train(&mut uninterrupted, n, n + m);
 
-    let (dir, _) = saved_after_steps("resume", n);
+    let (dir, _) = saved_after_steps(n);
     let mut resumed = load_f32(dir.path());
     let reports = train(&mut resumed, n, n + m);
 
@@ -278,16 +247,16 @@ fn resuming_is_bitwise_identical_to_never_stopping() {
 
 #[test]
 fn a_new_save_replaces_the_old_one_and_leaves_one_generation() {
-    let (dir, mut trainer) = saved_after_steps("replace", 1);
+    let (dir, mut trainer) = saved_after_steps(1);
     train(&mut trainer, 1, 3);
     save(dir.path(), &trainer, &serde_json::Value::Null).unwrap();
-    assert_eq!(generations(&dir).len(), 1, "{:?}", dir.entries());
+    assert_eq!(generations(&dir).len(), 1, "{:?}", entries(dir.path()));
     assert_eq!(load_f32(dir.path()).step_count(), 3);
 }
 
 #[test]
 fn leftovers_of_an_interrupted_save_leave_the_old_checkpoint_loadable_and_are_removed_later() {
-    let (dir, mut trainer) = saved_after_steps("interrupted", 2);
+    let (dir, mut trainer) = saved_after_steps(2);
     let committed = committed_generation(dir.path());
 
     // A save killed after writing a complete new weights file but before the manifest was replaced…
@@ -306,15 +275,15 @@ fn leftovers_of_an_interrupted_save_leave_the_old_checkpoint_loadable_and_are_re
     assert!(
         !orphan.exists() && !manifest_temp.exists(),
         "{:?}",
-        dir.entries()
+        entries(dir.path())
     );
-    assert_eq!(dir.entries().len(), 2, "{:?}", dir.entries());
+    assert_eq!(entries(dir.path()).len(), 2, "{:?}", entries(dir.path()));
     assert_bitwise_equal(&trainer, &load_f32(dir.path()));
 }
 
 #[test]
 fn saving_into_a_directory_keeps_files_that_are_not_checkpoint_generations() {
-    let (dir, trainer) = saved_after_steps("foreign", 1);
+    let (dir, trainer) = saved_after_steps(1);
     fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
     fs::create_dir(dir.path().join("gen-old-runs")).unwrap();
     save(dir.path(), &trainer, &serde_json::Value::Null).unwrap();
@@ -324,25 +293,30 @@ fn saving_into_a_directory_keeps_files_that_are_not_checkpoint_generations() {
 
 #[test]
 fn a_trainer_whose_scalar_type_contradicts_its_spec_is_refused_before_writing() {
-    let dir = TempDir::new("dtype");
+    let dir = common::temp_dir();
     let mismatched: Trainer<f64> = trainer("float32");
-    let error = save(&dir.0.join("ckpt"), &mismatched, &serde_json::Value::Null).unwrap_err();
+    let error = save(
+        &dir.path().join("ckpt"),
+        &mismatched,
+        &serde_json::Value::Null,
+    )
+    .unwrap_err();
     assert!(
         matches!(&error, Error::Invalid { name, .. } if name == "dtype"),
         "{error:?}"
     );
-    assert!(dir.entries().is_empty());
+    assert!(entries(dir.path()).is_empty());
 }
 
 #[test]
 fn a_missing_manifest_or_file_is_an_io_error_naming_it() {
-    let dir = TempDir::new("missing");
+    let dir = common::temp_dir();
     assert!(
         matches!(load_error(dir.path()), Error::Io { path, .. } if path.ends_with(MANIFEST_FILE))
     );
 
     for file in [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE] {
-        let (dir, _) = saved_after_steps("missing-file", 1);
+        let (dir, _) = saved_after_steps(1);
         fs::remove_file(committed_generation(dir.path()).join(file)).unwrap();
         let error = load_error(dir.path());
         assert!(
@@ -354,7 +328,7 @@ fn a_missing_manifest_or_file_is_an_io_error_naming_it() {
 
 #[test]
 fn a_damaged_manifest_is_an_error_and_cannot_point_outside_the_directory() {
-    let (dir, _) = saved_after_steps("manifest", 1);
+    let (dir, _) = saved_after_steps(1);
     let manifest = dir.path().join(MANIFEST_FILE);
     for (contents, expected) in [
         (
@@ -376,7 +350,7 @@ fn a_damaged_manifest_is_an_error_and_cannot_point_outside_the_directory() {
 #[test]
 fn a_truncated_or_corrupt_file_is_an_error_naming_it() {
     for (file, keep) in [(MODEL_FILE, 100), (OPTIMIZER_FILE, 7), (CONFIG_FILE, 20)] {
-        let (dir, _) = saved_after_steps("truncated", 1);
+        let (dir, _) = saved_after_steps(1);
         let path = committed_generation(dir.path()).join(file);
         let bytes = fs::read(&path).unwrap();
         fs::write(&path, &bytes[..keep]).unwrap();
@@ -386,7 +360,7 @@ fn a_truncated_or_corrupt_file_is_an_error_naming_it() {
 
 #[test]
 fn an_invalid_spec_in_the_config_is_an_error_naming_the_config() {
-    let (dir, _) = saved_after_steps("bad-spec", 1);
+    let (dir, _) = saved_after_steps(1);
     let path = committed_generation(dir.path()).join(CONFIG_FILE);
     let mut config: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     config["model"]["nodes"][0]["hiddenSize"] = json!(0);
@@ -422,7 +396,7 @@ fn model_tensors_that_are_missing_unknown_or_misshapen_are_errors_naming_them() 
         ),
     ];
     for (edit, tensor, expected) in cases {
-        let (dir, _) = saved_after_steps("model-tensors", 1);
+        let (dir, _) = saved_after_steps(1);
         edit_tensors(
             &committed_generation(dir.path()).join(MODEL_FILE),
             |t, _| edit(t),
@@ -434,7 +408,7 @@ fn model_tensors_that_are_missing_unknown_or_misshapen_are_errors_naming_them() 
 
 #[test]
 fn optimizer_buffers_that_do_not_fit_the_model_are_errors_naming_the_file() {
-    let (dir, _) = saved_after_steps("optimizer", 1);
+    let (dir, _) = saved_after_steps(1);
     let path = committed_generation(dir.path()).join(OPTIMIZER_FILE);
     edit_tensors(&path, |t, _| {
         t.insert("0.exp_avg".into(), ArrayD::zeros(vec![2, 2]));
@@ -442,14 +416,14 @@ fn optimizer_buffers_that_do_not_fit_the_model_are_errors_naming_the_file() {
     let reason = checkpoint_error(load_error(dir.path()), OPTIMIZER_FILE, Some("0.exp_avg"));
     assert!(reason.contains("[2, 2]"), "{reason}");
 
-    let (dir, _) = saved_after_steps("optimizer-index", 1);
+    let (dir, _) = saved_after_steps(1);
     let path = committed_generation(dir.path()).join(OPTIMIZER_FILE);
     edit_tensors(&path, |t, _| {
         t.insert("99.exp_avg".into(), ArrayD::zeros(vec![2]));
     });
     checkpoint_error(load_error(dir.path()), OPTIMIZER_FILE, Some("99.exp_avg"));
 
-    let (dir, _) = saved_after_steps("optimizer-partial", 1);
+    let (dir, _) = saved_after_steps(1);
     let path = committed_generation(dir.path()).join(OPTIMIZER_FILE);
     edit_tensors(&path, |t, _| {
         t.retain(|name, _| !name.starts_with("3."));
@@ -457,7 +431,7 @@ fn optimizer_buffers_that_do_not_fit_the_model_are_errors_naming_the_file() {
     let reason = checkpoint_error(load_error(dir.path()), OPTIMIZER_FILE, None);
     assert!(reason.contains("tensor 3"), "{reason}");
 
-    let (dir, _) = saved_after_steps("optimizer-buffer-name", 1);
+    let (dir, _) = saved_after_steps(1);
     let path = committed_generation(dir.path()).join(OPTIMIZER_FILE);
     edit_tensors(&path, |t, _| {
         let buffer = t.remove("0.exp_avg").unwrap();
@@ -470,7 +444,7 @@ fn optimizer_buffers_that_do_not_fit_the_model_are_errors_naming_the_file() {
     );
     assert!(reason.contains("not a buffer"), "{reason}");
 
-    let (dir, _) = saved_after_steps("optimizer-step", 1);
+    let (dir, _) = saved_after_steps(1);
     let path = committed_generation(dir.path()).join(OPTIMIZER_FILE);
     edit_tensors(&path, |_, metadata| {
         metadata.insert("step".into(), "many".into());
@@ -529,7 +503,7 @@ fn kill_a_saving_child(dir: &Path, rng: &mut ChaCha8Rng) {
 
 #[test]
 fn kill_9_at_any_instant_of_a_save_leaves_a_consistent_checkpoint() {
-    let dir = TempDir::new("kill-9");
+    let dir = common::temp_dir();
     let mut reference = trainer::<f32>("float32");
     save(dir.path(), &reference, &serde_json::Value::Null).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -548,9 +522,9 @@ fn kill_9_at_any_instant_of_a_save_leaves_a_consistent_checkpoint() {
 
     save(dir.path(), &reference, &serde_json::Value::Null).unwrap();
     assert_eq!(
-        dir.entries().len(),
+        entries(dir.path()).len(),
         2,
         "leftovers survived a clean save: {:?}",
-        dir.entries()
+        entries(dir.path())
     );
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ndarray::{s, Array2, Array3, ArrayD, Axis};
+use ndarray::{s, Array2, Array3, Axis};
 use odyssey_core::model::dataset::batch_rows;
 use odyssey_core::model::{
     evaluate, fit, predict, BatchProgress, Dataset, EpochProgress, FitError, FitObserver,
@@ -14,6 +14,9 @@ use odyssey_core::model::{
 use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::weights;
 
 /// The cancel flag of the calls nobody cancels.
 static NEVER: AtomicBool = AtomicBool::new(false);
@@ -73,15 +76,6 @@ fn running_sums<F: Scalar>(
         lengths: Arc::from(lengths),
     }];
     Dataset::new(inputs, Some(Target::Values(target))).unwrap()
-}
-
-fn weights<F: Scalar>(trainer: &mut Trainer<F>) -> Vec<ArrayD<F>> {
-    trainer
-        .model
-        .tensors_mut()
-        .iter()
-        .map(|t| t.to_owned())
-        .collect()
 }
 
 /// Records every callback; optionally raises the cancel flag after batch `cancel_after`.

@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array2, Array3, ArrayD};
+use ndarray::{Array2, Array3};
 use odyssey_core::model::{Model, ModelSpec, Target, Tbptt, Trainer, TrainingSpec, Value};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::weights;
 
 fn spec(json: serde_json::Value) -> ModelSpec {
     serde_json::from_value(json).expect("valid model spec")
@@ -166,15 +169,6 @@ fn sequence_regressor(seed: u64) -> Trainer<f64> {
     })))
     .unwrap();
     Trainer::new(model, sgd(0.05)).unwrap()
-}
-
-fn weights(trainer: &mut Trainer<f64>) -> Vec<ArrayD<f64>> {
-    trainer
-        .model
-        .tensors_mut()
-        .iter()
-        .map(|t| t.to_owned())
-        .collect()
 }
 
 #[test]

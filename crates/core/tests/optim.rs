@@ -8,6 +8,8 @@ use odyssey_core::optim::{
 use odyssey_core::{Error, Scalar};
 use serde::Deserialize;
 
+mod common;
+
 #[derive(Deserialize)]
 struct Reference {
     cases: Vec<Case>,
@@ -70,14 +72,14 @@ fn assert_close<F: Scalar>(
     expected: &[Vec<f64>],
     rel_tol: f64,
 ) {
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "{case}: step {step}: parameter count"
+    );
     for (p, (a, e)) in actual.iter().zip(expected).enumerate() {
-        for (i, (&a, &e)) in a.iter().zip(e).enumerate() {
-            let a = a.to_f64_lossy();
-            assert!(
-                (a - e).abs() <= rel_tol * (1.0 + e.abs()),
-                "{case}: step {step}, param {p}[{i}]: got {a}, torch {e}"
-            );
-        }
+        let what = format!("{case}: step {step}, param {p}");
+        common::assert_close(&what, a.iter().map(|a| a.to_f64_lossy()), e, rel_tol);
     }
 }
 

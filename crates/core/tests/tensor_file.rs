@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
 use odyssey_core::tensor_file::{from_bytes, load, save, to_bytes};
@@ -12,37 +12,8 @@ use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// A fresh directory per test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("odyssey-checkpoint-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::entries;
 
 fn sample<F: Scalar>() -> Vec<(String, ArrayD<F>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -78,9 +49,9 @@ fn save_sample<F: Scalar>(path: &Path, tensors: &[(String, ArrayD<F>)]) {
     save(path, &views, &metadata()).unwrap();
 }
 
-fn round_trip<F: Scalar>(test: &str) {
-    let dir = TempDir::new(test);
-    let path = dir.file("model.safetensors");
+fn round_trip<F: Scalar>() {
+    let dir = common::temp_dir();
+    let path = dir.path().join("model.safetensors");
     let tensors = sample::<F>();
     save_sample(&path, &tensors);
     let loaded = load::<F>(&path).unwrap();
@@ -90,7 +61,7 @@ fn round_trip<F: Scalar>(test: &str) {
     );
     assert_eq!(loaded.metadata, metadata());
     assert_eq!(
-        dir.entries(),
+        entries(dir.path()),
         ["model.safetensors"],
         "no temporary file left behind"
     );
@@ -98,12 +69,12 @@ fn round_trip<F: Scalar>(test: &str) {
 
 #[test]
 fn f32_round_trip_is_exact() {
-    round_trip::<f32>("f32");
+    round_trip::<f32>();
 }
 
 #[test]
 fn f64_round_trip_is_exact() {
-    round_trip::<f64>("f64");
+    round_trip::<f64>();
 }
 
 #[test]
@@ -132,8 +103,8 @@ fn files_are_plain_safetensors() {
 
 #[test]
 fn saving_replaces_the_previous_file() {
-    let dir = TempDir::new("replace");
-    let path = dir.file("model.safetensors");
+    let dir = common::temp_dir();
+    let path = dir.path().join("model.safetensors");
     save_sample(&path, &sample::<f64>());
     let newer = vec![("only".to_string(), ArrayD::from_elem(IxDyn(&[2]), 7.0_f64))];
     save_sample(&path, &newer);
@@ -141,13 +112,13 @@ fn saving_replaces_the_previous_file() {
         load::<f64>(&path).unwrap().tensors,
         newer.into_iter().collect::<BTreeMap<_, _>>()
     );
-    assert_eq!(dir.entries(), ["model.safetensors"]);
+    assert_eq!(entries(dir.path()), ["model.safetensors"]);
 }
 
 #[test]
 fn a_failed_save_leaves_the_previous_file_and_no_temporary() {
-    let dir = TempDir::new("failed");
-    let path = dir.file("model.safetensors");
+    let dir = common::temp_dir();
+    let path = dir.path().join("model.safetensors");
     let original = sample::<f64>();
     save_sample(&path, &original);
 
@@ -164,7 +135,7 @@ fn a_failed_save_leaves_the_previous_file_and_no_temporary() {
     ));
 
     // The rename fails when the target is a non-empty directory: the temporary file must go.
-    let blocked = dir.file("blocked");
+    let blocked = dir.path().join("blocked");
     fs::create_dir_all(blocked.join("inside")).unwrap();
     let err = save(&blocked, &[("x", original[0].1.view())], &BTreeMap::new()).unwrap_err();
     assert!(
@@ -176,7 +147,7 @@ fn a_failed_save_leaves_the_previous_file_and_no_temporary() {
         load::<f64>(&path).unwrap().tensors,
         original.into_iter().collect::<BTreeMap<_, _>>()
     );
-    assert_eq!(dir.entries(), ["blocked", "model.safetensors"]);
+    assert_eq!(entries(dir.path()), ["blocked", "model.safetensors"]);
 }
 
 #[test]

@@ -16,6 +16,9 @@ use odyssey_core::tensor_file;
 use odyssey_core::{Error, Scalar};
 use serde_json::json;
 
+mod common;
+use common::assert_close;
+
 fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -126,16 +129,6 @@ fn sgd() -> TrainingSpec {
     serde_json::from_value(json!({"optimizer": {"type": "sgd"}, "learningRate": 0.1})).unwrap()
 }
 
-fn assert_close(name: &str, actual: &[f64], expected: &[f64], tolerance: f64) {
-    assert_eq!(actual.len(), expected.len(), "{name}: length");
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() <= tolerance * (1.0 + e.abs()),
-            "{name}[{i}]: ours {a}, PyTorch {e}"
-        );
-    }
-}
-
 fn to_f64<F: Scalar>(t: ArrayViewD<'_, F>) -> Vec<f64> {
     t.iter().map(|x| x.to_f64_lossy()).collect()
 }
@@ -149,7 +142,7 @@ fn reproduce_pytorch<F: Scalar>(case: &Case, dtype: &str, file: &str, tolerance:
     let Value::Sequence { data: y, .. } = pass.output() else {
         panic!("a sequence output");
     };
-    assert_close("y", &to_f64(y.view().into_dyn()), &case.get("y"), tolerance);
+    assert_close("y", to_f64(y.view().into_dyn()), &case.get("y"), tolerance);
     // PyTorch's h_n is [layers·directions, batch, H] in the order of our layer entries.
     let states = &pass.final_states[0];
     let h_n: Vec<f64> = states
@@ -175,7 +168,7 @@ fn reproduce_pytorch<F: Scalar>(case: &Case, dtype: &str, file: &str, tolerance:
         .unwrap();
     assert_close(
         "loss",
-        &[loss * half_n],
+        [loss * half_n],
         &[case.json["loss"].as_f64().unwrap()],
         tolerance,
     );
@@ -213,24 +206,6 @@ fn imported_pytorch_weights_reproduce_pytorch_in_f32() {
     }
 }
 
-/// A fresh file path per test, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(test: &str) -> Self {
-        TempFile(std::env::temp_dir().join(format!(
-            "odyssey-torch-{test}-{}.safetensors",
-            std::process::id()
-        )))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
 fn tensors_of(path: &Path) -> BTreeMap<String, ArrayD<f32>> {
     tensor_file::load::<f32>(path).unwrap().tensors
 }
@@ -241,10 +216,11 @@ fn export_writes_back_exactly_the_imported_state_dict() {
         let case = Case::new(name);
         let mut model = Model::<f32>::new(case.model_spec("float32")).unwrap();
         import_state_dict(&mut model, "rnn", &case.state_dict("f32")).unwrap();
-        let exported = TempFile::new(name);
-        export_state_dict(&model, "rnn", &exported.0).unwrap();
+        let dir = common::temp_dir();
+        let exported = dir.path().join(format!("{name}.safetensors"));
+        export_state_dict(&model, "rnn", &exported).unwrap();
         assert_eq!(
-            tensors_of(&exported.0),
+            tensors_of(&exported),
             tensors_of(&case.state_dict("f32")),
             "{name}"
         );
@@ -259,9 +235,10 @@ fn peephole_and_fgr_tensors_round_trip_between_models() {
     let mut other_spec = recurrent_model("float64", 3, op, 2);
     other_spec.seed = 99;
     let mut target = Model::<f64>::new(other_spec).unwrap();
-    let file = TempFile::new("fgr");
-    export_state_dict(&source, "rnn", &file.0).unwrap();
-    import_state_dict(&mut target, "rnn", &file.0).unwrap();
+    let dir = common::temp_dir();
+    let file = dir.path().join("fgr.safetensors");
+    export_state_dict(&source, "rnn", &file).unwrap();
+    import_state_dict(&mut target, "rnn", &file).unwrap();
 
     let names: Vec<String> = source.named_tensors().into_iter().map(|(n, _)| n).collect();
     for key in [
@@ -376,10 +353,11 @@ fn only_existing_recurrent_nodes_have_state_dicts() {
     );
 
     let model = Model::<f32>::new(spec).unwrap();
-    let out = TempFile::new("dense");
+    let dir = common::temp_dir();
+    let out = dir.path().join("dense.safetensors");
     assert!(matches!(
-        export_state_dict(&model, "head", &out.0),
+        export_state_dict(&model, "head", &out),
         Err(Error::Invalid { .. })
     ));
-    assert!(!out.0.exists());
+    assert!(!out.exists());
 }

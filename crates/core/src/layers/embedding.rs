@@ -18,7 +18,7 @@ pub struct EmbeddingConfig {
 
 impl EmbeddingConfig {
     pub fn validate(&self) -> Result<()> {
-        for (name, size) in [("vocab_size", self.vocab_size), ("dim", self.dim)] {
+        for (name, size) in [("vocabSize", self.vocab_size), ("dim", self.dim)] {
             if size == 0 {
                 return Err(Error::invalid(name, "must be >= 1, got 0"));
             }

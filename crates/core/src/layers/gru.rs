@@ -74,8 +74,8 @@ pub struct GruConfig {
 impl GruConfig {
     pub fn validate(&self) -> Result<()> {
         for (name, size) in [
-            ("input_size", self.input_size),
-            ("hidden_size", self.hidden_size),
+            ("inputSize", self.input_size),
+            ("hiddenSize", self.hidden_size),
         ] {
             if size == 0 {
                 return Err(Error::invalid(name, "must be at least 1, got 0"));
@@ -257,7 +257,7 @@ impl<F: Scalar> Gru<F> {
         let (batch, time, hidden) = cache.states.dim();
         check_shape("dy", dy.shape(), &[batch, time, hidden])?;
         if let Some(d) = dh_n {
-            check_shape("dh_n", d.shape(), &[batch, hidden])?;
+            check_shape("dhN", d.shape(), &[batch, hidden])?;
         }
         let clip = validated_clip(options.recurrent_clip)?;
 

@@ -96,8 +96,8 @@ impl LstmConfig {
     /// Sizes must be at least 1.
     pub fn validate(&self) -> Result<()> {
         for (name, size) in [
-            ("input_size", self.input_size),
-            ("hidden_size", self.hidden_size),
+            ("inputSize", self.input_size),
+            ("hiddenSize", self.hidden_size),
         ] {
             if size == 0 {
                 return Err(Error::invalid(name, "must be at least 1"));
@@ -380,7 +380,7 @@ fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
 fn check_clip<F: Scalar>(clip: Option<F>) -> Result<()> {
     match clip {
         Some(v) if v.is_nan() || v <= F::zero() => Err(Error::invalid(
-            "recurrent_clip",
+            "recurrentClip",
             format!("must be positive, got {v}"),
         )),
         _ => Ok(()),
@@ -478,8 +478,8 @@ impl<F: Scalar> Lstm<F> {
         let hidden = self.config.hidden_size;
         check_shape("dy", dy.shape(), &[batch, time, hidden])?;
         for (name, final_grad) in [
-            ("dh_n", dh_n.as_ref().map(|g| g.shape())),
-            ("dc_n", dc_n.as_ref().map(|g| g.shape())),
+            ("dhN", dh_n.as_ref().map(|g| g.shape())),
+            ("dcN", dc_n.as_ref().map(|g| g.shape())),
         ] {
             if let Some(shape) = final_grad {
                 check_shape(name, shape, &[batch, hidden])?;

@@ -108,8 +108,8 @@ pub struct RnnConfig {
 impl RnnConfig {
     pub fn validate(&self) -> Result<()> {
         for (name, size) in [
-            ("input_size", self.input_size),
-            ("hidden_size", self.hidden_size),
+            ("inputSize", self.input_size),
+            ("hiddenSize", self.hidden_size),
         ] {
             if size == 0 {
                 return Err(Error::invalid(name, "must be at least 1, got 0"));
@@ -272,7 +272,7 @@ impl<F: Scalar> SimpleRnn<F> {
         let (batch, time, hidden) = cache.states.dim();
         check_shape("dy", dy.shape(), &[batch, time, hidden])?;
         if let Some(d) = dh_n {
-            check_shape("dh_n", d.shape(), &[batch, hidden])?;
+            check_shape("dhN", d.shape(), &[batch, hidden])?;
         }
         let clip = validated_clip(options.recurrent_clip)?;
 
@@ -546,7 +546,7 @@ pub(super) fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> R
 pub(super) fn validated_clip<F: Scalar>(clip: Option<F>) -> Result<Option<F>> {
     match clip {
         Some(v) if !(v.is_finite() && v > F::zero()) => Err(Error::invalid(
-            "recurrent_clip",
+            "recurrentClip",
             format!("must be a finite number > 0, got {v}"),
         )),
         _ => Ok(clip),
