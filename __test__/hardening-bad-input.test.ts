@@ -35,7 +35,9 @@ const FUZZ_CORPUS = join(__dirname, 'fixtures', 'fuzz')
 const scratch = mkdtempSync(join(tmpdir(), 'odyssey-bad-input-'))
 const disposables: Model[] = []
 afterAll(() => {
-  disposables.forEach((model) => model.dispose())
+  disposables.forEach((model) => {
+    model.dispose()
+  })
   rmSync(scratch, { recursive: true, force: true })
 })
 
@@ -75,7 +77,9 @@ function runCorpus(cases: BadCase[]): void {
         if (!isOdysseyError(error)) throw new Error(`not a library error: ${String(error)}`, { cause: error })
         const argumentError = error instanceof TypeError || error instanceof RangeError
         expect(
-          argumentError || (error instanceof OdysseyError && ['ODYSSEY_IO', 'ODYSSEY_CHECKPOINT'].includes(error.code)),
+          argumentError ||
+            (error instanceof OdysseyError &&
+              ['ODYSSEY_IO', 'ODYSSEY_FORMAT', 'ODYSSEY_CHECKPOINT'].includes(error.code)),
           `${error.name} ${error.code}`,
         ).toBe(true)
         expect(error.message).toMatch(names)

@@ -2,7 +2,7 @@
  * Proof that `npm install odyssey-rnn` needs neither Rust nor a network: the main package and
  * this platform's binary package are packed as they would be published, installed from the
  * tarballs into a fresh project with cargo/rustc off PATH and npm offline, and then used through
- * `require` and `import` (scripts/install-smoke). A second project installs the main package
+ * `require` and `import`, the root and its subpaths `/onnx`, `/report` and `/vqa` (scripts/install-smoke). A second project installs the main package
  * alone: loading still works, native layers throw an error naming the platform and the fix, and
  * the pure-TypeScript fallback works when asked for.
  *
@@ -203,8 +203,8 @@ describe('installing the packed packages with no Rust and no network', () => {
 
   it('keeps the main package small: JavaScript and types, no binaries, sources or test data', () => {
     const paths = main.report.files.map((f) => f.path)
-    expect(paths).toContain('esm/index.mjs')
-    expect(paths).toContain('dist/index.js')
+    for (const entry of ['index', 'onnx', 'report', 'vqa']) expect(paths).toContain(`esm/${entry}.mjs`)
+    for (const entry of ['', 'onnx/', 'report/', 'vqa/']) expect(paths).toContain(`dist/${entry}index.js`)
     expect(paths).toContain('native/binding.cjs')
     const unwanted = /\.(node|map|safetensors)$|fixtures\/|^(__test__|crates|ts|npm|scripts|benches)\//
     expect(paths.filter((path) => unwanted.test(path))).toEqual([])
@@ -230,7 +230,7 @@ describe('installing the packed packages with no Rust and no network', () => {
   })
 
   it(
-    'gives TypeScript the types of both entry points',
+    'gives TypeScript the types of both conditions, the root and its subpaths',
     () => {
       const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
       expect(() => run(process.execPath, [tsc, '-p', withBinary], withBinary)).not.toThrow()

@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { LSTM, OnnxUnsupportedError, exportOnnx, toOnnx, type LstmVariant, type GraphSpec, type Tensor } from '../ts'
+import { LSTM, type GraphSpec, type LstmVariant, type Tensor } from '../ts'
+import { exportOnnx, OnnxUnsupportedError, toOnnx } from '../ts/onnx'
 import { expectNear, randomArray } from './helpers/layers'
 import {
   denseForward,

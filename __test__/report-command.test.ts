@@ -1,15 +1,14 @@
 /**
  * `odyssey report` as the CLI calls it: arguments, what it prints, the file it
- * writes, usage errors that name the problem, and the exit codes of the
- * standalone entry point.
+ * writes, usage errors that name the problem, and the exit codes of `odyssey`.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { afterAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 
-import { main } from '../ts/cli/report'
+import { main } from '../ts/cli/odyssey'
 import { REPORT_USAGE, ReportUsageError, RunLogError, RunLogger, reportCommand } from '../ts/report'
 import { syntheticRun } from './helpers/report-records'
 
@@ -80,28 +79,16 @@ describe('reportCommand', () => {
   })
 })
 
-describe('node dist/cli/report.js (main)', () => {
+describe('odyssey report (main)', () => {
   async function run(argv: string[]) {
-    const written: string[] = []
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((text) => {
-      written.push(String(text))
-      return true
-    })
-    try {
-      return { code: await main(argv), stderr: written.join('') }
-    } finally {
-      spy.mockRestore()
-    }
+    const { stderr, output } = capture()
+    const io = output as unknown as Parameters<typeof main>[1]
+    return { code: await main(['node', 'odyssey', 'report', ...argv], io), stderr: stderr.join('') }
   }
 
   it('exits 0 after writing the report', async () => {
     const out = join(work, 'main.html')
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
-    try {
-      expect(await run(['--log', writeLog('main', 'run'), '--out', out])).toEqual({ code: 0, stderr: '' })
-    } finally {
-      stdout.mockRestore()
-    }
+    expect(await run(['--log', writeLog('main', 'run'), '--out', out])).toEqual({ code: 0, stderr: '' })
     expect(existsSync(out)).toBe(true)
   })
 
@@ -115,6 +102,6 @@ describe('node dist/cli/report.js (main)', () => {
     const missing = join(work, 'nope.jsonl')
     const { code, stderr } = await run(['--log', missing, '--out', join(work, 'x.html')])
     expect(code).toBe(1)
-    expect(stderr.startsWith(`odyssey report: ${missing}: cannot read: ENOENT`)).toBe(true)
+    expect(stderr.startsWith(`odyssey: ${missing}: cannot read: ENOENT`)).toBe(true)
   })
 })

@@ -185,7 +185,7 @@ describe('reading a run log', () => {
   it.each(problems)('reports %s with the file, line and field', (_, text, message) => {
     expect(() => parseRunLog(text, 'run.jsonl')).toThrow(RunLogError)
     expect(() => parseRunLog(text, 'run.jsonl')).toThrow(
-      expect.objectContaining({ code: 'ODYSSEY_IO', message: expect.stringMatching(message) }),
+      expect.objectContaining({ code: 'ODYSSEY_FORMAT', message: expect.stringMatching(message) }),
     )
   })
 

@@ -293,7 +293,7 @@ describe('corrupt features files', () => {
     await writeFile(file, bytes())
     const error = await ImageFeatures.open(file).catch((thrown: unknown) => thrown)
     expect(error).toBeInstanceOf(VqaFileError)
-    expect(error).toMatchObject({ code: 'ODYSSEY_IO', file })
+    expect(error).toMatchObject({ code: 'ODYSSEY_FORMAT', file })
     expect((error as Error).message.startsWith(`${file}: `)).toBe(true)
     expect((error as Error).message).toMatch(pattern)
   })

@@ -33,7 +33,7 @@ async function expectFileError(promise: Promise<unknown>, file: string, ...patte
   expect(error).toBeInstanceOf(VqaFileError)
   const fileError = error as VqaFileError
   expect(isOdysseyError(fileError)).toBe(true)
-  expect(fileError.code).toBe('ODYSSEY_IO')
+  expect(fileError.code).toBe('ODYSSEY_FORMAT')
   expect(fileError.file).toBe(file)
   expect(fileError.message.startsWith(`${file}: `)).toBe(true)
   for (const pattern of patterns) expect(fileError.message).toMatch(pattern)

@@ -26,12 +26,16 @@ export type ErrorCode =
   | 'ODYSSEY_STATE'
   /** A file could not be read or written. */
   | 'ODYSSEY_IO'
+  /** A file was read but does not hold what it should: malformed JSON, a bad header, a record missing a field. */
+  | 'ODYSSEY_FORMAT'
   /** A malformed checkpoint. */
   | 'ODYSSEY_CHECKPOINT'
   /** A model feature a format cannot express (an LSTM variant ONNX has no operator for). */
   | 'ODYSSEY_UNSUPPORTED'
   /** The native addon could not be loaded on this platform. */
   | 'ODYSSEY_NATIVE_LOAD'
+  /** An optional peer dependency the call needs is not installed (vega for reports). */
+  | 'ODYSSEY_DEPENDENCY'
   /** A Rust panic, caught at the native boundary: a bug in odyssey-rnn, please report it. */
   | 'ODYSSEY_PANIC'
   /** Any other failure inside the native addon. */
@@ -72,6 +76,26 @@ export class OdysseyError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options)
+  }
+}
+
+/**
+ * A file whose content is not what it should be (code `ODYSSEY_FORMAT`): the
+ * message starts with the file path and, when known, the byte offset of the problem.
+ */
+export class OdysseyFileError extends OdysseyError {
+  readonly byteOffset?: number
+
+  constructor(
+    readonly file: string,
+    /** The message without its location. */
+    readonly problem: string,
+    details: { byteOffset?: number } = {},
+    options?: ErrorOptions,
+  ) {
+    const at = details.byteOffset === undefined ? '' : `at byte ${details.byteOffset}: `
+    super('ODYSSEY_FORMAT', `${file}: ${at}${problem}`, options)
+    this.byteOffset = details.byteOffset
   }
 }
 

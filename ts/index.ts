@@ -1,10 +1,14 @@
 /**
  * odyssey-rnn: LSTMs (Greff et al., with peepholes and the eight variants) and
  * simple RNNs with exact backpropagation through time, for Node.js.
+ *
+ * This entry point is the library: layers, models, their specs and errors. The
+ * applications built on it have their own: `odyssey-rnn/onnx` (ONNX export),
+ * `odyssey-rnn/report` (run logs and the HTML training report) and
+ * `odyssey-rnn/vqa` (visual question answering).
  */
 export { LSTM, type LstmConfig } from './layers/lstm'
 export { SimpleRNN, type SimpleRnnConfig } from './layers/simple-rnn'
-export { exportOnnx, OnnxUnsupportedError, toOnnx, type OnnxExportOptions, type WeightRecord } from './onnx'
 export {
   Model,
   sequential,
@@ -42,27 +46,6 @@ export type {
   VectorTensor,
 } from './model/data'
 export type { BatchLog, EpochLog, FitCallbacks, FitOptions, History } from './model/fit'
-export {
-  buildReport,
-  gradNormSparkline,
-  logGradientFlow,
-  readRunLog,
-  ReportDependencyError,
-  ReportUsageError,
-  reportCommand,
-  RunLogError,
-  RunLogger,
-  runLogCallbacks,
-  runLogPath,
-  RunRecordError,
-  writeReport,
-  type ReportInput,
-  type ReportOptions,
-  type RunInfo,
-  type RunLogRecord,
-} from './report'
-/** Visual question answering (SPEC §4): data path, `VqaModel`, experiment pipeline. */
-export * as vqa from './vqa'
 export {
   ADDING_BASELINE_MSE,
   addingProblem,

@@ -56,7 +56,9 @@ function withBinary(odyssey) {
   referenceLstm.setWeights(nativeLstm.getWeights())
   const native = nativeLstm.forward({ x, shape: SHAPE, lengths: LENGTHS }).y.data
   const reference = referenceLstm.forward({ x, shape: SHAPE, lengths: LENGTHS }).y.data
-  native.forEach((v, i) => assert.ok(Math.abs(v - reference[i]) < 1e-5, `y[${i}]: native ${v}, js ${reference[i]}`))
+  native.forEach((v, i) => {
+    assert.ok(Math.abs(v - reference[i]) < 1e-5, `y[${i}]: native ${v}, js ${reference[i]}`)
+  })
   return checkTrains(lstm(odyssey), 'native')
 }
 
@@ -65,7 +67,10 @@ function withoutBinary(odyssey) {
   let failure
   assert.throws(
     () => lstm(odyssey),
-    (error) => (failure = error) instanceof odyssey.OdysseyError && error.code === 'ODYSSEY_NATIVE_LOAD',
+    (error) => {
+      failure = error
+      return error instanceof odyssey.OdysseyError && error.code === 'ODYSSEY_NATIVE_LOAD'
+    },
   )
   for (const fix of [`${process.platform}-${process.arch}`, 'ODYSSEY_BACKEND=js', "backend: 'js'"]) {
     assert.ok(failure.message.includes(fix), `the error should mention ${fix}: ${failure.message}`)
@@ -81,9 +86,25 @@ function withJsByEnvironment(odyssey) {
 
 const SCENARIOS = { 'with-binary': withBinary, 'without-binary': withoutBinary, 'js-by-env': withJsByEnvironment }
 
-/** Runs one scenario against the loaded module and prints its outcome as JSON. */
-module.exports = function runScenario(odyssey, scenario, entryPoint) {
+/**
+ * The root is the library alone; `odyssey-rnn/onnx`, `/report` and `/vqa` load (with or without
+ * the addon) and share the root's copy of the library: their errors are its classes.
+ */
+function checkSubpaths(odyssey, { onnx, report, vqa }) {
+  for (const name of ['vqa', 'exportOnnx', 'RunLogger'])
+    assert.equal(odyssey[name], undefined, `the root exports ${name}`)
+  assert.equal(typeof onnx.exportOnnx, 'function')
+  assert.equal(typeof report.RunLogger, 'function')
+  assert.equal(typeof vqa.VqaModel, 'function')
+  assert.ok(onnx.OnnxUnsupportedError.prototype instanceof odyssey.OdysseyError)
+  assert.ok(report.RunLogError.prototype instanceof odyssey.OdysseyError)
+  assert.ok(new vqa.VqaFileError('questions.json', 'not JSON') instanceof odyssey.OdysseyError)
+}
+
+/** Runs one scenario against the loaded modules (the root and its subpaths) and prints its outcome as JSON. */
+module.exports = function runScenario(odyssey, subpaths, scenario, entryPoint) {
   const check = SCENARIOS[scenario]
   if (check === undefined) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS)}`)
+  checkSubpaths(odyssey, subpaths)
   console.log(JSON.stringify({ entryPoint, scenario, ...check(odyssey) }))
 }

@@ -19,9 +19,10 @@ export class RunRecordError extends OdysseyRangeError {
 }
 
 /**
- * A run-log file that cannot be read as one: missing, not JSON on some line,
- * or a line whose record is malformed. Code `ODYSSEY_IO`. The message starts
- * with `file:line:` (1-based), as compilers write it.
+ * A run-log file that cannot be used: not JSON on some line or a line whose
+ * record is malformed (code `ODYSSEY_FORMAT`), or a file that cannot be read
+ * or written (`ODYSSEY_IO`). The message starts with `file:line:` (1-based),
+ * as compilers write it.
  */
 export class RunLogError extends OdysseyError {
   constructor(
@@ -30,19 +31,20 @@ export class RunLogError extends OdysseyError {
     readonly line: number | undefined,
     problem: string,
     options?: ErrorOptions,
+    code: 'ODYSSEY_FORMAT' | 'ODYSSEY_IO' = 'ODYSSEY_FORMAT',
   ) {
-    super('ODYSSEY_IO', `${file}${line === undefined ? '' : `:${line}`}: ${problem}`, options)
+    super(code, `${file}${line === undefined ? '' : `:${line}`}: ${problem}`, options)
   }
 }
 
 /**
  * `vega` / `vega-lite` are optional peer dependencies (only reports need them)
- * and are not installed. Code `ODYSSEY_STATE`: the call needs something first.
+ * and are not installed. Code `ODYSSEY_DEPENDENCY`.
  */
 export class ReportDependencyError extends OdysseyError {
   constructor(missing: string, options?: ErrorOptions) {
     super(
-      'ODYSSEY_STATE',
+      'ODYSSEY_DEPENDENCY',
       `writing a report needs the optional peer dependencies vega@5 and vega-lite@5 (cannot load '${missing}'): ` +
         'npm install vega@^5.33.1 vega-lite@^5.23.0',
       options,

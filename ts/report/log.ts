@@ -242,7 +242,9 @@ function checkGradientFlow(fields: Fields): GradientFlowRecord {
     fail('quantity', '"c" (LSTM) or "h" (simple RNN)', fields.quantity)
   const norms = fields.norms
   if (!Array.isArray(norms) || norms.length === 0) fail('norms', 'a non-empty array (one norm per time step)', norms)
-  norms.forEach((norm, k) => magnitude(norm, `norms[${k}]`, true))
+  norms.forEach((norm, k) => {
+    magnitude(norm, `norms[${k}]`, true)
+  })
   return fields as unknown as GradientFlowRecord
 }
 
@@ -259,7 +261,9 @@ function checkConfusion(value: unknown): void {
   if (!Array.isArray(counts) || counts.length !== k) fail('confusion.counts', `${k} rows (one per answer)`, counts)
   counts.forEach((row: unknown, i) => {
     if (!Array.isArray(row) || row.length !== k) fail(`confusion.counts[${i}]`, `an array of ${k} counts`, row)
-    row.forEach((cell, j) => count(cell, `confusion.counts[${i}][${j}]`))
+    row.forEach((cell, j) => {
+      count(cell, `confusion.counts[${i}][${j}]`)
+    })
   })
 }
 
@@ -340,7 +344,7 @@ export function readRunLog(file: string): RunLogRecord[] {
   try {
     text = readFileSync(file, 'utf8')
   } catch (error) {
-    throw new RunLogError(file, undefined, `cannot read: ${(error as Error).message}`, { cause: error })
+    throw new RunLogError(file, undefined, `cannot read: ${(error as Error).message}`, { cause: error }, 'ODYSSEY_IO')
   }
   return parseRunLog(text, file)
 }
@@ -377,7 +381,13 @@ export class RunLogger {
       mkdirSync(dirname(file), { recursive: true })
       this.fd = openSync(file, options.append ? 'a' : 'w')
     } catch (error) {
-      throw new RunLogError(file, undefined, `cannot open for writing: ${(error as Error).message}`, { cause: error })
+      throw new RunLogError(
+        file,
+        undefined,
+        `cannot open for writing: ${(error as Error).message}`,
+        { cause: error },
+        'ODYSSEY_IO',
+      )
     }
     if (statSync(file).size === 0) this.write(header)
   }
@@ -401,7 +411,8 @@ export class RunLogger {
   /** Checks and appends one record. @throws RunRecordError, or RunLogError after close(). */
   write(record: RunLogRecord): void {
     const line = `${JSON.stringify(checkRecord(record))}\n`
-    if (this.fd === null) throw new RunLogError(this.file, undefined, 'the run logger is closed')
+    if (this.fd === null)
+      throw new RunLogError(this.file, undefined, 'the run logger is closed', undefined, 'ODYSSEY_IO')
     writeSync(this.fd, line)
   }
 

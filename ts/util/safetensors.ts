@@ -12,9 +12,8 @@
  */
 import type { FileHandle } from 'node:fs/promises'
 
-import { OdysseyError, OdysseyRangeError } from '../errors'
+import { OdysseyError, OdysseyFileError, OdysseyRangeError } from '../errors'
 import { writeFileAtomic } from './fs'
-import { VqaFileError } from '../vqa/errors'
 
 /** Bytes per element of each safetensors dtype. */
 export const SAFETENSORS_DTYPE_BYTES = {
@@ -64,7 +63,7 @@ export async function readSafetensorsHeader(
   fileSize: number,
 ): Promise<SafetensorsHeader> {
   const fail = (problem: string, byteOffset?: number): never => {
-    throw new VqaFileError(file, `not a valid safetensors file: ${problem}`, { byteOffset })
+    throw new OdysseyFileError(file, `not a valid safetensors file: ${problem}`, { byteOffset })
   }
   if (fileSize < LENGTH_PREFIX_BYTES) fail(`${fileSize} bytes, shorter than the 8-byte header length`, 0)
   const prefix = await readExactly(handle, file, LENGTH_PREFIX_BYTES, 0)
@@ -177,7 +176,7 @@ export async function readInto(handle: FileHandle, file: string, target: Uint8Ar
         throw new OdysseyError('ODYSSEY_IO', `${file}: cannot read: ${error.message}`, { cause: error })
       })
     if (bytesRead === 0) {
-      throw new VqaFileError(file, `truncated: wanted ${target.length} bytes, the file ends after ${done}`, {
+      throw new OdysseyFileError(file, `truncated: wanted ${target.length} bytes, the file ends after ${done}`, {
         byteOffset: position + done,
       })
     }

@@ -4,7 +4,7 @@
  * file, record and value a user needs to find the problem in a data set of
  * hundreds of thousands of records.
  */
-import { OdysseyError, OdysseyRangeError } from '../errors'
+import { OdysseyFileError, OdysseyRangeError } from '../errors'
 
 /** Which record of a data file an error is about: its index in the file's array and, once known, its id. */
 export interface VqaRecordRef {
@@ -22,28 +22,27 @@ export interface VqaFileErrorDetails {
 /**
  * A data file that cannot be used as what it claims to be: malformed JSON, a
  * record with a missing or mistyped field, a duplicate id, a question without
- * an annotation, a corrupt safetensors header. Code `ODYSSEY_IO`. The message
+ * an annotation, a corrupt safetensors header. Code `ODYSSEY_FORMAT`. The message
  * starts with the file path and, when there is one, the record.
  */
-export class VqaFileError extends OdysseyError {
-  readonly file: string
+export class VqaFileError extends OdysseyFileError {
   readonly record?: VqaRecordRef
-  readonly byteOffset?: number
 
   constructor(file: string, problem: string, details: VqaFileErrorDetails = {}, options?: ErrorOptions) {
-    super('ODYSSEY_IO', `${file}: ${describeLocation(details)}${problem}`, options)
-    this.file = file
-    this.record = details.record
-    this.byteOffset = details.byteOffset
+    const { record, byteOffset } = details
+    super(file, record === undefined ? problem : `${describeRecord(record)}${problem}`, { byteOffset }, options)
+    this.record = record
   }
 }
 
-function describeLocation({ record, byteOffset }: VqaFileErrorDetails): string {
-  if (record !== undefined) {
-    const id = record.questionId === undefined ? '' : ` (question_id ${record.questionId})`
-    return `record ${record.index}${id}: `
-  }
-  return byteOffset === undefined ? '' : `at byte ${byteOffset}: `
+function describeRecord({ index, questionId }: VqaRecordRef): string {
+  return `record ${index}${questionId === undefined ? '' : ` (question_id ${questionId})`}: `
+}
+
+/** The generic readers' `OdysseyFileError` (a corrupt safetensors file) as a `VqaFileError`, the original its cause. */
+export function asVqaFileError(error: unknown): unknown {
+  if (!(error instanceof OdysseyFileError) || error instanceof VqaFileError) return error
+  return new VqaFileError(error.file, error.problem, { byteOffset: error.byteOffset }, { cause: error })
 }
 
 /**

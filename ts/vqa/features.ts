@@ -9,7 +9,7 @@
 import { open, type FileHandle } from 'node:fs/promises'
 
 import { OdysseyError, OdysseyRangeError } from '../errors'
-import { VqaFileError, VqaLookupError, VqaShapeError } from './errors'
+import { asVqaFileError, VqaFileError, VqaLookupError, VqaShapeError } from './errors'
 import {
   readExactly,
   readInto,
@@ -87,7 +87,7 @@ export class ImageFeatures {
       return new ImageFeatures(file, count, dim, imageIds, source)
     } catch (error) {
       await handle.close().catch(() => undefined)
-      throw error
+      throw asVqaFileError(error)
     }
   }
 
@@ -103,9 +103,9 @@ export class ImageFeatures {
     const out = new Float32Array(imageIds.length * this.dim)
     const rows = Array.from(imageIds, (imageId) => this.rowOf(imageId))
     await this.source.read(rows, out)
-    rows.forEach((row, position) =>
-      this.rejectNonFinite(out.subarray(position * this.dim, (position + 1) * this.dim), row),
-    )
+    rows.forEach((row, position) => {
+      this.rejectNonFinite(out.subarray(position * this.dim, (position + 1) * this.dim), row)
+    })
     return out
   }
 
@@ -215,9 +215,9 @@ class InMemoryRows implements RowSource {
   }
 
   async read(rows: readonly number[], out: Float32Array): Promise<void> {
-    rows.forEach((row, position) =>
-      out.set(this.matrix.subarray(row * this.dim, (row + 1) * this.dim), position * this.dim),
-    )
+    rows.forEach((row, position) => {
+      out.set(this.matrix.subarray(row * this.dim, (row + 1) * this.dim), position * this.dim)
+    })
   }
 
   async close(): Promise<void> {}

@@ -13,7 +13,6 @@ export {
   processDigitArticle,
   processPunctuation,
 } from './answers'
-export { writeFileAtomic } from '../util/fs'
 export { vqaConfusion, type VqaConfusion } from './confusion'
 export { openVqaSplit, type VqaSplit, type VqaSplitFiles } from './dataset'
 export { VqaFileError, VqaLookupError, VqaShapeError, type VqaFileErrorDetails, type VqaRecordRef } from './errors'
