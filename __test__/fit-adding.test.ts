@@ -24,7 +24,7 @@ describe('generators', () => {
       )
       mean += y.data[s] / 4000
     }
-    const variance = y.data.reduce((v, target) => v + (target - mean) ** 2, 0) / 4000
+    const variance = Array.from(y.data).reduce((v, target) => v + (target - mean) ** 2, 0) / 4000
     expect(Math.abs(variance - ADDING_BASELINE_MSE)).toBeLessThan(0.01)
   })
 

@@ -136,7 +136,7 @@ describe('predict with probabilities', () => {
     for (let row = 0; row < 6; row++) {
       const z = logits.data.subarray(row * 5, row * 5 + 5)
       const q = p.data.subarray(row * 5, row * 5 + 5)
-      const sum = z.reduce((s, v) => s + Math.exp(v), 0)
+      const sum = Array.from(z).reduce((s, v) => s + Math.exp(v), 0)
       expect([...q].map((v, k) => v - Math.exp(z[k]) / sum).every((d) => Math.abs(d) < 1e-6)).toBe(true)
     }
     lm.dispose()

@@ -149,7 +149,9 @@ describe('inference', () => {
     expect(prediction.shape).toEqual([5, 4, 1])
     expect(prediction.data).toBeInstanceOf(Float64Array)
     let sum = 0
-    prediction.data.forEach((p, k) => (sum += (p - data.y.data[k]) ** 2))
+    prediction.data.forEach((p, k) => {
+      sum += (p - data.y.data[k]) ** 2
+    })
     const evaluation = await model.evaluate(data, { batchSize: 3 })
     expect(evaluation.loss).toBeCloseTo(sum / 20, 12)
     expect(evaluation.accuracy).toBeUndefined()

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { dense, lstm, Model, sequential, simpleRnn } from '../ts'
+import { dense, lstm, Model, sequential } from '../ts'
 import { expectNear, randomArray } from './helpers/layers'
 import { runOnnx, softmaxRows } from './helpers/onnx'
 

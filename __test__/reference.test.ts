@@ -173,11 +173,11 @@ function checkAgainstFiniteDifferences(model: RecurrentBackend, shape: BatchShap
 
   expectClose(analytic.dx.data, numericGradient(input.x, evaluate), 'dx')
   const zeroState = new Float64Array(shape.batch * shape.hidden)
-  const h0 = input.h0 ?? zeroState
-  expectClose(analytic.dh0.data, numericGradient((input.h0 = h0), evaluate), 'dh0')
+  input.h0 ??= zeroState
+  expectClose(analytic.dh0.data, numericGradient(input.h0, evaluate), 'dh0')
   if (shape.withCell) {
-    const c0 = input.c0 ?? zeroState.slice()
-    expectClose(analytic.dc0!.data, numericGradient((input.c0 = c0), evaluate), 'dc0')
+    input.c0 ??= zeroState.slice()
+    expectClose(analytic.dc0!.data, numericGradient(input.c0, evaluate), 'dc0')
   }
   const weights = model.getWeights() as Record<string, Tensor<Float64Array>>
   expect(Object.keys(analytic.grads).sort()).toEqual(Object.keys(weights).sort())
@@ -362,9 +362,13 @@ function checkPaddingEqualsSequencesAlone(model: RecurrentBackend, shape: BatchS
     }
     for (const [name, grad] of Object.entries(aloneGradients.grads)) {
       gradSums[name] ??= new Float64Array(grad.data.length)
-      grad.data.forEach((value, k) => (gradSums[name][k] += value))
+      grad.data.forEach((value, k) => {
+        gradSums[name][k] += value
+      })
     }
-    aloneGradients.stepGradNorms.forEach((norm, t) => (normSquares[t] += norm * norm))
+    aloneGradients.stepGradNorms.forEach((norm, t) => {
+      normSquares[t] += norm * norm
+    })
   }
   for (const [name, sum] of Object.entries(gradSums)) expectClose(gradients.grads[name].data, sum, name, 0, 1e-13)
   expectClose(gradients.stepGradNorms, normSquares.map(Math.sqrt), 'stepGradNorms', 1e-12, 1e-14)

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * Proof in a real browser: a report drawn from real run logs — an LSTM and a
  * simple RNN trained on the adding problem through the Model API, plus a VQA

@@ -103,7 +103,7 @@ describe('chart data', () => {
 
   it('draws the first and last measurement of each model, one facet per model', () => {
     const chart = gradientFlowChart(collectRuns([{ source: 'records', records: syntheticComparison() }]))
-    const rows = (chart?.spec as { data: { values: { panel: string; measured: string; step: number }[] } }).data.values
+    const rows = (chart!.spec as { data: { values: { panel: string; measured: string; step: number }[] } }).data.values
     expect(new Set(rows.map((r) => r.panel))).toEqual(new Set(['LSTM: ‖∂J/∂c(k)‖', 'simple RNN: ‖∂J/∂h(k)‖']))
     expect(new Set(rows.map((r) => `${r.measured} ${r.step}`))).toEqual(
       new Set(['first measurement 40', 'last measurement 240']),

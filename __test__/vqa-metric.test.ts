@@ -51,7 +51,10 @@ describe('vqaAccuracy', () => {
   it('equals the explicit average over the 10-choose-9 subsets', () => {
     const pool = ['2', 'two', 'Two.', '3', 'three', 'red', 'a red', 'Red!', 'blue', 'yes']
     let seed = 7
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed / 2 ** 31
+    }
     for (let trial = 0; trial < 200; trial++) {
       const answers = [...Array(10)].map(() => pool[Math.floor(next() * pool.length)] as string)
       if (new Set(answers).size === 1) continue

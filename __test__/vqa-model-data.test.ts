@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { isOdysseyError } from '../ts/errors'
+import type { TokenTensor } from '../ts/model/data'
 import {
   MemoryFeatures,
   QuestionVocab,
@@ -110,9 +111,9 @@ describe('question indices and chunk inputs', () => {
     const unknown = unknownWordRows(vocab.size, new Set([vocab.indexOf('what'), vocab.indexOf('is')]))
     const inputs = await chunkInputs(indexed, [1, 0], features, architecture, unknown)
     expect(inputs.image).toEqual({ data: Float32Array.from([20, -20, 10, -10]), shape: [2, 2] })
-    const question = inputs.question as { ids: Uint32Array; shape: number[]; lengths: Uint32Array }
+    const question = inputs.question as TokenTensor
     expect(question.shape).toEqual([2, 6])
-    expect(Array.from(question.lengths)).toEqual([4, 6])
+    expect(Array.from(question.lengths ?? [])).toEqual([4, 6])
     const flags = (inputs.unknown as { ids: Uint32Array }).ids
     // Row 0 is "is it red ?" padded: only "is" has a vector; padding is not flagged.
     expect(Array.from(flags.subarray(0, 6))).toEqual([0, 1, 1, 1, 0, 0])

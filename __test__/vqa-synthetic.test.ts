@@ -39,31 +39,42 @@ function solve(question: string, scene: SyntheticScene): string {
   }
   const withShape = (shape: string) => scene.filter((object) => object.shape === shape)
   const withColor = (color: string) => scene.filter((object) => object.color === color)
-  let match: RegExpMatchArray | null
-  if ((match = question.match(/^what color is the object (left of|right of|above|below) the (\w+)\?$/))) {
-    const anchor = only(withShape(match[2] as string))
-    const related = scene.filter((object) => {
-      if (match?.[1] === 'left of') return object.row === anchor.row && object.column < anchor.column
-      if (match?.[1] === 'right of') return object.row === anchor.row && object.column > anchor.column
-      if (match?.[1] === 'above') return object.column === anchor.column && object.row < anchor.row
-      return object.column === anchor.column && object.row > anchor.row
-    })
-    return only(related).color
-  }
-  if ((match = question.match(/^what (?:color is|is the color of) the (\w+)\?$/)))
-    return only(withShape(match[1] as string)).color
-  if ((match = question.match(/^(?:what shape is the (\w+) object|which shape is (\w+))\?$/))) {
-    return only(withColor((match[1] ?? match[2]) as string)).shape
-  }
-  if ((match = question.match(/^where is the (\w+) (\w+)\?$/))) {
-    const object = only(withColor(match[1] as string).filter(({ shape }) => shape === match?.[2]))
-    return POSITION_NAMES[object.row]?.[object.column] as string
-  }
-  if ((match = question.match(/^how many (\w+)s are there\?$/))) return String(withShape(match[1] as string).length)
-  if ((match = question.match(/^how many (\w+) objects are there\?$/)))
-    return String(withColor(match[1] as string).length)
-  if ((match = question.match(/^is there a (\w+) (\w+)\?$/))) {
-    return withColor(match[1] as string).some(({ shape }) => shape === match?.[2]) ? 'yes' : 'no'
+  const forms: [RegExp, (match: RegExpMatchArray) => string][] = [
+    [
+      /^what color is the object (left of|right of|above|below) the (\w+)\?$/,
+      (match) => {
+        const anchor = only(withShape(match[2] as string))
+        const related = scene.filter((object) => {
+          if (match[1] === 'left of') return object.row === anchor.row && object.column < anchor.column
+          if (match[1] === 'right of') return object.row === anchor.row && object.column > anchor.column
+          if (match[1] === 'above') return object.column === anchor.column && object.row < anchor.row
+          return object.column === anchor.column && object.row > anchor.row
+        })
+        return only(related).color
+      },
+    ],
+    [/^what (?:color is|is the color of) the (\w+)\?$/, (match) => only(withShape(match[1] as string)).color],
+    [
+      /^(?:what shape is the (\w+) object|which shape is (\w+))\?$/,
+      (match) => only(withColor((match[1] ?? match[2]) as string)).shape,
+    ],
+    [
+      /^where is the (\w+) (\w+)\?$/,
+      (match) => {
+        const object = only(withColor(match[1] as string).filter(({ shape }) => shape === match[2]))
+        return POSITION_NAMES[object.row]?.[object.column] as string
+      },
+    ],
+    [/^how many (\w+)s are there\?$/, (match) => String(withShape(match[1] as string).length)],
+    [/^how many (\w+) objects are there\?$/, (match) => String(withColor(match[1] as string).length)],
+    [
+      /^is there a (\w+) (\w+)\?$/,
+      (match) => (withColor(match[1] as string).some(({ shape }) => shape === match[2]) ? 'yes' : 'no'),
+    ],
+  ]
+  for (const [form, answer] of forms) {
+    const match = question.match(form)
+    if (match) return answer(match)
   }
   throw new Error(`unknown question form: ${question}`)
 }
@@ -208,9 +219,9 @@ describe('writeSyntheticVqa', () => {
       const someIds = expected.questions.slice(0, 7).map(({ imageId }) => imageId)
       const rows = someIds.map((imageId) => expected.imageIds.indexOf(imageId))
       const gathered = await split.features.gather(someIds)
-      rows.forEach((row, i) =>
-        expect(gathered.subarray(i * 16, (i + 1) * 16)).toEqual(expected.features.subarray(row * 16, (row + 1) * 16)),
-      )
+      rows.forEach((row, i) => {
+        expect(gathered.subarray(i * 16, (i + 1) * 16)).toEqual(expected.features.subarray(row * 16, (row + 1) * 16))
+      })
     } finally {
       await split.features.close()
     }

@@ -70,7 +70,7 @@ async function runCase(spec) {
   }))
   if (spec.variants !== undefined) return { variants: results }
   const [result] = results
-  if (spec.budget) result.memory = memoryBudget(spec, rssAfterSetupMiB, result.peakRssMiB)
+  if (spec.budget) return { ...result, memory: memoryBudget(spec, rssAfterSetupMiB, result.peakRssMiB) }
   return result
 }
 
@@ -84,7 +84,7 @@ async function main() {
     result =
       error instanceof SkipCase
         ? { skipped: error.message }
-        : { error: String(error && error.stack ? error.stack : error) }
+        : { error: String(error instanceof Error && error.stack ? error.stack : error) }
   }
   fs.writeFileSync(resultFile, JSON.stringify(result))
 }

@@ -208,7 +208,9 @@ function checkShape(value: unknown, layer: LayerSpec): [number, number, number] 
   if (value.length !== 3)
     rangeError('ODYSSEY_SHAPE', `shape: expected 3 dimensions ${expected}, got [${value.join(', ')}]`)
   const names = ['batch', 'time', 'inputSize']
-  value.forEach((size, d) => checkSize(`shape[${d}] (${names[d]})`, size))
+  value.forEach((size, d) => {
+    checkSize(`shape[${d}] (${names[d]})`, size)
+  })
   if (value[2] !== layer.inputSize) {
     rangeError('ODYSSEY_SHAPE', `shape: expected ${expected} for this ${layer.label}, got [${value.join(', ')}]`)
   }

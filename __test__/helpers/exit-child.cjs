@@ -34,7 +34,7 @@ function end(progress) {
 }
 
 /** A fit of 50 epochs of 128 batches; `abort` aborts it right before ending the process. */
-function fit() {
+function runFit() {
   const m = model(64)
   const controller = new AbortController()
   let done = 0
@@ -66,7 +66,7 @@ function save() {
   setImmediate(() => end({}))
 }
 
-if (operation === 'fit' || operation === 'abort') fit()
+if (operation === 'fit' || operation === 'abort') runFit()
 else if (operation === 'predict' || operation === 'evaluate') infer()
 else if (operation === 'save') save()
 else throw new Error(`unknown operation ${operation}`)

@@ -68,6 +68,6 @@ async function soak(steps, how) {
 const [mode, arg, how] = process.argv.slice(2)
 const run = mode === 'save-loop' ? saveLoop(arg) : soak(Number(arg), how)
 run.catch((error) => {
-  print({ error: String(error && error.stack) })
+  print({ error: String(error?.stack) })
   process.exit(1)
 })

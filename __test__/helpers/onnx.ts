@@ -94,7 +94,9 @@ export function mergeDirections(
   if (merge === 'sum') return parts[0].map((v, i) => v + parts[1][i])
   const out = new Float32Array(rows * hidden * 2)
   for (let r = 0; r < rows; r++) {
-    parts.forEach((p, d) => out.set(p.subarray(r * hidden, (r + 1) * hidden), (r * 2 + d) * hidden))
+    parts.forEach((p, d) => {
+      out.set(p.subarray(r * hidden, (r + 1) * hidden), (r * 2 + d) * hidden)
+    })
   }
   return out
 }
@@ -168,7 +170,9 @@ export function softmaxRows(x: Float32Array, width: number): Float32Array {
     const max = Math.max(...row)
     const exps = row.map((v) => Math.exp(v - max))
     const total = exps.reduce((a, b) => a + b, 0)
-    exps.forEach((e, j) => (y[r * width + j] = e / total))
+    exps.forEach((e, j) => {
+      y[r * width + j] = e / total
+    })
   }
   return y
 }

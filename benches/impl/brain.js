@@ -26,7 +26,9 @@ function sequences({ B, T, X }, x) {
 function createNet(spec) {
   const { recurrent } = require('brain.js')
   const Net = spec.cell === 'rnn' ? recurrent.RNNTimeStep : recurrent.LSTMTimeStep
-  return new Net({ inputSize: spec.X, hiddenLayers: [spec.H], outputSize: spec.X, learningRate: LEARNING_RATE })
+  const options = { inputSize: spec.X, hiddenLayers: [spec.H], outputSize: spec.X, learningRate: LEARNING_RATE }
+  // The constructor takes the training options too (learningRate); brain.js's .d.ts lists only the net's.
+  return new Net(/** @type {import('brain.js').IRNNDefaultOptions} */ (options))
 }
 
 async function prepare(spec) {
@@ -43,7 +45,10 @@ async function prepare(spec) {
     }
   }
   net.train(data.slice(0, 1), { iterations: 1, errorThresh: 0, log: false }) // builds the model
-  const step = () => data.forEach((sequence) => net.run(sequence))
+  const step = () =>
+    data.forEach((sequence) => {
+      net.run(sequence)
+    })
   return { step, info: { api: 'run() on each of the B sequences', threads: 1 } }
 }
 

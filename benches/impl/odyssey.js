@@ -25,7 +25,7 @@ function loadOdyssey() {
     return require(PACKAGE_ROOT)
   } catch (error) {
     throw new Error(
-      `odyssey-rnn could not be loaded from ${PACKAGE_ROOT} (${error.message}); run \`npm run build\` first`,
+      `odyssey-rnn could not be loaded from ${PACKAGE_ROOT} (${/** @type {Error} */ (error).message}); run \`npm run build\` first`,
     )
   }
 }

@@ -19,7 +19,9 @@ function loadBuilt(packageRoot, module, what) {
   try {
     return require(path.join(packageRoot, 'dist', module))
   } catch (error) {
-    throw new SkipCase(`${what} (dist/${module}) is not in this build (${error.message.split('\n')[0]})`)
+    throw new SkipCase(
+      `${what} (dist/${module}) is not in this build (${/** @type {Error} */ (error).message.split('\n')[0]})`,
+    )
   }
 }
 

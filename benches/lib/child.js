@@ -27,6 +27,7 @@ function pythonExecutable() {
  * OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning on the 2 shared cores.
  */
 function pythonEnvironment() {
+  /** @type {NodeJS.ProcessEnv} */
   const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }
   delete env.OPENBLAS_CORETYPE
   delete env.OPENBLAS_L2_SIZE

@@ -39,6 +39,7 @@ async function call(run) {
  *   `firstValue` / `lastValue`: what its first warm-up call and last timed call returned (the loss)
  */
 async function timeRepetitions(runs, policy) {
+  /** @type {{ timesMs: number[], warmup: number, firstValue: unknown, lastValue: unknown }[]} */
   const results = []
   for (const run of runs) results.push({ timesMs: [], warmup: 1, firstValue: await call(run), lastValue: undefined })
   const warmStart = nowMs()

@@ -8,7 +8,10 @@
 const BYTES = 4
 const MiB = 2 ** 20
 
-/** Parameter count of one layer, PyTorch layout (two bias vectors), plus peepholes p_i, p_f, p_o. */
+/**
+ * Parameter count of one layer, PyTorch layout (two bias vectors), plus peepholes p_i, p_f, p_o.
+ * @param {{ cell: string, X: number, H: number, peepholes?: boolean }} layer
+ */
 function parameterCount({ cell, X, H, peepholes }) {
   const gates = cell === 'lstm' ? 4 : 1
   const peepholeCount = cell === 'lstm' && peepholes ? 3 * H : 0

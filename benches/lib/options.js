@@ -48,19 +48,19 @@ function parseOptions(argv) {
     list: false,
     help: false,
   }
-  const valueOf = (i, flag) => {
+  const valueAt = (i, flag) => {
     if (i >= argv.length) throw new Error(`${flag} needs a value`)
     return argv[i]
   }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
-    if (flag === '--suite') options.suites = splitList(valueOf(++i, flag), SUITE_IDS, flag)
-    else if (flag === '--impl') options.impls = splitList(valueOf(++i, flag), IMPLEMENTATION_IDS, flag)
-    else if (flag === '--shape') options.shapes = splitList(valueOf(++i, flag), SHAPE_ORDER, flag)
-    else if (flag === '--reps') options.minReps = positiveInteger(valueOf(++i, flag), flag)
-    else if (flag === '--json') options.json = valueOf(++i, flag)
-    else if (flag === '--markdown') options.markdown = valueOf(++i, flag)
-    else if (flag === '--from-json') options.fromJson = valueOf(++i, flag)
+    if (flag === '--suite') options.suites = splitList(valueAt(++i, flag), SUITE_IDS, flag)
+    else if (flag === '--impl') options.impls = splitList(valueAt(++i, flag), IMPLEMENTATION_IDS, flag)
+    else if (flag === '--shape') options.shapes = splitList(valueAt(++i, flag), SHAPE_ORDER, flag)
+    else if (flag === '--reps') options.minReps = positiveInteger(valueAt(++i, flag), flag)
+    else if (flag === '--json') options.json = valueAt(++i, flag)
+    else if (flag === '--markdown') options.markdown = valueAt(++i, flag)
+    else if (flag === '--from-json') options.fromJson = valueAt(++i, flag)
     else if (flag === '--quick') options.quick = true
     else if (flag === '--full') options.full = true
     else if (flag === '--list') options.list = true

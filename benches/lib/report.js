@@ -81,8 +81,8 @@ function textTable(records) {
 }
 
 function markdownTable(header, rows) {
-  const escape = (cell) => cell.replaceAll('|', '\\|')
-  return [header, header.map(() => '---'), ...rows].map((row) => `| ${row.map(escape).join(' | ')} |`).join('\n')
+  const escapeCell = (cell) => cell.replaceAll('|', '\\|')
+  return [header, header.map(() => '---'), ...rows].map((row) => `| ${row.map(escapeCell).join(' | ')} |`).join('\n')
 }
 
 /** A target with a threshold is met or not; a measured one without is only reported. */

@@ -171,7 +171,9 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
     measureGradientFlow(epoch)
   }
   const seconds = (performance.now() - started) / 1000
-  logs.forEach((log) => log.close())
+  logs.forEach((log) => {
+    log.close()
+  })
   draw(true)
   out.write(`\n\n  epoch   ${contenders.map((c) => `${c.label} train / val MSE`.padEnd(22)).join('  ')}\n`)
   for (let e = 0; e < epochs; e++) out.write(`${epochRow(e, contenders)}\n`)
@@ -183,7 +185,9 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   )
   if (flows.length === 0) flows = models.map((model) => model.gradientFlow(probe))
   out.write(gradientFlowSummary(contenders, flows))
-  models.forEach((m) => m.dispose())
+  models.forEach((m) => {
+    m.dispose()
+  })
   return {
     lstm: lstmLosses,
     rnn: rnnLosses,

@@ -310,9 +310,7 @@ export async function predictCommand(options: PredictCommandOptions, io: Command
       io.stdout.write(
         options.json
           ? `${JSON.stringify(alternatives)}\n`
-          : alternatives
-              .map(({ answer: text, probability }) => `${text}\t${(100 * probability).toFixed(1)}%`)
-              .join('\n') + '\n',
+          : `${alternatives.map(({ answer: text, probability }) => `${text}\t${(100 * probability).toFixed(1)}%`).join('\n')}\n`,
       )
     } finally {
       await features.close()

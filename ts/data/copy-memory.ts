@@ -68,6 +68,8 @@ export function copyMemory(options: CopyMemoryOptions): CopyMemory {
   if (encoding === 'tokens') return { x: { ids, shape: [n, time] }, y, baselineLoss }
   const width = symbols + 2
   const data = dtype === 'float32' ? new Float32Array(n * time * width) : new Float64Array(n * time * width)
-  ids.forEach((id, k) => (data[k * width + id] = 1))
+  ids.forEach((id, k) => {
+    data[k * width + id] = 1
+  })
   return { x: { data, shape: [n, time, width] }, y, baselineLoss }
 }

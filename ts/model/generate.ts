@@ -119,13 +119,19 @@ function sample(logits: ArrayLike<number>, sampling: Sampling): number {
     candidates = candidates.slice(0, sampling.topK)
     if (sampling.topP !== undefined) {
       let mass = 0
-      const kept = candidates.findIndex((k) => (mass += p[k]) >= sampling.topP!)
+      const kept = candidates.findIndex((k) => {
+        mass += p[k]
+        return mass >= sampling.topP!
+      })
       candidates = candidates.slice(0, kept < 0 ? candidates.length : kept + 1)
     }
   }
   const total = candidates.reduce((sum, k) => sum + p[k], 0)
   let left = sampling.random() * total
-  for (const k of candidates) if ((left -= p[k]) < 0) return k
+  for (const k of candidates) {
+    left -= p[k]
+    if (left < 0) return k
+  }
   return candidates[candidates.length - 1]
 }
 

@@ -11,12 +11,12 @@ import { create, type MessageInitShape } from '@bufbuild/protobuf'
 import { OdysseyRangeError } from '../errors'
 import {
   AttributeProto_AttributeType,
-  AttributeProtoSchema,
+  type AttributeProtoSchema,
   GraphProtoSchema,
-  NodeProtoSchema,
+  type NodeProtoSchema,
   TensorProto_DataType,
-  TensorProtoSchema,
-  ValueInfoProtoSchema,
+  type TensorProtoSchema,
+  type ValueInfoProtoSchema,
   type GraphProto,
 } from './schema/onnx_pb'
 
@@ -69,7 +69,9 @@ function valueInfo(name: string, elemType: ElementType, dims: readonly Dim[]): V
 function float32Bytes(values: Float32Array): Uint8Array {
   const bytes = new Uint8Array(values.length * 4)
   const view = new DataView(bytes.buffer)
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true))
+  values.forEach((v, i) => {
+    view.setFloat32(i * 4, v, true)
+  })
   return bytes
 }
 

@@ -55,6 +55,8 @@ export function pytorchToOnnxGates(data: Float32Array): Float32Array {
   // ONNX block b comes from PyTorch block FROM[b].
   const FROM = [0, 3, 1, 2]
   const out = new Float32Array(data.length)
-  FROM.forEach((source, b) => out.set(data.subarray(source * block, (source + 1) * block), b * block))
+  FROM.forEach((source, b) => {
+    out.set(data.subarray(source * block, (source + 1) * block), b * block)
+  })
   return out
 }

@@ -121,7 +121,9 @@ export async function chunkInputs(
 function padWords(questions: readonly Uint32Array[]): { ids: Uint32Array; lengths: Uint32Array; time: number } {
   const time = questions.reduce((longest, words) => Math.max(longest, words.length), 1)
   const ids = new Uint32Array(questions.length * time).fill(PAD_INDEX)
-  questions.forEach((words, row) => ids.set(words, row * time))
+  questions.forEach((words, row) => {
+    ids.set(words, row * time)
+  })
   return { ids, lengths: Uint32Array.from(questions, (words) => words.length), time }
 }
 

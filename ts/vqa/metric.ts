@@ -59,7 +59,10 @@ function memoizedNormalizer(): (answer: string) => string {
   const cache = new Map<string, string>()
   return (answer) => {
     let normalized = cache.get(answer)
-    if (normalized === undefined) cache.set(answer, (normalized = normalizeAnswer(answer)))
+    if (normalized === undefined) {
+      normalized = normalizeAnswer(answer)
+      cache.set(answer, normalized)
+    }
     return normalized
   }
 }
@@ -190,7 +193,10 @@ class Group {
 function addToGroup(groups: Map<string, Group>, key: string | undefined, accuracy: number) {
   if (key === undefined) return
   let group = groups.get(key)
-  if (group === undefined) groups.set(key, (group = new Group()))
+  if (group === undefined) {
+    group = new Group()
+    groups.set(key, group)
+  }
   group.add(accuracy)
 }
 

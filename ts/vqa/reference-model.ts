@@ -178,7 +178,9 @@ export class ReferenceVqaModel {
     const pick = (names: string[], key: (name: string) => string) =>
       Object.fromEntries(names.map((name) => [name, weights[key(name)]]))
     this.params.setWeights(pick(Object.keys(this.params.getWeights()), (name) => name))
-    this.lstms.forEach((lstm, k) => lstm.setWeights(pick(Object.keys(lstm.getWeights()), (name) => lstmKey(name, k))))
+    this.lstms.forEach((lstm, k) => {
+      lstm.setWeights(pick(Object.keys(lstm.getWeights()), (name) => lstmKey(name, k)))
+    })
   }
 
   private readBatch(batch: ReferenceVqaBatch): VqaInputs {
@@ -350,13 +352,17 @@ function scatterStates(dQuestion: Float64Array, slots: StateSlot[], layers: numb
 /** Word vectors `[batch, time, dim]` of ids `[batch, time]` from the table `[vocab, dim]` (padded steps too, as the core does). */
 function embed(table: Float64Array, ids: Uint32Array, dim: number): Float64Array {
   const out = new Float64Array(ids.length * dim)
-  ids.forEach((id, k) => out.set(row(table, id, dim), k * dim))
+  ids.forEach((id, k) => {
+    out.set(row(table, id, dim), k * dim)
+  })
   return out
 }
 
 /** ∂J/∂table `[vocab, dim]` += each step's ∂J/∂(word vector) `[batch, time, dim]` at its id (zero at padded steps). */
 function addEmbeddingGrads(grad: Float64Array, ids: Uint32Array, dWords: Float64Array, dim: number): void {
-  ids.forEach((id, k) => addInto(row(grad, id, dim), row(dWords, k, dim)))
+  ids.forEach((id, k) => {
+    addInto(row(grad, id, dim), row(dWords, k, dim))
+  })
 }
 
 /** Rows of `x` `[batch, D]` scaled to unit L2 norm as the core does, x / √(‖x‖² + 1e−12). The image takes no gradient, so there is no backward. */
