@@ -96,7 +96,7 @@ function checkSubpaths(odyssey, { onnx, report, vqa }) {
   assert.equal(typeof onnx.exportOnnx, 'function')
   assert.equal(typeof report.RunLogger, 'function')
   assert.equal(typeof vqa.VqaModel, 'function')
-  assert.ok(onnx.OnnxUnsupportedError.prototype instanceof odyssey.OdysseyError)
+  assert.ok(onnx.OnnxUnsupportedError.prototype instanceof odyssey.OdysseyRangeError)
   assert.ok(report.RunLogError.prototype instanceof odyssey.OdysseyError)
   assert.ok(new vqa.VqaFileError('questions.json', 'not JSON') instanceof odyssey.OdysseyError)
 }
