@@ -75,34 +75,22 @@ pub(super) fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> 
 /// `backward` takes `dc_n` and its gradients have `dc0`; `no_cell`: neither.
 macro_rules! recurrent_methods {
     (cell) => {
-        $crate::layers::recurrent::recurrent_methods!(@accessors true);
-        fn backward_sequence(
-            &self,
-            cache: &Self::Cache,
-            dy: ArrayView3<'_, F>,
-            dh_n: Option<ArrayView2<'_, F>>,
-            dc_n: Option<ArrayView2<'_, F>>,
-            options: &BackwardOptions<F>,
-        ) -> Result<RecurrentGrads<F>> {
-            let grads = self.backward(cache, dy, dh_n, dc_n, options)?;
-            Ok($crate::layers::recurrent::recurrent_grads!(grads, Some(grads.dc0)))
-        }
+        $crate::layers::recurrent::recurrent_methods!(@accessors cell, true);
     };
     (no_cell) => {
-        $crate::layers::recurrent::recurrent_methods!(@accessors false);
-        fn backward_sequence(
-            &self,
-            cache: &Self::Cache,
-            dy: ArrayView3<'_, F>,
-            dh_n: Option<ArrayView2<'_, F>>,
-            _dc_n: Option<ArrayView2<'_, F>>,
-            options: &BackwardOptions<F>,
-        ) -> Result<RecurrentGrads<F>> {
-            let grads = self.backward(cache, dy, dh_n, options)?;
-            Ok($crate::layers::recurrent::recurrent_grads!(grads, None))
-        }
+        $crate::layers::recurrent::recurrent_methods!(@accessors no_cell, false);
     };
-    (@accessors $has_cell:expr) => {
+    (@backward cell, $layer:ident, $cache:ident, $dy:ident, $dh_n:ident, $dc_n:ident, $options:ident) => {{
+        let grads = $layer.backward($cache, $dy, $dh_n, $dc_n, $options)?;
+        Ok($crate::layers::recurrent::recurrent_grads!(grads, Some(grads.dc0)))
+    }};
+    (@backward no_cell, $layer:ident, $cache:ident, $dy:ident, $dh_n:ident, $dc_n:ident, $options:ident) => {{
+        // No cell state, so nothing to take ∂J/∂c(T) into.
+        let _ = $dc_n;
+        let grads = $layer.backward($cache, $dy, $dh_n, $options)?;
+        Ok($crate::layers::recurrent::recurrent_grads!(grads, None))
+    }};
+    (@accessors $kind:tt, $has_cell:expr) => {
         fn input_size(&self) -> usize {
             self.config.input_size
         }
@@ -123,6 +111,16 @@ macro_rules! recurrent_methods {
             batch: &SequenceBatch<'_, F>,
         ) -> Result<(SequenceOutput<F>, Self::Cache)> {
             self.forward(batch)
+        }
+        fn backward_sequence(
+            &self,
+            cache: &Self::Cache,
+            dy: ArrayView3<'_, F>,
+            dh_n: Option<ArrayView2<'_, F>>,
+            dc_n: Option<ArrayView2<'_, F>>,
+            options: &BackwardOptions<F>,
+        ) -> Result<RecurrentGrads<F>> {
+            $crate::layers::recurrent::recurrent_methods!(@backward $kind, self, cache, dy, dh_n, dc_n, options)
         }
     };
 }
