@@ -255,6 +255,50 @@ describe('sequences', () => {
   }
 })
 
+describe('input as { data, shape }, and dispose', () => {
+  for (const backend of ['native', 'js'] as const) {
+    it(`${backend}: forward takes the values as data, like a model's tensors, and gives what x gives`, () => {
+      const lstm = new LSTM({ inputSize: INPUT, hiddenSize: HIDDEN, backend })
+      const { x, shape, lengths } = batchInput('float32', 3, [5, 2])
+      const fromX = lstm.forward({ x, shape, lengths })
+      const fromData = lstm.forward({ data: x, shape, lengths })
+      expect(fromData).toEqual(fromX)
+      expect(() => lstm.forward({ x, data: x, shape } as never)).toThrow(/x, data: give the values once/)
+      expect(() => lstm.forward({ data: new Float32Array(3), shape })).toThrow(/^data: /)
+    })
+
+    it(`${backend}: dispose frees the layer; every later call throws ODYSSEY_STATE; twice is fine`, () => {
+      const rnn = new SimpleRNN({ inputSize: INPUT, hiddenSize: HIDDEN, backend })
+      rnn.forward(batchInput('float32'))
+      rnn.dispose()
+      rnn.dispose()
+      const calls = [
+        () => rnn.forward(batchInput('float32')),
+        () => rnn.backward({ dy: new Float32Array(BATCH * TIME * HIDDEN) }),
+        () => rnn.getWeights(),
+        () => rnn.setWeights({}),
+      ]
+      for (const call of calls) {
+        expect(call).toThrow(OdysseyRangeError)
+        expect(call).toThrow(/this SimpleRNN has been disposed/)
+      }
+    })
+  }
+
+  it('the native layer refuses every call once disposed, with ODYSSEY_STATE', () => {
+    const backend = NativeBackend.simpleRnn({
+      inputSize: 3,
+      hiddenSize: 2,
+      activation: 'tanh',
+      dtype: 'float32',
+      seed: 0,
+    })
+    backend.dispose()
+    expect(() => backend.getWeights()).toThrow(expect.objectContaining({ code: 'ODYSSEY_STATE' }))
+    expect(() => backend.forward({ x: new Float32Array(6), shape: [1, 2, 3] })).toThrow(/has been disposed/)
+  })
+})
+
 describe('errors raised inside the native addon', () => {
   // Straight to the adapter, past the facade's checks, to see what Rust reports.
   const lstmBackend = () =>

@@ -45,7 +45,7 @@ export type {
   TokenTensor,
   VectorTensor,
 } from './model/data'
-export type { BatchLog, EpochLog, FitCallbacks, FitOptions, History } from './model/fit'
+export type { BatchLog, EpochLog, FitCallbacks, FitOptions, History, PartialEpochLog } from './model/fit'
 export {
   ADDING_BASELINE_MSE,
   addingProblem,
@@ -71,6 +71,7 @@ export type {
   BackwardResult,
   Dtype,
   FloatArray,
+  ForwardInput,
   ForwardResult,
   LstmOptions,
   LstmVariant,

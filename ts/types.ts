@@ -60,7 +60,7 @@ export interface SimpleRnnOptions {
   backend?: Backend
 }
 
-/** A padded batch of sequences. */
+/** A padded batch of sequences, as the backends receive it. */
 export interface SequenceInput<A extends FloatArray = FloatArray> {
   /** `[batch, time, inputSize]`, flat. */
   x: A
@@ -73,6 +73,14 @@ export interface SequenceInput<A extends FloatArray = FloatArray> {
   /** Initial cell state c(0): `[batch, hiddenSize]` (LSTM only). Default zeros. */
   c0?: A
 }
+
+/**
+ * What a layer's `forward` takes: a `SequenceInput`, whose values may also be given as `data`,
+ * like a model's tensors (`{ data, shape }`).
+ */
+export type ForwardInput<A extends FloatArray = FloatArray> =
+  | SequenceInput<A>
+  | (Omit<SequenceInput<A>, 'x'> & { data: A; x?: undefined })
 
 export interface ForwardResult<A extends FloatArray = FloatArray> {
   /** `[batch, time, hiddenSize]`; zero at padded steps. */
@@ -119,4 +127,6 @@ export interface RecurrentBackend {
   getWeights(): Record<string, Tensor>
   /** Replace parameters by name; shapes were checked by the facade. */
   setWeights(weights: Record<string, Tensor>): void
+  /** Frees what the backend holds outside JS's heap (the native layer); never called twice. */
+  dispose?(): void
 }

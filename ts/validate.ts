@@ -5,7 +5,7 @@
  * expected (with the shape it comes from) and what was given.
  */
 import { OdysseyRangeError, OdysseyTypeError, type ErrorCode } from './errors'
-import type { Backend, BackwardInput, Dtype, FloatArray, SequenceInput, Tensor } from './types'
+import type { Backend, BackwardInput, Dtype, FloatArray, ForwardInput, Tensor } from './types'
 
 export const DTYPES: readonly Dtype[] = ['float32', 'float64']
 export const BACKENDS: readonly Backend[] = ['native', 'js']
@@ -112,13 +112,16 @@ function floatArrayKind(value: unknown): string | undefined {
   return tag === '[object Float32Array]' || tag === '[object Float64Array]' ? tag.slice(8, -1) : undefined
 }
 
-/** `name` must be the typed array of `dtype`. */
-function checkFloatArray(name: string, value: unknown, dtype: Dtype): FloatArray {
+/** Whose dtype an array must have, for messages. */
+export type DtypeOwner = 'layer' | 'model'
+
+/** `name` must be the typed array of `dtype`, the dtype `owner` was built with. */
+function checkFloatArray(name: string, value: unknown, dtype: Dtype, owner: DtypeOwner): FloatArray {
   const expected = typedArrayName(dtype)
   const kind = floatArrayKind(value)
   if (kind === undefined) typeError('ODYSSEY_TYPE', `${name}: expected a ${expected}, got ${describe(value)}`)
   if (kind !== expected)
-    typeError('ODYSSEY_DTYPE', `${name}: expected a ${expected} (the layer's dtype is ${dtype}), got a ${kind}`)
+    typeError('ODYSSEY_DTYPE', `${name}: expected a ${expected} (the ${owner}'s dtype is ${dtype}), got a ${kind}`)
   return value as FloatArray
 }
 
@@ -155,15 +158,16 @@ function locate(flatIndex: number, dims: readonly Dim[]): string {
   return coordinates.join(', ')
 }
 
-/** A typed array of the layer's dtype, with the length and finite values of shape `dims`. */
+/** A typed array of `owner`'s dtype, with the length and finite values of shape `dims`. */
 export function checkTensorData(
   name: string,
   value: unknown,
   dtype: Dtype,
   dims: readonly Dim[],
   context = '',
+  owner: DtypeOwner = 'layer',
 ): FloatArray {
-  const data = checkFloatArray(name, value, dtype)
+  const data = checkFloatArray(name, value, dtype, owner)
   checkLength(name, data, dims, context)
   checkFinite(name, data, dims)
   return data
@@ -179,11 +183,15 @@ export function checkObject(name: string, value: unknown): Record<string, unknow
 // forward / backward / weights
 
 /** Checks a forward input against the layer; returns its batch and time. */
-export function checkSequenceInput(input: SequenceInput, layer: LayerSpec): BatchDims {
+export function checkSequenceInput(input: ForwardInput, layer: LayerSpec): BatchDims {
   const fields = checkObject(`${layer.label}.forward input`, input)
   const [batch, time] = checkShape(fields.shape, layer)
   const { inputSize, hiddenSize, dtype } = layer
-  checkTensorData('x', fields.x, dtype, [
+  // The values as `x`, or as `data` like a model's tensors.
+  const name = fields.x === undefined && fields.data !== undefined ? 'data' : 'x'
+  if (name === 'x' && fields.data !== undefined)
+    typeError('ODYSSEY_TYPE', 'x, data: give the values once, as x or as data (the same thing), not both')
+  checkTensorData(name, fields[name], dtype, [
     ['batch', batch],
     ['time', time],
     ['inputSize', inputSize],
@@ -289,10 +297,14 @@ export interface NamedWeight {
 
 /**
  * The JS side of `setWeights`: an object of `{ data, shape }` tensors, each `shape` an array of
- * sizes and each `data` the typed array of `dtype`. Names, shapes, lengths and finite values
- * are checked by whoever owns the tensors (the core for native layers and models).
+ * sizes and each `data` the typed array of `dtype` (the one `owner` was built with). Names, shapes,
+ * lengths and finite values are checked by whoever owns the tensors (the core for native layers and models).
  */
-export function checkWeightTensors(weights: Record<string, Tensor>, dtype: Dtype): NamedWeight[] {
+export function checkWeightTensors(
+  weights: Record<string, Tensor>,
+  dtype: Dtype,
+  owner: DtypeOwner = 'layer',
+): NamedWeight[] {
   return Object.entries(checkObject('weights', weights)).map(([name, value]) => {
     const tensor = checkObject(name, value)
     const shape = tensor.shape
@@ -300,6 +312,6 @@ export function checkWeightTensors(weights: Record<string, Tensor>, dtype: Dtype
       typeof size === 'number' && Number.isInteger(size) && size >= 0 && size <= MAX_SIZE
     if (!Array.isArray(shape) || !shape.every(isSize))
       typeError('ODYSSEY_TYPE', `${name}.shape: expected an array of sizes, got ${describe(shape)}`)
-    return { name, shape: [...shape], data: checkFloatArray(`${name}.data`, tensor.data, dtype) }
+    return { name, shape: [...shape], data: checkFloatArray(`${name}.data`, tensor.data, dtype, owner) }
   })
 }

@@ -3,7 +3,7 @@
  * `NativeRecurrent` (crates/node). It attaches shapes to the flat arrays the
  * addon returns and turns every native exception into a typed error.
  */
-import type { BackwardOutput, LstmInit, NamedTensor, NativeRecurrent, SimpleRnnInit } from '../../native/binding'
+import type { BackwardOutput, LstmInit, NamedTensorOutput, NativeRecurrent, SimpleRnnInit } from '../../native/binding'
 import { fromNativeError } from '../errors'
 import { loadNative } from '../native'
 import type { BackwardInput, BackwardResult, ForwardResult, RecurrentBackend, SequenceInput, Tensor } from '../types'
@@ -17,7 +17,7 @@ function callNative<T>(call: () => T): T {
   }
 }
 
-function byName(tensors: NamedTensor[]): Record<string, Tensor> {
+function byName(tensors: NamedTensorOutput[]): Record<string, Tensor> {
   return Object.fromEntries(tensors.map(({ name, shape, data }) => [name, { data, shape }]))
 }
 
@@ -90,6 +90,11 @@ export class NativeBackend implements RecurrentBackend {
   setWeights(weights: Record<string, Tensor>): void {
     const tensors = Object.entries(weights).map(([name, { data, shape }]) => ({ name, shape, data }))
     callNative(() => this.layer.setWeights(tensors))
+    this.lastShape = null
+  }
+
+  dispose(): void {
+    callNative(() => this.layer.dispose())
     this.lastShape = null
   }
 }

@@ -2,7 +2,8 @@
  * What LSTM and SimpleRNN share: argument checks before the backend and the
  * batch of the last forward pass (backward's `dy` must match it).
  */
-import type { BackwardInput, BackwardResult, ForwardResult, RecurrentBackend, SequenceInput, Tensor } from '../types'
+import { OdysseyRangeError } from '../errors'
+import type { BackwardInput, BackwardResult, ForwardInput, ForwardResult, RecurrentBackend, Tensor } from '../types'
 import { checkBackwardInput, checkSequenceInput, checkWeightTensors, type BatchDims, type LayerSpec } from '../validate'
 
 export abstract class RecurrentLayer<Config> {
@@ -11,6 +12,7 @@ export abstract class RecurrentLayer<Config> {
   private readonly spec: LayerSpec
   private readonly backend: RecurrentBackend
   private lastForward: BatchDims | null = null
+  private disposed = false
 
   protected constructor(config: Config, spec: LayerSpec, backend: RecurrentBackend) {
     this.config = Object.freeze({ ...config })
@@ -21,7 +23,8 @@ export abstract class RecurrentLayer<Config> {
   /**
    * Forward through time over a padded batch.
    *
-   * - `x`: `[batch, time, inputSize]`, flat, in the layer's dtype (`Float32Array` or `Float64Array`)
+   * - `x` (or `data`, as in a model's `{ data, shape }` tensors): `[batch, time, inputSize]`, flat,
+   *   in the layer's dtype (`Float32Array` or `Float64Array`)
    * - `lengths`: `[batch]`, each in `1..time`; steps at or past a sequence's length are padding
    *   (state frozen, output 0). Default: every sequence is `time` long.
    * - `h0` (and `c0` for the LSTM): initial state `[batch, hiddenSize]`. Default zeros.
@@ -32,10 +35,11 @@ export abstract class RecurrentLayer<Config> {
    *
    * @throws OdysseyTypeError (wrong types or dtype) or OdysseyRangeError (shapes, lengths, NaN).
    */
-  forward(input: SequenceInput): ForwardResult {
+  forward(input: ForwardInput): ForwardResult {
+    this.checkUsable()
     this.lastForward = null
     const dims = checkSequenceInput(input, this.spec)
-    const result = this.backend.forward(input)
+    const result = this.backend.forward(input.x === undefined ? { ...input, x: input.data } : input)
     this.lastForward = dims
     return result
   }
@@ -55,12 +59,14 @@ export abstract class RecurrentLayer<Config> {
    * @throws OdysseyRangeError `ODYSSEY_STATE` before the first forward pass or after setWeights.
    */
   backward(input: BackwardInput): BackwardResult {
+    this.checkUsable()
     checkBackwardInput(input, this.spec, this.lastForward)
     return this.backend.backward(input)
   }
 
   /** Copies of the parameters under PyTorch names (`weight_ih_l0`, `bias_hh_l0`, ...). */
   getWeights(): Record<string, Tensor> {
+    this.checkUsable()
     return this.backend.getWeights()
   }
 
@@ -70,8 +76,25 @@ export abstract class RecurrentLayer<Config> {
    * the backend (the core's one rule for layers and models). Discards the last forward pass.
    */
   setWeights(weights: Record<string, Tensor>): void {
+    this.checkUsable()
     checkWeightTensors(weights, this.spec.dtype)
     this.lastForward = null
     this.backend.setWeights(weights)
+  }
+
+  /**
+   * Frees the layer's native memory (parameters and the last forward pass) now rather than when
+   * the garbage collector gets to it; every later call throws `ODYSSEY_STATE`. Disposing twice is fine.
+   */
+  dispose(): void {
+    if (this.disposed) return
+    this.backend.dispose?.()
+    this.lastForward = null
+    this.disposed = true
+  }
+
+  private checkUsable(): void {
+    if (this.disposed)
+      throw new OdysseyRangeError('ODYSSEY_STATE', `this ${this.spec.label} has been disposed; create another one`)
   }
 }

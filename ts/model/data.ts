@@ -5,7 +5,7 @@
  */
 import type { DatasetArgs, InputArgs, TargetArgs, WeightsArgs } from '../../native/binding'
 import { OdysseyRangeError, OdysseyTypeError } from '../errors'
-import type { FloatArray } from '../types'
+import type { Dtype, FloatArray } from '../types'
 import { checkLengths, checkObject, checkSize, checkTensorData, describe } from '../validate'
 import type { DescribedGraph, InputSpec } from './spec'
 
@@ -116,14 +116,32 @@ function checkIndices(label: string, value: unknown, count: number, limit: numbe
   return value instanceof Uint32Array ? value : Uint32Array.from(values as ArrayLike<number>)
 }
 
+/** How a tensor of this input is written, for messages. */
+function tensorForm(spec: InputSpec, dtype: Dtype): string {
+  return spec.kind === 'tokens' ? '{ ids: Uint32Array, shape }' : `{ data: ${ARRAY_NAMES[dtype]}, shape }`
+}
+
+const ARRAY_NAMES = { float32: 'Float32Array', float64: 'Float64Array' } as const
+
+/** tfjs and Python users pass nested arrays: say what a tensor is here rather than fail on its keys. */
+function checkNotNested(label: string, value: unknown, form: string): void {
+  if (Array.isArray(value))
+    throw new OdysseyTypeError(
+      'ODYSSEY_TYPE',
+      `${label}: expected ${form}, got a nested array (flatten it into one typed array and give its shape)`,
+    )
+}
+
 function checkInput(
   spec: InputSpec,
   value: unknown,
   graph: DescribedGraph,
   label: string,
 ): { arg: InputArgs; n: number; time?: number } {
-  const fields = checkObject(label, value)
   const dtype = graph.spec.dtype
+  checkNotNested(label, value, tensorForm(spec, dtype))
+  const fields = checkObject(label, value)
+  const floats = (dims: [string, number][]) => checkTensorData(`${label}.data`, fields.data, dtype, dims, '', 'model')
   switch (spec.kind) {
     case 'sequence': {
       const [n, time, features] = checkShape(label, fields.shape, ['n', 'time', 'features'])
@@ -131,7 +149,7 @@ function checkInput(
         shapeError(
           `${label}.shape: expected [n, time, features=${spec.features}] for input '${spec.name}', got [${n}, ${time}, ${features}]`,
         )
-      const data = checkTensorData(`${label}.data`, fields.data, dtype, [
+      const data = floats([
         ['n', n],
         ['time', time],
         ['features', features],
@@ -150,7 +168,7 @@ function checkInput(
         shapeError(
           `${label}.shape: expected [n, features=${spec.features}] for input '${spec.name}', got [${n}, ${features}]`,
         )
-      const data = checkTensorData(`${label}.data`, fields.data, dtype, [
+      const data = floats([
         ['n', n],
         ['features', features],
       ])
@@ -168,6 +186,8 @@ function lengthsArg(value: unknown, n: number, time: number, label: string): Uin
 /** The tensor of each model input, in the graph's input order. */
 function inputTensors(x: unknown, graph: DescribedGraph, label: string): [InputSpec, unknown, string][] {
   const specs = graph.spec.inputs
+  const forms = specs.map((spec) => `${spec.name}: ${tensorForm(spec, graph.spec.dtype)}`)
+  checkNotNested(label, x, specs.length === 1 ? tensorForm(specs[0], graph.spec.dtype) : `{ ${forms.join(', ')} }`)
   const fields = checkObject(label, x)
   if (specs.length === 1 && 'shape' in fields) return [[specs[0], x, label]]
   const names = specs.map((s) => s.name)
@@ -205,6 +225,12 @@ export function checkInputs(x: unknown, graph: DescribedGraph, label: string): C
 
 /** Checks targets against the graph's output and loss. */
 function checkTargets(y: unknown, graph: DescribedGraph, inputs: CheckedInputs, label: string): TargetArgs {
+  const classes = graph.spec.loss === 'crossEntropy'
+  checkNotNested(
+    label,
+    y,
+    classes ? '{ classes: Uint32Array, shape }' : `{ data: ${ARRAY_NAMES[graph.spec.dtype]}, shape }`,
+  )
   const fields = checkObject(label, y)
   const { n, time } = inputs
   const { output } = graph
@@ -252,7 +278,7 @@ function checkTargets(y: unknown, graph: DescribedGraph, inputs: CheckedInputs, 
     dims.map(([name]) => name),
   )
   expectShape(shape, dims)
-  return { values: checkTensorData(`${label}.data`, fields.data, graph.spec.dtype, dims), shape }
+  return { values: checkTensorData(`${label}.data`, fields.data, graph.spec.dtype, dims, '', 'model'), shape }
 }
 
 /** The weights as the addon takes them; their values and shape are the core's to check. */

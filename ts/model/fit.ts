@@ -77,6 +77,18 @@ export interface FitOptions {
   stopOnNonFinite?: boolean
 }
 
+/** The batches an aborted fit finished of the epoch it stopped in. */
+export interface PartialEpochLog {
+  epoch: number
+  /** Batches finished, of `batches` in the epoch. */
+  finishedBatches: number
+  batches: number
+  /** Mean training loss over the finished batches' finite ones, weighted by their examples (NaN if none). */
+  loss: number
+  nonFiniteUpdates: number
+  step: number
+}
+
 /** What `fit` resolves to (Keras' `History`, flattened). */
 export interface History {
   /** Every epoch that finished, in order. */
@@ -86,6 +98,8 @@ export interface History {
   valLoss: number[]
   valAccuracy: number[]
   nonFiniteUpdates: number
+  /** In an aborted fit's `error.result`: the epoch it stopped in, when a batch of it had finished. */
+  partialEpoch?: PartialEpochLog
 }
 
 const FIT_KEYS: readonly (keyof FitOptions)[] = [
@@ -165,14 +179,55 @@ export function epochLog(e: EpochEvent): EpochLog {
   return log
 }
 
-export function history(output: FitOutput): History {
+export function history(output: FitOutput, partialEpoch?: PartialEpochLog): History {
   const epochs = output.epochs.map(epochLog)
-  return {
+  const result: History = {
     epochs,
     loss: epochs.map((e) => e.loss),
     valLoss: epochs.flatMap((e) => (e.valLoss === undefined ? [] : [e.valLoss])),
     valAccuracy: epochs.flatMap((e) => (e.valAccuracy === undefined ? [] : [e.valAccuracy])),
     nonFiniteUpdates: output.nonFiniteUpdates,
+  }
+  if (partialEpoch !== undefined) result.partialEpoch = partialEpoch
+  return result
+}
+
+/** Tallies the batches of the epoch in progress, as the core tallies a finished one. */
+class EpochTally {
+  private log: PartialEpochLog | undefined
+  private finiteLossSum = 0
+  private finiteExamples = 0
+
+  add(batch: BatchLog): void {
+    if (this.log?.epoch !== batch.epoch) {
+      this.log = {
+        epoch: batch.epoch,
+        finishedBatches: 0,
+        batches: batch.batches,
+        loss: NaN,
+        nonFiniteUpdates: 0,
+        step: 0,
+      }
+      this.finiteLossSum = 0
+      this.finiteExamples = 0
+    }
+    if (Number.isFinite(batch.loss)) {
+      this.finiteLossSum += batch.loss * batch.examples
+      this.finiteExamples += batch.examples
+    }
+    this.log.finishedBatches++
+    this.log.nonFiniteUpdates += batch.nonFiniteUpdates
+    this.log.step = batch.step
+    this.log.loss = this.finiteExamples === 0 ? NaN : this.finiteLossSum / this.finiteExamples
+  }
+
+  /** Once the epoch's end arrived, nothing of it is partial. */
+  finish(): void {
+    this.log = undefined
+  }
+
+  get partial(): PartialEpochLog | undefined {
+    return this.log === undefined ? undefined : { ...this.log }
   }
 }
 
@@ -182,6 +237,8 @@ export function history(output: FitOutput): History {
  */
 export class ProgressRelay {
   error: { thrown: unknown } | undefined
+  /** The epoch in progress (for an aborted fit's result). */
+  readonly epoch = new EpochTally()
 
   constructor(
     private readonly callbacks: FitCallbacks,
@@ -193,9 +250,11 @@ export class ProgressRelay {
     try {
       if (event.kind === 'batch') {
         const log = batchLog(event as BatchEvent)
+        this.epoch.add(log)
         if (!log.applied) this.callbacks.onNonFinite?.(log)
         this.callbacks.onBatchEnd?.(log)
       } else if (event.kind === 'epoch') {
+        this.epoch.finish()
         this.callbacks.onEpochEnd?.(epochLog(event as EpochEvent))
       }
     } catch (thrown) {

@@ -235,7 +235,7 @@ export class Model {
         this.native.fit(train.args, validation?.args, args, relay.onProgress, token),
       )
       if (relay.error !== undefined) throw relay.error.thrown
-      const result = history(output)
+      const result = history(output, output.cancelled ? relay.epoch.partial : undefined)
       if (output.cancelled)
         throw new OdysseyAbortError(`fit was aborted after ${result.epochs.length} finished epoch(s)`, result, {
           cause: signal?.reason,
@@ -344,7 +344,7 @@ export class Model {
    */
   setWeights(weights: Record<string, Tensor>): void {
     this.checkUsable()
-    const tensors = checkWeightTensors(weights, this.dtype)
+    const tensors = checkWeightTensors(weights, this.dtype, 'model')
     callNative(() => this.native.setWeights(tensors))
   }
 

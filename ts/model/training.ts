@@ -100,16 +100,28 @@ function checkBetas(value: unknown): [number, number] {
   }) as [number, number]
 }
 
+const OPTIMIZER_KEYS = {
+  sgd: ['type', 'learningRate', 'momentum', 'dampening', 'nesterov', 'weightDecay'],
+  adam: ['type', 'learningRate', 'betas', 'eps', 'weightDecay'],
+  adamw: ['type', 'learningRate', 'betas', 'eps', 'weightDecay'],
+  rmsprop: ['type', 'learningRate', 'alpha', 'eps', 'momentum', 'centered', 'weightDecay'],
+} as const
+
 /** The core's optimizer JSON, with the learning rate apart. */
 function optimizerJson(value: unknown): { learningRate: number; optimizer: Record<string, unknown> } {
   const fields = checkObject('optimizer', value)
+  // Unknown keys first (`{ lr }` is named as such, not reported as a missing learningRate);
+  // without a known type, against every optimizer's keys.
+  const known = Object.hasOwn(OPTIMIZER_KEYS, fields.type as string)
+    ? OPTIMIZER_KEYS[fields.type as keyof typeof OPTIMIZER_KEYS]
+    : [...new Set(Object.values(OPTIMIZER_KEYS).flat())]
+  checkOptionKeys(fields, known, 'optimizer')
   const type = checkOneOf('optimizer.type', fields.type, ['sgd', 'adam', 'adamw', 'rmsprop'] as const)
   const learningRate = checkAtLeast('optimizer.learningRate', fields.learningRate, 0)
   const optional = (name: string, low: number) =>
     fields[name] === undefined ? {} : { [name]: checkAtLeast(`optimizer.${name}`, fields[name], low) }
   switch (type) {
     case 'sgd':
-      checkOptionKeys(fields, ['type', 'learningRate', 'momentum', 'dampening', 'nesterov', 'weightDecay'], 'optimizer')
       if (fields.nesterov === true && !((fields.momentum as number) > 0 && (fields.dampening ?? 0) === 0)) {
         throw new OdysseyRangeError(
           'ODYSSEY_INVALID',
@@ -128,7 +140,6 @@ function optimizerJson(value: unknown): { learningRate: number; optimizer: Recor
       }
     case 'adam':
     case 'adamw':
-      checkOptionKeys(fields, ['type', 'learningRate', 'betas', 'eps', 'weightDecay'], 'optimizer')
       return {
         learningRate,
         optimizer: {
@@ -145,11 +156,6 @@ function optimizerJson(value: unknown): { learningRate: number; optimizer: Recor
         },
       }
     case 'rmsprop':
-      checkOptionKeys(
-        fields,
-        ['type', 'learningRate', 'alpha', 'eps', 'momentum', 'centered', 'weightDecay'],
-        'optimizer',
-      )
       return {
         learningRate,
         optimizer: {

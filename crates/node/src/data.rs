@@ -12,7 +12,7 @@ use ndarray::{Array, Dimension, Ix2, Ix3, IxDyn};
 use odyssey_core::model::{Dataset, InputSpec, Target, Value};
 use odyssey_core::Error;
 
-use crate::convert::{dims, JsFloat, JsFloats};
+use crate::convert::{dims, Floats, JsFloat};
 use crate::error::BindingError;
 
 /// One model input for N examples, in the model's dtype.
@@ -55,33 +55,10 @@ pub struct DatasetArgs {
     pub weights: Option<WeightsArgs>,
 }
 
-/// A copy of a JS float array, still in the type JS gave.
-pub enum Floats {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-impl Floats {
-    fn copy(array: &JsFloats) -> Self {
-        match array {
-            Either::A(values) => Floats::F32(values.to_vec()),
-            Either::B(values) => Floats::F64(values.to_vec()),
-        }
-    }
-
-    pub fn into_js(self) -> JsFloats {
-        match self {
-            Floats::F32(values) => f32::new_array(values),
-            Floats::F64(values) => f64::new_array(values),
-        }
-    }
-}
-
 /// The float types a model can have, with the owned buffers of each.
 pub trait ModelFloat: JsFloat {
     /// The buffer's values if it has this type, else a dtype error naming `name`.
     fn take(floats: Floats, name: &str) -> Result<Vec<Self>, BindingError>;
-    fn wrap(values: Vec<Self>) -> Floats;
 }
 
 impl ModelFloat for f32 {
@@ -90,9 +67,6 @@ impl ModelFloat for f32 {
             Floats::F32(values) => Ok(values),
             Floats::F64(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
         }
-    }
-    fn wrap(values: Vec<Self>) -> Floats {
-        Floats::F32(values)
     }
 }
 
@@ -103,9 +77,6 @@ impl ModelFloat for f64 {
             Floats::F32(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
         }
     }
-    fn wrap(values: Vec<Self>) -> Floats {
-        Floats::F64(values)
-    }
 }
 
 fn dtype_error<F: JsFloat>(name: &str, actual: &'static str) -> BindingError {
@@ -113,6 +84,7 @@ fn dtype_error<F: JsFloat>(name: &str, actual: &'static str) -> BindingError {
         name: name.to_owned(),
         expected: F::ARRAY_NAME,
         actual,
+        owner: "model",
     }
 }
 

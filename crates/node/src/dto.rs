@@ -1,8 +1,9 @@
 //! The plain JS objects `NativeModel`'s methods take and return.
 
-use napi::bindgen_prelude::{Either, Float32Array, Float64Array};
 use napi_derive::napi;
 use odyssey_core::model::{GraphShapes, ValueKind};
+
+use crate::convert::Floats;
 
 /// `fit` options; omitted ones take `FitOptions::default()`.
 #[napi(object, object_to_js = false)]
@@ -40,7 +41,8 @@ pub struct StepOutput {
 /// A float tensor, flat and row-major.
 #[napi(object, object_from_js = false)]
 pub struct TensorOutput {
-    pub data: Either<Float32Array, Float64Array>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub data: Floats,
     pub shape: Vec<u32>,
 }
 
@@ -52,7 +54,8 @@ pub struct GradientFlowEntry {
     /// `l0`, `l1`, `l0_reverse`, ... (PyTorch's layer suffixes).
     pub layer: String,
     /// `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN) for every step k.
-    pub norms: Float64Array,
+    #[napi(ts_type = "Float64Array")]
+    pub norms: Floats,
 }
 
 /// One value of a described graph: a model input or a node's output.

@@ -48,12 +48,14 @@ pub enum BindingError {
     /// `fit` failed: a core error, or a non-finite update with `stopOnNonFinite`.
     #[error(transparent)]
     Fit(#[from] FitError),
-    /// A typed array of the other float type than the layer's dtype.
-    #[error("{name}: expected a {expected} for this layer's dtype, got a {actual}")]
+    /// A typed array of the other float type than the dtype its layer or model was built with.
+    #[error("{name}: expected a {expected} for this {owner}'s dtype, got a {actual}")]
     Dtype {
         name: String,
         expected: &'static str,
         actual: &'static str,
+        /// `"layer"` or `"model"`.
+        owner: &'static str,
     },
     /// A call that needs an earlier one first (backward before forward).
     #[error("{0}")]

@@ -17,7 +17,7 @@ use odyssey_core::Error;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::convert::{dims, js_shape, to_js, view2, view3, JsFloat, JsFloats};
+use crate::convert::{dims, js_shape, to_js, view2, view3, Floats, JsFloat, JsFloats};
 use crate::error::{guard, BindingError, ErrorCode};
 
 /// PyTorch names a single-layer module's tensors `weight_ih_l0`, ...; the core's
@@ -69,11 +69,14 @@ pub struct SequenceArgs {
 #[napi(object, object_from_js = false)]
 pub struct ForwardOutput {
     /// `[batch, time, hiddenSize]`
-    pub y: Either<Float32Array, Float64Array>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub y: Floats,
     /// `[batch, hiddenSize]`
-    pub h_n: Either<Float32Array, Float64Array>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub h_n: Floats,
     /// `[batch, hiddenSize]` (LSTM only)
-    pub c_n: Option<Either<Float32Array, Float64Array>>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub c_n: Option<Floats>,
 }
 
 #[napi(object, object_to_js = false)]
@@ -88,25 +91,38 @@ pub struct BackwardArgs {
 }
 
 /// A tensor under its PyTorch name (`weight_ih_l0`, ...).
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct NamedTensor {
     pub name: String,
     pub shape: Vec<u32>,
     pub data: Either<Float32Array, Float64Array>,
 }
 
+/// A [`NamedTensor`] on its way to JS.
+#[napi(object, object_from_js = false)]
+pub struct NamedTensorOutput {
+    pub name: String,
+    pub shape: Vec<u32>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub data: Floats,
+}
+
 #[napi(object, object_from_js = false)]
 pub struct BackwardOutput {
     /// `[batch, time, inputSize]`
-    pub dx: Either<Float32Array, Float64Array>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub dx: Floats,
     /// `[batch, hiddenSize]`
-    pub dh0: Either<Float32Array, Float64Array>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub dh0: Floats,
     /// `[batch, hiddenSize]` (LSTM only)
-    pub dc0: Option<Either<Float32Array, Float64Array>>,
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub dc0: Option<Floats>,
     /// Parameter gradients, named and shaped like the parameters.
-    pub grads: Vec<NamedTensor>,
+    pub grads: Vec<NamedTensorOutput>,
     /// `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN).
-    pub step_grad_norms: Float64Array,
+    #[napi(ts_type = "Float64Array")]
+    pub step_grad_norms: Floats,
 }
 
 /// Applies the same generic code to whichever layer a `NativeRecurrent` holds.
@@ -124,7 +140,8 @@ macro_rules! each_layer {
 /// One recurrent layer of one dtype.
 #[napi]
 pub struct NativeRecurrent {
-    inner: AnyLayer,
+    /// `None` once disposed.
+    inner: Option<AnyLayer>,
 }
 
 #[napi]
@@ -133,7 +150,7 @@ impl NativeRecurrent {
     pub fn lstm(options: LstmInit) -> napi::Result<Self, ErrorCode> {
         guard(|| {
             Ok(NativeRecurrent {
-                inner: AnyLayer::lstm(&options)?,
+                inner: Some(AnyLayer::lstm(&options)?),
             })
         })
     }
@@ -142,7 +159,7 @@ impl NativeRecurrent {
     pub fn simple_rnn(options: SimpleRnnInit) -> napi::Result<Self, ErrorCode> {
         guard(|| {
             Ok(NativeRecurrent {
-                inner: AnyLayer::simple_rnn(&options)?,
+                inner: Some(AnyLayer::simple_rnn(&options)?),
             })
         })
     }
@@ -150,27 +167,51 @@ impl NativeRecurrent {
     /// Forward through time; keeps what `backward` needs.
     #[napi]
     pub fn forward(&mut self, args: SequenceArgs) -> napi::Result<ForwardOutput, ErrorCode> {
-        guard(|| each_layer!(&mut self.inner, layer => layer.forward(&args)))
+        guard(|| each_layer!(self.layer_mut()?, layer => layer.forward(&args)))
     }
 
     /// Backward through the most recent forward pass.
     #[napi]
     pub fn backward(&self, args: BackwardArgs) -> napi::Result<BackwardOutput, ErrorCode> {
-        guard(|| each_layer!(&self.inner, layer => layer.backward(&args)))
+        guard(|| each_layer!(self.layer()?, layer => layer.backward(&args)))
     }
 
     /// Copies of the parameters under PyTorch names.
     #[napi]
-    pub fn get_weights(&self) -> napi::Result<Vec<NamedTensor>, ErrorCode> {
-        guard(|| Ok(each_layer!(&self.inner, layer => layer.weights())))
+    pub fn get_weights(&self) -> napi::Result<Vec<NamedTensorOutput>, ErrorCode> {
+        guard(|| Ok(each_layer!(self.layer()?, layer => layer.weights())))
     }
 
     /// Replaces the named parameters (all or some); nothing changes unless every
     /// entry is valid. Drops the forward cache, which the old weights produced.
     #[napi]
     pub fn set_weights(&mut self, weights: Vec<NamedTensor>) -> napi::Result<(), ErrorCode> {
-        guard(|| each_layer!(&mut self.inner, layer => layer.set_weights(&weights)))
+        guard(|| each_layer!(self.layer_mut()?, layer => layer.set_weights(&weights)))
     }
+
+    /// Frees the parameters and the forward cache now rather than when JS collects the
+    /// object. Every later call fails with `ODYSSEY_STATE`; disposing twice is fine.
+    #[napi]
+    pub fn dispose(&mut self) -> napi::Result<(), ErrorCode> {
+        guard(|| {
+            self.inner = None;
+            Ok(())
+        })
+    }
+}
+
+impl NativeRecurrent {
+    fn layer(&self) -> Result<&AnyLayer, BindingError> {
+        self.inner.as_ref().ok_or_else(disposed)
+    }
+
+    fn layer_mut(&mut self) -> Result<&mut AnyLayer, BindingError> {
+        self.inner.as_mut().ok_or_else(disposed)
+    }
+}
+
+fn disposed() -> BindingError {
+    BindingError::State("this layer has been disposed; create another one".to_owned())
 }
 
 enum AnyLayer {
@@ -319,7 +360,7 @@ impl<F: JsFloat, L: Recurrent<F>> Stateful<F, L> {
                 .zip(&grads.params)
                 .map(|(name, g)| named_tensor(name, g.view()))
                 .collect(),
-            step_grad_norms: Float64Array::new(
+            step_grad_norms: Floats::F64(
                 grads
                     .step_grad_norms
                     .iter()
@@ -329,7 +370,7 @@ impl<F: JsFloat, L: Recurrent<F>> Stateful<F, L> {
         })
     }
 
-    fn weights(&self) -> Vec<NamedTensor> {
+    fn weights(&self) -> Vec<NamedTensorOutput> {
         let tensors = self.layer.parameters().tensors();
         tensors
             .into_iter()
@@ -374,8 +415,8 @@ fn optional_state<'a, F: JsFloat>(
     array.map(|a| view2(a, name, dims)).transpose()
 }
 
-fn named_tensor<F: JsFloat>(name: &str, tensor: ArrayViewD<'_, F>) -> NamedTensor {
-    NamedTensor {
+fn named_tensor<F: JsFloat>(name: &str, tensor: ArrayViewD<'_, F>) -> NamedTensorOutput {
+    NamedTensorOutput {
         name: format!("{name}{LAYER_SUFFIX}"),
         shape: js_shape(tensor.shape()),
         data: to_js(&tensor),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{AsyncTask, Either3, Float64Array};
+use napi::bindgen_prelude::{AsyncTask, Either3};
 use napi::threadsafe_function::{ThreadsafeFunction, UnknownReturnValue};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
@@ -15,7 +15,7 @@ use odyssey_core::model::fit::train_batch;
 use odyssey_core::model::{describe, Batch, FitOptions, Model, ModelSpec, StepReport, Tbptt};
 use odyssey_core::Error;
 
-use crate::convert::{js_shape, to_js};
+use crate::convert::{js_shape, to_js, Floats};
 use crate::data::{
     copy_inputs, into_values, DatasetArgs, InputArgs, ModelFloat, OwnedDataset, OwnedInput,
 };
@@ -24,7 +24,7 @@ use crate::dto::{
     TensorOutput,
 };
 use crate::error::{guard, BindingError, ErrorCode};
-use crate::layer::{named_values, weight_shapes, NamedTensor};
+use crate::layer::{named_values, weight_shapes, NamedTensor, NamedTensorOutput};
 use crate::session::{each_session, AnySession, Lease, Session, Shared};
 use crate::tasks::{
     settle, BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, PredictTask, SaveTask,
@@ -303,7 +303,7 @@ impl NativeModel {
 
     /// Copies of every tensor under its key `"{node}.{pytorch name}"` (`lstm.weight_ih_l0`).
     #[napi]
-    pub fn get_weights(&self) -> napi::Result<Vec<NamedTensor>, ErrorCode> {
+    pub fn get_weights(&self) -> napi::Result<Vec<NamedTensorOutput>, ErrorCode> {
         guard(|| {
             self.now("getWeights", |s| {
                 Ok(each_session!(s, s => weights_of(&s.trainer.model)))
@@ -402,7 +402,7 @@ fn gradient_flow_on<F: ModelFloat>(
         .map(|(node, suffix, norms)| GradientFlowEntry {
             node,
             layer: suffix.trim_start_matches('_').to_owned(),
-            norms: Float64Array::new(norms.iter().map(|n| n.to_f64_lossy()).collect()),
+            norms: Floats::F64(norms.iter().map(|n| n.to_f64_lossy()).collect()),
         })
         .collect())
 }
@@ -419,11 +419,11 @@ fn step_on<F: ModelFloat>(
     })
 }
 
-fn weights_of<F: ModelFloat>(model: &Model<F>) -> Vec<NamedTensor> {
+fn weights_of<F: ModelFloat>(model: &Model<F>) -> Vec<NamedTensorOutput> {
     model
         .named_tensors()
         .into_iter()
-        .map(|(name, t)| NamedTensor {
+        .map(|(name, t)| NamedTensorOutput {
             name,
             shape: js_shape(t.shape()),
             data: to_js(&t),

@@ -27,7 +27,8 @@ use odyssey_core::model::{
     FitOptions, FitSummary,
 };
 
-use crate::data::{Floats, ModelFloat, OwnedDataset};
+use crate::convert::Floats;
+use crate::data::{ModelFloat, OwnedDataset};
 use crate::dto::TensorOutput;
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::exit::Job;
@@ -419,7 +420,7 @@ impl Task for PredictTask {
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<TensorOutput> {
         settle(&env, output, |p| TensorOutput {
-            data: p.data.into_js(),
+            data: p.data,
             shape: p.shape,
         })
     }
