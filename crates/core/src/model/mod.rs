@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod dataset;
+pub mod decode;
 pub mod fit;
 pub mod graph;
 mod metrics;
