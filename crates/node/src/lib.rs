@@ -11,6 +11,7 @@ compile_error!("odyssey-node must be built with panic = \"unwind\"");
 
 mod convert;
 mod data;
+mod decode;
 mod dto;
 mod error;
 mod exit;

@@ -19,6 +19,7 @@ use crate::convert::{js_shape, to_js, Floats};
 use crate::data::{
     copy_inputs, into_values, DatasetArgs, InputArgs, ModelFloat, OwnedDataset, OwnedInput,
 };
+use crate::decode::{DecodeArgs, DecodeTask};
 use crate::dto::{
     graph_description, FitArgs, GradientFlowEntry, GraphDescription, StepOutput, TbpttArgs,
     TensorOutput,
@@ -223,6 +224,25 @@ impl NativeModel {
                 lease,
                 OwnedDataset::copy(&data)?,
                 batch_size as usize,
+            )))
+        })
+    }
+
+    /// Decodes an encoder–decoder model: the encoder once on `inputs` (every input but the
+    /// decoder's), then the decoder step by step, greedy or by beam search, on a libuv worker.
+    #[napi(ts_return_type = "Promise<DecodeOutput>")]
+    pub fn decode(
+        &self,
+        inputs: Vec<InputArgs>,
+        options: DecodeArgs,
+    ) -> napi::Result<AsyncTask<DecodeTask>, ErrorCode> {
+        guard(|| {
+            let lease = self.lease("decode")?;
+            let inputs = copy_inputs(&inputs);
+            Ok(AsyncTask::new(DecodeTask::new(
+                lease,
+                inputs,
+                (&options).into(),
             )))
         })
     }

@@ -7,6 +7,7 @@
 //! 1; beam search otherwise, with the whole beam in one batch of `n · k` rows
 //! whose carried states are reordered after every step.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ndarray::{Array2, Axis};
@@ -15,7 +16,7 @@ use super::graph::{Model, ModelState};
 use super::node::ForwardMode;
 use super::recurrent_stack::LayerState;
 use super::shapes::ValueKind;
-use super::spec::{LossSpec, OpSpec};
+use super::spec::{InputSpec, LossSpec, OpSpec};
 use super::value::Value;
 use crate::{Error, Result, Scalar};
 
@@ -46,31 +47,13 @@ pub struct Decoded {
 }
 
 /// Decodes every example of `inputs`: the model's inputs other than the decoder's, in the
-/// spec's order. Beam search returns the best of its hypotheses and of the greedy one, by
-/// the ranking score, so it never returns a sequence the model finds less likely than the
-/// greedy one (with `length_penalty` 0).
+/// spec's order (see [`Decoder::decode`]).
 pub fn decode<F: Scalar>(
     model: &Model<F>,
     inputs: Vec<Value<F>>,
     options: &DecodeOptions,
 ) -> Result<Decoded> {
-    let plan = Plan::new(model, options)?;
-    let context = plan.encode(inputs)?;
-    let greedy = plan.greedy(&context)?;
-    if options.beam_width == 1 {
-        return Ok(greedy);
-    }
-    let beam = plan.beam(&context)?;
-    let rank = |ids: &[u32], log_prob: f64| ranking_score(ids, log_prob, options);
-    let (ids, log_probs) = (0..greedy.ids.len())
-        .map(|b| {
-            let beam_wins =
-                rank(&beam.ids[b], beam.log_probs[b]) >= rank(&greedy.ids[b], greedy.log_probs[b]);
-            let best = if beam_wins { &beam } else { &greedy };
-            (best.ids[b].clone(), best.log_probs[b])
-        })
-        .unzip();
-    Ok(Decoded { ids, log_probs })
+    Decoder::new(model, options)?.decode(inputs, &AtomicBool::new(false))
 }
 
 fn ranking_score(ids: &[u32], log_prob: f64, options: &DecodeOptions) -> f64 {
@@ -81,8 +64,9 @@ fn ranking_score(ids: &[u32], log_prob: f64, options: &DecodeOptions) -> f64 {
 /// Values by slot (the model inputs, then every node's output); `None` where not computed.
 type Slots<F> = Vec<Option<Value<F>>>;
 
-/// Which part of the graph runs once (the context) and which step by step (the decoder).
-struct Plan<'m, F> {
+/// A model checked for decoding, knowing which part of its graph runs once (the context)
+/// and which step by step (the decoder).
+pub struct Decoder<'m, F> {
     model: &'m Model<F>,
     options: &'m DecodeOptions,
     /// Slot of the decoder's token input.
@@ -91,8 +75,9 @@ struct Plan<'m, F> {
     stepped: Vec<bool>,
 }
 
-impl<'m, F: Scalar> Plan<'m, F> {
-    fn new(model: &'m Model<F>, options: &'m DecodeOptions) -> Result<Self> {
+impl<'m, F: Scalar> Decoder<'m, F> {
+    /// Checks the options and that the model is an encoder–decoder `decoder_input` can drive.
+    pub fn new(model: &'m Model<F>, options: &'m DecodeOptions) -> Result<Self> {
         check_options(options)?;
         let spec = model.spec();
         let shapes = model.shapes();
@@ -108,14 +93,46 @@ impl<'m, F: Scalar> Plan<'m, F> {
         for (n, reads) in shapes.node_inputs.iter().enumerate() {
             stepped[first_node + n] = reads.iter().any(|&s| stepped[s]);
         }
-        let plan = Plan {
+        let decoder = Decoder {
             model,
             options,
             decoder,
             stepped,
         };
-        plan.check_decoder()?;
-        Ok(plan)
+        decoder.check_decoder()?;
+        Ok(decoder)
+    }
+
+    /// The inputs [`Decoder::decode`] takes: the model's, but the decoder's.
+    pub fn encoder_inputs(&self) -> Vec<InputSpec> {
+        let inputs = self.model.spec().inputs.iter().enumerate();
+        inputs
+            .filter(|&(s, _)| s != self.decoder)
+            .map(|(_, spec)| spec.clone())
+            .collect()
+    }
+
+    /// Decodes every example of `inputs` (as [`Decoder::encoder_inputs`] lists them). Beam
+    /// search returns the best of its hypotheses and of the greedy one, by the ranking score,
+    /// so it never returns a sequence the model finds less likely than the greedy one (with
+    /// `length_penalty` 0). Raising `cancel` stops it before its next step, with an error.
+    pub fn decode(&self, inputs: Vec<Value<F>>, cancel: &AtomicBool) -> Result<Decoded> {
+        let context = self.encode(inputs)?;
+        let greedy = self.greedy(&context, cancel)?;
+        if self.options.beam_width == 1 {
+            return Ok(greedy);
+        }
+        let beam = self.beam(&context, cancel)?;
+        let rank = |ids: &[u32], log_prob: f64| ranking_score(ids, log_prob, self.options);
+        let (ids, log_probs) = (0..greedy.ids.len())
+            .map(|b| {
+                let beam_wins = rank(&beam.ids[b], beam.log_probs[b])
+                    >= rank(&greedy.ids[b], greedy.log_probs[b]);
+                let best = if beam_wins { &beam } else { &greedy };
+                (best.ids[b].clone(), best.log_probs[b])
+            })
+            .unzip();
+        Ok(Decoded { ids, log_probs })
     }
 
     fn first_node(&self) -> usize {
@@ -246,7 +263,11 @@ impl<'m, F: Scalar> Plan<'m, F> {
         context: &Slots<F>,
         tokens: &[u32],
         state: Option<&ModelState<F>>,
+        cancel: &AtomicBool,
     ) -> Result<(Array2<F>, ModelState<F>)> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::invalid("cancel", "stopped before its last step"));
+        }
         let rows = tokens.len();
         let mut slots = context.clone();
         slots[self.decoder] = Some(Value::Tokens {
@@ -280,7 +301,7 @@ impl<'m, F: Scalar> Plan<'m, F> {
     }
 
     /// Greedy: every row takes its most likely token.
-    fn greedy(&self, (context, n): &(Slots<F>, usize)) -> Result<Decoded> {
+    fn greedy(&self, (context, n): &(Slots<F>, usize), cancel: &AtomicBool) -> Result<Decoded> {
         let n = *n;
         let mut tokens = vec![self.options.start; n];
         let mut ids = vec![Vec::new(); n];
@@ -288,7 +309,7 @@ impl<'m, F: Scalar> Plan<'m, F> {
         let mut open = vec![true; n];
         let mut state = None;
         for _ in 0..self.options.max_steps {
-            let (logits, finals) = self.step(context, &tokens, state.as_ref())?;
+            let (logits, finals) = self.step(context, &tokens, state.as_ref(), cancel)?;
             for b in 0..n {
                 if !open[b] {
                     continue;
@@ -312,7 +333,7 @@ impl<'m, F: Scalar> Plan<'m, F> {
     }
 
     /// Beam search over `k` hypotheses per example, rows `b·k..(b+1)·k` of one batch.
-    fn beam(&self, (context, n): &(Slots<F>, usize)) -> Result<Decoded> {
+    fn beam(&self, (context, n): &(Slots<F>, usize), cancel: &AtomicBool) -> Result<Decoded> {
         let (n, k) = (*n, self.options.beam_width);
         let rows: Vec<usize> = (0..n).flat_map(|b| std::iter::repeat_n(b, k)).collect();
         let context: Slots<F> = context
@@ -323,7 +344,7 @@ impl<'m, F: Scalar> Plan<'m, F> {
         let mut tokens = vec![self.options.start; n * k];
         let mut state: Option<ModelState<F>> = None;
         for _ in 0..self.options.max_steps {
-            let (logits, finals) = self.step(&context, &tokens, state.as_ref())?;
+            let (logits, finals) = self.step(&context, &tokens, state.as_ref(), cancel)?;
             let mut parents = Vec::with_capacity(n * k);
             for (b, beam) in beams.iter_mut().enumerate() {
                 let rows = logits.slice(ndarray::s![b * k..(b + 1) * k, ..]);
