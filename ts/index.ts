@@ -33,6 +33,7 @@ export type {
 } from './model/spec'
 export type { ClipConfig, OptimizerConfig, ScheduleConfig, TrainingConfig } from './model/training'
 export type { GenerateOptions } from './model/generate'
+export type { DecodeOptions, ScoredDecoding } from './model/decode'
 export type {
   Dataset,
   Inputs,

@@ -27,6 +27,7 @@ import { checkBoolean, checkObject, checkOptionKeys, checkSize, checkWeightTenso
 import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './data'
 import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './fit'
 import { checkStateDictArgs } from './interop'
+import { decodeArgs, type DecodeOptions, type ScoredDecoding } from './decode'
 import { generate, type GenerateOptions } from './generate'
 import { probabilitiesOf } from './probabilities'
 import { sequentialGraph, type Layer } from './layers'
@@ -312,6 +313,23 @@ export class Model {
     const { data, shape } = callNative(() => this.native.step(inputs))
     // A sequence output has a time axis of one step here.
     return { data, shape: shape.length === 3 ? [shape[0], shape[2]] : shape }
+  }
+
+  /**
+   * Decodes an encoder–decoder model (see `DecodeOptions`) on a worker thread: the nodes that do
+   * not read `decoderInput` (the encoder) run once on `inputs` — every model input but that one —
+   * then the decoder runs step by step from `start`, reading its own tokens, until `stop` or
+   * `maxSteps`: greedy for `beamWidth` 1, beam search otherwise (never less likely than greedy).
+   * Returns the ids of each example without `start` and `stop`, with `scores: true` also their
+   * log-probabilities.
+   */
+  async decode(inputs: Inputs, options: DecodeOptions & { scores: true }): Promise<ScoredDecoding>
+  async decode(inputs: Inputs, options: DecodeOptions): Promise<Uint32Array[]>
+  async decode(inputs: Inputs, options: DecodeOptions): Promise<Uint32Array[] | ScoredDecoding> {
+    this.checkUsable()
+    const args = decodeArgs(inputs, this.described, options)
+    const { ids, logProbs } = await awaitNative(() => this.native.decode(args.inputs, args.options))
+    return args.scores ? { ids, scores: logProbs } : ids
   }
 
   /**

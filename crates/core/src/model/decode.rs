@@ -100,6 +100,7 @@ impl<'m, F: Scalar> Decoder<'m, F> {
             stepped,
         };
         decoder.check_decoder()?;
+        decoder.check_tokens(shapes.output().width)?;
         Ok(decoder)
     }
 
@@ -284,7 +285,6 @@ impl<'m, F: Scalar> Decoder<'m, F> {
         let logits = logits
             .into_shape_with_order((rows, width))
             .expect("[rows, 1, vocabulary]");
-        self.check_tokens(width)?;
         Ok((logits, finals))
     }
 
