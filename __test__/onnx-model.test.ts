@@ -94,3 +94,57 @@ describe('model.exportOnnx', () => {
     model.dispose()
   })
 })
+
+describe('model.exportOnnx of encoder–decoder graphs', () => {
+  const [SRC_TIME, TGT_TIME] = [5, 4]
+  const src = {
+    data: randomArray('float32', BATCH * SRC_TIME * 2, 60) as Float32Array,
+    shape: [BATCH, SRC_TIME, 2] as [number, number, number],
+    lengths: [5, 2, 4, 3],
+  }
+  const tgt = {
+    data: randomArray('float32', BATCH * TGT_TIME * 3, 61) as Float32Array,
+    shape: [BATCH, TGT_TIME, 3] as [number, number, number],
+    lengths: [4, 4, 1, 2],
+  }
+  const context = { data: randomArray('float32', BATCH * 3, 62) as Float32Array, shape: [BATCH, 3] as [number, number] }
+  const seq2seqFeeds = {
+    src: { data: src.data, dims: src.shape },
+    src_lengths: { data: Int32Array.from(src.lengths), dims: [BATCH] },
+    tgt: { data: tgt.data, dims: tgt.shape },
+    tgt_lengths: { data: Int32Array.from(tgt.lengths), dims: [BATCH] },
+    context: { data: context.data, dims: context.shape },
+  }
+
+  it('LSTM and bidirectional RNN decoders started from encoders, a context vector repeated over time: predict', async () => {
+    const model = Model.fromSpec({
+      inputs: [
+        { kind: 'sequence', name: 'src', features: 2 },
+        { kind: 'sequence', name: 'tgt', features: 3 },
+        { kind: 'vector', name: 'context', features: 3 },
+      ],
+      nodes: [
+        { name: 'enc', inputs: ['src'], type: 'lstm', hiddenSize: 4, numLayers: 2, output: 'states', peepholes: false },
+        { name: 'dec', inputs: ['tgt'], type: 'lstm', hiddenSize: 4, numLayers: 2, initialState: 'enc' },
+        { name: 'init', inputs: ['context'], type: 'dense', units: 6, activation: 'tanh' },
+        { name: 'each', inputs: ['context', 'tgt'], type: 'repeat' },
+        { name: 'joined', inputs: ['dec', 'each'], type: 'concat' },
+        { name: 'rnn', inputs: ['joined'], type: 'rnn', hiddenSize: 3, bidirectional: true, initialState: 'init' },
+        { name: 'head', inputs: ['rnn'], type: 'dense', units: 2 },
+      ],
+      output: 'head',
+      loss: 'mse',
+      seed: 6,
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+    })
+    const x = { src, tgt, context }
+    model.trainStep({ x, y: { data: randomArray('float32', BATCH * TGT_TIME * 2, 63), shape: [BATCH, TGT_TIME, 2] } })
+    const path = join(dir, 'seq2seq.onnx')
+    await model.exportOnnx(path)
+    const expected = await model.predict(x)
+    expect(expected.shape).toEqual([BATCH, TGT_TIME, 2])
+    const out = await runOnnx(path, seq2seqFeeds)
+    expectNear('head', out.head, expected.data, TOLERANCE)
+    model.dispose()
+  })
+})

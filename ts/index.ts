@@ -15,6 +15,7 @@ export {
   type Evaluation,
   type GradientFlow,
   type ModelConfig,
+  type RecurrentState,
   type SequentialConfig,
   type StepReport,
 } from './model'

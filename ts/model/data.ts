@@ -75,8 +75,8 @@ export interface Dataset {
 interface CheckedInputs {
   args: InputArgs[]
   n: number
-  /** Time axis of the first sequence or token input. */
-  time: number | undefined
+  /** Time axis of each sequence or token input, by name. */
+  times: ReadonlyMap<string, number>
 }
 
 function shapeError(message: string): never {
@@ -211,16 +211,16 @@ function inputTensors(x: unknown, graph: DescribedGraph, label: string): [InputS
  */
 export function checkInputs(x: unknown, graph: DescribedGraph, label: string): CheckedInputs {
   let n: number | undefined
-  let time: number | undefined
+  const times = new Map<string, number>()
   const args = inputTensors(x, graph, label).map(([spec, value, inputLabel]) => {
     const checked = checkInput(spec, value, graph, inputLabel)
     if (n !== undefined && checked.n !== n)
       shapeError(`${inputLabel}.shape: expected n = ${n} examples (as the other inputs), got ${checked.n}`)
     n = checked.n
-    time ??= checked.time
+    if (checked.time !== undefined) times.set(spec.name, checked.time)
     return checked.arg
   })
-  return { args, n: n!, time }
+  return { args, n: n!, times }
 }
 
 /** Checks targets against the graph's output and loss. */
@@ -232,8 +232,10 @@ function checkTargets(y: unknown, graph: DescribedGraph, inputs: CheckedInputs, 
     classes ? '{ classes: Uint32Array, shape }' : `{ data: ${ARRAY_NAMES[graph.spec.dtype]}, shape }`,
   )
   const fields = checkObject(label, y)
-  const { n, time } = inputs
+  const { n } = inputs
   const { output } = graph
+  // A sequence output has the time axis of the input it was computed along (the core says which).
+  const time = output.time === undefined ? undefined : inputs.times.get(output.time)
   const dims: [string, number][] =
     output.kind === 'sequence'
       ? [

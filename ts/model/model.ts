@@ -72,6 +72,12 @@ export interface Evaluation {
   examples: number
 }
 
+/** One recurrent node's state: `h` and, for an LSTM, `c`, each `[layers·directions, batch, H]`. */
+export interface RecurrentState {
+  h: Tensor
+  c?: Tensor
+}
+
 /** How the gradient flows back through time in one recurrent layer entry (SPEC §2). */
 export interface GradientFlow {
   /** The recurrent node and the layer entry in it: `'l0'`, `'l1'`, `'l0_reverse'`, ... */
@@ -305,7 +311,9 @@ export class Model {
    * Streaming inference, one time step per call: sequence inputs `[batch, features]`, token
    * inputs `[batch]` (ids), vector inputs `[batch, features]`. Returns the output at this step,
    * `[batch, width]`, carrying every recurrent layer's state to the next call; over a whole
-   * sequence it gives exactly what `predict` gives. Not for bidirectional layers.
+   * sequence it gives exactly what `predict` gives. Not for bidirectional layers. Continues from
+   * whatever state is set (`setState`); a node with `initialState` starts from that value until it
+   * carries a state of its own.
    */
   step(x: StepInputs): Tensor {
     this.checkUsable()
@@ -341,6 +349,38 @@ export class Model {
   generate(options: GenerateOptions): Uint32Array[] {
     this.checkUsable()
     return generate(this, this.described, options)
+  }
+
+  /**
+   * The state the next `step` starts from, per recurrent node: `h` (and `c` for an LSTM), each
+   * `[layers·directions, batch, H]` (PyTorch's `(h_n, c_n)`, entries layer-major, forward first).
+   * Empty before the first `step` and after `resetState` (zeros, or a node's `initialState`).
+   */
+  getState(): Record<string, RecurrentState> {
+    this.checkUsable()
+    const nodes = callNative(() => this.native.getState())
+    return Object.fromEntries(nodes.map(({ node, h, c }) => [node, c === undefined || c === null ? { h } : { h, c }]))
+  }
+
+  /**
+   * Sets the state the next `step` starts from, for any of the recurrent nodes (beam search, a
+   * decoder started from a state computed elsewhere). Every entry is checked before anything
+   * changes: a recurrent node's name, `h` (and for an LSTM `c`) of shape
+   * `[layers·directions, batch, H]` with one batch across them, finite values of the model's dtype.
+   * Nodes left out keep their state when the batch is the same, and start from zeros otherwise.
+   */
+  setState(state: Record<string, RecurrentState>): void {
+    this.checkUsable()
+    const nodes = Object.entries(checkObject('state', state)).map(([node, value]) => {
+      const fields = checkObject(`state.${node}`, value)
+      checkOptionKeys(fields, ['h', 'c'], `state.${node}`)
+      const tensor = (part: 'h' | 'c') => {
+        const [checked] = checkWeightTensors({ [`state.${node}.${part}`]: fields[part] as Tensor }, this.dtype)
+        return { data: checked.data, shape: checked.shape }
+      }
+      return { node, h: tensor('h'), c: fields.c === undefined ? undefined : tensor('c') }
+    })
+    callNative(() => this.native.setState(nodes))
   }
 
   /** Forgets the state `step` carries: the next `step` starts new sequences (also for another batch size). */

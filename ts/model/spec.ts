@@ -56,6 +56,15 @@ interface RecurrentOptions {
   merge?: Merge
   /** Default `'sequence'`. */
   output?: RecurrentOutput
+  /**
+   * The node or `vector` input whose value starts this node (graphs only): a recurrent node of the
+   * same type, `numLayers`, directions and `hiddenSize` whose `output` is `'states'` (its final
+   * states become this node's initial states, layer by layer and direction by direction, as
+   * PyTorch's `decoder(x, encoder(src)[1])`; the gradient flows back into it), or any vector
+   * `[n, layers·directions·2H]` (LSTM: h then c per layer entry) / `[n, layers·directions·H]`
+   * (simple RNN), e.g. a dense layer of image features. Default: zeros.
+   */
+  initialState?: string
 }
 
 export interface LstmLayerOptions extends RecurrentOptions {
@@ -82,8 +91,10 @@ export type OpSpec =
   | { type: 'dense'; units: number; activation?: DenseActivation }
   /** Inverted dropout while training, identity otherwise. */
   | { type: 'dropout'; rate: number }
-  /** Joins the inputs' features (all vectors, or all sequences). */
+  /** Joins the inputs' features (all vectors, or all sequences; `repeat` a vector to join it to a sequence). */
   | { type: 'concat' }
+  /** Inputs: a vector `[n, w]`, then a sequence or token ids `[n, time]`: the vector at every step, `[n, time, w]`, with that input's lengths. */
+  | { type: 'repeat' }
   /** Elementwise product of inputs of one shape. */
   | { type: 'multiply' }
   /** Scales every row to unit L2 norm. */
@@ -120,6 +131,8 @@ export interface ValueShape {
   /** `'sequence'`: `[n, time, width]`; `'tokens'`: ids `[n, time]` (width 0); `'vector'`: `[n, width]`. */
   kind: 'sequence' | 'tokens' | 'vector'
   width: number
+  /** The model input whose time axis and lengths a sequence (or tokens) value has. */
+  time?: string
 }
 
 /** A checked graph, with the shape of every value. */
@@ -136,7 +149,7 @@ const RECURRENT_OUTPUTS: readonly RecurrentOutput[] = ['sequence', 'last', 'stat
 const MERGES: readonly Merge[] = ['concat', 'sum']
 const DENSE_ACTIVATIONS: readonly DenseActivation[] = ['none', 'tanh', 'relu', 'sigmoid']
 const RNN_ACTIVATIONS: readonly RnnActivation[] = ['tanh', 'relu']
-const RECURRENT_KEYS = ['hiddenSize', 'numLayers', 'bidirectional', 'merge', 'output'] as const
+const RECURRENT_KEYS = ['hiddenSize', 'numLayers', 'bidirectional', 'merge', 'output', 'initialState'] as const
 
 function checkName(label: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) {
@@ -164,15 +177,17 @@ function checkInputSpec(value: unknown, index: number): InputSpec {
   return { kind, name, features: checkSize(`${label}.features`, fields.features) }
 }
 
-/** Checks a recurrent node's options and fills in their defaults. */
-function checkRecurrent(label: string, fields: Record<string, unknown>): Required<RecurrentOptions> {
-  return {
+/** Checks a recurrent node's options and fills in their defaults (`initialState` has none). */
+function checkRecurrent(label: string, fields: Record<string, unknown>): RecurrentOptions {
+  const options: RecurrentOptions = {
     hiddenSize: checkSize(`${label}.hiddenSize`, fields.hiddenSize),
     numLayers: checkSize(`${label}.numLayers`, fields.numLayers ?? 1),
     bidirectional: checkBoolean(`${label}.bidirectional`, fields.bidirectional ?? false),
     merge: checkOneOf(`${label}.merge`, fields.merge ?? 'concat', MERGES),
     output: checkOneOf(`${label}.output`, fields.output ?? 'sequence', RECURRENT_OUTPUTS),
   }
+  if (fields.initialState !== undefined) options.initialState = checkName(`${label}.initialState`, fields.initialState)
+  return options
 }
 
 /** Checks one operation (without name and inputs) and fills in its defaults. */
@@ -185,6 +200,7 @@ export function checkOp(value: unknown, label: string): OpSpec {
     'dense',
     'dropout',
     'concat',
+    'repeat',
     'multiply',
     'l2Normalize',
   ] as const)
@@ -258,7 +274,12 @@ export function describeGraph(graph: GraphSpec): DescribedGraph {
   } catch (error) {
     throw fromNativeError(error)
   }
-  const values = new Map(described.values.map(({ name, kind, width }) => [name, { kind, width } as ValueShape]))
+  const values = new Map(
+    described.values.map(({ name, kind, width, time }) => [
+      name,
+      { kind, width, ...(time === undefined || time === null ? {} : { time }) } as ValueShape,
+    ]),
+  )
   return {
     spec,
     values,

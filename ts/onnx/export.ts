@@ -10,7 +10,7 @@ import { checkBoolean, checkOptionKeys } from '../validate'
 import { describeGraph, type GraphSpec, type InputSpec, type Loss, type NodeSpec } from '../model/spec'
 import { writeFileAtomic } from '../util/fs'
 import type { EmitContext, GraphValue, OnnxExportOptions } from './context'
-import { emitConcat, emitDense, emitEmbedding, emitL2Normalize, emitMultiply } from './feed-forward'
+import { emitConcat, emitDense, emitEmbedding, emitL2Normalize, emitMultiply, emitRepeat } from './feed-forward'
 import { ElementType, GraphBuilder, type Dim } from './graph'
 import { emitRecurrent } from './recurrent'
 import { ModelProtoSchema } from './schema/onnx_pb'
@@ -54,7 +54,8 @@ function emitNode(ctx: EmitContext, node: NodeSpec, inputs: readonly GraphValue[
   switch (node.type) {
     case 'lstm':
     case 'rnn':
-      return emitRecurrent(ctx, node, first)
+      // The core lists the initialState value after the sequence (describeGraph checked its shape).
+      return emitRecurrent(ctx, node, first, inputs[1])
     case 'dense':
       return emitDense(ctx, node, first)
     case 'embedding':
@@ -64,6 +65,8 @@ function emitNode(ctx: EmitContext, node: NodeSpec, inputs: readonly GraphValue[
       return first
     case 'concat':
       return emitConcat(ctx, node, inputs)
+    case 'repeat':
+      return emitRepeat(ctx, node, inputs)
     case 'multiply':
       return emitMultiply(ctx, node, inputs)
     case 'l2Normalize':
@@ -92,7 +95,9 @@ function emitGraph(ctx: EmitContext, spec: GraphSpec): GraphValue {
   for (const input of spec.inputs) values.set(input.name, declareInput(ctx, input))
   // describeGraph checked that every name read is an input or an earlier node.
   for (const node of spec.nodes) {
-    const inputs = node.inputs.map((name) => values.get(name)!)
+    const reads =
+      'initialState' in node && node.initialState !== undefined ? [...node.inputs, node.initialState] : node.inputs
+    const inputs = reads.map((name) => values.get(name)!)
     values.set(node.name, emitNode(ctx, node, inputs))
   }
   return values.get(spec.output)!

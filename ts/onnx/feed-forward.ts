@@ -69,6 +69,21 @@ export function emitConcat(ctx: EmitContext, spec: NodeOf<'concat'>, inputs: rea
   return { ...inputs[0], width, name }
 }
 
+/** A vector `[batch, w]` at every step of the second input's time axis: Expand to `[batch, time, w]`. */
+export function emitRepeat(ctx: EmitContext, spec: NodeOf<'repeat'>, inputs: readonly GraphValue[]): GraphValue {
+  const { graph } = ctx
+  const [vector, sequence] = inputs
+  const batchTime = graph.op1('Shape', [sequence.name], `${spec.name}/batch_time`, { start: 0, end: 2 })
+  const shape = graph.op1('Concat', [batchTime, graph.int64([vector.width])], `${spec.name}/shape`, { axis: 0 })
+  const column = graph.op1('Unsqueeze', [vector.name, graph.int64([1])], `${spec.name}/column`)
+  return {
+    ...sequence,
+    kind: 'sequence',
+    width: vector.width,
+    name: graph.op1('Expand', [column, shape], `${spec.name}/repeated`),
+  }
+}
+
 /** Elementwise product of inputs of one shape. */
 export function emitMultiply(ctx: EmitContext, spec: NodeOf<'multiply'>, inputs: readonly GraphValue[]): GraphValue {
   const product = inputs

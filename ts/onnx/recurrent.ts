@@ -264,23 +264,52 @@ function emitLayer(
 }
 
 /**
+ * An `initialState` value `[batch, L·D·(H + H)]` (or `[batch, L·D·H]`), h then c per layer entry,
+ * as the stacked initial states `[L·D, batch, H]` that each layer slices its rows from.
+ */
+function statesFromVector(graph: GraphBuilder, plan: StackPlan, vector: string): InitialStates {
+  const { name, hidden, format } = plan
+  const perEntry = format.hasCell ? 2 * hidden : hidden
+  const entries = graph.op1(
+    'Reshape',
+    [vector, graph.int64([0, plan.layers * plan.directions, perEntry])],
+    `${name}/initial/entries`,
+  )
+  const entryMajor = graph.op1('Transpose', [entries], `${name}/initial/entry_major`, { perm: [1, 0, 2] })
+  if (!format.hasCell) return { h0: entryMajor, c0: '' }
+  const part = (start: number, base: string) =>
+    graph.op1(
+      'Slice',
+      [entryMajor, graph.int64([start]), graph.int64([start + hidden]), graph.int64([2])],
+      `${name}/initial/${base}`,
+    )
+  return { h0: part(0, 'h0'), c0: part(hidden, 'c0') }
+}
+
+/**
  * A recurrent node: `input` `[batch, time, X]` → `[batch, time, H']` (`sequence`),
- * `[batch, H']` (`last`) or `[batch, L·D·(H + H)]` / `[batch, L·D·H]` (`states`).
+ * `[batch, H']` (`last`) or `[batch, L·D·(H + H)]` / `[batch, L·D·H]` (`states`). With
+ * `initialState` the node starts from that value (and takes no `{node}_h0` input).
  */
 export function emitRecurrent(
   ctx: EmitContext,
   spec: Extract<NodeSpec, { type: 'lstm' | 'rnn' }>,
   input: GraphValue,
+  initialState?: GraphValue,
 ): GraphValue {
   const { graph, options } = ctx
   // describeGraph filled in every default.
   const plan = planStack(spec as LstmNodeSpec | RnnNodeSpec, options.state)
   const { name, hidden, directions, merge, format } = plan
   const stateDims = [plan.layers * directions, 'batch', hidden]
-  const initial = {
-    h0: options.state ? graph.addInput(`${name}_h0`, ElementType.float, stateDims) : '',
-    c0: options.state && format.hasCell ? graph.addInput(`${name}_c0`, ElementType.float, stateDims) : '',
-  }
+  const fromInputs = options.state && initialState === undefined
+  const initial =
+    initialState === undefined
+      ? {
+          h0: fromInputs ? graph.addInput(`${name}_h0`, ElementType.float, stateDims) : '',
+          c0: fromInputs && format.hasCell ? graph.addInput(`${name}_c0`, ElementType.float, stateDims) : '',
+        }
+      : statesFromVector(graph, plan, initialState.name)
   let x = graph.op1('Transpose', [input.name], `${name}/time_major`, { perm: [1, 0, 2] })
   let width = input.width
   const outputs: LayerOutputs[] = []

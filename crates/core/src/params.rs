@@ -62,7 +62,7 @@ pub fn assign_named<F: Scalar>(
             .iter()
             .position(|(name, _)| name == source.name)
             .ok_or_else(|| unknown_name(source.name, &targets, owner))?;
-        checked.push((index, checked_values(source, targets[index].1.shape())?));
+        checked.push((index, source.checked(targets[index].1.shape())?));
     }
     for (index, values) in checked {
         targets[index].1.assign(&values);
@@ -78,33 +78,29 @@ fn unknown_name<F>(name: &str, targets: &[(String, ArrayViewMutD<'_, F>)], owner
     }
 }
 
-/// The values of `source` as a tensor of `expected` shape, once shape, length and finiteness hold.
-fn checked_values<'a, F: Scalar>(
-    source: &NamedValues<'a, F>,
-    expected: &[usize],
-) -> Result<ArrayViewD<'a, F>> {
-    if source.shape != expected {
-        return Err(Error::shape(
-            source.name,
-            format!("{expected:?}"),
-            source.shape,
-        ));
+impl<'a, F: Scalar> NamedValues<'a, F> {
+    /// The values as a tensor of `expected` shape, once the declared shape is
+    /// `expected`, the data holds that many values and all are finite.
+    pub fn checked(&self, expected: &[usize]) -> Result<ArrayViewD<'a, F>> {
+        if self.shape != expected {
+            return Err(Error::shape(self.name, format!("{expected:?}"), self.shape));
+        }
+        let data_name = format!("{}.data", self.name);
+        let count: usize = expected.iter().product();
+        if self.data.len() != count {
+            return Err(Error::shape(
+                &data_name,
+                format!("{expected:?} ({count} elements)"),
+                &[self.data.len()],
+            ));
+        }
+        if let Some((index, value)) = self.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                name: data_name,
+                index,
+                value: value.to_f64_lossy(),
+            });
+        }
+        Ok(ArrayViewD::from_shape(expected, self.data).expect("length checked above"))
     }
-    let data_name = format!("{}.data", source.name);
-    let count: usize = expected.iter().product();
-    if source.data.len() != count {
-        return Err(Error::shape(
-            &data_name,
-            format!("{expected:?} ({count} elements)"),
-            &[source.data.len()],
-        ));
-    }
-    if let Some((index, value)) = source.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            name: data_name,
-            index,
-            value: value.to_f64_lossy(),
-        });
-    }
-    Ok(ArrayViewD::from_shape(expected, source.data).expect("length checked above"))
 }

@@ -267,3 +267,136 @@ fn specs_with_wiring_errors_are_rejected_when_built_with_the_node_named() {
     let err = Model::<f32>::new(wrong_input).err().unwrap().to_string();
     assert!(err.contains("lstm") && err.contains("sequence"), "{err}");
 }
+
+/// The gradient of every tensor of node `node` (by its position among the trainable tensors).
+fn node_gradient_norm(
+    trainer: &Trainer<f64>,
+    inputs: &[Value<f64>],
+    target: &Target<f64>,
+    node: &str,
+) -> f64 {
+    let (_, grads, _) = trainer.gradients(inputs.to_vec(), target, None, 0).unwrap();
+    let names: Vec<String> = trainer
+        .model
+        .named_tensors()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    names
+        .iter()
+        .zip(&grads.params)
+        .filter(|(name, _)| name.starts_with(&format!("{node}.")))
+        .map(|(_, g)| g.iter().map(|v| v * v).sum::<f64>())
+        .sum::<f64>()
+        .sqrt()
+}
+
+#[test]
+fn encoder_decoder_lstm_gradients_reach_the_encoder_and_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let spec = spec(serde_json::json!({
+        "dtype": "float64", "seed": 7,
+        "inputs": [{"kind": "sequence", "name": "src", "features": 3}, {"kind": "sequence", "name": "tgt", "features": 2}],
+        "nodes": [
+            {"name": "enc", "inputs": ["src"], "type": "lstm", "hiddenSize": 3, "numLayers": 2, "output": "states", "peepholes": false},
+            {"name": "dec", "inputs": ["tgt"], "type": "lstm", "hiddenSize": 3, "numLayers": 2, "initialState": "enc"},
+            {"name": "out", "inputs": ["dec"], "type": "dense", "units": 2}
+        ],
+        "output": "out", "loss": "mse"
+    }));
+    let inputs = vec![
+        Value::Sequence {
+            data: random3(&mut rng, (3, 5, 3)),
+            lengths: Arc::from(vec![5, 2, 4]),
+        },
+        Value::Sequence {
+            data: random3(&mut rng, (3, 4, 2)),
+            lengths: Arc::from(vec![4, 3, 1]),
+        },
+    ];
+    let target = Target::Values(random3(&mut rng, (3, 4, 2)).into_dyn());
+    let trainer = Trainer::new(Model::<f64>::new(spec).unwrap(), sgd(0.1)).unwrap();
+    // The encoder's only path to the loss is the decoder's initial state.
+    assert!(node_gradient_norm(&trainer, &inputs, &target, "enc") > 1e-3);
+    check_gradients(trainer, inputs, target, 16);
+}
+
+#[test]
+fn bidirectional_rnn_decoders_start_from_an_encoder_or_from_a_learned_vector() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let spec = spec(serde_json::json!({
+        "dtype": "float64", "seed": 8,
+        "inputs": [
+            {"kind": "sequence", "name": "src", "features": 2},
+            {"kind": "vector", "name": "image", "features": 3},
+            {"kind": "sequence", "name": "tgt", "features": 2}
+        ],
+        "nodes": [
+            {"name": "enc", "inputs": ["src"], "type": "rnn", "hiddenSize": 2, "bidirectional": true, "output": "states"},
+            {"name": "dec", "inputs": ["tgt"], "type": "rnn", "hiddenSize": 2, "bidirectional": true, "initialState": "enc"},
+            {"name": "init", "inputs": ["image"], "type": "dense", "units": 4, "activation": "tanh"},
+            {"name": "caption", "inputs": ["tgt"], "type": "rnn", "hiddenSize": 2, "bidirectional": true, "merge": "sum", "initialState": "init"},
+            {"name": "both", "inputs": ["dec", "caption"], "type": "concat"},
+            {"name": "out", "inputs": ["both"], "type": "dense", "units": 1}
+        ],
+        "output": "out", "loss": "mse"
+    }));
+    let inputs = vec![
+        Value::Sequence {
+            data: random3(&mut rng, (2, 4, 2)),
+            lengths: Arc::from(vec![4, 3]),
+        },
+        Value::Vector(random2(&mut rng, (2, 3))),
+        Value::Sequence {
+            data: random3(&mut rng, (2, 3, 2)),
+            lengths: Arc::from(vec![2, 3]),
+        },
+    ];
+    let target = Target::Values(random3(&mut rng, (2, 3, 1)).into_dyn());
+    let trainer = Trainer::new(Model::<f64>::new(spec).unwrap(), sgd(0.1)).unwrap();
+    assert!(node_gradient_norm(&trainer, &inputs, &target, "enc") > 1e-3);
+    assert!(node_gradient_norm(&trainer, &inputs, &target, "init") > 1e-3);
+    check_gradients(trainer, inputs, target, 16);
+}
+
+#[test]
+fn a_vector_repeated_over_time_and_joined_to_a_sequence_gets_every_step_s_gradient() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let spec = spec(serde_json::json!({
+        "dtype": "float64", "seed": 9,
+        "inputs": [{"kind": "vector", "name": "context", "features": 3}, {"kind": "tokens", "name": "words"}],
+        "nodes": [
+            {"name": "ctx", "inputs": ["context"], "type": "dense", "units": 2, "activation": "tanh"},
+            {"name": "embed", "inputs": ["words"], "type": "embedding", "vocabSize": 5, "dim": 2},
+            {"name": "each", "inputs": ["ctx", "words"], "type": "repeat"},
+            {"name": "joined", "inputs": ["embed", "each"], "type": "concat"},
+            {"name": "lstm", "inputs": ["joined"], "type": "lstm", "hiddenSize": 3},
+            {"name": "out", "inputs": ["lstm"], "type": "dense", "units": 4}
+        ],
+        "output": "out", "loss": "crossEntropy"
+    }));
+    let inputs = vec![
+        Value::Vector(random2(&mut rng, (2, 3))),
+        Value::Tokens {
+            ids: Array2::from_shape_fn((2, 4), |(b, t)| ((b * 3 + t) % 5) as u32),
+            lengths: Arc::from(vec![4, 3]),
+        },
+    ];
+    let target = Target::Classes(vec![0, 1, 2, 3, 3, 2, 1, 0]);
+    let trainer = Trainer::new(Model::<f64>::new(spec).unwrap(), sgd(0.1)).unwrap();
+    let pass = trainer
+        .model
+        .forward(inputs.clone(), false, 0, None)
+        .unwrap();
+    let Value::Sequence { data, lengths } = &pass.values[4] else {
+        panic!("repeat gives a sequence")
+    };
+    assert_eq!(data.dim(), (2, 4, 2));
+    assert_eq!(&lengths[..], [4, 3]);
+    assert_eq!(
+        data.slice(ndarray::s![1, 3, ..]),
+        data.slice(ndarray::s![1, 0, ..])
+    );
+    assert!(node_gradient_norm(&trainer, &inputs, &target, "ctx") > 1e-3);
+    check_gradients(trainer, inputs, target, 16);
+}

@@ -30,8 +30,8 @@ fn error_of(spec: ModelSpec) -> String {
     err.to_string()
 }
 
-fn shape(kind: ValueKind, width: usize) -> ValueShape {
-    ValueShape { kind, width }
+fn shape(kind: ValueKind, width: usize, time: Option<usize>) -> ValueShape {
+    ValueShape { kind, width, time }
 }
 
 #[test]
@@ -55,17 +55,17 @@ fn describe_gives_every_value_its_shape_and_every_token_input_its_smallest_vocab
     assert_eq!(
         shapes,
         [
-            ("x", shape(ValueKind::Sequence, 2)),
-            ("v", shape(ValueKind::Vector, 3)),
-            ("q", shape(ValueKind::Tokens, 0)),
-            ("words", shape(ValueKind::Sequence, 4)),
-            ("chars", shape(ValueKind::Sequence, 2)),
+            ("x", shape(ValueKind::Sequence, 2, Some(0))),
+            ("v", shape(ValueKind::Vector, 3, None)),
+            ("q", shape(ValueKind::Tokens, 0, Some(2))),
+            ("words", shape(ValueKind::Sequence, 4, Some(2))),
+            ("chars", shape(ValueKind::Sequence, 2, Some(2))),
             // 2 layers · 2 directions · (h, c) · 3
-            ("enc", shape(ValueKind::Vector, 24)),
-            ("seq", shape(ValueKind::Sequence, 12)),
-            ("last", shape(ValueKind::Vector, 2)),
-            ("both", shape(ValueKind::Vector, 29)),
-            ("out", shape(ValueKind::Vector, 1)),
+            ("enc", shape(ValueKind::Vector, 24, None)),
+            ("seq", shape(ValueKind::Sequence, 12, Some(0))),
+            ("last", shape(ValueKind::Vector, 2, None)),
+            ("both", shape(ValueKind::Vector, 29, None)),
+            ("out", shape(ValueKind::Vector, 1, None)),
         ]
     );
     assert_eq!(described.vocabularies, [("q".to_owned(), 5)]);
@@ -246,4 +246,115 @@ fn a_model_assigns_weights_by_key_under_the_same_rules() {
         .unwrap();
     let bias = &model.named_tensors()[1].1;
     assert_eq!(bias.as_slice().unwrap(), [0.5, -0.5]);
+}
+
+/// An encoder on `x` and a decoder on `x` whose `initialState` names `source`.
+fn decoder_of(encoder: serde_json::Value, decoder: serde_json::Value) -> ModelSpec {
+    let mut nodes = vec![encoder];
+    let mut decoder = decoder;
+    decoder["name"] = "dec".into();
+    decoder["inputs"] = serde_json::json!(["x"]);
+    nodes.push(decoder);
+    graph(serde_json::Value::Array(nodes))
+}
+
+#[test]
+fn an_initial_state_must_name_a_value_of_the_decoder_s_state_shape() {
+    let encoder = |options: serde_json::Value| {
+        let mut node = serde_json::json!({"name": "enc", "inputs": ["x"], "type": "lstm", "hiddenSize": 4, "output": "states"});
+        node.as_object_mut()
+            .unwrap()
+            .extend(options.as_object().unwrap().clone());
+        node
+    };
+    let good = decoder_of(
+        encoder(serde_json::json!({"numLayers": 2})),
+        serde_json::json!({"type": "lstm", "hiddenSize": 4, "numLayers": 2, "initialState": "enc"}),
+    );
+    let described = describe(&good).unwrap();
+    assert_eq!(
+        described.node_inputs[1],
+        [0, 3],
+        "the decoder reads x, then enc's states"
+    );
+    let cases = [
+        (
+            serde_json::json!({"type": "lstm", "hiddenSize": 4, "initialState": "nope"}),
+            encoder(serde_json::json!({})),
+            "nodes 'dec'.initialState: reads 'nope', which is neither a model input nor an earlier node",
+        ),
+        (
+            serde_json::json!({"type": "lstm", "hiddenSize": 4, "numLayers": 2, "initialState": "enc"}),
+            encoder(serde_json::json!({})),
+            "nodes 'dec'.initialState: 'enc' hands on [n, 8] (the lstm states of 1 layer × 1 direction × (h, c) × H 4), \
+             'dec' needs [n, 16] (the lstm states of 2 layers × 1 direction × (h, c) × H 4)",
+        ),
+        (
+            serde_json::json!({"type": "lstm", "hiddenSize": 4, "bidirectional": true, "initialState": "enc"}),
+            encoder(serde_json::json!({"hiddenSize": 8})),
+            "nodes 'dec'.initialState: 'enc' hands on [n, 16] (the lstm states of 1 layer × 1 direction × (h, c) × H 8), \
+             'dec' needs [n, 16] (the lstm states of 1 layer × 2 directions × (h, c) × H 4)",
+        ),
+        (
+            serde_json::json!({"type": "rnn", "hiddenSize": 4, "initialState": "enc"}),
+            encoder(serde_json::json!({})),
+            "nodes 'dec'.initialState: 'enc' is a lstm node with output 'states'; a rnn node starts from the 'states' output of a rnn node",
+        ),
+        (
+            serde_json::json!({"type": "lstm", "hiddenSize": 4, "initialState": "enc"}),
+            encoder(serde_json::json!({"output": "last"})),
+            "nodes 'dec'.initialState: 'enc' is a lstm node with output 'last'; a lstm node starts from the 'states' output of a lstm node",
+        ),
+        (
+            serde_json::json!({"type": "lstm", "hiddenSize": 4, "initialState": "v"}),
+            encoder(serde_json::json!({})),
+            "nodes 'dec'.initialState: 'v' is [n, 3], 'dec' needs [n, 8] (the lstm states of 1 layer × 1 direction × (h, c) × H 4)",
+        ),
+        (
+            serde_json::json!({"type": "rnn", "hiddenSize": 3, "initialState": "x"}),
+            encoder(serde_json::json!({})),
+            "nodes 'dec'.initialState: 'x' is [n, time, 2], 'dec' needs [n, 3] (the rnn states of 1 layer × 1 direction × h × H 3)",
+        ),
+        (
+            serde_json::json!({"type": "lstm", "hiddenSize": 4, "initialState": "enc"}),
+            serde_json::json!({"name": "enc", "inputs": ["v"], "type": "dense", "units": 7}),
+            "nodes 'dec'.initialState: 'enc' is [n, 7], 'dec' needs [n, 8] (the lstm states of 1 layer × 1 direction × (h, c) × H 4)",
+        ),
+    ];
+    for (decoder, encoder, expected) in cases {
+        assert_eq!(error_of(decoder_of(encoder, decoder)), expected);
+    }
+    // Any vector of the right width will do: a dense layer of an image vector (captioning).
+    describe(&decoder_of(
+        serde_json::json!({"name": "enc", "inputs": ["v"], "type": "dense", "units": 8}),
+        serde_json::json!({"type": "lstm", "hiddenSize": 4, "initialState": "enc"}),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn repeat_takes_a_vector_and_the_sequence_whose_time_axis_it_repeats_over() {
+    let repeated = describe(&graph(serde_json::json!([
+        {"name": "each", "inputs": ["v", "q"], "type": "repeat"},
+        {"name": "both", "inputs": ["x", "each"], "type": "concat"}
+    ])))
+    .unwrap();
+    assert_eq!(repeated.output(), shape(ValueKind::Sequence, 5, Some(0)));
+    let over_tokens = describe(&graph(serde_json::json!([
+        {"name": "each", "inputs": ["v", "q"], "type": "repeat"}
+    ])))
+    .unwrap();
+    assert_eq!(
+        over_tokens.output(),
+        shape(ValueKind::Sequence, 3, Some(2)),
+        "the time axis of q"
+    );
+    for (inputs, expected) in [
+        (serde_json::json!(["v"]), "nodes 'r': repeat reads two inputs, a vector [n, w] and the sequence whose time axis it repeats over, got 1"),
+        (serde_json::json!(["x", "q"]), "nodes 'r': repeat reads a vector [n, w] and then a sequence or token ids [n, time], got [n, time, 2], [n, time] token ids"),
+        (serde_json::json!(["v", "v"]), "nodes 'r': repeat reads a vector [n, w] and then a sequence or token ids [n, time], got [n, 3], [n, 3]"),
+    ] {
+        let spec = graph(serde_json::json!([{"name": "r", "inputs": inputs, "type": "repeat"}]));
+        assert_eq!(error_of(spec), expected);
+    }
 }

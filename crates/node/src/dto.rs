@@ -1,5 +1,6 @@
 //! The plain JS objects `NativeModel`'s methods take and return.
 
+use napi::bindgen_prelude::{Either, Float32Array, Float64Array};
 use napi_derive::napi;
 use odyssey_core::model::{GraphShapes, ValueKind};
 
@@ -58,6 +59,29 @@ pub struct GradientFlowEntry {
     pub norms: Floats,
 }
 
+/// A state tensor from JS, flat and row-major.
+#[napi(object, object_to_js = false)]
+pub struct StateTensorArgs {
+    pub data: Either<Float32Array, Float64Array>,
+    pub shape: Vec<u32>,
+}
+
+/// One recurrent node's state from JS: h (and c for an LSTM), each `[entries, batch, H]`.
+#[napi(object, object_to_js = false)]
+pub struct NodeStateArgs {
+    pub node: String,
+    pub h: StateTensorArgs,
+    pub c: Option<StateTensorArgs>,
+}
+
+/// One recurrent node's state on its way to JS: h (and c for an LSTM), each `[entries, batch, H]`.
+#[napi(object, object_from_js = false)]
+pub struct NodeStateOutput {
+    pub node: String,
+    pub h: TensorOutput,
+    pub c: Option<TensorOutput>,
+}
+
 /// One value of a described graph: a model input or a node's output.
 #[napi(object, object_from_js = false)]
 pub struct ValueDescription {
@@ -65,6 +89,8 @@ pub struct ValueDescription {
     /// `'sequence'` (`[n, time, width]`), `'tokens'` (`[n, time]`, width 0) or `'vector'` (`[n, width]`).
     pub kind: String,
     pub width: f64,
+    /// The model input whose time axis (and lengths) a sequence has; absent for vectors.
+    pub time: Option<String>,
 }
 
 /// The smallest vocabulary of the embeddings reading a token input.
@@ -96,6 +122,7 @@ pub(crate) fn graph_description(shapes: &GraphShapes) -> GraphDescription {
                 name: name.clone(),
                 kind: kind(shape.kind).to_owned(),
                 width: shape.width as f64,
+                time: shape.time.map(|slot| shapes.values[slot].0.clone()),
             })
             .collect(),
         vocabularies: shapes

@@ -12,17 +12,21 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 use odyssey_core::model::checkpoint;
 use odyssey_core::model::fit::train_batch;
-use odyssey_core::model::{describe, Batch, FitOptions, Model, ModelSpec, StepReport, Tbptt};
+use odyssey_core::model::{
+    describe, model_state, node_states, Batch, FitOptions, Model, ModelSpec, NamedState,
+    StepReport, Tbptt,
+};
+use odyssey_core::params::NamedValues;
 use odyssey_core::Error;
 
-use crate::convert::{js_shape, to_js, Floats};
+use crate::convert::{dims, js_shape, to_js, Floats};
 use crate::data::{
     copy_inputs, into_values, DatasetArgs, InputArgs, ModelFloat, OwnedDataset, OwnedInput,
 };
 use crate::decode::{DecodeArgs, DecodeTask};
 use crate::dto::{
-    graph_description, FitArgs, GradientFlowEntry, GraphDescription, StepOutput, TbpttArgs,
-    TensorOutput,
+    graph_description, FitArgs, GradientFlowEntry, GraphDescription, NodeStateArgs,
+    NodeStateOutput, StateTensorArgs, StepOutput, TbpttArgs, TensorOutput,
 };
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::layer::{named_values, weight_shapes, NamedTensor, NamedTensorOutput};
@@ -321,6 +325,23 @@ impl NativeModel {
         })
     }
 
+    /// The state the next `step` starts from, per recurrent node (empty after a reset).
+    #[napi]
+    pub fn get_state(&self) -> napi::Result<Vec<NodeStateOutput>, ErrorCode> {
+        guard(|| self.now("getState", |s| Ok(each_session!(s, s => state_of(s)))))
+    }
+
+    /// Sets the state the next `step` starts from; checked in the core before anything changes.
+    #[napi]
+    pub fn set_state(&self, state: Vec<NodeStateArgs>) -> napi::Result<(), ErrorCode> {
+        guard(|| {
+            self.now(
+                "setState",
+                |s| each_session!(s, s => set_state_on(s, &state)),
+            )
+        })
+    }
+
     /// Copies of every tensor under its key `"{node}.{pytorch name}"` (`lstm.weight_ih_l0`).
     #[napi]
     pub fn get_weights(&self) -> napi::Result<Vec<NamedTensorOutput>, ErrorCode> {
@@ -498,4 +519,70 @@ fn set_weights<F: ModelFloat>(
 ) -> Result<(), BindingError> {
     let shapes = weight_shapes(weights);
     Ok(model.assign_named(&named_values::<F>(weights, &shapes)?)?)
+}
+
+fn state_tensor<F: ModelFloat>(array: &ndarray::Array3<F>) -> TensorOutput {
+    TensorOutput {
+        data: to_js(array),
+        shape: js_shape(array.shape()),
+    }
+}
+
+fn state_of<F: ModelFloat>(session: &Session<F>) -> Vec<NodeStateOutput> {
+    let Some(state) = session.stream.state() else {
+        return Vec::new();
+    };
+    node_states(&session.trainer.model, state)
+        .into_iter()
+        .map(|s| NodeStateOutput {
+            node: s.node,
+            h: state_tensor(&s.h),
+            c: s.c.as_ref().map(state_tensor),
+        })
+        .collect()
+}
+
+fn state_values<'a, F: ModelFloat>(
+    name: &'a str,
+    shape: &'a [usize],
+    tensor: &'a StateTensorArgs,
+) -> Result<NamedValues<'a, F>, BindingError> {
+    Ok(NamedValues {
+        name,
+        shape,
+        data: F::elements(&tensor.data, &format!("{name}.data"))?,
+    })
+}
+
+/// Checks `state` in the core (`model_state`) and makes it the state the next step starts from.
+fn set_state_on<F: ModelFloat>(
+    session: &mut Session<F>,
+    state: &[NodeStateArgs],
+) -> Result<(), BindingError> {
+    let names: Vec<(String, String)> = state
+        .iter()
+        .map(|s| (format!("state.{}.h", s.node), format!("state.{}.c", s.node)))
+        .collect();
+    let shapes: Vec<(Vec<usize>, Option<Vec<usize>>)> = state
+        .iter()
+        .map(|s| (dims(&s.h.shape), s.c.as_ref().map(|c| dims(&c.shape))))
+        .collect();
+    let given = state
+        .iter()
+        .zip(&names)
+        .zip(&shapes)
+        .map(|((s, (h_name, c_name)), (h_shape, c_shape))| {
+            Ok(NamedState {
+                node: &s.node,
+                h: state_values(h_name, h_shape, &s.h)?,
+                c: match (&s.c, c_shape) {
+                    (Some(c), Some(shape)) => Some(state_values(c_name, shape, c)?),
+                    _ => None,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, BindingError>>()?;
+    let next = model_state(&session.trainer.model, &given, session.stream.state())?;
+    session.stream.set_state(next);
+    Ok(())
 }

@@ -241,7 +241,8 @@ impl<F: Scalar> SimpleRnn<F> {
         let x = batch.x.as_standard_layout().into_owned();
         let h0 = batch.h0.map_or_else(
             || Array2::zeros((batch_size, self.config.hidden_size)),
-            |h| h.to_owned(),
+            // The recurrence reads h(t − 1) as rows: a column-major h0 must be copied row-major.
+            |h| h.as_standard_layout().into_owned(),
         );
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
 

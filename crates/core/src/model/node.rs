@@ -5,7 +5,7 @@
 use ndarray::{concatenate, Array1, Array2, ArrayD, ArrayViewD, ArrayViewMutD, Axis, Ix2, IxDyn};
 use rand::Rng;
 
-use super::recurrent_stack::{LayerState, RecurrentStack, StackCache, StackOutput};
+use super::recurrent_stack::{states_vector, LayerState, RecurrentStack, StackCache, StackOutput};
 use super::spec::{OpSpec, RecurrentSpec};
 use super::value::Value;
 use crate::layers::recurrent::Recurrent;
@@ -22,8 +22,16 @@ pub enum Node<F> {
     Dense(Dense<F>),
     Dropout { rate: f64 },
     Concat,
+    Repeat,
     Multiply,
     L2Normalize,
+}
+
+/// A recurrent node's cache: its stack's, and whether its initial states came
+/// from its `initialState` input (which then receives their gradient).
+pub struct RecurrentCache<C> {
+    stack: StackCache<C>,
+    state_input: bool,
 }
 
 pub enum NodeCache<F> {
@@ -32,8 +40,8 @@ pub enum NodeCache<F> {
         batch: usize,
         time: usize,
     },
-    Lstm(StackCache<LstmCache<F>>),
-    Rnn(StackCache<RnnCache<F>>),
+    Lstm(RecurrentCache<LstmCache<F>>),
+    Rnn(RecurrentCache<RnnCache<F>>),
     Dense {
         cache: DenseCache<F>,
         shape: Vec<usize>,
@@ -42,6 +50,7 @@ pub enum NodeCache<F> {
     Concat {
         widths: Vec<usize>,
     },
+    Repeat,
     Multiply {
         inputs: Vec<ArrayD<F>>,
     },
@@ -180,6 +189,7 @@ impl<F: Scalar> Node<F> {
                 Node::Dropout { rate: *rate }
             }
             OpSpec::Concat => Node::Concat,
+            OpSpec::Repeat => Node::Repeat,
             OpSpec::Multiply => Node::Multiply,
             OpSpec::L2Normalize => Node::L2Normalize,
         })
@@ -308,20 +318,26 @@ fn float_inputs<F: Scalar>(inputs: &[&Value<F>], node: &str) -> Result<Vec<Array
     inputs.iter().map(|v| v.float_data(node)).collect()
 }
 
+/// `inputs`: the sequence, then the `initialState` value when the spec names one.
+/// `initial` (a carried state) takes precedence over the `initialState` value.
 fn stack_forward<F: Scalar, L: Recurrent<F>>(
     stack: &RecurrentStack<F, L>,
-    input: &Value<F>,
+    inputs: &[&Value<F>],
     initial: Option<&[LayerState<F>]>,
     node: &str,
-    wrap: impl FnOnce(StackCache<L::Cache>) -> NodeCache<F>,
+    wrap: impl FnOnce(RecurrentCache<L::Cache>) -> NodeCache<F>,
 ) -> Result<NodeForward<F>> {
-    let Value::Sequence { data, lengths } = input else {
+    let Value::Sequence { data, lengths } = inputs[0] else {
         return Err(Error::invalid(
             node,
             "a recurrent layer needs a sequence input [batch, time, features]",
         ));
     };
-    let out = stack.forward(data.view(), lengths, initial)?;
+    let from_input = match (initial, inputs.get(1)) {
+        (None, Some(Value::Vector(v))) => Some(stack.states_from(v.view(), data.dim().0)?),
+        _ => None,
+    };
+    let out = stack.forward(data.view(), lengths, from_input.as_deref().or(initial))?;
     let value = match out.output {
         StackOutput::Sequence(data) => Value::Sequence {
             data,
@@ -331,8 +347,43 @@ fn stack_forward<F: Scalar, L: Recurrent<F>>(
     };
     Ok(NodeForward {
         value,
-        cache: wrap(out.cache),
+        cache: wrap(RecurrentCache {
+            stack: out.cache,
+            state_input: from_input.is_some(),
+        }),
         final_states: out.finals,
+    })
+}
+
+/// A vector `[batch, w]` over the time axis of `like`: `[batch, time, w]` with its lengths.
+fn repeat<F: Scalar>(vector: &Value<F>, like: &Value<F>, node: &str) -> Result<Value<F>> {
+    let (Value::Vector(v), Some(lengths)) = (vector, like.lengths()) else {
+        return Err(Error::invalid(
+            node,
+            "repeat needs a vector [batch, w] and a sequence or token ids [batch, time]",
+        ));
+    };
+    let (batch, time) = match like {
+        Value::Sequence { data, .. } => (data.dim().0, data.dim().1),
+        Value::Tokens { ids, .. } => ids.dim(),
+        Value::Vector(_) => unreachable!("vectors have no lengths"),
+    };
+    if v.nrows() != batch {
+        return Err(Error::shape(
+            node,
+            format!("[{batch}, {}] (the batch of the sequence)", v.ncols()),
+            v.shape(),
+        ));
+    }
+    let data = v
+        .view()
+        .insert_axis(Axis(1))
+        .broadcast((batch, time, v.ncols()))
+        .expect("a time axis of 1 broadcasts")
+        .to_owned();
+    Ok(Value::Sequence {
+        data,
+        lengths: lengths.clone(),
     })
 }
 
@@ -377,8 +428,9 @@ impl<F: Scalar> Node<F> {
                     },
                 )
             }
-            Node::Lstm(stack) => stack_forward(stack, first, initial, node, NodeCache::Lstm)?,
-            Node::Rnn(stack) => stack_forward(stack, first, initial, node, NodeCache::Rnn)?,
+            Node::Lstm(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Lstm)?,
+            Node::Rnn(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Rnn)?,
+            Node::Repeat => simple(repeat(first, inputs[1], node)?, NodeCache::Repeat),
             Node::Dense(d) => {
                 let (rows, shape) = as_rows(first, node)?;
                 let (y, cache) = d.forward(rows.view())?;
@@ -486,9 +538,18 @@ impl<F: Scalar> Node<F> {
                 }
             }
             (Node::Lstm(stack), NodeCache::Lstm(c)) => {
-                stack_grads(stack.backward(c, dout, options)?)
+                stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
             }
-            (Node::Rnn(stack), NodeCache::Rnn(c)) => stack_grads(stack.backward(c, dout, options)?),
+            (Node::Rnn(stack), NodeCache::Rnn(c)) => {
+                stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
+            }
+            // Every step received the vector: its gradient is their sum. The sequence
+            // lends only its time axis and lengths, and takes no gradient.
+            (Node::Repeat, NodeCache::Repeat) => NodeGrads {
+                inputs: vec![Some(dout.sum_axis(Axis(1))), None],
+                params: Vec::new(),
+                step_grad_norms: Vec::new(),
+            },
             (Node::Dense(d), NodeCache::Dense { cache, shape }) => {
                 let rows = dout.len() / d.config.out_features;
                 let dy = dout
@@ -551,9 +612,15 @@ impl<F: Scalar> Node<F> {
     }
 }
 
-fn stack_grads<F: Scalar>(g: super::recurrent_stack::StackGrads<F>) -> NodeGrads<F> {
+/// `state_input`: whether the initial states came from the `initialState` input,
+/// which then receives ∂J/∂(initial states) in the layout it was read in.
+fn stack_grads<F: Scalar>(
+    g: super::recurrent_stack::StackGrads<F>,
+    state_input: bool,
+) -> NodeGrads<F> {
+    let dstate = state_input.then(|| states_vector(&g.dinitial).into_dyn());
     NodeGrads {
-        inputs: vec![Some(g.dx.into_dyn())],
+        inputs: vec![Some(g.dx.into_dyn()), dstate],
         params: g.params,
         step_grad_norms: g.step_grad_norms,
     }

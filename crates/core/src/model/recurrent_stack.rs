@@ -20,6 +20,34 @@ pub struct LayerState<F> {
     pub c: Option<Array2<F>>,
 }
 
+/// Every entry's state side by side, `[batch, entries · (2)H]`: h then c for
+/// each entry, layer-major (the `states` output and the `initialState` layout).
+pub fn states_vector<F: Scalar>(states: &[LayerState<F>]) -> Array2<F> {
+    let views: Vec<ArrayView2<'_, F>> = states
+        .iter()
+        .flat_map(|s| std::iter::once(s.h.view()).chain(s.c.as_ref().map(|c| c.view())))
+        .collect();
+    concatenate(Axis(1), &views).expect("states share the batch axis")
+}
+
+/// The inverse of [`states_vector`]: `entries` states of width `h` (with c when `has_cell`).
+pub fn split_states<F: Scalar>(
+    vector: ArrayView2<'_, F>,
+    entries: usize,
+    h: usize,
+    has_cell: bool,
+) -> Vec<LayerState<F>> {
+    let mut columns = (0..)
+        .step_by(h)
+        .map(|start| vector.slice(s![.., start..start + h]).to_owned());
+    (0..entries)
+        .map(|_| LayerState {
+            h: columns.next().expect("the width holds every entry"),
+            c: has_cell.then(|| columns.next().expect("the width holds every entry")),
+        })
+        .collect()
+}
+
 /// What a stack hands on: every step, or one vector per sequence.
 #[derive(Debug, Clone)]
 pub enum StackOutput<F> {
@@ -53,6 +81,8 @@ pub struct StackGrads<F> {
     pub params: Vec<ArrayD<F>>,
     /// `[time]` per (layer, direction): the per-step gradient norms.
     pub step_grad_norms: Vec<Array1<F>>,
+    /// ∂J/∂(initial state) of every layer entry: dh0 `[batch, H]` (and dc0).
+    pub dinitial: Vec<LayerState<F>>,
 }
 
 pub struct RecurrentStack<F, L> {
@@ -108,6 +138,29 @@ impl<F, L> RecurrentStack<F, L> {
 impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
     fn hidden(&self) -> usize {
         self.layers[0].hidden_size()
+    }
+
+    /// The stack's initial states from an `initialState` value `[batch, entries · (2)H]`.
+    pub fn states_from(
+        &self,
+        vector: ArrayView2<'_, F>,
+        batch: usize,
+    ) -> Result<Vec<LayerState<F>>> {
+        let has_cell = self.layers[0].has_cell();
+        let width = self.layers.len() * self.hidden() * if has_cell { 2 } else { 1 };
+        if vector.dim() != (batch, width) {
+            return Err(Error::shape(
+                "initialState",
+                format!("[{batch}, {width}] (the batch of the sequence input)"),
+                vector.shape(),
+            ));
+        }
+        Ok(split_states(
+            vector,
+            self.layers.len(),
+            self.hidden(),
+            has_cell,
+        ))
     }
 
     fn merge_directions(&self, parts: Vec<Array3<F>>) -> Array3<F> {
@@ -201,15 +254,7 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
                     .collect();
                 StackOutput::Vector(self.merge_directions(parts).index_axis_move(Axis(1), 0))
             }
-            RecurrentOutput::States => {
-                let views: Vec<ArrayView2<'_, F>> = finals
-                    .iter()
-                    .flat_map(|s| std::iter::once(s.h.view()).chain(s.c.as_ref().map(|c| c.view())))
-                    .collect();
-                StackOutput::Vector(
-                    concatenate(Axis(1), &views).expect("states share the batch axis"),
-                )
-            }
+            RecurrentOutput::States => StackOutput::Vector(states_vector(finals)),
         }
     }
 
@@ -233,16 +278,9 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
                 }
             }
             RecurrentOutput::States => {
-                let mut col = 0;
-                for (i, layer) in self.layers.iter().enumerate() {
-                    let dh = dout.slice(s![.., col..col + h]).to_owned();
-                    col += h;
-                    let dc = layer.has_cell().then(|| {
-                        col += h;
-                        dout.slice(s![.., col - h..col]).to_owned()
-                    });
-                    grads[i] = Some(LayerState { h: dh, c: dc });
-                }
+                let has_cell = self.layers[0].has_cell();
+                let states = split_states(dout, self.layers.len(), h, has_cell);
+                grads = states.into_iter().map(Some).collect();
             }
         }
         grads
@@ -278,6 +316,7 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
         };
         let mut params: Vec<Vec<ArrayD<F>>> = vec![Vec::new(); self.layers.len()];
         let mut norms = vec![Array1::zeros(cache.time); self.layers.len()];
+        let mut dinitial = Vec::with_capacity(self.layers.len());
         for k in (0..self.layers.len() / self.directions).rev() {
             let mut dx: Option<Array3<F>> = None;
             for d in 0..self.directions {
@@ -305,13 +344,17 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
                 });
                 params[i] = g.params;
                 norms[i] = g.step_grad_norms;
+                dinitial.push((i, LayerState { h: g.dh0, c: g.dc0 }));
             }
             dseq = dx.expect("at least one direction");
         }
+        // Layers were visited top first; entries are layer-major.
+        dinitial.sort_by_key(|(i, _)| *i);
         Ok(StackGrads {
             dx: dseq,
             params: params.into_iter().flatten().collect(),
             step_grad_norms: norms,
+            dinitial: dinitial.into_iter().map(|(_, s)| s).collect(),
         })
     }
 }

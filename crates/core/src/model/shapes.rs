@@ -29,6 +29,9 @@ pub enum ValueKind {
 pub struct ValueShape {
     pub kind: ValueKind,
     pub width: usize,
+    /// The model input whose time axis and lengths a sequence has (its slot);
+    /// `None` for vectors. A sequence output's targets follow that input's time.
+    pub time: Option<usize>,
 }
 
 impl ValueShape {
@@ -87,19 +90,20 @@ pub fn describe(spec: &ModelSpec) -> Result<GraphShapes> {
         ));
     }
     let mut graph = Builder::default();
-    for input in &spec.inputs {
-        graph.add_value("spec.inputs", input.name(), input_shape(input))?;
+    for (slot, input) in spec.inputs.iter().enumerate() {
+        graph.add_value("spec.inputs", input.name(), input_shape(input, slot))?;
     }
     let mut parameters = 0;
     for node in &spec.nodes {
         let label = node_label(&node.name);
-        let slots = graph.resolve(node, &label)?;
+        let mut slots = graph.resolve(node, &label)?;
         let shapes: Vec<ValueShape> = slots.iter().map(|&s| graph.values[s].1).collect();
         parameters = count_parameters(parameters, &node.op, &label, shapes[0].width)?;
         let shape = op_shape(&node.op, &label, &shapes)?;
         if let OpSpec::Embedding { vocab_size, .. } = node.op {
             graph.note_vocabulary(slots[0], vocab_size);
         }
+        slots.extend(initial_state_slot(spec, &graph, node, &label)?);
         graph.add_value("spec.nodes", &node.name, shape)?;
         graph.node_inputs.push(slots);
     }
@@ -174,21 +178,14 @@ impl Builder {
     }
 }
 
-fn input_shape(input: &InputSpec) -> ValueShape {
-    match input {
-        InputSpec::Sequence { features, .. } => ValueShape {
-            kind: ValueKind::Sequence,
-            width: *features,
-        },
-        InputSpec::Tokens { .. } => ValueShape {
-            kind: ValueKind::Tokens,
-            width: 0,
-        },
-        InputSpec::Vector { features, .. } => ValueShape {
-            kind: ValueKind::Vector,
-            width: *features,
-        },
-    }
+fn input_shape(input: &InputSpec, slot: usize) -> ValueShape {
+    let (kind, width) = match input {
+        InputSpec::Sequence { features, .. } => (ValueKind::Sequence, *features),
+        InputSpec::Tokens { .. } => (ValueKind::Tokens, 0),
+        InputSpec::Vector { features, .. } => (ValueKind::Vector, *features),
+    };
+    let time = (kind != ValueKind::Vector).then_some(slot);
+    ValueShape { kind, width, time }
 }
 
 /// `total` plus the weights of the node, or an error naming it once the
@@ -248,12 +245,23 @@ fn op_shape(op: &OpSpec, label: &str, inputs: &[ValueShape]) -> Result<ValueShap
             )))
         }
     };
-    if !matches!(op, OpSpec::Embedding { .. }) && inputs.iter().any(|s| !s.floats()) {
+    let reads_ids = matches!(op, OpSpec::Embedding { .. } | OpSpec::Repeat);
+    if !reads_ids && inputs.iter().any(|s| !s.floats()) {
         return Err(mismatch(format!(
             "a {kind} node reads float values; token ids go through an embedding first"
         )));
     }
-    let shape = |kind, width| Ok(ValueShape { kind, width });
+    // Sequences keep the time axis of the first input (repeat: of its second).
+    let shape = |kind, width| {
+        let time = if kind == ValueKind::Vector {
+            None
+        } else if let OpSpec::Repeat = op {
+            inputs[1].time
+        } else {
+            first.time
+        };
+        Ok(ValueShape { kind, width, time })
+    };
     match op {
         OpSpec::Embedding { dim, .. } => {
             single()?;
@@ -304,8 +312,26 @@ fn op_shape(op: &OpSpec, label: &str, inputs: &[ValueShape]) -> Result<ValueShap
             }
             shape(first.kind, inputs.iter().map(|s| s.width).sum())
         }
+        OpSpec::Repeat => {
+            let [vector, sequence] = inputs else {
+                return Err(mismatch(format!(
+                    "repeat reads two inputs, a vector [n, w] and the sequence whose time axis it repeats over, got {}",
+                    inputs.len()
+                )));
+            };
+            if vector.kind != ValueKind::Vector || sequence.kind == ValueKind::Vector {
+                return Err(mismatch(format!(
+                    "repeat reads a vector [n, w] and then a sequence or token ids [n, time], got {}",
+                    list(inputs)
+                )));
+            }
+            shape(ValueKind::Sequence, vector.width)
+        }
         OpSpec::Multiply => {
-            if inputs.iter().any(|s| *s != first) {
+            if inputs
+                .iter()
+                .any(|s| (s.kind, s.width) != (first.kind, first.width))
+            {
                 return Err(mismatch(format!(
                     "multiply needs inputs of one shape, got {}",
                     list(inputs)
@@ -314,6 +340,80 @@ fn op_shape(op: &OpSpec, label: &str, inputs: &[ValueShape]) -> Result<ValueShap
             Ok(first)
         }
     }
+}
+
+/// The slot of the value a recurrent node starts from, once it is checked to
+/// fit: a recurrent node of the same kind and sizes with a `states` output,
+/// or any vector of the width of every layer entry's (h, c) side by side.
+fn initial_state_slot(
+    spec: &ModelSpec,
+    graph: &Builder,
+    node: &NodeSpec,
+    label: &str,
+) -> Result<Option<usize>> {
+    let Some((recurrent, has_cell)) = node.op.recurrent() else {
+        return Ok(None);
+    };
+    let Some(source) = &recurrent.initial_state else {
+        return Ok(None);
+    };
+    let label = format!("{label}.initialState");
+    let slot = graph.slot(source, &label)?;
+    let shape = graph.values[slot].1;
+    let needed = ValueShape {
+        kind: ValueKind::Vector,
+        width: recurrent.states_width(has_cell),
+        time: None,
+    };
+    let wants = format!(
+        "'{}' needs {needed} ({})",
+        node.name,
+        state_layout(node.op.type_name(), recurrent, has_cell)
+    );
+    let source_node = slot.checked_sub(spec.inputs.len()).map(|n| &spec.nodes[n]);
+    if let Some((other, other_cell)) = source_node.and_then(|n| n.op.recurrent()) {
+        let source_node = source_node.expect("a recurrent source is a node");
+        let kind = source_node.op.type_name();
+        if kind != node.op.type_name() || other.output != super::spec::RecurrentOutput::States {
+            return Err(Error::mismatch(
+                &label,
+                format!(
+                    "'{source}' is a {kind} node with output '{}'; a {} node starts from the 'states' output of a {} node",
+                    format!("{:?}", other.output).to_lowercase(),
+                    node.op.type_name(),
+                    node.op.type_name()
+                ),
+            ));
+        }
+        if other.entries() != recurrent.entries() || other.hidden_size != recurrent.hidden_size {
+            return Err(Error::mismatch(
+                &label,
+                format!(
+                    "'{source}' hands on {shape} ({}), {wants}",
+                    state_layout(kind, other, other_cell)
+                ),
+            ));
+        }
+    }
+    if shape != needed {
+        return Err(Error::mismatch(
+            &label,
+            format!("'{source}' is {shape}, {wants}"),
+        ));
+    }
+    Ok(Some(slot))
+}
+
+/// `2 layers × 1 direction × (h, c) × H 8` for messages.
+fn state_layout(kind: &str, recurrent: &RecurrentSpec, has_cell: bool) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "the {kind} states of {} × {} × {}H {}",
+        plural(recurrent.num_layers, "layer"),
+        plural(recurrent.directions(), "direction"),
+        if has_cell { "(h, c) × " } else { "h × " },
+        recurrent.hidden_size
+    )
 }
 
 fn list(shapes: &[ValueShape]) -> String {

@@ -92,6 +92,12 @@ pub struct RecurrentSpec {
     pub merge: Merge,
     #[serde(default)]
     pub output: RecurrentOutput,
+    /// The node or vector input whose value starts this node: every layer
+    /// entry's initial h (and c) side by side, `[batch, entries · (2)H]`, as a
+    /// recurrent node of the same shape lays out its `states` output (PyTorch's
+    /// `decoder(x, encoder(src)[1])`). Zeros when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_state: Option<String>,
 }
 
 impl RecurrentSpec {
@@ -178,6 +184,9 @@ pub enum OpSpec {
     },
     /// Concatenate along the feature axis (all inputs vectors, or all sequences).
     Concat,
+    /// A vector `[batch, w]` repeated over the time axis of a sequence or token
+    /// input (its second input): `[batch, time, w]` with that input's lengths.
+    Repeat,
     /// Elementwise product of inputs of one shape.
     Multiply,
     /// Scale each row to unit L2 norm.
@@ -185,6 +194,16 @@ pub enum OpSpec {
 }
 
 impl OpSpec {
+    /// A recurrent op's options and whether its layers carry a cell state
+    /// beside h (LSTM); `None` for other ops.
+    pub fn recurrent(&self) -> Option<(&RecurrentSpec, bool)> {
+        match self {
+            OpSpec::Lstm { recurrent, .. } => Some((recurrent, true)),
+            OpSpec::Rnn { recurrent, .. } => Some((recurrent, false)),
+            _ => None,
+        }
+    }
+
     /// The `type` the spec names it by.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -194,6 +213,7 @@ impl OpSpec {
             OpSpec::Dense { .. } => "dense",
             OpSpec::Dropout { .. } => "dropout",
             OpSpec::Concat => "concat",
+            OpSpec::Repeat => "repeat",
             OpSpec::Multiply => "multiply",
             OpSpec::L2Normalize => "l2Normalize",
         }

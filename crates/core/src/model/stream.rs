@@ -26,6 +26,16 @@ impl<F: Scalar> Stream<F> {
         self.state = None;
     }
 
+    /// The state the next chunk starts from; `None` after `reset` (zeros, or a node's `initialState`).
+    pub fn state(&self) -> Option<&ModelState<F>> {
+        self.state.as_ref()
+    }
+
+    /// Continues the next chunk from `state` (see [`super::state::model_state`]).
+    pub fn set_state(&mut self, state: ModelState<F>) {
+        self.state = Some(state);
+    }
+
     /// The model's output for the next chunk: sequence inputs `[batch, steps, features]`
     /// whose lengths all fill `steps` (token inputs alike); vector inputs as usual.
     /// The batch must stay the same until `reset`.
