@@ -43,8 +43,13 @@ function run(args: string[], kill?: NodeJS.Signals): Promise<Ended> {
       }
     })
     child.on('error', reject)
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+    })
     child.on('close', (code, signal) => {
-      resolve({ code, signal, afterEndingMs: performance.now() - endingAt, line: JSON.parse(stdout.split('\n')[0]) })
+      if (Number.isNaN(endingAt)) reject(new Error(`the child ended before its line (code ${code}):\n${stderr}`))
+      else resolve({ code, signal, afterEndingMs: performance.now() - endingAt, line: JSON.parse(stdout.split('\n')[0]) })
     })
   })
 }
