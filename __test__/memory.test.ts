@@ -26,7 +26,7 @@ describe('returned arrays do not hold native memory until the event loop turns',
     expect(largestGrowth('layer', 500)).toBeLessThan(64 * MiB)
   })
 
-  it('10 000 synchronous Model.step + getWeights calls (batch 64, LSTM H 256) keep the RSS within 64 MiB', () => {
+  it('10 000 synchronous Model.step + getState + getWeights calls (batch 64, LSTM H 256) keep the RSS within 64 MiB', () => {
     expect(largestGrowth('model', 10_000)).toBeLessThan(64 * MiB)
   })
 })

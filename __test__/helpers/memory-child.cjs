@@ -4,7 +4,7 @@
  * memory once warmed up and the largest seen after that, as one JSON line.
  *
  *   node memory-child.cjs layer <iterations>   LSTM forward + getWeights (B 64, T 20, X 64, H 256)
- *   node memory-child.cjs model <iterations>   Model.step + getWeights (batch 64, 64 features, H 256)
+ *   node memory-child.cjs model <iterations>   Model.step + getState + getWeights (batch 64, 64 features, H 256)
  */
 'use strict'
 const { LSTM, dense, lstm, sequential } = require('../../dist')
@@ -37,6 +37,7 @@ function modelCall() {
   const x = { data: filled(B * X), shape: [B, X] }
   return () => {
     model.step(x)
+    model.getState()
     model.getWeights()
   }
 }
