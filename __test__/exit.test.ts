@@ -102,6 +102,25 @@ describe('the process ends when asked while native work runs', () => {
     })
   }
 
+  for (const [ending, code] of ENDINGS) {
+    it(`${ending} while fit waits for its callback ends the process with code ${code}`, async () => {
+      const ended = await run(['window', ending])
+      expect(ended).toMatchObject({ code, signal: null })
+      expect(ended.afterEndingMs).toBeLessThan(PROMPT_MS)
+    })
+
+    it(`${ending} during a fit whose modelCheckpoint saves every epoch leaves a checkpoint that loads (code ${code})`, async () => {
+      const dir = join(scratch, `checkpoint-${ending}`)
+      const ended = await run(['checkpoint', ending, dir])
+      expect(ended).toMatchObject({ code, signal: null })
+      expect(ended.afterEndingMs).toBeLessThan(PROMPT_MS)
+      const model = await Model.load(dir)
+      expect(model.epochs).toBeGreaterThan(0)
+      expect(model.stepCount).toBe(8 * model.epochs)
+      model.dispose()
+    })
+  }
+
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`${signal} during a fit ends the process by the signal, as without native work`, async () => {
       const ended = await run(['fit', 'wait'], signal)

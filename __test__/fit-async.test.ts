@@ -91,7 +91,7 @@ describe('fit on a worker thread', () => {
     expect(() => model.getWeights()).toThrow(expect.objectContaining({ code: 'ODYSSEY_STATE' }))
     expect(() => model.dispose()).toThrow(expect.objectContaining({ code: 'ODYSSEY_STATE' }))
     await running
-    await expect(model.fit(data, { epochs: 1, batchSize: 64 })).resolves.toMatchObject({ nonFiniteUpdates: 0 })
+    await expect(model.fit(data, { epochs: 3, batchSize: 64 })).resolves.toMatchObject({ nonFiniteUpdates: 0 })
     expect(model.stepCount).toBe(2 * 8 + 4)
   })
 })

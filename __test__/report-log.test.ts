@@ -152,7 +152,7 @@ describe('reading a run log', () => {
     [
       'an unknown record type',
       `${HEADER}\n{"type":"batch"}\n`,
-      /^run\.jsonl:2: type: expected one of run, step, epoch, gradientFlow, vqa, got string$/,
+      /^run\.jsonl:2: type: expected one of run, step, epoch, gradientFlow, vqa, callback, got string$/,
     ],
     [
       'a norm below zero',

@@ -47,7 +47,26 @@ export type {
   TokenTensor,
   VectorTensor,
 } from './model/data'
-export type { BatchLog, EpochLog, FitCallbacks, FitOptions, History, PartialEpochLog } from './model/fit'
+export type {
+  BatchLog,
+  EpochLog,
+  FitCallbacks,
+  FitContext,
+  FitModel,
+  FitOptions,
+  History,
+  PartialEpochLog,
+} from './model/fit'
+export {
+  earlyStopping,
+  modelCheckpoint,
+  reduceLrOnPlateau,
+  type EarlyStoppingOptions,
+  type Mode,
+  type ModelCheckpointOptions,
+  type Monitor,
+  type ReduceLrOnPlateauOptions,
+} from './model/callbacks'
 export {
   ADDING_BASELINE_MSE,
   addingProblem,

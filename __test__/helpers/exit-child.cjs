@@ -5,14 +5,16 @@
  *   node exit-child.cjs <operation> <ending> [dir]
  *
  * operation: `fit` (50 epochs, tens of seconds), `abort` (the same fit, aborted just before the
- * ending), `predict` and `evaluate` (seconds of batches), `save` (a checkpoint into `dir`).
+ * ending), `predict` and `evaluate` (seconds of batches), `save` (a checkpoint into `dir`),
+ * `window` (a fit waiting for a callback that never settles), `checkpoint` (a fit whose
+ * `modelCheckpoint` saves into `dir` after every short epoch).
  * ending: `exit` (process.exit(7)), `throw` (an uncaught exception), `reject` (an unhandled rejection),
  * `wait` (nothing: the test sends a signal).
  * Prints one JSON line, {"ending", "done", "total"} (batches done and in all, for the fit), just
  * before it ends the process.
  */
 'use strict'
-const { addingProblem, dense, lstm, sequential } = require('../../dist')
+const { addingProblem, dense, lstm, modelCheckpoint, sequential } = require('../../dist')
 
 const [operation, ending, dir] = process.argv.slice(2)
 
@@ -66,7 +68,19 @@ function save() {
   setImmediate(() => end({}))
 }
 
+/** A fit waiting in a callback window (a batch callback that never settles), or saving a checkpoint every epoch. */
+function inCallbacks() {
+  const m = model(64)
+  const callbacks =
+    operation === 'window'
+      ? { awaitBatchEnd: true, onBatchEnd: () => new Promise(() => {}) }
+      : modelCheckpoint({ dir, monitor: 'loss' })
+  m.fit(addingProblem({ n: 256, time: 50, seed: 3 }), { epochs: 1000, batchSize: 32, callbacks }).catch(() => {})
+  setTimeout(() => end({}), 500)
+}
+
 if (operation === 'fit' || operation === 'abort') runFit()
+else if (operation === 'window' || operation === 'checkpoint') inCallbacks()
 else if (operation === 'predict' || operation === 'evaluate') infer()
 else if (operation === 'save') save()
 else throw new Error(`unknown operation ${operation}`)

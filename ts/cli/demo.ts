@@ -136,15 +136,15 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   const callbacksOf = (k: number): FitCallbacks => {
     const logged = logs[k] === undefined ? {} : runLogCallbacks(logs[k], models[k])
     return {
-      onBatchEnd: (log) => {
+      onBatchEnd: (log, fit) => {
         contenders[k].batch = log
         contenders[k].gradNorms.add(log.gradNorm)
-        logged.onBatchEnd?.(log)
+        logged.onBatchEnd?.(log, fit)
         draw()
       },
-      onEpochEnd: (log) => {
+      onEpochEnd: (log, fit) => {
         contenders[k].epochs.push(log)
-        logged.onEpochEnd?.(log)
+        logged.onEpochEnd?.(log, fit)
         if (!out.isTTY)
           out.write(
             `${contenders[k].label} epoch ${log.epoch + 1}/${epochs}: train ${log.loss.toFixed(4)}, validation ${log.valLoss!.toFixed(4)}\n`,

@@ -2,6 +2,8 @@
  * `Model.fit`'s options, callbacks and history: the checks, and the bridge
  * from the addon's progress events to the user's callbacks.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
+
 import type { BatchEvent, EndEvent, EpochEvent, FitArgs, FitOutput } from '../../native/binding'
 import { OdysseyRangeError, OdysseyTypeError } from '../errors'
 import { checkBoolean, checkObject, checkOptionKeys, checkSeed, checkSize, describe } from '../validate'
@@ -44,33 +46,75 @@ export interface EpochLog {
   step: number
 }
 
+/** What every callback gets besides its log. */
+export interface FitContext {
+  /** The model being trained (usable in a callback window, see `FitCallbacks`). */
+  readonly model: FitModel
+  /** This fit's `epochs`: the epoch count it trains up to. */
+  readonly epochs: number
+  /** Ends fit once the callbacks of this event are done: it resolves with the history so far (`stopped: true`). */
+  stop(): void
+}
+
+/** The model as callbacks see it (`Model`; structural so that this file does not import it). */
+export interface FitModel {
+  getWeights(): Record<string, { data: Float32Array | Float64Array; shape: readonly number[] }>
+  setWeights(weights: Record<string, { data: Float32Array | Float64Array; shape: readonly number[] }>): void
+  save(dir: string, metadata?: unknown): Promise<void>
+  readonly metadata: unknown
+  get learningRate(): number
+  setLearningRate(learningRate: number): void
+}
+
 /**
  * Called on the JS thread while the worker trains; every call arrives before `fit` settles.
- * A callback that throws stops the fit (before its next batch), which then rejects with that error.
+ *
+ * A callback may return a promise. At every epoch end (and at every batch end with
+ * `awaitBatchEnd`) fit waits for the callbacks — each in turn, and every model operation
+ * they start, awaited or not — before it goes on, and meanwhile the model accepts
+ * `evaluate`, `predict`, `step`, `save`, `getWeights`, `setWeights`, `setLearningRate`...
+ * from those callbacks (a *callback window*); a call from anywhere else is still refused
+ * with `ODYSSEY_STATE`. Batch callbacks without `awaitBatchEnd` run while training goes on
+ * and cannot use the model.
+ *
+ * A callback that throws or rejects — or a model operation it started that fails, even one it
+ * did not await — stops the fit (before its next batch), which then rejects with that error:
+ * an un-awaited `save` never becomes an unhandled rejection.
  */
 export interface FitCallbacks {
-  onBatchEnd?: (log: BatchLog) => void
-  onEpochEnd?: (log: EpochLog) => void
+  onBatchEnd?: (log: BatchLog, fit: FitContext) => void | Promise<void>
+  onEpochEnd?: (log: EpochLog, fit: FitContext) => void | Promise<void>
   /** A batch whose update was skipped as non-finite (called before `onBatchEnd`). */
-  onNonFinite?: (log: BatchLog) => void
+  onNonFinite?: (log: BatchLog, fit: FitContext) => void | Promise<void>
+  /** Wait for `onNonFinite` and `onBatchEnd` after every batch, lending them the model. Default false. */
+  awaitBatchEnd?: boolean
 }
 
 export interface FitOptions {
   /** Train until this many epochs are done in total (Keras' `epochs`): epochs `initialEpoch..epochs−1` run. */
   epochs: number
-  /** Where a resumed run starts; decides the shuffle order. Default 0. */
+  /**
+   * Start at this epoch's first batch (it decides the shuffle order). Default: where the model
+   * stopped — `model.epochs`, inside an epoch at its next batch; 0 for a new model.
+   */
   initialEpoch?: number
-  /** Examples per update; the last batch of an epoch may be smaller. Default 32. */
+  /**
+   * Continue exactly where the model stopped (a loaded checkpoint, an aborted fit): its epoch and
+   * batch, batch size, shuffle and seed; options that contradict them are refused. Default false.
+   */
+  resume?: boolean
+  /** Examples per update; the last batch of an epoch may be smaller. Default 32, or the stopped run's. */
   batchSize?: number
-  /** A new order every epoch, drawn from (seed, epoch). Default true. */
+  /** A new order every epoch, drawn from (seed, epoch). Default true, or the stopped run's. */
   shuffle?: boolean
-  /** Seed of the shuffle. Default: the model's seed. */
+  /** Seed of the shuffle. Default: the model's seed, or the stopped run's. */
   seed?: number
   /** Evaluated after every epoch (loss, and accuracy for classification losses). */
   validationData?: Dataset
   /** Truncated BPTT (sequences must fill their time axis): every `k1` steps, backpropagate through the last `k2`. */
   tbptt?: { k1: number; k2: number }
-  callbacks?: FitCallbacks
+  /** One set of callbacks or several (`[modelCheckpoint(..), earlyStopping(..)]`), called in order. */
+  callbacks?: FitCallbacks | FitCallbacks[]
   /** Aborting stops the fit before its next batch; `fit` rejects with an `OdysseyAbortError`. */
   signal?: AbortSignal
   /** Reject with `ODYSSEY_NON_FINITE` at the first skipped update instead of carrying on. Default false. */
@@ -100,11 +144,14 @@ export interface History {
   nonFiniteUpdates: number
   /** In an aborted fit's `error.result`: the epoch it stopped in, when a batch of it had finished. */
   partialEpoch?: PartialEpochLog
+  /** A callback ended the fit early (`FitContext.stop()`, e.g. `earlyStopping`). */
+  stopped: boolean
 }
 
 const FIT_KEYS: readonly (keyof FitOptions)[] = [
   'epochs',
   'initialEpoch',
+  'resume',
   'batchSize',
   'shuffle',
   'seed',
@@ -115,31 +162,30 @@ const FIT_KEYS: readonly (keyof FitOptions)[] = [
   'stopOnNonFinite',
 ]
 
-/** Checks the options that go to the addon; `modelSeed` is the shuffle's default seed. */
-export function fitArgs(options: FitOptions, modelSeed: number): FitArgs {
+/**
+ * Checks the options that go to the addon; what is left out the core fills in from the model's
+ * position (`FitRequest` in crates/core/src/model/fit.rs).
+ */
+export function fitArgs(options: FitOptions): FitArgs {
   checkOptionKeys(options, FIT_KEYS, 'fit')
   const epochs = checkSize('epochs', options.epochs)
-  const initialEpoch = options.initialEpoch === undefined ? 0 : checkSeed('initialEpoch', options.initialEpoch)
-  if (epochs <= initialEpoch) {
-    throw new OdysseyRangeError(
-      'ODYSSEY_INVALID',
-      `epochs: must be greater than initialEpoch (${initialEpoch}): epochs counts all epochs, resumed or not; got ${epochs}`,
-    )
-  }
   const args: FitArgs = {
     epochs,
-    initialEpoch,
-    batchSize: checkSize('batchSize', options.batchSize ?? 32),
-    shuffle: checkBoolean('shuffle', options.shuffle ?? true),
-    seed: checkSeed('seed', options.seed ?? modelSeed),
     stopOnNonFinite: checkBoolean('stopOnNonFinite', options.stopOnNonFinite ?? false),
   }
+  if (options.initialEpoch !== undefined) args.initialEpoch = checkSeed('initialEpoch', options.initialEpoch)
+  if (options.resume !== undefined) args.resume = checkBoolean('resume', options.resume)
+  if (options.batchSize !== undefined) args.batchSize = checkSize('batchSize', options.batchSize)
+  if (options.shuffle !== undefined) args.shuffle = checkBoolean('shuffle', options.shuffle)
+  if (options.seed !== undefined) args.seed = checkSeed('seed', options.seed)
   if (options.tbptt !== undefined) {
     const tbptt = checkObject('tbptt', options.tbptt)
     checkOptionKeys(tbptt, ['k1', 'k2'], 'tbptt')
     args.tbptt = checkTbptt(tbptt)
   }
-  checkCallbacks(options.callbacks)
+  const callbacks = callbackList(options.callbacks)
+  args.awaitBatchEnd = callbacks.some((c) => c.awaitBatchEnd === true)
+  args.awaitEpochEnd = callbacks.some((c) => c.onEpochEnd !== undefined)
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new OdysseyTypeError('ODYSSEY_TYPE', `signal: expected an AbortSignal, got ${describe(options.signal)}`)
   }
@@ -153,24 +199,33 @@ export function checkTbptt(tbptt: Record<string, unknown>): { k1: number; k2: nu
   return { k1, k2 }
 }
 
-function checkCallbacks(callbacks: unknown): void {
-  if (callbacks === undefined) return
-  const fields = checkObject('callbacks', callbacks)
-  checkOptionKeys(fields, ['onBatchEnd', 'onEpochEnd', 'onNonFinite'], 'callbacks')
+/** The callbacks as a list, each checked. */
+export function callbackList(callbacks: FitCallbacks | FitCallbacks[] | undefined): FitCallbacks[] {
+  if (callbacks === undefined) return []
+  const list = Array.isArray(callbacks) ? callbacks : [callbacks]
+  list.forEach((entry, i) => checkCallbacks(entry, Array.isArray(callbacks) ? `callbacks[${i}]` : 'callbacks'))
+  return list
+}
+
+function checkCallbacks(callbacks: unknown, label: string): void {
+  const fields = checkObject(label, callbacks)
+  checkOptionKeys(fields, ['onBatchEnd', 'onEpochEnd', 'onNonFinite', 'awaitBatchEnd'], label)
   for (const [name, value] of Object.entries(fields)) {
-    if (value !== undefined && typeof value !== 'function') {
-      throw new OdysseyTypeError('ODYSSEY_TYPE', `callbacks.${name}: expected a function, got ${describe(value)}`)
+    if (name === 'awaitBatchEnd') {
+      if (value !== undefined) checkBoolean(`${label}.awaitBatchEnd`, value)
+    } else if (value !== undefined && typeof value !== 'function') {
+      throw new OdysseyTypeError('ODYSSEY_TYPE', `${label}.${name}: expected a function, got ${describe(value)}`)
     }
   }
 }
 
 function batchLog(e: BatchEvent): BatchLog {
-  const { kind: _kind, ...log } = e
+  const { kind: _kind, window: _window, ...log } = e
   return log
 }
 
 export function epochLog(e: EpochEvent): EpochLog {
-  const { kind: _kind, validation, ...rest } = e
+  const { kind: _kind, window: _window, validation, ...rest } = e
   const log: EpochLog = { ...rest }
   if (validation !== undefined && validation !== null) {
     log.valLoss = validation.loss
@@ -179,16 +234,17 @@ export function epochLog(e: EpochEvent): EpochLog {
   return log
 }
 
-export function history(output: FitOutput, partialEpoch?: PartialEpochLog): History {
+export function history(output: FitOutput, extra: { partialEpoch?: PartialEpochLog; stopped?: boolean } = {}): History {
   const epochs = output.epochs.map(epochLog)
   const result: History = {
+    stopped: extra.stopped ?? false,
     epochs,
     loss: epochs.map((e) => e.loss),
     valLoss: epochs.flatMap((e) => (e.valLoss === undefined ? [] : [e.valLoss])),
     valAccuracy: epochs.flatMap((e) => (e.valAccuracy === undefined ? [] : [e.valAccuracy])),
     nonFiniteUpdates: output.nonFiniteUpdates,
   }
-  if (partialEpoch !== undefined) result.partialEpoch = partialEpoch
+  if (extra.partialEpoch !== undefined) result.partialEpoch = extra.partialEpoch
   return result
 }
 
@@ -232,34 +288,134 @@ class EpochTally {
 }
 
 /**
- * Turns the addon's progress events into callback calls. The first error a
- * callback throws is kept (and `stop` is called) so that `fit` can reject with it.
+ * While a fit waits for its callbacks: the model operations those callbacks start (tracked
+ * so that fit waits for them too, and so that their failures reach fit) and whether the
+ * window is still open. `callbackWindow` tells which window, if any, the calling code runs in.
+ */
+export class CallbackWindow {
+  open = true
+  error: { thrown: unknown } | undefined
+  private readonly pending = new Set<Promise<void>>()
+
+  /** Follows `promise` (the very one given to the callback, so it never goes unhandled) and returns it. */
+  track<T>(promise: Promise<T>): Promise<T> {
+    const settled: Promise<void> = promise.then(
+      () => {},
+      (thrown) => {
+        this.error ??= { thrown }
+      },
+    )
+    this.pending.add(settled)
+    void settled.then(() => this.pending.delete(settled))
+    return promise
+  }
+
+  /** Resolves once every tracked operation has settled (including those started meanwhile). */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending])
+  }
+}
+
+const windows = new AsyncLocalStorage<CallbackWindow>()
+
+/** The callback window the calling code runs in (through every `await` of a callback), if any. */
+export function callbackWindow(): CallbackWindow | undefined {
+  return windows.getStore()
+}
+
+/** What the relay needs of the native fit: its cancel token, which also resumes it. */
+interface FitControl {
+  cancel(): void
+  resume(): void
+}
+
+/**
+ * Turns the addon's progress events into callback calls. An event with `window` runs its
+ * callbacks in a `CallbackWindow` and resumes the native fit once they and their operations
+ * are done. The first error a callback throws is kept (and the fit cancelled) so that `fit`
+ * can reject with it.
  */
 export class ProgressRelay {
   error: { thrown: unknown } | undefined
   /** The epoch in progress (for an aborted fit's result). */
   readonly epoch = new EpochTally()
+  stopped = false
+  /** The window open now, if any. */
+  window: CallbackWindow | undefined
+  private running: Promise<void> = Promise.resolve()
+  private readonly context: FitContext
 
   constructor(
-    private readonly callbacks: FitCallbacks,
-    private readonly stop: () => void,
-  ) {}
+    private readonly callbacks: readonly FitCallbacks[],
+    model: FitModel,
+    epochs: number,
+    private readonly control: FitControl,
+  ) {
+    this.context = {
+      model,
+      epochs,
+      stop: () => {
+        this.stopped = true
+      },
+    }
+  }
 
   readonly onProgress = (event: BatchEvent | EpochEvent | EndEvent): void => {
-    if (this.error !== undefined) return
-    try {
-      if (event.kind === 'batch') {
-        const log = batchLog(event as BatchEvent)
-        this.epoch.add(log)
-        if (!log.applied) this.callbacks.onNonFinite?.(log)
-        this.callbacks.onBatchEnd?.(log)
-      } else if (event.kind === 'epoch') {
-        this.epoch.finish()
-        this.callbacks.onEpochEnd?.(epochLog(event as EpochEvent))
-      }
-    } catch (thrown) {
-      this.error = { thrown }
-      this.stop()
+    if (event.kind === 'end') return
+    if (event.kind === 'batch') this.epoch.add(batchLog(event as BatchEvent))
+    else this.epoch.finish()
+    const windowed = (event as BatchEvent | EpochEvent).window
+    if (!windowed) {
+      if (this.error === undefined) this.follow(this.dispatch(event as BatchEvent | EpochEvent))
+      return
     }
+    const window = new CallbackWindow()
+    this.window = window
+    this.follow(windows.run(window, () => this.inWindow(event as BatchEvent | EpochEvent, window)))
+  }
+
+  /** Resolves once every callback run so far is done. */
+  idle(): Promise<void> {
+    return this.running
+  }
+
+  private async inWindow(event: BatchEvent | EpochEvent, window: CallbackWindow): Promise<void> {
+    try {
+      if (this.error === undefined) await this.dispatch(event)
+    } catch (thrown) {
+      this.fail(thrown)
+    }
+    await window.settled()
+    if (window.error !== undefined) this.fail(window.error.thrown)
+    window.open = false
+    this.window = undefined
+    if (this.stopped) this.control.cancel()
+    this.control.resume()
+  }
+
+  /** Calls every callback's hook for `event`, in order, waiting for each. */
+  private async dispatch(event: BatchEvent | EpochEvent): Promise<void> {
+    if (event.kind === 'batch') {
+      const log = batchLog(event as BatchEvent)
+      for (const callbacks of this.callbacks) {
+        if (!log.applied) await callbacks.onNonFinite?.(log, this.context)
+        await callbacks.onBatchEnd?.(log, this.context)
+      }
+    } else {
+      const log = epochLog(event as EpochEvent)
+      for (const callbacks of this.callbacks) await callbacks.onEpochEnd?.(log, this.context)
+    }
+    if (this.stopped) this.control.cancel()
+  }
+
+  /** Keeps `run` for `idle`; its failure, now or later, stops the fit. */
+  private follow(run: Promise<void>): void {
+    const settled = run.catch((thrown: unknown) => this.fail(thrown))
+    this.running = Promise.all([this.running, settled]).then(() => {})
+  }
+
+  private fail(thrown: unknown): void {
+    this.error ??= { thrown }
+    this.control.cancel()
   }
 }

@@ -17,7 +17,8 @@
  * Every argument is checked here first (`OdysseyTypeError` / `OdysseyRangeError`
  * naming it and the expected shape). One operation runs on a model at a time:
  * any call while `fit`, `evaluate`, `predict` or `save` is running rejects
- * with `ODYSSEY_STATE`, as does any call after `dispose()`.
+ * with `ODYSSEY_STATE`, as does any call after `dispose()` — except the calls
+ * of fit's own callbacks while fit waits for them (see `FitCallbacks`).
  */
 import type { InputArgs, NativeModel } from '../../native/binding'
 import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from '../errors'
@@ -25,7 +26,17 @@ import { loadNative } from '../native'
 import type { Dtype, Tensor } from '../types'
 import { checkBoolean, checkObject, checkOptionKeys, checkSize, checkWeightTensors, describe } from '../validate'
 import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './data'
-import { checkTbptt, fitArgs, history, ProgressRelay, type FitOptions, type History } from './fit'
+import {
+  type CallbackWindow,
+  callbackList,
+  callbackWindow,
+  checkTbptt,
+  fitArgs,
+  history,
+  ProgressRelay,
+  type FitOptions,
+  type History,
+} from './fit'
 import { checkStateDictArgs } from './interop'
 import { decodeArgs, type DecodeOptions, type ScoredDecoding } from './decode'
 import { generate, type GenerateOptions } from './generate'
@@ -153,6 +164,9 @@ export class Model {
   private readonly described: DescribedGraph
   private readonly native: NativeModel
   private disposed = false
+  /** The running fit's relay: its callback window is the only code that may use the model meanwhile. */
+  private fitting: ProgressRelay | undefined
+  private savedMetadata: unknown
 
   private constructor(native: NativeModel, described: DescribedGraph) {
     this.native = native
@@ -176,15 +190,19 @@ export class Model {
   }
 
   /**
-   * Restores a model saved with `save`: graph, weights, optimizer state and step counter, so
-   * that training resumes bit for bit (pass the epochs already done as `fit`'s `initialEpoch`).
+   * Restores a model saved with `save`: graph, weights, optimizer state, step counter, the
+   * epochs finished and where fit stood (`epochs`, `stepCount`), and `metadata`, so that
+   * `fit` goes on bit for bit where training stopped.
    */
   static async load(dir: string): Promise<Model> {
     if (typeof dir !== 'string' || dir === '')
       throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
     const { NativeModel } = loadNative()
     const native = await awaitNative(() => NativeModel.load(dir))
-    return new Model(native, describeGraph(JSON.parse(native.modelSpec) as GraphSpec))
+    const model = new Model(native, describeGraph(JSON.parse(native.modelSpec) as GraphSpec))
+    const metadata = native.metadata
+    if (metadata !== null && metadata !== undefined) model.savedMetadata = JSON.parse(metadata)
+    return model
   }
 
   get dtype(): Dtype {
@@ -198,8 +216,35 @@ export class Model {
 
   /** Updates applied so far. */
   get stepCount(): number {
-    this.checkUsable()
+    this.checkUsable('stepCount')
     return callNative(() => this.native.stepCount())
+  }
+
+  /** Epochs `fit` has finished on this model, over its checkpoints: where the next fit starts by default. */
+  get epochs(): number {
+    this.checkUsable('epochs')
+    return callNative(() => this.native.epochs())
+  }
+
+  /** What the last `save` was given (or the loaded checkpoint's), as JSON gives it back; undefined when none. */
+  get metadata(): unknown {
+    return this.savedMetadata
+  }
+
+  /** The base learning rate (a schedule scales it per step). */
+  get learningRate(): number {
+    return this.trainingSpec.learningRate as number
+  }
+
+  /**
+   * Replaces the base learning rate from the next update on — in a callback of `fit`, from its
+   * next batch (as `reduceLrOnPlateau` does). Saved with the checkpoint.
+   */
+  setLearningRate(learningRate: number): void {
+    this.checkUsable('setLearningRate')
+    if (typeof learningRate !== 'number')
+      throw new OdysseyTypeError('ODYSSEY_TYPE', `learningRate: expected a number, got ${describe(learningRate)}`)
+    callNative(() => this.native.setLearningRate(learningRate))
   }
 
   /**
@@ -217,8 +262,9 @@ export class Model {
    * @throws OdysseyRangeError `ODYSSEY_STATE` when another operation is running on this model.
    */
   async fit(data: Dataset, options: FitOptions): Promise<History> {
-    this.checkUsable()
-    const args = fitArgs(options, this.graph.seed)
+    if (this.checkUsable('fit') !== undefined)
+      throw new OdysseyRangeError('ODYSSEY_STATE', 'fit cannot run inside a callback of fit on the same model')
+    const args = fitArgs(options)
     const train = checkDataset(data, this.described, 'data')
     const validation =
       options.validationData === undefined
@@ -234,28 +280,35 @@ export class Model {
       )
     const { CancelToken } = loadNative()
     const token = new CancelToken()
-    const relay = new ProgressRelay(options.callbacks ?? {}, () => token.cancel())
+    const relay = new ProgressRelay(callbackList(options.callbacks), this, args.epochs, token)
+    const running = callNative(() => this.native.fit(train.args, validation?.args, args, relay.onProgress, token))
+    this.fitting = relay
     const abort = () => token.cancel()
     signal?.addEventListener('abort', abort, { once: true })
     try {
-      const output = await awaitNative(() =>
-        this.native.fit(train.args, validation?.args, args, relay.onProgress, token),
-      )
+      const output = await awaitNative(() => running)
+      // Callbacks still running (the fit was cancelled while it waited for them) finish first.
+      await relay.idle()
       if (relay.error !== undefined) throw relay.error.thrown
-      const result = history(output, output.cancelled ? relay.epoch.partial : undefined)
-      if (output.cancelled)
+      const partialEpoch = output.cancelled && !relay.stopped ? relay.epoch.partial : undefined
+      const result = history(output, { partialEpoch, stopped: relay.stopped })
+      if (output.cancelled && !relay.stopped)
         throw new OdysseyAbortError(`fit was aborted after ${result.epochs.length} finished epoch(s)`, result, {
           cause: signal?.reason,
         })
       return result
     } finally {
+      this.fitting = undefined
       signal?.removeEventListener('abort', abort)
     }
   }
 
   /** Loss (and accuracy for classification losses) over `data`, in batches, on a worker thread. */
-  async evaluate(data: Dataset, options?: { batchSize?: number }): Promise<Evaluation> {
-    this.checkUsable()
+  evaluate(data: Dataset, options?: { batchSize?: number }): Promise<Evaluation> {
+    return this.operation('evaluate', () => this.evaluateNow(data, options))
+  }
+
+  private async evaluateNow(data: Dataset, options?: { batchSize?: number }): Promise<Evaluation> {
     const batchSize = checkBatchSize(options, 'evaluate')
     const { args } = checkDataset(data, this.described, 'data')
     const result = await awaitNative(() => this.native.evaluate(args, batchSize))
@@ -269,8 +322,11 @@ export class Model {
    * batches, on a worker thread: logits for the crossEntropy and binaryCrossEntropy losses, unless
    * `probabilities: true` applies their softmax (over the last axis) or sigmoid.
    */
-  async predict(x: Inputs, options?: { batchSize?: number; probabilities?: boolean }): Promise<Tensor> {
-    this.checkUsable()
+  predict(x: Inputs, options?: { batchSize?: number; probabilities?: boolean }): Promise<Tensor> {
+    return this.operation('predict', () => this.predictNow(x, options))
+  }
+
+  private async predictNow(x: Inputs, options?: { batchSize?: number; probabilities?: boolean }): Promise<Tensor> {
     const batchSize = checkBatchSize(options, 'predict', ['probabilities'])
     const wanted = options?.probabilities === undefined ? false : checkBoolean('probabilities', options.probabilities)
     const convert = wanted ? probabilitiesOf(this.graph.loss) : (output: Tensor) => output
@@ -284,7 +340,7 @@ export class Model {
   /** Truncated BPTT over one batch: one report per window of `k1` steps. */
   trainStep(batch: Dataset, options: { tbptt: { k1: number; k2: number } }): StepReport[]
   trainStep(batch: Dataset, options?: { tbptt: { k1: number; k2: number } }): StepReport | StepReport[] {
-    this.checkUsable()
+    this.checkUsable('trainStep')
     let tbptt: { k1: number; k2: number } | undefined
     if (options !== undefined) {
       const fields = checkObject('trainStep options', options)
@@ -302,7 +358,7 @@ export class Model {
    * (weights untouched): the vanishing gradient of the simple RNN beside the LSTM's (SPEC §2).
    */
   gradientFlow(batch: Dataset): GradientFlow[] {
-    this.checkUsable()
+    this.checkUsable('gradientFlow')
     const { args } = checkDataset(batch, this.described, 'batch')
     return callNative(() => this.native.gradientFlow(args))
   }
@@ -316,7 +372,7 @@ export class Model {
    * carries a state of its own.
    */
   step(x: StepInputs): Tensor {
-    this.checkUsable()
+    this.checkUsable('step')
     const inputs: InputArgs[] = checkStepInputs(x, this.described)
     const { data, shape } = callNative(() => this.native.step(inputs))
     // A sequence output has a time axis of one step here.
@@ -347,7 +403,7 @@ export class Model {
    * the `stop` token. Synchronous like `step`, and leaves `step`'s state after the last token.
    */
   generate(options: GenerateOptions): Uint32Array[] {
-    this.checkUsable()
+    this.checkUsable('generate')
     return generate(this, this.described, options)
   }
 
@@ -385,13 +441,13 @@ export class Model {
 
   /** Forgets the state `step` carries: the next `step` starts new sequences (also for another batch size). */
   resetState(): void {
-    this.checkUsable()
+    this.checkUsable('resetState')
     callNative(() => this.native.resetState())
   }
 
   /** Copies of every tensor under `"{node}.{PyTorch name}"` keys (`lstm.weight_ih_l0`, `dense.weight`). */
   getWeights(): Record<string, Tensor> {
-    this.checkUsable()
+    this.checkUsable('getWeights')
     const tensors = callNative(() => this.native.getWeights())
     return Object.fromEntries(tensors.map(({ name, shape, data }) => [name, { data, shape }]))
   }
@@ -401,7 +457,7 @@ export class Model {
    * values — before anything changes.
    */
   setWeights(weights: Record<string, Tensor>): void {
-    this.checkUsable()
+    this.checkUsable('setWeights')
     const tensors = checkWeightTensors(weights, this.dtype, 'model')
     callNative(() => this.native.setWeights(tensors))
   }
@@ -411,19 +467,23 @@ export class Model {
    * @throws OnnxUnsupportedError for the LSTM variants ONNX cannot express (NIG, NFG, NOG, FGR).
    */
   exportOnnx(path: string, options?: OnnxExportOptions): Promise<void> {
-    return exportOnnx(this.graph, this.getWeights(), path, options)
+    return this.operation('exportOnnx', async () => exportOnnx(this.graph, this.getWeights(), path, options))
   }
 
   /**
    * Saves a checkpoint into `dir` (weights, optimizer state, counters, the specs, `metadata`)
    * on a worker thread. Crash-safe: the previous checkpoint stays until the new one is complete.
    */
-  async save(dir: string, metadata?: unknown): Promise<void> {
-    this.checkUsable()
+  save(dir: string, metadata?: unknown): Promise<void> {
+    return this.operation('save', () => this.saveNow(dir, metadata))
+  }
+
+  private async saveNow(dir: string, metadata?: unknown): Promise<void> {
     if (typeof dir !== 'string' || dir === '')
       throw new OdysseyRangeError('ODYSSEY_INVALID', `dir: expected a directory path, got ${JSON.stringify(dir)}`)
     const json = metadata === undefined ? undefined : metadataJson(metadata)
     await awaitNative(() => this.native.save(dir, json))
+    this.savedMetadata = json === undefined ? undefined : JSON.parse(json)
   }
 
   /**
@@ -433,20 +493,22 @@ export class Model {
    * has no peepholes, so build that node with `peepholes: false`. Nothing changes unless all fits.
    * @throws OdysseyError `ODYSSEY_CHECKPOINT` naming the file, the tensor and both shapes; `ODYSSEY_IO`.
    */
-  async importStateDict(node: string, path: string): Promise<void> {
-    this.checkUsable()
-    const args = checkStateDictArgs(this.graph, node, path, 'importStateDict')
-    await awaitNative(() => this.native.importStateDict(args.node, args.path))
+  importStateDict(node: string, path: string): Promise<void> {
+    return this.operation('importStateDict', async () => {
+      const args = checkStateDictArgs(this.graph, node, path, 'importStateDict')
+      await awaitNative(() => this.native.importStateDict(args.node, args.path))
+    })
   }
 
   /**
    * Writes the `lstm` or `rnn` node `node` as a PyTorch state dict (safetensors, atomically) that
    * `module.load_state_dict(safetensors.torch.load_file(path))` reads; see `importStateDict`.
    */
-  async exportStateDict(node: string, path: string): Promise<void> {
-    this.checkUsable()
-    const args = checkStateDictArgs(this.graph, node, path, 'exportStateDict')
-    await awaitNative(() => this.native.exportStateDict(args.node, args.path))
+  exportStateDict(node: string, path: string): Promise<void> {
+    return this.operation('exportStateDict', async () => {
+      const args = checkStateDictArgs(this.graph, node, path, 'exportStateDict')
+      await awaitNative(() => this.native.exportStateDict(args.node, args.path))
+    })
   }
 
   /** Frees the native model; every later call throws `ODYSSEY_STATE`. Throws while an operation is running. */
@@ -456,9 +518,34 @@ export class Model {
     this.disposed = true
   }
 
-  private checkUsable(): void {
+  /**
+   * Refuses a disposed model, and any call while fit runs except from the callback window fit
+   * is waiting for (returned then: the operation is part of it). The lease in the addon is the
+   * authority on one operation at a time; this adds what only JS can know: who is calling.
+   */
+  private checkUsable(operation: string): CallbackWindow | undefined {
     if (this.disposed)
       throw new OdysseyRangeError('ODYSSEY_STATE', 'this model has been disposed; create or load another one')
+    if (this.fitting === undefined) return undefined
+    const window = callbackWindow()
+    if (window !== undefined && window === this.fitting.window) return window
+    throw new OdysseyRangeError(
+      'ODYSSEY_STATE',
+      `fit is already running on this model; ${operation} has to wait until it settles (fit's callbacks may use ` +
+        'the model while fit waits for them: at epoch ends, and at batch ends with awaitBatchEnd)',
+    )
+  }
+
+  /** Runs an async operation, as part of the callback window it is called from, if any. */
+  private operation<T>(name: string, run: () => Promise<T>): Promise<T> {
+    let window: CallbackWindow | undefined
+    try {
+      window = this.checkUsable(name)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const promise = run()
+    return window === undefined ? promise : window.track(promise)
   }
 }
 

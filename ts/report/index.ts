@@ -29,6 +29,7 @@ export {
   type RunLoggerOptions,
   type StepRecord,
   type VqaRecord,
+  type CallbackRecord,
 } from './log'
 export { buildReport, writeReport, type Report, type ReportInput, type ReportOptions } from './report'
 export { GradNormHistory, gradNormSparkline } from './sparkline'

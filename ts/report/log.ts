@@ -37,6 +37,11 @@
  *   `confusion`: `answers` (the K most frequent reference answers) and
  *   `counts` (K×K, `counts[i][j]` = questions whose reference answer is
  *   `answers[i]` that the model answered `answers[j]`).
+ * - `callback` (what a built-in callback of `fit` did, see ts/model/callbacks.ts): `step`,
+ *   `epoch` (the epoch just finished), `callback` (`"modelCheckpoint"`, `"earlyStopping"`,
+ *   `"reduceLrOnPlateau"`), `action` (`"saved"`, `"stopped"`, `"restoredBestWeights"`,
+ *   `"reducedLearningRate"`), optional `monitor` (the watched quantity, e.g. `"valLoss"`) and
+ *   `value` (its value, or null), optional `detail` (a sentence). The report ignores them.
  *
  * Example:
  *
@@ -125,7 +130,18 @@ export interface VqaRecord {
   }
 }
 
-export type RunLogRecord = RunHeaderRecord | StepRecord | EpochRecord | GradientFlowRecord | VqaRecord
+export interface CallbackRecord {
+  type: 'callback'
+  step: number
+  epoch: number
+  callback: string
+  action: string
+  monitor?: string
+  value?: number | null
+  detail?: string
+}
+
+export type RunLogRecord = RunHeaderRecord | StepRecord | EpochRecord | GradientFlowRecord | VqaRecord | CallbackRecord
 
 /** What a caller gives for each record: the record without its `type` (and the header without its format tag). */
 export type RunInfo = Omit<RunHeaderRecord, 'type' | 'format' | 'version'>
@@ -278,12 +294,24 @@ function checkVqa(fields: Fields): VqaRecord {
   return fields as unknown as VqaRecord
 }
 
+function checkCallback(fields: Fields): CallbackRecord {
+  count(fields.step, 'step')
+  count(fields.epoch, 'epoch')
+  text(fields.callback, 'callback')
+  text(fields.action, 'action')
+  optional(fields, 'monitor', text)
+  optional(fields, 'value', lossValue)
+  optional(fields, 'detail', text)
+  return fields as unknown as CallbackRecord
+}
+
 const CHECKS: Record<RunLogRecord['type'], (fields: Fields) => RunLogRecord> = {
   run: checkHeader,
   step: checkStep,
   epoch: checkEpoch,
   gradientFlow: checkGradientFlow,
   vqa: checkVqa,
+  callback: checkCallback,
 }
 
 /**
@@ -406,6 +434,10 @@ export class RunLogger {
 
   vqa(record: Body<VqaRecord>): void {
     this.write({ type: 'vqa', ...record })
+  }
+
+  callback(record: Body<CallbackRecord>): void {
+    this.write({ type: 'callback', ...record })
   }
 
   /** Checks and appends one record. @throws RunRecordError, or RunLogError after close(). */

@@ -61,7 +61,7 @@ function splitRuns(source: string, records: readonly RunLogRecord[]): Run[] {
     if (record.type === 'step') run.steps.push(record)
     else if (record.type === 'epoch') run.epochs.push(record)
     else if (record.type === 'gradientFlow') run.gradientFlow.push(record)
-    else run.vqa.push(record)
+    else if (record.type === 'vqa') run.vqa.push(record)
   }
   return runs
 }

@@ -374,9 +374,10 @@ class EpochRunner {
 
   private async fitChunk(data: Parameters<Model['fit']>[0], onBatchEnd: (log: BatchLog) => void, history: VqaHistory) {
     try {
-      // The epoch's order is already shuffled; the chunk is trained in it.
+      // The epoch's order is already shuffled; the chunk is trained in it, as a walk of its own.
       await this.model.fit(data, {
         epochs: 1,
+        initialEpoch: 0,
         batchSize: this.batchSize,
         shuffle: false,
         callbacks: { onBatchEnd },

@@ -336,8 +336,8 @@ fn a_damaged_manifest_is_an_error_and_cannot_point_outside_the_directory() {
             "not a checkpoint generation",
         ),
         (
-            json!({"formatVersion": 2, "current": "gen-1-0000000000000000"}),
-            "format version 2",
+            json!({"formatVersion": 3, "current": "gen-1-0000000000000000"}),
+            "format version 3",
         ),
         (json!({"formatVersion": 1}), "malformed"),
     ] {

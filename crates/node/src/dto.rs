@@ -6,18 +6,23 @@ use odyssey_core::model::{GraphShapes, ValueKind};
 
 use crate::convert::Floats;
 
-/// `fit` options; omitted ones take `FitOptions::default()`.
+/// `fit` options; omitted ones continue the model's training position (see `FitRequest`).
 #[napi(object, object_to_js = false)]
 pub struct FitArgs {
     /// Train until this many epochs are done in total (epochs `initialEpoch..epochs` run).
     pub epochs: u32,
     pub initial_epoch: Option<u32>,
-    pub batch_size: u32,
+    /// Continue exactly where the model stopped (refuses options that contradict it).
+    pub resume: Option<bool>,
+    pub batch_size: Option<u32>,
     pub shuffle: Option<bool>,
-    /// Seed of the per-epoch shuffle (a safe integer >= 0).
+    /// Seed of the per-epoch shuffle (a safe integer >= 0); default: the model's seed.
     pub seed: Option<i64>,
     pub tbptt: Option<TbpttArgs>,
     pub stop_on_non_finite: Option<bool>,
+    /// Wait for the callbacks after every batch / epoch (their events carry `window: true`).
+    pub await_batch_end: Option<bool>,
+    pub await_epoch_end: Option<bool>,
 }
 
 /// Truncated BPTT: every `k1` steps, backpropagate through the last `k2`.

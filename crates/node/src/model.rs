@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use napi::bindgen_prelude::{AsyncTask, Either3};
 use napi::threadsafe_function::{ThreadsafeFunction, UnknownReturnValue};
@@ -13,8 +13,8 @@ use napi_derive::napi;
 use odyssey_core::model::checkpoint;
 use odyssey_core::model::fit::train_batch;
 use odyssey_core::model::{
-    describe, model_state, node_states, Batch, FitOptions, Model, ModelSpec, NamedState,
-    StepReport, Tbptt,
+    describe, model_state, node_states, Batch, FitOptions, FitRequest, Model, ModelSpec,
+    NamedState, StepReport, Tbptt,
 };
 use odyssey_core::params::NamedValues;
 use odyssey_core::Error;
@@ -32,13 +32,21 @@ use crate::error::{guard, BindingError, ErrorCode};
 use crate::layer::{named_values, weight_shapes, NamedTensor, NamedTensorOutput};
 use crate::session::{each_session, AnySession, Lease, Session, Shared};
 use crate::tasks::{
-    settle, BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, PredictTask, SaveTask,
+    settle, BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, PredictTask, ResumeSlot,
+    SaveTask, Waits,
 };
 
-/// The flag a running `fit` reads before every batch.
+/// The flag a running `fit` reads before every batch, and the way its callbacks
+/// tell the fit waiting for them to go on.
 #[napi]
 pub struct CancelToken {
     flag: Arc<AtomicBool>,
+    resume: ResumeSlot,
+}
+
+/// Locks a mutex whose holder may have panicked (the panic is already an `ODYSSEY_PANIC` error).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[napi]
@@ -48,6 +56,7 @@ impl CancelToken {
         guard(|| {
             Ok(CancelToken {
                 flag: Arc::new(AtomicBool::new(false)),
+                resume: ResumeSlot::default(),
             })
         })
     }
@@ -57,6 +66,18 @@ impl CancelToken {
     pub fn cancel(&self) -> napi::Result<(), ErrorCode> {
         guard(|| {
             self.flag.store(true, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// Lets the fit waiting for its callbacks (an event with `window: true`) go on.
+    #[napi]
+    pub fn resume(&self) -> napi::Result<(), ErrorCode> {
+        guard(|| {
+            if let Some(waiting) = lock(&self.resume).take() {
+                // The fit may have stopped waiting already (cancelled): nothing to wake then.
+                let _ = waiting.send(());
+            }
             Ok(())
         })
     }
@@ -71,20 +92,27 @@ impl CancelToken {
 #[napi]
 pub struct NativeModel {
     shared: Arc<Shared>,
-    /// The specs as JSON with every default filled in (they never change).
+    /// The specs as JSON with every default filled in (the model spec never changes; the
+    /// training spec's learning rate may).
     model_spec: String,
-    training_spec: String,
+    training_spec: Mutex<String>,
+    /// JSON of the metadata of the checkpoint this model was loaded from.
+    metadata: Option<String>,
 }
 
 impl NativeModel {
-    pub(crate) fn from_session(session: AnySession) -> Result<Self, BindingError> {
+    pub(crate) fn from_session(
+        session: AnySession,
+        metadata: Option<String>,
+    ) -> Result<Self, BindingError> {
         let (model, training) = session.specs();
         let model_spec = serde_json::to_string(model).map_err(json_error("modelSpec"))?;
         let training_spec = serde_json::to_string(training).map_err(json_error("trainingSpec"))?;
         Ok(NativeModel {
             shared: Shared::new(session),
             model_spec,
-            training_spec,
+            training_spec: Mutex::new(training_spec),
+            metadata,
         })
     }
 
@@ -117,7 +145,7 @@ impl NativeModel {
             let model = serde_json::from_str(&model_spec).map_err(json_error("modelSpec"))?;
             let training =
                 serde_json::from_str(&training_spec).map_err(json_error("trainingSpec"))?;
-            NativeModel::from_session(AnySession::new(model, training)?)
+            NativeModel::from_session(AnySession::new(model, training)?, None)
         })
     }
 
@@ -147,7 +175,38 @@ impl NativeModel {
     /// The training spec as JSON, every default filled in.
     #[napi(getter)]
     pub fn training_spec(&self) -> napi::Result<String, ErrorCode> {
-        guard(|| Ok(self.training_spec.clone()))
+        guard(|| Ok(lock(&self.training_spec).clone()))
+    }
+
+    /// JSON of the metadata saved with the checkpoint this model was loaded from (`null` when none).
+    #[napi(getter)]
+    pub fn metadata(&self) -> napi::Result<Option<String>, ErrorCode> {
+        guard(|| Ok(self.metadata.clone()))
+    }
+
+    /// Replaces the base learning rate (the schedule scales it) from the next update on; in a
+    /// fit's callback window, from its next batch.
+    #[napi]
+    pub fn set_learning_rate(&self, learning_rate: f64) -> napi::Result<(), ErrorCode> {
+        guard(|| {
+            let spec = self.now("setLearningRate", |s| {
+                each_session!(s, s => s.trainer.set_learning_rate(learning_rate)?);
+                serde_json::to_string(s.specs().1).map_err(json_error("trainingSpec"))
+            })?;
+            *lock(&self.training_spec) = spec;
+            Ok(())
+        })
+    }
+
+    /// Epochs `fit` has finished on this model (saved in its checkpoints).
+    #[napi]
+    pub fn epochs(&self) -> napi::Result<f64, ErrorCode> {
+        guard(|| {
+            self.now("epochs", |s| {
+                let position = each_session!(s, s => s.trainer.position());
+                Ok(position.map_or(0.0, |p| p.epochs as f64))
+            })
+        })
     }
 
     /// Updates applied so far.
@@ -187,13 +246,17 @@ impl NativeModel {
             let lease = self.lease("fit")?;
             let train = OwnedDataset::copy(&train)?;
             let validation = validation.as_ref().map(OwnedDataset::copy).transpose()?;
-            let options = fit_options(&options)?;
+            let waits = Waits {
+                batch: options.await_batch_end.unwrap_or(false),
+                epoch: options.await_epoch_end.unwrap_or(false),
+            };
+            let options = lease.with_session(|s| fit_options(&options, s))?;
             Ok(AsyncTask::new(FitTask::new(
                 lease,
                 (train, validation),
-                options,
+                (options, waits),
                 on_progress,
-                cancel.flag.clone(),
+                (cancel.flag.clone(), cancel.resume.clone()),
             )))
         })
     }
@@ -367,7 +430,12 @@ impl NativeModel {
     /// Frees the model. Every later call fails with `ODYSSEY_STATE`; disposing twice is fine.
     #[napi]
     pub fn dispose(&self) -> napi::Result<(), ErrorCode> {
-        guard(|| match self.lease("dispose") {
+        guard(|| {
+            match self.lease("dispose") {
+            Ok(lease) if lease.borrowed => Err(BindingError::State(
+                "a fit is running on this model, waiting for its callback; dispose it after fit settles"
+                    .to_owned(),
+            )),
             Ok(lease) => {
                 lease.dispose();
                 // The buffers kept for this model's next step are not needed any more.
@@ -376,6 +444,7 @@ impl NativeModel {
             }
             Err(_) if self.shared.is_disposed() => Ok(()),
             Err(busy) => Err(busy),
+        }
         })
     }
 }
@@ -392,16 +461,27 @@ impl LoadTask {
 
 #[napi]
 impl Task for LoadTask {
-    type Output = napi::Result<AnySession, ErrorCode>;
+    type Output = napi::Result<(AnySession, Option<String>), ErrorCode>;
     type JsValue = NativeModel;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(guard(|| Ok(AnySession::from(checkpoint::load(&self.dir)?))))
+        Ok(guard(|| {
+            let (trainer, metadata) = checkpoint::load_with_metadata(&self.dir)?;
+            let metadata = match metadata {
+                serde_json::Value::Null => None,
+                value => Some(value.to_string()),
+            };
+            Ok((AnySession::from(trainer), metadata))
+        }))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeModel> {
-        let session = settle(&env, output, |s| s)?;
-        settle(&env, guard(|| NativeModel::from_session(session)), |m| m)
+        let (session, metadata) = settle(&env, output, |s| s)?;
+        settle(
+            &env,
+            guard(|| NativeModel::from_session(session, metadata)),
+            |m| m,
+        )
     }
 }
 
@@ -472,28 +552,28 @@ fn weights_of<F: ModelFloat>(model: &Model<F>) -> Vec<NamedTensorOutput> {
         .collect()
 }
 
-fn fit_options(args: &FitArgs) -> Result<FitOptions, BindingError> {
-    let defaults = FitOptions::default();
+/// The options of a fit of `session`'s model, from where it stands.
+fn fit_options(args: &FitArgs, session: &AnySession) -> Result<FitOptions, BindingError> {
     let seed = match args.seed {
-        Some(seed) => u64::try_from(seed)
-            .map_err(|_| Error::invalid("seed", format!("must be >= 0, got {seed}")))?,
-        None => defaults.seed,
+        Some(seed) => Some(
+            u64::try_from(seed)
+                .map_err(|_| Error::invalid("seed", format!("must be >= 0, got {seed}")))?,
+        ),
+        None => None,
     };
-    let options = FitOptions {
+    let request = FitRequest {
         epochs: args.epochs as usize,
-        initial_epoch: args
-            .initial_epoch
-            .map_or(defaults.initial_epoch, |e| e as usize),
-        batch_size: args.batch_size as usize,
-        shuffle: args.shuffle.unwrap_or(defaults.shuffle),
+        initial_epoch: args.initial_epoch.map(|e| e as usize),
+        resume: args.resume.unwrap_or(false),
+        batch_size: args.batch_size.map(|b| b as usize),
+        shuffle: args.shuffle,
         seed,
         tbptt: args.tbptt.as_ref().map(to_tbptt),
-        stop_on_non_finite: args
-            .stop_on_non_finite
-            .unwrap_or(defaults.stop_on_non_finite),
+        stop_on_non_finite: args.stop_on_non_finite.unwrap_or(false),
     };
-    options.validate()?;
-    Ok(options)
+    let (position, model_seed) =
+        each_session!(session, s => (s.trainer.position(), s.trainer.model.spec().seed));
+    Ok(request.resolve(position, model_seed)?)
 }
 
 fn to_tbptt(args: &TbpttArgs) -> Tbptt {

@@ -13,8 +13,10 @@
 //! No pool is created here, so nothing nests.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use napi::bindgen_prelude::{Either3, JsObjectValue, JsValue};
 use napi::threadsafe_function::{
@@ -22,9 +24,10 @@ use napi::threadsafe_function::{
 };
 use napi::{Env, Status, Task};
 use napi_derive::napi;
+use odyssey_core::model::spec::Dtype;
 use odyssey_core::model::{
-    checkpoint, evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitObserver,
-    FitOptions, FitSummary,
+    checkpoint, evaluate, predict, BatchProgress, EpochProgress, Evaluation, FitEvent, FitOptions,
+    FitRun, FitSummary,
 };
 
 use crate::convert::Floats;
@@ -32,7 +35,7 @@ use crate::data::{ModelFloat, OwnedDataset};
 use crate::dto::TensorOutput;
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::exit::Job;
-use crate::session::{each_session, AnySession, Lease, Session};
+use crate::session::{each_session, AnySession, Lease, Session, SessionFloat};
 
 /// Progress of one batch.
 #[napi(object, object_from_js = false)]
@@ -55,6 +58,8 @@ pub struct BatchEvent {
     pub examples_per_second: f64,
     /// Updates applied so far.
     pub step: f64,
+    /// The fit waits for `CancelToken.resume()` before going on, lending the model meanwhile.
+    pub window: bool,
 }
 
 /// Loss (and accuracy for classification losses) over a dataset.
@@ -79,6 +84,8 @@ pub struct EpochEvent {
     pub seconds: f64,
     pub examples_per_second: f64,
     pub step: f64,
+    /// The fit waits for `CancelToken.resume()` before going on, lending the model meanwhile.
+    pub window: bool,
 }
 
 /// The last event of a fit, delivered before its promise settles.
@@ -104,7 +111,7 @@ type ProgressEvent = Either3<BatchEvent, EpochEvent, EndEvent>;
 type ProgressCallback =
     ThreadsafeFunction<ProgressEvent, UnknownReturnValue, ProgressEvent, Status, false, true>;
 
-fn batch_event(p: &BatchProgress) -> BatchEvent {
+fn batch_event(p: &BatchProgress, window: bool) -> BatchEvent {
     BatchEvent {
         kind: "batch".to_owned(),
         epoch: p.epoch as u32,
@@ -119,6 +126,7 @@ fn batch_event(p: &BatchProgress) -> BatchEvent {
         learning_rate: p.learning_rate,
         examples_per_second: p.examples_per_second,
         step: p.step as f64,
+        window,
     }
 }
 
@@ -130,7 +138,7 @@ fn evaluation_output(e: &Evaluation) -> EvaluationOutput {
     }
 }
 
-fn epoch_event(p: &EpochProgress) -> EpochEvent {
+fn epoch_event(p: &EpochProgress, window: bool) -> EpochEvent {
     EpochEvent {
         kind: "epoch".to_owned(),
         epoch: p.epoch as u32,
@@ -140,13 +148,34 @@ fn epoch_event(p: &EpochProgress) -> EpochEvent {
         seconds: p.seconds,
         examples_per_second: p.examples_per_second,
         step: p.step as f64,
+        window,
     }
 }
 
-/// Sends progress to JS without waiting for it (the queue is unbounded, so a call never blocks).
+/// After which events the fit waits for its callbacks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waits {
+    pub batch: bool,
+    pub epoch: bool,
+}
+
+/// Where a fit waiting for its callbacks leaves the sender that wakes it (`CancelToken.resume()`).
+pub(crate) type ResumeSlot = Arc<Mutex<Option<mpsc::Sender<()>>>>;
+
+/// How often a fit waiting for its callbacks looks at its cancel flag.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+
+/// Sends progress to JS: without waiting for it (the queue is unbounded, so a
+/// call never blocks), or, where `waits` says, in a callback window: the
+/// worker has let go of the session, lends the lease, sends the event and
+/// waits until JS calls `CancelToken.resume()` — or until the fit is cancelled
+/// (an abort; `stop_work` when the process exits), so a JS thread that will
+/// never answer cannot keep it waiting.
 struct ProgressSender<'a> {
     callback: Option<&'a ProgressCallback>,
     job: &'a Job,
+    waits: Waits,
+    resume: &'a ResumeSlot,
 }
 
 impl ProgressSender<'_> {
@@ -185,14 +214,45 @@ impl ProgressSender<'_> {
     }
 }
 
-impl FitObserver for ProgressSender<'_> {
-    fn batch_end(&mut self, progress: &BatchProgress) {
-        self.send(Either3::A(batch_event(progress)));
+impl ProgressSender<'_> {
+    /// Delivers one event of the fit holding `lease` (the session is not locked here).
+    fn deliver(&self, event: &FitEvent, lease: &Lease) {
+        let window = self.callback.is_some()
+            && match event {
+                FitEvent::Batch(_) => self.waits.batch,
+                FitEvent::Epoch(_) => self.waits.epoch,
+            };
+        let event = match event {
+            FitEvent::Batch(p) => Either3::A(batch_event(p, window)),
+            FitEvent::Epoch(p) => Either3::B(epoch_event(p, window)),
+        };
+        if !window {
+            return self.send(event);
+        }
+        let (wake, woken) = mpsc::channel();
+        *lock_slot(self.resume) = Some(wake);
+        lease.open_window();
+        if let Some(callback) = self.callback {
+            if callback.call(event, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok {
+                self.wait_for_resume(&woken);
+            }
+        }
+        lease.close_window();
+        lock_slot(self.resume).take();
     }
 
-    fn epoch_end(&mut self, progress: &EpochProgress) {
-        self.send(Either3::B(epoch_event(progress)));
+    /// Until JS resumes the fit, or the fit is cancelled (which `stop_work` does when the process exits).
+    fn wait_for_resume(&self, woken: &mpsc::Receiver<()>) {
+        while let Err(RecvTimeoutError::Timeout) = woken.recv_timeout(WAIT_SLICE) {
+            if self.job.cancel_flag().load(Ordering::Relaxed) {
+                return;
+            }
+        }
     }
+}
+
+fn lock_slot(slot: &ResumeSlot) -> MutexGuard<'_, Option<mpsc::Sender<()>>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs `body` on the leased session inside `guard`, on the worker.
@@ -237,48 +297,51 @@ pub struct FitTask {
     lease: Option<Lease>,
     data: Option<(OwnedDataset, Option<OwnedDataset>)>,
     options: FitOptions,
+    waits: Waits,
     progress: Option<ProgressCallback>,
     job: Arc<Job>,
+    resume: ResumeSlot,
 }
 
 impl FitTask {
     pub(crate) fn new(
         lease: Lease,
         data: (OwnedDataset, Option<OwnedDataset>),
-        options: FitOptions,
+        (options, waits): (FitOptions, Waits),
         progress: Option<ProgressCallback>,
-        cancel: Arc<AtomicBool>,
+        (cancel, resume): (Arc<AtomicBool>, ResumeSlot),
     ) -> Self {
         FitTask {
             lease: Some(lease),
             data: Some(data),
             options,
+            waits,
             progress,
             job: Job::start(cancel),
+            resume,
         }
     }
 }
 
-fn run_fit<F: ModelFloat>(
-    session: &mut Session<F>,
+/// The fit loop, one batch per lock of the session, so that the session is
+/// free while the sender waits for JS.
+fn run_fit<F: SessionFloat>(
+    lease: &Lease,
     (train, validation): (OwnedDataset, Option<OwnedDataset>),
     options: &FitOptions,
-    observer: &mut ProgressSender<'_>,
-    cancel: &AtomicBool,
+    sender: &ProgressSender<'_>,
 ) -> Result<FitSummary, BindingError> {
-    let inputs = &session.trainer.model.spec().inputs;
-    let train = train.into_dataset::<F>(inputs)?;
+    let inputs = lease.with_trainer::<F, _>(|t| Ok(t.model.spec().inputs.clone()))?;
+    let train = train.into_dataset::<F>(&inputs)?;
     let validation = validation
-        .map(|v| v.into_dataset::<F>(inputs))
+        .map(|v| v.into_dataset::<F>(&inputs))
         .transpose()?;
-    Ok(fit(
-        &mut session.trainer,
-        &train,
-        validation.as_ref(),
-        options,
-        observer,
-        cancel,
-    )?)
+    let mut run = FitRun::new(&train, validation.as_ref(), options)?;
+    let cancel = sender.job.cancel_flag();
+    while let Some(event) = lease.with_trainer(|t| Ok(run.advance(t, cancel)?))? {
+        sender.deliver(&event, lease);
+    }
+    Ok(run.into_summary())
 }
 
 #[napi]
@@ -288,22 +351,31 @@ impl Task for FitTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let data = self.data.take().expect("a task computes once");
-        let mut sender = ProgressSender {
+        let sender = ProgressSender {
             callback: self.progress.as_ref(),
             job: &self.job,
+            waits: self.waits,
+            resume: &self.resume,
         };
-        let (options, cancel) = (&self.options, self.job.cancel_flag());
-        let outcome = on_worker(
-            &self.lease,
-            |s| each_session!(s, s => run_fit(s, data, options, &mut sender, cancel)),
-        );
+        let lease = self
+            .lease
+            .as_ref()
+            .expect("a task computes once, before finally releases its lease");
+        let outcome = guard(|| match lease.dtype()? {
+            Dtype::Float32 => run_fit::<f32>(lease, data, &self.options, &sender),
+            Dtype::Float64 => run_fit::<f64>(lease, data, &self.options, &sender),
+        });
         sender.finish();
         Ok(outcome)
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<FitOutput> {
         settle(&env, output, |summary| FitOutput {
-            epochs: summary.epochs.iter().map(epoch_event).collect(),
+            epochs: summary
+                .epochs
+                .iter()
+                .map(|e| epoch_event(e, false))
+                .collect(),
             cancelled: summary.cancelled,
             non_finite_updates: summary.non_finite_updates as u32,
         })

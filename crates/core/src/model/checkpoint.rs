@@ -5,9 +5,10 @@
 //! names the current one:
 //!
 //! ```text
-//! dir/checkpoint.json                          {"formatVersion": 1, "current": "gen-<step>-<nonce>"}
+//! dir/checkpoint.json                          {"formatVersion": 2, "current": "gen-<step>-<nonce>"}
 //! dir/gen-<step>-<nonce>/config.json           format version, ModelSpec (with its dtype), TrainingSpec,
-//!                                              step and skipped counters, the caller's metadata
+//!                                              step and skipped counters, fit's position (finished
+//!                                              epochs, batch, batch size, shuffle, seed), the caller's metadata
 //! dir/gen-<step>-<nonce>/model.safetensors     every tensor as "{node}.{pytorch name}" (`lstm.weight_ih_l0`)
 //! dir/gen-<step>-<nonce>/optimizer.safetensors the optimizer's buffers (`"{param index}.exp_avg"`),
 //!                                              its step count in the metadata
@@ -20,8 +21,12 @@
 //! manifest does not name (older ones, or one whose save was interrupted) are
 //! removed after each commit. One process saves into a directory at a time.
 //!
-//! Dropout masks are seeded from (model seed, step, node), so no random state
-//! needs saving: the counters and the optimizer state are the whole story.
+//! Dropout masks are seeded from (model seed, step, node) and an epoch's order
+//! from (seed, epoch), so no random state needs saving: the counters, fit's
+//! position and the optimizer state are the whole story.
+//!
+//! Version 1 (no position) is still read: such a checkpoint loads as a model
+//! that has not run `fit` (epoch 0), as it did before.
 
 use std::any::TypeId;
 use std::collections::BTreeMap;
@@ -35,13 +40,15 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::Model;
 use super::spec::{Dtype, ModelSpec};
-use super::trainer::{Trainer, TrainingSpec};
+use super::trainer::{Trainer, TrainingPosition, TrainingSpec};
 use crate::optim::OptimizerState;
 use crate::tensor_file::{self, sync_directory, write_atomically};
 use crate::{Error, Result, Scalar};
 
-/// The version of the layout described above; [`load`] refuses others.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the layout described above, which [`save`] writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version [`load`] reads (version 1 lacks fit's position).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The manifest: the only file a save replaces in place.
 pub const MANIFEST_FILE: &str = "checkpoint.json";
 pub const CONFIG_FILE: &str = "config.json";
@@ -63,6 +70,9 @@ pub struct CheckpointConfig {
     pub step: u64,
     /// Steps skipped because the loss or a gradient was not finite.
     pub skipped: u64,
+    /// Where `fit` stopped; absent when the model never ran `fit` (and in version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<TrainingPosition>,
     /// Whatever the caller saved with the weights (epoch, vocabulary, ...); `null` when nothing.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub metadata: serde_json::Value,
@@ -119,11 +129,18 @@ pub fn save<F: Scalar>(
 /// counters and optimizer state. Every file is validated against the model
 /// the spec builds; a problem is an error naming the file (and the tensor).
 pub fn load(dir: &Path) -> Result<LoadedTrainer> {
-    let (generation_dir, config) = read_committed(dir)?;
-    Ok(match config.model.dtype {
+    Ok(load_with_metadata(dir)?.0)
+}
+
+/// [`load`], and the metadata [`save`] was given (`null` when none), read from the same generation.
+pub fn load_with_metadata(dir: &Path) -> Result<(LoadedTrainer, serde_json::Value)> {
+    let (generation_dir, mut config) = read_committed(dir)?;
+    let metadata = std::mem::take(&mut config.metadata);
+    let trainer = match config.model.dtype {
         Dtype::Float32 => LoadedTrainer::F32(restore(&generation_dir, config)?),
         Dtype::Float64 => LoadedTrainer::F64(restore(&generation_dir, config)?),
-    })
+    };
+    Ok((trainer, metadata))
 }
 
 /// The committed checkpoint's `config.json` (specs, counters, metadata) without loading tensors.
@@ -221,6 +238,7 @@ fn write_generation<F: Scalar>(
         training: trainer.spec().clone(),
         step: trainer.step_count(),
         skipped: trainer.skipped_count(),
+        position: trainer.position(),
         metadata: metadata.clone(),
     };
     write_atomically(&dir.join(CONFIG_FILE), &to_json(&config)?)?;
@@ -319,13 +337,13 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 fn check_version(path: &Path, version: u32) -> Result<()> {
-    if version == FORMAT_VERSION {
+    if (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Ok(());
     }
     Err(file_error(
         path,
         None,
-        format!("format version {version} is not supported (this build reads {FORMAT_VERSION})"),
+        format!("format version {version} is not supported (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"),
     ))
 }
 
@@ -344,6 +362,7 @@ fn restore<F: Scalar>(generation_dir: &Path, config: CheckpointConfig) -> Result
         "the model",
     )?;
 
+    trainer.set_position(config.position);
     let optimizer_path = generation_dir.join(OPTIMIZER_FILE);
     let state = read_optimizer_state(&optimizer_path, &mut trainer.model)?;
     trainer

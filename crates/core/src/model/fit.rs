@@ -17,7 +17,7 @@ use super::graph::Model;
 use super::metrics::score_batch;
 use super::objective::Labels;
 use super::spec::LossSpec;
-use super::trainer::{StepReport, Tbptt, Trainer};
+use super::trainer::{StepReport, Tbptt, Trainer, TrainingPosition};
 use super::value::Value;
 use crate::{Error, Result, Scalar};
 
@@ -29,6 +29,8 @@ pub struct FitOptions {
     pub epochs: usize,
     /// Epoch to start at, when resuming; it decides the shuffle order (Keras' `initial_epoch`).
     pub initial_epoch: usize,
+    /// Batches of `initial_epoch` already trained (a run resumed inside an epoch skips them).
+    pub initial_batch: usize,
     /// Examples per update (the last batch of an epoch may be smaller).
     pub batch_size: usize,
     /// Visit the examples in a new order every epoch, drawn from (seed, epoch).
@@ -45,6 +47,7 @@ impl Default for FitOptions {
         FitOptions {
             epochs: 1,
             initial_epoch: 0,
+            initial_batch: 0,
             batch_size: 32,
             shuffle: true,
             seed: 0,
@@ -69,6 +72,124 @@ impl FitOptions {
             ));
         }
         Ok(())
+    }
+
+    fn position(&self, epochs: usize, batch: usize) -> TrainingPosition {
+        TrainingPosition {
+            epochs,
+            batch,
+            batch_size: self.batch_size,
+            shuffle: self.shuffle,
+            seed: self.seed,
+        }
+    }
+}
+
+/// `fit`'s options as the caller gave them: what is left out continues the
+/// model's own [`TrainingPosition`], so that a loaded checkpoint trains on
+/// exactly where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FitRequest {
+    pub epochs: usize,
+    /// Start at this epoch's first batch; `None`: where the model stopped (epoch 0 for a new model).
+    pub initial_epoch: Option<usize>,
+    /// Continue exactly as the run that stopped: its batch size, shuffle and seed, and
+    /// nothing that contradicts them.
+    pub resume: bool,
+    /// Default 32 (or the stopped run's).
+    pub batch_size: Option<usize>,
+    /// Default true (or the stopped run's).
+    pub shuffle: Option<bool>,
+    /// Default `default_seed` of [`FitRequest::resolve`] (or the stopped run's).
+    pub seed: Option<u64>,
+    pub tbptt: Option<Tbptt>,
+    pub stop_on_non_finite: bool,
+}
+
+impl FitRequest {
+    /// The options of a fit of a model standing at `position`.
+    pub fn resolve(
+        &self,
+        position: Option<TrainingPosition>,
+        default_seed: u64,
+    ) -> Result<FitOptions> {
+        if let (true, Some(epoch)) = (self.resume, self.initial_epoch) {
+            return Err(Error::invalid(
+                "initialEpoch",
+                format!("resume continues where the model stopped; it cannot also start at epoch {epoch}"),
+            ));
+        }
+        let continued = position.filter(|_| self.initial_epoch.is_none());
+        let (epoch, batch) = continued.map_or((self.initial_epoch.unwrap_or(0), 0), |p| {
+            (p.epochs, p.batch)
+        });
+        // Inside an epoch (or when asked to resume), the rest of the walk must be the one that stopped.
+        let strict = continued.filter(|p| self.resume || p.batch > 0);
+        let batch_size = pick(
+            "batchSize",
+            self.batch_size,
+            continued.map(|p| p.batch_size),
+            strict.map(|p| p.batch_size),
+            32,
+        )?;
+        let shuffle = pick(
+            "shuffle",
+            self.shuffle,
+            continued.map(|p| p.shuffle),
+            strict.map(|p| p.shuffle),
+            true,
+        )?;
+        let seed = pick(
+            "seed",
+            self.seed,
+            continued.map(|p| p.seed),
+            strict.map(|p| p.seed),
+            default_seed,
+        )?;
+        if self.epochs <= epoch {
+            let reason = match continued {
+                Some(_) => format!(
+                    "the model has finished {epoch} epochs and fit goes on from there (epochs counts all \
+                     epochs); pass epochs > {epoch}, or initialEpoch to start elsewhere; got {}",
+                    self.epochs
+                ),
+                None => format!("must be greater than initialEpoch ({epoch}), got {}", self.epochs),
+            };
+            return Err(Error::invalid("epochs", reason));
+        }
+        let options = FitOptions {
+            epochs: self.epochs,
+            initial_epoch: epoch,
+            initial_batch: batch,
+            batch_size,
+            shuffle,
+            seed,
+            tbptt: self.tbptt,
+            stop_on_non_finite: self.stop_on_non_finite,
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
+/// The value of one walk option: the caller's, else the stopped run's, else the default.
+/// `required`: the stopped run's value when a different one would change the rest of its walk.
+fn pick<T: PartialEq + std::fmt::Debug + Copy>(
+    name: &str,
+    given: Option<T>,
+    stopped: Option<T>,
+    required: Option<T>,
+    default: T,
+) -> Result<T> {
+    match (given, required) {
+        (Some(given), Some(required)) if given != required => Err(Error::invalid(
+            name,
+            format!(
+                "the model stopped inside a run of fit with {name} {required:?}; continuing it needs the \
+                 same, got {given:?} (pass initialEpoch to start an epoch afresh)"
+            ),
+        )),
+        _ => Ok(given.or(stopped).unwrap_or(default)),
     }
 }
 
@@ -170,34 +291,182 @@ pub fn fit<F: Scalar>(
     observer: &mut dyn FitObserver,
     cancel: &AtomicBool,
 ) -> std::result::Result<FitSummary, FitError> {
-    options.validate()?;
-    require_target(train, "train")?;
-    if let Some(validation) = validation {
-        require_target(validation, "validationData")?;
+    let mut run = FitRun::new(train, validation, options)?;
+    while let Some(event) = run.advance(trainer, cancel)? {
+        match event {
+            FitEvent::Batch(progress) => observer.batch_end(&progress),
+            FitEvent::Epoch(progress) => observer.epoch_end(&progress),
+        }
     }
-    let mut summary = FitSummary::default();
-    for epoch in options.initial_epoch..options.epochs {
-        let Some(tally) = train_epoch(trainer, train, options, epoch, observer, cancel)? else {
-            summary.cancelled = true;
-            break;
+    Ok(run.into_summary())
+}
+
+/// What [`FitRun::advance`] just did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FitEvent {
+    Batch(BatchProgress),
+    /// The epoch's batches and its validation are done.
+    Epoch(EpochProgress),
+}
+
+/// `fit` one batch at a time, for a caller that lends the trainer to someone
+/// else between batches (the Node binding's callbacks use the model while fit
+/// waits for them): the run keeps the walk, the trainer is borrowed per call.
+pub struct FitRun<'d, F: Scalar> {
+    train: &'d Dataset<F>,
+    validation: Option<&'d Dataset<F>>,
+    options: FitOptions,
+    /// The epoch under way (or next to start).
+    epoch: usize,
+    /// That epoch's walk, once started.
+    walk: Option<EpochWalk>,
+    /// `stopOnNonFinite`'s error, returned by the call after the batch that caused it.
+    stop: Option<FitError>,
+    summary: FitSummary,
+}
+
+/// One epoch's batches in order, the next to train, and the running sums.
+struct EpochWalk {
+    batches: Vec<Vec<usize>>,
+    next: usize,
+    tally: EpochTally,
+}
+
+impl<'d, F: Scalar> FitRun<'d, F> {
+    pub fn new(
+        train: &'d Dataset<F>,
+        validation: Option<&'d Dataset<F>>,
+        options: &FitOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        require_target(train, "train")?;
+        if let Some(validation) = validation {
+            require_target(validation, "validationData")?;
+        }
+        Ok(FitRun {
+            train,
+            validation,
+            options: *options,
+            epoch: options.initial_epoch,
+            walk: None,
+            stop: None,
+            summary: FitSummary::default(),
+        })
+    }
+
+    /// Trains the next batch, or ends the epoch whose batches are done (validation
+    /// included), moving the trainer's [`TrainingPosition`] along. `None` once the
+    /// last epoch has ended or `cancel` was found set (then `summary.cancelled`).
+    pub fn advance(
+        &mut self,
+        trainer: &mut Trainer<F>,
+        cancel: &AtomicBool,
+    ) -> std::result::Result<Option<FitEvent>, FitError> {
+        if let Some(stop) = self.stop.take() {
+            return Err(stop);
+        }
+        if self.epoch >= self.options.epochs || self.summary.cancelled {
+            return Ok(None);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            self.summary.cancelled = true;
+            return Ok(None);
+        }
+        let walk = match &mut self.walk {
+            Some(walk) => walk,
+            None => self.walk.insert(self.start_epoch()),
         };
-        summary.non_finite_updates += tally.non_finite_updates;
-        let validation = match validation
-            .map(|v| evaluate(&trainer.model, v, options.batch_size, cancel))
+        if walk.next < walk.batches.len() {
+            return self.train_next(trainer).map(Some);
+        }
+        Ok(self.end_epoch(trainer, cancel)?.map(FitEvent::Epoch))
+    }
+
+    pub fn into_summary(self) -> FitSummary {
+        self.summary
+    }
+
+    fn start_epoch(&self) -> EpochWalk {
+        let order = match self.options.shuffle {
+            true => Order::Shuffled {
+                seed: self.options.seed,
+                epoch: self.epoch as u64,
+            },
+            false => Order::Sequential,
+        };
+        let resumed = self.epoch == self.options.initial_epoch;
+        EpochWalk {
+            batches: batch_rows(self.train.len(), self.options.batch_size, order),
+            next: if resumed {
+                self.options.initial_batch
+            } else {
+                0
+            },
+            tally: EpochTally::started(),
+        }
+    }
+
+    fn train_next(&mut self, trainer: &mut Trainer<F>) -> std::result::Result<FitEvent, FitError> {
+        let walk = self.walk.as_mut().expect("an epoch is under way");
+        let rows = &walk.batches[walk.next];
+        // Padding never reaches a vector output, so its batches can drop padded steps (not under TBPTT,
+        // which needs full-length sequences).
+        let trim_time = !trainer.model.output_is_sequence() && self.options.tbptt.is_none();
+        let started = Instant::now();
+        let mut batch = self.train.batch(rows, trim_time);
+        let inputs = std::mem::take(&mut batch.inputs);
+        let labels = batch
+            .labels()
+            .expect("fit checked that the dataset has targets");
+        let reports = train_batch(trainer, inputs, labels, self.options.tbptt)?;
+        let progress = batch_progress(
+            &reports,
+            (self.epoch, walk.next, walk.batches.len()),
+            rows.len(),
+            started,
+            trainer.step_count(),
+        );
+        walk.tally.add(&progress);
+        walk.next += 1;
+        trainer.set_position(Some(self.options.position(self.epoch, walk.next)));
+        if !progress.applied && self.options.stop_on_non_finite {
+            self.stop = Some(FitError::NonFiniteStep {
+                epoch: self.epoch,
+                batch: progress.batch,
+                loss: progress.loss,
+                grad_norm: progress.grad_norm,
+            });
+        }
+        Ok(FitEvent::Batch(progress))
+    }
+
+    /// `None` when cancelled during the validation: the epoch is not finished then.
+    fn end_epoch(
+        &mut self,
+        trainer: &mut Trainer<F>,
+        cancel: &AtomicBool,
+    ) -> Result<Option<EpochProgress>> {
+        let validation = match self
+            .validation
+            .map(|v| evaluate(&trainer.model, v, self.options.batch_size, cancel))
             .transpose()
         {
-            // Cancelled during the validation: the epoch is not finished.
             Err(_) if cancel.load(Ordering::Relaxed) => {
-                summary.cancelled = true;
-                break;
+                self.summary.cancelled = true;
+                return Ok(None);
             }
             validation => validation?,
         };
-        let progress = tally.finish(epoch, validation, trainer.step_count());
-        observer.epoch_end(&progress);
-        summary.epochs.push(progress);
+        let walk = self.walk.take().expect("an epoch is under way");
+        let progress = walk
+            .tally
+            .finish(self.epoch, validation, trainer.step_count());
+        self.summary.non_finite_updates += progress.non_finite_updates;
+        self.summary.epochs.push(progress.clone());
+        self.epoch += 1;
+        trainer.set_position(Some(self.options.position(self.epoch, 0)));
+        Ok(Some(progress))
     }
-    Ok(summary)
 }
 
 fn require_target<F: Scalar>(data: &Dataset<F>, name: &str) -> Result<()> {
@@ -205,59 +474,6 @@ fn require_target<F: Scalar>(data: &Dataset<F>, name: &str) -> Result<()> {
         Some(_) => Ok(()),
         None => Err(Error::invalid(name, "training and evaluation need targets")),
     }
-}
-
-/// Runs one epoch's batches; `None` when cancelled before its end.
-fn train_epoch<F: Scalar>(
-    trainer: &mut Trainer<F>,
-    train: &Dataset<F>,
-    options: &FitOptions,
-    epoch: usize,
-    observer: &mut dyn FitObserver,
-    cancel: &AtomicBool,
-) -> std::result::Result<Option<EpochTally>, FitError> {
-    let order = match options.shuffle {
-        true => Order::Shuffled {
-            seed: options.seed,
-            epoch: epoch as u64,
-        },
-        false => Order::Sequential,
-    };
-    let batches = batch_rows(train.len(), options.batch_size, order);
-    // Padding never reaches a vector output, so its batches can drop padded steps (not under TBPTT,
-    // which needs full-length sequences).
-    let trim_time = !trainer.model.output_is_sequence() && options.tbptt.is_none();
-    let mut tally = EpochTally::started();
-    for (b, rows) in batches.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        let started = Instant::now();
-        let mut batch = train.batch(rows, trim_time);
-        let inputs = std::mem::take(&mut batch.inputs);
-        let labels = batch
-            .labels()
-            .expect("fit checked that the dataset has targets");
-        let reports = train_batch(trainer, inputs, labels, options.tbptt)?;
-        let progress = batch_progress(
-            &reports,
-            (epoch, b, batches.len()),
-            rows.len(),
-            started,
-            trainer.step_count(),
-        );
-        tally.add(&progress);
-        observer.batch_end(&progress);
-        if !progress.applied && options.stop_on_non_finite {
-            return Err(FitError::NonFiniteStep {
-                epoch,
-                batch: b,
-                loss: progress.loss,
-                grad_norm: progress.grad_norm,
-            });
-        }
-    }
-    Ok((!cancel.load(Ordering::Relaxed)).then_some(tally))
 }
 
 /// One batch: a full step, or one update per truncated-BPTT window, as `fit` takes it:

@@ -21,8 +21,8 @@ pub mod value;
 
 pub use dataset::{Batch, Dataset, Order};
 pub use fit::{
-    evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitError, FitObserver,
-    FitOptions, FitSummary,
+    evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitError, FitEvent,
+    FitObserver, FitOptions, FitRequest, FitRun, FitSummary,
 };
 pub use graph::{ForwardPass, Gradients, Model, ModelState};
 pub use objective::{Labels, Target, Weights};
@@ -31,5 +31,5 @@ pub use shapes::{describe, GraphShapes, ValueKind, ValueShape};
 pub use spec::{InputSpec, LossSpec, ModelSpec, NodeSpec, OpSpec};
 pub use state::{model_state, node_states, NamedState, NodeState};
 pub use stream::Stream;
-pub use trainer::{StepReport, Tbptt, Trainer, TrainingSpec};
+pub use trainer::{StepReport, Tbptt, Trainer, TrainingPosition, TrainingSpec};
 pub use value::Value;

@@ -46,6 +46,21 @@ pub struct StepReport {
     pub learning_rate: f64,
 }
 
+/// Where a run of `fit` stands: what a checkpoint stores so that `fit` goes on
+/// exactly where it stopped (the batches of an epoch and their order follow
+/// from the batch size, the shuffle flag, the seed and the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingPosition {
+    /// Epochs finished.
+    pub epochs: usize,
+    /// Batches of epoch `epochs` already trained (0 when it has not started).
+    pub batch: usize,
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub seed: u64,
+}
+
 /// Truncated BPTT (Williams & Peng): every `k1` steps, backpropagate through the last `k2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tbptt {
@@ -61,18 +76,15 @@ pub struct Trainer<F: Scalar> {
     step: u64,
     /// Steps skipped because the loss or a gradient was not finite.
     skipped: u64,
+    /// Where `fit` left off; `None` until a fit has trained a batch.
+    position: Option<TrainingPosition>,
 }
 
 impl<F: Scalar> Trainer<F> {
     pub fn new(model: Model<F>, spec: TrainingSpec) -> Result<Self> {
         spec.schedule.validate()?;
         spec.clip.validate()?;
-        if !(spec.learning_rate.is_finite() && spec.learning_rate >= 0.0) {
-            return Err(Error::invalid(
-                "learningRate",
-                format!("must be finite and >= 0, got {}", spec.learning_rate),
-            ));
-        }
+        check_learning_rate(spec.learning_rate)?;
         if let Some(v) = spec.recurrent_clip.filter(|v| !(v.is_finite() && *v > 0.0)) {
             return Err(Error::invalid(
                 "recurrentClip",
@@ -87,6 +99,7 @@ impl<F: Scalar> Trainer<F> {
             optimizer,
             step: 0,
             skipped: 0,
+            position: None,
         })
     }
 
@@ -100,6 +113,22 @@ impl<F: Scalar> Trainer<F> {
 
     pub fn skipped_count(&self) -> u64 {
         self.skipped
+    }
+
+    pub fn position(&self) -> Option<TrainingPosition> {
+        self.position
+    }
+
+    /// Moves `fit`'s bookmark (fit does it after every batch and epoch; a checkpoint restores it).
+    pub fn set_position(&mut self, position: Option<TrainingPosition>) {
+        self.position = position;
+    }
+
+    /// Replaces the base learning rate (the schedule scales it from the next update on).
+    pub fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()> {
+        check_learning_rate(learning_rate)?;
+        self.spec.learning_rate = learning_rate;
+        Ok(())
     }
 
     pub fn optimizer_state(&self) -> OptimizerState<F> {
@@ -295,6 +324,16 @@ fn check_class_weights(class_weights: Option<&[f64]>, loss: LossSpec) -> Result<
         )),
         None => Ok(()),
     }
+}
+
+fn check_learning_rate(learning_rate: f64) -> Result<()> {
+    if learning_rate.is_finite() && learning_rate >= 0.0 {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "learningRate",
+        format!("must be finite and >= 0, got {learning_rate}"),
+    ))
 }
 
 fn check_tbptt<F: Scalar>(inputs: &[Value<F>], tbptt: Tbptt) -> Result<usize> {
