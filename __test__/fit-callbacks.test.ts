@@ -14,13 +14,12 @@ import {
   earlyStopping,
   Model,
   modelCheckpoint,
-  readRunLog,
   reduceLrOnPlateau,
-  RunLogger,
-  runLogPath,
   type BatchLog,
   type Evaluation,
+  type FitContext,
 } from '../ts'
+import { readRunLog, RunLogger, runLogPath } from '../ts/report'
 import { lstmRegressor, runningSums, weightValues } from './helpers/models'
 
 const scratch = mkdtempSync(join(tmpdir(), 'odyssey-callbacks-'))
@@ -35,7 +34,7 @@ const model = () => lstmRegressor({ output: 'last', hidden: 6, seed: 2, learning
 
 /** A callback recording the weights at every epoch end, for bitwise comparisons. */
 function weightsPerEpoch(into: Record<string, number[]>[]) {
-  return { onEpochEnd: (_: unknown, fit: { model: Model }) => void into.push(weightValues(fit.model)) }
+  return { onEpochEnd: (_: unknown, fit: FitContext) => void into.push(weightValues(fit.model as Model)) }
 }
 
 describe('callbacks that use the model', () => {

@@ -82,10 +82,12 @@ export interface FitModel {
  * an un-awaited `save` never becomes an unhandled rejection.
  */
 export interface FitCallbacks {
-  onBatchEnd?: (log: BatchLog, fit: FitContext) => void | Promise<void>
-  onEpochEnd?: (log: EpochLog, fit: FitContext) => void | Promise<void>
+  // `unknown`: what a callback returns is ignored unless it is a promise (a union with `void`
+  // would refuse arrow functions that return a value, as `(log) => logs.push(log)` does).
+  onBatchEnd?: (log: BatchLog, fit: FitContext) => unknown
+  onEpochEnd?: (log: EpochLog, fit: FitContext) => unknown
   /** A batch whose update was skipped as non-finite (called before `onBatchEnd`). */
-  onNonFinite?: (log: BatchLog, fit: FitContext) => void | Promise<void>
+  onNonFinite?: (log: BatchLog, fit: FitContext) => unknown
   /** Wait for `onNonFinite` and `onBatchEnd` after every batch, lending them the model. Default false. */
   awaitBatchEnd?: boolean
 }
@@ -203,7 +205,9 @@ export function checkTbptt(tbptt: Record<string, unknown>): { k1: number; k2: nu
 export function callbackList(callbacks: FitCallbacks | FitCallbacks[] | undefined): FitCallbacks[] {
   if (callbacks === undefined) return []
   const list = Array.isArray(callbacks) ? callbacks : [callbacks]
-  list.forEach((entry, i) => checkCallbacks(entry, Array.isArray(callbacks) ? `callbacks[${i}]` : 'callbacks'))
+  for (const [i, entry] of list.entries()) {
+    checkCallbacks(entry, Array.isArray(callbacks) ? `callbacks[${i}]` : 'callbacks')
+  }
   return list
 }
 
