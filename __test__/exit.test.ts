@@ -49,7 +49,8 @@ function run(args: string[], kill?: NodeJS.Signals): Promise<Ended> {
     })
     child.on('close', (code, signal) => {
       if (Number.isNaN(endingAt)) reject(new Error(`the child ended before its line (code ${code}):\n${stderr}`))
-      else resolve({ code, signal, afterEndingMs: performance.now() - endingAt, line: JSON.parse(stdout.split('\n')[0]) })
+      else
+        resolve({ code, signal, afterEndingMs: performance.now() - endingAt, line: JSON.parse(stdout.split('\n')[0]) })
     })
   })
 }

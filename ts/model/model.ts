@@ -387,13 +387,14 @@ export class Model {
    * Returns the ids of each example without `start` and `stop`, with `scores: true` also their
    * log-probabilities.
    */
-  async decode(inputs: Inputs, options: DecodeOptions & { scores: true }): Promise<ScoredDecoding>
-  async decode(inputs: Inputs, options: DecodeOptions): Promise<Uint32Array[]>
-  async decode(inputs: Inputs, options: DecodeOptions): Promise<Uint32Array[] | ScoredDecoding> {
-    this.checkUsable()
-    const args = decodeArgs(inputs, this.described, options)
-    const { ids, logProbs } = await awaitNative(() => this.native.decode(args.inputs, args.options))
-    return args.scores ? { ids, scores: logProbs } : ids
+  decode(inputs: Inputs, options: DecodeOptions & { scores: true }): Promise<ScoredDecoding>
+  decode(inputs: Inputs, options: DecodeOptions): Promise<Uint32Array[]>
+  decode(inputs: Inputs, options: DecodeOptions): Promise<Uint32Array[] | ScoredDecoding> {
+    return this.operation('decode', async () => {
+      const args = decodeArgs(inputs, this.described, options)
+      const { ids, logProbs } = await awaitNative(() => this.native.decode(args.inputs, args.options))
+      return args.scores ? { ids, scores: logProbs } : ids
+    })
   }
 
   /**
@@ -413,7 +414,7 @@ export class Model {
    * Empty before the first `step` and after `resetState` (zeros, or a node's `initialState`).
    */
   getState(): Record<string, RecurrentState> {
-    this.checkUsable()
+    this.checkUsable('getState')
     const nodes = callNative(() => this.native.getState())
     return Object.fromEntries(nodes.map(({ node, h, c }) => [node, c === undefined || c === null ? { h } : { h, c }]))
   }
@@ -426,7 +427,7 @@ export class Model {
    * Nodes left out keep their state when the batch is the same, and start from zeros otherwise.
    */
   setState(state: Record<string, RecurrentState>): void {
-    this.checkUsable()
+    this.checkUsable('setState')
     const nodes = Object.entries(checkObject('state', state)).map(([node, value]) => {
       const fields = checkObject(`state.${node}`, value)
       checkOptionKeys(fields, ['h', 'c'], `state.${node}`)
