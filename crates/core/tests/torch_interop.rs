@@ -1,5 +1,5 @@
 //! PyTorch state dicts: files written as `safetensors.torch.save_file(module.state_dict())`
-//! would be (made by fixtures/make_torch_state_dicts.py from nn.LSTM and nn.RNN)
+//! would be (made by fixtures/make_torch_state_dicts.py from nn.LSTM, nn.RNN and nn.GRU)
 //! import into a model node that then reproduces PyTorch's outputs, final
 //! states and weight gradients; export gives the same file back; every
 //! mismatch between file and node is an error naming the tensor.
@@ -74,10 +74,10 @@ impl Case {
 
     /// A model whose one node is the case's module, as PyTorch has it (no peepholes).
     fn model_spec(&self, dtype: &str) -> ModelSpec {
-        let op = if self.is_lstm() {
-            json!({"type": "lstm", "peepholes": false})
-        } else {
-            json!({"type": "rnn", "activation": "tanh"})
+        let op = match self.json["module"].as_str().unwrap() {
+            "lstm" => json!({"type": "lstm", "peepholes": false}),
+            "gru" => json!({"type": "gru"}),
+            _ => json!({"type": "rnn", "activation": "tanh"}),
         };
         recurrent_model(
             dtype,
@@ -186,10 +186,11 @@ fn reproduce_pytorch<F: Scalar>(case: &Case, dtype: &str, file: &str, tolerance:
     }
 }
 
-const CASES: [&str; 3] = [
+const CASES: [&str; 4] = [
     "lstm_2layer_bidirectional",
     "lstm_2layer_bidirectional_varlen",
     "rnn_tanh_2layer_bidirectional",
+    "gru_2layer_bidirectional_varlen",
 ];
 
 #[test]
@@ -315,6 +316,12 @@ fn a_file_that_does_not_fit_the_node_is_refused_naming_the_tensor() {
         &file,
         "weight_ih_l0",
         "expects shape [4, 3], got [16, 3]",
+    );
+    assert_refused(
+        recurrent_model("float32", 3, json!({"type": "gru"}), 2),
+        &file,
+        "weight_ih_l0",
+        "expects shape [12, 3], got [16, 3]",
     );
 }
 

@@ -46,7 +46,7 @@ use rand::distributions::Uniform;
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::recurrent::{Recurrent, RecurrentGrads};
+use super::recurrent::{layer_parameter_count, Recurrent, RecurrentGrads};
 use super::rnn::{
     check_shape, flatten_time, flatten_time_mut, previous_states, sequence_output, validated_clip,
     StepProduct,
@@ -81,6 +81,7 @@ impl GruConfig {
                 return Err(Error::invalid(name, "must be at least 1, got 0"));
             }
         }
+        layer_parameter_count(3, self.input_size, self.hidden_size)?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use super::graph::{Model, ModelState};
 use super::node::ForwardMode;
 use super::recurrent_stack::LayerState;
 use super::shapes::ValueKind;
-use super::spec::{InputSpec, LossSpec, OpSpec};
+use super::spec::{InputSpec, LossSpec};
 use super::value::Value;
 use crate::{Error, Result, Scalar};
 
@@ -159,7 +159,7 @@ impl<'m, F: Scalar> Decoder<'m, F> {
             if !self.stepped[self.first_node() + n] {
                 continue;
             }
-            if let OpSpec::Lstm { recurrent, .. } | OpSpec::Rnn { recurrent, .. } = &node.op {
+            if let Some((recurrent, _)) = node.op.recurrent() {
                 if recurrent.bidirectional {
                     return Err(Error::invalid(
                         &node.name,

@@ -11,7 +11,8 @@ use super::value::Value;
 use crate::layers::recurrent::Recurrent;
 use crate::layers::{
     BackwardOptions, Dense, DenseCache, DenseConfig, Dropout, DropoutCache, Embedding,
-    EmbeddingConfig, Lstm, LstmCache, LstmConfig, LstmVariant, RnnCache, RnnConfig, SimpleRnn,
+    EmbeddingConfig, Gru, GruCache, GruConfig, Lstm, LstmCache, LstmConfig, LstmVariant, RnnCache,
+    RnnConfig, SimpleRnn,
 };
 use crate::{Error, ParamSet, Result, Scalar};
 
@@ -19,6 +20,7 @@ pub enum Node<F> {
     Embedding(Embedding<F>),
     Lstm(RecurrentStack<F, Lstm<F>>),
     Rnn(RecurrentStack<F, SimpleRnn<F>>),
+    Gru(RecurrentStack<F, Gru<F>>),
     Dense(Dense<F>),
     Dropout { rate: f64 },
     Concat,
@@ -42,6 +44,7 @@ pub enum NodeCache<F> {
     },
     Lstm(RecurrentCache<LstmCache<F>>),
     Rnn(RecurrentCache<RnnCache<F>>),
+    Gru(RecurrentCache<GruCache<F>>),
     Dense {
         cache: DenseCache<F>,
         shape: Vec<usize>,
@@ -176,6 +179,18 @@ impl<F: Scalar> Node<F> {
                     )
                 })?)
             }
+            OpSpec::Gru { recurrent } => {
+                Node::Gru(build_stack(recurrent, width, rng, |input_size, rng| {
+                    let hidden_size = recurrent.hidden_size;
+                    Gru::new(
+                        GruConfig {
+                            input_size,
+                            hidden_size,
+                        },
+                        rng,
+                    )
+                })?)
+            }
             OpSpec::Dense { units, activation } => Node::Dense(Dense::new(
                 DenseConfig {
                     in_features: width,
@@ -202,6 +217,7 @@ impl<F: Scalar> Node<F> {
             Node::Dense(d) => plain_names(&d.params),
             Node::Lstm(s) => stack_names(s),
             Node::Rnn(s) => stack_names(s),
+            Node::Gru(s) => stack_names(s),
             _ => Vec::new(),
         }
     }
@@ -211,18 +227,9 @@ impl<F: Scalar> Node<F> {
         match self {
             Node::Embedding(e) => e.params.tensors_mut().into_iter().map(|(_, t)| t).collect(),
             Node::Dense(d) => d.params.tensors_mut().into_iter().map(|(_, t)| t).collect(),
-            Node::Lstm(s) => s
-                .layers_mut()
-                .iter_mut()
-                .flat_map(|l| l.parameters_mut().tensors_mut())
-                .map(|(_, t)| t)
-                .collect(),
-            Node::Rnn(s) => s
-                .layers_mut()
-                .iter_mut()
-                .flat_map(|l| l.parameters_mut().tensors_mut())
-                .map(|(_, t)| t)
-                .collect(),
+            Node::Lstm(s) => stack_tensors_mut(s),
+            Node::Rnn(s) => stack_tensors_mut(s),
+            Node::Gru(s) => stack_tensors_mut(s),
             _ => Vec::new(),
         }
     }
@@ -240,6 +247,7 @@ impl<F: Scalar> Node<F> {
         match self {
             Node::Lstm(s) => s.suffix(i),
             Node::Rnn(s) => s.suffix(i),
+            Node::Gru(s) => s.suffix(i),
             _ => String::new(),
         }
     }
@@ -249,6 +257,17 @@ fn plain_names<'a, F>(set: &'a dyn ParamSet<F>) -> Vec<(String, ArrayViewD<'a, F
     set.tensors()
         .into_iter()
         .map(|(n, t)| (n.to_owned(), t))
+        .collect()
+}
+
+fn stack_tensors_mut<F: Scalar, L: Recurrent<F>>(
+    stack: &mut RecurrentStack<F, L>,
+) -> Vec<ArrayViewMutD<'_, F>> {
+    stack
+        .layers_mut()
+        .iter_mut()
+        .flat_map(|l| l.parameters_mut().tensors_mut())
+        .map(|(_, t)| t)
         .collect()
 }
 
@@ -430,6 +449,7 @@ impl<F: Scalar> Node<F> {
             }
             Node::Lstm(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Lstm)?,
             Node::Rnn(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Rnn)?,
+            Node::Gru(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Gru)?,
             Node::Repeat => simple(repeat(first, inputs[1], node)?, NodeCache::Repeat),
             Node::Dense(d) => {
                 let (rows, shape) = as_rows(first, node)?;
@@ -541,6 +561,9 @@ impl<F: Scalar> Node<F> {
                 stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
             }
             (Node::Rnn(stack), NodeCache::Rnn(c)) => {
+                stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
+            }
+            (Node::Gru(stack), NodeCache::Gru(c)) => {
                 stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
             }
             // Every step received the vector: its gradient is their sum. The sequence

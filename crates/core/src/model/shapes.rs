@@ -210,6 +210,7 @@ pub fn min_parameter_count(op: &OpSpec, input_width: usize) -> Option<usize> {
         } => vocab_size.checked_mul(*dim),
         OpSpec::Lstm { recurrent, .. } => stack_parameter_count(recurrent, input_width, 4),
         OpSpec::Rnn { recurrent, .. } => stack_parameter_count(recurrent, input_width, 1),
+        OpSpec::Gru { recurrent } => stack_parameter_count(recurrent, input_width, 3),
         OpSpec::Dense { units, .. } => units.checked_mul(input_width.checked_add(1)?),
         _ => Some(0),
     }
@@ -272,7 +273,9 @@ fn op_shape(op: &OpSpec, label: &str, inputs: &[ValueShape]) -> Result<ValueShap
             }
             shape(ValueKind::Sequence, *dim)
         }
-        OpSpec::Lstm { recurrent, .. } | OpSpec::Rnn { recurrent, .. } => {
+        OpSpec::Lstm { recurrent, .. }
+        | OpSpec::Rnn { recurrent, .. }
+        | OpSpec::Gru { recurrent } => {
             single()?;
             if first.kind != ValueKind::Sequence {
                 return Err(mismatch(format!(

@@ -174,6 +174,11 @@ pub enum OpSpec {
         #[serde(default)]
         activation: String,
     },
+    /// PyTorch's `nn.GRU` (see `layers::gru`).
+    Gru {
+        #[serde(flatten)]
+        recurrent: RecurrentSpec,
+    },
     Dense {
         units: usize,
         #[serde(default)]
@@ -199,7 +204,7 @@ impl OpSpec {
     pub fn recurrent(&self) -> Option<(&RecurrentSpec, bool)> {
         match self {
             OpSpec::Lstm { recurrent, .. } => Some((recurrent, true)),
-            OpSpec::Rnn { recurrent, .. } => Some((recurrent, false)),
+            OpSpec::Rnn { recurrent, .. } | OpSpec::Gru { recurrent } => Some((recurrent, false)),
             _ => None,
         }
     }
@@ -210,6 +215,7 @@ impl OpSpec {
             OpSpec::Embedding { .. } => "embedding",
             OpSpec::Lstm { .. } => "lstm",
             OpSpec::Rnn { .. } => "rnn",
+            OpSpec::Gru { .. } => "gru",
             OpSpec::Dense { .. } => "dense",
             OpSpec::Dropout { .. } => "dropout",
             OpSpec::Concat => "concat",

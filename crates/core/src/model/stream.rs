@@ -71,7 +71,9 @@ impl<F: Scalar> Stream<F> {
 fn check_streamable<F: Scalar>(model: &Model<F>) -> Result<()> {
     for node in &model.spec().nodes {
         let recurrent = match &node.op {
-            OpSpec::Lstm { recurrent, .. } | OpSpec::Rnn { recurrent, .. } => recurrent,
+            OpSpec::Lstm { recurrent, .. }
+            | OpSpec::Rnn { recurrent, .. }
+            | OpSpec::Gru { recurrent } => recurrent,
             _ => continue,
         };
         if recurrent.bidirectional {

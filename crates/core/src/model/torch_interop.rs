@@ -24,7 +24,7 @@ use super::node::Node;
 use crate::tensor_file;
 use crate::{Error, Result, Scalar};
 
-/// Loads a state dict from `path` into the LSTM or RNN node called `node`.
+/// Loads a state dict from `path` into the LSTM, GRU or RNN node called `node`.
 /// Nothing is modified on error: an unknown or non-recurrent node, a missing
 /// or unexpected key, or a shape that does not fit the node's configuration
 /// (the error names the file, the tensor and both shapes).
@@ -42,11 +42,11 @@ pub fn import_state_dict<F: Scalar>(model: &mut Model<F>, node: &str, path: &Pat
     assign_by_name(targets, &file.tensors, path, &format!("node `{node}`"))
 }
 
-/// Writes the tensors of the LSTM or RNN node called `node` to `path` under
+/// Writes the tensors of the LSTM, GRU or RNN node called `node` to `path` under
 /// PyTorch's names (atomically: a crash leaves the old file or the new one).
 pub fn export_state_dict<F: Scalar>(model: &Model<F>, node: &str, path: &Path) -> Result<()> {
     let source = match model.node(node) {
-        Some(found @ (Node::Lstm(_) | Node::Rnn(_))) => found,
+        Some(found @ (Node::Lstm(_) | Node::Rnn(_) | Node::Gru(_))) => found,
         other => return Err(not_recurrent(node, other.is_some())),
     };
     tensor_file::save(path, &source.named_tensors(), &torch_metadata())
@@ -57,7 +57,7 @@ fn recurrent_node_mut<'a, F: Scalar>(
     node: &str,
 ) -> Result<&'a mut Node<F>> {
     match model.node_mut(node) {
-        Some(found @ (Node::Lstm(_) | Node::Rnn(_))) => Ok(found),
+        Some(found @ (Node::Lstm(_) | Node::Rnn(_) | Node::Gru(_))) => Ok(found),
         other => Err(not_recurrent(node, other.is_some())),
     }
 }
@@ -66,7 +66,7 @@ fn not_recurrent(node: &str, exists: bool) -> Error {
     if exists {
         Error::invalid(
             node,
-            "is not an LSTM or RNN node: only those have PyTorch state dicts",
+            "is not an LSTM, GRU or RNN node: only those have PyTorch state dicts",
         )
     } else {
         Error::Key {
