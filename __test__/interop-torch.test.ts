@@ -1,5 +1,5 @@
 /**
- * PyTorch interop through the Model API: `nn.LSTM` / `nn.RNN` state dicts
+ * PyTorch interop through the Model API: `nn.LSTM` / `nn.RNN` / `nn.GRU` state dicts
  * (2 layers, bidirectional, written by crates/core/tests/fixtures/
  * make_torch_state_dicts.py) imported with `model.importStateDict` reproduce
  * PyTorch's outputs through `predict`; `exportStateDict` writes PyTorch's keys
@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 import {
   dense,
+  gru,
   lstm,
   Model,
   OdysseyError,
@@ -32,7 +33,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 /** One case of make_torch_state_dicts.py: configuration, input and PyTorch's output. */
 interface TorchCase {
-  module: 'lstm' | 'rnn'
+  module: 'lstm' | 'rnn' | 'gru'
   input_size: number
   hidden_size: number
   num_layers: number
@@ -65,9 +66,11 @@ function modelFor(c: TorchCase, dtype: Dtype, seed = 3): Model {
   return sequential({
     input: { kind: 'sequence', features: c.input_size },
     layers: [
-      c.module === 'lstm'
-        ? lstm({ ...recurrent, peepholes: false, name: 'encoder' })
-        : simpleRnn({ ...recurrent, activation: 'tanh', name: 'encoder' }),
+      {
+        lstm: () => lstm({ ...recurrent, peepholes: false, name: 'encoder' }),
+        rnn: () => simpleRnn({ ...recurrent, activation: 'tanh', name: 'encoder' }),
+        gru: () => gru({ ...recurrent, name: 'encoder' }),
+      }[c.module](),
     ],
     loss: 'mse',
     optimizer: { type: 'sgd', learningRate: 0.1 },
@@ -85,6 +88,7 @@ const CASES = [
   'lstm_2layer_bidirectional',
   'lstm_2layer_bidirectional_varlen',
   'rnn_tanh_2layer_bidirectional',
+  'gru_2layer_bidirectional_varlen',
 ] as const
 const TOLERANCE: Record<Dtype, number> = { float32: 1e-5, float64: 1e-9 }
 
@@ -145,33 +149,35 @@ describe('importStateDict', () => {
 })
 
 describe('exportStateDict', () => {
-  it("writes PyTorch's keys, shapes and dtype, and the file imports back to the same outputs", async () => {
-    const name = 'lstm_2layer_bidirectional'
-    const c = torchCase(name)
-    const source = modelFor(c, 'float32')
-    await source.importStateDict('encoder', stateDict(name, 'float32'))
-    const file = join(scratch, 'exported.safetensors')
-    await source.exportStateDict('encoder', file)
+  it.each(['lstm_2layer_bidirectional', 'gru_2layer_bidirectional_varlen'])(
+    "%s: writes PyTorch's keys, shapes and dtype, and the file imports back to the same outputs",
+    async (name) => {
+      const c = torchCase(name)
+      const source = modelFor(c, 'float32')
+      await source.importStateDict('encoder', stateDict(name, 'float32'))
+      const file = join(scratch, 'exported.safetensors')
+      await source.exportStateDict('encoder', file)
 
-    const [exported, original] = await Promise.all([readHeader(file), readHeader(stateDict(name, 'float32'))])
-    expect(exported.metadata).toEqual({ format: 'pt' })
-    const layout = (h: typeof exported) =>
-      Object.fromEntries([...h.tensors].map(([key, t]) => [key, [t.dtype, t.shape]]))
-    expect(layout(exported)).toEqual(layout(original))
-    // Same tensors byte for byte, whatever order each writer laid them out in.
-    for (const [key, entry] of exported.tensors) {
-      const theirs = original.tensors.get(key)!
-      expect(bytesAt(file, entry.fileOffset, entry.byteLength), key).toEqual(
-        bytesAt(stateDict(name, 'float32'), theirs.fileOffset, theirs.byteLength),
-      )
-    }
+      const [exported, original] = await Promise.all([readHeader(file), readHeader(stateDict(name, 'float32'))])
+      expect(exported.metadata).toEqual({ format: 'pt' })
+      const layout = (h: typeof exported) =>
+        Object.fromEntries([...h.tensors].map(([key, t]) => [key, [t.dtype, t.shape]]))
+      expect(layout(exported)).toEqual(layout(original))
+      // Same tensors byte for byte, whatever order each writer laid them out in.
+      for (const [key, entry] of exported.tensors) {
+        const theirs = original.tensors.get(key)!
+        expect(bytesAt(file, entry.fileOffset, entry.byteLength), key).toEqual(
+          bytesAt(stateDict(name, 'float32'), theirs.fileOffset, theirs.byteLength),
+        )
+      }
 
-    const copy = modelFor(c, 'float32', 99)
-    await copy.importStateDict('encoder', file)
-    expect(weightValues(copy)).toEqual(weightValues(source))
-    source.dispose()
-    copy.dispose()
-  })
+      const copy = modelFor(c, 'float32', 99)
+      await copy.importStateDict('encoder', file)
+      expect(weightValues(copy)).toEqual(weightValues(source))
+      source.dispose()
+      copy.dispose()
+    },
+  )
 
   it('a float64 model writes F64 tensors', async () => {
     const c = torchCase('rnn_tanh_2layer_bidirectional')

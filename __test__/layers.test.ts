@@ -1,5 +1,5 @@
 /**
- * The native LSTM and SimpleRNN through the public facade: shapes and types of
+ * The native LSTM, SimpleRNN and GRU through the public facade: shapes and types of
  * every output, PyTorch-named weights, float64, variable lengths, state carried
  * across calls, initialisation, the recurrent clip, and errors raised inside
  * Rust arriving as typed JS errors.
@@ -8,7 +8,16 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-import { LSTM, LSTM_VARIANTS, OdysseyError, OdysseyRangeError, OdysseyTypeError, SimpleRNN, type Dtype } from '../ts'
+import {
+  GRU,
+  LSTM,
+  LSTM_VARIANTS,
+  OdysseyError,
+  OdysseyRangeError,
+  OdysseyTypeError,
+  SimpleRNN,
+  type Dtype,
+} from '../ts'
 import type { FloatArray, SequenceInput } from '../ts'
 import { fromNativeError } from '../ts/errors'
 import { NativeBackend } from '../ts/layers/native-backend'
@@ -70,6 +79,23 @@ describe('shapes and types', () => {
       ['weight_ih_l0', [HIDDEN, INPUT]],
     ])
     expect(back.stepGradNorms.length).toBe(TIME)
+  })
+
+  it('GRU has no cell state and four PyTorch-named parameters of three gate blocks', () => {
+    const layer = new GRU({ inputSize: INPUT, hiddenSize: HIDDEN })
+    expect(layer.forward(batchInput('float32')).cN).toBeUndefined()
+    const back = layer.backward({ dy: randomArray('float32', BATCH * TIME * HIDDEN, 2) })
+    expect(back.dc0).toBeUndefined()
+    expect(sortedShapes(back.grads)).toEqual([
+      ['bias_hh_l0', [3 * HIDDEN]],
+      ['bias_ih_l0', [3 * HIDDEN]],
+      ['weight_hh_l0', [3 * HIDDEN, HIDDEN]],
+      ['weight_ih_l0', [3 * HIDDEN, INPUT]],
+    ])
+    expect(() => new GRU({ inputSize: INPUT, hiddenSize: HIDDEN, activation: 'relu' } as never)).toThrow(
+      /unknown option 'activation'/,
+    )
+    expect(() => layer.forward({ ...batchInput('float32'), c0: new Float32Array(BATCH * HIDDEN) })).toThrow(/c0/)
   })
 
   it('float64 layers take and return Float64Array and agree with float32 on the same weights', () => {
@@ -182,6 +208,7 @@ describe('sequences', () => {
   for (const [label, make] of [
     ['LSTM', () => new LSTM({ inputSize: INPUT, hiddenSize: HIDDEN, dtype: 'float64' })],
     ['SimpleRNN', () => new SimpleRNN({ inputSize: INPUT, hiddenSize: HIDDEN, dtype: 'float64' })],
+    ['GRU', () => new GRU({ inputSize: INPUT, hiddenSize: HIDDEN, dtype: 'float64' })],
   ] as const) {
     it(`${label}: padded steps give y = 0, no dx, and hN at each sequence's own length`, () => {
       const layer = make()

@@ -1,13 +1,13 @@
 /**
  * The native layers against the pure-TypeScript reference (`backend: 'js'`):
- * for every LSTM variant with and without peepholes and for the SimpleRNN with
- * tanh and relu, the reference takes the native layer's weights and both run
+ * for every LSTM variant with and without peepholes, for the SimpleRNN with
+ * tanh and relu and for the GRU, the reference takes the native layer's weights and both run
  * the same variable-length batch from the same initial state; every output and
  * every gradient must agree, with and without the recurrent clip.
  */
 import { describe, expect, it } from 'vitest'
 
-import { LSTM, LSTM_VARIANTS, SimpleRNN, type BackwardInput, type Dtype, type SequenceInput } from '../ts'
+import { GRU, LSTM, LSTM_VARIANTS, SimpleRNN, type BackwardInput, type Dtype, type SequenceInput } from '../ts'
 import { expectNear, randomArray } from './helpers/layers'
 
 const TOLERANCE: Record<Dtype, number> = { float32: 1e-5, float64: 1e-10 }
@@ -15,7 +15,7 @@ const [BATCH, TIME, INPUT, HIDDEN] = [3, 6, 4, 5]
 const LENGTHS = [6, 2, 4]
 const CLIP = 0.05
 
-type Layer = LSTM | SimpleRNN
+type Layer = LSTM | SimpleRNN | GRU
 
 interface Case {
   label: string
@@ -40,6 +40,12 @@ const rnnCases: Case[] = (['tanh', 'relu'] as const).map((activation) => ({
     new SimpleRNN({ inputSize: INPUT, hiddenSize: HIDDEN, activation, dtype, backend, seed: 12 }),
 }))
 
+const gruCase: Case = {
+  label: 'GRU',
+  hasCell: false,
+  make: (dtype, backend) => new GRU({ inputSize: INPUT, hiddenSize: HIDDEN, dtype, backend, seed: 13 }),
+}
+
 function sequenceInput(dtype: Dtype, hasCell: boolean): SequenceInput {
   return {
     x: randomArray(dtype, BATCH * TIME * INPUT, 1),
@@ -62,7 +68,7 @@ function backwardInput(dtype: Dtype, hasCell: boolean, recurrentClip?: number): 
 describe.each(['float32', 'float64'] as const)('native vs reference, %s', (dtype) => {
   const tolerance = TOLERANCE[dtype]
 
-  for (const { label, hasCell, make } of [...lstmCases, ...rnnCases]) {
+  for (const { label, hasCell, make } of [...lstmCases, ...rnnCases, gruCase]) {
     it(label, () => {
       const native = make(dtype, 'native')
       const reference = make(dtype, 'js')

@@ -2,7 +2,7 @@
  * ONNX export: onnxruntime runs the exported graph and must reproduce odyssey's own forward
  * pass (the layers run by hand, heads in plain arithmetic) to 1e-5 in float32, for the
  * LSTM with and without peepholes, the variants ONNX can express, stacked bidirectional
- * stacks over variable lengths with a softmax head, the simple RNN and an embedding front
+ * stacks over variable lengths with a softmax head, the simple RNN, the GRU and an embedding front
  * end; the variants it cannot express are refused by name.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
@@ -208,6 +208,47 @@ describe('simple RNN', () => {
       expect(Object.keys(out).sort()).toEqual(['rnn', 'rnn_hN'])
     })
   }
+})
+
+describe('GRU (linear_before_reset = 1)', () => {
+  it('2 layers, bidirectional: every step over variable lengths, with state in and out', async () => {
+    const stack = makeStack('gru', INPUT, HIDDEN, { layers: 2, bidirectional: true }, { gru: true })
+    const h0 = randomArray('float32', 4 * BATCH * HIDDEN, 40, 0.5) as Float32Array
+    const initial = [0, 1, 2, 3].map((i) => ({ h0: h0.subarray(i * BATCH * HIDDEN, (i + 1) * BATCH * HIDDEN) }))
+    const expected = runStack(stack, x, DIMS, LENGTHS, initial)
+    const spec = sequenceModel({
+      name: 'gru',
+      inputs: ['x'],
+      type: 'gru',
+      hiddenSize: HIDDEN,
+      numLayers: 2,
+      bidirectional: true,
+    })
+    const out = await runOnnx(toOnnx(spec, stackWeights(stack), { state: true }), {
+      x: xFeed,
+      x_lengths: lengthsFeed,
+      gru_h0: { data: h0, dims: [4, BATCH, HIDDEN] },
+    })
+    expectNear('y', out.gru, expected.y, TOLERANCE)
+    expectNear('hN', out.gru_hN, Float32Array.from(expected.finals.flatMap((f) => [...f.h])), TOLERANCE)
+    expect(Object.keys(out).sort()).toEqual(['gru', 'gru_hN'])
+  })
+
+  it('the last step of a summed bidirectional layer', async () => {
+    const shape = { layers: 1, bidirectional: true, merge: 'sum' } as const
+    const stack = makeStack('gru', INPUT, HIDDEN, shape, { gru: true })
+    const spec = sequenceModel({
+      name: 'gru',
+      inputs: ['x'],
+      type: 'gru',
+      hiddenSize: HIDDEN,
+      bidirectional: true,
+      merge: 'sum',
+      output: 'last',
+    })
+    const out = await runOnnx(toOnnx(spec, stackWeights(stack)), { x: xFeed, x_lengths: lengthsFeed })
+    expectNear('last', out.gru, lastOutput(stack, runStack(stack, x, DIMS, LENGTHS), BATCH), TOLERANCE)
+  })
 })
 
 describe('graph interface', () => {

@@ -1,12 +1,12 @@
 /**
  * PyTorch as the oracle: every fixture in `__test__/fixtures/` (written in float64 by
- * `make_fixtures.py` from torch.nn.LSTM, torch.nn.RNN and a hand-written SPEC §1 LSTM for every
+ * `make_fixtures.py` from torch.nn.LSTM, torch.nn.RNN, torch.nn.GRU and a hand-written SPEC §1 LSTM for every
  * variant) is replayed through the public facade on both backends and both dtypes; outputs,
  * final states and every gradient must match.
  */
 import { describe, expect, test } from 'vitest'
 
-import { LSTM, SimpleRNN } from '../ts'
+import { GRU, LSTM, SimpleRNN } from '../ts'
 import type {
   Backend,
   BackwardInput,
@@ -66,18 +66,21 @@ function buildLayer(fixture: Fixture, layer: number, backend: Backend, dtype: Dt
   const { config } = fixture
   const inputSize = layer === 0 ? config.inputSize : config.hiddenSize
   const hiddenSize = config.hiddenSize
-  const model: RecurrentLayer =
-    fixture.kind === 'lstm'
-      ? new LSTM({
-          inputSize,
-          hiddenSize,
-          variant: config.variant,
-          peepholes: config.peepholes,
-          dtype,
-          backend,
-          ...replay.lstmOverrides,
-        })
-      : new SimpleRNN({ inputSize, hiddenSize, activation: config.activation, dtype, backend })
+  const layers: Record<Fixture['kind'], () => RecurrentLayer> = {
+    lstm: () =>
+      new LSTM({
+        inputSize,
+        hiddenSize,
+        variant: config.variant,
+        peepholes: config.peepholes,
+        dtype,
+        backend,
+        ...replay.lstmOverrides,
+      }),
+    rnn: () => new SimpleRNN({ inputSize, hiddenSize, activation: config.activation, dtype, backend }),
+    gru: () => new GRU({ inputSize, hiddenSize, dtype, backend }),
+  }
+  const model = layers[fixture.kind]()
   const weights = entriesOfLayer(fixture.weights, layer)
   model.setWeights(Object.fromEntries(Object.entries(weights).map(([name, t]) => [name, toTensor(t, dtype)])))
   return model
@@ -166,13 +169,14 @@ function checkBackward(fixture: Fixture, backwards: BackwardResult[], tolerance:
 
 const fixtureNames = listFixtures()
 
-test('the PyTorch fixtures cover the LSTM variants and the simple RNN', () => {
+test('the PyTorch fixtures cover the LSTM variants, the simple RNN and the GRU', () => {
   for (const variant of LSTM_VARIANTS) {
     expect(fixtureNames).toContain(`lstm_peephole_${variant}`)
     expect(fixtureNames).toContain(`lstm_peephole_${variant}_varlen_init`)
   }
   expect(fixtureNames.filter((name) => name.startsWith('lstm_torch_')).length).toBeGreaterThan(0)
   expect(fixtureNames.filter((name) => name.startsWith('rnn_torch_')).length).toBeGreaterThan(0)
+  expect(fixtureNames).toContain('gru_torch_2layer_varlen_init')
 })
 
 describe.each(BACKENDS)('PyTorch fixtures, %s backend', (backend) => {

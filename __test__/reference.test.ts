@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest'
 
-import { ReferenceLstm, ReferenceSimpleRnn } from '../ts/reference'
+import { ReferenceGru, ReferenceLstm, ReferenceSimpleRnn } from '../ts/reference'
 import { mulberry32 } from '../ts/util/random'
 import type {
   BackwardInput,
@@ -49,6 +49,10 @@ function lstm(options: LstmCase = {}): ReferenceLstm {
 
 function simpleRnn(activation: RnnActivation, hiddenSize = 3, dtype: Dtype = 'float64'): ReferenceSimpleRnn {
   return new ReferenceSimpleRnn({ inputSize: 3, hiddenSize, activation, dtype, seed: 11 })
+}
+
+function gru(hiddenSize = 3, dtype: Dtype = 'float64'): ReferenceGru {
+  return new ReferenceGru({ inputSize: 3, hiddenSize, dtype, seed: 13 })
 }
 
 function uniformArray(random: () => number, length: number, scale = 1): Float64Array {
@@ -247,6 +251,21 @@ describe('ReferenceSimpleRnn gradients equal central finite differences (float64
   }
 })
 
+describe('ReferenceGru gradients equal central finite differences (float64)', () => {
+  for (const [label, overrides] of [
+    ['lengths [4, 1, 3], random initial state', {}],
+    ['H = 1', { hidden: 1 }],
+    ['H = 7', { hidden: 7 }],
+    ['T = 1, B = 1', { time: 1, batch: 1, lengths: undefined }],
+    ['zero initial state', { initialState: false }],
+  ] as [string, Partial<BatchShape>][]) {
+    it(label, () => {
+      const shape = lstmShape({ withCell: false, ...overrides })
+      checkAgainstFiniteDifferences(gru(shape.hidden), shape, 400)
+    })
+  }
+})
+
 // ---------------------------------------------------------------------------------------------
 // Variants leave unused gate blocks untouched
 
@@ -384,6 +403,9 @@ describe('padded steps', () => {
   it('simple RNN: y = 0 on padding, each sequence equals the sequence run alone', () => {
     checkPaddingEqualsSequencesAlone(simpleRnn('tanh'), { ...shape, withCell: false })
   })
+  it('GRU: y = 0 on padding, each sequence equals the sequence run alone', () => {
+    checkPaddingEqualsSequencesAlone(gru(), { ...shape, withCell: false })
+  })
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -464,17 +486,22 @@ describe('stepGradNorms', () => {
     })
   }
 
-  it('simple RNN: ‖∂J/∂h(k)‖ = ‖w(k) + ∂J/∂h(k) from the future‖ over the batch', () => {
-    const rnnShape = { ...shape, withCell: false }
-    const rnnProbe = randomProbe(rnnShape, 32)
-    const model = simpleRnn('tanh')
-    model.forward(input)
-    const { stepGradNorms } = model.backward(backwardOf(rnnProbe))
-    for (let k = 0; k < time; k++) {
-      const { dy } = futureGradients(model, input, rnnProbe, k, hidden)
-      expect(stepGradNorms[k]).toBeCloseTo(norm(wAt(rnnProbe, k).map((wj, j) => wj + dy[j])), 12)
-    }
-  })
+  for (const [label, make] of [
+    ['simple RNN', () => simpleRnn('tanh')],
+    ['GRU', () => gru()],
+  ] as const) {
+    it(`${label}: ‖∂J/∂h(k)‖ = ‖w(k) + ∂J/∂h(k) from the future‖ over the batch`, () => {
+      const rnnShape = { ...shape, withCell: false }
+      const rnnProbe = randomProbe(rnnShape, 32)
+      const model = make()
+      model.forward(input)
+      const { stepGradNorms } = model.backward(backwardOf(rnnProbe))
+      for (let k = 0; k < time; k++) {
+        const { dy } = futureGradients(model, input, rnnProbe, k, hidden)
+        expect(stepGradNorms[k]).toBeCloseTo(norm(wAt(rnnProbe, k).map((wj, j) => wj + dy[j])), 12)
+      }
+    })
+  }
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -496,6 +523,7 @@ describe('recurrentClip', () => {
   const models: [string, () => RecurrentBackend][] = [
     ['LSTM', () => lstm({ variant: 'vanilla' })],
     ['simple RNN', () => simpleRnn('tanh')],
+    ['GRU', () => gru()],
   ]
 
   for (const [label, make] of models) {
@@ -537,6 +565,7 @@ describe('recurrentClip', () => {
   for (const [label, model] of [
     ['LSTM without peepholes', lstm({ peepholes: false })],
     ['simple RNN', simpleRnn('relu')],
+    ['GRU', gru()],
   ] as const) {
     it(`${label}, T = 1: clipping clamps the total δy(t) = Δ(t) + ∂J/∂hN`, () => {
       const p = { ...oneStepProbe, u: undefined }
@@ -566,6 +595,7 @@ describe('float32', () => {
   const cases: [string, (dtype: Dtype) => RecurrentBackend, boolean][] = [
     ['LSTM FGR', (dtype) => lstm({ variant: 'FGR', dtype }), true],
     ['simple RNN', (dtype) => simpleRnn('tanh', 3, dtype), false],
+    ['GRU', (dtype) => gru(3, dtype), false],
   ]
   for (const [label, make, withCell] of cases) {
     it(`${label}: float32 outputs agree with float64 to ~1e-6`, () => {
@@ -640,6 +670,15 @@ describe('weights', () => {
         }
       }
     }
+  })
+
+  it('GRU names and PyTorch shapes: three gate blocks', () => {
+    expect(shapesOf(gru(5).getWeights())).toEqual({
+      weight_ih_l0: [15, 3],
+      weight_hh_l0: [15, 5],
+      bias_ih_l0: [15],
+      bias_hh_l0: [15],
+    })
   })
 
   it('simple RNN names and PyTorch shapes', () => {
@@ -722,15 +761,18 @@ describe('PyTorch fixtures, single layer', () => {
     if (fixture.config.numLayers !== 1) continue
     it(name, () => {
       const { config } = fixture
-      const model: RecurrentBackend =
-        fixture.kind === 'lstm'
-          ? lstm({
-              variant: config.variant,
-              peepholes: config.peepholes,
-              inputSize: config.inputSize,
-              hiddenSize: config.hiddenSize,
-            })
-          : new ReferenceSimpleRnn({ ...config, activation: config.activation!, dtype: 'float64', seed: 0 })
+      const models: Record<typeof fixture.kind, () => RecurrentBackend> = {
+        lstm: () =>
+          lstm({
+            variant: config.variant,
+            peepholes: config.peepholes,
+            inputSize: config.inputSize,
+            hiddenSize: config.hiddenSize,
+          }),
+        rnn: () => new ReferenceSimpleRnn({ ...config, activation: config.activation!, dtype: 'float64', seed: 0 }),
+        gru: () => new ReferenceGru({ ...config, dtype: 'float64', seed: 0 }),
+      }
+      const model = models[fixture.kind]()
       const toTensor = ({ data, shape }: { data: number[]; shape: number[] }) => ({
         data: Float64Array.from(data),
         shape,

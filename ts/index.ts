@@ -1,5 +1,5 @@
 /**
- * odyssey-rnn: LSTMs (Greff et al., with peepholes and the eight variants) and
+ * odyssey-rnn: LSTMs (Greff et al., with peepholes and the eight variants), GRUs and
  * simple RNNs with exact backpropagation through time, for Node.js.
  *
  * This entry point is the library: layers, models, their specs and errors. The
@@ -7,6 +7,7 @@
  * `odyssey-rnn/report` (run logs and the HTML training report) and
  * `odyssey-rnn/vqa` (visual question answering).
  */
+export { GRU, type GruConfig } from './layers/gru'
 export { LSTM, type LstmConfig } from './layers/lstm'
 export { SimpleRNN, type SimpleRnnConfig } from './layers/simple-rnn'
 export {
@@ -19,10 +20,11 @@ export {
   type SequentialConfig,
   type StepReport,
 } from './model'
-export { dense, dropout, embedding, lstm, simpleRnn, type Layer } from './model/layers'
+export { dense, dropout, embedding, gru, lstm, simpleRnn, type Layer } from './model/layers'
 export type {
   DenseActivation,
   GraphSpec,
+  GruLayerOptions,
   InputSpec,
   Loss,
   LstmLayerOptions,
@@ -94,6 +96,7 @@ export type {
   FloatArray,
   ForwardInput,
   ForwardResult,
+  GruOptions,
   LstmOptions,
   LstmVariant,
   RecurrentBackend,

@@ -50,6 +50,14 @@ export interface LstmOptions {
   backend?: Backend
 }
 
+export interface GruOptions {
+  inputSize: number
+  hiddenSize: number
+  dtype?: Dtype
+  seed?: number
+  backend?: Backend
+}
+
 export interface SimpleRnnOptions {
   inputSize: number
   hiddenSize: number

@@ -33,7 +33,7 @@ export interface FixtureConfig {
 export interface Fixture {
   name: string
   description: string
-  kind: 'lstm' | 'rnn'
+  kind: 'lstm' | 'rnn' | 'gru'
   source: string
   config: FixtureConfig
   /** PyTorch names; layer l's end in `_l{l}`. */

@@ -4,10 +4,10 @@
  */
 import * as ort from 'onnxruntime-node'
 
-import { LSTM, SimpleRNN, type LstmOptions, type SimpleRnnOptions, type Tensor } from '../../ts'
+import { GRU, LSTM, SimpleRNN, type LstmOptions, type SimpleRnnOptions, type Tensor } from '../../ts'
 import { randomArray } from './layers'
 
-export type Layer = LSTM | SimpleRNN
+export type Layer = LSTM | SimpleRNN | GRU
 
 /** One layer entry of a stack: its layer and its PyTorch suffix (`_l0`, `_l1_reverse`). */
 export interface StackEntry {
@@ -27,6 +27,7 @@ export interface Stack {
 type LayerOptions =
   | Omit<LstmOptions, 'inputSize' | 'hiddenSize'>
   | (Omit<SimpleRnnOptions, 'inputSize' | 'hiddenSize'> & { rnn: true })
+  | { gru: true }
 
 /** `layers × directions` layers with distinct seeds; layer k > 0 reads the merged width. */
 export function makeStack(
@@ -44,9 +45,11 @@ export function makeStack(
     for (let d = 0; d < directions; d++) {
       const seed = 100 + 10 * k + d
       const layer =
-        'rnn' in options
-          ? new SimpleRNN({ inputSize, hiddenSize: hidden, activation: options.activation, seed })
-          : new LSTM({ ...options, inputSize, hiddenSize: hidden, seed })
+        'gru' in options
+          ? new GRU({ inputSize, hiddenSize: hidden, seed })
+          : 'rnn' in options
+            ? new SimpleRNN({ inputSize, hiddenSize: hidden, activation: options.activation, seed })
+            : new LSTM({ ...options, inputSize, hiddenSize: hidden, seed })
       entries.push({ layer, suffix: `_l${k}${d === 1 ? '_reverse' : ''}` })
     }
   }

@@ -3,7 +3,14 @@
  * `NativeRecurrent` (crates/node). It attaches shapes to the flat arrays the
  * addon returns and turns every native exception into a typed error.
  */
-import type { BackwardOutput, LstmInit, NamedTensorOutput, NativeRecurrent, SimpleRnnInit } from '../../native/binding'
+import type {
+  BackwardOutput,
+  GruInit,
+  LstmInit,
+  NamedTensorOutput,
+  NativeRecurrent,
+  SimpleRnnInit,
+} from '../../native/binding'
 import { fromNativeError } from '../errors'
 import { loadNative } from '../native'
 import type { BackwardInput, BackwardResult, ForwardResult, RecurrentBackend, SequenceInput, Tensor } from '../types'
@@ -31,18 +38,23 @@ export class NativeBackend implements RecurrentBackend {
   ) {}
 
   static lstm(init: LstmInit): NativeBackend {
-    const { NativeRecurrent } = loadNative()
-    return new NativeBackend(
-      callNative(() => NativeRecurrent.lstm(init)),
-      init.hiddenSize,
-    )
+    return NativeBackend.create((native) => native.lstm(init), init.hiddenSize)
+  }
+
+  static gru(init: GruInit): NativeBackend {
+    return NativeBackend.create((native) => native.gru(init), init.hiddenSize)
   }
 
   static simpleRnn(init: SimpleRnnInit): NativeBackend {
+    return NativeBackend.create((native) => native.simpleRnn(init), init.hiddenSize)
+  }
+
+  /** A layer made by one of the addon's `NativeRecurrent` factories. */
+  private static create(make: (native: typeof NativeRecurrent) => NativeRecurrent, hiddenSize: number): NativeBackend {
     const { NativeRecurrent } = loadNative()
     return new NativeBackend(
-      callNative(() => NativeRecurrent.simpleRnn(init)),
-      init.hiddenSize,
+      callNative(() => make(NativeRecurrent)),
+      hiddenSize,
     )
   }
 

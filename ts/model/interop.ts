@@ -21,10 +21,10 @@ export interface StateDictArgs {
   path: string
 }
 
-const RECURRENT_TYPES: readonly string[] = ['lstm', 'rnn']
+const RECURRENT_TYPES: readonly string[] = ['lstm', 'gru', 'rnn']
 
 /**
- * Checks that `node` names an `lstm` or `rnn` node of `graph` and that `path` is a file path.
+ * Checks that `node` names an `lstm`, `gru` or `rnn` node of `graph` and that `path` is a file path.
  * @throws OdysseyTypeError `ODYSSEY_TYPE` for a non-string, OdysseyRangeError `ODYSSEY_KEY` for an
  *   unknown node and `ODYSSEY_INVALID` for a node of another type or an empty path.
  */
@@ -39,19 +39,19 @@ export function checkStateDictArgs(
   if (typeof node !== 'string') {
     throw new OdysseyTypeError(
       'ODYSSEY_TYPE',
-      `${label}: node: expected the name of an lstm or rnn node (${known}), got ${describe(node)}`,
+      `${label}: node: expected the name of an lstm, gru or rnn node (${known}), got ${describe(node)}`,
     )
   }
   const found = graph.nodes.find((n) => n.name === node)
   if (found === undefined)
     throw new OdysseyRangeError(
       'ODYSSEY_KEY',
-      `${label}: node '${node}': the model has no node of this name (lstm and rnn nodes: ${known})`,
+      `${label}: node '${node}': the model has no node of this name (lstm, gru and rnn nodes: ${known})`,
     )
   if (!RECURRENT_TYPES.includes(found.type)) {
     throw new OdysseyRangeError(
       'ODYSSEY_INVALID',
-      `${label}: node '${node}' is a ${found.type} node; only lstm and rnn nodes have PyTorch state dicts (${known})`,
+      `${label}: node '${node}' is a ${found.type} node; only lstm, gru and rnn nodes have PyTorch state dicts (${known})`,
     )
   }
   if (typeof path !== 'string')

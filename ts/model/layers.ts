@@ -10,6 +10,7 @@ import {
   type GraphSpec,
   type InputSpec,
   type Loss,
+  type GruLayerOptions,
   type LstmLayerOptions,
   type NodeSpec,
   type OpSpec,
@@ -56,6 +57,16 @@ export function lstm(options: Named<LstmLayerOptions>): Layer {
 /** A simple (Elman) RNN stack, h(t) = g(W h(t−1) + U x(t) + b); shapes as `lstm` (`'states'`: `[n, layers·directions·H]`). */
 export function simpleRnn(options: Named<RnnLayerOptions>): Layer {
   return layer('rnn', options)
+}
+
+/**
+ * A GRU stack, PyTorch's `nn.GRU`: gates (r, z, n) with b_hn inside the reset product,
+ * n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h; weights `weight_ih_l{k}` `[3H, X]`,
+ * `weight_hh_l{k}` `[3H, H]`, biases `[3H]`, so `nn.GRU` state dicts import and export. Shapes as `lstm`
+ * (`'states'`: `[n, layers·directions·H]`).
+ */
+export function gru(options: Named<GruLayerOptions>): Layer {
+  return layer('gru', options)
 }
 
 /** `[.., in]` → `[.., units]` with an activation (default none), on vectors or every step of a sequence. */

@@ -38,7 +38,7 @@ export type RecurrentOutput =
   | 'sequence'
   /** The top layer's output at each sequence's own last step: `[n, H']`. */
   | 'last'
-  /** Every layer's (and direction's) final y and, for the LSTM, c, concatenated: `[n, layers·directions·2H]` (LSTM) or `·H`. */
+  /** Every layer's (and direction's) final y and, for the LSTM, c, concatenated: `[n, layers·directions·2H]` (LSTM) or `·H` (GRU, simple RNN). */
   | 'states'
 
 /** How a bidirectional layer joins its two directions: `[.., 2H]` (concat) or `[.., H]` (sum). */
@@ -76,6 +76,9 @@ export interface LstmLayerOptions extends RecurrentOptions {
   forgetBias?: number
 }
 
+/** PyTorch's `nn.GRU`: no options beyond the stack's. */
+export type GruLayerOptions = RecurrentOptions
+
 export interface RnnLayerOptions extends RecurrentOptions {
   /** Default `'tanh'`. */
   activation?: RnnActivation
@@ -87,6 +90,7 @@ export type OpSpec =
   | { type: 'embedding'; vocabSize: number; dim: number; frozen?: boolean }
   | ({ type: 'lstm' } & LstmLayerOptions)
   | ({ type: 'rnn' } & RnnLayerOptions)
+  | ({ type: 'gru' } & GruLayerOptions)
   /** `[.., in]` → `[.., units]`, on vectors or on every step of a sequence. */
   | { type: 'dense'; units: number; activation?: DenseActivation }
   /** Inverted dropout while training, identity otherwise. */
@@ -197,6 +201,7 @@ export function checkOp(value: unknown, label: string): OpSpec {
     'embedding',
     'lstm',
     'rnn',
+    'gru',
     'dense',
     'dropout',
     'concat',
@@ -233,6 +238,9 @@ export function checkOp(value: unknown, label: string): OpSpec {
         ...checkRecurrent(label, fields),
         activation: checkOneOf(`${label}.activation`, fields.activation ?? 'tanh', RNN_ACTIVATIONS),
       }
+    case 'gru':
+      keys(RECURRENT_KEYS)
+      return { type, ...checkRecurrent(label, fields) }
     case 'dense':
       keys(['units', 'activation'])
       return {

@@ -54,6 +54,7 @@ function emitNode(ctx: EmitContext, node: NodeSpec, inputs: readonly GraphValue[
   switch (node.type) {
     case 'lstm':
     case 'rnn':
+    case 'gru':
       // The core lists the initialState value after the sequence (describeGraph checked its shape).
       return emitRecurrent(ctx, node, first, inputs[1])
     case 'dense':

@@ -1,6 +1,6 @@
 /**
- * Recurrent nodes (stacked, bidirectional LSTM / simple RNN) as ONNX `LSTM` / `RNN`
- * operators, one per layer. ONNX's recurrent operators are time-major
+ * Recurrent nodes (stacked, bidirectional LSTM / GRU / simple RNN) as ONNX `LSTM` / `GRU` /
+ * `RNN` operators, one per layer. ONNX's recurrent operators are time-major
  * (`X` `[time, batch, features]`, `Y` `[time, directions, batch, hidden]`, `Y_h`
  * `[directions, batch, hidden]`), so a stack transposes its input once, stays time-major
  * between layers and transposes back only for a `sequence` output. With `sequence_lens`
@@ -13,11 +13,13 @@ import type { LstmVariant } from '../types'
 import type { EmitContext, GraphValue } from './context'
 import { OnnxUnsupportedError } from './errors'
 import { ElementType, Floats, type Attributes, type GraphBuilder } from './graph'
-import { concatFloat32, pytorchToOnnxGates, readWeight } from './weights'
+import { concatFloat32, pytorchToOnnxGates, pytorchToOnnxGruGates, readWeight } from './weights'
 
 /** Recurrent nodes with every default filled in (as `describeGraph` returns them). */
 type LstmNodeSpec = Required<Extract<NodeSpec, { type: 'lstm' }>>
 type RnnNodeSpec = Required<Extract<NodeSpec, { type: 'rnn' }>>
+type GruNodeSpec = Required<Extract<NodeSpec, { type: 'gru' }>>
+type RecurrentNodeSpec = LstmNodeSpec | RnnNodeSpec | GruNodeSpec
 
 /** The ONNX weight inputs of one layer, every direction stacked: `W`, `R`, `B` and, for peepholes, `P` (else `''`). */
 interface LayerWeights {
@@ -47,9 +49,9 @@ function layerReader(ctx: EmitContext, node: string, suffixes: readonly string[]
   }
 }
 
-/** What differs between the LSTM and the simple RNN. */
+/** What differs between the LSTM, the GRU and the simple RNN. */
 interface CellFormat {
-  opType: 'LSTM' | 'RNN'
+  opType: 'LSTM' | 'GRU' | 'RNN'
   /** Whether there is a cell state (`initial_c`, `Y_c`). */
   hasCell: boolean
   /** Attributes besides `hidden_size` and `direction`. */
@@ -136,6 +138,42 @@ function rnnFormat(spec: RnnNodeSpec, directions: number): CellFormat {
   }
 }
 
+/**
+ * PyTorch's GRU is ONNX's with `linear_before_reset = 1`: b_hn (Rbh) inside the reset product,
+ * n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)). Gate blocks go from r, z, n to ONNX's z, r, h.
+ */
+function gruFormat(spec: GruNodeSpec): CellFormat {
+  const h = spec.hiddenSize
+  return {
+    opType: 'GRU',
+    hasCell: false,
+    attributes: { linear_before_reset: 1 },
+    layerWeights({ read, stack }, inputWidth) {
+      return {
+        w: stack('W', [3 * h, inputWidth], (s) => [pytorchToOnnxGruGates(read(`weight_ih${s}`, [3 * h, inputWidth]))]),
+        r: stack('R', [3 * h, h], (s) => [pytorchToOnnxGruGates(read(`weight_hh${s}`, [3 * h, h]))]),
+        b: stack('B', [6 * h], (s) => [
+          pytorchToOnnxGruGates(read(`bias_ih${s}`, [3 * h])),
+          pytorchToOnnxGruGates(read(`bias_hh${s}`, [3 * h])),
+        ]),
+        p: '',
+      }
+    },
+  }
+}
+
+/** The ONNX operator of a recurrent node. */
+function cellFormat(spec: RecurrentNodeSpec, directions: number): CellFormat {
+  switch (spec.type) {
+    case 'lstm':
+      return lstmFormat(spec, directions)
+    case 'rnn':
+      return rnnFormat(spec, directions)
+    case 'gru':
+      return gruFormat(spec)
+  }
+}
+
 /** `t` `[directions, batch, width]` → `[batch, directions · width]` (forward first). */
 function flattenDirections(graph: GraphBuilder, t: string, base: string): string {
   const batchMajor = graph.op1('Transpose', [t], `${base}/batch_major`, { perm: [1, 0, 2] })
@@ -199,7 +237,7 @@ interface StackPlan {
   needsStates: boolean
 }
 
-function planStack(spec: LstmNodeSpec | RnnNodeSpec, state: boolean): StackPlan {
+function planStack(spec: RecurrentNodeSpec, state: boolean): StackPlan {
   const directions = spec.bidirectional ? 2 : 1
   return {
     name: spec.name,
@@ -208,7 +246,7 @@ function planStack(spec: LstmNodeSpec | RnnNodeSpec, state: boolean): StackPlan 
     directions,
     merge: spec.merge,
     output: spec.output,
-    format: spec.type === 'lstm' ? lstmFormat(spec, directions) : rnnFormat(spec, directions),
+    format: cellFormat(spec, directions),
     needsStates: spec.output === 'states' || state,
   }
 }
@@ -229,7 +267,7 @@ interface LayerOutputs {
   yC: string
 }
 
-/** Layer k as one ONNX LSTM / RNN operator over `x` `[time, batch, width]`. */
+/** Layer k as one ONNX LSTM / GRU / RNN operator over `x` `[time, batch, width]`. */
 function emitLayer(
   ctx: EmitContext,
   plan: StackPlan,
@@ -293,13 +331,13 @@ function statesFromVector(graph: GraphBuilder, plan: StackPlan, vector: string):
  */
 export function emitRecurrent(
   ctx: EmitContext,
-  spec: Extract<NodeSpec, { type: 'lstm' | 'rnn' }>,
+  spec: Extract<NodeSpec, { type: 'lstm' | 'rnn' | 'gru' }>,
   input: GraphValue,
   initialState?: GraphValue,
 ): GraphValue {
   const { graph, options } = ctx
   // describeGraph filled in every default.
-  const plan = planStack(spec as LstmNodeSpec | RnnNodeSpec, options.state)
+  const plan = planStack(spec as RecurrentNodeSpec, options.state)
   const { name, hidden, directions, merge, format } = plan
   const stateDims = [plan.layers * directions, 'batch', hidden]
   const fromInputs = options.state && initialState === undefined

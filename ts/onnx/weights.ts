@@ -46,17 +46,25 @@ export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
   return out
 }
 
+/** `data`'s equal blocks reordered: block b of the result is block `from[b]` of `data`. */
+function reorderBlocks(data: Float32Array, from: readonly number[]): Float32Array {
+  const block = data.length / from.length
+  const out = new Float32Array(data.length)
+  from.forEach((source, b) => {
+    out.set(data.subarray(source * block, (source + 1) * block), b * block)
+  })
+  return out
+}
+
 /**
  * Reorders the gate blocks of an LSTM tensor `[4H, cols]` (`cols` = 1 for biases) from
  * PyTorch's order i, f, g, o to ONNX's i, o, f, c (c is PyTorch's g, the block input z).
  */
 export function pytorchToOnnxGates(data: Float32Array): Float32Array {
-  const block = data.length / 4
-  // ONNX block b comes from PyTorch block FROM[b].
-  const FROM = [0, 3, 1, 2]
-  const out = new Float32Array(data.length)
-  FROM.forEach((source, b) => {
-    out.set(data.subarray(source * block, (source + 1) * block), b * block)
-  })
-  return out
+  return reorderBlocks(data, [0, 3, 1, 2])
+}
+
+/** Reorders the gate blocks of a GRU tensor `[3H, cols]` from PyTorch's order r, z, n to ONNX's z, r, h. */
+export function pytorchToOnnxGruGates(data: Float32Array): Float32Array {
+  return reorderBlocks(data, [1, 0, 2])
 }

@@ -1,4 +1,4 @@
-//! `NativeRecurrent`: one LSTM or simple-RNN layer of one dtype, with the cache
+//! `NativeRecurrent`: one LSTM, GRU or simple-RNN layer of one dtype, with the cache
 //! of its last forward pass, behind a JS class. Every method body runs inside
 //! [`guard`], so errors and panics surface as JS exceptions.
 
@@ -9,8 +9,8 @@ use napi_derive::napi;
 use ndarray::{ArrayView2, ArrayViewD};
 use odyssey_core::layers::recurrent::Recurrent;
 use odyssey_core::layers::{
-    BackwardOptions, Lstm, LstmConfig, LstmVariant, RnnActivation, RnnConfig, SequenceBatch,
-    SimpleRnn,
+    BackwardOptions, Gru, GruConfig, Lstm, LstmConfig, LstmVariant, RnnActivation, RnnConfig,
+    SequenceBatch, SimpleRnn,
 };
 use odyssey_core::params::{assign_named, NamedValues};
 use odyssey_core::Error;
@@ -38,6 +38,16 @@ pub struct LstmInit {
     pub dtype: String,
     pub seed: i64,
     pub forget_bias: f64,
+}
+
+/// Sizes, dtype and seed of a layer with no options of its own (the GRU).
+#[napi(object, object_to_js = false)]
+pub struct GruInit {
+    pub input_size: u32,
+    pub hidden_size: u32,
+    /// `'float32' | 'float64'`
+    pub dtype: String,
+    pub seed: i64,
 }
 
 #[napi(object, object_to_js = false)]
@@ -133,6 +143,8 @@ macro_rules! each_layer {
             AnyLayer::LstmF64($layer) => $body,
             AnyLayer::RnnF32($layer) => $body,
             AnyLayer::RnnF64($layer) => $body,
+            AnyLayer::GruF32($layer) => $body,
+            AnyLayer::GruF64($layer) => $body,
         }
     };
 }
@@ -160,6 +172,15 @@ impl NativeRecurrent {
         guard(|| {
             Ok(NativeRecurrent {
                 inner: Some(AnyLayer::simple_rnn(&options)?),
+            })
+        })
+    }
+
+    #[napi(factory)]
+    pub fn gru(options: GruInit) -> napi::Result<Self, ErrorCode> {
+        guard(|| {
+            Ok(NativeRecurrent {
+                inner: Some(AnyLayer::gru(&options)?),
             })
         })
     }
@@ -219,6 +240,8 @@ enum AnyLayer {
     LstmF64(Stateful<f64, Lstm<f64>>),
     RnnF32(Stateful<f32, SimpleRnn<f32>>),
     RnnF64(Stateful<f64, SimpleRnn<f64>>),
+    GruF32(Stateful<f32, Gru<f32>>),
+    GruF64(Stateful<f64, Gru<f64>>),
 }
 
 impl AnyLayer {
@@ -249,6 +272,18 @@ impl AnyLayer {
         Ok(match Dtype::parse(&options.dtype)? {
             Dtype::F32 => AnyLayer::RnnF32(Stateful::new(SimpleRnn::new(config, rng)?)),
             Dtype::F64 => AnyLayer::RnnF64(Stateful::new(SimpleRnn::new(config, rng)?)),
+        })
+    }
+
+    fn gru(options: &GruInit) -> Result<Self, BindingError> {
+        let config = GruConfig {
+            input_size: options.input_size as usize,
+            hidden_size: options.hidden_size as usize,
+        };
+        let rng = &mut seeded_rng(options.seed)?;
+        Ok(match Dtype::parse(&options.dtype)? {
+            Dtype::F32 => AnyLayer::GruF32(Stateful::new(Gru::new(config, rng)?)),
+            Dtype::F64 => AnyLayer::GruF64(Stateful::new(Gru::new(config, rng)?)),
         })
     }
 }
