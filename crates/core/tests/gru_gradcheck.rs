@@ -639,3 +639,19 @@ fn parameters_and_caches_that_do_not_fit_are_rejected() {
         .unwrap_err();
     assert_eq!(shape_error_name(err), "cache.gates");
 }
+
+/// An initial state laid out column-major (as one cut out of another node's value can be)
+/// gives what the same values in standard layout give.
+#[test]
+fn a_column_major_initial_state_is_read_by_value() {
+    let problem = Problem::new(&Case::new(5), 21);
+    let h0 = problem.h0.clone().unwrap();
+    let column_major = h0.t().as_standard_layout().into_owned().reversed_axes();
+    assert_eq!(column_major, h0);
+    let batch = SequenceBatch {
+        h0: Some(column_major.view()),
+        ..problem.batch()
+    };
+    let (out, _) = problem.gru.forward(&batch).unwrap();
+    assert_eq!(out.y, problem.gru.forward(&problem.batch()).unwrap().0.y);
+}

@@ -224,9 +224,12 @@ impl<F: Scalar> Gru<F> {
         batch.validate(self.config.input_size, hidden)?;
         let (batch_size, time, _) = batch.dims();
         let x = batch.x.as_standard_layout().into_owned();
-        let h0 = batch
-            .h0
-            .map_or_else(|| Array2::zeros((batch_size, hidden)), |h| h.to_owned());
+        // Standard layout: the step product reads h's rows as contiguous, and an initial
+        // state cut out of another node's value may be laid out column-major.
+        let h0 = batch.h0.map_or_else(
+            || Array2::zeros((batch_size, hidden)),
+            |h| h.as_standard_layout().into_owned(),
+        );
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
         let mut cache = GruCache {
             gates: self.input_projection(&x),
