@@ -89,21 +89,27 @@ describe('initialState', () => {
     )
   })
 
-  it('a decoder stepped from its encoder’s final state gives exactly what predict gives', async () => {
-    const model = seq2seq()
-    const [n, time] = [3, 5]
-    const src = { data: values(n * 2, 1), shape: [n, 1, 2] as [number, number, number] }
-    const tgt = { data: values(n * time * 3, 2), shape: [n, time, 3] as [number, number, number] }
-    const whole = await model.predict({ src, tgt })
-    for (let t = 0; t < time; t++) {
-      const out = model.step({
-        src: { data: stepOf(src.data, n, 1, 2, 0), shape: [n, 2] },
-        tgt: { data: stepOf(tgt.data, n, time, 3, t), shape: [n, 3] },
+  it.each(['lstm', 'gru'] as const)(
+    'a %s decoder stepped from its encoder’s final state gives exactly what predict gives',
+    async (type) => {
+      const model = seq2seq((c) => {
+        Object.assign(c.nodes[0], { type })
+        Object.assign(c.nodes[1], { type })
       })
-      expectNear(`step ${t}`, out.data, stepOf(whole.data as Float64Array, n, time, 2, t), 1e-12)
-    }
-    model.dispose()
-  })
+      const [n, time] = [3, 5]
+      const src = { data: values(n * 2, 1), shape: [n, 1, 2] as [number, number, number] }
+      const tgt = { data: values(n * time * 3, 2), shape: [n, time, 3] as [number, number, number] }
+      const whole = await model.predict({ src, tgt })
+      for (let t = 0; t < time; t++) {
+        const out = model.step({
+          src: { data: stepOf(src.data, n, 1, 2, 0), shape: [n, 2] },
+          tgt: { data: stepOf(tgt.data, n, time, 3, t), shape: [n, 3] },
+        })
+        expectNear(`step ${t}`, out.data, stepOf(whole.data as Float64Array, n, time, 2, t), 1e-12)
+      }
+      model.dispose()
+    },
+  )
 })
 
 describe('getState and setState', () => {

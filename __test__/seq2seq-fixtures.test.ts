@@ -51,7 +51,11 @@ function inputsOf(fixture: Seq2seqFixture, dtype: Dtype) {
 }
 
 test('the fixtures are there', () => {
-  expect(fixtures.map((f) => f.name)).toEqual(['seq2seq_lstm_2layer', 'seq2seq_rnn_bidirectional'])
+  expect(fixtures.map((f) => f.name)).toEqual([
+    'seq2seq_gru_2layer',
+    'seq2seq_lstm_2layer',
+    'seq2seq_rnn_bidirectional',
+  ])
 })
 
 for (const fixture of fixtures) {
