@@ -147,4 +147,34 @@ describe('model.exportOnnx of encoder–decoder graphs', () => {
     expectNear('head', out.head, expected.data, TOLERANCE)
     model.dispose()
   })
+
+  it('GRU decoders started from a stacked GRU encoder and, bidirectional, from a learned vector: predict', async () => {
+    const model = Model.fromSpec({
+      inputs: [
+        { kind: 'sequence', name: 'src', features: 2 },
+        { kind: 'sequence', name: 'tgt', features: 3 },
+        { kind: 'vector', name: 'context', features: 3 },
+      ],
+      nodes: [
+        { name: 'enc', inputs: ['src'], type: 'gru', hiddenSize: 4, numLayers: 2, output: 'states' },
+        { name: 'dec', inputs: ['tgt'], type: 'gru', hiddenSize: 4, numLayers: 2, initialState: 'enc' },
+        { name: 'init', inputs: ['context'], type: 'dense', units: 6, activation: 'tanh' },
+        { name: 'caption', inputs: ['dec'], type: 'gru', hiddenSize: 3, bidirectional: true, initialState: 'init' },
+        { name: 'head', inputs: ['caption'], type: 'dense', units: 2 },
+      ],
+      output: 'head',
+      loss: 'mse',
+      seed: 7,
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+    })
+    const x = { src, tgt, context }
+    model.trainStep({ x, y: { data: randomArray('float32', BATCH * TGT_TIME * 2, 64), shape: [BATCH, TGT_TIME, 2] } })
+    const path = join(dir, 'gru-seq2seq.onnx')
+    await model.exportOnnx(path)
+    const expected = await model.predict(x)
+    expect(expected.shape).toEqual([BATCH, TGT_TIME, 2])
+    const out = await runOnnx(path, seq2seqFeeds)
+    expectNear('head', out.head, expected.data, TOLERANCE)
+    model.dispose()
+  })
 })
