@@ -13,8 +13,12 @@ import { lstmRegressor } from './helpers/models'
 const VOCABULARY = 6
 const [START, STOP] = [4, 5]
 
-/** An encoder input `src` beside the decoder: `dec` → embedding → LSTM → dense over the vocabulary. */
-function encoderDecoder(seed: number): Model {
+/**
+ * An encoder over `src` whose final states start the decoder (`dec` → embedding → LSTM → dense
+ * over the vocabulary); with `initialState` false the decoder starts from zeros and `src` reaches
+ * nothing but the encoder.
+ */
+function encoderDecoder(seed: number, initialState = true): Model {
   return Model.fromSpec({
     inputs: [
       { kind: 'tokens', name: 'src' },
@@ -24,7 +28,13 @@ function encoderDecoder(seed: number): Model {
       { name: 'src_emb', type: 'embedding', inputs: ['src'], vocabSize: VOCABULARY, dim: 4 },
       { name: 'enc', type: 'lstm', inputs: ['src_emb'], hiddenSize: 8, output: 'states' },
       { name: 'dec_emb', type: 'embedding', inputs: ['dec'], vocabSize: VOCABULARY, dim: 4 },
-      { name: 'decoder', type: 'lstm', inputs: ['dec_emb'], hiddenSize: 8 },
+      {
+        name: 'decoder',
+        type: 'lstm',
+        inputs: ['dec_emb'],
+        hiddenSize: 8,
+        ...(initialState ? { initialState: 'enc' } : {}),
+      },
       { name: 'out', type: 'dense', inputs: ['decoder'], units: VOCABULARY },
     ],
     output: 'out',
@@ -56,7 +66,7 @@ async function teacherForced(model: Model, b: number, ids: Uint32Array, maxSteps
 }
 
 describe('decode', () => {
-  const models = [1, 2, 3].map(encoderDecoder)
+  const models = [1, 2, 3].map((seed) => encoderDecoder(seed))
   afterAll(() => {
     for (const m of models) m.dispose()
   })
@@ -93,8 +103,9 @@ describe('decode', () => {
     await expect(model.decode({ src }, { ...options, decoderInput: 'enc' })).rejects.toThrow(
       /decoderInput: expected the name of the token input the decoder reads \(one of 'src', 'dec'\)/,
     )
+    // Decoding from the encoder's input: the decoder would need the whole `dec` sequence at every step.
     await expect(model.decode({ dec: src }, { ...options, decoderInput: 'src' })).rejects.toThrow(
-      /decoderInput.*crossEntropy loss on a sequence output computed from it/,
+      /decoder: the decoder reads "dec_emb", a sequence over the source's time axis; step by step it can only read vectors of the encoder/,
     )
     await expect(model.decode({ src }, { ...options, start: 6 })).rejects.toThrow(
       /start.*token 6 is out of range for the output's 6 classes/,
@@ -104,6 +115,12 @@ describe('decode', () => {
     await expect(model.decode({ src }, { ...options, beamWidth: 1.5 })).rejects.toThrow(/beamWidth/)
     await expect(model.decode({ src }, { ...options, temperature: 1 } as never)).rejects.toThrow(/temperature/)
     await expect(model.decode({ dec: src } as never, options)).rejects.toThrow(/inputs: unknown input 'dec'/)
+
+    const unconditioned = encoderDecoder(1, false)
+    await expect(unconditioned.decode({ dec: src }, { ...options, decoderInput: 'src' })).rejects.toThrow(
+      /decoderInput.*crossEntropy loss on a sequence output computed from it/,
+    )
+    unconditioned.dispose()
 
     const regressor = lstmRegressor({ output: 'sequence' })
     await expect(regressor.decode({}, options)).rejects.toThrow(/the model has no token input/)

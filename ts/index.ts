@@ -73,10 +73,17 @@ export {
   ADDING_BASELINE_MSE,
   addingProblem,
   copyMemory,
+  digitReversal,
+  exactMatch,
+  REVERSAL_START,
+  REVERSAL_STOP,
+  REVERSAL_VOCABULARY,
   type AddingProblem,
   type AddingProblemOptions,
   type CopyMemory,
   type CopyMemoryOptions,
+  type DigitReversal,
+  type DigitReversalOptions,
 } from './data'
 export {
   OdysseyAbortError,
