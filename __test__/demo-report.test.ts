@@ -1,5 +1,5 @@
 /**
- * `npm run demo` ends with a report of its runs: the adding problem's two models
+ * `npm run demo` ends with a report of its runs: the adding problem's three models
  * (steps, epochs, the gradient flow before training and after every epoch) and the
  * three VQA models (steps, epochs, the validation score with its confusion table),
  * drawn into one HTML file. Run here at toy sizes; the full demo is `.ci/run`'s.
@@ -28,7 +28,20 @@ function quiet(): PassThrough {
 describe('the demo report', () => {
   it('logs every run of both demos and draws them into one report', async () => {
     const runLogDir = join(work, 'runs')
-    const adding = await runAddingDemo({ time: 10, examples: 64, epochs: 2, hiddenSize: 4, runLogDir, out: quiet() })
+    const addingOut = quiet()
+    let addingText = ''
+    addingOut.on('data', (chunk: Buffer) => (addingText += chunk.toString()))
+    const adding = await runAddingDemo({ time: 10, examples: 64, epochs: 2, hiddenSize: 4, runLogDir, out: addingOut })
+    expect(adding.gru).toHaveLength(2)
+    // The vanishing-gradient summary: one line per model, the GRU beside the LSTM and the simple RNN.
+    const summary = addingText.slice(addingText.indexOf('Gradient norm at the first step'))
+    expect(
+      summary
+        .split('\n')
+        .slice(1, 4)
+        .map((line) => line.trim().split(/\s+/)[0]),
+    ).toEqual(['LSTM', 'GRU', 'SimpleRNN'])
+    expect(addingText).toMatch(/Validation MSE: LSTM \d\.\d{4}, GRU \d\.\d{4}, SimpleRNN \d\.\d{4}/)
     const vqa = await runVqaDemo({
       images: 40,
       validationImages: 10,
@@ -39,18 +52,20 @@ describe('the demo report', () => {
     })
     expect(adding.runLogs.map((f) => f.slice(runLogDir.length + 1))).toEqual([
       'adding-lstm/log.jsonl',
+      'adding-gru/log.jsonl',
       'adding-simple-rnn/log.jsonl',
     ])
     expect(vqa.runLogs).toHaveLength(3)
 
-    for (const [file, quantity] of [
-      [adding.runLogs[0], 'c'],
-      [adding.runLogs[1], 'h'],
+    for (const [file, model, quantity] of [
+      [adding.runLogs[0], 'LSTM', 'c'],
+      [adding.runLogs[1], 'GRU', 'h'],
+      [adding.runLogs[2], 'simple RNN', 'h'],
     ] as const) {
       const flows = readRunLog(file).filter((r): r is GradientFlowRecord => r.type === 'gradientFlow')
       // Before training, and after each of the 2 epochs.
       expect(flows.map((f) => f.step)).toEqual([0, 2, 4])
-      expect(flows.every((f) => f.quantity === quantity && f.norms.length === 10)).toBe(true)
+      expect(flows.every((f) => f.model === model && f.quantity === quantity && f.norms.length === 10)).toBe(true)
     }
     for (const file of vqa.runLogs) {
       const scores = readRunLog(file).filter((r): r is VqaRecord => r.type === 'vqa')
@@ -66,7 +81,14 @@ describe('the demo report', () => {
     expect(text).toContain(report)
     const html = readFileSync(report, 'utf8')
     for (const section of ['gradient-flow', 'vqa']) expect(html).toContain(`id="${section}"`)
-    for (const label of ['LSTM', 'simple RNN', 'VQA fused', 'VQA question only', 'VQA image only'])
+    for (const label of [
+      'LSTM: ‖∂J/∂c(k)‖',
+      'GRU: ‖∂J/∂h(k)‖',
+      'simple RNN: ‖∂J/∂h(k)‖',
+      'VQA fused',
+      'VQA question only',
+      'VQA image only',
+    ])
       expect(html).toContain(label)
   }, 120_000)
 })

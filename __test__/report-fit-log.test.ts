@@ -9,7 +9,7 @@ import { join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { addingProblem, dense, lstm, sequential, simpleRnn, type Layer, type SequentialConfig } from '../ts'
+import { addingProblem, dense, gru, lstm, sequential, simpleRnn, type Layer, type SequentialConfig } from '../ts'
 import {
   logGradientFlow,
   readRunLog,
@@ -41,7 +41,12 @@ function model(layers: Layer[], clip?: SequentialConfig['clip']) {
 describe('runLogCallbacks and logGradientFlow', () => {
   it('log every batch, every epoch and the gradient flow of a stacked model', async () => {
     const m = model(
-      [lstm({ hiddenSize: 8, numLayers: 2 }), simpleRnn({ hiddenSize: 8, output: 'last' }), dense({ units: 1 })],
+      [
+        lstm({ hiddenSize: 8, numLayers: 2 }),
+        gru({ hiddenSize: 6 }),
+        simpleRnn({ hiddenSize: 8, output: 'last' }),
+        dense({ units: 1 }),
+      ],
       { globalNorm: 0.5 },
     )
     const file = join(work, 'stacked.jsonl')
@@ -76,15 +81,17 @@ describe('runLogCallbacks and logGradientFlow', () => {
 
     const measured = records.filter((r): r is GradientFlowRecord => r.type === 'gradientFlow')
     expect(measured.map((r) => `${r.step} ${r.model} ${r.layer} ${r.quantity}`).sort()).toEqual([
+      '0 GRU gru.l0 h',
       '0 LSTM lstm.l0 c',
       '0 LSTM lstm.l1 c',
       '0 simple RNN rnn.l0 h',
+      '6 GRU gru.l0 h',
       '6 LSTM lstm.l0 c',
       '6 LSTM lstm.l1 c',
       '6 simple RNN rnn.l0 h',
     ])
     for (const r of measured) expect(r.norms).toHaveLength(TIME)
-    expect(measured.slice(3).map((r) => r.norms)).toEqual(flows.map((f) => Array.from(f.norms)))
+    expect(measured.slice(4).map((r) => r.norms)).toEqual(flows.map((f) => Array.from(f.norms)))
   })
 
   it('log no threshold for a model that does not clip by global norm, and validation accuracy as a metric', async () => {

@@ -162,7 +162,7 @@ describe('reading a run log', () => {
     [
       'a quantity other than c or h',
       `${HEADER}\n{"type":"gradientFlow","step":0,"epoch":0,"model":"LSTM","layer":"l0","quantity":"y","norms":[1]}\n`,
-      /^run\.jsonl:2: quantity: expected "c" \(LSTM\) or "h" \(simple RNN\)/,
+      /^run\.jsonl:2: quantity: expected "c" \(LSTM\) or "h" \(GRU, simple RNN\)/,
     ],
     [
       'records before the header',

@@ -1,9 +1,9 @@
 /**
- * `npm run demo`: an LSTM and a simple RNN learn the adding problem side by
- * side (SPEC §2). Both fits run at once, each on its own worker thread, while
- * this thread draws their progress; the LSTM's loss falls far below the
+ * `npm run demo`: an LSTM, a GRU and a simple RNN learn the adding problem side
+ * by side (SPEC §2). The fits run at once, each on its own worker thread, while
+ * this thread draws their progress; the gated models' loss falls far below the
  * constant-prediction baseline (≈ 0.167), the simple RNN's stays near it.
- * After every epoch the gradient flow of both is measured: how much of the
+ * After every epoch the gradient flow of each is measured: how much of the
  * loss's gradient reaches each time step back.
  *
  * `runAddingDemo` is the reusable part; `main` chains the VQA demo (`vqa-demo.ts`)
@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path'
 import { ADDING_BASELINE_MSE, addingProblem } from '../data'
 import { ReportDependencyError } from '../report/errors'
 import { GradNormHistory, logGradientFlow, RunLogger, runLogCallbacks, runLogPath, writeReport } from '../report'
-import { dense, lstm, simpleRnn, type Layer } from '../model/layers'
+import { dense, gru, lstm, simpleRnn, type Layer } from '../model/layers'
 import { sequential, type GradientFlow, type Model } from '../model'
 import type { BatchLog, EpochLog, FitCallbacks } from '../model/fit'
 import { runVqaDemo } from './vqa-demo'
@@ -39,6 +39,7 @@ export interface AddingDemoOptions {
 export interface AddingDemoResult {
   /** Validation MSE after every epoch. */
   lstm: number[]
+  gru: number[]
   rnn: number[]
   baseline: number
   updates: number
@@ -84,7 +85,7 @@ function epochRow(epoch: number, contenders: Contender[]): string {
 }
 
 /**
- * Trains both models on the same seeded data (`[examples, time, 2]`, target the sum of the two
+ * Trains the three models on the same seeded data (`[examples, time, 2]`, target the sum of the two
  * marked values) and writes a live progress line, then the train / validation MSE of every epoch
  * side by side.
  */
@@ -104,6 +105,7 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   const probe = addingProblem({ n: 64, time, seed: seed + 2 })
   const contenders = [
     contender('LSTM', 'LSTM', lstm({ hiddenSize, output: 'last', forgetBias: 1 })),
+    contender('GRU', 'GRU', gru({ hiddenSize, output: 'last' })),
     contender('SimpleRNN', 'simple RNN', simpleRnn({ hiddenSize, output: 'last' })),
   ]
   out.write(`Adding problem, T = ${time}: ${examples} training sequences, 500 for validation.\n`)
@@ -155,7 +157,7 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   const callbacks = models.map((_, k) => callbacksOf(k))
   const started = performance.now()
   measureGradientFlow(0)
-  // One fit call per epoch (both models at once), so that the gradient flow is measured between epochs.
+  // One fit call per epoch (all models at once), so that the gradient flow is measured between epochs.
   for (let epoch = 0; epoch < epochs; epoch++) {
     await Promise.all(
       models.map((model, k) =>
@@ -177,12 +179,11 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   draw(true)
   out.write(`\n\n  epoch   ${contenders.map((c) => `${c.label} train / val MSE`.padEnd(22)).join('  ')}\n`)
   for (let e = 0; e < epochs; e++) out.write(`${epochRow(e, contenders)}\n`)
-  const [lstmLosses, rnnLosses] = contenders.map((c) => c.epochs.map((e) => e.valLoss!))
+  const [lstmLosses, gruLosses, rnnLosses] = contenders.map((c) => c.epochs.map((e) => e.valLoss!))
   const updates = models[0].stepCount
-  out.write(`\n${updates} updates each in ${seconds.toFixed(1)} s (both models at once).\n`)
-  out.write(
-    `LSTM validation MSE ${lstmLosses[lstmLosses.length - 1].toFixed(4)}, SimpleRNN ${rnnLosses[rnnLosses.length - 1].toFixed(4)} (baseline ${ADDING_BASELINE_MSE.toFixed(3)}).\n`,
-  )
+  out.write(`\n${updates} updates each in ${seconds.toFixed(1)} s (the ${contenders.length} models at once).\n`)
+  const finals = contenders.map(({ label, epochs: logs }) => `${label} ${logs[logs.length - 1].valLoss!.toFixed(4)}`)
+  out.write(`Validation MSE: ${finals.join(', ')} (baseline ${ADDING_BASELINE_MSE.toFixed(3)}).\n`)
   if (flows.length === 0) flows = models.map((model) => model.gradientFlow(probe))
   out.write(gradientFlowSummary(contenders, flows))
   models.forEach((m) => {
@@ -190,6 +191,7 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
   })
   return {
     lstm: lstmLosses,
+    gru: gruLosses,
     rnn: rnnLosses,
     baseline: ADDING_BASELINE_MSE,
     updates,
@@ -200,7 +202,7 @@ export async function runAddingDemo(options: AddingDemoOptions = {}): Promise<Ad
 
 /**
  * The vanishing-gradient story in one line per model: the norm of the loss's gradient with
- * respect to the first step's state (‖∂J/∂c(0)‖ for the LSTM, ‖∂J/∂h(0)‖ for the simple RNN)
+ * respect to the first step's state (‖∂J/∂c(0)‖ for the LSTM, ‖∂J/∂h(0)‖ for the GRU and the simple RNN)
  * as a fraction of that at the last step, from `flows` (per model, measured on the trained models).
  */
 function gradientFlowSummary(contenders: readonly Contender[], flows: readonly GradientFlow[][]): string {
@@ -239,7 +241,7 @@ export async function writeDemoReport(
     const { warnings } = await writeReport(runLogs, file, { title: 'odyssey-rnn demo: adding problem and VQA' })
     for (const warning of warnings) out.write(`report: ${warning}\n`)
     out.write(
-      `\nReport (loss curves, gradient norms and clipping, gradient flow LSTM vs simple RNN, VQA accuracy): ${file}\n`,
+      `\nReport (loss curves, gradient norms and clipping, gradient flow LSTM, GRU and simple RNN, VQA accuracy): ${file}\n`,
     )
   } catch (error) {
     // The charting library is an optional peer dependency of the published package; the demo still did its work.

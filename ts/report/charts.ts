@@ -374,12 +374,13 @@ export function gradientFlowChart(runs: readonly Run[]): ChartDefinition | null 
   )
   return {
     id: 'gradient-flow',
-    title: 'Gradient flow: LSTM beside simple RNN',
+    title: 'Gradient flow: LSTM, GRU and simple RNN',
     caption:
       'How much of the loss’s gradient reaches each time step k, against the distance from the loss, on a log ' +
       'scale. In the simple RNN each step back multiplies the error by Wᵀ·diag(g′(a)), so it falls (or grows) ' +
       'exponentially: a straight sloped line here. In the LSTM the factor ∂c(t)/∂c(t−1) is dominated by the ' +
-      `forget gate, which the network learns (SPEC §2). Measured at ${steps.join('; ')}.`,
+      'forget gate, which the network learns (SPEC §2); in the GRU, h(t) = (1 − z)·n + z·h(t−1) gives the ' +
+      `update gate z that role. Measured at ${steps.join('; ')}.`,
     spec: topLevel({
       data: { values: rows },
       facet: { column: { field: 'panel', type: 'nominal', title: null, sort: panels } },

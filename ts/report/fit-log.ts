@@ -56,13 +56,14 @@ export function logGradientFlow(log: RunLogger, model: Model, batch: Dataset, ep
   const step = model.stepCount
   const flows = model.gradientFlow(batch)
   for (const { node, layer, norms } of flows) {
-    const isLstm = model.graph.nodes.find((n) => n.name === node)?.type === 'lstm'
+    const type = model.graph.nodes.find((n) => n.name === node)?.type
     log.gradientFlow({
       step,
       epoch,
-      model: isLstm ? 'LSTM' : 'simple RNN',
+      model: type === 'lstm' ? 'LSTM' : type === 'gru' ? 'GRU' : 'simple RNN',
       layer: `${node}.${layer}`,
-      quantity: isLstm ? 'c' : 'h',
+      // The LSTM's long path runs through its cell c; the GRU and the simple RNN carry only h.
+      quantity: type === 'lstm' ? 'c' : 'h',
       norms: Array.from(norms),
     })
   }

@@ -28,9 +28,9 @@
  *   null, `metrics` (name → number or null, e.g. `{"accuracy": 0.52}`),
  *   `seconds` (wall time of the epoch).
  * - `gradientFlow` (per recurrent layer, whenever measured): `step` (updates
- *   done when measured), `epoch`, `model` (`"LSTM"`, `"simple RNN"`), `layer` (e.g. `"lstm.l0"`),
+ *   done when measured), `epoch`, `model` (`"LSTM"`, `"GRU"`, `"simple RNN"`), `layer` (e.g. `"lstm.l0"`),
  *   `quantity` (`"c"`: the norms are ‖∂J/∂c(k)‖, LSTM; `"h"`: ‖∂J/∂h(k)‖,
- *   simple RNN), `norms` (`[time]`, entry k for time step k, or null).
+ *   GRU and simple RNN), `norms` (`[time]`, entry k for time step k, or null).
  * - `vqa` (a VQA evaluation): `step`, `epoch`, `split` (`"val"`), `accuracy`
  *   (overall VQA accuracy, a fraction in 0..1), `accuracyByQuestionType`
  *   (question type → fraction), optional `questionsByType` (type → count),
@@ -101,11 +101,11 @@ export interface GradientFlowRecord {
   type: 'gradientFlow'
   step: number
   epoch: number
-  /** `"LSTM"`, `"simple RNN"`: what the gradient-flow chart compares. */
+  /** `"LSTM"`, `"GRU"`, `"simple RNN"`: what the gradient-flow chart compares. */
   model: string
   /** The recurrent layer entry, e.g. `"lstm.l0"`. */
   layer: string
-  /** `'c'`: norms of ∂J/∂c(k) (LSTM); `'h'`: of ∂J/∂h(k) (simple RNN). */
+  /** `'c'`: norms of ∂J/∂c(k) (LSTM); `'h'`: of ∂J/∂h(k) (GRU, simple RNN). */
   quantity: 'c' | 'h'
   /** `[time]`: the norm at time step k, null when not finite. */
   norms: (number | null)[]
@@ -255,7 +255,7 @@ function checkGradientFlow(fields: Fields): GradientFlowRecord {
   text(fields.model, 'model')
   text(fields.layer, 'layer')
   if (fields.quantity !== 'c' && fields.quantity !== 'h')
-    fail('quantity', '"c" (LSTM) or "h" (simple RNN)', fields.quantity)
+    fail('quantity', '"c" (LSTM) or "h" (GRU, simple RNN)', fields.quantity)
   const norms = fields.norms
   if (!Array.isArray(norms) || norms.length === 0) fail('norms', 'a non-empty array (one norm per time step)', norms)
   norms.forEach((norm, k) => {
