@@ -12,7 +12,7 @@ export const BACKENDS: readonly Backend[] = ['native', 'js']
 
 /** What the checks need to know about a layer. */
 export interface LayerSpec {
-  /** `'LSTM'` or `'SimpleRNN'`, for messages. */
+  /** `'LSTM'`, `'GRU'` or `'SimpleRNN'`, for messages. */
   label: string
   inputSize: number
   hiddenSize: number

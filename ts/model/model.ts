@@ -94,7 +94,7 @@ export interface GradientFlow {
   /** The recurrent node and the layer entry in it: `'l0'`, `'l1'`, `'l0_reverse'`, ... */
   node: string
   layer: string
-  /** `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (simple RNN) over the batch, for every step k. */
+  /** `[time]`: ‖∂J/∂c(k)‖ (LSTM) or ‖∂J/∂h(k)‖ (GRU, simple RNN) over the batch, for every step k. */
   norms: Float64Array
 }
 
@@ -355,7 +355,7 @@ export class Model {
 
   /**
    * How the loss's gradient reaches back through time in every recurrent layer for this batch
-   * (weights untouched): the vanishing gradient of the simple RNN beside the LSTM's (SPEC §2).
+   * (weights untouched): the vanishing gradient of the simple RNN beside the LSTM's and the GRU's (SPEC §2).
    */
   gradientFlow(batch: Dataset): GradientFlow[] {
     this.checkUsable('gradientFlow')
@@ -488,8 +488,8 @@ export class Model {
   }
 
   /**
-   * Loads a PyTorch `nn.LSTM` / `nn.RNN` state dict — `safetensors.torch.save_file(module.state_dict(), path)` —
-   * into the `lstm` or `rnn` node `node`, on a worker thread. The file must hold exactly the node's
+   * Loads a PyTorch `nn.LSTM` / `nn.GRU` / `nn.RNN` state dict — `safetensors.torch.save_file(module.state_dict(), path)` —
+   * into the `lstm`, `gru` or `rnn` node `node`, on a worker thread. The file must hold exactly the node's
    * tensors (PyTorch names, shapes, `F32` for a float32 model, `F64` for float64); a plain `nn.LSTM`
    * has no peepholes, so build that node with `peepholes: false`. Nothing changes unless all fits.
    * @throws OdysseyError `ODYSSEY_CHECKPOINT` naming the file, the tensor and both shapes; `ODYSSEY_IO`.
@@ -502,7 +502,7 @@ export class Model {
   }
 
   /**
-   * Writes the `lstm` or `rnn` node `node` as a PyTorch state dict (safetensors, atomically) that
+   * Writes the `lstm`, `gru` or `rnn` node `node` as a PyTorch state dict (safetensors, atomically) that
    * `module.load_state_dict(safetensors.torch.load_file(path))` reads; see `importStateDict`.
    */
   exportStateDict(node: string, path: string): Promise<void> {
