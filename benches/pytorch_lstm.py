@@ -1,4 +1,4 @@
-"""PyTorch side of `npm run bench`: one case of torch.nn.LSTM / torch.nn.RNN per process.
+"""PyTorch side of `npm run bench`: one case of torch.nn.LSTM / torch.nn.GRU / torch.nn.RNN per process.
 
     python3 benches/pytorch_lstm.py '<case JSON>' <result file>
     python3 benches/pytorch_lstm.py --probe <result file>
@@ -59,7 +59,7 @@ def uniform(torch, shape, seed):
 
 
 def recurrent_module(torch, spec):
-    """nn.LSTM (no peepholes: the cell odyssey runs with peepholes off) or nn.RNN(tanh), batch-first."""
+    """nn.LSTM (no peepholes: the cell odyssey runs with peepholes off), nn.GRU or nn.RNN(tanh), batch-first."""
     sizes = dict(
         input_size=spec["X"],
         hidden_size=spec["H"],
@@ -69,6 +69,8 @@ def recurrent_module(torch, spec):
     )
     if spec["cell"] == "rnn":
         return torch.nn.RNN(nonlinearity="tanh", **sizes)
+    if spec["cell"] == "gru":
+        return torch.nn.GRU(**sizes)
     return torch.nn.LSTM(**sizes)
 
 
@@ -137,6 +139,42 @@ def vqa_training_step(torch, spec):
     return step
 
 
+def seq2seq_training_step(torch, spec):
+    """benches/impl/seq2seq-model.js's graph: decoder(tgt, encoder(src)[1]) over embeddings, a Linear over the vocabulary."""
+    sizes = spec["seq2seq"]
+    vocab, embedding, hidden = sizes["vocab"], sizes["embedding"], sizes["hidden"]
+
+    class Seq2seq(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.src_embed = torch.nn.Embedding(vocab, embedding)
+            self.tgt_embed = torch.nn.Embedding(vocab, embedding)
+            self.enc = torch.nn.LSTM(embedding, hidden, batch_first=True)
+            self.dec = torch.nn.LSTM(embedding, hidden, batch_first=True)
+            self.out = torch.nn.Linear(hidden, vocab)
+
+        def forward(self, src, tgt):
+            _, state = self.enc(self.src_embed(src))
+            y, _ = self.dec(self.tgt_embed(tgt), state)
+            return self.out(y)
+
+    module = Seq2seq()
+    optimizer = torch.optim.SGD(module.parameters(), lr=LEARNING_RATE)
+    generator = torch.Generator().manual_seed(7)
+    src = torch.randint(vocab, (sizes["B"], sizes["srcT"]), generator=generator)
+    tgt = torch.randint(vocab, (sizes["B"], sizes["tgtT"]), generator=generator)
+    classes = torch.randint(vocab, (sizes["B"] * sizes["tgtT"],), generator=generator)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(module(src, tgt).reshape(-1, vocab), classes)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
 def forward_pass(torch, spec):
     module = recurrent_module(torch, spec)
     x = uniform(torch, (spec["B"], spec["T"], spec["X"]), 1)
@@ -163,13 +201,16 @@ def streaming_steps(torch, spec):
 
 
 MODES = {
-    "train": ("nn.LSTM/nn.RNN + F.mse_loss + backward + optim.SGD.step", training_step),
+    "train": ("nn.LSTM/nn.GRU/nn.RNN + F.mse_loss + backward + optim.SGD.step", training_step),
     "forward": ("nn.LSTM/nn.RNN under torch.inference_mode()", forward_pass),
     "stream": ("nn.LSTM on [1, 1, X] with (h, c) carried, inference_mode", streaming_steps),
 }
 
 
-VQA_TRAINING = ("SPEC §4 VQA model: nn.Embedding/LSTM/Linear + F.cross_entropy + SGD", vqa_training_step)
+MODELS = {
+    "vqa": ("SPEC §4 VQA model: nn.Embedding/LSTM/Linear + F.cross_entropy + SGD", vqa_training_step),
+    "seq2seq": ("nn.Embedding → nn.LSTM encoder → nn.LSTM decoder from its (h, c) → nn.Linear + F.cross_entropy + SGD", seq2seq_training_step),
+}
 
 
 def import_torch():
@@ -181,7 +222,7 @@ def import_torch():
 
 def run_case(spec):
     torch = import_torch()
-    api, make = VQA_TRAINING if spec.get("model") == "vqa" else MODES[spec["mode"]]
+    api, make = MODELS[spec["model"]] if "model" in spec else MODES[spec["mode"]]
     run = make(torch, spec)
     rss_after_setup = rss_mib()
     times, warmup, first, last = time_repetitions(run, spec["policy"])

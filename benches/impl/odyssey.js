@@ -16,6 +16,7 @@ const path = require('node:path')
 const { makeBatch, uniform } = require('../lib/data')
 const { LEARNING_RATE } = require('../lib/shapes')
 const { SkipCase } = require('../lib/skip')
+const { seq2seqBatch, seq2seqGraph } = require('./seq2seq-model')
 const { referenceVqaModel, vqaBatch, vqaGraph } = require('./vqa-model')
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..')
@@ -33,6 +34,7 @@ function loadOdyssey() {
 /** The recurrent layer of the case; the LSTM without peepholes unless the case asks for them (nn.LSTM's math). */
 function createLayer(odyssey, spec, backend) {
   const sizes = { inputSize: spec.X, hiddenSize: spec.H, dtype: 'float32', backend }
+  if (spec.cell === 'gru') return new odyssey.GRU(sizes)
   return spec.cell === 'rnn' ? new odyssey.SimpleRNN(sizes) : new odyssey.LSTM({ ...sizes, peepholes: spec.peepholes })
 }
 
@@ -110,8 +112,12 @@ const SGD = { type: 'sgd', learningRate: LEARNING_RATE }
 /** A sequential model of one recurrent node (stacked / bidirectional as the case says) under MSE. */
 function recurrentModel(odyssey, spec) {
   const options = { hiddenSize: spec.H, numLayers: spec.layers, bidirectional: spec.bidirectional }
-  const layer =
-    spec.cell === 'rnn' ? odyssey.simpleRnn(options) : odyssey.lstm({ ...options, peepholes: spec.peepholes })
+  const layers = {
+    lstm: () => odyssey.lstm({ ...options, peepholes: spec.peepholes }),
+    gru: () => odyssey.gru(options),
+    rnn: () => odyssey.simpleRnn(options),
+  }
+  const layer = layers[spec.cell]()
   const input = { kind: 'sequence', features: spec.X }
   return odyssey.sequential({ input, layers: [layer], loss: 'mse', optimizer: SGD, dtype: 'float32' })
 }
@@ -166,6 +172,15 @@ function prepareVqa(odyssey, spec, backend) {
   return { step: () => reference.trainStep(batch), info }
 }
 
+/** The encoder–decoder training step (native Model API only). */
+function prepareSeq2seq(odyssey, spec) {
+  if (typeof odyssey.Model?.fromSpec !== 'function') throw new SkipCase('needs the Model API (not in this build)')
+  const model = odyssey.Model.fromSpec({ ...seq2seqGraph(spec.seq2seq), optimizer: SGD, dtype: 'float32' })
+  const batch = seq2seqBatch(spec.seq2seq)
+  const api = 'Model API: model.trainStep on an embedding → LSTM encoder → LSTM decoder (initialState) → dense graph'
+  return { step: () => model.trainStep(batch).loss, info: { api, threads: threadCount('native') } }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 function threadCount(backend) {
@@ -195,6 +210,7 @@ async function prepare(spec) {
   const odyssey = loadOdyssey()
   const backend = spec.impl === 'odyssey-js' ? 'js' : 'native'
   if (spec.model === 'vqa') return prepareVqa(odyssey, spec, backend)
+  if (spec.model === 'seq2seq') return prepareSeq2seq(odyssey, spec)
   const modelApi = backend === 'native' && typeof odyssey.sequential === 'function'
   return modelApi ? prepareModelApi(odyssey, spec) : prepareLayerApi(odyssey, spec, backend)
 }

@@ -3,7 +3,7 @@
  * Which cases a run measures: the suites of the issue "Performance", each a
  * list of (implementation, shape, variant) cases, filtered by the command line.
  */
-const { SHAPES, STREAM_STEPS, VQA_DEMO_SIZES, VQA_SIZES } = require('./shapes')
+const { SEQ2SEQ_SIZES, SHAPES, STREAM_STEPS, VQA_DEMO_SIZES, VQA_SIZES } = require('./shapes')
 
 /**
  * `largest`: the largest shape an implementation's training step is timed at. The
@@ -22,6 +22,8 @@ const IMPLEMENTATION_IDS = Object.keys(IMPLEMENTATIONS)
 const SHAPE_ORDER = ['S1', 'S2', 'S3']
 /** The shape label of the VQA cases at the demo's sizes. */
 const VQA_DEMO_SHAPE = 'VQA-demo'
+/** The shape label of the encoder–decoder cases. */
+const SEQ2SEQ_SHAPE = 'seq2seq'
 
 const POLICIES = {
   full: { minWarmup: 1, warmupMs: 500, minReps: 5, maxReps: 30, budgetMs: 3000 },
@@ -56,6 +58,21 @@ function vqaCase(impl, shape, sizes) {
   return { ...makeCase('vqa', impl, 'S1'), B, T, X: embedding, H: hidden, layers, shape, model: 'vqa', vqa: sizes }
 }
 
+/** The encoder–decoder case (fields every record has: T the decoder's steps, X the embedding width). */
+function seq2seqCase(impl) {
+  const { B, tgtT, embedding, hidden } = SEQ2SEQ_SIZES
+  return {
+    ...makeCase('seq2seq', impl, 'S1'),
+    B,
+    T: tgtT,
+    X: embedding,
+    H: hidden,
+    shape: SEQ2SEQ_SHAPE,
+    model: 'seq2seq',
+    seq2seq: SEQ2SEQ_SIZES,
+  }
+}
+
 function everyImplementation(suite, shapeName, extra) {
   return IMPLEMENTATION_IDS.map((impl) => makeCase(suite, impl, shapeName, extra))
 }
@@ -71,6 +88,9 @@ const SUITES = {
     ),
   rnn: () => everyImplementation('rnn', 'S2', { cell: 'rnn' }),
   bidir: () => everyImplementation('bidir', 'S1', { layers: 2, bidirectional: true }),
+  // Issue #11: the GRU beside nn.GRU, and an LSTM encoder–decoder beside its PyTorch twin (Model API only).
+  gru: () => ['odyssey-native', 'pytorch'].map((impl) => makeCase('gru', impl, 'S2', { cell: 'gru' })),
+  seq2seq: () => ['odyssey-native', 'pytorch'].map(seq2seqCase),
   // The paper's sizes beside PyTorch; the demo's beside the pure-TS reference (issue #4), which the paper's would keep for minutes.
   vqa: () => [
     ...['odyssey-native', 'pytorch'].map((impl) => vqaCase(impl, 'VQA', VQA_SIZES)),
@@ -115,4 +135,12 @@ function planCases(options) {
     .map((c) => ({ ...c, policy, skip: skipReason(c, options.full) }))
 }
 
-module.exports = { planCases, IMPLEMENTATIONS, IMPLEMENTATION_IDS, SUITE_IDS, SHAPE_ORDER, VQA_DEMO_SHAPE }
+module.exports = {
+  planCases,
+  IMPLEMENTATIONS,
+  IMPLEMENTATION_IDS,
+  SUITE_IDS,
+  SHAPE_ORDER,
+  VQA_DEMO_SHAPE,
+  SEQ2SEQ_SHAPE,
+}

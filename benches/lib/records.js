@@ -9,6 +9,7 @@ function variantOf(c) {
   if (c.model) return `${c.model} model`
   if (c.layers > 1) return `${c.layers}-layer${c.bidirectional ? ' bidirectional' : ''}`
   if (c.cell === 'rnn') return 'simple RNN'
+  if (c.cell === 'gru') return 'GRU'
   if (c.suite === 'peephole') return c.peepholes ? 'peepholes' : 'no peepholes'
   if (c.flatSteps !== undefined)
     return `RSS over ${c.flatSteps} ${c.mode === 'stream' ? 'streaming' : 'training'} steps`

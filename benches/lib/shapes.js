@@ -50,10 +50,17 @@ const VQA_DEMO_SIZES = {
   answers: 100,
 }
 
+/**
+ * The encoder–decoder case of issue #11: source and target sequences of 30 tokens from a
+ * vocabulary of 1000, 128-d embeddings, an LSTM encoder of H 256 whose final (h, c) starts the
+ * LSTM decoder, a dense layer over the vocabulary at every decoder step, batch 64.
+ */
+const SEQ2SEQ_SIZES = { B: 64, srcT: 30, tgtT: 30, vocab: 1000, embedding: 128, hidden: 256 }
+
 /** Calls per repetition of the streaming case, and steps of the memory-flatness runs. */
 const STREAM_STEPS = 1000
 
 /** Learning rate of the SGD update every training step applies (small, so 1000 steps stay finite). */
 const LEARNING_RATE = 0.01
 
-module.exports = { SHAPES, VQA_SIZES, VQA_DEMO_SIZES, STREAM_STEPS, LEARNING_RATE }
+module.exports = { SHAPES, VQA_SIZES, VQA_DEMO_SIZES, SEQ2SEQ_SIZES, STREAM_STEPS, LEARNING_RATE }
