@@ -1,8 +1,9 @@
 /**
  * `npm run demo` ends with a report of its runs: the adding problem's three models
- * (steps, epochs, the gradient flow before training and after every epoch) and the
+ * (steps, epochs, the gradient flow before training and after every epoch), the
  * three VQA models (steps, epochs, the validation score with its confusion table),
- * drawn into one HTML file. Run here at toy sizes; the full demo is `.ci/run`'s.
+ * and the digit-reversal encoder–decoder (steps, epochs with the held-out greedy
+ * exact match), drawn into one HTML file. Run here at toy sizes; the full demo is `.ci/run`'s.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,8 +13,9 @@ import { PassThrough } from 'node:stream'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { runAddingDemo, writeDemoReport } from '../ts/cli/demo'
+import { runSeq2seqDemo } from '../ts/cli/demo-seq2seq'
 import { runVqaDemo } from '../ts/cli/vqa-demo'
-import { readRunLog, type GradientFlowRecord, type VqaRecord } from '../ts/report'
+import { readRunLog, type EpochRecord, type GradientFlowRecord, type VqaRecord } from '../ts/report'
 
 const work = mkdtempSync(join(tmpdir(), 'odyssey-demo-report-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
@@ -26,7 +28,7 @@ function quiet(): PassThrough {
 }
 
 describe('the demo report', () => {
-  it('logs every run of both demos and draws them into one report', async () => {
+  it('logs every run of the three demos and draws them into one report', async () => {
     const runLogDir = join(work, 'runs')
     const addingOut = quiet()
     let addingText = ''
@@ -56,6 +58,31 @@ describe('the demo report', () => {
       'adding-simple-rnn/log.jsonl',
     ])
     expect(vqa.runLogs).toHaveLength(3)
+    let seq2seqText = ''
+    const seq2seqOut = quiet()
+    seq2seqOut.on('data', (chunk: Buffer) => (seq2seqText += chunk.toString()))
+    const seq2seq = await runSeq2seqDemo({
+      examples: 64,
+      heldOut: 8,
+      epochs: 2,
+      hiddenSize: 8,
+      show: 3,
+      runLogDir,
+      out: seq2seqOut,
+    })
+    expect(seq2seq.runLogs.map((f) => f.slice(runLogDir.length + 1))).toEqual(['seq2seq-lstm/log.jsonl'])
+    const seq2seqRecords = readRunLog(seq2seq.runLogs[0])
+    // 64 pairs in batches of 32, for 2 epochs.
+    expect(seq2seqRecords.filter((r) => r.type === 'step')).toHaveLength(4)
+    const epochs = seq2seqRecords.filter((r): r is EpochRecord => r.type === 'epoch')
+    expect(epochs.map((e) => e.metrics?.['greedy exact match'])).toEqual(seq2seq.exactMatch)
+    expect(seq2seq.exactMatch).toHaveLength(2)
+    // The first 3 held-out pairs, then up to 2 mistakes after them.
+    expect(seq2seq.examples.length).toBeGreaterThanOrEqual(3)
+    for (const line of ['epoch 2/2: loss', 'Held-out exact match: greedy', 'beam search (width 4)'])
+      expect(seq2seqText).toContain(line)
+    for (const { source, decoded } of seq2seq.examples)
+      expect(seq2seqText).toContain(`${source.join('').padStart(8)} -> ${decoded.join('')}`)
 
     for (const [file, model, quantity] of [
       [adding.runLogs[0], 'LSTM', 'c'],
@@ -77,7 +104,7 @@ describe('the demo report', () => {
     const printed = quiet()
     let text = ''
     printed.on('data', (chunk: Buffer) => (text += chunk.toString()))
-    await writeDemoReport([...adding.runLogs, ...vqa.runLogs], report, printed)
+    await writeDemoReport([...adding.runLogs, ...vqa.runLogs, ...seq2seq.runLogs], report, printed)
     expect(text).toContain(report)
     const html = readFileSync(report, 'utf8')
     for (const section of ['gradient-flow', 'vqa']) expect(html).toContain(`id="${section}"`)
@@ -88,6 +115,8 @@ describe('the demo report', () => {
       'VQA fused',
       'VQA question only',
       'VQA image only',
+      'seq2seq LSTM',
+      'greedy exact match',
     ])
       expect(html).toContain(label)
   }, 120_000)

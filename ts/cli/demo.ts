@@ -6,8 +6,9 @@
  * After every epoch the gradient flow of each is measured: how much of the
  * loss's gradient reaches each time step back.
  *
- * `runAddingDemo` is the reusable part; `main` chains the VQA demo (`vqa-demo.ts`)
- * after it and ends by writing the HTML report of all runs (`demo-output/report.html`).
+ * `runAddingDemo` is the reusable part; `main` chains the VQA demo (`vqa-demo.ts`) and the
+ * sequence-to-sequence demo (`demo-seq2seq.ts`) after it and ends by writing the HTML report of
+ * all runs (`demo-output/report.html`).
  */
 import { join, resolve } from 'node:path'
 
@@ -17,6 +18,7 @@ import { GradNormHistory, logGradientFlow, RunLogger, runLogCallbacks, runLogPat
 import { dense, gru, lstm, simpleRnn, type Layer } from '../model/layers'
 import { sequential, type GradientFlow, type Model } from '../model'
 import type { BatchLog, EpochLog, FitCallbacks } from '../model/fit'
+import { runSeq2seqDemo } from './demo-seq2seq'
 import { runVqaDemo } from './vqa-demo'
 
 export interface AddingDemoOptions {
@@ -228,7 +230,12 @@ export async function main(): Promise<void> {
   const adding = await runAddingDemo({ runLogDir })
   process.stdout.write('\n')
   const vqa = await runVqaDemo({ runLogDir })
-  await writeDemoReport([...adding.runLogs, ...vqa.runLogs], resolve(DEMO_OUTPUT_DIR, 'report.html'))
+  process.stdout.write('\n')
+  const seq2seq = await runSeq2seqDemo({ runLogDir })
+  await writeDemoReport(
+    [...adding.runLogs, ...vqa.runLogs, ...seq2seq.runLogs],
+    resolve(DEMO_OUTPUT_DIR, 'report.html'),
+  )
 }
 
 /** Draws the report of the demo's runs and prints where it is (or why it could not be drawn). */
@@ -238,10 +245,12 @@ export async function writeDemoReport(
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
   try {
-    const { warnings } = await writeReport(runLogs, file, { title: 'odyssey-rnn demo: adding problem and VQA' })
+    const { warnings } = await writeReport(runLogs, file, {
+      title: 'odyssey-rnn demo: adding problem, VQA and digit reversal',
+    })
     for (const warning of warnings) out.write(`report: ${warning}\n`)
     out.write(
-      `\nReport (loss curves, gradient norms and clipping, gradient flow LSTM, GRU and simple RNN, VQA accuracy): ${file}\n`,
+      `\nReport (loss curves, gradient norms and clipping, gradient flow LSTM, GRU and simple RNN, VQA accuracy, seq2seq exact match): ${file}\n`,
     )
   } catch (error) {
     // The charting library is an optional peer dependency of the published package; the demo still did its work.
