@@ -157,13 +157,16 @@ fn many_to_many_simple_rnn_with_sum_merge_gradients_match_finite_differences() {
     check_gradients(Trainer::new(model, sgd(0.1)).unwrap(), inputs, target, 20);
 }
 
-fn sequence_regressor(seed: u64) -> Trainer<f64> {
+/// The recurrent node kinds truncated BPTT runs over (each carries its own state between windows).
+const RECURRENT_KINDS: [&str; 3] = ["lstm", "rnn", "gru"];
+
+fn sequence_regressor(seed: u64, kind: &str) -> Trainer<f64> {
     let model = Model::<f64>::new(spec(serde_json::json!({
         "dtype": "float64", "seed": seed,
         "inputs": [{"kind": "sequence", "name": "x", "features": 2}],
         "nodes": [
-            {"name": "lstm", "inputs": ["x"], "type": "lstm", "hiddenSize": 4},
-            {"name": "out", "inputs": ["lstm"], "type": "dense", "units": 1}
+            {"name": "recurrent", "inputs": ["x"], "type": kind, "hiddenSize": 4},
+            {"name": "out", "inputs": ["recurrent"], "type": "dense", "units": 1}
         ],
         "output": "out", "loss": "mse"
     })))
@@ -171,43 +174,98 @@ fn sequence_regressor(seed: u64) -> Trainer<f64> {
     Trainer::new(model, sgd(0.05)).unwrap()
 }
 
+/// Steps `start..end` of every sequence of a full-length batch.
+fn time_window(data: &Array3<f64>, start: usize, end: usize) -> Array3<f64> {
+    data.slice(ndarray::s![.., start..end, ..]).to_owned()
+}
+
+fn full_length(data: Array3<f64>) -> Value<f64> {
+    let lengths = Arc::from(vec![data.dim().1; data.dim().0]);
+    Value::Sequence { data, lengths }
+}
+
 #[test]
 fn tbptt_with_k1_equal_k2_equal_time_is_exactly_full_bptt() {
-    let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let inputs = vec![Value::Sequence {
-        data: random3(&mut rng, (3, 6, 2)),
-        lengths: Arc::from(vec![6; 3]),
-    }];
-    let target = Target::Values(random3(&mut rng, (3, 6, 1)).into_dyn());
-    let (mut full, mut truncated) = (sequence_regressor(1), sequence_regressor(1));
-    let report = full.train_step(inputs.clone(), &target).unwrap();
-    let reports = truncated
-        .train_tbptt(inputs, &target, Tbptt { k1: 6, k2: 6 })
-        .unwrap();
-    assert_eq!(reports, vec![report]);
-    assert_eq!(weights(&mut full), weights(&mut truncated));
+    for kind in RECURRENT_KINDS {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let inputs = vec![full_length(random3(&mut rng, (3, 6, 2)))];
+        let target = Target::Values(random3(&mut rng, (3, 6, 1)).into_dyn());
+        let (mut full, mut truncated) = (sequence_regressor(1, kind), sequence_regressor(1, kind));
+        let report = full.train_step(inputs.clone(), &target).unwrap();
+        let reports = truncated
+            .train_tbptt(inputs, &target, Tbptt { k1: 6, k2: 6 })
+            .unwrap();
+        assert_eq!(reports, vec![report], "{kind}");
+        assert_eq!(weights(&mut full), weights(&mut truncated), "{kind}");
+    }
 }
 
 #[test]
 fn tbptt_chunks_carry_state_and_update_once_per_window() {
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let inputs = vec![Value::Sequence {
-        data: random3(&mut rng, (2, 10, 2)),
-        lengths: Arc::from(vec![10; 2]),
-    }];
-    let target = Target::Values(random3(&mut rng, (2, 10, 1)).into_dyn());
-    let mut trainer = sequence_regressor(2);
-    let before = weights(&mut trainer);
-    let reports = trainer
-        .train_tbptt(inputs.clone(), &target, Tbptt { k1: 3, k2: 5 })
-        .unwrap();
-    assert_eq!(reports.len(), 4, "windows end at steps 3, 6, 9, 10");
-    assert_eq!(trainer.step_count(), 4);
-    assert_ne!(before, weights(&mut trainer));
-    let err = trainer
-        .train_tbptt(inputs, &target, Tbptt { k1: 4, k2: 2 })
-        .unwrap_err();
-    assert!(err.to_string().contains("k1 <= k2"), "{err}");
+    for kind in RECURRENT_KINDS {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let inputs = vec![full_length(random3(&mut rng, (2, 10, 2)))];
+        let target = Target::Values(random3(&mut rng, (2, 10, 1)).into_dyn());
+        let mut trainer = sequence_regressor(2, kind);
+        let before = weights(&mut trainer);
+        let reports = trainer
+            .train_tbptt(inputs.clone(), &target, Tbptt { k1: 3, k2: 5 })
+            .unwrap();
+        assert_eq!(reports.len(), 4, "{kind}: windows end at steps 3, 6, 9, 10");
+        assert_eq!(trainer.step_count(), 4, "{kind}");
+        assert_ne!(before, weights(&mut trainer), "{kind}");
+        let err = trainer
+            .train_tbptt(inputs, &target, Tbptt { k1: 4, k2: 2 })
+            .unwrap_err();
+        assert!(err.to_string().contains("k1 <= k2"), "{kind}: {err}");
+    }
+}
+
+/// Two windows of 3 steps: the second starts from the state the first window's forward pass
+/// (before its update) ended in, and is scored with the weights after the first update.
+#[test]
+fn the_second_tbptt_window_starts_from_the_first_window_s_final_state() {
+    for kind in RECURRENT_KINDS {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let x = random3(&mut rng, (2, 6, 2));
+        let y = random3(&mut rng, (2, 6, 1));
+        let mut truncated = sequence_regressor(3, kind);
+        let reports = truncated
+            .train_tbptt(
+                vec![full_length(x.clone())],
+                &Target::Values(y.clone().into_dyn()),
+                Tbptt { k1: 3, k2: 3 },
+            )
+            .unwrap();
+
+        let mut by_hand = sequence_regressor(3, kind);
+        let first = vec![full_length(time_window(&x, 0, 3))];
+        let carried = by_hand
+            .model
+            .forward(first.clone(), false, 0, None)
+            .unwrap()
+            .final_states;
+        let first_target = Target::Values(time_window(&y, 0, 3).into_dyn());
+        assert_eq!(
+            reports[0],
+            by_hand.train_step(first, &first_target).unwrap(),
+            "{kind}"
+        );
+        let second = vec![full_length(time_window(&x, 3, 6))];
+        let second_target = Target::Values(time_window(&y, 3, 6).into_dyn());
+        let from_state = |initial| {
+            by_hand
+                .gradients(second.clone(), &second_target, initial, 0)
+                .unwrap()
+                .0
+        };
+        assert_eq!(reports[1].loss, from_state(Some(&carried)), "{kind}");
+        assert_ne!(
+            reports[1].loss,
+            from_state(None),
+            "{kind}: the state matters"
+        );
+    }
 }
 
 #[test]
@@ -354,6 +412,46 @@ fn bidirectional_rnn_decoders_start_from_an_encoder_or_from_a_learned_vector() {
     ];
     let target = Target::Values(random3(&mut rng, (2, 3, 1)).into_dyn());
     let trainer = Trainer::new(Model::<f64>::new(spec).unwrap(), sgd(0.1)).unwrap();
+    assert!(node_gradient_norm(&trainer, &inputs, &target, "enc") > 1e-3);
+    assert!(node_gradient_norm(&trainer, &inputs, &target, "init") > 1e-3);
+    check_gradients(trainer, inputs, target, 16);
+}
+
+#[test]
+fn gru_decoders_start_from_a_stacked_gru_encoder_or_a_learned_vector_with_the_gradient_reaching_both(
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let spec = spec(serde_json::json!({
+        "dtype": "float64", "seed": 10,
+        "inputs": [
+            {"kind": "sequence", "name": "src", "features": 3},
+            {"kind": "vector", "name": "image", "features": 2},
+            {"kind": "sequence", "name": "tgt", "features": 2}
+        ],
+        "nodes": [
+            {"name": "enc", "inputs": ["src"], "type": "gru", "hiddenSize": 3, "numLayers": 2, "output": "states"},
+            {"name": "dec", "inputs": ["tgt"], "type": "gru", "hiddenSize": 3, "numLayers": 2, "initialState": "enc"},
+            {"name": "init", "inputs": ["image"], "type": "dense", "units": 3, "activation": "tanh"},
+            {"name": "caption", "inputs": ["tgt"], "type": "gru", "hiddenSize": 3, "initialState": "init"},
+            {"name": "both", "inputs": ["dec", "caption"], "type": "concat"},
+            {"name": "out", "inputs": ["both"], "type": "dense", "units": 2}
+        ],
+        "output": "out", "loss": "mse"
+    }));
+    let inputs = vec![
+        Value::Sequence {
+            data: random3(&mut rng, (3, 5, 3)),
+            lengths: Arc::from(vec![5, 2, 4]),
+        },
+        Value::Vector(random2(&mut rng, (3, 2))),
+        Value::Sequence {
+            data: random3(&mut rng, (3, 4, 2)),
+            lengths: Arc::from(vec![4, 3, 1]),
+        },
+    ];
+    let target = Target::Values(random3(&mut rng, (3, 4, 2)).into_dyn());
+    let trainer = Trainer::new(Model::<f64>::new(spec).unwrap(), sgd(0.1)).unwrap();
+    // The encoder's and the vector's only paths to the loss are the decoders' initial states.
     assert!(node_gradient_norm(&trainer, &inputs, &target, "enc") > 1e-3);
     assert!(node_gradient_norm(&trainer, &inputs, &target, "init") > 1e-3);
     check_gradients(trainer, inputs, target, 16);
