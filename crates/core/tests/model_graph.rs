@@ -457,6 +457,43 @@ fn gru_decoders_start_from_a_stacked_gru_encoder_or_a_learned_vector_with_the_gr
     check_gradients(trainer, inputs, target, 16);
 }
 
+/// An initial state handed to a decoder may be laid out column-major (a slice of another value
+/// can be; the GRU once misread one): every recurrent kind reads it by value. The state here
+/// is a vector model input, given once in standard and once in column-major layout.
+#[test]
+fn every_recurrent_kind_reads_an_initial_state_of_either_memory_layout_by_value() {
+    for (kind, width) in [("lstm", 2 * 2 * 3), ("rnn", 2 * 3), ("gru", 2 * 3)] {
+        let model = Model::<f64>::new(spec(serde_json::json!({
+            "dtype": "float64", "seed": 12,
+            "inputs": [{"kind": "vector", "name": "state", "features": width}, {"kind": "sequence", "name": "tgt", "features": 2}],
+            "nodes": [{"name": "dec", "inputs": ["tgt"], "type": kind, "hiddenSize": 3, "numLayers": 2, "initialState": "state"}],
+            "output": "dec", "loss": "mse"
+        })))
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(15);
+        let state = random2(&mut rng, (4, width));
+        let column_major = state.t().as_standard_layout().into_owned().reversed_axes();
+        assert!(!column_major.is_standard_layout() && column_major == state);
+        let tgt = Value::Sequence {
+            data: random3(&mut rng, (4, 3, 2)),
+            lengths: Arc::from(vec![3, 1, 2, 3]),
+        };
+        let output = |state| {
+            let pass = model
+                .forward(vec![Value::Vector(state), tgt.clone()], false, 0, None)
+                .unwrap();
+            let Value::Sequence { data, .. } = pass.output() else {
+                panic!("a sequence output")
+            };
+            data.as_standard_layout().into_owned()
+        };
+        let zero = output(Array2::zeros((4, width)));
+        let standard = output(state);
+        assert_ne!(standard, zero, "{kind}: the state matters");
+        assert_eq!(output(column_major), standard, "{kind}");
+    }
+}
+
 #[test]
 fn a_vector_repeated_over_time_and_joined_to_a_sequence_gets_every_step_s_gradient() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);

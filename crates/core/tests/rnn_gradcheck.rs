@@ -601,3 +601,19 @@ fn a_cache_from_a_layer_of_other_sizes_is_rejected() {
         .unwrap_err();
     assert_eq!(shape_error_name(err), "cache.states");
 }
+
+/// An initial state laid out column-major (as one cut out of another node's value can be)
+/// gives what the same values in standard layout give (the GRU once misread one).
+#[test]
+fn a_column_major_initial_state_is_read_by_value() {
+    let problem = Problem::new(&Case::new(5, RnnActivation::Tanh), 21);
+    let h0 = problem.h0.clone().unwrap();
+    let column_major = h0.t().as_standard_layout().into_owned().reversed_axes();
+    assert!(!column_major.is_standard_layout() && column_major == h0);
+    let batch = SequenceBatch {
+        h0: Some(column_major.view()),
+        ..problem.batch()
+    };
+    let (out, _) = problem.rnn.forward(&batch).unwrap();
+    assert_eq!(out.y, problem.rnn.forward(&problem.batch()).unwrap().0.y);
+}
