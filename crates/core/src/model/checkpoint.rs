@@ -38,7 +38,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
-use super::graph::Model;
+use super::model::Model;
 use super::spec::{Dtype, ModelSpec};
 use super::trainer::{Trainer, TrainingPosition, TrainingSpec};
 use crate::optim::OptimizerState;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use ndarray::{Array2, Axis};
 
-use super::graph::{Model, ModelState};
+use super::graph::ModelState;
+use super::model::Model;
 use super::node::ForwardMode;
 use super::recurrent_stack::LayerState;
 use super::shapes::ValueKind;

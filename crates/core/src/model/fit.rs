@@ -13,8 +13,8 @@ use ndarray::ArrayD;
 use rayon::prelude::*;
 
 use super::dataset::{batch_rows, concat_rows, Dataset, Order};
-use super::graph::Model;
 use super::metrics::score_batch;
+use super::model::Model;
 use super::objective::Labels;
 use super::spec::LossSpec;
 use super::trainer::{StepReport, Tbptt, Trainer, TrainingPosition};

@@ -7,6 +7,9 @@ pub mod decode;
 pub mod fit;
 pub mod graph;
 mod metrics;
+// Private and re-exported as `model::Model`: the repeated name never shows in a path.
+#[allow(clippy::module_inception)]
+mod model;
 pub mod node;
 pub mod objective;
 pub mod recurrent_stack;
@@ -24,7 +27,8 @@ pub use fit::{
     evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitError, FitEvent,
     FitObserver, FitOptions, FitRequest, FitRun, FitSummary,
 };
-pub use graph::{ForwardPass, Gradients, Model, ModelState};
+pub use graph::{ForwardPass, Gradients, ModelState};
+pub use model::Model;
 pub use objective::{Labels, Target, Weights};
 pub use recurrent_stack::LayerState;
 pub use shapes::{describe, GraphShapes, ValueKind, ValueShape};

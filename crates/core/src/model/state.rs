@@ -4,7 +4,8 @@
 
 use ndarray::{Array3, Axis};
 
-use super::graph::{Model, ModelState};
+use super::graph::ModelState;
+use super::model::Model;
 use super::recurrent_stack::LayerState;
 use super::spec::RecurrentSpec;
 use crate::params::NamedValues;

@@ -2,7 +2,8 @@
 
 use ndarray::ArrayD;
 
-use super::graph::{Model, ModelState};
+use super::graph::ModelState;
+use super::model::Model;
 use super::spec::OpSpec;
 use super::value::Value;
 use crate::{Error, Result, Scalar};

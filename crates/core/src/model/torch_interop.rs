@@ -19,7 +19,7 @@ use std::path::Path;
 use ndarray::ArrayD;
 
 use super::checkpoint::{assign_by_name, file_error, torch_metadata};
-use super::graph::Model;
+use super::model::Model;
 use super::node::Node;
 use crate::tensor_file;
 use crate::{Error, Result, Scalar};

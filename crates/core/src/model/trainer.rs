@@ -4,7 +4,8 @@
 use ndarray::{s, Array1, ArrayD, ArrayViewD, Axis, Slice};
 use serde::{Deserialize, Serialize};
 
-use super::graph::{Gradients, Model, ModelState};
+use super::graph::{Gradients, ModelState};
+use super::model::Model;
 use super::objective::{loss_and_grad, Labels, Target};
 use super::spec::LossSpec;
 use super::value::Value;
