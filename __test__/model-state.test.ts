@@ -89,6 +89,38 @@ describe('initialState', () => {
     )
   })
 
+  it('a gru decoder starts only from a gru encoder’s states or a vector of its state width, refused naming both', () => {
+    const kinds = (enc: Record<string, unknown>, dec: Record<string, unknown>) => (c: ModelConfig) => {
+      Object.assign(c.nodes[0], { numLayers: 1, ...enc })
+      Object.assign(c.nodes[1], { numLayers: 1, ...dec })
+    }
+    const cases: [Record<string, unknown>, Record<string, unknown>, string][] = [
+      [
+        { type: 'lstm' },
+        { type: 'gru' },
+        "nodes 'dec'.initialState: 'enc' is a lstm node with output 'states'; a gru node starts from the 'states' output of a gru node",
+      ],
+      [
+        { type: 'gru' },
+        { type: 'lstm' },
+        "nodes 'dec'.initialState: 'enc' is a gru node with output 'states'; a lstm node starts from the 'states' output of a lstm node",
+      ],
+      [
+        { type: 'gru', output: 'last' },
+        { type: 'gru' },
+        "nodes 'dec'.initialState: 'enc' is a gru node with output 'last'; a gru node starts from the 'states' output of a gru node",
+      ],
+      [
+        { type: 'gru' },
+        { type: 'gru', numLayers: 2 },
+        "nodes 'dec'.initialState: 'enc' hands on [n, 4] (the gru states of 1 layer × 1 direction × h × H 4), 'dec' needs [n, 8] (the gru states of 2 layers × 1 direction × h × H 4)",
+      ],
+    ]
+    for (const [enc, dec, message] of cases)
+      expectError(() => seq2seq(kinds(enc, dec)), OdysseyRangeError, 'ODYSSEY_SHAPE', message)
+    seq2seq(kinds({ type: 'gru', numLayers: 2 }, { type: 'gru', numLayers: 2 })).dispose()
+  })
+
   it.each(['lstm', 'gru'] as const)(
     'a %s decoder stepped from its encoder’s final state gives exactly what predict gives',
     async (type) => {
