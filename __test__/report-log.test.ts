@@ -127,7 +127,14 @@ describe('RunLogger', () => {
     const log = new RunLogger(join(work, 'closed.jsonl'), { label: 'LSTM' })
     log.close()
     log.close()
-    expect(() => log.step(STEP)).toThrow(/closed\.jsonl: the run logger is closed/)
+    // The code and class every call on a closed or disposed object throws.
+    expect(() => log.step(STEP)).toThrow(
+      expect.objectContaining({
+        name: 'OdysseyRangeError',
+        code: 'ODYSSEY_STATE',
+        message: expect.stringMatching(/closed\.jsonl: the run logger is closed$/),
+      }),
+    )
   })
 
   it('names the file when it cannot be opened', () => {

@@ -53,6 +53,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
+import { OdysseyRangeError } from '../errors'
 import { describe } from '../validate'
 import { RunLogError, RunRecordError } from './errors'
 
@@ -440,11 +441,10 @@ export class RunLogger {
     this.write({ type: 'callback', ...record })
   }
 
-  /** Checks and appends one record. @throws RunRecordError, or RunLogError after close(). */
+  /** Checks and appends one record. @throws RunRecordError, or OdysseyRangeError `ODYSSEY_STATE` after close(). */
   write(record: RunLogRecord): void {
     const line = `${JSON.stringify(checkRecord(record))}\n`
-    if (this.fd === null)
-      throw new RunLogError(this.file, undefined, 'the run logger is closed', undefined, 'ODYSSEY_IO')
+    if (this.fd === null) throw new OdysseyRangeError('ODYSSEY_STATE', `${this.file}: the run logger is closed`)
     writeSync(this.fd, line)
   }
 

@@ -149,7 +149,7 @@ fn cross_entropy_rejects_out_of_range_classes_and_bad_shapes() {
     );
     let err = softmax_cross_entropy(logits.view(), &[0, 1], Some(&[1.0]), None).unwrap_err();
     assert!(
-        matches!(&err, Error::Shape { name, .. } if name == "row_weights"),
+        matches!(&err, Error::Shape { name, .. } if name == "weights"),
         "{err}"
     );
     let err = softmax_cross_entropy(logits.view(), &[0, 1], None, Some(&[1.0, 2.0])).unwrap_err();

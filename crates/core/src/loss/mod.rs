@@ -36,7 +36,12 @@ impl<'a> RowWeights<'a> {
     fn new(row_weights: Option<&'a [f64]>, rows: usize) -> Result<Self> {
         match row_weights {
             Some(w) if w.len() != rows => {
-                Err(Error::shape("row_weights", format!("[{rows}]"), &[w.len()]))
+                // Named as TypeScript knows them (`Dataset.weights`), expanded to one per row.
+                Err(Error::shape(
+                    "weights",
+                    format!("[{rows}] (one per row)"),
+                    &[w.len()],
+                ))
             }
             _ => Ok(RowWeights(row_weights)),
         }
