@@ -14,6 +14,9 @@ use odyssey_core::{Error, ParamSet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod common;
+use common::{assert_arrays_close, Tolerance};
+
 const VARIANTS: [LstmVariant; 9] = [
     LstmVariant::Vanilla,
     LstmVariant::Nig,
@@ -373,44 +376,44 @@ fn padded_steps_output_zero_and_each_sequence_matches_running_alone() {
             lstm: problem.lstm.clone(),
         };
         let alone_out = forward(&alone.lstm, &alone.batch());
-        assert_close(
-            &out.y.slice(s![b..=b, ..len, ..]).to_owned(),
-            &alone_out.y,
-            1e-14,
+        assert_arrays_close(
             "y",
+            &out.y.slice(s![b..=b, ..len, ..]),
+            &alone_out.y,
+            Tolerance::LargerOrOne(1e-14),
         );
-        assert_close(
-            &out.h_n.slice(s![b..=b, ..]).to_owned(),
-            &alone_out.h_n,
-            1e-14,
+        assert_arrays_close(
             "h_n",
+            &out.h_n.slice(s![b..=b, ..]),
+            &alone_out.h_n,
+            Tolerance::LargerOrOne(1e-14),
         );
         let c_n = out.c_n.as_ref().expect("c_n");
-        assert_close(
-            &c_n.slice(s![b..=b, ..]).to_owned(),
-            &alone_out.c_n.expect("c_n"),
-            1e-14,
+        assert_arrays_close(
             "c_n",
+            &c_n.slice(s![b..=b, ..]),
+            &alone_out.c_n.expect("c_n"),
+            Tolerance::LargerOrOne(1e-14),
         );
 
         let alone_grads = alone.gradients(&BackwardOptions::default());
-        assert_close(
-            &grads.dx.slice(s![b..=b, ..len, ..]).to_owned(),
-            &alone_grads.dx,
-            1e-13,
+        assert_arrays_close(
             "dx",
+            &grads.dx.slice(s![b..=b, ..len, ..]),
+            &alone_grads.dx,
+            Tolerance::LargerOrOne(1e-13),
         );
-        assert_close(
-            &grads.dh0.slice(s![b..=b, ..]).to_owned(),
-            &alone_grads.dh0,
-            1e-13,
+        assert_arrays_close(
             "dh0",
+            &grads.dh0.slice(s![b..=b, ..]),
+            &alone_grads.dh0,
+            Tolerance::LargerOrOne(1e-13),
         );
-        assert_close(
-            &grads.dc0.slice(s![b..=b, ..]).to_owned(),
-            &alone_grads.dc0,
-            1e-13,
+        assert_arrays_close(
             "dc0",
+            &grads.dc0.slice(s![b..=b, ..]),
+            &alone_grads.dc0,
+            Tolerance::LargerOrOne(1e-13),
         );
         for ((_, mut sum), (_, g)) in summed_params
             .tensors_mut()
@@ -425,7 +428,7 @@ fn padded_steps_output_zero_and_each_sequence_matches_running_alone() {
         .into_iter()
         .zip(grads.params.tensors())
     {
-        assert_close(&sum.to_owned(), &batched.to_owned(), 1e-12, name);
+        assert_arrays_close(name, &sum, &batched, Tolerance::LargerOrOne(1e-12));
     }
 }
 
@@ -438,16 +441,6 @@ fn absent_lengths_and_states_mean_full_lengths_and_zero_states() {
     assert_eq!(explicit.y, implicit.y);
     assert_eq!(explicit.h_n, implicit.h_n);
     assert_eq!(explicit.c_n, implicit.c_n);
-}
-
-fn assert_close<D: Dimension>(a: &Array<f64, D>, b: &Array<f64, D>, tolerance: f64, what: &str) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
-    for (x, y) in a.iter().zip(b) {
-        assert!(
-            (x - y).abs() <= tolerance * x.abs().max(y.abs()).max(1.0),
-            "{what}: {x} vs {y}"
-        );
-    }
 }
 
 /// A problem whose δy and δc grow well beyond 1 so that clipping has work to do.
@@ -617,8 +610,18 @@ fn f32_agrees_with_f64() {
         let (out32, cache32) = single.forward(&batch).expect("valid");
         let out64 = forward(&problem.lstm, &problem.batch());
         let widen = |a: &Array3<f32>| a.mapv(f64::from);
-        assert_close(&widen(&out32.y), &out64.y, 1e-5, "y");
-        assert_close(&out32.h_n.mapv(f64::from), &out64.h_n, 1e-5, "h_n");
+        assert_arrays_close(
+            "y",
+            &widen(&out32.y),
+            &out64.y,
+            Tolerance::LargerOrOne(1e-5),
+        );
+        assert_arrays_close(
+            "h_n",
+            &out32.h_n.mapv(f64::from),
+            &out64.h_n,
+            Tolerance::LargerOrOne(1e-5),
+        );
 
         let w = problem.w.mapv(|v| v as f32);
         let grads32 = single
@@ -635,12 +638,17 @@ fn f32_agrees_with_f64() {
                 &BackwardOptions::default(),
             )
             .expect("valid");
-        assert_close(&widen(&grads32.dx), &grads64.dx, 1e-4, "dx");
-        assert_close(
+        assert_arrays_close(
+            "dx",
+            &widen(&grads32.dx),
+            &grads64.dx,
+            Tolerance::LargerOrOne(1e-4),
+        );
+        assert_arrays_close(
+            "weight_hh",
             &grads32.params.weight_hh.mapv(f64::from),
             &grads64.params.weight_hh,
-            1e-4,
-            "weight_hh",
+            Tolerance::LargerOrOne(1e-4),
         );
     }
 }

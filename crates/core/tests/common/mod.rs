@@ -7,7 +7,7 @@ use std::borrow::Borrow;
 use std::fs;
 use std::path::Path;
 
-use ndarray::ArrayD;
+use ndarray::{ArrayBase, ArrayD, Data, Dimension};
 use odyssey_core::model::Trainer;
 use odyssey_core::Scalar;
 
@@ -39,19 +39,56 @@ pub fn weights<F: Scalar>(trainer: &mut Trainer<F>) -> Vec<ArrayD<F>> {
         .collect()
 }
 
-/// Asserts as many values as `expected`, each within `tolerance · (1 + |expected|)`.
+/// How far an actual value may stand from the expected one.
+#[derive(Debug, Clone, Copy)]
+pub enum Tolerance {
+    /// Within `t · (1 + |expected|)`: absolute near 0, relative for large values.
+    /// A bare `f64` tolerance means this.
+    OnePlusExpected(f64),
+    /// Within `t · max(|actual|, |expected|, 1)`: symmetric, and up to twice as
+    /// tight for values near 1 (two computations of one quantity).
+    LargerOrOne(f64),
+}
+
+impl From<f64> for Tolerance {
+    fn from(t: f64) -> Self {
+        Tolerance::OnePlusExpected(t)
+    }
+}
+
+impl Tolerance {
+    fn holds(self, actual: f64, expected: f64) -> bool {
+        let bound = match self {
+            Tolerance::OnePlusExpected(t) => t * (1.0 + expected.abs()),
+            Tolerance::LargerOrOne(t) => t * actual.abs().max(expected.abs()).max(1.0),
+        };
+        (actual - expected).abs() <= bound
+    }
+}
+
+/// Asserts as many values as `expected`, each within `tolerance`.
 pub fn assert_close(
     what: &str,
     actual: impl IntoIterator<Item = impl Borrow<f64>>,
     expected: &[f64],
-    tolerance: f64,
+    tolerance: impl Into<Tolerance>,
 ) {
+    let tolerance = tolerance.into();
     let actual: Vec<f64> = actual.into_iter().map(|a| *a.borrow()).collect();
     assert_eq!(actual.len(), expected.len(), "{what}: element count");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() <= tolerance * (1.0 + e.abs()),
-            "{what}[{i}]: {a}, expected {e}"
-        );
+        assert!(tolerance.holds(*a, *e), "{what}[{i}]: {a}, expected {e}");
     }
+}
+
+/// [`assert_close`] for two arrays, which must also have the same shape.
+pub fn assert_arrays_close<D: Dimension>(
+    what: &str,
+    actual: &ArrayBase<impl Data<Elem = f64>, D>,
+    expected: &ArrayBase<impl Data<Elem = f64>, D>,
+    tolerance: impl Into<Tolerance>,
+) {
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shapes differ");
+    let expected: Vec<f64> = expected.iter().copied().collect();
+    assert_close(what, actual.iter(), &expected, tolerance);
 }
