@@ -106,6 +106,71 @@ describe('callbacks that use the model', () => {
     expect(inside?.examples).toBe(24)
   })
 
+  it('in the window: decode, getState/setState, one operation at a time; fit and dispose are refused', async () => {
+    // A token encoder whose final states start the decoder, so that decode has something to run.
+    const m = Model.fromSpec({
+      inputs: [
+        { kind: 'tokens', name: 'src' },
+        { kind: 'tokens', name: 'dec' },
+      ],
+      nodes: [
+        { name: 'src_emb', type: 'embedding', inputs: ['src'], vocabSize: 5, dim: 3 },
+        { name: 'enc', type: 'lstm', inputs: ['src_emb'], hiddenSize: 4, output: 'states' },
+        { name: 'dec_emb', type: 'embedding', inputs: ['dec'], vocabSize: 5, dim: 3 },
+        { name: 'decoder', type: 'lstm', inputs: ['dec_emb'], hiddenSize: 4, initialState: 'enc' },
+        { name: 'out', type: 'dense', inputs: ['decoder'], units: 5 },
+      ],
+      output: 'out',
+      loss: 'crossEntropy',
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      seed: 4,
+    })
+    const src = { ids: [1, 2, 3, 3, 2, 1, 2, 2, 1, 3, 1, 1], shape: [4, 3] as const }
+    const tokens = { src, dec: { ids: [0, 3, 2, 0, 1, 2, 0, 1, 2, 0, 1, 3], shape: [4, 3] as const } }
+    const data = { x: tokens, y: { classes: [3, 2, 1, 1, 2, 3, 2, 2, 1, 3, 1, 1], shape: [4, 3] as const } }
+    const decodeOptions = { decoderInput: 'dec', start: 0, stop: 4, maxSteps: 4 }
+    const seen: { decoded: Uint32Array[]; state: unknown; refused: unknown[] }[] = []
+    const refusal = (run: () => unknown) => {
+      try {
+        const result = run()
+        // fit returns a promise: its refusal is a rejection.
+        return result instanceof Promise
+          ? result.then(
+              () => 'accepted',
+              (error: unknown) => error,
+            )
+          : 'accepted'
+      } catch (error) {
+        return error
+      }
+    }
+    await m.fit(data, {
+      epochs: 2,
+      batchSize: 4,
+      callbacks: {
+        onEpochEnd: async () => {
+          const decoded = await m.decode({ src }, decodeOptions)
+          const half = { data: new Float32Array(4).fill(0.5), shape: [1, 1, 4] }
+          m.setState({ decoder: { h: half, c: half } })
+          const state = m.getState()
+          const saving = m.save(join(scratch, 'window'))
+          const refused = [
+            refusal(() => m.getWeights()), // save is running: one operation at a time
+            await saving.then(() => refusal(() => m.fit(data, { epochs: 1 }))),
+            refusal(() => m.dispose()),
+          ]
+          seen.push({ decoded, state, refused: await Promise.all(refused) })
+        },
+      },
+    })
+    expect(seen).toHaveLength(2)
+    expect(seen[1].decoded).toEqual(await m.decode({ src }, decodeOptions))
+    const half = { data: new Float32Array(4).fill(0.5), shape: [1, 1, 4] }
+    for (const { state } of seen) expect(state).toMatchObject({ decoder: { h: half, c: half } })
+    for (const { refused } of seen) for (const error of refused) expect(error).toMatchObject({ code: 'ODYSSEY_STATE' })
+    m.dispose()
+  })
+
   it('an un-awaited save that fails stops fit with its error instead of an unhandled rejection', async () => {
     const m = model()
     const notADirectory = join(scratch, 'a-file')
