@@ -5,106 +5,32 @@
 //! The loss of every check is J = Σ w_y ⊙ y + Σ w_h ⊙ h_n with random weights,
 //! so ∂J/∂y = w_y and ∂J/∂h_n = w_h are fed to `backward`.
 
-use ndarray::{s, Array1, Array2, Array3, ArrayViewMutD};
+use ndarray::{s, Array1, Array2, Array3, ArrayD};
 use odyssey_core::layers::recurrent::Recurrent;
-use odyssey_core::layers::{BackwardOptions, Gru, GruConfig, GruGrads, SequenceBatch};
+use odyssey_core::layers::{BackwardOptions, Gru, GruConfig, SequenceBatch};
 use odyssey_core::{Error, ParamSet};
-use rand::distributions::Uniform;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 mod common;
 use common::assert_close;
+use common::recurrent::{Case, Problem};
 
-const EPS: f64 = 1e-6;
-const TOLERANCE: f64 = 1e-7;
-
-#[derive(Debug, Clone)]
-struct Case {
-    batch: usize,
-    time: usize,
-    input: usize,
-    hidden: usize,
-    lengths: Option<Vec<usize>>,
-    with_h0: bool,
-}
-
-impl Case {
-    fn new(hidden: usize) -> Self {
-        Case {
-            batch: 3,
-            time: 4,
-            input: 3,
-            hidden,
-            lengths: Some(vec![4, 1, 3]),
-            with_h0: true,
-        }
-    }
-}
-
-/// A layer, its inputs and the loss weights, all drawn from one seed.
-struct Problem {
-    gru: Gru<f64>,
-    x: Array3<f64>,
-    h0: Option<Array2<f64>>,
-    lengths: Option<Vec<usize>>,
-    /// ∂J/∂y: `[batch, time, hidden]`
-    w_y: Array3<f64>,
-    /// ∂J/∂h_n: `[batch, hidden]`
-    w_h: Array2<f64>,
-}
-
-impl Problem {
-    fn new(case: &Case, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+fn gru_problem(case: &Case, seed: u64) -> Problem<Gru<f64>> {
+    Problem::new(case, seed, |input_size, hidden_size, rng| {
         let config = GruConfig {
-            input_size: case.input,
-            hidden_size: case.hidden,
+            input_size,
+            hidden_size,
         };
-        let gru = Gru::new(config, &mut rng).unwrap();
-        let unit = Uniform::new(-1.0, 1.0);
-        let (b, t, x, h) = (case.batch, case.time, case.input, case.hidden);
-        Problem {
-            gru,
-            x: Array3::from_shape_simple_fn((b, t, x), || rng.sample(unit)),
-            h0: case
-                .with_h0
-                .then(|| Array2::from_shape_simple_fn((b, h), || rng.sample(unit))),
-            lengths: case.lengths.clone(),
-            w_y: Array3::from_shape_simple_fn((b, t, h), || rng.sample(unit)),
-            w_h: Array2::from_shape_simple_fn((b, h), || rng.sample(unit)),
-        }
-    }
+        Gru::new(config, rng).unwrap()
+    })
+}
 
-    fn batch(&self) -> SequenceBatch<'_, f64> {
-        SequenceBatch {
-            x: self.x.view(),
-            lengths: self.lengths.as_deref(),
-            h0: self.h0.as_ref().map(|h| h.view()),
-            c0: None,
-        }
-    }
-
-    fn length(&self, b: usize) -> usize {
-        self.lengths.as_ref().map_or(self.x.dim().1, |l| l[b])
-    }
-
-    fn loss(&self) -> f64 {
-        let (out, _) = self.gru.forward(&self.batch()).unwrap();
-        (&out.y * &self.w_y).sum() + (&out.h_n * &self.w_h).sum()
-    }
-
-    fn gradients(&self, options: &BackwardOptions<f64>) -> GruGrads<f64> {
-        let (_, cache) = self.gru.forward(&self.batch()).unwrap();
-        self.gru
-            .backward(&cache, self.w_y.view(), Some(self.w_h.view()), options)
-            .unwrap()
-    }
-
+impl Problem<Gru<f64>> {
     /// h(t) of every valid step from the module doc's equations: `[batch][valid steps]`.
     fn reference_states(&self) -> Vec<Vec<Array1<f64>>> {
-        let p = &self.gru.params;
-        let h_size = self.gru.config.hidden_size;
+        let p = &self.layer.params;
+        let h_size = self.layer.config.hidden_size;
         let block = |k: usize| k * h_size..(k + 1) * h_size;
         let sigmoid = |a: Array1<f64>| a.mapv(|v| 1.0 / (1.0 + (-v).exp()));
         (0..self.x.dim().0)
@@ -136,55 +62,11 @@ impl Problem {
     }
 }
 
-/// Central differences of `loss` with respect to every element of the tensor `select` picks.
-fn numeric_gradient(
-    problem: &mut Problem,
-    select: impl Fn(&mut Problem) -> ArrayViewMutD<'_, f64>,
-) -> Vec<f64> {
-    let count = select(problem).len();
-    (0..count)
-        .map(|i| {
-            let original = *select(problem).iter().nth(i).unwrap();
-            let mut at = |value: f64| {
-                *select(problem).iter_mut().nth(i).unwrap() = value;
-                problem.loss()
-            };
-            let derivative = (at(original + EPS) - at(original - EPS)) / (2.0 * EPS);
-            *select(problem).iter_mut().nth(i).unwrap() = original;
-            derivative
-        })
-        .collect()
-}
-
-/// Every gradient of `backward` against finite differences.
-fn check_all_gradients(mut problem: Problem) {
-    let grads = problem.gradients(&BackwardOptions::default());
-
-    let numeric_dx = numeric_gradient(&mut problem, |p| p.x.view_mut().into_dyn());
-    assert_close("dx", grads.dx.iter().copied(), &numeric_dx, TOLERANCE);
-
-    if problem.h0.is_some() {
-        let numeric_dh0 = numeric_gradient(&mut problem, |p| {
-            p.h0.as_mut().unwrap().view_mut().into_dyn()
-        });
-        assert_close("dh0", grads.dh0.iter().copied(), &numeric_dh0, TOLERANCE);
-    }
-
-    let names: Vec<&str> = grads.params.tensors().iter().map(|(n, _)| *n).collect();
-    for (index, name) in names.iter().enumerate() {
-        let numeric = numeric_gradient(&mut problem, |p| {
-            p.gru.params.tensors_mut().swap_remove(index).1
-        });
-        let analytic: Vec<f64> = grads.params.tensors()[index].1.iter().copied().collect();
-        assert_close(name, analytic, &numeric, TOLERANCE);
-    }
-}
-
 #[test]
 fn forward_matches_the_step_by_step_equations() {
     for hidden in [1, 5, 11] {
-        let problem = Problem::new(&Case::new(hidden), 7);
-        let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+        let problem = gru_problem(&Case::new(hidden), 7);
+        let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
         for (b, steps) in problem.reference_states().iter().enumerate() {
             for (t, h) in steps.iter().enumerate() {
                 let got: Vec<f64> = out.y.slice(s![b, t, ..]).to_vec();
@@ -205,7 +87,7 @@ fn forward_matches_the_step_by_step_equations() {
 #[test]
 fn gradients_match_finite_differences() {
     for hidden in [1, 3, 8, 17] {
-        check_all_gradients(Problem::new(&Case::new(hidden), hidden as u64));
+        gru_problem(&Case::new(hidden), hidden as u64).check_all_gradients();
     }
 }
 
@@ -217,7 +99,7 @@ fn single_step_single_sequence_gradients_match() {
         lengths: None,
         ..Case::new(3)
     };
-    check_all_gradients(Problem::new(&case, 2));
+    gru_problem(&case, 2).check_all_gradients();
 }
 
 #[test]
@@ -227,7 +109,7 @@ fn gradients_without_initial_state_or_lengths_match() {
         with_h0: false,
         ..Case::new(4)
     };
-    check_all_gradients(Problem::new(&case, 3));
+    gru_problem(&case, 3).check_all_gradients();
 }
 
 /// b_hn is inside the reset product, so the two biases' n blocks get different
@@ -235,8 +117,10 @@ fn gradients_without_initial_state_or_lengths_match() {
 #[test]
 fn the_biases_differ_only_in_the_n_block() {
     let hidden = 4;
-    let grads = Problem::new(&Case::new(hidden), 8).gradients(&BackwardOptions::default());
-    let (ih, hh) = (&grads.params.bias_ih, &grads.params.bias_hh);
+    let problem = gru_problem(&Case::new(hidden), 8);
+    let grads = problem.gradients(&BackwardOptions::default());
+    let ih = problem.param_grad(&grads, "bias_ih");
+    let hh = problem.param_grad(&grads, "bias_hh");
     assert_eq!(ih.slice(s![..2 * hidden]), hh.slice(s![..2 * hidden]));
     assert!(ih
         .slice(s![2 * hidden..])
@@ -247,8 +131,8 @@ fn the_biases_differ_only_in_the_n_block() {
 
 #[test]
 fn padded_steps_freeze_the_state_and_get_no_gradient() {
-    let mut problem = Problem::new(&Case::new(3), 5);
-    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let mut problem = gru_problem(&Case::new(3), 5);
+    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
     let grads = problem.gradients(&BackwardOptions::default());
     for b in 0..problem.x.dim().0 {
         let length = problem.length(b);
@@ -262,7 +146,7 @@ fn padded_steps_freeze_the_state_and_get_no_gradient() {
     }
     // Garbage in the padding changes nothing.
     problem.x.slice_mut(s![1, 1.., ..]).fill(1e3);
-    let (garbage, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let (garbage, _) = problem.layer.forward(&problem.batch()).unwrap();
     assert_eq!(garbage.y, out.y);
     assert_eq!(garbage.h_n, out.h_n);
     assert_eq!(
@@ -283,13 +167,13 @@ fn threaded_batch_slices_agree_with_sequences_run_alone() {
         lengths: Some((0..64).map(|b| 1 + b % 5).collect()),
         with_h0: true,
     };
-    let problem = Problem::new(&case, 12);
-    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let problem = gru_problem(&case, 12);
+    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
     let grads = problem.gradients(&BackwardOptions::default());
-    let mut weight_hh = Array2::zeros(grads.params.weight_hh.raw_dim());
+    let mut weight_hh = ArrayD::zeros(problem.param_grad(&grads, "weight_hh").raw_dim());
     for b in [0, 17, 40, 63] {
         let alone = Problem {
-            gru: problem.gru.clone(),
+            layer: problem.layer.clone(),
             x: problem.x.slice(s![b..b + 1, .., ..]).to_owned(),
             h0: problem
                 .h0
@@ -299,7 +183,7 @@ fn threaded_batch_slices_agree_with_sequences_run_alone() {
             w_y: problem.w_y.slice(s![b..b + 1, .., ..]).to_owned(),
             w_h: problem.w_h.slice(s![b..b + 1, ..]).to_owned(),
         };
-        let (single, _) = alone.gru.forward(&alone.batch()).unwrap();
+        let (single, _) = alone.layer.forward(&alone.batch()).unwrap();
         let single_grads = alone.gradients(&BackwardOptions::default());
         let row = |a: &Array3<f64>| a.slice(s![b, .., ..]).iter().copied().collect::<Vec<_>>();
         assert_close("y", row(&out.y), single.y.as_slice().unwrap(), 1e-12);
@@ -315,7 +199,7 @@ fn threaded_batch_slices_agree_with_sequences_run_alone() {
             single_grads.dh0.as_slice().unwrap(),
             1e-12,
         );
-        weight_hh += &single_grads.params.weight_hh;
+        weight_hh += alone.param_grad(&single_grads, "weight_hh");
     }
     assert!(weight_hh.iter().any(|&v| v != 0.0));
 }
@@ -327,9 +211,9 @@ fn step_grad_norms_are_the_norms_of_dj_dh() {
         lengths: None,
         ..Case::new(4)
     };
-    let problem = Problem::new(&case, 11);
+    let problem = gru_problem(&case, 11);
     let grads = problem.gradients(&BackwardOptions::default());
-    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
     for k in 0..case.time {
         let mut dj_dh = problem.w_y.slice(s![.., k, ..]).to_owned();
         if k + 1 == case.time {
@@ -339,10 +223,10 @@ fn step_grad_norms_are_the_norms_of_dj_dh() {
                 h0: Some(out.y.slice(s![.., k, ..])),
                 ..SequenceBatch::new(problem.x.slice(s![.., k + 1.., ..]))
             };
-            let (_, cache) = problem.gru.forward(&tail).unwrap();
+            let (_, cache) = problem.layer.forward(&tail).unwrap();
             let tail_dy = problem.w_y.slice(s![.., k + 1.., ..]);
             let tail_grads = problem
-                .gru
+                .layer
                 .backward(
                     &cache,
                     tail_dy,
@@ -362,7 +246,7 @@ fn step_grad_norms_are_the_norms_of_dj_dh() {
 
 #[test]
 fn a_loose_clip_changes_nothing() {
-    let problem = Problem::new(&Case::new(3), 2);
+    let problem = gru_problem(&Case::new(3), 2);
     let plain = problem.gradients(&BackwardOptions::default());
     let loose = problem.gradients(&BackwardOptions {
         recurrent_clip: Some(1e6),
@@ -382,7 +266,7 @@ fn the_clip_clamps_the_total_error_of_each_step() {
         with_h0: false,
         ..Case::new(3)
     };
-    let mut problem = Problem::new(&case, 4);
+    let mut problem = gru_problem(&case, 4);
     problem.w_y *= 2.0;
     let grads = problem.gradients(&BackwardOptions {
         recurrent_clip: Some(clip),
@@ -396,7 +280,7 @@ fn the_clip_clamps_the_total_error_of_each_step() {
     let expected_norm = delta_h.iter().map(|v| v * v).sum::<f64>().sqrt();
     assert!((grads.step_grad_norms[0] - expected_norm).abs() < 1e-12);
     // The clipped error, fed in as if unclipped, must give the same gradients.
-    let mut unclipped = Problem::new(&case, 4);
+    let mut unclipped = gru_problem(&case, 4);
     unclipped.w_y.slice_mut(s![.., 0, ..]).assign(&delta_h);
     unclipped.w_h.fill(0.0);
     let reference = unclipped.gradients(&BackwardOptions::default());
@@ -407,7 +291,7 @@ fn the_clip_clamps_the_total_error_of_each_step() {
 #[test]
 fn clipped_errors_are_bounded_at_every_step() {
     let clip = 0.05;
-    let mut problem = Problem::new(&Case::new(7), 6);
+    let mut problem = gru_problem(&Case::new(7), 6);
     problem.w_y *= 10.0;
     let grads = problem.gradients(&BackwardOptions {
         recurrent_clip: Some(clip),
@@ -425,7 +309,7 @@ fn clipped_errors_are_bounded_at_every_step() {
 /// tail: H = 19) agrees with f64 on the same weights and data.
 #[test]
 fn f32_agrees_with_f64() {
-    let problem = Problem::new(
+    let problem = gru_problem(
         &Case {
             batch: 5,
             lengths: Some(vec![4, 1, 3, 4, 2]),
@@ -434,9 +318,9 @@ fn f32_agrees_with_f64() {
         9,
     );
     let to32 = |a: &Array3<f64>| a.mapv(|v| v as f32);
-    let params = problem.gru.params.clone();
+    let params = problem.layer.params.clone();
     let gru32 = Gru::<f32>::from_params(
-        problem.gru.config,
+        problem.layer.config,
         odyssey_core::layers::GruParams {
             weight_ih: params.weight_ih.mapv(|v| v as f32),
             weight_hh: params.weight_hh.mapv(|v| v as f32),
@@ -465,7 +349,7 @@ fn f32_agrees_with_f64() {
             &BackwardOptions::default(),
         )
         .unwrap();
-    let (out, _) = problem.gru.forward(&problem.batch()).unwrap();
+    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
     let grads = problem.gradients(&BackwardOptions::default());
     let widen = |a: ndarray::ArrayViewD<'_, f32>| a.iter().map(|&v| v as f64).collect::<Vec<_>>();
     assert_close(
@@ -480,12 +364,7 @@ fn f32_agrees_with_f64() {
         &grads.dx.iter().copied().collect::<Vec<_>>(),
         1e-4,
     );
-    for ((name, g32), (_, g64)) in grads32
-        .params
-        .tensors()
-        .into_iter()
-        .zip(grads.params.tensors())
-    {
+    for ((name, g32), g64) in grads32.params.tensors().into_iter().zip(&grads.params) {
         assert_close(
             name,
             widen(g32),
@@ -553,7 +432,7 @@ fn bad_sizes_shapes_lengths_and_clips_give_typed_errors() {
             "{err}"
         );
     }
-    let gru = Problem::new(&Case::new(3), 0).gru;
+    let gru = gru_problem(&Case::new(3), 0).layer;
     let wrong_features = Array3::<f64>::zeros((2, 4, 2));
     assert_eq!(
         shape_error_name(
@@ -616,7 +495,7 @@ fn bad_sizes_shapes_lengths_and_clips_give_typed_errors() {
 
 #[test]
 fn parameters_and_caches_that_do_not_fit_are_rejected() {
-    let gru = Problem::new(&Case::new(3), 0).gru;
+    let gru = gru_problem(&Case::new(3), 0).layer;
     let mut wrong = gru.params.clone();
     wrong.weight_hh = Array2::zeros((9, 2));
     assert_eq!(
@@ -631,7 +510,7 @@ fn parameters_and_caches_that_do_not_fit_are_rejected() {
         "weight_hh"
     );
 
-    let other = Problem::new(&Case::new(5), 0).gru;
+    let other = gru_problem(&Case::new(5), 0).layer;
     let (_, cache) = other.forward(&SequenceBatch::new(x.view())).unwrap();
     let dy = Array3::<f64>::zeros((1, 2, 3));
     let err = gru
@@ -644,7 +523,7 @@ fn parameters_and_caches_that_do_not_fit_are_rejected() {
 /// gives what the same values in standard layout give.
 #[test]
 fn a_column_major_initial_state_is_read_by_value() {
-    let problem = Problem::new(&Case::new(5), 21);
+    let problem = gru_problem(&Case::new(5), 21);
     let h0 = problem.h0.clone().unwrap();
     let column_major = h0.t().as_standard_layout().into_owned().reversed_axes();
     assert_eq!(column_major, h0);
@@ -652,6 +531,6 @@ fn a_column_major_initial_state_is_read_by_value() {
         h0: Some(column_major.view()),
         ..problem.batch()
     };
-    let (out, _) = problem.gru.forward(&batch).unwrap();
-    assert_eq!(out.y, problem.gru.forward(&problem.batch()).unwrap().0.y);
+    let (out, _) = problem.layer.forward(&batch).unwrap();
+    assert_eq!(out.y, problem.layer.forward(&problem.batch()).unwrap().0.y);
 }

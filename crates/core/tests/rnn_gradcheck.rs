@@ -4,121 +4,43 @@
 //! The loss of every check is J = Σ w_y ⊙ y + Σ w_h ⊙ h_n with random weights,
 //! so ∂J/∂y = w_y and ∂J/∂h_n = w_h are fed to `backward`.
 
-use ndarray::{s, Array1, Array2, Array3, ArrayView2, ArrayViewMutD};
-use odyssey_core::layers::{
-    BackwardOptions, RnnActivation, RnnConfig, RnnGrads, SequenceBatch, SimpleRnn,
-};
+use ndarray::{s, Array1, Array2, Array3, ArrayView2};
+use odyssey_core::layers::{BackwardOptions, RnnActivation, RnnConfig, SequenceBatch, SimpleRnn};
 use odyssey_core::{Error, ParamSet};
-use rand::distributions::Uniform;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 mod common;
-use common::assert_close;
+use common::recurrent::{Case, Problem};
 
-const EPS: f64 = 1e-6;
-const TOLERANCE: f64 = 1e-7;
 /// ReLU is not differentiable at 0; finite differences need |a(t)| well above EPS.
 const RELU_MARGIN: f64 = 1e-3;
 
-#[derive(Debug, Clone)]
-struct Case {
-    batch: usize,
-    time: usize,
-    input: usize,
-    hidden: usize,
-    activation: RnnActivation,
-    lengths: Option<Vec<usize>>,
-    with_h0: bool,
-}
-
-impl Case {
-    fn new(hidden: usize, activation: RnnActivation) -> Self {
-        Case {
-            batch: 3,
-            time: 4,
-            input: 3,
-            hidden,
-            activation,
-            lengths: Some(vec![4, 1, 3]),
-            with_h0: true,
-        }
-    }
-}
-
-/// A layer, its inputs and the loss weights, all drawn from one seed.
-struct Problem {
-    rnn: SimpleRnn<f64>,
-    x: Array3<f64>,
-    h0: Option<Array2<f64>>,
-    lengths: Option<Vec<usize>>,
-    /// ∂J/∂y: `[batch, time, hidden]`
-    w_y: Array3<f64>,
-    /// ∂J/∂h_n: `[batch, hidden]`
-    w_h: Array2<f64>,
-}
-
-impl Problem {
-    fn new(case: &Case, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+fn rnn_problem(case: &Case, activation: RnnActivation, seed: u64) -> Problem<SimpleRnn<f64>> {
+    Problem::new(case, seed, |input_size, hidden_size, rng| {
         let config = RnnConfig {
-            input_size: case.input,
-            hidden_size: case.hidden,
-            activation: case.activation,
+            input_size,
+            hidden_size,
+            activation,
         };
-        let rnn = SimpleRnn::new(config, &mut rng).unwrap();
-        let unit = Uniform::new(-1.0, 1.0);
-        let (b, t, x, h) = (case.batch, case.time, case.input, case.hidden);
-        Problem {
-            rnn,
-            x: Array3::from_shape_simple_fn((b, t, x), || rng.sample(unit)),
-            h0: case
-                .with_h0
-                .then(|| Array2::from_shape_simple_fn((b, h), || rng.sample(unit))),
-            lengths: case.lengths.clone(),
-            w_y: Array3::from_shape_simple_fn((b, t, h), || rng.sample(unit)),
-            w_h: Array2::from_shape_simple_fn((b, h), || rng.sample(unit)),
-        }
-    }
+        SimpleRnn::new(config, rng).unwrap()
+    })
+}
 
-    /// The first seed whose ReLU pre-activations all keep `RELU_MARGIN` away from 0.
-    fn away_from_relu_kink(case: &Case) -> Self {
-        (0..200)
-            .map(|seed| Problem::new(case, seed))
-            .find(|p| p.min_abs_preactivation() > RELU_MARGIN)
-            .expect("no seed keeps the ReLU pre-activations away from 0")
-    }
+/// The first seed whose ReLU pre-activations all keep `RELU_MARGIN` away from 0.
+fn away_from_relu_kink(case: &Case, activation: RnnActivation) -> Problem<SimpleRnn<f64>> {
+    (0..200)
+        .map(|seed| rnn_problem(case, activation, seed))
+        .find(|p| p.min_abs_preactivation() > RELU_MARGIN)
+        .expect("no seed keeps the ReLU pre-activations away from 0")
+}
 
-    fn batch(&self) -> SequenceBatch<'_, f64> {
-        SequenceBatch {
-            x: self.x.view(),
-            lengths: self.lengths.as_deref(),
-            h0: self.h0.as_ref().map(|h| h.view()),
-            c0: None,
-        }
-    }
-
-    fn length(&self, b: usize) -> usize {
-        self.lengths.as_ref().map_or(self.x.dim().1, |l| l[b])
-    }
-
-    fn loss(&self) -> f64 {
-        let (out, _) = self.rnn.forward(&self.batch()).unwrap();
-        (&out.y * &self.w_y).sum() + (&out.h_n * &self.w_h).sum()
-    }
-
-    fn gradients(&self, options: &BackwardOptions<f64>) -> RnnGrads<f64> {
-        let (_, cache) = self.rnn.forward(&self.batch()).unwrap();
-        self.rnn
-            .backward(&cache, self.w_y.view(), Some(self.w_h.view()), options)
-            .unwrap()
-    }
-
+impl Problem<SimpleRnn<f64>> {
     /// a(t) = W_ih x(t) + b_ih + W_hh h(t−1) + b_hh at every valid step, written
     /// out one sequence and one step at a time: `[batch][valid steps]`.
     fn reference_preactivations(&self) -> Vec<Vec<Array1<f64>>> {
-        let p = &self.rnn.params;
-        let hidden = self.rnn.config.hidden_size;
+        let p = &self.layer.params;
+        let hidden = self.layer.config.hidden_size;
         (0..self.x.dim().0)
             .map(|b| {
                 let mut h = self
@@ -131,7 +53,7 @@ impl Problem {
                             + &p.bias_ih
                             + p.weight_hh.dot(&h)
                             + &p.bias_hh;
-                        h = a.mapv(|v| activate(self.rnn.config.activation, v));
+                        h = a.mapv(|v| activate(self.layer.config.activation, v));
                         a
                     })
                     .collect()
@@ -155,62 +77,11 @@ fn activate(activation: RnnActivation, a: f64) -> f64 {
     }
 }
 
-/// Central differences of `loss` with respect to every element of the tensor `select` picks.
-fn numeric_gradient(
-    problem: &mut Problem,
-    select: impl Fn(&mut Problem) -> ArrayViewMutD<'_, f64>,
-) -> Vec<f64> {
-    let count = select(problem).len();
-    (0..count)
-        .map(|i| {
-            let original = *select(problem).iter().nth(i).unwrap();
-            let mut at = |value: f64| {
-                *select(problem).iter_mut().nth(i).unwrap() = value;
-                problem.loss()
-            };
-            let derivative = (at(original + EPS) - at(original - EPS)) / (2.0 * EPS);
-            *select(problem).iter_mut().nth(i).unwrap() = original;
-            derivative
-        })
-        .collect()
-}
-
-/// Every gradient of `backward` against finite differences.
-fn check_all_gradients(mut problem: Problem) {
-    let grads = problem.gradients(&BackwardOptions::default());
-
-    let numeric_dx = numeric_gradient(&mut problem, |p| p.x.view_mut().into_dyn());
-    assert_close("dx", grads.dx.iter().copied(), &numeric_dx, TOLERANCE);
-
-    let numeric_dh0 = match problem.h0 {
-        Some(_) => numeric_gradient(&mut problem, |p| {
-            p.h0.as_mut().unwrap().view_mut().into_dyn()
-        }),
-        None => vec![0.0; grads.dh0.len()],
-    };
-    if problem.h0.is_some() {
-        assert_close("dh0", grads.dh0.iter().copied(), &numeric_dh0, TOLERANCE);
-    }
-
-    let names: Vec<&str> = grads.params.tensors().iter().map(|(n, _)| *n).collect();
-    for (index, name) in names.iter().enumerate() {
-        let numeric = numeric_gradient(&mut problem, |p| {
-            p.rnn.params.tensors_mut().swap_remove(index).1
-        });
-        let analytic = grads.params.tensors()[index]
-            .1
-            .iter()
-            .copied()
-            .collect::<Vec<_>>();
-        assert_close(name, analytic, &numeric, TOLERANCE);
-    }
-}
-
 #[test]
 fn forward_matches_the_step_by_step_equations() {
     for activation in [RnnActivation::Tanh, RnnActivation::Relu] {
-        let problem = Problem::new(&Case::new(5, activation), 7);
-        let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+        let problem = rnn_problem(&Case::new(5), activation, 7);
+        let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
         for (b, steps) in problem.reference_preactivations().iter().enumerate() {
             for (t, a) in steps.iter().enumerate() {
                 for (j, &a_j) in a.iter().enumerate() {
@@ -228,20 +99,14 @@ fn forward_matches_the_step_by_step_equations() {
 #[test]
 fn tanh_gradients_match_finite_differences() {
     for hidden in [1, 3, 7, 17] {
-        check_all_gradients(Problem::new(
-            &Case::new(hidden, RnnActivation::Tanh),
-            hidden as u64,
-        ));
+        rnn_problem(&Case::new(hidden), RnnActivation::Tanh, hidden as u64).check_all_gradients();
     }
 }
 
 #[test]
 fn relu_gradients_match_finite_differences() {
     for hidden in [1, 3, 7, 17] {
-        check_all_gradients(Problem::away_from_relu_kink(&Case::new(
-            hidden,
-            RnnActivation::Relu,
-        )));
+        away_from_relu_kink(&Case::new(hidden), RnnActivation::Relu).check_all_gradients();
     }
 }
 
@@ -252,9 +117,9 @@ fn single_step_single_sequence_gradients_match() {
             batch: 1,
             time: 1,
             lengths: None,
-            ..Case::new(3, activation)
+            ..Case::new(3)
         };
-        check_all_gradients(Problem::away_from_relu_kink(&case));
+        away_from_relu_kink(&case, activation).check_all_gradients();
     }
 }
 
@@ -263,18 +128,18 @@ fn gradients_without_initial_state_or_lengths_match() {
     let case = Case {
         lengths: None,
         with_h0: false,
-        ..Case::new(4, RnnActivation::Tanh)
+        ..Case::new(4)
     };
-    check_all_gradients(Problem::new(&case, 3));
+    rnn_problem(&case, RnnActivation::Tanh, 3).check_all_gradients();
 }
 
 #[test]
 fn missing_h0_means_zeros() {
-    let mut problem = Problem::new(&Case::new(3, RnnActivation::Tanh), 1);
+    let mut problem = rnn_problem(&Case::new(3), RnnActivation::Tanh, 1);
     problem.h0 = None;
-    let (without, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let (without, _) = problem.layer.forward(&problem.batch()).unwrap();
     problem.h0 = Some(Array2::zeros((3, 3)));
-    let (with_zeros, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let (with_zeros, _) = problem.layer.forward(&problem.batch()).unwrap();
     assert_eq!(without.y, with_zeros.y);
     assert_eq!(without.h_n, with_zeros.h_n);
     assert!(without.c_n.is_none());
@@ -282,8 +147,8 @@ fn missing_h0_means_zeros() {
 
 #[test]
 fn padded_steps_freeze_the_state_and_get_no_gradient() {
-    let mut problem = Problem::new(&Case::new(3, RnnActivation::Tanh), 5);
-    let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let mut problem = rnn_problem(&Case::new(3), RnnActivation::Tanh, 5);
+    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
     let grads = problem.gradients(&BackwardOptions::default());
     for b in 0..problem.x.dim().0 {
         let length = problem.length(b);
@@ -308,7 +173,7 @@ fn padded_steps_freeze_the_state_and_get_no_gradient() {
 
     // Garbage in the padding changes nothing.
     problem.x.slice_mut(s![1, 1.., ..]).fill(1e3);
-    let (garbage, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let (garbage, _) = problem.layer.forward(&problem.batch()).unwrap();
     assert_eq!(garbage.y, out.y);
     assert_eq!(garbage.h_n, out.h_n);
 }
@@ -319,11 +184,11 @@ fn padded_steps_freeze_the_state_and_get_no_gradient() {
 fn step_grad_norms_are_the_norms_of_dj_dh() {
     let case = Case {
         lengths: None,
-        ..Case::new(4, RnnActivation::Tanh)
+        ..Case::new(4)
     };
-    let problem = Problem::new(&case, 11);
+    let problem = rnn_problem(&case, RnnActivation::Tanh, 11);
     let grads = problem.gradients(&BackwardOptions::default());
-    let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
     for k in 0..case.time {
         let mut dj_dh = problem.w_y.slice(s![.., k, ..]).to_owned();
         if k + 1 == case.time {
@@ -335,10 +200,10 @@ fn step_grad_norms_are_the_norms_of_dj_dh() {
                 h0: Some(h_k),
                 ..SequenceBatch::new(tail_x)
             };
-            let (_, cache) = problem.rnn.forward(&tail).unwrap();
+            let (_, cache) = problem.layer.forward(&tail).unwrap();
             let tail_dy = problem.w_y.slice(s![.., k + 1.., ..]);
             let tail_grads = problem
-                .rnn
+                .layer
                 .backward(
                     &cache,
                     tail_dy,
@@ -358,7 +223,7 @@ fn step_grad_norms_are_the_norms_of_dj_dh() {
 
 #[test]
 fn a_loose_clip_changes_nothing() {
-    let problem = Problem::new(&Case::new(3, RnnActivation::Tanh), 2);
+    let problem = rnn_problem(&Case::new(3), RnnActivation::Tanh, 2);
     let plain = problem.gradients(&BackwardOptions::default());
     let loose = problem.gradients(&BackwardOptions {
         recurrent_clip: Some(1e6),
@@ -374,14 +239,14 @@ fn the_clip_clamps_the_total_error_of_each_step() {
     let case = Case {
         time: 1,
         lengths: None,
-        ..Case::new(3, RnnActivation::Tanh)
+        ..Case::new(3)
     };
-    let mut problem = Problem::new(&case, 4);
+    let mut problem = rnn_problem(&case, RnnActivation::Tanh, 4);
     problem.w_y *= 2.0; // most totals exceed the clip
     let grads = problem.gradients(&BackwardOptions {
         recurrent_clip: Some(clip),
     });
-    let (out, _) = problem.rnn.forward(&problem.batch()).unwrap();
+    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
     let total = &problem.w_y.slice(s![.., 0, ..]) + &problem.w_h;
     let delta_h = total.mapv(|v: f64| v.clamp(-clip, clip));
     assert!(
@@ -389,7 +254,7 @@ fn the_clip_clamps_the_total_error_of_each_step() {
         "the test must actually clip"
     );
     let delta_a: Array2<f64> = &delta_h * &out.h_n.mapv(|h| 1.0 - h * h);
-    let expected_dh0 = delta_a.dot(&problem.rnn.params.weight_hh);
+    let expected_dh0 = delta_a.dot(&problem.layer.params.weight_hh);
     let max_error = (&grads.dh0 - &expected_dh0)
         .iter()
         .fold(0.0f64, |m, v| m.max(v.abs()));
@@ -401,7 +266,7 @@ fn the_clip_clamps_the_total_error_of_each_step() {
 #[test]
 fn clipped_errors_are_bounded_at_every_step() {
     let clip = 0.05;
-    let mut problem = Problem::new(&Case::new(7, RnnActivation::Tanh), 6);
+    let mut problem = rnn_problem(&Case::new(7), RnnActivation::Tanh, 6);
     problem.w_y *= 10.0;
     let grads = problem.gradients(&BackwardOptions {
         recurrent_clip: Some(clip),
@@ -454,7 +319,7 @@ fn initialisation_is_pytorchs_uniform_and_seeded() {
 }
 
 fn layer() -> SimpleRnn<f64> {
-    Problem::new(&Case::new(3, RnnActivation::Tanh), 0).rnn
+    rnn_problem(&Case::new(3), RnnActivation::Tanh, 0).layer
 }
 
 #[test]
@@ -606,7 +471,7 @@ fn a_cache_from_a_layer_of_other_sizes_is_rejected() {
 /// gives what the same values in standard layout give (the GRU once misread one).
 #[test]
 fn a_column_major_initial_state_is_read_by_value() {
-    let problem = Problem::new(&Case::new(5, RnnActivation::Tanh), 21);
+    let problem = rnn_problem(&Case::new(5), RnnActivation::Tanh, 21);
     let h0 = problem.h0.clone().unwrap();
     let column_major = h0.t().as_standard_layout().into_owned().reversed_axes();
     assert!(!column_major.is_standard_layout() && column_major == h0);
@@ -614,6 +479,6 @@ fn a_column_major_initial_state_is_read_by_value() {
         h0: Some(column_major.view()),
         ..problem.batch()
     };
-    let (out, _) = problem.rnn.forward(&batch).unwrap();
-    assert_eq!(out.y, problem.rnn.forward(&problem.batch()).unwrap().0.y);
+    let (out, _) = problem.layer.forward(&batch).unwrap();
+    assert_eq!(out.y, problem.layer.forward(&problem.batch()).unwrap().0.y);
 }

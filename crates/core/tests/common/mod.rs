@@ -3,6 +3,8 @@
 // Every test file is its own crate and uses only some of these.
 #![allow(dead_code)]
 
+pub mod recurrent;
+
 use std::borrow::Borrow;
 use std::fs;
 use std::path::Path;

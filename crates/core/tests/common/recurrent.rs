@@ -1,0 +1,167 @@
+//! A recurrent layer without a cell state (simple RNN, GRU) under test: the layer,
+//! its inputs and random loss weights, all drawn from one seed, and the check of
+//! every gradient `backward` returns against central finite differences in f64.
+//!
+//! The loss is J = Σ w_y ⊙ y + Σ w_h ⊙ h_n, so ∂J/∂y = w_y and ∂J/∂h_n = w_h are
+//! fed to `backward`.
+
+use ndarray::{Array2, Array3, ArrayD, ArrayViewMutD};
+use odyssey_core::layers::recurrent::{Recurrent, RecurrentGrads};
+use odyssey_core::layers::{BackwardOptions, SequenceBatch};
+use rand::distributions::Uniform;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::assert_close;
+
+/// Central-difference step and the accepted error, `TOLERANCE · (1 + |numeric|)`.
+pub const EPS: f64 = 1e-6;
+pub const TOLERANCE: f64 = 1e-7;
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub batch: usize,
+    pub time: usize,
+    pub input: usize,
+    pub hidden: usize,
+    pub lengths: Option<Vec<usize>>,
+    pub with_h0: bool,
+}
+
+impl Case {
+    /// Three sequences of lengths 4, 1 and 3, three features, an initial state.
+    pub fn new(hidden: usize) -> Self {
+        Case {
+            batch: 3,
+            time: 4,
+            input: 3,
+            hidden,
+            lengths: Some(vec![4, 1, 3]),
+            with_h0: true,
+        }
+    }
+}
+
+/// A layer, its inputs and the loss weights.
+pub struct Problem<L> {
+    pub layer: L,
+    pub x: Array3<f64>,
+    pub h0: Option<Array2<f64>>,
+    pub lengths: Option<Vec<usize>>,
+    /// ∂J/∂y: `[batch, time, hidden]`
+    pub w_y: Array3<f64>,
+    /// ∂J/∂h_n: `[batch, hidden]`
+    pub w_h: Array2<f64>,
+}
+
+impl<L: Recurrent<f64>> Problem<L> {
+    /// `build(input_size, hidden_size, rng)` makes the layer, before anything else is drawn.
+    pub fn new(
+        case: &Case,
+        seed: u64,
+        build: impl FnOnce(usize, usize, &mut ChaCha8Rng) -> L,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let layer = build(case.input, case.hidden, &mut rng);
+        let unit = Uniform::new(-1.0, 1.0);
+        let (b, t, x, h) = (case.batch, case.time, case.input, case.hidden);
+        Problem {
+            layer,
+            x: Array3::from_shape_simple_fn((b, t, x), || rng.sample(unit)),
+            h0: case
+                .with_h0
+                .then(|| Array2::from_shape_simple_fn((b, h), || rng.sample(unit))),
+            lengths: case.lengths.clone(),
+            w_y: Array3::from_shape_simple_fn((b, t, h), || rng.sample(unit)),
+            w_h: Array2::from_shape_simple_fn((b, h), || rng.sample(unit)),
+        }
+    }
+
+    pub fn batch(&self) -> SequenceBatch<'_, f64> {
+        SequenceBatch {
+            x: self.x.view(),
+            lengths: self.lengths.as_deref(),
+            h0: self.h0.as_ref().map(|h| h.view()),
+            c0: None,
+        }
+    }
+
+    pub fn length(&self, b: usize) -> usize {
+        self.lengths.as_ref().map_or(self.x.dim().1, |l| l[b])
+    }
+
+    pub fn loss(&self) -> f64 {
+        let (out, _) = self.layer.forward_sequence(&self.batch()).unwrap();
+        (&out.y * &self.w_y).sum() + (&out.h_n * &self.w_h).sum()
+    }
+
+    pub fn gradients(&self, options: &BackwardOptions<f64>) -> RecurrentGrads<f64> {
+        let (_, cache) = self.layer.forward_sequence(&self.batch()).unwrap();
+        self.layer
+            .backward_sequence(
+                &cache,
+                self.w_y.view(),
+                Some(self.w_h.view()),
+                None,
+                options,
+            )
+            .unwrap()
+    }
+
+    /// The gradient of the layer's tensor `name` in `grads`.
+    pub fn param_grad<'g>(&self, grads: &'g RecurrentGrads<f64>, name: &str) -> &'g ArrayD<f64> {
+        let names = self.layer.parameters().tensors();
+        let index = names.iter().position(|(n, _)| *n == name);
+        &grads.params[index.unwrap_or_else(|| panic!("no tensor {name}"))]
+    }
+
+    /// Central differences of `loss` with respect to every element of the tensor `select` picks.
+    fn numeric_gradient(
+        &mut self,
+        select: impl Fn(&mut Self) -> ArrayViewMutD<'_, f64>,
+    ) -> Vec<f64> {
+        let count = select(self).len();
+        (0..count)
+            .map(|i| {
+                let original = *select(self).iter().nth(i).unwrap();
+                let mut at = |value: f64| {
+                    *select(self).iter_mut().nth(i).unwrap() = value;
+                    self.loss()
+                };
+                let derivative = (at(original + EPS) - at(original - EPS)) / (2.0 * EPS);
+                *select(self).iter_mut().nth(i).unwrap() = original;
+                derivative
+            })
+            .collect()
+    }
+
+    /// Every gradient of `backward` (∂J/∂x, ∂J/∂h0 when there is an h0, every
+    /// tensor's) against finite differences.
+    pub fn check_all_gradients(mut self) {
+        let grads = self.gradients(&BackwardOptions::default());
+        assert!(grads.dc0.is_none(), "a layer without a cell state");
+
+        let numeric_dx = self.numeric_gradient(|p| p.x.view_mut().into_dyn());
+        assert_close("dx", grads.dx.iter(), &numeric_dx, TOLERANCE);
+
+        if self.h0.is_some() {
+            let numeric_dh0 =
+                self.numeric_gradient(|p| p.h0.as_mut().unwrap().view_mut().into_dyn());
+            assert_close("dh0", grads.dh0.iter(), &numeric_dh0, TOLERANCE);
+        }
+
+        let names: Vec<String> = self
+            .layer
+            .parameters()
+            .tensors()
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(grads.params.len(), names.len(), "one gradient per tensor");
+        for (index, name) in names.iter().enumerate() {
+            let numeric = self
+                .numeric_gradient(|p| p.layer.parameters_mut().tensors_mut().swap_remove(index).1);
+            assert_close(name, grads.params[index].iter(), &numeric, TOLERANCE);
+        }
+    }
+}
