@@ -6,7 +6,6 @@
 //! so ∂J/∂y = w_y and ∂J/∂h_n = w_h are fed to `backward`.
 
 use ndarray::{s, Array1, Array2, Array3, ArrayD};
-use odyssey_core::layers::recurrent::Recurrent;
 use odyssey_core::layers::{BackwardOptions, Gru, GruConfig, SequenceBatch};
 use odyssey_core::{Error, ParamSet};
 use rand::SeedableRng;
@@ -14,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod common;
 use common::assert_close;
-use common::recurrent::{Case, Problem};
+use common::recurrent::{check_pytorch_init, Case, Problem};
 
 fn gru_problem(case: &Case, seed: u64) -> Problem<Gru<f64>> {
     Problem::new(case, seed, |input_size, hidden_size, rng| {
@@ -211,48 +210,12 @@ fn step_grad_norms_are_the_norms_of_dj_dh() {
         lengths: None,
         ..Case::new(4)
     };
-    let problem = gru_problem(&case, 11);
-    let grads = problem.gradients(&BackwardOptions::default());
-    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
-    for k in 0..case.time {
-        let mut dj_dh = problem.w_y.slice(s![.., k, ..]).to_owned();
-        if k + 1 == case.time {
-            dj_dh += &problem.w_h;
-        } else {
-            let tail = SequenceBatch {
-                h0: Some(out.y.slice(s![.., k, ..])),
-                ..SequenceBatch::new(problem.x.slice(s![.., k + 1.., ..]))
-            };
-            let (_, cache) = problem.layer.forward(&tail).unwrap();
-            let tail_dy = problem.w_y.slice(s![.., k + 1.., ..]);
-            let tail_grads = problem
-                .layer
-                .backward(
-                    &cache,
-                    tail_dy,
-                    Some(problem.w_h.view()),
-                    &BackwardOptions::default(),
-                )
-                .unwrap();
-            dj_dh += &tail_grads.dh0;
-        }
-        let expected = dj_dh.iter().map(|v| v * v).sum::<f64>().sqrt();
-        assert!(
-            (grads.step_grad_norms[k] - expected).abs() < 1e-12,
-            "step {k}"
-        );
-    }
+    gru_problem(&case, 11).check_step_grad_norms();
 }
 
 #[test]
 fn a_loose_clip_changes_nothing() {
-    let problem = gru_problem(&Case::new(3), 2);
-    let plain = problem.gradients(&BackwardOptions::default());
-    let loose = problem.gradients(&BackwardOptions {
-        recurrent_clip: Some(1e6),
-    });
-    assert_eq!(plain.dx, loose.dx);
-    assert_eq!(plain.params, loose.params);
+    gru_problem(&Case::new(3), 2).check_loose_clip_changes_nothing();
 }
 
 /// With one step from h0 = 0, δh = clamp(Δ(0) + dh_n) and dh0 = δh ⊙ z + δa_h W_hh
@@ -290,19 +253,9 @@ fn the_clip_clamps_the_total_error_of_each_step() {
 
 #[test]
 fn clipped_errors_are_bounded_at_every_step() {
-    let clip = 0.05;
     let mut problem = gru_problem(&Case::new(7), 6);
     problem.w_y *= 10.0;
-    let grads = problem.gradients(&BackwardOptions {
-        recurrent_clip: Some(clip),
-    });
-    let (batch, _, hidden) = problem.w_y.dim();
-    let bound = clip * ((batch * hidden) as f64).sqrt();
-    assert!(grads.step_grad_norms.iter().all(|&n| n <= bound + 1e-12));
-    assert_ne!(
-        grads.params,
-        problem.gradients(&BackwardOptions::default()).params
-    );
+    problem.check_clip_bounds_every_step(0.05);
 }
 
 /// The f32 path (eight lanes at a time where the CPU has AVX2, then a scalar
@@ -380,36 +333,15 @@ fn initialisation_is_pytorchs_uniform_and_seeded() {
         input_size: 5,
         hidden_size: 16,
     };
-    let a = Gru::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
-    let b = Gru::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
-    assert_eq!(a.params, b.params);
-    let shapes: Vec<(&str, Vec<usize>)> = a
-        .params
-        .tensors()
-        .iter()
-        .map(|(n, t)| (*n, t.shape().to_vec()))
-        .collect();
-    assert_eq!(
-        shapes,
+    check_pytorch_init(
+        |rng| Gru::<f32>::new(config, rng).unwrap(),
         [
             ("weight_ih", vec![48, 5]),
             ("weight_hh", vec![48, 16]),
             ("bias_ih", vec![48]),
             ("bias_hh", vec![48]),
-        ]
+        ],
     );
-    let values: Vec<f32> = a
-        .params
-        .tensors()
-        .iter()
-        .flat_map(|(_, t)| t.iter().copied().collect::<Vec<_>>())
-        .collect();
-    assert!(values.iter().all(|v| v.abs() <= 0.25));
-    assert!(
-        values.iter().any(|v| v.abs() > 0.2),
-        "spread over the whole range"
-    );
-    assert!(!a.has_cell());
 }
 
 fn shape_error_name(err: Error) -> String {

@@ -6,12 +6,12 @@
 
 use ndarray::{s, Array1, Array2, Array3, ArrayView2};
 use odyssey_core::layers::{BackwardOptions, RnnActivation, RnnConfig, SequenceBatch, SimpleRnn};
-use odyssey_core::{Error, ParamSet};
+use odyssey_core::Error;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 mod common;
-use common::recurrent::{Case, Problem};
+use common::recurrent::{check_pytorch_init, Case, Problem};
 
 /// ReLU is not differentiable at 0; finite differences need |a(t)| well above EPS.
 const RELU_MARGIN: f64 = 1e-3;
@@ -178,58 +178,19 @@ fn padded_steps_freeze_the_state_and_get_no_gradient() {
     assert_eq!(garbage.h_n, out.h_n);
 }
 
-/// ∂J/∂h(k) = Δ(k) + ∂J'/∂h0 of the same layer run on steps k+1.. from h0 = h(k),
-/// where J' is the part of J that depends on those steps.
+/// ∂J/∂h(k) = Δ(k) + ∂J'/∂h0 of the same layer run on steps k+1.. from h0 = h(k).
 #[test]
 fn step_grad_norms_are_the_norms_of_dj_dh() {
     let case = Case {
         lengths: None,
         ..Case::new(4)
     };
-    let problem = rnn_problem(&case, RnnActivation::Tanh, 11);
-    let grads = problem.gradients(&BackwardOptions::default());
-    let (out, _) = problem.layer.forward(&problem.batch()).unwrap();
-    for k in 0..case.time {
-        let mut dj_dh = problem.w_y.slice(s![.., k, ..]).to_owned();
-        if k + 1 == case.time {
-            dj_dh += &problem.w_h;
-        } else {
-            let tail_x = problem.x.slice(s![.., k + 1.., ..]);
-            let h_k = out.y.slice(s![.., k, ..]);
-            let tail = SequenceBatch {
-                h0: Some(h_k),
-                ..SequenceBatch::new(tail_x)
-            };
-            let (_, cache) = problem.layer.forward(&tail).unwrap();
-            let tail_dy = problem.w_y.slice(s![.., k + 1.., ..]);
-            let tail_grads = problem
-                .layer
-                .backward(
-                    &cache,
-                    tail_dy,
-                    Some(problem.w_h.view()),
-                    &BackwardOptions::default(),
-                )
-                .unwrap();
-            dj_dh += &tail_grads.dh0;
-        }
-        let expected = dj_dh.iter().map(|v| v * v).sum::<f64>().sqrt();
-        assert!(
-            (grads.step_grad_norms[k] - expected).abs() < 1e-12,
-            "step {k}"
-        );
-    }
+    rnn_problem(&case, RnnActivation::Tanh, 11).check_step_grad_norms();
 }
 
 #[test]
 fn a_loose_clip_changes_nothing() {
-    let problem = rnn_problem(&Case::new(3), RnnActivation::Tanh, 2);
-    let plain = problem.gradients(&BackwardOptions::default());
-    let loose = problem.gradients(&BackwardOptions {
-        recurrent_clip: Some(1e6),
-    });
-    assert_eq!(plain.dx, loose.dx);
-    assert_eq!(plain.params, loose.params);
+    rnn_problem(&Case::new(3), RnnActivation::Tanh, 2).check_loose_clip_changes_nothing();
 }
 
 /// With one step, δh(0) = clamp(Δ(0) + dh_n), so dh0 = W_hhᵀ (δh ⊙ (1 − h²)) can be written down.
@@ -265,19 +226,9 @@ fn the_clip_clamps_the_total_error_of_each_step() {
 
 #[test]
 fn clipped_errors_are_bounded_at_every_step() {
-    let clip = 0.05;
     let mut problem = rnn_problem(&Case::new(7), RnnActivation::Tanh, 6);
     problem.w_y *= 10.0;
-    let grads = problem.gradients(&BackwardOptions {
-        recurrent_clip: Some(clip),
-    });
-    let (batch, _, hidden) = problem.w_y.dim();
-    let bound = clip * ((batch * hidden) as f64).sqrt();
-    assert!(grads.step_grad_norms.iter().all(|&n| n <= bound + 1e-12));
-    assert_ne!(
-        grads.params,
-        problem.gradients(&BackwardOptions::default()).params
-    );
+    problem.check_clip_bounds_every_step(0.05);
 }
 
 #[test]
@@ -287,34 +238,14 @@ fn initialisation_is_pytorchs_uniform_and_seeded() {
         hidden_size: 16,
         activation: RnnActivation::Tanh,
     };
-    let a = SimpleRnn::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
-    let b = SimpleRnn::<f32>::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
-    assert_eq!(a.params, b.params);
-    let shapes: Vec<(&str, Vec<usize>)> = a
-        .params
-        .tensors()
-        .iter()
-        .map(|(n, t)| (*n, t.shape().to_vec()))
-        .collect();
-    assert_eq!(
-        shapes,
+    check_pytorch_init(
+        |rng| SimpleRnn::<f32>::new(config, rng).unwrap(),
         [
             ("weight_ih", vec![16, 5]),
             ("weight_hh", vec![16, 16]),
             ("bias_ih", vec![16]),
             ("bias_hh", vec![16]),
-        ]
-    );
-    let values: Vec<f32> = a
-        .params
-        .tensors()
-        .iter()
-        .flat_map(|(_, t)| t.iter().copied().collect::<Vec<_>>())
-        .collect();
-    assert!(values.iter().all(|v| v.abs() <= 0.25));
-    assert!(
-        values.iter().any(|v| v.abs() > 0.2),
-        "spread over the whole range"
+        ],
     );
 }
 

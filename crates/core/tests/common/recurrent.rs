@@ -1,11 +1,13 @@
 //! A recurrent layer without a cell state (simple RNN, GRU) under test: the layer,
 //! its inputs and random loss weights, all drawn from one seed, and the check of
-//! every gradient `backward` returns against central finite differences in f64.
+//! every gradient `backward` returns against central finite differences in f64, and
+//! the checks of the step norms, the recurrent clip and the initialisation that hold
+//! for both alike.
 //!
 //! The loss is J = Σ w_y ⊙ y + Σ w_h ⊙ h_n, so ∂J/∂y = w_y and ∂J/∂h_n = w_h are
 //! fed to `backward`.
 
-use ndarray::{Array2, Array3, ArrayD, ArrayViewMutD};
+use ndarray::{s, Array2, Array3, ArrayD, ArrayViewMutD};
 use odyssey_core::layers::recurrent::{Recurrent, RecurrentGrads};
 use odyssey_core::layers::{BackwardOptions, SequenceBatch};
 use rand::distributions::Uniform;
@@ -164,4 +166,91 @@ impl<L: Recurrent<f64>> Problem<L> {
             assert_close(name, grads.params[index].iter(), &numeric, TOLERANCE);
         }
     }
+
+    /// ‖∂J/∂h(k)‖ (`step_grad_norms`) at every step k against Δ(k) + ∂J'/∂h0 of the same
+    /// layer run on steps k+1.. from h0 = h(k), where J' is the part of J on those steps.
+    /// Needs full lengths.
+    pub fn check_step_grad_norms(&self) {
+        let none = BackwardOptions::default();
+        let grads = self.gradients(&none);
+        let (out, _) = self.layer.forward_sequence(&self.batch()).unwrap();
+        let time = self.x.dim().1;
+        for k in 0..time {
+            let mut dj_dh = self.w_y.slice(s![.., k, ..]).to_owned();
+            if k + 1 == time {
+                dj_dh += &self.w_h;
+            } else {
+                let tail = SequenceBatch {
+                    h0: Some(out.y.slice(s![.., k, ..])),
+                    ..SequenceBatch::new(self.x.slice(s![.., k + 1.., ..]))
+                };
+                let (_, cache) = self.layer.forward_sequence(&tail).unwrap();
+                let tail_dy = self.w_y.slice(s![.., k + 1.., ..]);
+                let tail_grads = self
+                    .layer
+                    .backward_sequence(&cache, tail_dy, Some(self.w_h.view()), None, &none)
+                    .unwrap();
+                dj_dh += &tail_grads.dh0;
+            }
+            let expected = dj_dh.iter().map(|v| v * v).sum::<f64>().sqrt();
+            assert!(
+                (grads.step_grad_norms[k] - expected).abs() < 1e-12,
+                "step {k}"
+            );
+        }
+    }
+
+    /// A recurrent clip far above every error changes nothing.
+    pub fn check_loose_clip_changes_nothing(&self) {
+        let plain = self.gradients(&BackwardOptions::default());
+        let loose = self.gradients(&BackwardOptions {
+            recurrent_clip: Some(1e6),
+        });
+        assert_eq!(plain.dx, loose.dx);
+        assert_eq!(plain.params, loose.params);
+    }
+
+    /// With `clip` (which must bite), every step's error norm stays within
+    /// clip·√(batch·hidden), and the gradients differ from the unclipped ones.
+    pub fn check_clip_bounds_every_step(&self, clip: f64) {
+        let grads = self.gradients(&BackwardOptions {
+            recurrent_clip: Some(clip),
+        });
+        let (batch, _, hidden) = self.w_y.dim();
+        let bound = clip * ((batch * hidden) as f64).sqrt();
+        assert!(grads.step_grad_norms.iter().all(|&n| n <= bound + 1e-12));
+        assert_ne!(
+            grads.params,
+            self.gradients(&BackwardOptions::default()).params
+        );
+    }
+}
+
+/// `build(seed)` twice with one seed gives equal layers, without a cell state, whose
+/// tensors have PyTorch's names and `shapes` and values spread over PyTorch's
+/// U(−1/√H, 1/√H) for H = 16 (±0.25).
+pub fn check_pytorch_init<L: Recurrent<f32>>(
+    build: impl Fn(&mut ChaCha8Rng) -> L,
+    shapes: [(&str, Vec<usize>); 4],
+) {
+    let a = build(&mut ChaCha8Rng::seed_from_u64(9));
+    let b = build(&mut ChaCha8Rng::seed_from_u64(9));
+    assert_eq!(a.hidden_size(), 16);
+    assert_eq!(a.parameters().tensors(), b.parameters().tensors());
+    let tensors = a.parameters().tensors();
+    let actual: Vec<(&str, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, t)| (*n, t.shape().to_vec()))
+        .collect();
+    assert_eq!(actual, shapes);
+    let values: Vec<f32> = tensors
+        .iter()
+        .flat_map(|(_, t)| t.iter().copied())
+        .collect();
+    assert!(values.iter().all(|v| v.abs() <= 0.25));
+    assert!(
+        values.iter().any(|v| v.abs() > 0.2),
+        "spread over the whole range"
+    );
+    assert!(!a.has_cell());
 }
