@@ -2,7 +2,6 @@
 //! the JS thread, the core decodes (greedy or beam search) on the worker.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use napi::bindgen_prelude::{Float64Array, Uint32Array};
 use napi::{Env, Task};
@@ -11,9 +10,8 @@ use odyssey_core::model::decode::{DecodeOptions, Decoded, Decoder};
 
 use crate::data::{into_values, ModelFloat, OwnedInput};
 use crate::error::{BindingError, ErrorCode};
-use crate::exit::Job;
-use crate::session::{each_session, Lease, Session};
-use crate::tasks::{on_worker, settle};
+use crate::session::{each_session, Session};
+use crate::tasks::{settle, ReadPass};
 
 /// How to decode (see the core's `DecodeOptions`).
 #[napi(object, object_to_js = false)]
@@ -46,23 +44,8 @@ pub struct DecodeOutput {
     pub log_probs: Float64Array,
 }
 
-pub struct DecodeTask {
-    lease: Option<Lease>,
-    inputs: Option<Vec<OwnedInput>>,
-    options: DecodeOptions,
-    job: Arc<Job>,
-}
-
-impl DecodeTask {
-    pub(crate) fn new(lease: Lease, inputs: Vec<OwnedInput>, options: DecodeOptions) -> Self {
-        DecodeTask {
-            lease: Some(lease),
-            inputs: Some(inputs),
-            options,
-            job: Job::start_uncancellable(),
-        }
-    }
-}
+/// The encoder inputs and how to decode.
+pub struct DecodeTask(pub(crate) ReadPass<(Vec<OwnedInput>, DecodeOptions)>);
 
 fn run_decode<F: ModelFloat>(
     session: &Session<F>,
@@ -81,12 +64,9 @@ impl Task for DecodeTask {
     type JsValue = DecodeOutput;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let inputs = self.inputs.take().expect("a task computes once");
-        let (options, cancel) = (&self.options, self.job.cancel_flag());
-        Ok(on_worker(
-            &self.lease,
-            |s| each_session!(s, s => run_decode(s, inputs, options, cancel)),
-        ))
+        Ok(self.0.compute(|s, (inputs, options), cancel| {
+            each_session!(s, s => run_decode(s, inputs, &options, cancel))
+        }))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<DecodeOutput> {
@@ -97,7 +77,7 @@ impl Task for DecodeTask {
     }
 
     fn finally(mut self, _: Env) -> napi::Result<()> {
-        self.lease.take();
+        self.0.release();
         Ok(())
     }
 }

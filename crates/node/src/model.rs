@@ -32,8 +32,8 @@ use crate::error::{guard, BindingError, ErrorCode};
 use crate::layer::{named_values, weight_shapes, NamedTensor, NamedTensorOutput};
 use crate::session::{each_session, AnySession, Lease, Session, Shared};
 use crate::tasks::{
-    settle, BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, PredictTask, ResumeSlot,
-    SaveTask, Waits,
+    settle, BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, PredictTask, ReadPass,
+    ResumeSlot, SaveTask, Waits,
 };
 
 /// The flag a running `fit` reads before every batch, and the way its callbacks
@@ -270,11 +270,11 @@ impl NativeModel {
     ) -> napi::Result<AsyncTask<EvaluateTask>, ErrorCode> {
         guard(|| {
             let lease = self.lease("evaluate")?;
-            Ok(AsyncTask::new(EvaluateTask::new(
+            let data = OwnedDataset::copy(&data)?;
+            Ok(AsyncTask::new(EvaluateTask(ReadPass::new(
                 lease,
-                OwnedDataset::copy(&data)?,
-                batch_size as usize,
-            )))
+                (data, batch_size as usize),
+            ))))
         })
     }
 
@@ -287,11 +287,11 @@ impl NativeModel {
     ) -> napi::Result<AsyncTask<PredictTask>, ErrorCode> {
         guard(|| {
             let lease = self.lease("predict")?;
-            Ok(AsyncTask::new(PredictTask::new(
+            let data = OwnedDataset::copy(&data)?;
+            Ok(AsyncTask::new(PredictTask(ReadPass::new(
                 lease,
-                OwnedDataset::copy(&data)?,
-                batch_size as usize,
-            )))
+                (data, batch_size as usize),
+            ))))
         })
     }
 
@@ -306,11 +306,10 @@ impl NativeModel {
         guard(|| {
             let lease = self.lease("decode")?;
             let inputs = copy_inputs(&inputs);
-            Ok(AsyncTask::new(DecodeTask::new(
+            Ok(AsyncTask::new(DecodeTask(ReadPass::new(
                 lease,
-                inputs,
-                (&options).into(),
-            )))
+                (inputs, (&options).into()),
+            ))))
         })
     }
 

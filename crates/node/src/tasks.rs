@@ -268,6 +268,40 @@ pub(crate) fn on_worker<T>(
     })
 }
 
+/// What a pass over data that only reads the model holds (evaluate, predict, decode):
+/// its lease, its input, copied on the JS thread until the worker takes it, and a job
+/// that only the process's exit cancels.
+pub(crate) struct ReadPass<T> {
+    lease: Option<Lease>,
+    input: Option<T>,
+    job: Arc<Job>,
+}
+
+impl<T> ReadPass<T> {
+    pub(crate) fn new(lease: Lease, input: T) -> Self {
+        ReadPass {
+            lease: Some(lease),
+            input: Some(input),
+            job: Job::start_uncancellable(),
+        }
+    }
+
+    /// Runs `body` on the worker with the input and the exit flag (a task computes once).
+    pub(crate) fn compute<O>(
+        &mut self,
+        body: impl FnOnce(&mut AnySession, T, &AtomicBool) -> Result<O, BindingError>,
+    ) -> napi::Result<O, ErrorCode> {
+        let input = self.input.take().expect("a task computes once");
+        let cancel = self.job.cancel_flag();
+        on_worker(&self.lease, |s| body(s, input, cancel))
+    }
+
+    /// Gives the model back, in the task's `finally` (also when JS never sees the result).
+    pub(crate) fn release(&mut self) {
+        self.lease.take();
+    }
+}
+
 /// The promise's value, or a rejection with the error's `code` (on the JS thread).
 pub(crate) fn settle<T, J>(
     env: &Env,
@@ -387,23 +421,8 @@ impl Task for FitTask {
     }
 }
 
-pub struct EvaluateTask {
-    lease: Option<Lease>,
-    data: Option<OwnedDataset>,
-    batch_size: usize,
-    job: Arc<Job>,
-}
-
-impl EvaluateTask {
-    pub(crate) fn new(lease: Lease, data: OwnedDataset, batch_size: usize) -> Self {
-        EvaluateTask {
-            lease: Some(lease),
-            data: Some(data),
-            batch_size,
-            job: Job::start_uncancellable(),
-        }
-    }
-}
+/// The data and the batch size.
+pub struct EvaluateTask(pub(crate) ReadPass<(OwnedDataset, usize)>);
 
 #[napi]
 impl Task for EvaluateTask {
@@ -411,9 +430,7 @@ impl Task for EvaluateTask {
     type JsValue = EvaluationOutput;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let data = self.data.take().expect("a task computes once");
-        let (batch_size, cancel) = (self.batch_size, self.job.cancel_flag());
-        Ok(on_worker(&self.lease, |s| {
+        Ok(self.0.compute(|s, (data, batch_size), cancel| {
             each_session!(s, s => {
                 let model = &s.trainer.model;
                 let data = data.into_dataset(&model.spec().inputs)?;
@@ -427,7 +444,7 @@ impl Task for EvaluateTask {
     }
 
     fn finally(mut self, _: Env) -> napi::Result<()> {
-        self.lease.take();
+        self.0.release();
         Ok(())
     }
 }
@@ -438,23 +455,8 @@ pub struct Prediction {
     shape: Vec<u32>,
 }
 
-pub struct PredictTask {
-    lease: Option<Lease>,
-    data: Option<OwnedDataset>,
-    batch_size: usize,
-    job: Arc<Job>,
-}
-
-impl PredictTask {
-    pub(crate) fn new(lease: Lease, data: OwnedDataset, batch_size: usize) -> Self {
-        PredictTask {
-            lease: Some(lease),
-            data: Some(data),
-            batch_size,
-            job: Job::start_uncancellable(),
-        }
-    }
-}
+/// The data and the batch size.
+pub struct PredictTask(pub(crate) ReadPass<(OwnedDataset, usize)>);
 
 fn run_predict<F: ModelFloat>(
     session: &Session<F>,
@@ -482,12 +484,9 @@ impl Task for PredictTask {
     type JsValue = TensorOutput;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let data = self.data.take().expect("a task computes once");
-        let (batch_size, cancel) = (self.batch_size, self.job.cancel_flag());
-        Ok(on_worker(
-            &self.lease,
-            |s| each_session!(s, s => run_predict(s, data, batch_size, cancel)),
-        ))
+        Ok(self.0.compute(|s, (data, batch_size), cancel| {
+            each_session!(s, s => run_predict(s, data, batch_size, cancel))
+        }))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<TensorOutput> {
@@ -498,7 +497,7 @@ impl Task for PredictTask {
     }
 
     fn finally(mut self, _: Env) -> napi::Result<()> {
-        self.lease.take();
+        self.0.release();
         Ok(())
     }
 }
