@@ -20,17 +20,16 @@ pub(crate) fn sigmoid<F: Scalar>(x: F) -> F {
     numerator / (F::one() + e)
 }
 
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2 {
-    use std::arch::x86_64::*;
-
+/// The constants of the vector versions: every instruction set evaluates the same formulas.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) mod constants {
     /// ln 2 split in a part exact in f32 and the rest (Cody–Waite reduction).
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
+    pub(crate) const LN2_HI: f32 = 0.693_359_4;
+    pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
     /// The smallest argument whose exponential is still a normal float.
-    const EXP_MIN_ARG: f32 = -87.336_55;
+    pub(crate) const EXP_MIN_ARG: f32 = -87.336_55;
     /// Minimax coefficients of (e^r − 1 − r) / r² on |r| ≤ ln2 / 2 (Cephes `expf`).
-    const EXP_POLY: [f32; 6] = [
+    pub(crate) const EXP_POLY: [f32; 6] = [
         1.987_569_1e-4,
         1.398_199_9e-3,
         8.333_452e-3,
@@ -39,14 +38,21 @@ pub(crate) mod avx2 {
         5e-1,
     ];
     /// Below this |x|, tanh uses its odd polynomial (Cephes `tanhf`).
-    const TANH_POLY_LIMIT: f32 = 0.625;
-    const TANH_POLY: [f32; 5] = [
+    pub(crate) const TANH_POLY_LIMIT: f32 = 0.625;
+    pub(crate) const TANH_POLY: [f32; 5] = [
         -5.704_988_7e-3,
         2.063_909e-2,
         -5.373_971_6e-2,
         1.333_144_2e-1,
         -3.333_328e-1,
     ];
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::constants::*;
 
     /// e^x for x ≤ 0 (≤ 1 ulp); arguments below −87.3 give the smallest normal float.
     #[inline]

@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use super::pack::MatRef;
 use super::Isa;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::{is_f32, retype};
 use crate::Scalar;
 
@@ -63,6 +63,12 @@ unsafe fn dot_rows<F: Scalar>(
         // SAFETY: F is f32 (so the retyped slices and pointers are the same); AVX2 + FMA
         // were detected; W's rows per the caller.
         unsafe { dot_rows_avx2(retype(a), w.cast(), ldw, retype(out), accumulate) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon && is_f32::<F>() {
+        // SAFETY: F is f32 (so the retyped slices and pointers are the same); W's rows per the caller.
+        unsafe { super::dot_neon::dot_rows(retype(a), w.cast(), ldw, retype(out), accumulate) };
         return;
     }
     let _ = isa;

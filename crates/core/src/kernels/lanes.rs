@@ -1,6 +1,7 @@
 //! "A few floats side by side": elementwise math is written once against
 //! [`Lanes`] and runs either one scalar at a time (any float type, any CPU)
-//! or eight `f32` at a time in AVX2 registers ([`F32x8`]).
+//! or eight `f32` at a time in AVX2 registers (`F32x8`), or four in NEON
+//! registers on aarch64 (`F32x4`).
 
 use std::ops::{Add, Mul, Sub};
 
@@ -105,6 +106,8 @@ pub(crate) unsafe fn store<V: Lanes>(value: V, values: &mut [V::Elem], at: usize
     unsafe { value.store(values.as_mut_ptr().add(at)) }
 }
 
+#[cfg(target_arch = "aarch64")]
+pub(crate) use super::lanes_neon::F32x4;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::F32x8;
 

@@ -8,7 +8,7 @@
 //! step and would gain nothing from packing it. Knowing the layout at
 //! compile time keeps the address arithmetic off the critical path.
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use std::any::Any;
 
 use super::Isa;
@@ -63,6 +63,14 @@ impl<F: Scalar> MicroKernel<F> {
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx2Fma {
             if let Some(kernel) = (&AVX2_F32 as &dyn Any).downcast_ref::<MicroKernel<F>>() {
+                return *kernel;
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if isa == Isa::Neon {
+            if let Some(kernel) =
+                (&super::microkernels_neon::NEON_F32 as &dyn Any).downcast_ref::<MicroKernel<F>>()
+            {
                 return *kernel;
             }
         }

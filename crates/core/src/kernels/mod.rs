@@ -3,18 +3,26 @@
 //! runs a recurrence's time steps on several threads.
 //!
 //! Instruction sets are chosen at run time ([`Isa::current`]): AVX2 + FMA
-//! kernels on x86-64 CPUs that have them, portable Rust everywhere else (and
-//! for `f64`). The binary is never compiled for a newer CPU than the target's
+//! kernels on x86-64 CPUs that have them, NEON kernels on every aarch64 CPU
+//! (the `*_neon` modules), portable Rust everywhere else (and for `f64`). The binary is never compiled for a newer CPU than the target's
 //! baseline, so it runs everywhere and never executes an illegal instruction.
 //! Setting the environment variable `ODYSSEY_KERNELS=generic` forces the
 //! portable kernels (to test them, or to compare).
 
 pub(crate) mod activations;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod activations_neon;
 pub(crate) mod dot;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod dot_neon;
 pub(crate) mod gemm;
 pub(crate) mod lanes;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod lanes_neon;
 pub(crate) mod lockstep;
 pub(crate) mod microkernels;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod microkernels_neon;
 pub(crate) mod pack;
 
 pub use gemm::{gemm, gemm_on};
@@ -31,6 +39,8 @@ pub enum Isa {
     Generic,
     /// x86-64 with AVX2 and FMA (Haswell, Zen and later).
     Avx2Fma,
+    /// aarch64's Advanced SIMD (NEON), present on every aarch64 CPU.
+    Neon,
 }
 
 impl Isa {
@@ -55,6 +65,9 @@ impl Isa {
                 return Isa::Avx2Fma;
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        return Isa::Neon;
+        #[cfg(not(target_arch = "aarch64"))]
         Isa::Generic
     }
 }

@@ -53,11 +53,13 @@ use super::rnn::{
 };
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
+#[cfg(target_arch = "aarch64")]
+use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::Isa;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::kernels::{is_f32, retype};
 use crate::{Error, ParamSet, Result, Scalar};
 
@@ -632,6 +634,12 @@ fn forward_cells<F: Scalar>(isa: Isa, mut cells: ForwardCells<'_, F>) {
         unsafe { forward_cells_avx2(retype(&mut cells)) };
         return;
     }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; NEON is part of aarch64.
+        unsafe { forward_cells_neon(retype(&mut cells)) };
+        return;
+    }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; lengths asserted above.
     unsafe { forward_units::<F>(&mut cells, 0..hidden) }
@@ -644,6 +652,16 @@ unsafe fn forward_cells_avx2(cells: &mut ForwardCells<'_, f32>) {
     // SAFETY: AVX2 + FMA are enabled here and present (caller); lengths asserted by the caller.
     unsafe {
         forward_units::<F32x8>(cells, lanes);
+        forward_units::<f32>(cells, rest);
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn forward_cells_neon(cells: &mut ForwardCells<'_, f32>) {
+    let (lanes, rest) = lane_split::<F32x4>(cells.h.len());
+    // SAFETY: NEON is part of aarch64; lengths asserted by the caller.
+    unsafe {
+        forward_units::<F32x4>(cells, lanes);
         forward_units::<f32>(cells, rest);
     }
 }
@@ -665,6 +683,11 @@ fn backward_cells<F: Scalar>(isa: Isa, clip: Option<F>, mut cells: BackwardCells
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe { return retype(backward_cells_avx2(retype(&mut cells), retype(clip))) };
     }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; NEON is part of aarch64.
+        unsafe { return retype(backward_cells_neon(retype(&mut cells), retype(clip))) };
+    }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; lengths asserted above.
     unsafe { backward_units::<F>(&mut cells, clip, 0..hidden) }
@@ -677,5 +700,14 @@ unsafe fn backward_cells_avx2(cells: &mut BackwardCells<'_, f32>, clip: Option<f
     // SAFETY: AVX2 + FMA are enabled here and present (caller); lengths asserted by the caller.
     unsafe {
         backward_units::<F32x8>(cells, clip, lanes) + backward_units::<f32>(cells, clip, rest)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn backward_cells_neon(cells: &mut BackwardCells<'_, f32>, clip: Option<f32>) -> f32 {
+    let (lanes, rest) = lane_split::<F32x4>(cells.h_prev.len());
+    // SAFETY: NEON is part of aarch64; lengths asserted by the caller.
+    unsafe {
+        backward_units::<F32x4>(cells, clip, lanes) + backward_units::<f32>(cells, clip, rest)
     }
 }

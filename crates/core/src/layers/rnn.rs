@@ -17,13 +17,15 @@ use super::recurrent::layer_parameter_count;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
 use crate::kernels::gemm::{gemm_prepacked, KC};
+#[cfg(target_arch = "aarch64")]
+use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::Lanes;
 use crate::kernels::microkernels::MicroKernel;
 use crate::kernels::pack::{MatRef, PackedB};
 use crate::kernels::Isa;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::kernels::{is_f32, retype};
 use crate::{Error, ParamSet, Result, Scalar};
 
@@ -55,6 +57,12 @@ impl RnnActivation {
         if isa == Isa::Avx2Fma && is_f32::<F>() {
             // SAFETY: F is f32, so the slice types are identical; AVX2 + FMA were detected.
             unsafe { self.apply_avx2(retype(values)) };
+            return;
+        }
+        #[cfg(target_arch = "aarch64")]
+        if isa == Isa::Neon && is_f32::<F>() {
+            // SAFETY: F is f32, so the slice types are identical; NEON is part of aarch64.
+            unsafe { self.apply_lanes::<F32x4>(retype(values)) };
             return;
         }
         let _ = isa;

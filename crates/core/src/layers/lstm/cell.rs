@@ -11,11 +11,13 @@ use std::ops::Range;
 
 use super::layout::{unit_blocks, Gate};
 use super::{LstmConfig, LstmVariant};
+#[cfg(target_arch = "aarch64")]
+use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::Isa;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::kernels::{is_f32, retype};
 use crate::Scalar;
 
@@ -384,6 +386,12 @@ pub(super) fn forward_row<F: Scalar>(
         unsafe { forward_row_avx2(rules, block_units, retype(row)) };
         return;
     }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon && is_f32::<F>() {
+        // SAFETY: F is f32, so the row types are identical; NEON is part of aarch64.
+        unsafe { forward_row_on::<F32x4>(rules, block_units, retype(row)) };
+        return;
+    }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; lengths checked by the slicing above.
     unsafe { forward_row_on::<F>(rules, block_units, row) }
@@ -478,6 +486,14 @@ pub(super) fn backward_row<F: Scalar>(
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe {
             let norm = backward_row_avx2(rules, retype(clip), block_units, retype(row));
+            return retype(norm);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; NEON is part of aarch64.
+        unsafe {
+            let norm = backward_row_on::<F32x4>(rules, retype(clip), block_units, retype(row));
             return retype(norm);
         }
     }
