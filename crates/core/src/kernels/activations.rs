@@ -1,5 +1,6 @@
 //! The logistic sigmoid and tanh, as the LSTM cell uses them: a portable
-//! version for any float and an AVX2/FMA `f32 × 8` version.
+//! version for any float and an AVX2/FMA `f32 × 8` version (the NEON
+//! `f32 × 4` one, in `activations_neon`, shares its constants).
 //!
 //! Both are evaluated in forms without cancellation, so the vector versions
 //! stay within 2 ulp of the exact values over the whole range (tested below):

@@ -3,9 +3,9 @@
 //! into [`GateRules`].
 //!
 //! The math is written once over [`Lanes`]: it runs one unit at a time for
-//! any float, or eight `f32` units at a time with AVX2. A block's gates are
-//! interleaved (see the `layout` module): `[i(w), f(w), z(w), o(w)]` for its
-//! `w` units.
+//! any float, or eight `f32` units at a time with AVX2 (four with NEON). A
+//! block's gates are interleaved (see the `layout` module): `[i(w), f(w),
+//! z(w), o(w)]` for its `w` units.
 
 use std::ops::Range;
 
