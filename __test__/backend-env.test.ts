@@ -21,6 +21,12 @@ describe('ODYSSEY_BACKEND', () => {
     expect(new LSTM({ ...SIZES, backend: 'js' }).config.backend).toBe('js')
   })
 
+  it('wasm makes layers default to the native backend (the Rust core, loaded as WebAssembly)', () => {
+    vi.stubEnv('ODYSSEY_BACKEND', 'wasm')
+    expect(new LSTM(SIZES).config.backend).toBe('native')
+    expect(new SimpleRNN({ ...SIZES, backend: 'js' }).config.backend).toBe('js')
+  })
+
   it('empty counts as unset: native', () => {
     vi.stubEnv('ODYSSEY_BACKEND', '')
     expect(new LSTM(SIZES).config.backend).toBe('native')
@@ -29,6 +35,6 @@ describe('ODYSSEY_BACKEND', () => {
   it('any other value is refused with the variable named', () => {
     vi.stubEnv('ODYSSEY_BACKEND', 'gpu')
     expect(() => new SimpleRNN(SIZES)).toThrow(OdysseyRangeError)
-    expect(() => new SimpleRNN(SIZES)).toThrow(/ODYSSEY_BACKEND: expected one of 'native', 'js', got 'gpu'/)
+    expect(() => new SimpleRNN(SIZES)).toThrow(/ODYSSEY_BACKEND: expected one of 'native', 'js', 'wasm', got 'gpu'/)
   })
 })

@@ -110,21 +110,22 @@ function packMainPackage(work: string, tarballs: string): { tarball: string; rep
   return { tarball: join(tarballs, npmPack(join(work, 'package'), tarballs).filename), report }
 }
 
-/** npm/<suffix> plus the built addon, packed: what `napi artifacts` + `napi prepublish` publish. */
+/** npm/<suffix> plus its built files (the addon, or the wasm build and its loaders), packed: what `napi artifacts` + `napi prepublish` publish. */
 function packPlatformPackage(suffix: string, work: string, tarballs: string): { tarball: string; report: PackResult } {
   const dir = join(work, suffix)
   cpSync(join(ROOT, 'npm', suffix), dir, { recursive: true })
-  const addon = `${BINARY_NAME}.${suffix}.node`
-  copyFileSync(join(ROOT, 'native', addon), join(dir, addon))
+  const { files } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { files: string[] }
+  for (const file of files) copyFileSync(join(ROOT, 'native', file), join(dir, file))
   const report = npmPack(dir, tarballs)
   return { tarball: join(tarballs, report.filename), report }
 }
 
 /**
- * The main package's runtime dependencies, packed from this checkout's node_modules, so the
- * offline installs need no registry and no npm cache. Assumes npm's hoisted layout.
+ * The runtime dependencies of the packages in `roots` (the main package by default), packed from
+ * this checkout's node_modules, so the offline installs need no registry and no npm cache.
+ * Assumes npm's hoisted layout.
  */
-function packRuntimeDependencies(tarballs: string): string[] {
+function packRuntimeDependencies(tarballs: string, roots: string[] = [ROOT]): string[] {
   const packed = new Map<string, string>()
   const visit = (manifestDir: string) => {
     const manifest = JSON.parse(readFileSync(join(manifestDir, 'package.json'), 'utf8')) as {
@@ -137,7 +138,7 @@ function packRuntimeDependencies(tarballs: string): string[] {
       visit(dir)
     }
   }
-  visit(ROOT)
+  for (const root of roots) visit(root)
   return [...packed.values()]
 }
 
@@ -145,11 +146,11 @@ function packRuntimeDependencies(tarballs: string): string[] {
  * A new project with the tarballs installed from disk only, and the smoke scripts next to it.
  * Returns what npm said, which must not ask the user to approve any install script.
  */
-function installConsumer(dir: string, cache: string, tarballs: string[]): string {
+function installConsumer(dir: string, cache: string, tarballs: string[], npmFlags: string[] = []): string {
   cpSync(join(ROOT, 'scripts', 'install-smoke'), dir, { recursive: true })
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
   const offline = ['--offline', '--no-audit', '--no-fund', '--cache', cache, '--registry', UNREACHABLE_REGISTRY]
-  const { stdout, stderr } = run('npm', ['install', ...offline, ...tarballs], dir)
+  const { stdout, stderr } = run('npm', ['install', ...offline, ...npmFlags, ...tarballs], dir)
   return stdout + stderr
 }
 
@@ -248,3 +249,48 @@ describe('installing the packed packages with no Rust and no network', () => {
     }
   })
 })
+
+const WASM_SUFFIX = 'wasm32-wasi'
+const wasmBuilt = existsSync(join(ROOT, 'native', `${BINARY_NAME}.${WASM_SUFFIX}.wasm`))
+if (!wasmBuilt && process.env.ODYSSEY_REQUIRE_WASM !== '1') {
+  console.warn('install.test.ts: the wasm-only install is skipped: native/ has no wasm build (npm run build:wasm)')
+}
+
+describe.skipIf(!wasmBuilt && process.env.ODYSSEY_REQUIRE_WASM !== '1')(
+  'installing the main package with only the WebAssembly package, no native binary, no Rust, no network',
+  () => {
+    let work: string
+    let wasmOnly: string
+
+    beforeAll(() => {
+      work = mkdtempSync(join(tmpdir(), 'odyssey-install-wasm-'))
+      const tarballs = join(work, 'tarballs')
+      for (const dir of [tarballs, join(work, 'main'), join(work, 'platform')]) mkdirSync(dir)
+      const main = packMainPackage(join(work, 'main'), tarballs)
+      const wasm = packPlatformPackage(WASM_SUFFIX, join(work, 'platform'), tarballs)
+      const dependencies = packRuntimeDependencies(tarballs, [ROOT, join(ROOT, 'npm', WASM_SUFFIX)])
+      wasmOnly = join(work, 'wasm-only')
+      // The wasm package says `cpu: ["wasm32"]`: npm installs it only for that cpu.
+      installConsumer(wasmOnly, join(work, 'cache'), [main.tarball, wasm.tarball, ...dependencies], ['--cpu=wasm32'])
+    }, SLOW)
+
+    afterAll(() => {
+      if (work !== undefined) rmSync(work, { recursive: true, force: true })
+    })
+
+    it(
+      'require and import fall back to it: layers agree with the reference and train, a Model fits and predicts',
+      () => {
+        const modules = join(wasmOnly, 'node_modules')
+        expect(readdirSync(modules).filter((name) => name.startsWith(`${BINARY_NAME}-`))).toEqual([
+          `${BINARY_NAME}-${WASM_SUFFIX}`,
+        ])
+        for (const entry of ['require.cjs', 'import.mjs'] as const) {
+          const { before, after } = smoke(wasmOnly, entry, 'with-wasm')
+          expect(after).toBeLessThan(before)
+        }
+      },
+      SLOW,
+    )
+  },
+)

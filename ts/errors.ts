@@ -145,14 +145,23 @@ const NATIVE_ERROR_CLASSES: Readonly<Record<string, ErrorClass>> = {
   ODYSSEY_PANIC: OdysseyError,
 }
 
+/** Between the code and the message of a coded rejection of the WebAssembly build. */
+const CODE_SEPARATOR = '\u001f'
+
 /**
  * The typed error for an exception thrown by the native addon: its `code`
  * picks the class; anything without a known code (napi's own argument
  * conversion errors) becomes `ODYSSEY_NATIVE`. The original is the `cause`.
  */
 export function fromNativeError(error: unknown): AnyOdysseyError {
-  const code = (error as { code?: unknown } | null)?.code
-  const message = error instanceof Error ? error.message : String(error)
+  let code = (error as { code?: unknown } | null)?.code
+  let message = error instanceof Error ? error.message : String(error)
+  // The WebAssembly build's rejections carry their code at the head of the message (crates/node/src/tasks.rs).
+  const separator = message.indexOf(CODE_SEPARATOR)
+  if (separator > 0 && message.startsWith('ODYSSEY_')) {
+    code = message.slice(0, separator)
+    message = message.slice(separator + 1)
+  }
   const known = typeof code === 'string' ? NATIVE_ERROR_CLASSES[code] : undefined
   if (known === undefined) return new OdysseyError('ODYSSEY_NATIVE', `native addon: ${message}`, { cause: error })
   return new known(code as ErrorCode, message, { cause: error })

@@ -46,7 +46,7 @@ export interface LstmOptions {
   seed?: number
   /** Added to the forget-gate block of `bias_ih_l0`. Default 0 (PyTorch); 1 is a common choice. */
   forgetBias?: number
-  /** Default: the environment variable `ODYSSEY_BACKEND` (`'native'` or `'js'`) when set, else `'native'`. */
+  /** Default: the environment variable `ODYSSEY_BACKEND` (`'native'`, `'js'`, or `'wasm'`: native, run as WebAssembly) when set, else `'native'`. */
   backend?: Backend
 }
 

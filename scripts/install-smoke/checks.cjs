@@ -72,10 +72,36 @@ function withoutBinary(odyssey) {
       return error instanceof odyssey.OdysseyError && error.code === 'ODYSSEY_NATIVE_LOAD'
     },
   )
-  for (const fix of [`${process.platform}-${process.arch}`, 'ODYSSEY_BACKEND=js', "backend: 'js'"]) {
+  for (const fix of [
+    `${process.platform}-${process.arch}`,
+    'odyssey-rnn-wasm32-wasi',
+    'ODYSSEY_BACKEND=js',
+    "backend: 'js'",
+  ]) {
     assert.ok(failure.message.includes(fix), `the error should mention ${fix}: ${failure.message}`)
   }
   return { ...checkTrains(lstm(odyssey, 'js'), 'js'), message: failure.message }
+}
+
+/**
+ * Only the WebAssembly package (no native binary): the loader falls back to it, native layers
+ * agree with the pure-TS reference and train, and a `Model` fits (on its worker) and predicts.
+ */
+async function withWasm(odyssey) {
+  withBinary(odyssey)
+  const data = odyssey.addingProblem({ n: 32, time: 6, seed: 1 })
+  const model = odyssey.sequential({
+    input: { kind: 'sequence', features: 2 },
+    layers: [odyssey.lstm({ hiddenSize: 6, output: 'last' }), odyssey.dense({ units: 1 })],
+    loss: 'mse',
+    optimizer: { type: 'adam', learningRate: 0.02 },
+    seed: 2,
+  })
+  const history = await model.fit(data, { epochs: 4, batchSize: 8 })
+  const predictions = await model.predict(data.x)
+  assert.deepEqual(predictions.shape, [32, 1])
+  model.dispose()
+  return { before: history.loss[0], after: history.loss[history.loss.length - 1] }
 }
 
 /** `ODYSSEY_BACKEND=js` in the environment: layers default to the pure-TS backend. */
@@ -84,7 +110,12 @@ function withJsByEnvironment(odyssey) {
   return checkTrains(lstm(odyssey), 'js')
 }
 
-const SCENARIOS = { 'with-binary': withBinary, 'without-binary': withoutBinary, 'js-by-env': withJsByEnvironment }
+const SCENARIOS = {
+  'with-binary': withBinary,
+  'without-binary': withoutBinary,
+  'js-by-env': withJsByEnvironment,
+  'with-wasm': withWasm,
+}
 
 /**
  * The root is the library alone; `odyssey-rnn/onnx`, `/report` and `/vqa` load (with or without
@@ -106,5 +137,7 @@ module.exports = function runScenario(odyssey, subpaths, scenario, entryPoint) {
   const check = SCENARIOS[scenario]
   if (check === undefined) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS)}`)
   checkSubpaths(odyssey, subpaths)
-  console.log(JSON.stringify({ entryPoint, scenario, ...check(odyssey) }))
+  return Promise.resolve(check(odyssey)).then((outcome) => {
+    console.log(JSON.stringify({ entryPoint, scenario, ...outcome }))
+  })
 }

@@ -318,7 +318,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = dir.join(format!(
         ".{}.{}-{unique}.tmp",
         file_name.to_string_lossy(),
-        std::process::id()
+        process_id()
     ));
 
     let mut file = OpenOptions::new()
@@ -341,6 +341,23 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     replaced?;
     sync_directory(dir).map_err(|e| io_error(dir, "cannot flush directory", e))
+}
+
+/// This process's id, which keeps the temporary names of processes writing to the same
+/// directory apart. WASI has no process ids (std's `process::id` panics there), so under
+/// WebAssembly it is a random number drawn once per process.
+pub(crate) fn process_id() -> u32 {
+    #[cfg(not(target_os = "wasi"))]
+    {
+        std::process::id()
+    }
+    #[cfg(target_os = "wasi")]
+    {
+        use std::hash::{BuildHasher, RandomState};
+        static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        // RandomState's keys come from WASI's `random_get`.
+        *ID.get_or_init(|| RandomState::new().hash_one(0u8) as u32)
+    }
 }
 
 /// Makes the rename itself durable. Windows cannot open directories as files

@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Either3, JsObjectValue, JsValue};
+use napi::bindgen_prelude::Either3;
 use napi::threadsafe_function::{
     ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
 };
@@ -315,7 +315,10 @@ pub(crate) fn settle<T, J>(
 
 /// A JS `Error` carrying `code`, as a rejection reason: napi's own conversion
 /// would set `code` to a napi status name.
+#[cfg(not(target_family = "wasm"))]
 fn coded_rejection(env: &Env, error: napi::Error<ErrorCode>) -> napi::Error {
+    use napi::bindgen_prelude::{JsObjectValue, JsValue};
+
     let build = || -> napi::Result<napi::Error> {
         let mut object = env.create_error(napi::Error::new(
             Status::GenericFailure,
@@ -325,6 +328,18 @@ fn coded_rejection(env: &Env, error: napi::Error<ErrorCode>) -> napi::Error {
         Ok(napi::Error::from(object.to_unknown()))
     };
     build().unwrap_or_else(|e| e)
+}
+
+/// Under WebAssembly napi-rs keeps no JS value inside an `Error`, so the object
+/// built above would reach JS without its `code`: there the code travels at the
+/// head of the message, `<code>\u{1f}<message>`, and the facade's
+/// `fromNativeError` (ts/errors.ts) takes it off again.
+#[cfg(target_family = "wasm")]
+fn coded_rejection(_env: &Env, error: napi::Error<ErrorCode>) -> napi::Error {
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("{}\u{1f}{}", error.status.as_ref(), error.reason),
+    )
 }
 
 pub struct FitTask {

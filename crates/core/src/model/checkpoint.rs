@@ -267,8 +267,9 @@ fn generation_name(step: u64) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let seed =
-        nanos ^ (u64::from(std::process::id()) << 32) ^ SAVES.fetch_add(1, Ordering::Relaxed);
+    let seed = nanos
+        ^ (u64::from(tensor_file::process_id()) << 32)
+        ^ SAVES.fetch_add(1, Ordering::Relaxed);
     format!("{GENERATION_PREFIX}{step}-{:016x}", mix(seed))
 }
 

@@ -1,0 +1,75 @@
+/**
+ * The WebAssembly build of the Rust core (`npm run build:wasm`: native/odyssey-rnn.wasm32-wasi.wasm
+ * and its loader) against the native addon: one workload through the built package in two child
+ * processes, `ODYSSEY_BACKEND=wasm` and the default, gives the same numbers to float32 rounding
+ * (a float32 LSTM layer's forward and backward, a fit's losses, predictions, and predictions of the
+ * checkpoint loaded through WASI's file system), the same progress, abort and bad-input errors.
+ *
+ * Skips with a printed reason when the wasm build is absent, unless ODYSSEY_REQUIRE_WASM=1
+ * (.ci/run builds it and sets that).
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+
+const ROOT = resolve(__dirname, '..')
+const CHILD = join(__dirname, 'helpers', 'backend-child.cjs')
+const WASM = join(ROOT, 'native', 'odyssey-rnn.wasm32-wasi.wasm')
+const present = existsSync(WASM)
+if (!present && process.env.ODYSSEY_REQUIRE_WASM !== '1') {
+  console.warn(`wasm-backend.test.ts skipped: ${WASM} is absent (npm run build:wasm builds it)`)
+}
+
+interface Outcome {
+  binding: string
+  layer: { y: number[]; dx: number[] }
+  losses: number[]
+  batches: number
+  predictions: number[]
+  reloaded: number[]
+  aborted: string
+  badInput: string
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'odyssey-wasm-'))
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+function runChild(backend: 'native' | 'wasm'): Outcome {
+  const dir = mkdtempSync(join(scratch, `${backend}-`))
+  const env = { ...process.env, ODYSSEY_BACKEND: backend }
+  delete (env as NodeJS.ProcessEnv).NAPI_RS_FORCE_WASI
+  const result = spawnSync(process.execPath, [CHILD, dir], { env, encoding: 'utf8', timeout: 120_000 })
+  if (result.status !== 0)
+    throw new Error(`${backend} child failed (${result.status ?? result.signal}):\n${result.stderr}`)
+  return JSON.parse(result.stdout) as Outcome
+}
+
+/** Every element within `tolerance` of the other's, relative to the larger magnitude (floor 1). */
+function expectClose(actual: number[], expected: number[], tolerance: number) {
+  expect(actual).toHaveLength(expected.length)
+  const worst = Math.max(...actual.map((a, i) => Math.abs(a - expected[i]) / Math.max(1, Math.abs(expected[i]))))
+  expect(worst).toBeLessThanOrEqual(tolerance)
+}
+
+describe.skipIf(!present && process.env.ODYSSEY_REQUIRE_WASM !== '1')(
+  'the WebAssembly build beside the native addon',
+  () => {
+    it('gives the same results to float32 rounding, and the same progress, abort and errors', () => {
+      const wasm = runChild('wasm')
+      const native = runChild('native')
+      expect(wasm.binding).toBe('wasm')
+      expect(native.binding).toBe('native')
+      expectClose(wasm.layer.y, native.layer.y, 1e-5)
+      expectClose(wasm.layer.dx, native.layer.dx, 1e-5)
+      expectClose(wasm.losses, native.losses, 1e-5)
+      expectClose(wasm.predictions, native.predictions, 1e-5)
+      expect(wasm.reloaded).toEqual(wasm.predictions)
+      expect(wasm.batches).toBe(native.batches)
+      expect(wasm.aborted).toBe('AbortError')
+      expect(native.aborted).toBe('AbortError')
+      expect(wasm.badInput).toBe(native.badInput)
+    }, 240_000)
+  },
+)
