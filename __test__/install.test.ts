@@ -270,8 +270,8 @@ describe.skipIf(!wasmBuilt && process.env.ODYSSEY_REQUIRE_WASM !== '1')(
       const wasm = packPlatformPackage(WASM_SUFFIX, join(work, 'platform'), tarballs)
       const dependencies = packRuntimeDependencies(tarballs, [ROOT, join(ROOT, 'npm', WASM_SUFFIX)])
       wasmOnly = join(work, 'wasm-only')
-      // The wasm package says `cpu: ["wasm32"]`: npm installs it only for that cpu.
-      installConsumer(wasmOnly, join(work, 'cache'), [main.tarball, wasm.tarball, ...dependencies], ['--cpu=wasm32'])
+      // The wasm package says `cpu: ["wasm32"]`: named on the command line, npm installs it only with --force.
+      installConsumer(wasmOnly, join(work, 'cache'), [main.tarball, wasm.tarball, ...dependencies], ['--force'])
     }, SLOW)
 
     afterAll(() => {

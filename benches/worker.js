@@ -17,6 +17,7 @@ const { SkipCase } = require('./lib/skip')
 const MODULES = {
   'odyssey-native': './impl/odyssey',
   'odyssey-js': './impl/odyssey',
+  'odyssey-wasm': './impl/odyssey',
   'tfjs-wasm': './impl/tfjs',
   'tfjs-cpu': './impl/tfjs',
   'brain.js': './impl/brain',

@@ -57,7 +57,7 @@ export function loadedBindingKind(): BindingKind {
   return bindingKind as BindingKind
 }
 
-/** The WebAssembly build's package, which `napi create-npm-dirs` made (`cpu: ["wasm32"]`, so npm installs it only when asked). */
+/** The WebAssembly build's package, which `napi create-npm-dirs` made (`cpu: ["wasm32"]`: npm installs it only when forced). */
 export const WASM_PACKAGE = 'odyssey-rnn-wasm32-wasi'
 
 /**
@@ -91,12 +91,12 @@ function isWasmBinding(loaded: NativeBinding): boolean {
 function loadError(error: unknown, wantWasm: boolean): OdysseyError {
   const platform = `${process.platform}-${process.arch}`
   const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0]
-  const installWasm = `\`npm install --cpu=wasm32 ${WASM_PACKAGE}\``
+  const installWasm = `\`npm install --force ${WASM_PACKAGE}\``
   if (wantWasm) {
     return new OdysseyError(
       'ODYSSEY_NATIVE_LOAD',
       `odyssey-rnn: ODYSSEY_BACKEND=wasm, but the WebAssembly build could not be loaded (${reason}). ` +
-        `It is the package \`${WASM_PACKAGE}\`: ${installWasm} (npm skips it otherwise, as it is for cpu wasm32), ` +
+        `It is the package \`${WASM_PACKAGE}\`: ${installWasm} (npm refuses it without --force: it is for cpu wasm32), ` +
         `or build it in a clone with \`npm run build:wasm\`. Needs Node.js >= 20.19.`,
       { cause: error },
     )

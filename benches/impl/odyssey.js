@@ -1,6 +1,7 @@
 'use strict'
 /**
- * odyssey-rnn, native (the Rust core) or pure TypeScript (`backend: 'js'`),
+ * odyssey-rnn, native (the Rust core), the same core as WebAssembly (odyssey-wasm:
+ * `ODYSSEY_BACKEND=wasm`, the Model API like native) or pure TypeScript (`backend: 'js'`),
  * loaded from the built package (`dist/`).
  *
  * Native cases use the Model API when the package has it (`sequential`: one
@@ -10,6 +11,7 @@
  * backward, setWeights. The VQA model's js case runs the reference backend's
  * `ReferenceVqaModel`. Every record says which API ran.
  */
+const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
@@ -20,6 +22,7 @@ const { seq2seqBatch, seq2seqGraph } = require('./seq2seq-model')
 const { referenceVqaModel, vqaBatch, vqaGraph } = require('./vqa-model')
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..')
+const WASM_BUILD = path.join(PACKAGE_ROOT, 'native', 'odyssey-rnn.wasm32-wasi.wasm')
 
 function loadOdyssey() {
   try {
@@ -207,6 +210,11 @@ function prepareLayerApi(odyssey, spec, backend) {
 
 /** @returns {Promise<{ step: () => unknown, info: object }>} */
 async function prepare(spec) {
+  // Read when the binding first loads: odyssey-wasm runs the WebAssembly build of the same core.
+  if (spec.impl === 'odyssey-wasm') {
+    if (!fs.existsSync(WASM_BUILD)) throw new SkipCase('no WebAssembly build (npm run build:wasm)')
+    process.env.ODYSSEY_BACKEND = 'wasm'
+  }
   const odyssey = loadOdyssey()
   const backend = spec.impl === 'odyssey-js' ? 'js' : 'native'
   if (spec.model === 'vqa') return prepareVqa(odyssey, spec, backend)

@@ -13,6 +13,8 @@ const { SEQ2SEQ_SIZES, SHAPES, STREAM_STEPS, VQA_DEMO_SIZES, VQA_SIZES } = requi
 const IMPLEMENTATIONS = {
   'odyssey-native': { runtime: 'node', largest: 'S3' },
   'odyssey-js': { runtime: 'node', largest: 'S2' },
+  // The same Rust core as WebAssembly (npm run build:wasm), through ODYSSEY_BACKEND=wasm.
+  'odyssey-wasm': { runtime: 'node', largest: 'S2' },
   pytorch: { runtime: 'python', script: 'pytorch_lstm.py', largest: 'S3' },
   'tfjs-wasm': { runtime: 'node', largest: 'S2' },
   'tfjs-cpu': { runtime: 'node', largest: 'S1' },
