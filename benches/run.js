@@ -62,7 +62,7 @@ function commandLine(argv) {
 
 function writeOutputs(run, options) {
   console.log(environmentLines(run).join('\n'))
-  console.log(`\n${textTable(run.records)}\n\nTargets of the issue "Performance":\n${targetsText(run.targets)}`)
+  console.log(`\n${textTable(run.records)}\n\n${targetsText(run.targets)}`)
   if (options.json !== undefined) {
     fs.mkdirSync(path.dirname(options.json), { recursive: true })
     fs.writeFileSync(options.json, `${JSON.stringify(run, null, 2)}\n`)

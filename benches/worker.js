@@ -21,20 +21,28 @@ const MODULES = {
   'tfjs-wasm': './impl/tfjs',
   'tfjs-cpu': './impl/tfjs',
   'brain.js': './impl/brain',
+  onnxruntime: './impl/onnxruntime',
 }
 
-/** What one timed repetition is: one call, or `spec.steps` streaming steps. */
-function repetition(step, spec) {
+/**
+ * What one timed repetition is: one call, or `spec.steps` streaming steps (each awaited when
+ * the implementation's step is asynchronous, as onnxruntime's `session.run` is).
+ */
+function repetition({ step, async }, spec) {
   if (spec.mode !== 'stream') return step
+  if (async)
+    return async () => {
+      for (let i = 0; i < spec.steps; i++) await step()
+    }
   return () => {
     for (let i = 0; i < spec.steps; i++) step()
   }
 }
 
 /** Timings of each prepared step (interleaved when there are several); for a streaming case in ms per single step. */
-async function timeSteps(steps, spec) {
+async function timeSteps(prepared, spec) {
   const timings = await timeRepetitions(
-    steps.map((step) => repetition(step, spec)),
+    prepared.map((p) => repetition(p, spec)),
     spec.policy,
   )
   const perCall = spec.mode === 'stream' ? spec.steps : 1
@@ -58,10 +66,7 @@ async function runCase(spec) {
     const flat = await sampleRssOverSteps(prepared[0].step, spec.flatSteps, spec.flatEvery)
     return { info: prepared[0].info, rssAfterSetupMiB, flat, peakRssMiB: peakRssMiB() }
   }
-  const timings = await timeSteps(
-    prepared.map((p) => p.step),
-    spec,
-  )
+  const timings = await timeSteps(prepared, spec)
   const peak = peakRssMiB()
   const results = timings.map((timing, i) => ({
     info: prepared[i].info,

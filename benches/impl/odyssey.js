@@ -223,4 +223,4 @@ async function prepare(spec) {
   return modelApi ? prepareModelApi(odyssey, spec) : prepareLayerApi(odyssey, spec, backend)
 }
 
-module.exports = { prepare }
+module.exports = { prepare, loadOdyssey, recurrentModel }

@@ -19,6 +19,8 @@ const IMPLEMENTATIONS = {
   'tfjs-wasm': { runtime: 'node', largest: 'S2' },
   'tfjs-cpu': { runtime: 'node', largest: 'S1' },
   'brain.js': { runtime: 'node', largest: 'S1' },
+  // Inference only: odyssey's own ONNX export run by onnxruntime-node (a devDependency).
+  onnxruntime: { runtime: 'node', largest: 'S3', suites: ['forward', 'stream'] },
 }
 const IMPLEMENTATION_IDS = Object.keys(IMPLEMENTATIONS)
 const SHAPE_ORDER = ['S1', 'S2', 'S3']
@@ -75,8 +77,11 @@ function seq2seqCase(impl) {
   }
 }
 
+/** A case of every implementation that takes part in `suite` (all of them unless an entry lists its `suites`). */
 function everyImplementation(suite, shapeName, extra) {
-  return IMPLEMENTATION_IDS.map((impl) => makeCase(suite, impl, shapeName, extra))
+  return IMPLEMENTATION_IDS.filter((impl) => IMPLEMENTATIONS[impl].suites?.includes(suite) ?? true).map((impl) =>
+    makeCase(suite, impl, shapeName, extra),
+  )
 }
 
 const SUITES = {

@@ -92,8 +92,23 @@ function verdict({ met, reported }) {
   return met ? 'met' : 'NOT met'
 }
 
+/** The issues the targets belong to, in order (runs saved before targets had an issue count as #5's). */
+function byIssue(targets) {
+  const groups = new Map()
+  for (const t of targets) {
+    const issue = t.issue ?? '#5 Performance'
+    groups.set(issue, [...(groups.get(issue) ?? []), t])
+  }
+  return [...groups]
+}
+
 function targetsText(targets) {
-  return targets.map((t) => `${verdict(t).padEnd(8)} ${t.target}: ${t.text}`).join('\n')
+  return byIssue(targets)
+    .map(
+      ([issue, group]) =>
+        `Targets of issue ${issue}:\n${group.map((t) => `${verdict(t).padEnd(8)} ${t.target}: ${t.text}`).join('\n')}`,
+    )
+    .join('\n\n')
 }
 
 function blasLine(blas) {
@@ -119,7 +134,9 @@ function environmentLines({ machine, command, loadStart, loadEnd, pytorch, recor
 }
 
 function markdownSection(run) {
-  const targetRows = run.targets.map((t) => [t.target, t.text, verdict(t)])
+  const targetRows = byIssue(run.targets).flatMap(([issue, group]) =>
+    group.map((t) => [issue, t.target, t.text, verdict(t)]),
+  )
   return [
     MARK_START,
     '### Latest run',
@@ -128,7 +145,7 @@ function markdownSection(run) {
     '',
     '#### Targets',
     '',
-    markdownTable(['target', 'measured', ''], targetRows),
+    markdownTable(['issue', 'target', 'measured', ''], targetRows),
     '',
     '#### Every record',
     '',

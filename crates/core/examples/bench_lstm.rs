@@ -93,7 +93,18 @@ fn lstm_forward_flops([b, t, x, h]: Shape) -> f64 {
     2.0 * (t * b * 4 * h * (x + h)) as f64
 }
 
-fn lstm_case(name: &str, shape: Shape, peepholes: bool, train: bool) -> Case {
+/// What an LSTM case times.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Forward, MSE gradient, backward, SGD update.
+    Train,
+    /// The forward pass that keeps the backward cache (`Lstm::forward`).
+    Forward,
+    /// The inference pass (`Lstm::infer`, what predict and streaming run).
+    Infer,
+}
+
+fn lstm_case(name: &str, shape: Shape, peepholes: bool, pass: Pass) -> Case {
     let [b, t, x, h] = shape;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let config = LstmConfig::new(x, h).with_peepholes(peepholes);
@@ -101,8 +112,8 @@ fn lstm_case(name: &str, shape: Shape, peepholes: bool, train: bool) -> Case {
     let input = random_array3(&mut rng, [b, t, x]);
     let target = random_array3(&mut rng, [b, t, h]);
     let mut sgd = Sgd::new(SgdConfig::default()).expect("valid config");
-    let run: Box<dyn FnMut()> = if train {
-        Box::new(move || {
+    let run: Box<dyn FnMut()> = match pass {
+        Pass::Train => Box::new(move || {
             let (out, cache) = lstm
                 .forward(&SequenceBatch::new(input.view()))
                 .expect("valid batch");
@@ -111,16 +122,21 @@ fn lstm_case(name: &str, shape: Shape, peepholes: bool, train: bool) -> Case {
                 .backward(&cache, dy.view(), None, None, &BackwardOptions::default())
                 .expect("valid gradients");
             sgd_update(&mut sgd, &mut lstm.params, &grads.params);
-        })
-    } else {
-        Box::new(move || {
+        }),
+        Pass::Forward => Box::new(move || {
             black_box(
                 lstm.forward(&SequenceBatch::new(input.view()))
                     .expect("valid batch"),
             );
-        })
+        }),
+        Pass::Infer => Box::new(move || {
+            black_box(
+                lstm.infer(&SequenceBatch::new(input.view()))
+                    .expect("valid batch"),
+            );
+        }),
     };
-    let passes = if train { 3.0 } else { 1.0 };
+    let passes = if pass == Pass::Train { 3.0 } else { 1.0 };
     Case {
         name: name.to_string(),
         flops: passes * lstm_forward_flops(shape),
@@ -129,8 +145,8 @@ fn lstm_case(name: &str, shape: Shape, peepholes: bool, train: bool) -> Case {
     }
 }
 
-/// Inference one step per call, the state carried from call to call.
-fn lstm_stream_case(name: &str) -> Case {
+/// Inference one step per call, the state carried from call to call (`Pass::Forward` or `Pass::Infer`).
+fn lstm_stream_case(name: &str, pass: Pass) -> Case {
     let [b, _, x, h] = STREAM;
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let config = LstmConfig::new(x, h).with_peepholes(false);
@@ -148,7 +164,11 @@ fn lstm_stream_case(name: &str) -> Case {
                 h0: Some(h_state.view()),
                 c0: Some(c_state.view()),
             };
-            let (out, _) = lstm.forward(&batch).expect("valid batch");
+            let out = match pass {
+                Pass::Infer => lstm.infer(&batch),
+                _ => lstm.forward(&batch).map(|(out, _)| out),
+            }
+            .expect("valid batch");
             h_state = out.h_n;
             c_state = out.c_n.expect("LSTM has a cell state");
         }
@@ -228,13 +248,15 @@ fn all_cases() -> Vec<Box<dyn Fn() -> Case>> {
         Box::new(|| sgemm_case("sgemm 2048^3 odyssey", 2048, Gemm::Odyssey)),
         Box::new(|| sgemm_case("sgemm 512^3 matrixmultiply", 512, Gemm::Matrixmultiply)),
         Box::new(|| sgemm_case("sgemm 512^3 odyssey", 512, Gemm::Odyssey)),
-        Box::new(|| lstm_case("lstm train S1", S1, false, true)),
-        Box::new(|| lstm_case("lstm train S1 peepholes", S1, true, true)),
-        Box::new(|| lstm_case("lstm train S2", S2, false, true)),
-        Box::new(|| lstm_case("lstm train S2 peepholes", S2, true, true)),
-        Box::new(|| lstm_case("lstm train S3", S3, false, true)),
-        Box::new(|| lstm_case("lstm forward S2", S2, false, false)),
-        Box::new(|| lstm_stream_case("lstm stream B1 X128 H256")),
+        Box::new(|| lstm_case("lstm train S1", S1, false, Pass::Train)),
+        Box::new(|| lstm_case("lstm train S1 peepholes", S1, true, Pass::Train)),
+        Box::new(|| lstm_case("lstm train S2", S2, false, Pass::Train)),
+        Box::new(|| lstm_case("lstm train S2 peepholes", S2, true, Pass::Train)),
+        Box::new(|| lstm_case("lstm train S3", S3, false, Pass::Train)),
+        Box::new(|| lstm_case("lstm forward S2", S2, false, Pass::Forward)),
+        Box::new(|| lstm_case("lstm infer S2", S2, false, Pass::Infer)),
+        Box::new(|| lstm_stream_case("lstm stream forward B1 X128 H256", Pass::Forward)),
+        Box::new(|| lstm_stream_case("lstm stream infer B1 X128 H256", Pass::Infer)),
         Box::new(|| rnn_train_case("rnn train S2", S2)),
     ]
 }

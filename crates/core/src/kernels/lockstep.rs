@@ -177,13 +177,28 @@ impl<'a, F> SharedRows<'a, F> {
     where
         F: crate::Scalar,
     {
+        assert!(rows.start <= rows.end, "a forward range");
+        // SAFETY: per the caller.
+        unsafe { self.strided_rows_ref(rows.start, rows.len(), 1) }
+    }
+
+    /// `count` rows `first, first + stride, …`, every column, as a GEMM operand
+    /// (e.g. one step of every sequence of a batch-major buffer).
+    ///
+    /// # Safety
+    /// No thread may write these rows while the operand lives.
+    pub unsafe fn strided_rows_ref(&self, first: usize, count: usize, stride: usize) -> MatRef<'a, F>
+    where
+        F: crate::Scalar,
+    {
         assert!(
-            rows.start <= rows.end && rows.end <= self.rows,
+            stride >= 1 && (count == 0 || first + (count - 1) * stride < self.rows),
             "inside the matrix"
         );
-        let start = self.ptr.wrapping_add(rows.start * self.width);
+        let start = self.ptr.wrapping_add(first * self.width);
+        let rs = (stride * self.width) as isize;
         // SAFETY: the rows lie inside the borrowed buffer (asserted); no writers per the caller.
-        unsafe { MatRef::from_raw_parts(start, rows.len(), self.width, self.width as isize, 1) }
+        unsafe { MatRef::from_raw_parts(start, count, self.width, rs, 1) }
     }
 
     /// Columns `cols` of row `row`.

@@ -365,7 +365,8 @@ fn standard_layout<F: Scalar, D: Dimension>(view: ArrayView<'_, F, D>) -> CowArr
     if view.is_standard_layout() {
         CowArray::from(view)
     } else {
-        CowArray::from(view.to_owned())
+        // Not `to_owned`, which keeps a contiguous view's memory order (e.g. a transposed one).
+        CowArray::from(view.as_standard_layout().into_owned())
     }
 }
 
@@ -434,14 +435,9 @@ impl<F: Scalar> Lstm<F> {
         let (batch_size, time, _) = batch.dims();
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
         let x = time_major_inputs(batch.x, &lengths);
-        let layout =
-            if batch_size * time <= STREAMING_ROWS && self.config.variant != LstmVariant::Fgr {
-                GateLayout::pytorch(hidden)
-            } else {
-                GateLayout::interleaved(hidden)
-            };
+        let layout = self.pass_layout(batch_size * time);
         let mut cache = LstmCache {
-            gates: self.input_projection(&layout, &x),
+            gates: TimeMajor::from_rows(self.input_projection(&layout, x.all()), batch_size),
             h: state_buffer(batch.h0, time, batch_size, hidden),
             c: state_buffer(batch.c0, time, batch_size, hidden),
             cell_out: TimeMajor::zeros(time, batch_size, hidden),
@@ -452,6 +448,72 @@ impl<F: Scalar> Lstm<F> {
         let layout = cache.layout.clone();
         recurrence::forward(self, &layout, &mut cache);
         Ok((cache.output(), cache))
+    }
+
+    /// Forward through time for inference (predict, evaluate, streaming, decoding): the
+    /// outputs of [`Lstm::forward`], bit for bit, without its cache. Nothing a backward pass
+    /// would need is kept: x is read where it is, the gates are completed in the buffer of the
+    /// input projection (one GEMM over all steps) and not stored as activations, y(t) is
+    /// written straight into the output `[batch, time, H]` (which the next step's recurrent
+    /// product reads in place), and c lives in two `[batch, H]` rows instead of every step's.
+    pub fn infer(&self, batch: &SequenceBatch<'_, F>) -> Result<SequenceOutput<F>> {
+        if self.config.variant == LstmVariant::Fgr {
+            // FGR's gates read the previous step's activations, which only the cached pass keeps.
+            return self.forward(batch).map(|(out, _)| out);
+        }
+        self.check_layer()?;
+        let hidden = self.config.hidden_size;
+        batch.validate(self.config.input_size, hidden)?;
+        let (batch_size, time, features) = batch.dims();
+        let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
+        let layout = self.pass_layout(batch_size * time);
+        let x = standard_layout(batch.x);
+        let x_rows = ArrayView2::from_shape(
+            (batch_size * time, features),
+            x.as_slice().expect("standard layout"),
+        )
+        .expect("[batch, time, X] as rows");
+        let mut pre = self.input_projection(&layout, x_rows);
+        let mut y = Array3::zeros((batch_size, time, hidden));
+        let h0 = batch.h0.map(standard_layout);
+        let mut c = Array2::zeros((2 * batch_size, hidden));
+        if let Some(c0) = batch.c0 {
+            c.slice_mut(s![..batch_size, ..]).assign(&c0);
+        }
+        let standard = "standard layout";
+        recurrence::infer(
+            self,
+            &layout,
+            recurrence::InferenceBuffers {
+                lengths: &lengths,
+                pre: pre.as_slice_mut().expect(standard),
+                h0: h0.as_ref().map(|h0| h0.as_slice().expect(standard)),
+                y: y.as_slice_mut().expect(standard),
+                c: c.as_slice_mut().expect(standard),
+            },
+        );
+        let mut h_n = Array2::zeros((batch_size, hidden));
+        for (b, &length) in lengths.iter().enumerate() {
+            h_n.row_mut(b).assign(&y.slice(s![b, length - 1, ..]));
+        }
+        // After the last step, the half of `c` that step wrote holds every c(T_b) (see `infer`).
+        let last = time % 2 * batch_size;
+        let c_n = c.slice(s![last..last + batch_size, ..]).to_owned();
+        Ok(SequenceOutput {
+            y,
+            h_n,
+            c_n: Some(c_n),
+        })
+    }
+
+    /// The gate order of a pass over `rows` = batch × time rows.
+    fn pass_layout(&self, rows: usize) -> GateLayout {
+        let hidden = self.config.hidden_size;
+        if rows <= STREAMING_ROWS && self.config.variant != LstmVariant::Fgr {
+            GateLayout::pytorch(hidden)
+        } else {
+            GateLayout::interleaved(hidden)
+        }
     }
 
     /// Backward through time.
@@ -542,11 +604,12 @@ impl<F: Scalar> Lstm<F> {
         })
     }
 
-    /// W x(t) + bias_ih + bias_hh for every step in one GEMM: `[time * batch, 4H]`, interleaved.
-    fn input_projection(&self, layout: &GateLayout, x: &TimeMajor<F>) -> TimeMajor<F> {
+    /// W x + bias_ih + bias_hh for every row of `x` (`[rows, X]`, one per step and sequence,
+    /// in any order) in one GEMM: `[rows, 4H]` in the order of `layout`.
+    fn input_projection(&self, layout: &GateLayout, x: ArrayView2<'_, F>) -> Array2<F> {
         let bias = layout.interleave((&self.params.bias_ih + &self.params.bias_hh).view());
-        let rows = x.all().nrows();
-        let gates = if layout.is_pytorch() {
+        let rows = x.nrows();
+        if layout.is_pytorch() {
             // A streaming step: dot products against the weights where they are, no conversion.
             let mut gates = ndarray::aview1(&bias)
                 .broadcast((rows, bias.len()))
@@ -554,7 +617,7 @@ impl<F: Scalar> Lstm<F> {
                 .to_owned();
             let rs = gates.strides()[0];
             let (x_rows, weight) = (
-                MatRef::from_view(x.all()),
+                MatRef::from_view(x),
                 MatRef::from_view(self.params.weight_ih.view()),
             );
             // SAFETY: `gates` is owned here; the pointer is its element (0, 0), row stride rs.
@@ -573,10 +636,9 @@ impl<F: Scalar> Lstm<F> {
         } else {
             let weight = layout.interleave_rows(self.params.weight_ih.view());
             let mut gates = Array2::zeros((rows, bias.len()));
-            gemm(x.all(), weight.t(), gates.view_mut(), false, Some(&bias));
+            gemm(x, weight.t(), gates.view_mut(), false, Some(&bias));
             gates
-        };
-        TimeMajor::from_rows(gates, x.batch())
+        }
     }
 
     /// δx = δ(pre-activations) W for every step in one GEMM, back to `[batch, time, X]`.

@@ -46,6 +46,12 @@ pub trait Recurrent<F: Scalar>: Send + Sync {
         &self,
         batch: &SequenceBatch<'_, F>,
     ) -> Result<(SequenceOutput<F>, Self::Cache)>;
+    /// The outputs of `forward_sequence` without its cache, for passes no backward
+    /// pass follows (predict, evaluate, streaming, decoding). A layer overrides it
+    /// when it has a cheaper path that keeps nothing.
+    fn infer_sequence(&self, batch: &SequenceBatch<'_, F>) -> Result<SequenceOutput<F>> {
+        self.forward_sequence(batch).map(|(output, _)| output)
+    }
     /// Backpropagation through time of the pass that made `cache`: `dy` is
     /// ∂J/∂y `[batch, time, hidden_size]` (padded steps are ignored), `dh_n`
     /// and `dc_n` are ∂J/∂ of the final states `[batch, hidden_size]` (zeros
@@ -144,6 +150,10 @@ impl<F: Scalar> Recurrent<F> for Lstm<F> {
     type Cache = super::lstm::LstmCache<F>;
 
     recurrent_methods!(cell);
+
+    fn infer_sequence(&self, batch: &SequenceBatch<'_, F>) -> Result<SequenceOutput<F>> {
+        self.infer(batch)
+    }
 }
 
 impl<F: Scalar> Recurrent<F> for SimpleRnn<F> {

@@ -339,10 +339,12 @@ fn float_inputs<F: Scalar>(inputs: &[&Value<F>], node: &str) -> Result<Vec<Array
 
 /// `inputs`: the sequence, then the `initialState` value when the spec names one.
 /// `initial` (a carried state) takes precedence over the `initialState` value.
+/// `training`: keep the layers' caches for a backward pass (inference keeps none).
 fn stack_forward<F: Scalar, L: Recurrent<F>>(
     stack: &RecurrentStack<F, L>,
     inputs: &[&Value<F>],
     initial: Option<&[LayerState<F>]>,
+    training: bool,
     node: &str,
     wrap: impl FnOnce(RecurrentCache<L::Cache>) -> NodeCache<F>,
 ) -> Result<NodeForward<F>> {
@@ -356,7 +358,8 @@ fn stack_forward<F: Scalar, L: Recurrent<F>>(
         (None, Some(Value::Vector(v))) => Some(stack.states_from(v.view(), data.dim().0)?),
         _ => None,
     };
-    let out = stack.forward(data.view(), lengths, from_input.as_deref().or(initial))?;
+    let initial = from_input.as_deref().or(initial);
+    let out = stack.forward(data.view(), lengths, initial, training)?;
     let value = match out.output {
         StackOutput::Sequence(data) => Value::Sequence {
             data,
@@ -447,9 +450,15 @@ impl<F: Scalar> Node<F> {
                     },
                 )
             }
-            Node::Lstm(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Lstm)?,
-            Node::Rnn(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Rnn)?,
-            Node::Gru(stack) => stack_forward(stack, inputs, initial, node, NodeCache::Gru)?,
+            Node::Lstm(stack) => {
+                stack_forward(stack, inputs, initial, mode.training, node, NodeCache::Lstm)?
+            },
+            Node::Rnn(stack) => {
+                stack_forward(stack, inputs, initial, mode.training, node, NodeCache::Rnn)?
+            },
+            Node::Gru(stack) => {
+                stack_forward(stack, inputs, initial, mode.training, node, NodeCache::Gru)?
+            },
             Node::Repeat => simple(repeat(first, inputs[1], node)?, NodeCache::Repeat),
             Node::Dense(d) => {
                 let (rows, shape) = as_rows(first, node)?;

@@ -4,7 +4,8 @@
 use std::marker::PhantomData;
 
 use ndarray::{
-    concatenate, s, Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView3, Axis, Ix2, Ix3,
+    concatenate, s, Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView3, Axis, CowArray, Ix2,
+    Ix3,
 };
 
 use super::sequence_ops::{concat_features, reverse_within_lengths};
@@ -66,7 +67,7 @@ pub struct StackForward<F, C> {
 }
 
 pub struct StackCache<C> {
-    /// `caches[k * directions + d]`
+    /// `caches[k * directions + d]`; empty after an inference pass.
     caches: Vec<C>,
     lengths: Vec<usize>,
     time: usize,
@@ -184,11 +185,14 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
 
     /// Forward through every layer and direction.
     /// `x`: `[batch, time, input_size]`; `initial`: one state per layer entry, zeros when `None`.
+    /// `keep_cache`: false for inference, whose layers then keep nothing for `backward`
+    /// (which refuses such a pass).
     pub fn forward(
         &self,
         x: ArrayView3<'_, F>,
         lengths: &[usize],
         initial: Option<&[LayerState<F>]>,
+        keep_cache: bool,
     ) -> Result<StackForward<F, L::Cache>> {
         if let Some(states) = initial {
             if states.len() != self.layers.len() {
@@ -200,7 +204,7 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
             }
         }
         let (batch, time, _) = x.dim();
-        let mut input = x.to_owned();
+        let mut input = CowArray::from(x);
         let mut finals = Vec::with_capacity(self.layers.len());
         let mut caches = Vec::with_capacity(self.layers.len());
         for k in 0..self.layers.len() / self.directions {
@@ -215,7 +219,13 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
                     h0: state.map(|s| s.h.view()),
                     c0: state.and_then(|s| s.c.as_ref().map(|c| c.view())),
                 };
-                let (out, cache) = self.layers[i].forward_sequence(&batch_in)?;
+                let out = if keep_cache {
+                    let (out, cache) = self.layers[i].forward_sequence(&batch_in)?;
+                    caches.push(cache);
+                    out
+                } else {
+                    self.layers[i].infer_sequence(&batch_in)?
+                };
                 parts.push(if d == 1 {
                     reverse_within_lengths(out.y.view(), lengths)
                 } else {
@@ -225,11 +235,10 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
                     h: out.h_n,
                     c: out.c_n,
                 });
-                caches.push(cache);
             }
-            input = self.merge_directions(parts);
+            input = CowArray::from(self.merge_directions(parts));
         }
-        let output = self.select_output(input, &finals);
+        let output = self.select_output(input.into_owned(), &finals);
         let cache = StackCache {
             caches,
             lengths: lengths.to_vec(),
@@ -294,6 +303,12 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
         dout: &ArrayD<F>,
         options: &BackwardOptions<F>,
     ) -> Result<StackGrads<F>> {
+        if cache.caches.len() != self.layers.len() {
+            return Err(Error::invalid(
+                "pass",
+                "an inference pass (training = false) keeps nothing to backpropagate through",
+            ));
+        }
         let lengths = &cache.lengths;
         let (mut dseq, dfinals) = match self.output {
             RecurrentOutput::Sequence => {

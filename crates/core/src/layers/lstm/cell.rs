@@ -142,12 +142,13 @@ unsafe fn with_peephole<V: Lanes>(pre: V, peephole: Option<&[V::Elem]>, c: V, at
 /// One sequence's slices for one forward step of one block of `w` units; `[w]` unless noted.
 pub(super) struct ForwardCells<'a, F> {
     /// `[4w]`. In: pre-activations without the peephole terms
-    /// (W x(t) + R y(t−1) + biases, + weight_gg terms for FGR). Out: activations i, f, z, o.
+    /// (W x(t) + R y(t−1) + biases, + weight_gg terms for FGR). Out: activations i, f, z, o
+    /// when `cell_out` is given; left as they came in inference (nothing reads them there).
     pub gates: &'a mut [F],
     pub c_prev: &'a [F],
     pub c: &'a mut [F],
-    /// tanh(c(t)), or c(t) for NOAF.
-    pub cell_out: &'a mut [F],
+    /// tanh(c(t)), or c(t) for NOAF, for the backward pass; `None` in inference.
+    pub cell_out: Option<&'a mut [F]>,
     pub y: &'a mut [F],
     /// p_i, p_f, p_o of the block's units.
     pub peepholes: Option<[&'a [F]; 3]>,
@@ -159,7 +160,10 @@ pub(super) struct ForwardCells<'a, F> {
 /// The block's width must be a multiple of `V::WIDTH`, every slice as long as
 /// documented on [`ForwardCells`], and the CPU must support `V`.
 #[inline(always)]
-pub(super) unsafe fn forward_cells<V: Lanes>(rules: &GateRules, cells: ForwardCells<'_, V::Elem>) {
+pub(super) unsafe fn forward_cells<V: Lanes>(
+    rules: &GateRules,
+    mut cells: ForwardCells<'_, V::Elem>,
+) {
     let w = cells.c.len();
     debug_assert!(w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w);
     let [p_i, p_f, p_o] = cells.peepholes.map_or([None; 3], |p| p.map(Some));
@@ -190,12 +194,14 @@ pub(super) unsafe fn forward_cells<V: Lanes>(rules: &GateRules, cells: ForwardCe
             };
             let cell_out = rules.output_squash.apply(c);
 
-            store(i, cells.gates, l);
-            store(f, cells.gates, w + l);
-            store(z, cells.gates, 2 * w + l);
-            store(o, cells.gates, 3 * w + l);
+            if let Some(kept) = cells.cell_out.as_deref_mut() {
+                store(i, cells.gates, l);
+                store(f, cells.gates, w + l);
+                store(z, cells.gates, 2 * w + l);
+                store(o, cells.gates, 3 * w + l);
+                store(cell_out, kept, l);
+            }
             store(c, cells.c, l);
-            store(cell_out, cells.cell_out, l);
             store(o * cell_out, cells.y, l);
         }
     }
@@ -344,7 +350,7 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
 unsafe fn forward_row_on<V: Lanes>(
     rules: &GateRules,
     block_units: usize,
-    row: ForwardCells<'_, V::Elem>,
+    mut row: ForwardCells<'_, V::Elem>,
 ) {
     for block in unit_blocks(0..row.c.len(), block_units) {
         let (units, gates) = (
@@ -355,7 +361,10 @@ unsafe fn forward_row_on<V: Lanes>(
             gates: &mut row.gates[gates],
             c_prev: &row.c_prev[units.clone()],
             c: &mut row.c[units.clone()],
-            cell_out: &mut row.cell_out[units.clone()],
+            cell_out: row
+                .cell_out
+                .as_deref_mut()
+                .map(|kept| &mut kept[units.clone()]),
             y: &mut row.y[units.clone()],
             peepholes: row
                 .peepholes

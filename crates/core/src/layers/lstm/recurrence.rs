@@ -226,8 +226,104 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
                     gates: gate_row,
                     c_prev: c.row(row, units.clone()),
                     c: c.row_mut(row + batch, units.clone()),
-                    cell_out: cell_out.row_mut(row, units.clone()),
+                    cell_out: Some(cell_out.row_mut(row, units.clone())),
                     y: h.row_mut(row + batch, units.clone()),
+                    peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
+                };
+                forward_row(isa, &rules, layout.block(), cells);
+            }
+        }
+    };
+    run_lockstep(time, chunks.len(), &step);
+}
+
+/// Where an inference pass reads and writes: `[batch, time, ·]` batch-major, row
+/// `b * time + t` of `pre` and `y` is step t of sequence b.
+pub(super) struct InferenceBuffers<'a, F> {
+    /// Each sequence's length, in `1..=time`.
+    pub lengths: &'a [usize],
+    /// In: every step's input projection (with biases) in the pass's gate order:
+    /// `[batch * time, 4H]`. Used as scratch (left holding pre-activations).
+    pub pre: &'a mut [F],
+    /// y(0): `[batch, H]`; zeros when `None`.
+    pub h0: Option<&'a [F]>,
+    /// Out: y(t) `[batch * time, H]`; must come in zeroed (padded steps stay zero).
+    pub y: &'a mut [F],
+    /// Two halves `[batch, H]` each, c(t) in half `t % 2`. In: c(0) in the first half.
+    /// Out: c(T_b) of every sequence in half `time % 2` (a finished sequence's
+    /// c is carried over from half to half).
+    pub c: &'a mut [F],
+}
+
+/// The forward recurrence for inference: the same products and cell arithmetic as
+/// [`forward`] (so the same y, bit for bit), with nothing kept for a backward pass.
+/// Not for FGR, whose gates read the previous step's activations.
+pub(super) fn infer<F: Scalar>(
+    lstm: &Lstm<F>,
+    layout: &GateLayout,
+    buffers: InferenceBuffers<'_, F>,
+) {
+    let isa = Isa::current();
+    let hidden = lstm.config.hidden_size;
+    let batch = buffers.lengths.len();
+    let time = buffers.y.len() / (batch * hidden);
+    let kernel = MicroKernel::<F>::select(isa);
+    let weights = RecurrentWeights::new(lstm, layout, &kernel, Direction::Forward);
+    assert!(weights.gates.is_none(), "FGR needs the cached pass");
+    let rules = GateRules::new(&lstm.config);
+    let peepholes = lstm.peepholes();
+    let chunks = unit_chunks(layout, hidden, batch);
+    let lengths = buffers.lengths;
+    let zeros;
+    let h0 = match buffers.h0 {
+        Some(h0) => h0,
+        None => {
+            zeros = vec![F::zero(); batch * hidden];
+            &zeros
+        }
+    };
+    // SAFETY of the operand: nobody writes h0.
+    let h0 = unsafe { MatRef::from_raw_parts(h0.as_ptr(), batch, hidden, hidden as isize, 1) };
+    let pre = SharedRows::new(buffers.pre, 4 * hidden);
+    let y = SharedRows::new(buffers.y, hidden);
+    let c = SharedRows::new(buffers.c, hidden);
+    let step = |t: usize, chunk: usize| {
+        let units = chunks[chunk].clone();
+        let cols = gate_columns(&units);
+        let (now, next) = (t % 2 * batch, (t + 1) % 2 * batch);
+        // SAFETY: during step t this chunk writes only its own columns of the pre rows
+        // of step t, its own units of y (step t) and of c's half `next`; it reads y of
+        // step t − 1, complete before step t started (lock step), and its own units of
+        // c's half `now`.
+        unsafe {
+            let previous = if t == 0 {
+                h0
+            } else {
+                y.strided_rows_ref(t - 1, batch, time)
+            };
+            weights.hidden.multiply(
+                &kernel,
+                isa,
+                previous,
+                cols.clone(),
+                pre.ptr_at(t, cols.start),
+                (time * pre.width()) as isize,
+                true,
+            );
+            for (b, &length) in lengths.iter().enumerate() {
+                let c_prev = c.row(now + b, units.clone());
+                let c_next = c.row_mut(next + b, units.clone());
+                if t >= length {
+                    c_next.copy_from_slice(c_prev);
+                    continue;
+                }
+                let row = b * time + t;
+                let cells = ForwardCells {
+                    gates: pre.row_mut(row, cols.clone()),
+                    c_prev,
+                    c: c_next,
+                    cell_out: None,
+                    y: y.row_mut(row, units.clone()),
                     peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
                 };
                 forward_row(isa, &rules, layout.block(), cells);

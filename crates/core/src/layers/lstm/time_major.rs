@@ -36,10 +36,6 @@ impl<F: Scalar> TimeMajor<F> {
         self.rows.nrows() / self.batch
     }
 
-    pub(super) fn batch(&self) -> usize {
-        self.batch
-    }
-
     pub(super) fn width(&self) -> usize {
         self.rows.ncols()
     }
