@@ -80,12 +80,12 @@ async function streamingStep(ort, spec, threads) {
   }
 }
 
-/** @returns {Promise<{ step: () => Promise<unknown>, info: object }>} */
+/** @returns {Promise<{ step: () => Promise<unknown>, info: object, async?: boolean }>} */
 async function prepare(spec) {
   const ort = loadOrt()
   if (spec.cell !== 'lstm' || spec.layers !== 1 || spec.peepholes) throw new SkipCase('only the plain LSTM cases')
   const threads = Number(process.env.ORT_THREADS) || os.availableParallelism()
-  const version = require('onnxruntime-node/package.json').version
+  const version = ort.env.versions.common
   if (spec.mode === 'forward') {
     const api = `session.run on model.exportOnnx (variableLengths: false), ${threads} intra-op threads`
     return { step: await forwardPass(ort, spec, threads), info: { api, threads, version } }

@@ -54,11 +54,14 @@ fn infer_equals_forward<F: Scalar>() {
                 let lengths: Vec<usize> = (0..batch).map(|b| time - b % time).collect();
                 // Whatever lies in padded steps must not matter to either pass.
                 for (b, &length) in lengths.iter().enumerate() {
-                    x.slice_mut(s![b, length.., ..]).fill(F::from_f64_lossy(1e6));
+                    x.slice_mut(s![b, length.., ..])
+                        .fill(F::from_f64_lossy(1e6));
                 }
                 let h0 = random::<F>(&mut rng, (1, batch, hidden)).remove_axis(ndarray::Axis(0));
                 let c0 = random::<F>(&mut rng, (1, batch, hidden)).remove_axis(ndarray::Axis(0));
-                let what = format!("{variant:?} peepholes {peepholes} sizes {batch}×{time}×{input}→{hidden}");
+                let what = format!(
+                    "{variant:?} peepholes {peepholes} sizes {batch}×{time}×{input}→{hidden}"
+                );
                 let plain = SequenceBatch::new(x.view());
                 let padded = SequenceBatch {
                     lengths: Some(&lengths),
@@ -72,7 +75,11 @@ fn infer_equals_forward<F: Scalar>() {
                     assert_same(&format!("{what}, {case}"), &trained, &inferred);
                 }
                 // A time-major view of the same data (not standard layout) and a transposed h0.
-                let x_t = x.clone().permuted_axes([1, 0, 2]).as_standard_layout().to_owned();
+                let x_t = x
+                    .clone()
+                    .permuted_axes([1, 0, 2])
+                    .as_standard_layout()
+                    .to_owned();
                 let strided = x_t.view().permuted_axes([1, 0, 2]);
                 let h0_t = h0.t().as_standard_layout().to_owned();
                 let odd = SequenceBatch {
@@ -81,7 +88,11 @@ fn infer_equals_forward<F: Scalar>() {
                     ..padded
                 };
                 let (trained, _) = lstm.forward(&odd).expect("valid");
-                assert_same(&format!("{what}, strided"), &trained, &lstm.infer(&odd).expect("valid"));
+                assert_same(
+                    &format!("{what}, strided"),
+                    &trained,
+                    &lstm.infer(&odd).expect("valid"),
+                );
             }
         }
     }
@@ -100,7 +111,10 @@ fn inference_validates_like_the_training_pass() {
     let x = Array3::<f64>::zeros((2, 3, 5));
     let expected = lstm.forward(&SequenceBatch::new(x.view())).unwrap_err();
     assert!(matches!(expected, Error::Shape { .. }));
-    assert_eq!(lstm.infer(&SequenceBatch::new(x.view())).unwrap_err(), expected);
+    assert_eq!(
+        lstm.infer(&SequenceBatch::new(x.view())).unwrap_err(),
+        expected
+    );
     let x = Array3::<f64>::zeros((2, 3, 3));
     let h0 = Array2::<f64>::zeros((2, 5));
     let batch = SequenceBatch {
@@ -140,7 +154,9 @@ fn a_models_inference_pass_equals_its_training_pass_and_keeps_nothing_for_backwa
         lengths: Arc::from(vec![8, 3, 1, 8, 6]),
     };
     let output = |training: bool| -> (ArrayD<f32>, _) {
-        let pass = model.forward(vec![input()], training, 0, None).expect("valid");
+        let pass = model
+            .forward(vec![input()], training, 0, None)
+            .expect("valid");
         (pass.output().float_data("output").expect("floats"), pass)
     };
     let (trained, _) = output(true);

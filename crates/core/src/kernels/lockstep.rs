@@ -187,7 +187,12 @@ impl<'a, F> SharedRows<'a, F> {
     ///
     /// # Safety
     /// No thread may write these rows while the operand lives.
-    pub unsafe fn strided_rows_ref(&self, first: usize, count: usize, stride: usize) -> MatRef<'a, F>
+    pub unsafe fn strided_rows_ref(
+        &self,
+        first: usize,
+        count: usize,
+        stride: usize,
+    ) -> MatRef<'a, F>
     where
         F: crate::Scalar,
     {

@@ -452,13 +452,13 @@ impl<F: Scalar> Node<F> {
             }
             Node::Lstm(stack) => {
                 stack_forward(stack, inputs, initial, mode.training, node, NodeCache::Lstm)?
-            },
+            }
             Node::Rnn(stack) => {
                 stack_forward(stack, inputs, initial, mode.training, node, NodeCache::Rnn)?
-            },
+            }
             Node::Gru(stack) => {
                 stack_forward(stack, inputs, initial, mode.training, node, NodeCache::Gru)?
-            },
+            }
             Node::Repeat => simple(repeat(first, inputs[1], node)?, NodeCache::Repeat),
             Node::Dense(d) => {
                 let (rows, shape) = as_rows(first, node)?;
