@@ -17,18 +17,6 @@ use rand_chacha::ChaCha8Rng;
 mod common;
 use common::{assert_arrays_close, Tolerance};
 
-const VARIANTS: [LstmVariant; 9] = [
-    LstmVariant::Vanilla,
-    LstmVariant::Nig,
-    LstmVariant::Nfg,
-    LstmVariant::Nog,
-    LstmVariant::Niaf,
-    LstmVariant::Noaf,
-    LstmVariant::Np,
-    LstmVariant::Cifg,
-    LstmVariant::Fgr,
-];
-
 /// Central-difference step and the largest accepted error |analytic − numeric| / max(|analytic|, |numeric|, 1e-3).
 const EPS: f64 = 1e-6;
 const TOLERANCE: f64 = 1e-5;
@@ -256,7 +244,7 @@ fn tensor_len(problem: &Problem, wrt: Wrt) -> usize {
 
 #[test]
 fn every_variant_with_peepholes_variable_lengths_and_initial_state() {
-    for variant in VARIANTS {
+    for variant in LstmVariant::ALL {
         check_gradients(
             &Case::new(variant, true, [3, 5, 2, 3])
                 .lengths(&[5, 1, 3])
@@ -267,7 +255,7 @@ fn every_variant_with_peepholes_variable_lengths_and_initial_state() {
 
 #[test]
 fn every_variant_without_peepholes() {
-    for variant in VARIANTS {
+    for variant in LstmVariant::ALL {
         check_gradients(&Case::new(variant, false, [2, 4, 3, 3]));
         check_gradients(
             &Case::new(variant, false, [3, 4, 2, 2])
@@ -286,7 +274,7 @@ fn odd_sizes() {
         [1, 3, 2, 7],
         [2, 3, 3, 17],
     ];
-    for variant in VARIANTS {
+    for variant in LstmVariant::ALL {
         for shape in shapes {
             check_gradients(&Case::new(variant, true, shape).initial_state());
         }
@@ -591,7 +579,7 @@ fn step_grad_norms_are_the_total_cell_gradient_of_every_step() {
 
 #[test]
 fn f32_agrees_with_f64() {
-    for variant in VARIANTS {
+    for variant in LstmVariant::ALL {
         let problem = Problem::new(
             &Case::new(variant, true, [3, 6, 4, 5])
                 .lengths(&[6, 2, 4])
@@ -658,7 +646,7 @@ fn initialisation_follows_pytorch_and_the_config() {
     let hidden = 4;
     let bound = 1.0 / (hidden as f64).sqrt();
     let forget_bias = 1.0;
-    for variant in VARIANTS {
+    for variant in LstmVariant::ALL {
         for peepholes in [true, false] {
             let config = LstmConfig::new(3, hidden)
                 .with_variant(variant)

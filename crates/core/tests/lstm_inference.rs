@@ -13,18 +13,6 @@ use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const VARIANTS: [LstmVariant; 9] = [
-    LstmVariant::Vanilla,
-    LstmVariant::Nig,
-    LstmVariant::Nfg,
-    LstmVariant::Nog,
-    LstmVariant::Niaf,
-    LstmVariant::Noaf,
-    LstmVariant::Np,
-    LstmVariant::Cifg,
-    LstmVariant::Fgr,
-];
-
 fn random<F: Scalar>(rng: &mut ChaCha8Rng, shape: (usize, usize, usize)) -> Array3<F> {
     Array3::from_shape_simple_fn(shape, || F::from_f64_lossy(rng.gen_range(-1.0..1.0)))
 }
@@ -43,7 +31,7 @@ const SIZES: [[usize; 4]; 4] = [[1, 1, 5, 7], [3, 5, 4, 6], [2, 2, 3, 20], [9, 7
 
 fn infer_equals_forward<F: Scalar>() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for variant in VARIANTS {
+    for variant in LstmVariant::ALL {
         for peepholes in [false, true] {
             for [batch, time, input, hidden] in SIZES {
                 let config = LstmConfig::new(input, hidden)

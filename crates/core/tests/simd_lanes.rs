@@ -20,18 +20,6 @@ use rand_chacha::ChaCha8Rng;
 mod common;
 use common::assert_close;
 
-const VARIANTS: [LstmVariant; 9] = [
-    LstmVariant::Vanilla,
-    LstmVariant::Nig,
-    LstmVariant::Nfg,
-    LstmVariant::Nog,
-    LstmVariant::Niaf,
-    LstmVariant::Noaf,
-    LstmVariant::Np,
-    LstmVariant::Cifg,
-    LstmVariant::Fgr,
-];
-
 const BATCH: usize = 9;
 const TIME: usize = 5;
 const INPUT: usize = 7;
@@ -74,7 +62,7 @@ fn flat(a: ArrayViewD<'_, f64>) -> Vec<f64> {
 #[test]
 fn lstm_f32_on_simd_lanes_agrees_with_f64() {
     for hidden in [21, 12] {
-        for (v, variant) in VARIANTS.into_iter().enumerate() {
+        for (v, variant) in LstmVariant::ALL.into_iter().enumerate() {
             let config = LstmConfig::new(INPUT, hidden).with_variant(variant);
             let rng = &mut ChaCha8Rng::seed_from_u64(v as u64);
             let lstm64 = Lstm::<f64>::new(config, 1.0, rng).unwrap();

@@ -59,6 +59,21 @@ pub enum LstmVariant {
     Fgr,
 }
 
+impl LstmVariant {
+    /// The vanilla LSTM and the eight variants, in the SPEC table's order.
+    pub const ALL: [LstmVariant; 9] = [
+        LstmVariant::Vanilla,
+        LstmVariant::Nig,
+        LstmVariant::Nfg,
+        LstmVariant::Nog,
+        LstmVariant::Niaf,
+        LstmVariant::Noaf,
+        LstmVariant::Np,
+        LstmVariant::Cifg,
+        LstmVariant::Fgr,
+    ];
+}
+
 /// Plain-data description of an LSTM layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LstmConfig {
