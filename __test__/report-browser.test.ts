@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
- * Proof in a real browser: a report drawn from real run logs — an LSTM and a
- * simple RNN trained on the adding problem through the Model API, plus a VQA
+ * Proof in a real browser: a report drawn from real run logs — an LSTM, a GRU
+ * and a simple RNN trained on the adding problem through the Model API, plus a VQA
  * run from synthetic records — opened from disk in headless Chromium (Debian's
  * `chromium`, driven by playwright-core). Every chart must render its marks,
  * the console must stay free of errors, and the page must request nothing but
@@ -27,7 +27,7 @@ import { trainAddingComparison, type AddingComparisonOptions } from './helpers/r
 const CHROMIUM = '/usr/bin/chromium'
 const ARTIFACTS = resolve(__dirname, 'artifacts')
 const UPDATE_DOCS = process.env.ODYSSEY_UPDATE_DOCS === '1'
-/** Long enough for the LSTM to learn T = 30 (validation MSE ≈ 0.002; the simple RNN stays near 0.167), ≈ 10 s. */
+/** Long enough for the LSTM to learn T = 30 (validation MSE ≈ 0.002; the simple RNN stays near 0.167), ≈ 15 s. */
 const RUN: AddingComparisonOptions = { time: 30, n: 2000, epochs: 10 }
 
 /** The Vega mark types (`g.mark-<type>.role-mark`) each chart must draw at least one of. */
@@ -39,7 +39,7 @@ const EXPECTED_MARKS: Record<string, string[]> = {
   'gradient-flow': ['line', 'symbol'],
   'gradient-flow-heatmap': ['rect'],
   'vqa-accuracy': ['rect'],
-  'confusion-2': ['rect', 'text'],
+  'confusion-3': ['rect', 'text'],
 }
 
 interface RenderedChart {
@@ -133,20 +133,20 @@ describe.skipIf(process.env.ODYSSEY_SKIP_BROWSER === '1' || NO_BROWSER)('the rep
       for (const type of EXPECTED_MARKS[chart.id])
         expect(chart.marks[type], `${chart.id}: ${type} marks`).toBeGreaterThan(0)
     }
-    // One heat-map cell per (measurement, time step) of each model: (epochs + 1) × T × 2.
+    // One heat-map cell per (measurement, time step) of each of the three models: (epochs + 1) × T × 3.
     const heatmap = charts.find((c) => c.id === 'gradient-flow-heatmap')
-    expect(heatmap?.marks.rect).toBe((RUN.epochs + 1) * RUN.time * 2)
+    expect(heatmap?.marks.rect).toBe((RUN.epochs + 1) * RUN.time * 3)
   })
 
   it('fits the page to the window: no horizontal scrolling at 1200 px', async () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1200)
   })
 
-  it('shows the LSTM and the simple RNN side by side in the gradient-flow chart', async () => {
+  it('shows the LSTM, the GRU and the simple RNN side by side in the gradient-flow chart', async () => {
     const headers = await page.$$eval('#chart-gradient-flow svg g.role-column-header text', (texts) =>
       texts.map((t) => t.textContent),
     )
-    expect(headers).toEqual(['LSTM: ‖∂J/∂c(k)‖', 'simple RNN: ‖∂J/∂h(k)‖'])
+    expect(headers).toEqual(['LSTM: ‖∂J/∂c(k)‖', 'GRU: ‖∂J/∂h(k)‖', 'simple RNN: ‖∂J/∂h(k)‖'])
   })
 
   it('logs no console errors and requests nothing but the file itself', () => {

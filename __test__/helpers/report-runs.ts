@@ -1,11 +1,11 @@
 /**
- * Real run logs: an LSTM and a simple RNN trained on the adding problem through
+ * Real run logs: an LSTM, a GRU and a simple RNN trained on the adding problem through
  * the Model API, each logging every step, every epoch and the gradient flow on
  * a fixed probe batch before training and after every epoch.
  */
 import { join } from 'node:path'
 
-import { addingProblem, dense, lstm, sequential, simpleRnn, type Layer } from '../../ts'
+import { addingProblem, dense, gru, lstm, sequential, simpleRnn, type Layer } from '../../ts'
 import { logGradientFlow, runLogCallbacks, RunLogger, runLogPath } from '../../ts/report'
 
 export interface AddingComparisonOptions {
@@ -18,10 +18,11 @@ export interface AddingComparisonOptions {
 
 const MODELS: readonly { label: string; dir: string; layer: Layer }[] = [
   { label: 'LSTM', dir: 'lstm', layer: lstm({ hiddenSize: 32, output: 'last', forgetBias: 1 }) },
+  { label: 'GRU', dir: 'gru', layer: gru({ hiddenSize: 32, output: 'last' }) },
   { label: 'simple RNN', dir: 'rnn', layer: simpleRnn({ hiddenSize: 32, output: 'last' }) },
 ]
 
-/** Trains both models into `<root>/lstm` and `<root>/rnn`; returns the paths of their run logs. */
+/** Trains the three models into `<root>/lstm`, `<root>/gru` and `<root>/rnn`; returns the paths of their run logs. */
 export async function trainAddingComparison(
   root: string,
   { time, n, epochs }: AddingComparisonOptions,
