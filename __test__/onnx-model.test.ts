@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { dense, lstm, Model, sequential } from '../ts'
+import { dense, lstm, Model, type NodeSpec, sequential } from '../ts'
 import { expectNear, randomArray } from './helpers/layers'
 import { runOnnx, softmaxRows } from './helpers/onnx'
 
@@ -116,14 +116,35 @@ describe('model.exportOnnx of encoder–decoder graphs', () => {
     context: { data: context.data, dims: context.shape },
   }
 
-  it('LSTM and bidirectional RNN decoders started from encoders, a context vector repeated over time: predict', async () => {
+  /** Trains one step, exports, and checks onnxruntime's output against `predict`. */
+  async function expectExportMatchesPredict(nodes: NodeSpec[], seed: number, file: string) {
     const model = Model.fromSpec({
       inputs: [
         { kind: 'sequence', name: 'src', features: 2 },
         { kind: 'sequence', name: 'tgt', features: 3 },
         { kind: 'vector', name: 'context', features: 3 },
       ],
-      nodes: [
+      nodes,
+      output: 'head',
+      loss: 'mse',
+      seed,
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+    })
+    const x = { src, tgt, context }
+    const targets = randomArray('float32', BATCH * TGT_TIME * 2, 57 + seed)
+    model.trainStep({ x, y: { data: targets, shape: [BATCH, TGT_TIME, 2] } })
+    const path = join(dir, file)
+    await model.exportOnnx(path)
+    const expected = await model.predict(x)
+    expect(expected.shape).toEqual([BATCH, TGT_TIME, 2])
+    const out = await runOnnx(path, seq2seqFeeds)
+    expectNear('head', out.head, expected.data, TOLERANCE)
+    model.dispose()
+  }
+
+  it('LSTM and bidirectional RNN decoders started from encoders, a context vector repeated over time: predict', async () => {
+    await expectExportMatchesPredict(
+      [
         { name: 'enc', inputs: ['src'], type: 'lstm', hiddenSize: 4, numLayers: 2, output: 'states', peepholes: false },
         { name: 'dec', inputs: ['tgt'], type: 'lstm', hiddenSize: 4, numLayers: 2, initialState: 'enc' },
         { name: 'init', inputs: ['context'], type: 'dense', units: 6, activation: 'tanh' },
@@ -132,49 +153,22 @@ describe('model.exportOnnx of encoder–decoder graphs', () => {
         { name: 'rnn', inputs: ['joined'], type: 'rnn', hiddenSize: 3, bidirectional: true, initialState: 'init' },
         { name: 'head', inputs: ['rnn'], type: 'dense', units: 2 },
       ],
-      output: 'head',
-      loss: 'mse',
-      seed: 6,
-      optimizer: { type: 'sgd', learningRate: 0.1 },
-    })
-    const x = { src, tgt, context }
-    model.trainStep({ x, y: { data: randomArray('float32', BATCH * TGT_TIME * 2, 63), shape: [BATCH, TGT_TIME, 2] } })
-    const path = join(dir, 'seq2seq.onnx')
-    await model.exportOnnx(path)
-    const expected = await model.predict(x)
-    expect(expected.shape).toEqual([BATCH, TGT_TIME, 2])
-    const out = await runOnnx(path, seq2seqFeeds)
-    expectNear('head', out.head, expected.data, TOLERANCE)
-    model.dispose()
+      6,
+      'seq2seq.onnx',
+    )
   })
 
   it('GRU decoders started from a stacked GRU encoder and, bidirectional, from a learned vector: predict', async () => {
-    const model = Model.fromSpec({
-      inputs: [
-        { kind: 'sequence', name: 'src', features: 2 },
-        { kind: 'sequence', name: 'tgt', features: 3 },
-        { kind: 'vector', name: 'context', features: 3 },
-      ],
-      nodes: [
+    await expectExportMatchesPredict(
+      [
         { name: 'enc', inputs: ['src'], type: 'gru', hiddenSize: 4, numLayers: 2, output: 'states' },
         { name: 'dec', inputs: ['tgt'], type: 'gru', hiddenSize: 4, numLayers: 2, initialState: 'enc' },
         { name: 'init', inputs: ['context'], type: 'dense', units: 6, activation: 'tanh' },
         { name: 'caption', inputs: ['dec'], type: 'gru', hiddenSize: 3, bidirectional: true, initialState: 'init' },
         { name: 'head', inputs: ['caption'], type: 'dense', units: 2 },
       ],
-      output: 'head',
-      loss: 'mse',
-      seed: 7,
-      optimizer: { type: 'sgd', learningRate: 0.1 },
-    })
-    const x = { src, tgt, context }
-    model.trainStep({ x, y: { data: randomArray('float32', BATCH * TGT_TIME * 2, 64), shape: [BATCH, TGT_TIME, 2] } })
-    const path = join(dir, 'gru-seq2seq.onnx')
-    await model.exportOnnx(path)
-    const expected = await model.predict(x)
-    expect(expected.shape).toEqual([BATCH, TGT_TIME, 2])
-    const out = await runOnnx(path, seq2seqFeeds)
-    expectNear('head', out.head, expected.data, TOLERANCE)
-    model.dispose()
+      7,
+      'gru-seq2seq.onnx',
+    )
   })
 })
