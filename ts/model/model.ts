@@ -45,6 +45,7 @@ import { sequentialGraph, type Layer } from './layers'
 import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, type Loss } from './spec'
 import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './training'
 import { exportOnnx, type OnnxExportOptions } from '../onnx'
+import { encodeSafetensors } from '../util/safetensors'
 
 /** A model graph and how to train it. */
 export interface ModelConfig extends GraphSpec, TrainingConfig {}
@@ -451,6 +452,21 @@ export class Model {
     this.checkUsable('getWeights')
     const tensors = callNative(() => this.native.getWeights())
     return Object.fromEntries(tensors.map(({ name, shape, data }) => [name, { data, shape }]))
+  }
+
+  /**
+   * Every tensor as the bytes of a safetensors file under the {@link getWeights} keys: the
+   * `model.safetensors` of a checkpoint (`save`), in the model's dtype (`F32` or `F64`). For
+   * where there is no file system — a browser page offers them as a download.
+   */
+  toSafetensors(): Uint8Array {
+    const tensors = Object.entries(this.getWeights()).map(([name, { data, shape }]) => ({
+      name,
+      dtype: data instanceof Float64Array ? ('F64' as const) : ('F32' as const),
+      shape,
+      data,
+    }))
+    return encodeSafetensors(tensors)
   }
 
   /**

@@ -193,15 +193,25 @@ export interface SafetensorsTensor {
 }
 
 /**
- * Writes `tensors` as a safetensors file, atomically. Tensors are laid out
- * in the given order; the header is padded with spaces so the data starts
- * on an 8-byte boundary, as the reference writer does.
+ * Writes `tensors` as a safetensors file, atomically (the bytes of {@link encodeSafetensors}).
  */
 export async function writeSafetensors(
   file: string,
   tensors: readonly SafetensorsTensor[],
   metadata: Record<string, string> = {},
 ): Promise<void> {
+  await writeFileAtomic(file, [encodeSafetensors(tensors, metadata)])
+}
+
+/**
+ * The bytes of a safetensors file holding `tensors`, in the given order; the header is padded
+ * with spaces so the data starts on an 8-byte boundary, as the reference writer does. No
+ * file system and no `Buffer`: a browser page builds its downloads with it.
+ */
+export function encodeSafetensors(
+  tensors: readonly SafetensorsTensor[],
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const header: Record<string, unknown> = Object.keys(metadata).length > 0 ? { __metadata__: metadata } : {}
   let offset = 0
   for (const { name, dtype, shape, data } of tensors) {
@@ -216,10 +226,16 @@ export async function writeSafetensors(
     header[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] }
     offset += data.byteLength
   }
-  const json = Buffer.from(JSON.stringify(header), 'utf8')
-  const padding = Buffer.alloc((8 - (json.length % 8)) % 8, ' ')
-  const prefix = Buffer.alloc(LENGTH_PREFIX_BYTES)
-  prefix.writeBigUInt64LE(BigInt(json.length + padding.length))
-  const bodies = tensors.map(({ data }) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-  await writeFileAtomic(file, [prefix, json, padding, ...bodies])
+  const json = new TextEncoder().encode(JSON.stringify(header))
+  const headerLength = json.length + ((8 - (json.length % 8)) % 8)
+  const bytes = new Uint8Array(LENGTH_PREFIX_BYTES + headerLength + offset)
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(headerLength), true)
+  bytes.set(json, LENGTH_PREFIX_BYTES)
+  bytes.fill(0x20, LENGTH_PREFIX_BYTES + json.length, LENGTH_PREFIX_BYTES + headerLength)
+  let position = LENGTH_PREFIX_BYTES + headerLength
+  for (const { data } of tensors) {
+    bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), position)
+    position += data.byteLength
+  }
+  return bytes
 }
