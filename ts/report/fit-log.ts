@@ -17,6 +17,9 @@ import type { BatchLog, FitCallbacks } from '../model/fit'
 import type { VqaEpochLog, VqaScore } from '../vqa/model'
 import type { RunLogger } from './log'
 
+/** What the step, epoch and gradient-flow writers need of a log: a `RunLogger`, or records kept in memory (a browser page). */
+export type RunRecordSink = Pick<RunLogger, 'step' | 'epoch' | 'gradientFlow'>
+
 /** The global-norm clipping threshold the model trains with, or null: `gradNorm` is a global norm. */
 export function globalClipThreshold(model: Model): number | null {
   const clip = model.trainingSpec.clip as { globalNorm?: number | null } | undefined
@@ -24,13 +27,13 @@ export function globalClipThreshold(model: Model): number | null {
 }
 
 /** Appends the `step` record of one finished batch. */
-export function logStep(log: RunLogger, batch: BatchLog, clipThreshold: number | null): void {
+export function logStep(log: RunRecordSink, batch: BatchLog, clipThreshold: number | null): void {
   const { step, epoch, loss, gradNorm, clipped, applied, learningRate, examplesPerSecond } = batch
   log.step({ step, epoch, loss, gradNorm, clipThreshold, clipped, applied, learningRate, examplesPerSecond })
 }
 
 /** `fit` callbacks that append one `step` record per batch and one `epoch` record per epoch to `log`. */
-export function runLogCallbacks(log: RunLogger, model: Model): FitCallbacks {
+export function runLogCallbacks(log: RunRecordSink, model: Model): FitCallbacks {
   const clipThreshold = globalClipThreshold(model)
   return {
     onBatchEnd: (batch) => logStep(log, batch, clipThreshold),
@@ -52,7 +55,7 @@ export function runLogCallbacks(log: RunLogger, model: Model): FitCallbacks {
  * record per layer entry, at the model's current step; `epoch` is the epoch just finished (or
  * 0 before training). Returns the measurement.
  */
-export function logGradientFlow(log: RunLogger, model: Model, batch: Dataset, epoch: number): GradientFlow[] {
+export function logGradientFlow(log: RunRecordSink, model: Model, batch: Dataset, epoch: number): GradientFlow[] {
   const step = model.stepCount
   const flows = model.gradientFlow(batch)
   for (const { node, layer, norms } of flows) {
