@@ -6,7 +6,9 @@
  * playwright-core). The page trains the adding problem's LSTM and simple RNN in the tab; the
  * LSTM must end below the baseline MSE, both charts must draw their marks, and each model's
  * downloaded safetensors, put into a checkpoint in Node, must load with `Model.load` and
- * predict what the page predicted (the native addon beside WebAssembly: float32 rounding).
+ * predict what the page predicted (the native addon beside WebAssembly: float32 rounding), and,
+ * where Debian's python3-torch is installed, PyTorch must read them and predict the same too
+ * (__test__/helpers/torch_predict_adding.py).
  * A screenshot of the page lands in `__test__/artifacts/` (gitignored).
  *
  * Skipped, saying why, without /usr/bin/chromium or without `npm run build:wasm`'s browser
@@ -29,6 +31,7 @@ const ROOT = resolve(__dirname, '..')
 const EXAMPLE = join(ROOT, 'examples', 'browser')
 const CHROMIUM = '/usr/bin/chromium'
 const ARTIFACTS = resolve(__dirname, 'artifacts')
+const TORCH_SCRIPT = join(__dirname, 'helpers', 'torch_predict_adding.py')
 const BROWSER_LOADER = join(ROOT, 'native', 'odyssey-rnn.wasi-browser.js')
 
 const REQUIRE_BROWSER = process.env.ODYSSEY_REQUIRE_BROWSER === '1'
@@ -194,6 +197,26 @@ describe.skipIf(SKIP)('the browser example in headless Chromium', () => {
       expect(worst).toBeLessThan(1e-5)
     },
   )
+
+  // Debian's python3-torch where installed (torch is never required: the test says it skipped).
+  const torch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0
+  if (!torch) console.warn('browser-example.test.ts: PyTorch check skipped (/usr/bin/python3 has no torch)')
+  it.skipIf(!torch).each(ADDING_KINDS)('PyTorch reads the %s weights and predicts what the page did', async (kind) => {
+    const result = example.results[kind] as KindResult
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click(`a[download="${result.download}"]`),
+    ])
+    const { x } = addingData().validation
+    const inputs = join(work, `inputs-${result.download}.json`)
+    writeFileSync(inputs, JSON.stringify({ data: Array.from(x.data), shape: x.shape }))
+    const run = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, await download.path(), inputs], { encoding: 'utf8' })
+    if (run.status !== 0) throw new Error(`${TORCH_SCRIPT} failed (${run.status ?? run.signal}):\n${run.stderr}`)
+    const predictions = JSON.parse(run.stdout) as number[]
+    expect(predictions).toHaveLength(result.predictions.length)
+    const worst = Math.max(...predictions.map((p, i) => Math.abs(p - result.predictions[i])))
+    expect(worst).toBeLessThan(1e-5)
+  })
 
   it('saves a screenshot of the trained page', async () => {
     mkdirSync(ARTIFACTS, { recursive: true })
