@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The page: trains the adding problem's LSTM and simple RNN side by side with adding.ts (the
  * README's code), draws the loss and the gradient flow with the report's Vega-Lite charts,
@@ -104,7 +103,9 @@ function showEpoch(kind: AddingKind, epoch: number, valLoss: number | undefined)
 function offerDownload(kind: AddingKind, model: Model): string {
   const name = `adding-${kind === 'LSTM' ? 'lstm' : 'simple-rnn'}.safetensors`
   const link = document.createElement('a')
-  link.href = URL.createObjectURL(new Blob([model.toSafetensors()], { type: 'application/octet-stream' }))
+  // A fresh array on an ArrayBuffer (never a SharedArrayBuffer), which is what Blob takes.
+  const bytes = model.toSafetensors() as Uint8Array<ArrayBuffer>
+  link.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }))
   link.download = name
   link.textContent = `${kind} weights (${name})`
   document.getElementById('downloads')?.append(link)

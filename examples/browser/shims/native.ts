@@ -14,6 +14,7 @@ let binding: NativeBinding | undefined
 
 /** Fetches and instantiates the WebAssembly build; resolves once the library can use it. */
 export async function loadWebAssembly(): Promise<void> {
+  // @ts-expect-error napi-rs generates no types for its browser loader (its exports are the binding's).
   binding ??= (await import('../../../native/odyssey-rnn.wasi-browser.js')).default as NativeBinding
 }
 
