@@ -4,9 +4,10 @@ torch 1.13 (Debian's python3-torch) has no safetensors package, so the file is r
 format says: an 8-byte little-endian header length, the header's JSON, then every tensor's
 bytes at its data_offsets. The model is the example's: a simple RNN (nn.RNN, tanh) or an LSTM
 with peepholes (SPEC §1, which nn.LSTM lacks: written out with PyTorch's gate order i, f, g, o),
-its last step into nn.Linear. Prints the predictions for the inputs as a JSON list.
+its last step into nn.Linear. Prints the predictions of each file's model for the inputs, as a
+JSON list of lists (one torch start for both models).
 
-    python3 torch_predict_adding.py weights.safetensors inputs.json
+    python3 torch_predict_adding.py inputs.json weights.safetensors [weights.safetensors ...]
     (inputs.json: {"data": [...], "shape": [n, time, features]})
 """
 import json
@@ -53,11 +54,7 @@ def peephole_lstm_last(x, w):
     return h
 
 
-def main():
-    tensors = read_safetensors(sys.argv[1])
-    with open(sys.argv[2]) as f:
-        inputs = json.load(f)
-    x = torch.tensor(inputs["data"], dtype=torch.float32).reshape(inputs["shape"])
+def predict(tensors, x):
     dense = torch.nn.Linear(tensors["dense.weight"].shape[1], 1)
     dense.load_state_dict(node_state(tensors, "dense"))
     with torch.no_grad():
@@ -68,7 +65,14 @@ def main():
             last = rnn(x)[0][:, -1]
         else:
             last = peephole_lstm_last(x, node_state(tensors, "lstm"))
-        print(json.dumps(dense(last).flatten().tolist()))
+        return dense(last).flatten().tolist()
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        inputs = json.load(f)
+    x = torch.tensor(inputs["data"], dtype=torch.float32).reshape(inputs["shape"])
+    print(json.dumps([predict(read_safetensors(path), x) for path in sys.argv[2:]]))
 
 
 main()
