@@ -108,7 +108,7 @@ function loadError(error: unknown, wantWasm: boolean): OdysseyError {
       `\`--omit=optional\`, or \`npm install ${platformPackage()}\`. With no prebuilt binary for ${platform}, ` +
       `install the WebAssembly build of the same Rust core, which runs on any platform and is picked ` +
       `when no native binary loads: ${installWasm}. Or build from source (README, "Install"; needs ` +
-      `Rust >= 1.88), or use the pure-TypeScript layers: set ODYSSEY_BACKEND=js or pass \`backend: 'js'\`.`,
+      `Rust >= 1.89), or use the pure-TypeScript layers: set ODYSSEY_BACKEND=js or pass \`backend: 'js'\`.`,
     { cause: error },
   )
 }

@@ -59,7 +59,7 @@ unsafe fn dot_rows<F: Scalar>(
     accumulate: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && is_f32::<F>() {
+    if isa.has_avx2_fma() && is_f32::<F>() {
         // SAFETY: F is f32 (so the retyped slices and pointers are the same); AVX2 + FMA
         // were detected; W's rows per the caller.
         unsafe { dot_rows_avx2(retype(a), w.cast(), ldw, retype(out), accumulate) };

@@ -490,8 +490,13 @@ mod tests {
         })
     }
 
+    /// Every kernel this CPU runs: on an AVX-512 CPU the AVX2 kernel as well.
     fn isas() -> Vec<Isa> {
-        vec![Isa::Generic, Isa::current()]
+        let mut isas = vec![Isa::Generic, Isa::current()];
+        if Isa::current() == Isa::Avx512 {
+            isas.push(Isa::Avx2Fma);
+        }
+        isas
     }
 
     fn assert_close<F: Scalar>(actual: &Array2<F>, expected: &Array2<f64>, tolerance: f64) {

@@ -44,7 +44,7 @@ pub(crate) struct MicroKernel<F> {
 
 /// Upper bounds of `mr` and `nr` over all kernels (sizes of edge-tile buffers).
 pub(crate) const MAX_MR: usize = 8;
-pub(crate) const MAX_NR: usize = 16;
+pub(crate) const MAX_NR: usize = 32;
 
 const GENERIC_MR: usize = 4;
 const GENERIC_NR: usize = 8;
@@ -60,6 +60,14 @@ static AVX2_F32: MicroKernel<f32> = MicroKernel {
 impl<F: Scalar> MicroKernel<F> {
     /// The fastest kernel for `F` on `isa`.
     pub fn select(isa: Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 {
+            if let Some(kernel) = (&super::microkernels_avx512::AVX512_F32 as &dyn Any)
+                .downcast_ref::<MicroKernel<F>>()
+            {
+                return *kernel;
+            }
+        }
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx2Fma {
             if let Some(kernel) = (&AVX2_F32 as &dyn Any).downcast_ref::<MicroKernel<F>>() {
@@ -86,7 +94,7 @@ impl<F: Scalar> MicroKernel<F> {
 
 /// (row stride, k stride) of A in a kernel with `mr` rows.
 #[inline(always)]
-fn a_strides<const PACKED: bool>(mr: usize, lda: isize) -> (isize, isize) {
+pub(crate) fn a_strides<const PACKED: bool>(mr: usize, lda: isize) -> (isize, isize) {
     if PACKED {
         (1, mr as isize)
     } else {

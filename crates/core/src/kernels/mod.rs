@@ -2,12 +2,16 @@
 //! micro-kernels, vectorised activations, and the lock-step scheduler that
 //! runs a recurrence's time steps on several threads.
 //!
-//! Instruction sets are chosen at run time ([`Isa::current`]): AVX2 + FMA
-//! kernels on x86-64 CPUs that have them, NEON kernels on every aarch64 CPU
-//! (the `*_neon` modules), portable Rust everywhere else (and for `f64`). The binary is never compiled for a newer CPU than the target's
-//! baseline, so it runs everywhere and never executes an illegal instruction.
-//! Setting the environment variable `ODYSSEY_KERNELS=generic` forces the
-//! portable kernels (to test them, or to compare).
+//! Instruction sets are chosen at run time ([`Isa::current`]): on x86-64 an
+//! AVX-512 GEMM micro-kernel (`microkernels_avx512`) where the CPU has
+//! AVX-512F, AVX2 + FMA kernels for everything else there (and on CPUs
+//! without AVX-512), NEON kernels on every aarch64 CPU (the `*_neon`
+//! modules), portable Rust everywhere else (and for `f64`). The binary is
+//! never compiled for a newer CPU than the target's baseline, so it runs
+//! everywhere and never executes an illegal instruction. The environment
+//! variable `ODYSSEY_KERNELS=generic` forces the portable kernels, and
+//! `ODYSSEY_KERNELS=avx2` the AVX2 ones on an AVX-512 CPU (to test them, or
+//! to compare).
 
 pub(crate) mod activations;
 #[cfg(target_arch = "aarch64")]
@@ -21,6 +25,8 @@ pub(crate) mod lanes;
 pub(crate) mod lanes_neon;
 pub(crate) mod lockstep;
 pub(crate) mod microkernels;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod microkernels_avx512;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod microkernels_neon;
 pub(crate) mod pack;
@@ -39,29 +45,41 @@ pub enum Isa {
     Generic,
     /// x86-64 with AVX2 and FMA (Haswell, Zen and later).
     Avx2Fma,
+    /// x86-64 with AVX-512F as well (Skylake-SP, Ice Lake, Zen 4 and later).
+    Avx512,
     /// aarch64's Advanced SIMD (NEON), present on every aarch64 CPU.
     Neon,
 }
 
 impl Isa {
     /// The best instruction set this CPU supports, detected once per process;
-    /// `ODYSSEY_KERNELS=generic` forces [`Isa::Generic`].
+    /// `ODYSSEY_KERNELS=generic` forces [`Isa::Generic`], `ODYSSEY_KERNELS=avx2`
+    /// [`Isa::Avx2Fma`] on a CPU that has AVX-512.
     pub fn current() -> Isa {
         static CURRENT: OnceLock<Isa> = OnceLock::new();
         *CURRENT.get_or_init(|| {
-            let forced_generic = std::env::var("ODYSSEY_KERNELS").is_ok_and(|v| v == "generic");
-            if forced_generic {
-                Isa::Generic
-            } else {
-                Isa::detect()
+            let detected = Isa::detect();
+            match std::env::var("ODYSSEY_KERNELS").as_deref() {
+                Ok("generic") => Isa::Generic,
+                Ok("avx2") if detected == Isa::Avx512 => Isa::Avx2Fma,
+                _ => detected,
             }
         })
+    }
+
+    /// Whether the AVX2 + FMA kernels may run: also on AVX-512 CPUs, for the
+    /// kernels that have no AVX-512 form.
+    pub(crate) fn has_avx2_fma(self) -> bool {
+        matches!(self, Isa::Avx2Fma | Isa::Avx512)
     }
 
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                if is_x86_feature_detected!("avx512f") {
+                    return Isa::Avx512;
+                }
                 return Isa::Avx2Fma;
             }
         }

@@ -629,7 +629,7 @@ fn forward_cells<F: Scalar>(isa: Isa, mut cells: ForwardCells<'_, F>) {
         "three gates per unit"
     );
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && is_f32::<F>() {
+    if isa.has_avx2_fma() && is_f32::<F>() {
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe { forward_cells_avx2(retype(&mut cells)) };
         return;
@@ -679,7 +679,7 @@ fn backward_cells<F: Scalar>(isa: Isa, clip: Option<F>, mut cells: BackwardCells
         "three gates per unit"
     );
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && is_f32::<F>() {
+    if isa.has_avx2_fma() && is_f32::<F>() {
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe { return retype(backward_cells_avx2(retype(&mut cells), retype(clip))) };
     }

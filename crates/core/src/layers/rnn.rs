@@ -54,7 +54,7 @@ impl RnnActivation {
     /// activations cost as much as its product when computed one `tanhf` at a time.
     fn apply_in_place<F: Scalar>(self, isa: Isa, values: &mut [F]) {
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx2Fma && is_f32::<F>() {
+        if isa.has_avx2_fma() && is_f32::<F>() {
             // SAFETY: F is f32, so the slice types are identical; AVX2 + FMA were detected.
             unsafe { self.apply_avx2(retype(values)) };
             return;

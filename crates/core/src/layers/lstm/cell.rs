@@ -390,7 +390,7 @@ pub(super) fn forward_row<F: Scalar>(
 ) {
     assert!(row.gates.len() == 4 * row.c.len(), "four gates per unit");
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && is_f32::<F>() {
+    if isa.has_avx2_fma() && is_f32::<F>() {
         // SAFETY: F is f32, so the row types are identical; AVX2 + FMA were detected.
         unsafe { forward_row_avx2(rules, block_units, retype(row)) };
         return;
@@ -491,7 +491,7 @@ pub(super) fn backward_row<F: Scalar>(
         "four gates per unit"
     );
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && is_f32::<F>() {
+    if isa.has_avx2_fma() && is_f32::<F>() {
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe {
             let norm = backward_row_avx2(rules, retype(clip), block_units, retype(row));

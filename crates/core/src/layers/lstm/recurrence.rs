@@ -30,7 +30,7 @@ use crate::Scalar;
 
 /// Chunk boundaries fall on multiples of this many units: whole gate blocks,
 /// and whole B panels of every micro-kernel (`4·units` and `units` columns).
-const CHUNK_ALIGN: usize = 16;
+const CHUNK_ALIGN: usize = 32;
 const _: () = assert!(CHUNK_ALIGN.is_multiple_of(GATE_LANES) && CHUNK_ALIGN.is_multiple_of(MAX_NR));
 
 /// Below this many flops per step, a barrier would cost more than a second thread saves.

@@ -1,0 +1,216 @@
+//! The AVX-512 `f32` micro-kernel, 8 × 32, in both A layouts of
+//! [`super::microkernels`].
+//!
+//! x86-64 with AVX-512 has 32 zmm registers of sixteen `f32`. The tile keeps
+//! sixteen accumulators (8 rows × 2 vectors): enough independent FMA chains
+//! for a four-cycle latency on two 512-bit FMA ports, with each B vector
+//! reused by eight rows and each A value broadcast straight from memory into
+//! its FMA. Measured on this project's Sapphire-Rapids-class machine (single
+//! thread, 512³, fastest of 15; see BENCHMARKS.md "AVX-512 micro-kernel"),
+//! 8 × 32 beat 12 × 32, 14 × 32, 16 × 16 and 24 × 16 (taller tiles spend
+//! their extra rows on broadcast loads, and 12 rows do not divide a batch
+//! of 64); 8 × 48 was as fast but its 48-column panels would not divide the
+//! recurrent step's per-thread column ranges.
+
+use std::arch::x86_64::*;
+
+use super::microkernels::{a_strides, MicroKernel, MAX_MR, MAX_NR};
+
+const AVX512_MR: usize = 8;
+/// Vectors of sixteen `f32` per tile row.
+const VECTORS: usize = 2;
+const AVX512_NR: usize = 16 * VECTORS;
+const _: () = assert!(AVX512_MR <= MAX_MR && AVX512_NR <= MAX_NR);
+
+pub(crate) static AVX512_F32: MicroKernel<f32> = MicroKernel {
+    mr: AVX512_MR,
+    nr: AVX512_NR,
+    packed: avx512_f32_8x32::<true>,
+    in_place: avx512_f32_8x32::<false>,
+};
+
+/// The AVX-512 `f32` kernel, 8 × 32, unrolled by four k steps.
+///
+/// # Safety
+/// See [`super::microkernels::MicroKernelFn`]; the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_f32_8x32<const PACKED: bool>(
+    k: usize,
+    a: *const f32,
+    lda: isize,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: isize,
+    accumulate: bool,
+) {
+    let (rs_a, cs_a) = a_strides::<PACKED>(AVX512_MR, lda);
+    let rows: [*const f32; AVX512_MR] =
+        std::array::from_fn(|r| a.wrapping_offset(r as isize * rs_a));
+    // SAFETY (whole body): the caller guarantees k steps of A and B, a writable
+    // 8 × 32 tile of C, and AVX-512F.
+    unsafe {
+        // As in the AVX2 kernel: fetch the C tile now, its miss hides behind the products.
+        for r in 0..AVX512_MR {
+            let c_row = c.offset(r as isize * rs_c);
+            for v in 0..VECTORS {
+                _mm_prefetch::<_MM_HINT_T0>(c_row.add(16 * v).cast());
+            }
+        }
+        let mut acc = [[_mm512_setzero_ps(); VECTORS]; AVX512_MR];
+        // A macro, not a closure: the body must be compiled with the function's target features.
+        macro_rules! step {
+            ($p:expr) => {{
+                let p: usize = $p;
+                let b_row: [__m512; VECTORS] =
+                    std::array::from_fn(|v| _mm512_loadu_ps(b.add(p * AVX512_NR + 16 * v)));
+                for (row, acc_row) in rows.iter().zip(acc.iter_mut()) {
+                    let a_rp = _mm512_set1_ps(*row.offset(p as isize * cs_a));
+                    for (acc, &b_v) in acc_row.iter_mut().zip(&b_row) {
+                        *acc = _mm512_fmadd_ps(a_rp, b_v, *acc);
+                    }
+                }
+            }};
+        }
+        let mut p = 0;
+        while p + 4 <= k {
+            step!(p);
+            step!(p + 1);
+            step!(p + 2);
+            step!(p + 3);
+            p += 4;
+        }
+        while p < k {
+            step!(p);
+            p += 1;
+        }
+        for (r, acc_row) in acc.iter().enumerate() {
+            let c_row = c.offset(r as isize * rs_c);
+            for (v, &sum) in acc_row.iter().enumerate() {
+                let out = c_row.add(16 * v);
+                let value = if accumulate {
+                    _mm512_add_ps(sum, _mm512_loadu_ps(out))
+                } else {
+                    sum
+                };
+                _mm512_storeu_ps(out, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+    use crate::kernels::{gemm_on, Isa};
+
+    fn has_avx512() -> bool {
+        is_x86_feature_detected!("avx512f")
+    }
+
+    fn value(i: usize, seed: usize) -> f32 {
+        ((i * 7919 + seed * 104_729) % 1013) as f32 / 1013.0 - 0.5
+    }
+
+    /// Both forms against a scalar reference on one tile: every k tail of the
+    /// four-step loop (k = 0..=9), accumulation on and off, and a C row stride
+    /// wider than the tile (the columns beyond it untouched).
+    #[test]
+    fn both_forms_match_a_scalar_reference_for_every_k_tail() {
+        if !has_avx512() {
+            return;
+        }
+        const LDA: usize = 13;
+        const RS_C: usize = AVX512_NR + 3;
+        for k in 0..=9 {
+            let a_rows: Vec<f32> = (0..AVX512_MR * LDA).map(|i| value(i, k)).collect();
+            let a_packed: Vec<f32> = (0..k * AVX512_MR)
+                .map(|i| a_rows[(i % AVX512_MR) * LDA + i / AVX512_MR])
+                .collect();
+            let b: Vec<f32> = (0..k * AVX512_NR).map(|i| value(i, k + 50)).collect();
+            let start: Vec<f32> = (0..AVX512_MR * RS_C).map(|i| value(i, k + 99)).collect();
+            for accumulate in [false, true] {
+                let expected: Vec<f32> = (0..AVX512_MR * RS_C)
+                    .map(|i| {
+                        let (r, j) = (i / RS_C, i % RS_C);
+                        if j >= AVX512_NR {
+                            return start[i];
+                        }
+                        let base = if accumulate { start[i] } else { 0.0 };
+                        base + (0..k)
+                            .map(|p| a_rows[r * LDA + p] * b[p * AVX512_NR + j])
+                            .sum::<f32>()
+                    })
+                    .collect();
+                for (form, a) in [("packed", &a_packed), ("in place", &a_rows)] {
+                    let run = if form == "packed" {
+                        AVX512_F32.packed
+                    } else {
+                        AVX512_F32.in_place
+                    };
+                    let mut c = start.clone();
+                    // SAFETY: A holds k steps of MR rows in the form's layout, B k rows
+                    // of NR, C MR rows of RS_C ≥ NR, and the CPU has AVX-512F (checked).
+                    unsafe {
+                        run(
+                            k,
+                            a.as_ptr(),
+                            LDA as isize,
+                            b.as_ptr(),
+                            c.as_mut_ptr(),
+                            RS_C as isize,
+                            accumulate,
+                        )
+                    };
+                    for (i, (got, want)) in c.iter().zip(&expected).enumerate() {
+                        assert!(
+                            (got - want).abs() <= 1e-5,
+                            "{form}, k {k}, accumulate {accumulate}, C[{}, {}]: {got} vs {want}",
+                            i / RS_C,
+                            i % RS_C
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whole products with edge tiles in both directions, a k-block tail, and both A
+    /// layouts: a row-major A is read in place, a transposed A is packed.
+    #[test]
+    fn gemm_matches_the_portable_kernel_in_both_a_layouts() {
+        if !has_avx512() {
+            return;
+        }
+        for (m, k, n) in [(19, 261, 45), (64, 300, 1024), (3, 5, 7)] {
+            let a = Array2::from_shape_fn((m, k), |(r, p)| value(r * k + p, 1));
+            let a_t = a.t().to_owned();
+            let b = Array2::from_shape_fn((k, n), |(p, j)| value(p * n + j, 2));
+            let bias: Vec<f32> = (0..n).map(|j| value(j, 3)).collect();
+            let mut portable = Array2::<f32>::from_elem((m, n), 1.0);
+            gemm_on(
+                Isa::Generic,
+                a.view(),
+                b.view(),
+                portable.view_mut(),
+                true,
+                Some(&bias),
+            );
+            for a_view in [a.view(), a_t.t()] {
+                let mut ours = Array2::<f32>::from_elem((m, n), 1.0);
+                gemm_on(
+                    Isa::Avx512,
+                    a_view,
+                    b.view(),
+                    ours.view_mut(),
+                    true,
+                    Some(&bias),
+                );
+                for ((index, x), y) in ours.indexed_iter().zip(&portable) {
+                    assert!((x - y).abs() <= 1e-4, "{m}×{k}×{n} {index:?}: {x} vs {y}");
+                }
+            }
+        }
+    }
+}
