@@ -1,6 +1,7 @@
 //! The logistic sigmoid and tanh, as the LSTM cell uses them: a portable
-//! version for any float and an AVX2/FMA `f32 × 8` version (the NEON
-//! `f32 × 4` one, in `activations_neon`, shares its constants).
+//! version for any float and an AVX2/FMA `f32 × 8` version (the NEON and
+//! WebAssembly simd128 `f32 × 4` ones, in `activations_neon` and
+//! `activations_simd128`, share its constants).
 //!
 //! Both are evaluated in forms without cancellation, so the vector versions
 //! stay within 2 ulp of the exact values over the whole range (tested below):
@@ -22,7 +23,11 @@ pub(crate) fn sigmoid<F: Scalar>(x: F) -> F {
 }
 
 /// The constants of the vector versions: every instruction set evaluates the same formulas.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 pub(crate) mod constants {
     /// ln 2 split in a part exact in f32 and the rest (Cody–Waite reduction).
     pub(crate) const LN2_HI: f32 = 0.693_359_4;

@@ -10,7 +10,11 @@ use std::ops::Range;
 
 use super::pack::MatRef;
 use super::Isa;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use super::{is_f32, retype};
 use crate::Scalar;
 
@@ -69,6 +73,13 @@ unsafe fn dot_rows<F: Scalar>(
     if isa == Isa::Neon && is_f32::<F>() {
         // SAFETY: F is f32 (so the retyped slices and pointers are the same); W's rows per the caller.
         unsafe { super::dot_neon::dot_rows(retype(a), w.cast(), ldw, retype(out), accumulate) };
+        return;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if isa == Isa::Simd128 && is_f32::<F>() {
+        // SAFETY: F is f32 (so the retyped slices and pointers are the same); simd128 was
+        // enabled at compile time; W's rows per the caller.
+        unsafe { super::dot_simd128::dot_rows(retype(a), w.cast(), ldw, retype(out), accumulate) };
         return;
     }
     let _ = isa;

@@ -1,7 +1,7 @@
 //! "A few floats side by side": elementwise math is written once against
 //! [`Lanes`] and runs either one scalar at a time (any float type, any CPU)
 //! or eight `f32` at a time in AVX2 registers (`F32x8`), or four in NEON
-//! registers on aarch64 (`F32x4`).
+//! registers on aarch64 or simd128 ones on wasm32 (`F32x4`).
 
 use std::ops::{Add, Mul, Sub};
 
@@ -108,6 +108,8 @@ pub(crate) unsafe fn store<V: Lanes>(value: V, values: &mut [V::Elem], at: usize
 
 #[cfg(target_arch = "aarch64")]
 pub(crate) use super::lanes_neon::F32x4;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) use super::lanes_simd128::F32x4;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::F32x8;
 

@@ -8,7 +8,11 @@
 //! step and would gain nothing from packing it. Knowing the layout at
 //! compile time keeps the address arithmetic off the critical path.
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use std::any::Any;
 
 use super::Isa;
@@ -78,6 +82,14 @@ impl<F: Scalar> MicroKernel<F> {
         if isa == Isa::Neon {
             if let Some(kernel) =
                 (&super::microkernels_neon::NEON_F32 as &dyn Any).downcast_ref::<MicroKernel<F>>()
+            {
+                return *kernel;
+            }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if isa == Isa::Simd128 {
+            if let Some(kernel) = (&super::microkernels_simd128::SIMD128_F32 as &dyn Any)
+                .downcast_ref::<MicroKernel<F>>()
             {
                 return *kernel;
             }

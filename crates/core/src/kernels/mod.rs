@@ -8,7 +8,11 @@
 //! without AVX-512), NEON kernels on every aarch64 CPU (the `*_neon`
 //! modules), portable Rust everywhere else (and for `f64`). The binary is
 //! never compiled for a newer CPU than the target's baseline, so it runs
-//! everywhere and never executes an illegal instruction. The environment
+//! everywhere and never executes an illegal instruction. WebAssembly cannot
+//! detect features at run time (a module using an unknown instruction fails
+//! to load), so there the choice is made at compile time: the `*_simd128`
+//! kernels when the module is built with `simd128` (as `npm run build:wasm`
+//! does, see `.cargo/config.toml`), else the portable ones. The environment
 //! variable `ODYSSEY_KERNELS=generic` forces the portable kernels, and
 //! `ODYSSEY_KERNELS=avx2` the AVX2 ones on an AVX-512 CPU (to test them, or
 //! to compare).
@@ -16,19 +20,27 @@
 pub(crate) mod activations;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod activations_neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod activations_simd128;
 pub(crate) mod dot;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod dot_neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod dot_simd128;
 pub(crate) mod gemm;
 pub(crate) mod lanes;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod lanes_neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod lanes_simd128;
 pub(crate) mod lockstep;
 pub(crate) mod microkernels;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod microkernels_avx512;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod microkernels_neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod microkernels_simd128;
 pub(crate) mod pack;
 
 pub use gemm::{gemm, gemm_on};
@@ -49,12 +61,14 @@ pub enum Isa {
     Avx512,
     /// aarch64's Advanced SIMD (NEON), present on every aarch64 CPU.
     Neon,
+    /// WebAssembly's 128-bit SIMD, when the module is compiled with it.
+    Simd128,
 }
 
 impl Isa {
-    /// The best instruction set this CPU supports, detected once per process;
-    /// `ODYSSEY_KERNELS=generic` forces [`Isa::Generic`], `ODYSSEY_KERNELS=avx2`
-    /// [`Isa::Avx2Fma`] on a CPU that has AVX-512.
+    /// The best instruction set this CPU supports (on wasm32, the one the module was
+    /// compiled for), detected once per process; `ODYSSEY_KERNELS=generic` forces
+    /// [`Isa::Generic`], `ODYSSEY_KERNELS=avx2` [`Isa::Avx2Fma`] on a CPU that has AVX-512.
     pub fn current() -> Isa {
         static CURRENT: OnceLock<Isa> = OnceLock::new();
         *CURRENT.get_or_init(|| {
@@ -85,7 +99,12 @@ impl Isa {
         }
         #[cfg(target_arch = "aarch64")]
         return Isa::Neon;
-        #[cfg(not(target_arch = "aarch64"))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return Isa::Simd128;
+        #[cfg(not(any(
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )))]
         Isa::Generic
     }
 }

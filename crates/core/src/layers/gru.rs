@@ -53,13 +53,20 @@ use super::rnn::{
 };
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::Isa;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use crate::kernels::{is_f32, retype};
 use crate::{Error, ParamSet, Result, Scalar};
 
@@ -634,10 +641,13 @@ fn forward_cells<F: Scalar>(isa: Isa, mut cells: ForwardCells<'_, F>) {
         unsafe { forward_cells_avx2(retype(&mut cells)) };
         return;
     }
-    #[cfg(target_arch = "aarch64")]
-    if isa == Isa::Neon && is_f32::<F>() {
-        // SAFETY: F is f32, so the types are identical; NEON is part of aarch64.
-        unsafe { forward_cells_neon(retype(&mut cells)) };
+    #[cfg(any(
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    if matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; F32x4's instructions are part of the target (NEON; simd128 compiled in).
+        unsafe { forward_cells_f32x4(retype(&mut cells)) };
         return;
     }
     let _ = isa;
@@ -656,10 +666,13 @@ unsafe fn forward_cells_avx2(cells: &mut ForwardCells<'_, f32>) {
     }
 }
 
-#[cfg(target_arch = "aarch64")]
-fn forward_cells_neon(cells: &mut ForwardCells<'_, f32>) {
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+fn forward_cells_f32x4(cells: &mut ForwardCells<'_, f32>) {
     let (lanes, rest) = lane_split::<F32x4>(cells.h.len());
-    // SAFETY: NEON is part of aarch64; lengths asserted by the caller.
+    // SAFETY: F32x4's instructions are part of the target (NEON; simd128 compiled in); lengths asserted by the caller.
     unsafe {
         forward_units::<F32x4>(cells, lanes);
         forward_units::<f32>(cells, rest);
@@ -683,10 +696,13 @@ fn backward_cells<F: Scalar>(isa: Isa, clip: Option<F>, mut cells: BackwardCells
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe { return retype(backward_cells_avx2(retype(&mut cells), retype(clip))) };
     }
-    #[cfg(target_arch = "aarch64")]
-    if isa == Isa::Neon && is_f32::<F>() {
-        // SAFETY: F is f32, so the types are identical; NEON is part of aarch64.
-        unsafe { return retype(backward_cells_neon(retype(&mut cells), retype(clip))) };
+    #[cfg(any(
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    if matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; F32x4's instructions are part of the target (NEON; simd128 compiled in).
+        unsafe { return retype(backward_cells_f32x4(retype(&mut cells), retype(clip))) };
     }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; lengths asserted above.
@@ -703,10 +719,13 @@ unsafe fn backward_cells_avx2(cells: &mut BackwardCells<'_, f32>, clip: Option<f
     }
 }
 
-#[cfg(target_arch = "aarch64")]
-fn backward_cells_neon(cells: &mut BackwardCells<'_, f32>, clip: Option<f32>) -> f32 {
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+fn backward_cells_f32x4(cells: &mut BackwardCells<'_, f32>, clip: Option<f32>) -> f32 {
     let (lanes, rest) = lane_split::<F32x4>(cells.h_prev.len());
-    // SAFETY: NEON is part of aarch64; lengths asserted by the caller.
+    // SAFETY: F32x4's instructions are part of the target (NEON; simd128 compiled in); lengths asserted by the caller.
     unsafe {
         backward_units::<F32x4>(cells, clip, lanes) + backward_units::<f32>(cells, clip, rest)
     }

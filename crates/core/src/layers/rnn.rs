@@ -17,7 +17,10 @@ use super::recurrent::layer_parameter_count;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
 use crate::kernels::gemm::{gemm_prepacked, KC};
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
@@ -25,7 +28,11 @@ use crate::kernels::lanes::Lanes;
 use crate::kernels::microkernels::MicroKernel;
 use crate::kernels::pack::{MatRef, PackedB};
 use crate::kernels::Isa;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use crate::kernels::{is_f32, retype};
 use crate::{Error, ParamSet, Result, Scalar};
 
@@ -59,9 +66,12 @@ impl RnnActivation {
             unsafe { self.apply_avx2(retype(values)) };
             return;
         }
-        #[cfg(target_arch = "aarch64")]
-        if isa == Isa::Neon && is_f32::<F>() {
-            // SAFETY: F is f32, so the slice types are identical; NEON is part of aarch64.
+        #[cfg(any(
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        ))]
+        if matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
+            // SAFETY: F is f32, so the slice types are identical; F32x4's instructions are part of the target (NEON; simd128 compiled in).
             unsafe { self.apply_lanes::<F32x4>(retype(values)) };
             return;
         }

@@ -11,13 +11,20 @@ use std::ops::Range;
 
 use super::layout::{unit_blocks, Gate};
 use super::{LstmConfig, LstmVariant};
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::Isa;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 use crate::kernels::{is_f32, retype};
 use crate::Scalar;
 
@@ -395,9 +402,12 @@ pub(super) fn forward_row<F: Scalar>(
         unsafe { forward_row_avx2(rules, block_units, retype(row)) };
         return;
     }
-    #[cfg(target_arch = "aarch64")]
-    if isa == Isa::Neon && is_f32::<F>() {
-        // SAFETY: F is f32, so the row types are identical; NEON is part of aarch64.
+    #[cfg(any(
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    if matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
+        // SAFETY: F is f32, so the row types are identical; F32x4's instructions are part of the target (NEON; simd128 compiled in).
         unsafe { forward_row_on::<F32x4>(rules, block_units, retype(row)) };
         return;
     }
@@ -498,9 +508,12 @@ pub(super) fn backward_row<F: Scalar>(
             return retype(norm);
         }
     }
-    #[cfg(target_arch = "aarch64")]
-    if isa == Isa::Neon && is_f32::<F>() {
-        // SAFETY: F is f32, so the types are identical; NEON is part of aarch64.
+    #[cfg(any(
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    if matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; F32x4's instructions are part of the target (NEON; simd128 compiled in).
         unsafe {
             let norm = backward_row_on::<F32x4>(rules, retype(clip), block_units, retype(row));
             return retype(norm);

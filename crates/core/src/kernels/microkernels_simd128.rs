@@ -1,0 +1,197 @@
+//! The WebAssembly simd128 `f32` micro-kernel, in both A layouts of
+//! [`super::microkernels`].
+//!
+//! WebAssembly has no register file of its own: the engine maps `v128`
+//! locals onto the host's vector registers, 16 on x86-64 (V8 keeps one as
+//! scratch) and 32 on arm64. The tile must fit the smaller file, so it is the
+//! AVX2 kernel's shape at half the width, 6 × 8: twelve accumulators, two B
+//! vectors and one broadcast A value (15 registers), where the NEON kernel's
+//! 8 × 8 (sixteen accumulators) would spill on x86-64 hosts. simd128 has no
+//! fused multiply-add (relaxed-simd's may or may not fuse, depending on the
+//! host CPU, so results would differ between machines): each step is a
+//! multiply and an add. A's value is broadcast by `v128.load32_splat`, one
+//! instruction on both hosts, in either layout.
+
+use std::arch::wasm32::*;
+
+use super::microkernels::{MicroKernel, MAX_MR, MAX_NR};
+
+const SIMD128_MR: usize = 6;
+const SIMD128_NR: usize = 8;
+const _: () = assert!(SIMD128_MR <= MAX_MR && SIMD128_NR <= MAX_NR);
+
+pub(crate) static SIMD128_F32: MicroKernel<f32> = MicroKernel {
+    mr: SIMD128_MR,
+    nr: SIMD128_NR,
+    packed: simd128_f32_6x8::<true>,
+    in_place: simd128_f32_6x8::<false>,
+};
+
+/// `C[0..MR, 0..NR] = (accumulate ? C : 0) + A·B` (see [`super::microkernels::MicroKernelFn`]).
+///
+/// # Safety
+/// See [`super::microkernels::MicroKernelFn`]; simd128 is enabled at compile time.
+unsafe fn simd128_f32_6x8<const PACKED: bool>(
+    k: usize,
+    a: *const f32,
+    lda: isize,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: isize,
+    accumulate: bool,
+) {
+    // (row stride, k stride) of A.
+    let (rs_a, cs_a) = if PACKED {
+        (1, SIMD128_MR as isize)
+    } else {
+        (lda, 1)
+    };
+    let rows: [*const f32; SIMD128_MR] =
+        std::array::from_fn(|r| a.wrapping_offset(r as isize * rs_a));
+    let mut acc = [[f32x4_splat(0.0); 2]; SIMD128_MR];
+    // SAFETY (whole block): the caller guarantees k steps of A in the form's layout, k rows
+    // of the packed B panel (NR floats each) and a writable MR × NR tile of C.
+    unsafe {
+        macro_rules! step {
+            ($p:expr) => {{
+                let p: usize = $p;
+                let b0 = v128_load(b.add(p * SIMD128_NR).cast());
+                let b1 = v128_load(b.add(p * SIMD128_NR + 4).cast());
+                for (row, acc_row) in rows.iter().zip(acc.iter_mut()) {
+                    let a_rp = v128_load32_splat(row.offset(p as isize * cs_a).cast());
+                    acc_row[0] = f32x4_add(acc_row[0], f32x4_mul(a_rp, b0));
+                    acc_row[1] = f32x4_add(acc_row[1], f32x4_mul(a_rp, b1));
+                }
+            }};
+        }
+        let mut p = 0;
+        while p + 4 <= k {
+            step!(p);
+            step!(p + 1);
+            step!(p + 2);
+            step!(p + 3);
+            p += 4;
+        }
+        while p < k {
+            step!(p);
+            p += 1;
+        }
+        for (r, acc_row) in acc.iter().enumerate() {
+            let c_row = c.offset(r as isize * rs_c);
+            let (mut lo, mut hi) = (acc_row[0], acc_row[1]);
+            if accumulate {
+                lo = f32x4_add(lo, v128_load(c_row.cast()));
+                hi = f32x4_add(hi, v128_load(c_row.add(4).cast()));
+            }
+            v128_store(c_row.cast(), lo);
+            v128_store(c_row.add(4).cast(), hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+    use crate::kernels::{gemm_on, Isa};
+
+    fn value(i: usize, seed: usize) -> f32 {
+        ((i * 7919 + seed * 104_729) % 1013) as f32 / 1013.0 - 0.5
+    }
+
+    /// Both forms against a scalar reference on one tile: every k tail of the
+    /// four-step unrolled loop (k = 0..=9), accumulation on and off, and a C row
+    /// stride wider than the tile (the columns beyond it untouched).
+    #[test]
+    fn both_forms_match_a_scalar_reference_for_every_k_tail() {
+        const LDA: usize = 13;
+        const RS_C: usize = SIMD128_NR + 3;
+        for k in 0..=9 {
+            let a_rows: Vec<f32> = (0..SIMD128_MR * LDA).map(|i| value(i, k)).collect();
+            let a_packed: Vec<f32> = (0..k * SIMD128_MR)
+                .map(|i| a_rows[(i % SIMD128_MR) * LDA + i / SIMD128_MR])
+                .collect();
+            let b: Vec<f32> = (0..k * SIMD128_NR).map(|i| value(i, k + 50)).collect();
+            let start: Vec<f32> = (0..SIMD128_MR * RS_C).map(|i| value(i, k + 99)).collect();
+            for accumulate in [false, true] {
+                let expected: Vec<f32> = (0..SIMD128_MR * RS_C)
+                    .map(|i| {
+                        let (r, j) = (i / RS_C, i % RS_C);
+                        if j >= SIMD128_NR {
+                            return start[i];
+                        }
+                        let base = if accumulate { start[i] } else { 0.0 };
+                        base + (0..k)
+                            .map(|p| a_rows[r * LDA + p] * b[p * SIMD128_NR + j])
+                            .sum::<f32>()
+                    })
+                    .collect();
+                for (form, a) in [("packed", &a_packed), ("in place", &a_rows)] {
+                    let run = if form == "packed" {
+                        SIMD128_F32.packed
+                    } else {
+                        SIMD128_F32.in_place
+                    };
+                    let mut c = start.clone();
+                    // SAFETY: A holds k steps of MR rows in the form's layout, B k rows
+                    // of NR, and C MR rows of RS_C ≥ NR.
+                    unsafe {
+                        run(
+                            k,
+                            a.as_ptr(),
+                            LDA as isize,
+                            b.as_ptr(),
+                            c.as_mut_ptr(),
+                            RS_C as isize,
+                            accumulate,
+                        )
+                    };
+                    for (i, (got, want)) in c.iter().zip(&expected).enumerate() {
+                        assert!(
+                            (got - want).abs() <= 1e-5,
+                            "{form}, k {k}, accumulate {accumulate}, C[{}, {}]: {got} vs {want}",
+                            i / RS_C,
+                            i % RS_C
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whole GEMMs with edge tiles in both dimensions (19 = 3·6 + 1 rows, 21 = 2·8 + 5
+    /// columns), against the portable kernel: A row-major (read in place) and
+    /// transposed (packed).
+    #[test]
+    fn gemm_in_both_a_layouts_matches_the_portable_kernel() {
+        let (m, k, n) = (19, 261, 21);
+        let a = Array2::from_shape_fn((m, k), |(r, p)| value(r * k + p, 1));
+        let a_t = Array2::from_shape_fn((k, m), |(p, r)| value(p * m + r, 1));
+        let b = Array2::from_shape_fn((k, n), |(p, j)| value(p * n + j, 2));
+        let bias: Vec<f32> = (0..n).map(|j| value(j, 3)).collect();
+        for a in [a.view(), a_t.t()] {
+            let mut simd = Array2::<f32>::from_elem((m, n), 1.0);
+            let mut portable = simd.clone();
+            gemm_on(
+                Isa::Simd128,
+                a,
+                b.view(),
+                simd.view_mut(),
+                true,
+                Some(&bias),
+            );
+            gemm_on(
+                Isa::Generic,
+                a,
+                b.view(),
+                portable.view_mut(),
+                true,
+                Some(&bias),
+            );
+            for ((index, x), y) in simd.indexed_iter().zip(&portable) {
+                assert!((x - y).abs() <= 1e-4, "{index:?}: {x} vs {y}");
+            }
+        }
+    }
+}
