@@ -431,6 +431,16 @@ describe('errors raised inside the native addon', () => {
     expect(other.code).toBe('ODYSSEY_NATIVE')
   })
 
+  it('a trap of the WebAssembly build (a Rust panic there) is ODYSSEY_PANIC, saying the module may be unusable', () => {
+    const trap = new WebAssembly.RuntimeError('unreachable')
+    const mapped = fromNativeError(trap)
+    expect(mapped).toBeInstanceOf(OdysseyError)
+    expect(mapped.code).toBe('ODYSSEY_PANIC')
+    expect(mapped.message).toContain('unreachable')
+    expect(mapped.message).toContain('restart the process')
+    expect(mapped.cause).toBe(trap)
+  })
+
   it('the ErrorCode enum of the addon lists exactly the codes ts/errors.ts maps', () => {
     const rust = readFileSync(join(__dirname, '..', 'crates', 'node', 'src', 'error.rs'), 'utf8')
     const rustCodes = [...rust.matchAll(/=> "(ODYSSEY_[A-Z_]+)"/g)].map((m) => m[1]).sort()

@@ -154,6 +154,16 @@ const CODE_SEPARATOR = '\u001f'
  * conversion errors) becomes `ODYSSEY_NATIVE`. The original is the `cause`.
  */
 export function fromNativeError(error: unknown): AnyOdysseyError {
+  if (isWasmTrap(error)) {
+    return new OdysseyError(
+      'ODYSSEY_PANIC',
+      `odyssey-rnn internal error (Rust panic in the WebAssembly build: ${error.message}). ` +
+        'WebAssembly cannot unwind, so the panic stopped the call midway and may have left the module ' +
+        'holding a lock or its allocator mid-update: restart the process (reload the page) before ' +
+        'calling odyssey-rnn again.',
+      { cause: error },
+    )
+  }
   let code = (error as { code?: unknown } | null)?.code
   let message = error instanceof Error ? error.message : String(error)
   // The WebAssembly build's rejections carry their code at the head of the message (crates/node/src/tasks.rs).
@@ -165,4 +175,12 @@ export function fromNativeError(error: unknown): AnyOdysseyError {
   const known = typeof code === 'string' ? NATIVE_ERROR_CLASSES[code] : undefined
   if (known === undefined) return new OdysseyError('ODYSSEY_NATIVE', `native addon: ${message}`, { cause: error })
   return new known(code as ErrorCode, message, { cause: error })
+}
+
+/**
+ * A Rust panic in the WebAssembly build: the module aborts (`unreachable`), which reaches JS as a
+ * `WebAssembly.RuntimeError` instead of the native addon's caught `ODYSSEY_PANIC` (crates/node/src/lib.rs).
+ */
+function isWasmTrap(error: unknown): error is Error {
+  return typeof WebAssembly !== 'undefined' && error instanceof WebAssembly.RuntimeError
 }
