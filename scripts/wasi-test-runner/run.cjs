@@ -33,8 +33,9 @@ async function main() {
   const wasi = new WASI(wasiOptions(args))
   const threads = new WASIThreads({
     wasi,
-    // A thread's creation waits for its worker (Atomics.wait on the main thread is allowed in Node).
-    waitThreadStart: 1000,
+    // A thread's creation waits for its worker (Atomics.wait on the main thread is allowed in
+    // Node); starting a worker takes seconds on a loaded machine.
+    waitThreadStart: 120_000,
     onCreateWorker: () =>
       new Worker(path.join(__dirname, 'worker.cjs'), { workerData: { options: wasiOptions(args) } }),
   })

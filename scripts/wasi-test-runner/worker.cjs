@@ -5,10 +5,13 @@ const { WASI } = require('node:wasi')
 const { parentPort, workerData } = require('node:worker_threads')
 const { ThreadMessageHandler, WASIThreads } = require('@emnapi/wasi-threads')
 
+const postMessage = (message) => parentPort.postMessage(message)
+
 const handler = new ThreadMessageHandler({
+  postMessage,
   async onLoad({ wasmModule, wasmMemory }) {
     const wasi = new WASI(workerData.options)
-    const threads = new WASIThreads({ wasi, childThread: true })
+    const threads = new WASIThreads({ wasi, childThread: true, postMessage })
     const instance = await WebAssembly.instantiate(wasmModule, {
       env: { memory: wasmMemory },
       wasi_snapshot_preview1: wasi.wasiImport,
@@ -19,5 +22,4 @@ const handler = new ThreadMessageHandler({
   },
 })
 
-Object.assign(globalThis, { postMessage: (message) => parentPort.postMessage(message) })
 parentPort.on('message', (data) => handler.handle({ data }))
