@@ -23,12 +23,13 @@ function timed(records, query) {
   return { record }
 }
 
-/** "odyssey is `threshold`× faster than `other`": the ratio of medians (other / odyssey). */
-function speedup(suite, shape, other, threshold, variant = '') {
+/** "odyssey (`impl`) is `threshold`× faster than `other`": the ratio of medians (other / odyssey). */
+function speedup(suite, shape, other, threshold, variant = '', impl = 'odyssey-native') {
+  const who = impl === 'odyssey-native' ? '' : `${impl} `
   return {
-    target: `≥ ${threshold}× ${other} (${suite} ${shape})`,
+    target: `${who}≥ ${threshold}× ${other} (${suite} ${shape})`,
     measure(records) {
-      const ours = timed(records, { suite, shape, impl: 'odyssey-native', variant })
+      const ours = timed(records, { suite, shape, impl, variant })
       const theirs = timed(records, { suite, shape, impl: other, variant })
       if (ours.missing || theirs.missing) return { missing: ours.missing ?? theirs.missing }
       const value = theirs.record.medianMs / ours.record.medianMs
@@ -71,6 +72,25 @@ function percentOfPeak(threshold) {
       const value = ours.record.gflops / peak.record.bestGflops
       const text = `${(100 * value).toFixed(1)}% (${ours.record.gflops.toFixed(1)} of ${peak.record.bestGflops.toFixed(1)} GFLOP/s)`
       return { value, text, met: value >= threshold }
+    },
+  }
+}
+
+/** "`impl` is at most `threshold`× slower than `reference`": the ratio of medians (impl / reference). */
+function within(suite, shape, impl, reference, threshold) {
+  return {
+    target: `${impl} within ${threshold}× of ${reference} (${suite} ${shape})`,
+    measure(records) {
+      const ours = timed(records, { suite, shape, impl, variant: '' })
+      const theirs = timed(records, { suite, shape, impl: reference, variant: '' })
+      if (ours.missing || theirs.missing) return { missing: ours.missing ?? theirs.missing }
+      const value = ours.record.medianMs / theirs.record.medianMs
+      const fastest = ours.record.minMs / theirs.record.minMs
+      return {
+        value,
+        text: `${value.toFixed(2)}× slower (fastest runs: ${fastest.toFixed(2)}×)`,
+        met: value <= threshold,
+      }
     },
   }
 }
@@ -198,6 +218,15 @@ const ISSUES = [
       percentOfPeak(0.75),
       aheadOfBestPeer('rnn', 'S2', 'simple RNN', ['pytorch'], 1.5),
       memoryRatio,
+    ],
+  },
+  {
+    issue: '#15 WebAssembly',
+    targets: [
+      speedup('train', 'S1', 'tfjs-wasm', 3, '', 'odyssey-wasm'),
+      within('train', 'S1', 'odyssey-wasm', 'odyssey-native', 4),
+      within('train', 'S2', 'odyssey-wasm', 'odyssey-native', 4),
+      within('stream', 'stream', 'odyssey-wasm', 'odyssey-native', 4),
     ],
   },
 ]
