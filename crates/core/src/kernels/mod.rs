@@ -83,6 +83,7 @@ impl Isa {
 
     /// Whether the AVX2 + FMA kernels may run: also on AVX-512 CPUs, for the
     /// kernels that have no AVX-512 form.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn has_avx2_fma(self) -> bool {
         matches!(self, Isa::Avx2Fma | Isa::Avx512)
     }
