@@ -5,6 +5,7 @@
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Zip};
 use rand::Rng;
 
+use crate::kernels::gemm;
 use crate::{Error, ParamSet, Result, Scalar};
 
 /// The elementwise function after the affine map ("none" is `Identity`).
@@ -169,7 +170,10 @@ impl<F: Scalar> Dense<F> {
             let expected = format!("[rows, {}]", self.config.in_features);
             return Err(Error::shape("x", expected, x.shape()));
         }
-        let mut y = x.dot(&self.params.weight.t()) + &self.params.bias;
+        let mut y = Array2::zeros((x.nrows(), self.config.out_features));
+        let bias = self.params.bias.as_standard_layout();
+        let bias = bias.as_slice().expect("standard layout");
+        gemm(x, self.params.weight.t(), y.view_mut(), false, Some(bias));
         let activation = self.config.activation;
         y.mapv_inplace(|a| activation.apply(a));
         Ok(y)
@@ -197,10 +201,20 @@ impl<F: Scalar> Dense<F> {
         Zip::from(&mut delta)
             .and(&cache.y)
             .for_each(|d, &y| *d = *d * activation.derivative_from_output(y));
+        let mut dx = Array2::zeros(cache.x.dim());
+        gemm(
+            delta.view(),
+            self.params.weight.view(),
+            dx.view_mut(),
+            false,
+            None,
+        );
+        let mut weight = Array2::zeros(self.params.weight.dim());
+        gemm(delta.t(), cache.x.view(), weight.view_mut(), false, None);
         Ok(DenseGrads {
-            dx: delta.dot(&self.params.weight),
+            dx,
             params: DenseParams {
-                weight: delta.t().dot(&cache.x),
+                weight,
                 bias: delta.sum_axis(Axis(0)),
             },
         })
