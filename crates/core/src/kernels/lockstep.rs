@@ -119,6 +119,204 @@ impl Schedule {
     }
 }
 
+/// Runs `work(0)` on the calling thread and `work(1)` on a persistent helper
+/// thread, and returns when both are done: the split of one tiny step (a
+/// streaming step's matrix–vector products, a few microseconds), for which
+/// handing work to rayon's pool would cost as much as the work.
+///
+/// The helper always takes part 1, so the weights that part reads stay in its
+/// core's cache from call to call. Between calls it spins for
+/// [`HELPER_SPIN`] (a loop of steps keeps it awake), then parks (an idle model
+/// costs no CPU). If it has not started part 1 by the time the caller has
+/// finished part 0 (parked, or its core busy), the caller runs part 1 itself:
+/// a late helper costs parallelism, never progress. One caller at a time uses
+/// the helper; a concurrent caller runs both parts itself. Without threads
+/// (one rayon thread, WebAssembly) both parts run on the caller.
+pub(crate) fn run_pair(work: &(dyn Fn(usize) + Sync)) {
+    match Pair::acquire() {
+        Some(pair) => pair.run(work),
+        None => {
+            work(0);
+            work(1);
+        }
+    }
+}
+
+/// How long the pair's helper keeps spinning for the next part before it parks.
+const HELPER_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// The erased type of a job: it borrows the caller's stack, which outlives its run (see [`Pair::run`]).
+type Job = *const (dyn Fn(usize) + Sync + 'static);
+
+/// The state shared by [`run_pair`]'s callers and its helper thread. Jobs are
+/// numbered 1, 2, …; `claimed` and `done` hold the number of the last job whose
+/// part 1 someone claimed / the helper finished.
+struct Pair {
+    published: std::sync::atomic::AtomicU64,
+    claimed: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+    /// The job numbered `published`; written only by the caller holding `busy`, before it publishes.
+    job: std::cell::UnsafeCell<Option<Job>>,
+    /// A caller is using the pair.
+    busy: AtomicBool,
+    /// The helper is parked or about to park: a new job must unpark it.
+    sleeping: AtomicBool,
+    /// Part 1 of the last job panicked on the helper.
+    panicked: AtomicBool,
+    helper: std::sync::OnceLock<std::thread::Thread>,
+}
+
+// SAFETY: `job` is written only by the caller holding `busy` before it publishes the job's
+// number, and read by the helper only after claiming that number (see `run` and `serve`).
+unsafe impl Sync for Pair {}
+
+impl Pair {
+    /// The process's pair, started on first use, unless another caller holds it or there are no threads.
+    fn acquire() -> Option<&'static Pair> {
+        static PAIR: std::sync::OnceLock<Option<&'static Pair>> = std::sync::OnceLock::new();
+        let pair = (*PAIR.get_or_init(Pair::start))?;
+        if rayon::current_num_threads() < 2 || pair.busy.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        Some(pair)
+    }
+
+    fn start() -> Option<&'static Pair> {
+        if cfg!(target_family = "wasm") || rayon::current_num_threads() < 2 {
+            return None;
+        }
+        let pair: &'static Pair = Box::leak(Box::new(Pair {
+            published: 0.into(),
+            claimed: 0.into(),
+            done: 0.into(),
+            job: std::cell::UnsafeCell::new(None),
+            busy: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+            helper: std::sync::OnceLock::new(),
+        }));
+        let handle = std::thread::Builder::new()
+            .name("odyssey-step".to_owned())
+            .spawn(move || pair.serve())
+            .ok()?;
+        pair.helper.get_or_init(|| handle.thread().clone());
+        Some(pair)
+    }
+
+    /// Runs `work` split in two; the caller holds `busy`.
+    fn run(&self, work: &(dyn Fn(usize) + Sync)) {
+        let number = self.published.load(Ordering::Relaxed) + 1;
+        // SAFETY: only the lifetime is erased. The helper calls the job only after claiming
+        // `number`, and `Join` does not let this function return (or unwind) before that
+        // part is finished or can no longer be claimed.
+        let job: Job = unsafe { std::mem::transmute(work as *const (dyn Fn(usize) + Sync + '_)) };
+        // SAFETY: `busy` is ours and job `number` is not published yet: nobody reads `job`.
+        unsafe { *self.job.get() = Some(job) };
+        // A panic left over from a job whose caller unwound before it could report it.
+        self.panicked.store(false, Ordering::Relaxed);
+        self.published.store(number, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            if let Some(helper) = self.helper.get() {
+                helper.unpark();
+            }
+        }
+        let mut join = Join {
+            pair: self,
+            number,
+            stolen: false,
+        };
+        work(0);
+        if self.claim(number) {
+            join.stolen = true;
+            work(1);
+        }
+        drop(join);
+        assert!(
+            !self.panicked.swap(false, Ordering::AcqRel),
+            "the streaming step's helper thread panicked"
+        );
+    }
+
+    /// Takes part 1 of job `number` (for whoever runs it); `false` if someone already has.
+    fn claim(&self, number: u64) -> bool {
+        self.claimed
+            .compare_exchange(number - 1, number, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The helper thread: runs part 1 of every job it claims in time.
+    fn serve(&self) {
+        let mut seen = 0;
+        loop {
+            let number = self.next_job(seen);
+            seen = number;
+            if !self.claim(number) {
+                continue;
+            }
+            // SAFETY: claimed job `number`, so its caller waits for `done` before the job's borrow ends.
+            let job = unsafe { (*self.job.get()).expect("a published job") };
+            // SAFETY: as above, the job is alive until `done` says so.
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*job)(1) }));
+            if run.is_err() {
+                self.panicked.store(true, Ordering::Release);
+            }
+            self.done.store(number, Ordering::Release);
+        }
+    }
+
+    /// Waits for a job numbered above `seen`: spins for [`HELPER_SPIN`], then parks.
+    fn next_job(&self, seen: u64) -> u64 {
+        loop {
+            let start = std::time::Instant::now();
+            let mut spins = 0u32;
+            loop {
+                let number = self.published.load(Ordering::Acquire);
+                if number > seen {
+                    return number;
+                }
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(64) && start.elapsed() >= HELPER_SPIN {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            self.sleeping.store(true, Ordering::SeqCst);
+            // Published after `sleeping` was set: its caller unparks us; before: we see it here.
+            if self.published.load(Ordering::SeqCst) == seen {
+                std::thread::park();
+            }
+            self.sleeping.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Ends a job: waits for the helper's part 1 if it claimed it, then frees the pair.
+struct Join<'a> {
+    pair: &'a Pair,
+    number: u64,
+    /// The caller ran part 1 itself.
+    stolen: bool,
+}
+
+impl Drop for Join<'_> {
+    fn drop(&mut self) {
+        // Unclaimed (the caller's part 0 unwound): claiming it now means nobody runs it.
+        if !self.stolen && !self.pair.claim(self.number) {
+            let mut spins = 0;
+            while self.pair.done.load(Ordering::Acquire) < self.number {
+                if spins < SPINS_BEFORE_YIELD {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        self.pair.busy.store(false, Ordering::Release);
+    }
+}
+
 /// Splits `0..len` into `parts` contiguous ranges whose inner boundaries are
 /// multiples of `align`; trailing ranges may be empty when `len` is small.
 pub(crate) fn aligned_split(len: usize, parts: usize, align: usize) -> Vec<Range<usize>> {
@@ -264,6 +462,48 @@ mod tests {
                 .iter()
                 .all(|&v| v == expected));
         }
+    }
+
+    #[test]
+    fn a_pair_runs_both_parts_of_every_job_before_returning() {
+        let runs: Vec<AtomicUsize> = (0..2).map(|_| AtomicUsize::new(0)).collect();
+        let callers = 3;
+        std::thread::scope(|scope| {
+            for _ in 0..callers {
+                scope.spawn(|| {
+                    for job in 0..2000 {
+                        let seen = AtomicUsize::new(0);
+                        run_pair(&|part| {
+                            runs[part].fetch_add(1, Ordering::Relaxed);
+                            seen.fetch_or(1 << part, Ordering::Relaxed);
+                        });
+                        assert_eq!(seen.load(Ordering::Relaxed), 0b11, "job {job}");
+                        if job % 500 == 0 {
+                            // Long enough for the helper to park: the next job must wake it (or be stolen).
+                            std::thread::sleep(HELPER_SPIN * 3);
+                        }
+                    }
+                });
+            }
+        });
+        for part in &runs {
+            assert_eq!(part.load(Ordering::Relaxed), callers * 2000);
+        }
+    }
+
+    #[test]
+    fn a_panicking_part_reaches_the_caller_and_the_pair_goes_on() {
+        for panicking in [0, 1] {
+            let outcome = std::panic::catch_unwind(|| {
+                run_pair(&|part| assert_ne!(part, panicking, "part {part} fails"));
+            });
+            assert!(outcome.is_err(), "part {panicking}'s panic was lost");
+        }
+        let count = AtomicUsize::new(0);
+        run_pair(&|_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 mod cell;
 mod layout;
 mod recurrence;
+mod step;
 mod time_major;
 
 use ndarray::{
@@ -19,6 +20,8 @@ use ndarray::{
 };
 use rand::distributions::Uniform;
 use rand::Rng;
+
+pub use self::step::StepBuffers;
 
 use self::cell::Peepholes;
 use self::layout::{Gate, GateLayout};
