@@ -23,8 +23,16 @@
 import type { InputArgs, NativeModel } from '../../native/binding'
 import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from '../errors'
 import { loadNative } from '../native'
-import type { Dtype, Tensor } from '../types'
-import { checkBoolean, checkObject, checkOptionKeys, checkSize, checkWeightTensors, describe } from '../validate'
+import type { Dtype, FloatArray, Tensor } from '../types'
+import {
+  checkBoolean,
+  checkObject,
+  checkOptionKeys,
+  checkSize,
+  checkTensorData,
+  checkWeightTensors,
+  describe,
+} from '../validate'
 import { checkDataset, checkInputs, checkStepInputs, type Dataset, type Inputs, type StepInputs } from './data'
 import {
   type CallbackWindow,
@@ -46,6 +54,12 @@ import { describeGraph, type DescribedGraph, type GraphSpec, type InputSpec, typ
 import { TRAINING_KEYS, trainingSpecJson, type TrainingConfig } from './training'
 import { exportOnnx, type OnnxExportOptions } from '../onnx'
 import { encodeSafetensors } from '../util/safetensors'
+
+/** Options of `Model.step`. */
+export interface StepOptions {
+  /** Receives the output (`batch · width` values of the model's dtype) instead of a new array. */
+  out?: FloatArray
+}
 
 /** A model graph and how to train it. */
 export interface ModelConfig extends GraphSpec, TrainingConfig {}
@@ -371,13 +385,75 @@ export class Model {
    * sequence it gives exactly what `predict` gives. Not for bidirectional layers. Continues from
    * whatever state is set (`setState`); a node with `initialState` starts from that value until it
    * carries a state of its own.
+   *
+   * A model with one sequence input also takes the step's values alone, a `Float32Array`
+   * (`Float64Array` for float64 models) of `batch · features` values. `options.out`, a typed
+   * array of the model's dtype and `batch · width` values, receives the output (and is returned
+   * as its `data`) instead of a new array: a loop of steps then allocates nothing.
    */
-  step(x: StepInputs): Tensor {
+  step(x: StepInputs | FloatArray, options?: StepOptions): Tensor {
     this.checkUsable('step')
+    const width = this.described.output.width
+    const flat = this.flatStep(x)
+    if (flat !== undefined) {
+      const out = this.stepOut(options, flat.batch * width)
+      callNative(() => this.native.stepInto(flat.data, flat.batch, out))
+      return { data: out, shape: [flat.batch, width] }
+    }
     const inputs: InputArgs[] = checkStepInputs(x, this.described)
+    const out = options === undefined ? undefined : this.stepOut(options, inputs[0].shape[0] * width)
     const { data, shape } = callNative(() => this.native.step(inputs))
+    out?.set(data)
     // A sequence output has a time axis of one step here.
-    return { data, shape: shape.length === 3 ? [shape[0], shape[2]] : shape }
+    return { data: out ?? data, shape: shape.length === 3 ? [shape[0], shape[2]] : shape }
+  }
+
+  /**
+   * The values and batch of a step `model.stepInto` takes (one sequence input, float data),
+   * checked; undefined for the steps that take the graph's path.
+   */
+  private flatStep(x: unknown): { data: FloatArray; batch: number } | undefined {
+    const inputs = this.graph.inputs
+    const single = inputs.length === 1 && inputs[0].kind === 'sequence' ? inputs[0] : undefined
+    if (!ArrayBuffer.isView(x)) {
+      if (single === undefined || typeof x !== 'object' || x === null || !('data' in x)) return undefined
+      const [input] = checkStepInputs(x, this.described)
+      return { data: input.data as FloatArray, batch: input.shape[0] }
+    }
+    if (single === undefined)
+      throw new OdysseyTypeError(
+        'ODYSSEY_TYPE',
+        'x: a bare typed array is a step of a model with one sequence input; give { data, shape } per input',
+      )
+    const features = single.features
+    const length = (x as ArrayLike<unknown>).length ?? 0
+    if (length === 0 || length % features !== 0)
+      throw new OdysseyRangeError(
+        'ODYSSEY_SHAPE',
+        `x: expected batch · features (features = ${features}) values, [batch, features] flat, got ${length}`,
+      )
+    const batch = length / features
+    const data = checkTensorData(
+      'x',
+      x,
+      this.dtype,
+      [
+        ['batch', batch],
+        ['features', features],
+      ],
+      '',
+      'model',
+    )
+    return { data, batch }
+  }
+
+  /** `options.out` checked (the model's dtype, `length` values), or a new array. */
+  private stepOut(options: StepOptions | undefined, length: number): FloatArray {
+    if (options === undefined) return this.dtype === 'float64' ? new Float64Array(length) : new Float32Array(length)
+    const fields = checkObject('step options', options)
+    checkOptionKeys(fields, ['out'], 'step')
+    if (fields.out === undefined) return this.stepOut(undefined, length)
+    return checkTensorData('out', fields.out, this.dtype, [['batch · width', length]], '', 'model')
   }
 
   /**

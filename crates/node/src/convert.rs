@@ -14,6 +14,10 @@ use crate::error::BindingError;
 /// A JS `Float32Array` or `Float64Array`.
 pub type JsFloats = Either<Float32Array, Float64Array>;
 
+/// A JS `Float32Array` or `Float64Array` borrowed for one synchronous call: read (or written)
+/// where it lives, without the reference an owned [`JsFloats`] creates.
+pub type JsFloatSlice<'a> = Either<Float32ArraySlice<'a>, Float64ArraySlice<'a>>;
+
 /// The element types of a layer, with their typed arrays.
 pub trait JsFloat: Scalar {
     /// The typed array of this element type, by its JS name.
@@ -23,6 +27,15 @@ pub trait JsFloat: Scalar {
     fn elements<'a>(array: &'a JsFloats, name: &str) -> Result<&'a [Self], BindingError>;
 
     fn wrap(values: Vec<Self>) -> Floats;
+
+    /// The elements of a borrowed array, or a dtype error naming the argument.
+    fn slice<'a>(array: &'a JsFloatSlice<'_>, name: &str) -> Result<&'a [Self], BindingError>;
+
+    /// The elements of a borrowed array, to write during a synchronous call.
+    fn slice_mut<'a>(
+        array: &'a mut JsFloatSlice<'_>,
+        name: &str,
+    ) -> Result<&'a mut [Self], BindingError>;
 }
 
 impl JsFloat for f32 {
@@ -38,6 +51,25 @@ impl JsFloat for f32 {
     fn wrap(values: Vec<Self>) -> Floats {
         Floats::F32(values)
     }
+
+    fn slice<'a>(array: &'a JsFloatSlice<'_>, name: &str) -> Result<&'a [Self], BindingError> {
+        match array {
+            Either::A(values) => Ok(values),
+            Either::B(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
+        }
+    }
+
+    fn slice_mut<'a>(
+        array: &'a mut JsFloatSlice<'_>,
+        name: &str,
+    ) -> Result<&'a mut [Self], BindingError> {
+        match array {
+            // SAFETY: the JS thread is inside this synchronous call, so no JS code runs (and
+            // writes the array) while the slice lives.
+            Either::A(values) => Ok(unsafe { values.as_mut() }),
+            Either::B(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
+        }
+    }
 }
 
 impl JsFloat for f64 {
@@ -52,6 +84,25 @@ impl JsFloat for f64 {
 
     fn wrap(values: Vec<Self>) -> Floats {
         Floats::F64(values)
+    }
+
+    fn slice<'a>(array: &'a JsFloatSlice<'_>, name: &str) -> Result<&'a [Self], BindingError> {
+        match array {
+            Either::B(values) => Ok(values),
+            Either::A(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
+        }
+    }
+
+    fn slice_mut<'a>(
+        array: &'a mut JsFloatSlice<'_>,
+        name: &str,
+    ) -> Result<&'a mut [Self], BindingError> {
+        match array {
+            // SAFETY: the JS thread is inside this synchronous call, so no JS code runs (and
+            // writes the array) while the slice lives.
+            Either::B(values) => Ok(unsafe { values.as_mut() }),
+            Either::A(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use odyssey_core::model::{
 use odyssey_core::params::NamedValues;
 use odyssey_core::Error;
 
-use crate::convert::{dims, js_shape, to_js, Floats};
+use crate::convert::{dims, js_shape, to_js, Floats, JsFloatSlice};
 use crate::data::{
     copy_inputs, into_values, DatasetArgs, InputArgs, ModelFloat, OwnedDataset, OwnedInput,
 };
@@ -376,6 +376,23 @@ impl NativeModel {
         })
     }
 
+    /// Streaming inference for a model with one sequence input, one time step: `x`
+    /// `[batch, features]` flat, in the model's dtype, read where it is; the output
+    /// `[batch, width]` is written into `out` (nothing is allocated per call).
+    #[napi]
+    pub fn step_into(
+        &self,
+        x: JsFloatSlice<'_>,
+        batch: u32,
+        mut out: JsFloatSlice<'_>,
+    ) -> napi::Result<(), ErrorCode> {
+        guard(|| {
+            self.now("step", |s| {
+                each_session!(s, s => step_into_on(s, &x, batch as usize, &mut out))
+            })
+        })
+    }
+
     /// Forgets the state `step` carries: the next call starts new sequences.
     #[napi]
     pub fn reset_state(&self) -> napi::Result<(), ErrorCode> {
@@ -537,6 +554,23 @@ fn step_on<F: ModelFloat>(
         data: to_js(&output),
         shape: js_shape(output.shape()),
     })
+}
+
+fn step_into_on<F: ModelFloat>(
+    session: &mut Session<F>,
+    x: &JsFloatSlice<'_>,
+    batch: usize,
+    out: &mut JsFloatSlice<'_>,
+) -> Result<(), BindingError> {
+    let x = F::slice(x, "x")?;
+    let (xs, outs) = (x.as_ptr_range(), F::slice(out, "out")?.as_ptr_range());
+    if xs.start < outs.end && outs.start < xs.end {
+        return Err(Error::invalid("out", "must not share memory with x").into());
+    }
+    let out = F::slice_mut(out, "out")?;
+    Ok(session
+        .stream
+        .step_into(&session.trainer.model, x, batch, out)?)
 }
 
 fn weights_of<F: ModelFloat>(model: &Model<F>) -> Vec<NamedTensorOutput> {
