@@ -426,7 +426,7 @@ export class Model {
         'x: a bare typed array is a step of a model with one sequence input; give { data, shape } per input',
       )
     const features = single.features
-    const length = (x as ArrayLike<unknown>).length ?? 0
+    const length = (x as unknown as ArrayLike<unknown>).length ?? 0
     if (length === 0 || length % features !== 0)
       throw new OdysseyRangeError(
         'ODYSSEY_SHAPE',

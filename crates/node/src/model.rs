@@ -379,7 +379,9 @@ impl NativeModel {
     /// Streaming inference for a model with one sequence input, one time step: `x`
     /// `[batch, features]` flat, in the model's dtype, read where it is; the output
     /// `[batch, width]` is written into `out` (nothing is allocated per call).
-    #[napi]
+    #[napi(
+        ts_args_type = "x: Float32Array | Float64Array, batch: number, out: Float32Array | Float64Array"
+    )]
     pub fn step_into(
         &self,
         x: JsFloatSlice<'_>,
