@@ -41,12 +41,16 @@ fn best(mut step: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    println!(
-        "threads {}; µs per step, B 1",
-        rayon::current_num_threads()
-    );
+    println!("threads {}; µs per step, B 1", rayon::current_num_threads());
     println!("{:>5} {:>5} {:>12} {:>12}", "X", "H", "step_into", "step");
-    for (features, hidden) in [(16, 32), (32, 64), (48, 96), (64, 128), (128, 256), (256, 512)] {
+    for (features, hidden) in [
+        (16, 32),
+        (32, 64),
+        (48, 96),
+        (64, 128),
+        (128, 256),
+        (256, 512),
+    ] {
         let model = lstm(features, hidden);
         let x: Vec<f32> = (0..features).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut out = vec![0.0; hidden];

@@ -389,9 +389,10 @@ impl NativeModel {
         mut out: JsFloatSlice<'_>,
     ) -> napi::Result<(), ErrorCode> {
         guard(|| {
-            self.now("step", |s| {
-                each_session!(s, s => step_into_on(s, &x, batch as usize, &mut out))
-            })
+            self.now(
+                "step",
+                |s| each_session!(s, s => step_into_on(s, &x, batch as usize, &mut out)),
+            )
         })
     }
 

@@ -17,6 +17,26 @@ use super::pack::MatRef;
 /// Spins before yielding the core to another thread while waiting for a step.
 const SPINS_BEFORE_YIELD: u32 = 200;
 
+/// Below this many flops per step, a barrier would cost more than a second thread saves.
+pub(crate) const PARALLEL_STEP_FLOPS: usize = 250_000;
+
+/// Chunk boundaries of a recurrence fall on multiples of this many columns (units):
+/// whole B panels of every micro-kernel and whole SIMD vectors, so that splitting a
+/// step changes no element's arithmetic.
+pub(crate) const CHUNK_ALIGN: usize = 32;
+const _: () = assert!(CHUNK_ALIGN.is_multiple_of(super::microkernels::MAX_NR));
+
+/// The column ranges a step of `step_flops` is split into: one per rayon thread when
+/// the step is worth a barrier, else one.
+pub(crate) fn step_chunks(columns: usize, step_flops: usize) -> Vec<Range<usize>> {
+    let parts = if step_flops >= PARALLEL_STEP_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    aligned_split(columns, parts, CHUNK_ALIGN)
+}
+
 /// Runs `work(step, chunk)` for `step` in `0..steps` in order and every
 /// `chunk` in `0..chunks`, on up to `chunks` threads of rayon's pool (the
 /// caller's among them). All chunks of a step happen-before any chunk of the

@@ -6,6 +6,8 @@
 //! only the `[batch, hidden] × [hidden, hidden]` products remain, written into
 //! buffers allocated once per pass.
 
+use std::ops::Range;
+
 use ndarray::{
     s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut1,
     ArrayViewMut2, ArrayViewMutD, Axis, Zip,
@@ -25,6 +27,7 @@ use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::Lanes;
+use crate::kernels::lockstep::{run_lockstep, step_chunks, SharedRows};
 use crate::kernels::microkernels::MicroKernel;
 use crate::kernels::pack::{MatRef, PackedB};
 use crate::kernels::Isa;
@@ -299,32 +302,66 @@ impl<F: Scalar> SimpleRnn<F> {
         // the state unchanged, so dh_n reaches each sequence's last valid step
         // untouched.
         let mut carry = dh_n.map_or_else(|| Array2::zeros((batch, hidden)), |d| d.to_owned());
-        let mut next_carry = Array2::zeros((batch, hidden));
+        let mut next_carry = Array2::<F>::zeros((batch, hidden));
         // δa(t) = ∂J/∂a(t); stays zero at padded steps.
         let mut delta_a = Array3::zeros((batch, time, hidden));
-        let mut norms = Array1::zeros(time);
         let recurrent_weight = StepProduct::new(self.params.weight_hh.view());
-
-        for t in (0..time).rev() {
-            let mut delta_a_t = delta_a.index_axis_mut(Axis(1), t);
-            let mut sum_sq = F::zero();
-            for b in (0..batch).filter(|&b| t < cache.lengths[b]) {
-                sum_sq = sum_sq
-                    + self.hidden_delta(
-                        dy.slice(s![b, t, ..]),
-                        carry.row(b),
-                        cache.states.slice(s![b, t, ..]),
-                        clip,
-                        delta_a_t.row_mut(b),
+        let chunks = step_chunks(hidden, 2 * batch * hidden * hidden);
+        // Σ δh² of every step and chunk, summed per step once all chunks are done.
+        let mut squares = Array2::<F>::zeros((time, chunks.len()));
+        let lengths = &cache.lengths;
+        let standard = "owned, standard layout";
+        let carry_rows = SharedRows::new(carry.as_slice_mut().expect(standard), hidden);
+        let next_rows = SharedRows::new(next_carry.as_slice_mut().expect(standard), hidden);
+        let delta_rows = SharedRows::new(delta_a.as_slice_mut().expect(standard), hidden);
+        let square_rows = SharedRows::new(squares.as_slice_mut().expect(standard), chunks.len());
+        // Lock step k: first the carry into step time − k (δa(time − k)·W_hh, needing every
+        // chunk's δa of lock step k − 1), then δa of step time − 1 − k from it.
+        let step = |lock: usize, chunk: usize| {
+            let units = chunks[chunk].clone();
+            // SAFETY: during lock step k this chunk writes only its own units of the carry
+            // rows, of δa(time − 1 − k) and its own square; it reads δa(time − k), complete
+            // since lock step k − 1.
+            unsafe {
+                if lock > 0 {
+                    let later = time - lock;
+                    recurrent_weight.multiply_columns(
+                        delta_rows.strided_rows_ref(later, batch, time),
+                        units.clone(),
+                        next_rows.ptr_at(0, units.start),
+                        hidden as isize,
+                        false,
                     );
+                    for (b, _) in lengths.iter().enumerate().filter(|(_, &l)| later < l) {
+                        carry_rows
+                            .row_mut(b, units.clone())
+                            .copy_from_slice(next_rows.row(b, units.clone()));
+                    }
+                }
+                if lock == time {
+                    return;
+                }
+                let t = time - 1 - lock;
+                let mut sum_sq = F::zero();
+                for (b, _) in lengths.iter().enumerate().filter(|(_, &l)| t < l) {
+                    sum_sq = sum_sq
+                        + self.hidden_delta(
+                            dy.slice(s![b, t, units.clone()]),
+                            ArrayView1::from(carry_rows.row(b, units.clone())),
+                            cache.states.slice(s![b, t, units.clone()]),
+                            clip,
+                            ArrayViewMut1::from(delta_rows.row_mut(b * time + t, units.clone())),
+                        );
+                }
+                square_rows.row_mut(t, chunk..chunk + 1)[0] = sum_sq;
             }
-            norms[t] = sum_sq.sqrt();
-
-            recurrent_weight.multiply(delta_a_t.view(), next_carry.view_mut(), false);
-            for b in (0..batch).filter(|&b| t < cache.lengths[b]) {
-                carry.row_mut(b).assign(&next_carry.row(b));
-            }
-        }
+        };
+        run_lockstep(time + 1, chunks.len(), &step);
+        let norms = squares.map_axis(Axis(1), |row| {
+            row.iter()
+                .fold(F::zero(), |sum, &square| sum + square)
+                .sqrt()
+        });
 
         Ok(self.gradients_after_recurrence(cache, delta_a, carry, norms))
     }
@@ -368,31 +405,45 @@ impl<F: Scalar> SimpleRnn<F> {
     }
 
     /// Turns `states` from input projections into h(t), step by step, in place.
-    /// Padded steps copy the previous state, so it stays frozen.
+    /// Padded steps copy the previous state, so it stays frozen. A step is split
+    /// over threads by ranges of hidden units (lock step, as the LSTM's): each
+    /// thread multiplies h(t − 1) by its columns of W_hhᵀ, kept in its core's
+    /// cache from step to step, and activates its own units.
     fn run_recurrence(&self, states: &mut Array3<F>, h0: ArrayView2<'_, F>, lengths: &[usize]) {
         let (activation, isa) = (self.config.activation, Isa::current());
+        let (batch, time, hidden) = states.dim();
         let recurrent_weight_t = StepProduct::new(self.params.weight_hh.t());
-        for t in 0..states.dim().1 {
-            let (done, mut rest) = states.view_mut().split_at(Axis(1), t);
-            let previous = if t == 0 {
-                h0.view()
-            } else {
-                done.index_axis(Axis(1), t - 1)
-            };
-            let mut current = rest.index_axis_mut(Axis(1), 0);
-            recurrent_weight_t.multiply(previous.view(), current.view_mut(), true);
-            for ((mut row, previous_row), &length) in current
-                .outer_iter_mut()
-                .zip(previous.outer_iter())
-                .zip(lengths)
-            {
-                if t < length {
-                    activation.apply_in_place(isa, row.as_slice_mut().expect("contiguous rows"));
+        let chunks = step_chunks(hidden, 2 * batch * hidden * hidden);
+        let h0 = MatRef::from_view(h0);
+        let states = SharedRows::new(states.as_slice_mut().expect("a fresh projection"), hidden);
+        let step = |t: usize, chunk: usize| {
+            let units = chunks[chunk].clone();
+            // SAFETY: during step t this chunk writes only its own units of the rows of
+            // step t; it reads the rows of step t − 1, complete before step t started.
+            unsafe {
+                let previous = if t == 0 {
+                    h0
                 } else {
-                    row.assign(&previous_row);
+                    states.strided_rows_ref(t - 1, batch, time)
+                };
+                recurrent_weight_t.multiply_columns(
+                    previous,
+                    units.clone(),
+                    states.ptr_at(t, units.start),
+                    (time * hidden) as isize,
+                    true,
+                );
+                for (b, &length) in lengths.iter().enumerate() {
+                    let row = states.row_mut(b * time + t, units.clone());
+                    if t < length {
+                        activation.apply_in_place(isa, row);
+                    } else {
+                        row.copy_from_slice(states.row(b * time + t - 1, units.clone()));
+                    }
                 }
             }
-        }
+        };
+        run_lockstep(time, chunks.len(), &step);
     }
 
     /// δa(t) = clip(Δ(t) + carry) ⊙ g'(a(t)) for one sequence at one step;
@@ -525,6 +576,26 @@ impl<F: Scalar> StepProduct<F> {
                 accumulate,
             );
         }
+    }
+}
+
+impl<F: Scalar> StepProduct<F> {
+    /// `C[.., cols] = a·b[.., cols]` (no accumulation), for one chunk of a lock step.
+    ///
+    /// # Safety
+    /// `c` points at (0, `cols.start`) of a matrix with row stride `rs_c` whose rows of
+    /// `a` × `cols` nobody else touches during the call; `cols` starts on a multiple of
+    /// [`crate::kernels::lockstep::CHUNK_ALIGN`] (whole panels of `b`).
+    unsafe fn multiply_columns(
+        &self,
+        a: MatRef<'_, F>,
+        cols: Range<usize>,
+        c: *mut F,
+        rs_c: isize,
+        accumulate: bool,
+    ) {
+        // SAFETY: per the caller.
+        unsafe { gemm_prepacked(&self.kernel, a, &self.packed, cols, c, rs_c, accumulate) }
     }
 }
 

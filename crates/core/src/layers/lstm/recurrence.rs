@@ -22,29 +22,21 @@ use super::time_major::TimeMajor;
 use super::{Lstm, LstmCache};
 use crate::kernels::dot::gemm_nt;
 use crate::kernels::gemm::{gemm_prepacked, KC};
-use crate::kernels::lockstep::{aligned_split, run_lockstep, SharedRows};
+use crate::kernels::lockstep::{run_lockstep, step_chunks, SharedRows, CHUNK_ALIGN};
 use crate::kernels::microkernels::{MicroKernel, MAX_NR};
 use crate::kernels::pack::{MatRef, PackedB};
 use crate::kernels::Isa;
 use crate::Scalar;
 
-/// Chunk boundaries fall on multiples of this many units: whole gate blocks,
-/// and whole B panels of every micro-kernel (`4·units` and `units` columns).
-const CHUNK_ALIGN: usize = 32;
+// Chunk boundaries (multiples of CHUNK_ALIGN units) are also whole gate blocks.
 const _: () = assert!(CHUNK_ALIGN.is_multiple_of(GATE_LANES) && CHUNK_ALIGN.is_multiple_of(MAX_NR));
-
-/// Below this many flops per step, a barrier would cost more than a second thread saves.
-const PARALLEL_STEP_FLOPS: usize = 250_000;
 
 /// The hidden units of each chunk of a step (one chunk when the layout's blocks are wider than a chunk).
 fn unit_chunks(layout: &GateLayout, hidden: usize, batch: usize) -> Vec<Range<usize>> {
-    let step_flops = 2 * batch * 4 * hidden * hidden;
-    let parts = if step_flops >= PARALLEL_STEP_FLOPS && layout.block() <= CHUNK_ALIGN {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    aligned_split(hidden, parts, CHUNK_ALIGN)
+    if layout.block() > CHUNK_ALIGN {
+        return vec![0..hidden];
+    }
+    step_chunks(hidden, 2 * batch * 4 * hidden * hidden)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
