@@ -33,10 +33,12 @@ const _: () = assert!(CHUNK_ALIGN.is_multiple_of(GATE_LANES) && CHUNK_ALIGN.is_m
 
 /// The hidden units of each chunk of a step (one chunk when the layout's blocks are wider than a chunk).
 fn unit_chunks(layout: &GateLayout, hidden: usize, batch: usize) -> Vec<Range<usize>> {
-    if layout.block() > CHUNK_ALIGN {
-        return vec![0..hidden];
-    }
-    step_chunks(hidden, 2 * batch * 4 * hidden * hidden)
+    // A block wider than a chunk (PyTorch's order) cannot be split: a step of zero flops is one chunk.
+    let splittable = layout.block() <= CHUNK_ALIGN;
+    step_chunks(
+        hidden,
+        usize::from(splittable) * 2 * batch * 4 * hidden * hidden,
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
