@@ -32,7 +32,7 @@ const PAIR_STEP_FLOPS: usize = 200_000;
 /// the same lanes as in [`Lstm::infer`], whose single block is all `H` units).
 pub(crate) fn step_parts(batch: usize, input: usize, hidden: usize) -> usize {
     let flops = 2 * batch * 4 * hidden * (input + hidden);
-    if flops >= PAIR_STEP_FLOPS && hidden.is_multiple_of(16) {
+    if flops >= PAIR_STEP_FLOPS && hidden.is_multiple_of(32) {
         2
     } else {
         1
