@@ -136,17 +136,28 @@ impl Problem {
             + (&out.c_n.expect("LSTM has c_n") * &self.u).sum()
     }
 
+    /// The gradients of `Lstm::backward`, which must equal those of `Lstm::backward_consuming`
+    /// (the model's path, δ written over the cache's own activations) bit for bit.
     fn gradients(&self, options: &BackwardOptions<f64>) -> LstmGrads<f64> {
         let (_, cache) = self.lstm.forward(&self.batch()).expect("valid problem");
-        self.lstm
-            .backward(
-                &cache,
-                self.w.view(),
-                Some(self.v.view()),
-                Some(self.u.view()),
-                options,
-            )
-            .expect("valid gradients")
+        let (dy, dh_n, dc_n) = (self.w.view(), Some(self.v.view()), Some(self.u.view()));
+        let grads = self
+            .lstm
+            .backward(&cache, dy, dh_n, dc_n, options)
+            .expect("valid gradients");
+        let consumed = self
+            .lstm
+            .backward_consuming(cache, dy, dh_n, dc_n, options)
+            .expect("valid gradients");
+        assert!(
+            consumed.dx == grads.dx
+                && consumed.dh0 == grads.dh0
+                && consumed.dc0 == grads.dc0
+                && consumed.params == grads.params
+                && consumed.step_grad_norms == grads.step_grad_norms,
+            "backward_consuming differs from backward"
+        );
+        grads
     }
 
     /// Every tensor J depends on (or could depend on), with its analytic gradient.

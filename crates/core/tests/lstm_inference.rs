@@ -152,7 +152,7 @@ fn a_models_inference_pass_equals_its_training_pass_and_keeps_nothing_for_backwa
     assert!(trained == inferred, "inference changed the model's output");
     let doutput = ArrayD::<f32>::ones(inferred.shape());
     let error = model
-        .backward(&pass, doutput, &Default::default())
+        .backward(pass, doutput, &Default::default())
         .err()
         .expect("an inference pass cannot be backpropagated");
     assert!(

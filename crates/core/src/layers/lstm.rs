@@ -289,10 +289,8 @@ pub struct LstmCache<F> {
     /// y after k steps for k = 0..=time (k = 0 is y(0)): `[(time + 1) * batch, H]`.
     /// Rows of padded steps stay zero; h_n is read at each sequence's own length.
     h: TimeMajor<F>,
-    /// c after k steps, laid out like `h`.
+    /// c after k steps, laid out like `h`. (tanh(c(t)) is recomputed from it in backward.)
     c: TimeMajor<F>,
-    /// tanh(c(t)) (c(t) for NOAF): `[time * batch, H]`.
-    cell_out: TimeMajor<F>,
     /// The gate order of `gates` (and of the backward pass's δ pre-activations).
     layout: GateLayout,
 }
@@ -458,7 +456,6 @@ impl<F: Scalar> Lstm<F> {
             gates: TimeMajor::from_rows(self.input_projection(&layout, x.all()), batch_size),
             h: state_buffer(batch.h0, time, batch_size, hidden),
             c: state_buffer(batch.c0, time, batch_size, hidden),
-            cell_out: TimeMajor::zeros(time, batch_size, hidden),
             x,
             lengths,
             layout,
@@ -544,6 +541,10 @@ impl<F: Scalar> Lstm<F> {
     /// δō(t) and δc(t) are computed from it; δc(t) is clamped once complete
     /// (including the p_o ⊙ δō(t) term and `dc_n`) and before δī(t), δf̄(t), δz̄(t)
     /// and the carry to t−1 are computed from it. `dh0`/`dc0` are not clamped.
+    ///
+    /// The cache stays as it was (the δ pre-activations go into a copy of its gate
+    /// activations); [`Lstm::backward_consuming`] saves that copy when nothing needs the
+    /// cache afterwards.
     pub fn backward(
         &self,
         cache: &LstmCache<F>,
@@ -552,8 +553,41 @@ impl<F: Scalar> Lstm<F> {
         dc_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
     ) -> Result<LstmGrads<F>> {
+        self.backward_over(cache, cache.gates.clone(), dy, (dh_n, dc_n), options)
+    }
+
+    /// [`Lstm::backward`] for a cache nobody needs afterwards (a model's training step):
+    /// the δ pre-activations are written over the cache's own gate activations, one
+    /// `[time * batch, 4H]` buffer less at the peak of a training step. FGR still copies
+    /// them: its δW_gg pairs each step's δ with the previous step's activations.
+    pub fn backward_consuming(
+        &self,
+        mut cache: LstmCache<F>,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        dc_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+    ) -> Result<LstmGrads<F>> {
+        let gates = if self.config.variant == LstmVariant::Fgr {
+            cache.gates.clone()
+        } else {
+            let (batch, _) = cache.dims();
+            std::mem::replace(&mut cache.gates, TimeMajor::zeros(0, batch, 0))
+        };
+        self.backward_over(&cache, gates, dy, (dh_n, dc_n), options)
+    }
+
+    /// The backward pass over `cache` with its gate activations in `gates` (overwritten with δ).
+    fn backward_over(
+        &self,
+        cache: &LstmCache<F>,
+        gates: TimeMajor<F>,
+        dy: ArrayView3<'_, F>,
+        (dh_n, dc_n): (Option<ArrayView2<'_, F>>, Option<ArrayView2<'_, F>>),
+        options: &BackwardOptions<F>,
+    ) -> Result<LstmGrads<F>> {
         self.check_layer()?;
-        self.check_cache(cache)?;
+        self.check_cache(cache, &gates)?;
         let (batch, time) = cache.dims();
         let hidden = self.config.hidden_size;
         check_shape("dy", dy.shape(), &[batch, time, hidden])?;
@@ -581,7 +615,8 @@ impl<F: Scalar> Lstm<F> {
             time,
             hidden,
         };
-        let recurrent = recurrence::backward(self, layout, cache, outputs, options.recurrent_clip);
+        let recurrent =
+            recurrence::backward(self, layout, cache, gates, outputs, options.recurrent_clip);
         let step_grad_norms = recurrent
             .squared_cell_grads
             .rows()
@@ -603,10 +638,11 @@ impl<F: Scalar> Lstm<F> {
         self.params.check_shapes(&self.config)
     }
 
-    fn check_cache(&self, cache: &LstmCache<F>) -> Result<()> {
+    /// `gates`: the cache's gate activations, wherever they are now.
+    fn check_cache(&self, cache: &LstmCache<F>, gates: &TimeMajor<F>) -> Result<()> {
         let (batch, time) = cache.dims();
         let expected = [time * batch, 4 * self.config.hidden_size];
-        check_shape("cache.gates", cache.gates.all().shape(), &expected)?;
+        check_shape("cache.gates", gates.all().shape(), &expected)?;
         check_shape(
             "cache.x",
             cache.x.all().shape(),

@@ -65,6 +65,18 @@ pub trait Recurrent<F: Scalar>: Send + Sync {
         dc_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
     ) -> Result<RecurrentGrads<F>>;
+    /// `backward_sequence` for a cache nobody needs afterwards (a model's training step): a
+    /// layer overrides it when it can reuse the cache's buffers for the gradients.
+    fn backward_sequence_consuming(
+        &self,
+        cache: Self::Cache,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        dc_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+    ) -> Result<RecurrentGrads<F>> {
+        self.backward_sequence(&cache, dy, dh_n, dc_n, options)
+    }
 }
 
 /// The parameter gradients as owned tensors in `set`'s order.
@@ -153,6 +165,18 @@ impl<F: Scalar> Recurrent<F> for Lstm<F> {
 
     fn infer_sequence(&self, batch: &SequenceBatch<'_, F>) -> Result<SequenceOutput<F>> {
         self.infer(batch)
+    }
+
+    fn backward_sequence_consuming(
+        &self,
+        cache: Self::Cache,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        dc_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+    ) -> Result<RecurrentGrads<F>> {
+        let grads = self.backward_consuming(cache, dy, dh_n, dc_n, options)?;
+        Ok(recurrent_grads!(grads, Some(grads.dc0)))
     }
 }
 

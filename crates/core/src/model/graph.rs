@@ -107,28 +107,37 @@ impl<F: Scalar> Model<F> {
         })
     }
 
-    /// Backward from ∂J/∂output (shaped like the output's data).
+    /// Backward from ∂J/∂output (shaped like the output's data), consuming the pass: its
+    /// values are dropped first (the caches hold what backward reads) and each node's cache
+    /// once the node is done, some of them reused for the gradients on the way.
     pub fn backward(
         &self,
-        pass: &ForwardPass<F>,
+        pass: ForwardPass<F>,
         doutput: ArrayD<F>,
         options: &BackwardOptions<F>,
     ) -> Result<Gradients<F>> {
         let first_node = self.spec.inputs.len();
-        let mut slot_grads: Vec<Option<ArrayD<F>>> = vec![None; pass.values.len()];
+        let ForwardPass {
+            values, mut caches, ..
+        } = pass;
+        let mut slot_grads: Vec<Option<ArrayD<F>>> = vec![None; values.len()];
+        drop(values);
         slot_grads[self.output] = Some(doutput);
         let mut per_node: Vec<Vec<ArrayD<F>>> = vec![Vec::new(); self.nodes.len()];
         let mut step_grad_norms = Vec::new();
         for n in (0..self.nodes.len()).rev() {
+            let cache = caches.pop().expect("one cache per node");
             let Some(dout) = slot_grads[first_node + n].take() else {
                 continue;
             };
             let name = self.node_name(n);
             let g = self.nodes[n]
-                .backward(name, &pass.caches[n], &dout, options)
+                .backward(name, cache, &dout, options)
                 .map_err(|e| prefix(name, e))?;
+            drop(dout);
             for (&slot, dx) in self.node_inputs[n].iter().zip(g.inputs) {
-                if let Some(dx) = dx {
+                // Nobody reads the gradients of the model's inputs.
+                if let (Some(dx), true) = (dx, slot >= first_node) {
                     accumulate(&mut slot_grads[slot], dx);
                 }
             }

@@ -534,16 +534,18 @@ impl<F: Scalar> Node<F> {
         })
     }
 
-    /// Backward: `dout` is ∂J/∂(node output), shaped like the output's data.
+    /// Backward: `dout` is ∂J/∂(node output), shaped like the output's data. Consumes the
+    /// node's cache (a recurrent layer may write its gradients over it).
     pub fn backward(
         &self,
         node: &str,
-        cache: &NodeCache<F>,
+        cache: NodeCache<F>,
         dout: &ArrayD<F>,
         options: &BackwardOptions<F>,
     ) -> Result<NodeGrads<F>> {
-        // Reshaping to rows needs a standard layout; gradients sliced out of a concat may not have one.
-        let dout = &dout.as_standard_layout().into_owned();
+        // Reshaping to rows needs a standard layout; gradients sliced out of a concat may not
+        // have one (a copy only then).
+        let dout = &dout.as_standard_layout();
         let plain = |dx: ArrayD<F>| NodeGrads {
             inputs: vec![Some(dx)],
             params: Vec::new(),
@@ -556,7 +558,7 @@ impl<F: Scalar> Node<F> {
                     .into_shape_with_order((batch * time, e.config.dim))
                     .map_err(|err| Error::invalid(node, err.to_string()))?;
                 let params = e
-                    .backward(ids, dy)?
+                    .backward(&ids, dy)?
                     .map(|g| g.weight.into_dyn())
                     .into_iter()
                     .collect();
@@ -566,15 +568,18 @@ impl<F: Scalar> Node<F> {
                     step_grad_norms: Vec::new(),
                 }
             }
-            (Node::Lstm(stack), NodeCache::Lstm(c)) => {
-                stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
-            }
-            (Node::Rnn(stack), NodeCache::Rnn(c)) => {
-                stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
-            }
-            (Node::Gru(stack), NodeCache::Gru(c)) => {
-                stack_grads(stack.backward(&c.stack, dout, options)?, c.state_input)
-            }
+            (Node::Lstm(stack), NodeCache::Lstm(c)) => stack_grads(
+                stack.backward(c.stack, dout.view(), options)?,
+                c.state_input,
+            ),
+            (Node::Rnn(stack), NodeCache::Rnn(c)) => stack_grads(
+                stack.backward(c.stack, dout.view(), options)?,
+                c.state_input,
+            ),
+            (Node::Gru(stack), NodeCache::Gru(c)) => stack_grads(
+                stack.backward(c.stack, dout.view(), options)?,
+                c.state_input,
+            ),
             // Every step received the vector: its gradient is their sum. The sequence
             // lends only its time axis and lengths, and takes no gradient.
             (Node::Repeat, NodeCache::Repeat) => NodeGrads {
@@ -588,15 +593,15 @@ impl<F: Scalar> Node<F> {
                     .view()
                     .into_shape_with_order((rows, d.config.out_features))
                     .map_err(|err| Error::invalid(node, err.to_string()))?;
-                let g = d.backward(cache, dy)?;
+                let g = d.backward(&cache, dy)?;
                 NodeGrads {
-                    inputs: vec![Some(reshape(g.dx, shape))],
+                    inputs: vec![Some(reshape(g.dx, &shape))],
                     params: vec![g.params.weight.into_dyn(), g.params.bias.into_dyn()],
                     step_grad_norms: Vec::new(),
                 }
             }
             (Node::Dropout { rate }, NodeCache::Dropout(c)) => {
-                plain(Dropout::new(*rate, 0)?.backward(c, dout.view())?)
+                plain(Dropout::new(*rate, 0)?.backward(&c, dout.view())?)
             }
             (Node::Concat, NodeCache::Concat { widths }) => {
                 let axis = dout.ndim() - 1;
@@ -621,7 +626,7 @@ impl<F: Scalar> Node<F> {
                 let grads = (0..parts.len())
                     .map(|i| {
                         let others = parts.iter().enumerate().filter(|(j, _)| *j != i);
-                        Some(others.fold(dout.clone(), |acc, (_, p)| acc * p))
+                        Some(others.fold(dout.to_owned(), |acc, (_, p)| acc * p))
                     })
                     .collect();
                 NodeGrads {
@@ -635,8 +640,8 @@ impl<F: Scalar> Node<F> {
                     .view()
                     .into_dimensionality::<Ix2>()
                     .map_err(|_| Error::shape(node, "[batch, features]", dout.shape()))?;
-                let projection = (&dy * y).sum_axis(Axis(1)).insert_axis(Axis(1));
-                let dx = (&dy - &(y * &projection)) / norms.view().insert_axis(Axis(1));
+                let projection = (&dy * &y).sum_axis(Axis(1)).insert_axis(Axis(1));
+                let dx = (&dy - &(&y * &projection)) / norms.view().insert_axis(Axis(1));
                 plain(dx.into_dyn())
             }
             _ => unreachable!("a node's cache always comes from the same node's forward"),

@@ -2,7 +2,7 @@
 //! step (padding masked out), vectors per row, each weighted as the data
 //! and the training spec say (see [`crate::loss`] for the normalisation).
 
-use ndarray::{s, Array2, ArrayD, Axis, IxDyn};
+use ndarray::{s, Array2, ArrayD, Axis, CowArray, Ix2, IxDyn};
 
 use super::spec::LossSpec;
 use super::value::Value;
@@ -138,12 +138,15 @@ pub fn loss_and_grad<F: Scalar>(
     first_step: usize,
 ) -> Result<(f64, ArrayD<F>)> {
     let Labels { target, weights } = labels;
-    let data = output.float_data("output")?;
+    // Read in place: a training step's output is `[batch, time, H]`, no copy of it is needed.
+    let output_view = output.float_view("output")?;
+    let data = output_view.as_standard_layout();
     let shape = data.shape().to_vec();
     let features = *shape.last().expect("rank >= 2");
     let rows = data.len() / features.max(1);
     let row_weights = row_weights(output, weights, first_step, rows)?;
     let prediction = data
+        .view()
         .into_shape_with_order((rows, features))
         .expect("rows · features elements");
     if target.rows(features) != rows {
@@ -228,8 +231,9 @@ fn row_weights<F: Scalar>(
     Ok(Some((0..rows).map(weight).collect()))
 }
 
-fn as_rows<F: Scalar>(v: &ArrayD<F>, rows: usize, features: usize) -> Result<Array2<F>> {
-    v.clone()
+/// The target as `[rows, features]`, in place unless its layout is not standard.
+fn as_rows<F: Scalar>(v: &ArrayD<F>, rows: usize, features: usize) -> Result<CowArray<'_, F, Ix2>> {
+    v.as_standard_layout()
         .into_shape_with_order((rows, features))
         .map_err(|_| Error::shape("target", format!("[{rows}·{features}] elements"), v.shape()))
 }

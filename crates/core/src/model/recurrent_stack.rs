@@ -4,8 +4,8 @@
 use std::marker::PhantomData;
 
 use ndarray::{
-    concatenate, s, Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView3, Axis, CowArray, Ix2,
-    Ix3,
+    concatenate, s, Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis,
+    CowArray, Ix2, Ix3,
 };
 
 use super::sequence_ops::{concat_features, reverse_within_lengths};
@@ -175,11 +175,11 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
     }
 
     /// The part of a merged gradient `[batch, time, H']` that belongs to direction `d`.
-    fn split_direction(&self, merged: ArrayView3<'_, F>, d: usize) -> Array3<F> {
+    fn split_direction<'a>(&self, merged: ArrayView3<'a, F>, d: usize) -> ArrayView3<'a, F> {
         let h = self.hidden();
         match self.merge {
-            Merge::Concat => merged.slice(s![.., .., d * h..(d + 1) * h]).to_owned(),
-            Merge::Sum => merged.to_owned(),
+            Merge::Concat => merged.slice_move(s![.., .., d * h..(d + 1) * h]),
+            Merge::Sum => merged,
         }
     }
 
@@ -295,12 +295,13 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
         grads
     }
 
-    /// Backward through every layer and direction.
-    /// `dout`: gradient of the output, `[batch, time, H']` or `[batch, H']`.
+    /// Backward through every layer and direction, consuming the pass's cache (each layer
+    /// may reuse its own cache's buffers for its gradients, see `backward_sequence_consuming`).
+    /// `dout`: gradient of the output, `[batch, time, H']` or `[batch, H']`, read in place.
     pub fn backward(
         &self,
-        cache: &StackCache<L::Cache>,
-        dout: &ArrayD<F>,
+        cache: StackCache<L::Cache>,
+        dout: ArrayViewD<'_, F>,
         options: &BackwardOptions<F>,
     ) -> Result<StackGrads<F>> {
         if cache.caches.len() != self.layers.len() {
@@ -310,25 +311,27 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
             ));
         }
         let lengths = &cache.lengths;
+        let shape = dout.shape().to_vec();
         let (mut dseq, dfinals) = match self.output {
             RecurrentOutput::Sequence => {
-                let d = dout.view().into_dimensionality::<Ix3>().map_err(|_| {
-                    Error::shape("dOutput", "[batch, time, features]", dout.shape())
-                })?;
-                (d.to_owned(), vec![None; self.layers.len()])
+                let d = dout
+                    .into_dimensionality::<Ix3>()
+                    .map_err(|_| Error::shape("dOutput", "[batch, time, features]", &shape))?;
+                (CowArray::from(d), vec![None; self.layers.len()])
             }
             _ => {
                 let d = dout
-                    .view()
                     .into_dimensionality::<Ix2>()
-                    .map_err(|_| Error::shape("dOutput", "[batch, features]", dout.shape()))?;
+                    .map_err(|_| Error::shape("dOutput", "[batch, features]", &shape))?;
                 let width = self.merged_width(self.hidden());
                 (
-                    Array3::zeros((cache.batch, cache.time, width)),
+                    CowArray::from(Array3::zeros((cache.batch, cache.time, width))),
                     self.final_state_grads(d),
                 )
             }
         };
+        // Taken one by one as the layers are visited (top first), and dropped once used.
+        let mut caches: Vec<Option<L::Cache>> = cache.caches.into_iter().map(Some).collect();
         let mut params: Vec<Vec<ArrayD<F>>> = vec![Vec::new(); self.layers.len()];
         let mut norms = vec![Array1::zeros(cache.time); self.layers.len()];
         let mut dinitial = Vec::with_capacity(self.layers.len());
@@ -336,13 +339,14 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
             let mut dx: Option<Array3<F>> = None;
             for d in 0..self.directions {
                 let i = k * self.directions + d;
-                let mut dy = self.split_direction(dseq.view(), d);
+                let mut dy = CowArray::from(self.split_direction(dseq.view(), d));
                 if d == 1 {
-                    dy = reverse_within_lengths(dy.view(), lengths);
+                    dy = CowArray::from(reverse_within_lengths(dy.view(), lengths));
                 }
                 let fin = dfinals[i].as_ref();
-                let g = self.layers[i].backward_sequence(
-                    &cache.caches[i],
+                let layer_cache = caches[i].take().expect("each layer entry is visited once");
+                let g = self.layers[i].backward_sequence_consuming(
+                    layer_cache,
                     dy.view(),
                     fin.map(|s| s.h.view()),
                     fin.and_then(|s| s.c.as_ref().map(|c| c.view())),
@@ -361,12 +365,12 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
                 norms[i] = g.step_grad_norms;
                 dinitial.push((i, LayerState { h: g.dh0, c: g.dc0 }));
             }
-            dseq = dx.expect("at least one direction");
+            dseq = CowArray::from(dx.expect("at least one direction"));
         }
         // Layers were visited top first; entries are layer-major.
         dinitial.sort_by_key(|(i, _)| *i);
         Ok(StackGrads {
-            dx: dseq,
+            dx: dseq.into_owned(),
             params: params.into_iter().flatten().collect(),
             step_grad_norms: norms,
             dinitial: dinitial.into_iter().map(|(_, s)| s).collect(),

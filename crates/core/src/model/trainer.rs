@@ -163,7 +163,7 @@ impl<F: Scalar> Trainer<F> {
     where
         F: 'a,
     {
-        let pass = self.model.forward(inputs, true, self.step, initial)?;
+        let mut pass = self.model.forward(inputs, true, self.step, initial)?;
         let (loss, doutput) = loss_and_grad(
             self.model.spec().loss,
             self.spec.class_weights.as_deref(),
@@ -171,10 +171,11 @@ impl<F: Scalar> Trainer<F> {
             labels.into(),
             first_step,
         )?;
+        let final_states = std::mem::take(&mut pass.final_states);
         let grads = self
             .model
-            .backward(&pass, doutput, &self.backward_options())?;
-        Ok((loss, grads, pass.final_states))
+            .backward(pass, doutput, &self.backward_options())?;
+        Ok((loss, grads, final_states))
     }
 
     /// Clips and applies gradients, unless the loss or a gradient is not finite.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array2, Array3, ArrayD};
+use ndarray::{Array2, Array3, ArrayD, ArrayViewD};
 
 use crate::{Error, Result, Scalar};
 
@@ -41,9 +41,14 @@ impl<F: Scalar> Value<F> {
 
     /// A standard-layout copy of the float data (tokens have none).
     pub fn float_data(&self, node: &str) -> Result<ArrayD<F>> {
+        Ok(self.float_view(node)?.as_standard_layout().into_owned())
+    }
+
+    /// The float data where it is (no copy), in whatever layout it has.
+    pub fn float_view(&self, node: &str) -> Result<ArrayViewD<'_, F>> {
         match self {
-            Value::Sequence { data, .. } => Ok(data.as_standard_layout().into_owned().into_dyn()),
-            Value::Vector(v) => Ok(v.as_standard_layout().into_owned().into_dyn()),
+            Value::Sequence { data, .. } => Ok(data.view().into_dyn()),
+            Value::Vector(v) => Ok(v.view().into_dyn()),
             Value::Tokens { .. } => Err(Error::invalid(node, "expects float input, got token ids")),
         }
     }

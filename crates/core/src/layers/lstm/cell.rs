@@ -150,12 +150,12 @@ unsafe fn with_peephole<V: Lanes>(pre: V, peephole: Option<&[V::Elem]>, c: V, at
 pub(super) struct ForwardCells<'a, F> {
     /// `[4w]`. In: pre-activations without the peephole terms
     /// (W x(t) + R y(t−1) + biases, + weight_gg terms for FGR). Out: activations i, f, z, o
-    /// when `cell_out` is given; left as they came in inference (nothing reads them there).
+    /// when `keep_activations`; left as they came in inference (nothing reads them there).
     pub gates: &'a mut [F],
     pub c_prev: &'a [F],
     pub c: &'a mut [F],
-    /// tanh(c(t)), or c(t) for NOAF, for the backward pass; `None` in inference.
-    pub cell_out: Option<&'a mut [F]>,
+    /// Whether the activations stay in `gates` for a backward pass (false in inference).
+    pub keep_activations: bool,
     pub y: &'a mut [F],
     /// p_i, p_f, p_o of the block's units.
     pub peepholes: Option<[&'a [F]; 3]>,
@@ -167,10 +167,7 @@ pub(super) struct ForwardCells<'a, F> {
 /// The block's width must be a multiple of `V::WIDTH`, every slice as long as
 /// documented on [`ForwardCells`], and the CPU must support `V`.
 #[inline(always)]
-pub(super) unsafe fn forward_cells<V: Lanes>(
-    rules: &GateRules,
-    mut cells: ForwardCells<'_, V::Elem>,
-) {
+pub(super) unsafe fn forward_cells<V: Lanes>(rules: &GateRules, cells: ForwardCells<'_, V::Elem>) {
     let w = cells.c.len();
     debug_assert!(w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w);
     let [p_i, p_f, p_o] = cells.peepholes.map_or([None; 3], |p| p.map(Some));
@@ -201,12 +198,11 @@ pub(super) unsafe fn forward_cells<V: Lanes>(
             };
             let cell_out = rules.output_squash.apply(c);
 
-            if let Some(kept) = cells.cell_out.as_deref_mut() {
+            if cells.keep_activations {
                 store(i, cells.gates, l);
                 store(f, cells.gates, w + l);
                 store(z, cells.gates, 2 * w + l);
                 store(o, cells.gates, 3 * w + l);
-                store(cell_out, kept, l);
             }
             store(c, cells.c, l);
             store(o * cell_out, cells.y, l);
@@ -219,12 +215,14 @@ pub(super) type PeepholesAndGrads<'a, F> = ([&'a [F]; 3], [&'a mut [F]; 3]);
 
 /// One sequence's slices for one backward step of one block of `w` units; `[w]` unless noted.
 pub(super) struct BackwardCells<'a, F> {
-    /// `[4w]`: activations i, f, z, o as the forward pass left them.
-    pub gates: &'a [F],
+    /// `[4w]`, in: activations i, f, z, o as the forward pass left them; out: δī, δf̄, δz̄, δō
+    /// of step t (zero for gates the variant does not have), written over them. Exact BPTT
+    /// reads step t's activations only at step t, so their buffer can hold the δ from then on.
+    pub gates: &'a mut [F],
     pub c_prev: &'a [F],
-    /// c(t); read only with peepholes (for ∂J/∂p_o).
+    /// c(t). Its squashed value (tanh(c(t)), c(t) for NOAF) is recomputed from it here, with
+    /// the forward pass's lanes (so bit for bit), rather than kept: `[time * batch, H]` less.
     pub c: &'a [F],
-    pub cell_out: &'a [F],
     /// Total δy(t) = Δ(t) + recurrent term (+ ∂J/∂h_n at the last step), before clipping.
     pub dy: &'a [F],
     /// `[4w]`, FGR only: ∂J/∂(activations i, f, ·, o of step t) through `weight_gg`.
@@ -232,8 +230,6 @@ pub(super) struct BackwardCells<'a, F> {
     /// In: δc(t+1) ⊙ f(t+1) + p_i ⊙ δī(t+1) + p_f ⊙ δf̄(t+1) (+ ∂J/∂c_n at the last step).
     /// Out: the same quantity one step earlier, i.e. with t+1 replaced by t.
     pub dc_carry: &'a mut [F],
-    /// `[4w]`, out: δī, δf̄, δz̄, δō of step t (zero for gates the variant does not have).
-    pub d_pre: &'a mut [F],
     /// `[4w]`, accumulates the bias gradient: += δī, δf̄, δz̄, δō.
     pub bias_grad: &'a mut [F],
     /// p_i, p_f, p_o of the block's units, and their gradients to accumulate
@@ -255,9 +251,7 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
     cells: BackwardCells<'_, V::Elem>,
 ) -> V::Elem {
     let w = cells.c_prev.len();
-    debug_assert!(
-        w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w && cells.d_pre.len() == 4 * w
-    );
+    debug_assert!(w.is_multiple_of(V::WIDTH) && cells.gates.len() == 4 * w);
     let (peepholes, mut peephole_grads) = match cells.peepholes {
         Some((p, g)) => (Some(p), Some(g)),
         None => (None, None),
@@ -290,7 +284,8 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
                 Some([p_i, p_f, p_o]) => [load::<V>(p_i, l), load::<V>(p_f, l), load::<V>(p_o, l)],
                 None => [zero; 3],
             };
-            let (c_prev, cell_out) = (load::<V>(cells.c_prev, l), load::<V>(cells.cell_out, l));
+            let (c_prev, c) = (load::<V>(cells.c_prev, l), load::<V>(cells.c, l));
+            let cell_out = rules.output_squash.apply(c);
 
             let dy = clamp(load::<V>(cells.dy, l), bounds);
             let d_o_bar = if rules.output_gate {
@@ -324,7 +319,7 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
             let d_z_bar = dc * i * rules.input_squash.derivative_at_output(z, one);
 
             for (g, d) in [d_i_bar, d_f_bar, d_z_bar, d_o_bar].into_iter().enumerate() {
-                store(d, cells.d_pre, g * w + l);
+                store(d, cells.gates, g * w + l);
                 store(
                     load::<V>(cells.bias_grad, g * w + l) + d,
                     cells.bias_grad,
@@ -332,7 +327,6 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
                 );
             }
             if let Some(grads) = peephole_grads.as_mut() {
-                let c = load::<V>(cells.c, l);
                 for (k, term) in [c_prev * d_i_bar, c_prev * d_f_bar, c * d_o_bar]
                     .into_iter()
                     .enumerate()
@@ -357,7 +351,7 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
 unsafe fn forward_row_on<V: Lanes>(
     rules: &GateRules,
     block_units: usize,
-    mut row: ForwardCells<'_, V::Elem>,
+    row: ForwardCells<'_, V::Elem>,
 ) {
     for block in unit_blocks(0..row.c.len(), block_units) {
         let (units, gates) = (
@@ -368,10 +362,7 @@ unsafe fn forward_row_on<V: Lanes>(
             gates: &mut row.gates[gates],
             c_prev: &row.c_prev[units.clone()],
             c: &mut row.c[units.clone()],
-            cell_out: row
-                .cell_out
-                .as_deref_mut()
-                .map(|kept| &mut kept[units.clone()]),
+            keep_activations: row.keep_activations,
             y: &mut row.y[units.clone()],
             peepholes: row
                 .peepholes
@@ -438,11 +429,9 @@ unsafe fn backward_row_on<V: Lanes>(
         gates,
         c_prev,
         c,
-        cell_out,
         dy,
         d_gates,
         dc_carry,
-        d_pre,
         bias_grad,
         mut peepholes,
     } = row;
@@ -453,14 +442,12 @@ unsafe fn backward_row_on<V: Lanes>(
             4 * block.start..4 * (block.start + block.width),
         );
         let cells = BackwardCells {
-            gates: &gates[cols.clone()],
+            gates: &mut gates[cols.clone()],
             c_prev: &c_prev[units.clone()],
             c: &c[units.clone()],
-            cell_out: &cell_out[units.clone()],
             dy: &dy[units.clone()],
             d_gates: d_gates.map(|d| &d[cols.clone()]),
             dc_carry: &mut dc_carry[units.clone()],
-            d_pre: &mut d_pre[cols.clone()],
             bias_grad: &mut bias_grad[cols.clone()],
             peepholes: peepholes.as_mut().map(|(p, g)| {
                 let [g_i, g_f, g_o] = g;

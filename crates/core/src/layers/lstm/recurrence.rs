@@ -171,7 +171,7 @@ pub(super) fn gate_blocks_of<F: Scalar>(
 
 /// Runs the forward recurrence. In: `cache.gates` holds every step's input
 /// projection (interleaved, with biases), h and c step 0 the initial state.
-/// Out: `cache.gates` holds the activations, h, c and cell_out every step.
+/// Out: `cache.gates` holds the activations, h and c every step.
 pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mut LstmCache<F>) {
     let isa = Isa::current();
     let (batch, time) = cache.dims();
@@ -185,15 +185,14 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
     let gates = SharedRows::new(cache.gates.as_mut_slice(), 4 * hidden);
     let h = SharedRows::new(cache.h.as_mut_slice(), hidden);
     let c = SharedRows::new(cache.c.as_mut_slice(), hidden);
-    let cell_out = SharedRows::new(cache.cell_out.as_mut_slice(), hidden);
     let step = |t: usize, chunk: usize| {
         let units = chunks[chunk].clone();
         let cols = gate_columns(&units);
         let rows = t * batch..(t + 1) * batch;
         // SAFETY: during step t this chunk writes only its own columns of the gate
-        // rows of step t, its own units of cell_out (step t) and of h and c (step
-        // t + 1); it reads h (step t) and the gates of step t − 1, both complete
-        // before step t started (lock step), and its own units of c (step t).
+        // rows of step t and its own units of h and c (step t + 1); it reads h
+        // (step t) and the gates of step t − 1, both complete before step t
+        // started (lock step), and its own units of c (step t).
         unsafe {
             let pre = gates.ptr_at(rows.start, cols.start);
             let rs = gates.width() as isize;
@@ -220,7 +219,7 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
                     gates: gate_row,
                     c_prev: c.row(row, units.clone()),
                     c: c.row_mut(row + batch, units.clone()),
-                    cell_out: Some(cell_out.row_mut(row, units.clone())),
+                    keep_activations: true,
                     y: h.row_mut(row + batch, units.clone()),
                     peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
                 };
@@ -316,7 +315,7 @@ pub(super) fn infer<F: Scalar>(
                     gates: pre.row_mut(row, cols.clone()),
                     c_prev,
                     c: c_next,
-                    cell_out: None,
+                    keep_activations: false,
                     y: y.row_mut(row, units.clone()),
                     peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
                 };
@@ -370,7 +369,8 @@ fn add_assign<F: Scalar>(target: &mut [F], source: &[F]) {
 
 /// What the backward recurrence produces.
 pub(super) struct RecurrenceGrads<F> {
-    /// δī, δf̄, δz̄, δō of every step (interleaved): `[time * batch, 4H]`; zero at padded steps.
+    /// δī, δf̄, δz̄, δō of every step (interleaved): `[time * batch, 4H]`; zero at padded steps
+    /// (the buffer of the gate activations it was given, which are zero there too).
     pub d_pre: TimeMajor<F>,
     /// δy(0), δc(0): `[batch, H]`.
     pub dh0: Array2<F>,
@@ -384,10 +384,14 @@ pub(super) struct RecurrenceGrads<F> {
 }
 
 /// Runs the backward recurrence over the steps of `cache` (see `Lstm::backward` for `clip`).
+/// `gates`: the gate activations of `cache` (the cache's own buffer, or a copy when the
+/// cache must outlive the pass), overwritten step by step with the δ pre-activations that
+/// come back as [`RecurrenceGrads::d_pre`]; `cache.gates` itself is not read.
 pub(super) fn backward<F: Scalar>(
     lstm: &Lstm<F>,
     layout: &GateLayout,
     cache: &LstmCache<F>,
+    mut gates: TimeMajor<F>,
     outputs: OutputGrads<'_, F>,
     clip: Option<F>,
 ) -> RecurrenceGrads<F> {
@@ -399,7 +403,6 @@ pub(super) fn backward<F: Scalar>(
     let rules = GateRules::new(&lstm.config);
     let peepholes = lstm.peepholes();
     let chunks = unit_chunks(layout, hidden, batch);
-    let mut d_pre_rows = TimeMajor::zeros(time, batch, 4 * hidden);
     let (mut dy_rows, mut dc_rows) = (
         Array2::zeros((batch, hidden)),
         Array2::zeros((batch, hidden)),
@@ -411,18 +414,14 @@ pub(super) fn backward<F: Scalar>(
     let full_gates = weights.gates.is_some();
     let mut d_gate_rows = vec![F::zero(); if full_gates { batch * 4 * hidden } else { 0 }];
 
-    let d_pre = SharedRows::new(d_pre_rows.as_mut_slice(), 4 * hidden);
+    let d_pre = SharedRows::new(gates.as_mut_slice(), 4 * hidden);
     let dy = SharedRows::new(dy_rows.as_slice_mut().expect("owned"), hidden);
     let dc_carry = SharedRows::new(dc_rows.as_slice_mut().expect("owned"), hidden);
     let d_gates = SharedRows::new(&mut d_gate_rows, 4 * hidden);
     let bias = SharedRows::new(&mut bias_sums, 4 * hidden);
     let peephole_grads = SharedRows::new(&mut peephole_sums, hidden);
     let norms = SharedRows::new(squared_norms.as_slice_mut().expect("owned"), chunks.len());
-    let (gates, c, cell_out) = (
-        cache.gates.as_slice(),
-        cache.c.as_slice(),
-        cache.cell_out.as_slice(),
-    );
+    let c = cache.c.as_slice();
 
     // Step s handles t = time − 1 − s; the extra last step (s = time) only
     // carries δ(0) back through R into δy(0) = dh0.
@@ -432,9 +431,10 @@ pub(super) fn backward<F: Scalar>(
         let next = time - s;
         // SAFETY: during step s this chunk writes only its own units of dy and
         // dc_carry, its own gate columns of d_gates, of the d_pre rows of step t
-        // and of the bias sums, its own units of the peephole sums and its own
-        // norm slot; it reads the d_pre rows of step t + 1, complete before step s
-        // started (lock step), and the forward cache, which nobody writes.
+        // (which held step t's activations until this chunk read them) and of the
+        // bias sums, its own units of the peephole sums and its own norm slot; it
+        // reads the d_pre rows of step t + 1, complete before step s started (lock
+        // step), and the forward cache, which nobody writes.
         unsafe {
             if next < time {
                 let later = d_pre.rows_ref(next * batch..(next + 1) * batch);
@@ -489,10 +489,9 @@ pub(super) fn backward<F: Scalar>(
                     None => None,
                 };
                 let cells = BackwardCells {
-                    gates: &gates[row * 4 * hidden..][cols.clone()],
+                    gates: d_pre.row_mut(row, cols.clone()),
                     c_prev: &c[row * hidden..][units.clone()],
                     c: &c[(row + batch) * hidden..][units.clone()],
-                    cell_out: &cell_out[row * hidden..][units.clone()],
                     dy: dy_row,
                     d_gates: if full_gates {
                         Some(d_gates.row(b, cols.clone()))
@@ -500,7 +499,6 @@ pub(super) fn backward<F: Scalar>(
                         None
                     },
                     dc_carry: dc_row,
-                    d_pre: d_pre.row_mut(row, cols.clone()),
                     bias_grad: bias.row_mut(0, cols.clone()),
                     peepholes: peephole_cells,
                 };
@@ -512,7 +510,7 @@ pub(super) fn backward<F: Scalar>(
     };
     run_lockstep(time + 1, chunks.len(), &step);
     RecurrenceGrads {
-        d_pre: d_pre_rows,
+        d_pre: gates,
         dh0: dy_rows,
         dc0: dc_rows,
         bias: bias_sums,

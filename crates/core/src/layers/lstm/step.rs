@@ -133,7 +133,7 @@ impl<F: Scalar> Lstm<F> {
                         gates: gates.row_mut(rows.start + b, 0..4 * width),
                         c_prev: &c_prev[b * hidden..][units.clone()],
                         c: c_next.row_mut(b, units.clone()),
-                        cell_out: None,
+                        keep_activations: false,
                         y: h_next.row_mut(b, units.clone()),
                         peepholes: peepholes.map(|p| p.map(|values| &values[units.clone()])),
                     }
