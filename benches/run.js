@@ -14,7 +14,8 @@ const { describeMachine, loadAverage } = require('./lib/machine')
 const { parseOptions, USAGE } = require('./lib/options')
 const { planCases } = require('./lib/plan')
 const { toRecord, variantOf } = require('./lib/records')
-const { environmentLines, markdownSection, replaceResults, targetsText, textTable } = require('./lib/report')
+const { environmentLines, markdownSection, replaceResults, sweepText, targetsText, textTable } = require('./lib/report')
+const { sweepSvg } = require('./lib/sweep')
 const { evaluateTargets } = require('./lib/targets')
 
 function caseLabel(c) {
@@ -63,10 +64,22 @@ function commandLine(argv) {
 function writeOutputs(run, options) {
   console.log(environmentLines(run).join('\n'))
   console.log(`\n${textTable(run.records)}\n\n${targetsText(run.targets)}`)
+  const sweep = sweepText(run.records)
+  if (sweep) console.log(`\n${sweep}`)
   if (options.json !== undefined) {
     fs.mkdirSync(path.dirname(options.json), { recursive: true })
     fs.writeFileSync(options.json, `${JSON.stringify(run, null, 2)}\n`)
     console.log(`\nrecords: ${options.json}`)
+  }
+  if (options.chart !== undefined) {
+    const when = `${run.machine.date.slice(0, 16).replace('T', ' ')} UTC, commit ${run.machine.commit}`
+    const svg = sweepSvg(run.records, `${when}, 1-minute load ${run.loadStart} → ${run.loadEnd}`)
+    if (svg === undefined) console.log(`\nno batch-size sweep in this run: ${options.chart} not written`)
+    else {
+      fs.mkdirSync(path.dirname(options.chart), { recursive: true })
+      fs.writeFileSync(options.chart, svg)
+      console.log(`batch-size sweep chart: ${options.chart}`)
+    }
   }
   if (options.markdown !== undefined) {
     const document = fs.existsSync(options.markdown) ? fs.readFileSync(options.markdown, 'utf8') : ''

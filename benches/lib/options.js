@@ -9,13 +9,14 @@ const USAGE = `npm run bench -- [options]
 
   --suite LIST      suites to run (default all): ${SUITE_IDS.join(', ')}
   --impl LIST       implementations (default all): ${IMPLEMENTATION_IDS.join(', ')}
-  --shape LIST      training shapes (default all): ${SHAPE_ORDER.join(', ')} (the streaming case always runs)
+  --shape LIST      training shapes (default all): ${SHAPE_ORDER.join(', ')} (the streaming and sweep cases always run)
   --quick           S1 and streaming, odyssey-native and pytorch only (unless --shape / --impl),
                     shorter warm-up and time budget (still >= 5 repetitions)
   --full            also time the slow JavaScript implementations at the large shapes
   --reps N          at least N timed repetitions per case (never fewer than 5)
   --json FILE       write every record (suite, implementation, shape) as JSON
   --markdown FILE   replace the results section of FILE (BENCHMARKS.md) with this run
+  --chart FILE      write the batch-size sweep (suite sweep) as an SVG chart to FILE (docs/batch-sweep.svg)
   --from-json FILE  measure nothing: print (and with --markdown write) the results of an earlier --json run
   --list            print the planned cases and exit
   --help`
@@ -37,7 +38,7 @@ function positiveInteger(value, flag) {
   return n
 }
 
-/** @returns {{ suites: string[], impls: string[], shapes: string[], quick: boolean, full: boolean, minReps?: number, json?: string, markdown?: string, fromJson?: string, list: boolean, help: boolean }} */
+/** @returns {{ suites: string[], impls: string[], shapes: string[], quick: boolean, full: boolean, minReps?: number, json?: string, markdown?: string, chart?: string, fromJson?: string, list: boolean, help: boolean }} */
 function parseOptions(argv) {
   const options = {
     suites: SUITE_IDS,
@@ -60,6 +61,7 @@ function parseOptions(argv) {
     else if (flag === '--reps') options.minReps = positiveInteger(valueAt(++i, flag), flag)
     else if (flag === '--json') options.json = valueAt(++i, flag)
     else if (flag === '--markdown') options.markdown = valueAt(++i, flag)
+    else if (flag === '--chart') options.chart = valueAt(++i, flag)
     else if (flag === '--from-json') options.fromJson = valueAt(++i, flag)
     else if (flag === '--quick') options.quick = true
     else if (flag === '--full') options.full = true

@@ -3,7 +3,8 @@
  * Which cases a run measures: the suites of the issue "Performance", each a
  * list of (implementation, shape, variant) cases, filtered by the command line.
  */
-const { SEQ2SEQ_SIZES, SHAPES, STREAM_STEPS, VQA_DEMO_SIZES, VQA_SIZES } = require('./shapes')
+const { SWEEP_MODES } = require('./sweep')
+const { SEQ2SEQ_SIZES, SHAPES, STREAM_STEPS, SWEEP_BATCHES, VQA_DEMO_SIZES, VQA_SIZES } = require('./shapes')
 
 /**
  * `largest`: the largest shape an implementation's training step is timed at. The
@@ -20,7 +21,7 @@ const IMPLEMENTATIONS = {
   'tfjs-cpu': { runtime: 'node', largest: 'S1' },
   'brain.js': { runtime: 'node', largest: 'S1' },
   // Inference only: odyssey's own ONNX export run by onnxruntime-node (a devDependency).
-  onnxruntime: { runtime: 'node', largest: 'S3', suites: ['forward', 'stream'] },
+  onnxruntime: { runtime: 'node', largest: 'S3', suites: ['forward', 'stream', 'sweep'] },
 }
 const IMPLEMENTATION_IDS = Object.keys(IMPLEMENTATIONS)
 const SHAPE_ORDER = ['S1', 'S2', 'S3']
@@ -77,6 +78,11 @@ function seq2seqCase(impl) {
   }
 }
 
+/** A batch-size sweep case: S2 at batch `B` (the shape label `B<n>`), predict (`forward`) or one training step. */
+function sweepCase(impl, B, mode) {
+  return { ...makeCase('sweep', impl, 'S2', { mode }), B, shape: `B${B}` }
+}
+
 /** A case of every implementation that takes part in `suite` (all of them unless an entry lists its `suites`). */
 function everyImplementation(suite, shapeName, extra) {
   return IMPLEMENTATION_IDS.filter((impl) => IMPLEMENTATIONS[impl].suites?.includes(suite) ?? true).map((impl) =>
@@ -115,6 +121,11 @@ const SUITES = {
     }),
   ],
   sgemm: () => [{ suite: 'sgemm', impl: 'numpy', shape: '2048³', mode: 'sgemm', n: 2048 }],
+  // Issue #13: where odyssey stands at each batch size (S2's T, X and H), predict and training.
+  sweep: () =>
+    SWEEP_BATCHES.flatMap((B) =>
+      SWEEP_MODES.flatMap(({ mode, impls }) => impls.map((impl) => sweepCase(impl, B, mode))),
+    ),
 }
 const SUITE_IDS = Object.keys(SUITES)
 

@@ -7,6 +7,7 @@ function variantOf(c) {
   if (c.variants !== undefined)
     return c.variants.map((v) => variantOf({ ...c, ...v, variants: undefined })).join(' vs ')
   if (c.model) return `${c.model} model`
+  if (c.suite === 'sweep') return c.mode === 'forward' ? 'predict' : 'training step'
   if (c.layers > 1) return `${c.layers}-layer${c.bidirectional ? ' bidirectional' : ''}`
   if (c.cell === 'rnn') return 'simple RNN'
   if (c.cell === 'gru') return 'GRU'

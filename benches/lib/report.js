@@ -1,5 +1,6 @@
 'use strict'
 /** The results as an aligned table for the terminal and as the Markdown section of BENCHMARKS.md. */
+const { sweepTable } = require('./sweep')
 
 const HEADER = [
   'suite',
@@ -133,6 +134,28 @@ function environmentLines({ machine, command, loadStart, loadEnd, pytorch, recor
   ]
 }
 
+/** The batch-size sweep as Markdown lines (a heading and a table), none when the run has no sweep. */
+function sweepLines(records) {
+  const table = sweepTable(records)
+  if (table === undefined) return []
+  return ['', '#### Batch-size sweep (sequences/s)', '', markdownTable(table.header, table.rows)]
+}
+
+/** The batch-size sweep as aligned text, or '' when the run has no sweep. */
+function sweepText(records) {
+  const table = sweepTable(records)
+  if (table === undefined) return ''
+  const rows = [table.header, ...table.rows]
+  const widths = table.header.map((_, i) => Math.max(...rows.map((row) => row[i].length)))
+  const lines = rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd(),
+  )
+  return `Batch-size sweep (sequences/s):\n${lines.join('\n')}`
+}
+
 function markdownSection(run) {
   const targetRows = byIssue(run.targets).flatMap(([issue, group]) =>
     group.map((t) => [issue, t.target, t.text, verdict(t)]),
@@ -146,6 +169,7 @@ function markdownSection(run) {
     '#### Targets',
     '',
     markdownTable(['issue', 'target', 'measured', ''], targetRows),
+    ...sweepLines(run.records),
     '',
     '#### Every record',
     '',
@@ -162,4 +186,12 @@ function replaceResults(document, section) {
   return document.slice(0, start) + section + document.slice(end + MARK_END.length)
 }
 
-module.exports = { textTable, targetsText, environmentLines, markdownSection, replaceResults, questionsPerSecond }
+module.exports = {
+  textTable,
+  targetsText,
+  sweepText,
+  environmentLines,
+  markdownSection,
+  replaceResults,
+  questionsPerSecond,
+}

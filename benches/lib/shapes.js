@@ -57,10 +57,13 @@ const VQA_DEMO_SIZES = {
  */
 const SEQ2SEQ_SIZES = { B: 64, srcT: 30, tgtT: 30, vocab: 1000, embedding: 128, hidden: 256 }
 
+/** The batch sizes of the batch-size sweep (issue #13), each at S2's T, X and H. */
+const SWEEP_BATCHES = [1, 8, 32, 128]
+
 /** Calls per repetition of the streaming case, and steps of the memory-flatness runs. */
 const STREAM_STEPS = 1000
 
 /** Learning rate of the SGD update every training step applies (small, so 1000 steps stay finite). */
 const LEARNING_RATE = 0.01
 
-module.exports = { SHAPES, VQA_SIZES, VQA_DEMO_SIZES, SEQ2SEQ_SIZES, STREAM_STEPS, LEARNING_RATE }
+module.exports = { SHAPES, VQA_SIZES, VQA_DEMO_SIZES, SEQ2SEQ_SIZES, STREAM_STEPS, SWEEP_BATCHES, LEARNING_RATE }
