@@ -182,5 +182,8 @@ export function fromNativeError(error: unknown): AnyOdysseyError {
  * `WebAssembly.RuntimeError` instead of the native addon's caught `ODYSSEY_PANIC` (crates/node/src/lib.rs).
  */
 function isWasmTrap(error: unknown): error is Error {
-  return typeof WebAssembly !== 'undefined' && error instanceof WebAssembly.RuntimeError
+  // Read through globalThis: the library compiles against ES2022 without the DOM lib, which declares WebAssembly.
+  const runtimeError = (globalThis as { WebAssembly?: { RuntimeError: abstract new () => Error } }).WebAssembly
+    ?.RuntimeError
+  return runtimeError !== undefined && error instanceof runtimeError
 }
