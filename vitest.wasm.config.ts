@@ -29,6 +29,7 @@ export default defineConfig({
       '__test__/onnx-model.test.ts',
       '__test__/onnx-export.test.ts',
       '__test__/model-state.test.ts',
+      '__test__/model-step-into.test.ts',
       '__test__/model-safetensors.test.ts',
       '__test__/decode.test.ts',
       '__test__/generate.test.ts',

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { embedding, lstm, OdysseyRangeError, OdysseyTypeError, sequential } from '../ts'
+import { loadedBindingKind } from '../ts/native'
 import { expectNear } from './helpers/layers'
 
 /** One sequence input of `features` → LSTM(hidden): the streaming case. */
@@ -114,12 +115,14 @@ describe('model.step on typed arrays', () => {
       'out',
     )
     const shared = new Float32Array(12)
-    expectError(
-      () => model.step(shared.subarray(0, 4), { out: shared.subarray(2, 10) }),
-      OdysseyRangeError,
-      'ODYSSEY_INVALID',
-      'out',
-    )
+    // Only the native addon writes into `out` where it lives; the WebAssembly build copies the output into it.
+    if (loadedBindingKind() === 'native')
+      expectError(
+        () => model.step(shared.subarray(0, 4), { out: shared.subarray(2, 10) }),
+        OdysseyRangeError,
+        'ODYSSEY_INVALID',
+        'out',
+      )
     model.step(new Float32Array(4))
     expectError(() => model.step(new Float32Array(8)), OdysseyRangeError, 'ODYSSEY_SHAPE', 'a batch of 1')
     model.dispose()
