@@ -41,13 +41,13 @@ export default defineConfig({
       '__test__/vqa-model.test.ts',
       '__test__/readme-rnn-tasks.test.ts',
       '__test__/gradient-flow.test.ts',
+      '__test__/fit-non-finite.test.ts',
       // Left out: the files that test the JS side only or their own build (report-*, vqa-* data,
       // install, browser-example, wasm-backend runs in npm test), and those that fail on wasm:
       // memory.test.ts (RSS budgets of the native addon: WebAssembly memory grows and is never
       // returned), exit.test.ts (a fit's checkpoint written while the process exits: the wasm
       // threads are workers that Node stops first), readme-long-training.test.ts (expects an
-      // empty stderr; Node 20 prints WASI's ExperimentalWarning), fit-non-finite.test.ts (one
-      // case's skipped-batch flags differ from native: not yet triaged), cli-odyssey.test.ts
+      // empty stderr; Node 20 prints WASI's ExperimentalWarning), cli-odyssey.test.ts
       // (its tsc build step failed in that run, not wasm-specific).
     ],
     env: { ODYSSEY_BACKEND: 'wasm' },

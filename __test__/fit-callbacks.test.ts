@@ -19,6 +19,7 @@ import {
   type Evaluation,
   type FitContext,
 } from '../ts'
+import { ProgressRelay, type FitModel } from '../ts/model/fit'
 import { readRunLog, RunLogger, runLogPath } from '../ts/report'
 import { lstmRegressor, runningSums, weightValues } from './helpers/models'
 
@@ -349,5 +350,48 @@ describe('checkpoints that remember', () => {
     const config = JSON.parse(readFileSync(join(dir, manifest.current, 'config.json'), 'utf8'))
     expect(config.position).toEqual({ epochs: 3, batch: 0, batchSize: 16, shuffle: true, seed: 2 })
     expect(m.metadata).toBeUndefined()
+  })
+})
+
+describe('progress events delivered in one turn of the event loop', () => {
+  /** A batch event as the addon sends it (the WebAssembly build may deliver several in one turn). */
+  const batchEvent = (batch: number, applied: boolean) => ({
+    kind: 'batch',
+    epoch: 0,
+    batch,
+    batches: 3,
+    examples: 4,
+    loss: applied ? 1 : Number.POSITIVE_INFINITY,
+    gradNorm: 1,
+    clipped: false,
+    applied,
+    nonFiniteUpdates: applied ? 0 : 1,
+    learningRate: 0.1,
+    examplesPerSecond: 1,
+    step: batch,
+    window: false,
+  })
+
+  it("run their hooks in batch order: a skipped batch's onNonFinite and onBatchEnd come before the next batch's", () => {
+    const seen: string[] = []
+    const control = { cancel: () => seen.push('cancel'), resume: () => seen.push('resume') }
+    const relay = new ProgressRelay(
+      [
+        {
+          onNonFinite: (log) => seen.push(`nonFinite ${log.batch}`),
+          onBatchEnd: (log) => seen.push(`end ${log.batch}`),
+        },
+      ],
+      {} as FitModel,
+      1,
+      control,
+    )
+    for (const [batch, applied] of [
+      [0, true],
+      [1, false],
+      [2, true],
+    ] as const)
+      relay.onProgress(batchEvent(batch, applied))
+    expect(seen).toEqual(['end 0', 'nonFinite 1', 'end 1', 'end 2'])
   })
 })

@@ -397,19 +397,31 @@ export class ProgressRelay {
     this.control.resume()
   }
 
-  /** Calls every callback's hook for `event`, in order, waiting for each. */
+  /**
+   * Calls every callback's hook for `event`, in order, waiting for each one that returns a promise.
+   * Only a promise is awaited: the addon may deliver several events in one turn of the event loop
+   * (the WebAssembly build does), and an `await` of a plain value would let the next event's hooks
+   * run before this one's later hooks.
+   */
   private async dispatch(event: BatchEvent | EpochEvent): Promise<void> {
-    if (event.kind === 'batch') {
-      const log = batchLog(event as BatchEvent)
-      for (const callbacks of this.callbacks) {
-        if (!log.applied) await callbacks.onNonFinite?.(log, this.context)
-        await callbacks.onBatchEnd?.(log, this.context)
-      }
-    } else {
-      const log = epochLog(event as EpochEvent)
-      for (const callbacks of this.callbacks) await callbacks.onEpochEnd?.(log, this.context)
+    for (const call of this.hookCalls(event)) {
+      const result = call()
+      if (isPromiseLike(result)) await result
     }
     if (this.stopped) this.control.cancel()
+  }
+
+  /** The hooks `event` calls, in order: per callbacks object, `onNonFinite` (skipped batches) then `onBatchEnd`. */
+  private hookCalls(event: BatchEvent | EpochEvent): (() => unknown)[] {
+    if (event.kind === 'batch') {
+      const log = batchLog(event as BatchEvent)
+      return this.callbacks.flatMap((callbacks) => [
+        ...(log.applied ? [] : [() => callbacks.onNonFinite?.(log, this.context)]),
+        () => callbacks.onBatchEnd?.(log, this.context),
+      ])
+    }
+    const log = epochLog(event as EpochEvent)
+    return this.callbacks.map((callbacks) => () => callbacks.onEpochEnd?.(log, this.context))
   }
 
   /** Keeps `run` for `idle`; its failure, now or later, stops the fit. */
@@ -422,4 +434,8 @@ export class ProgressRelay {
     this.error ??= { thrown }
     this.control.cancel()
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
