@@ -7,7 +7,7 @@
  * library. The module's threads — `fit`'s worker and the kernels' pool — are Web Workers sharing
  * its memory, so the page must be cross-origin isolated (serve.mjs sends COOP and COEP).
  */
-import type { NativeBinding } from '../../../ts/native'
+import type { BindingKind, NativeBinding } from '../../../ts/native'
 import type { Backend } from '../../../ts/types'
 
 let binding: NativeBinding | undefined
@@ -26,4 +26,10 @@ export function defaultBackend(): Backend {
 export function loadNative(): NativeBinding {
   if (binding === undefined) throw new Error('odyssey-rnn: await loadWebAssembly() before using the library')
   return binding
+}
+
+/** The page always runs the WebAssembly build (whose typed-array arguments are copies: see `model.step`). */
+export function loadedBindingKind(): BindingKind {
+  loadNative()
+  return 'wasm'
 }
