@@ -69,7 +69,7 @@ const ENDINGS = [
 describe('the process ends when asked while native work runs', () => {
   for (const operation of ['fit', 'abort'] as const) {
     for (const [ending, code] of ENDINGS) {
-      const when = operation === 'fit' ? '0.5 s into a 50-epoch fit' : 'right after aborting a fit'
+      const when = operation === 'fit' ? '0.5 s into a 400-epoch fit' : 'right after aborting a fit'
       it(`${ending} ${when} ends the process with code ${code}`, async () => {
         const ended = await run([operation, ending])
         expect(ended).toMatchObject({ code, signal: null })

@@ -4,7 +4,7 @@
  *
  *   node exit-child.cjs <operation> <ending> [dir]
  *
- * operation: `fit` (50 epochs, tens of seconds), `abort` (the same fit, aborted just before the
+ * operation: `fit` (400 epochs, minutes), `abort` (the same fit, aborted just before the
  * ending), `predict` and `evaluate` (seconds of batches), `save` (a checkpoint into `dir`),
  * `window` (a fit waiting for a callback that never settles), `checkpoint` (a fit whose
  * `modelCheckpoint` saves into `dir` after every short epoch).
@@ -35,20 +35,23 @@ function end(progress) {
   Promise.reject(new Error('rejected while native work runs'))
 }
 
-/** A fit of 50 epochs of 128 batches; `abort` aborts it right before ending the process. */
+/** Long enough that a faster engine still has minutes left when the process ends at 0.5 s. */
+const FIT_EPOCHS = 400
+
+/** A fit of FIT_EPOCHS epochs of 128 batches; `abort` aborts it right before ending the process. */
 function runFit() {
   const m = model(64)
   const controller = new AbortController()
   let done = 0
   m.fit(addingProblem({ n: 4096, time: 50, seed: 1 }), {
-    epochs: 50,
+    epochs: FIT_EPOCHS,
     batchSize: 32,
     signal: controller.signal,
     callbacks: { onBatchEnd: () => done++ },
   }).catch(() => {})
   setTimeout(() => {
     if (operation === 'abort') controller.abort()
-    end({ done, total: 50 * 128 })
+    end({ done, total: FIT_EPOCHS * 128 })
   }, 500)
 }
 
