@@ -1,8 +1,8 @@
 //! Gradient clipping: global (PyTorch `clip_grad_norm_`), per tensor (Keras
 //! `clipnorm`), by value (Keras `clipvalue`), their order, and the reported norm.
 
-use ndarray::{arr1, ArrayD};
-use odyssey_core::optim::{clip_gradients, ClipConfig, ClipReport};
+use ndarray::{arr1, s, Array, ArrayD};
+use odyssey_core::optim::{clip_gradients, l2_norm, ClipConfig, ClipReport};
 use odyssey_core::{Error, Scalar};
 
 fn grads<F: Scalar>(tensors: &[&[f64]]) -> Vec<ArrayD<F>> {
@@ -195,4 +195,20 @@ fn thresholds_must_be_positive_and_finite() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn l2_norm_is_exact_for_any_length_and_layout() {
+    // Σ k² for k < n is exact in f64 at these sizes, so any summation order must hit it.
+    for n in [1_usize, 7, 8, 9, 1003] {
+        let values = Array::from_iter((0..n).map(|k| k as f32));
+        let expected = ((n * (n - 1) * (2 * n - 1)) as f64 / 6.0).sqrt();
+        assert_eq!(l2_norm(&values), expected, "contiguous, n = {n}");
+        let strided = Array::from_iter((0..2 * n).map(|k| (k / 2) as f32 * ((k % 2) as f32)));
+        assert_eq!(l2_norm(&strided.slice(s![1..;2])), expected, "strided, n = {n}");
+    }
+    assert_eq!(l2_norm(&Array::<f32, _>::zeros(0)), 0.0);
+    let transposed = Array::from_shape_fn((3, 5), |(i, j)| (i * 5 + j) as f64).reversed_axes();
+    assert_eq!(l2_norm(&transposed), (1015.0_f64).sqrt());
+    assert!(l2_norm(&Array::from_vec(vec![1.0_f32, f32::NAN, 2.0])).is_nan());
 }
