@@ -205,7 +205,11 @@ fn l2_norm_is_exact_for_any_length_and_layout() {
         let expected = ((n * (n - 1) * (2 * n - 1)) as f64 / 6.0).sqrt();
         assert_eq!(l2_norm(&values), expected, "contiguous, n = {n}");
         let strided = Array::from_iter((0..2 * n).map(|k| (k / 2) as f32 * ((k % 2) as f32)));
-        assert_eq!(l2_norm(&strided.slice(s![1..;2])), expected, "strided, n = {n}");
+        assert_eq!(
+            l2_norm(&strided.slice(s![1..;2])),
+            expected,
+            "strided, n = {n}"
+        );
     }
     assert_eq!(l2_norm(&Array::<f32, _>::zeros(0)), 0.0);
     let transposed = Array::from_shape_fn((3, 5), |(i, j)| (i * 5 + j) as f64).reversed_axes();
