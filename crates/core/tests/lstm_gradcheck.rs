@@ -137,7 +137,8 @@ impl Problem {
     }
 
     /// The gradients of `Lstm::backward`, which must equal those of `Lstm::backward_consuming`
-    /// (the model's path, δ written over the cache's own activations) bit for bit.
+    /// (the model's path, δ written over the cache's own activations) bit for bit, with δx
+    /// or without it (a model input's: nobody reads it).
     fn gradients(&self, options: &BackwardOptions<f64>) -> LstmGrads<f64> {
         let (_, cache) = self.lstm.forward(&self.batch()).expect("valid problem");
         let (dy, dh_n, dc_n) = (self.w.view(), Some(self.v.view()), Some(self.u.view()));
@@ -145,18 +146,27 @@ impl Problem {
             .lstm
             .backward(&cache, dy, dh_n, dc_n, options)
             .expect("valid gradients");
-        let consumed = self
-            .lstm
-            .backward_consuming(cache, dy, dh_n, dc_n, options)
-            .expect("valid gradients");
-        assert!(
-            consumed.dx == grads.dx
-                && consumed.dh0 == grads.dh0
-                && consumed.dc0 == grads.dc0
-                && consumed.params == grads.params
-                && consumed.step_grad_norms == grads.step_grad_norms,
-            "backward_consuming differs from backward"
-        );
+        for input_gradient in [true, false] {
+            let (_, cache) = self.lstm.forward(&self.batch()).expect("valid problem");
+            let consumed = self
+                .lstm
+                .backward_consuming(cache, dy, dh_n, dc_n, options, input_gradient)
+                .expect("valid gradients");
+            let (batch, time, _) = grads.dx.dim();
+            let dx_ok = if input_gradient {
+                consumed.dx == grads.dx
+            } else {
+                consumed.dx.dim() == (batch, time, 0)
+            };
+            assert!(
+                dx_ok
+                    && consumed.dh0 == grads.dh0
+                    && consumed.dc0 == grads.dc0
+                    && consumed.params == grads.params
+                    && consumed.step_grad_norms == grads.step_grad_norms,
+                "backward_consuming (input_gradient {input_gradient}) differs from backward"
+            );
+        }
         grads
     }
 

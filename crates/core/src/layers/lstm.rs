@@ -329,7 +329,7 @@ impl<F: Scalar> LstmCache<F> {
 /// Gradients of one backward pass.
 #[derive(Debug, Clone)]
 pub struct LstmGrads<F> {
-    /// ∂J/∂x: `[batch, time, input_size]`
+    /// ∂J/∂x: `[batch, time, input_size]` (`[batch, time, 0]` when not asked for)
     pub dx: Array3<F>,
     /// ∂J/∂y(0): `[batch, hidden_size]`
     pub dh0: Array2<F>,
@@ -553,13 +553,15 @@ impl<F: Scalar> Lstm<F> {
         dc_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
     ) -> Result<LstmGrads<F>> {
-        self.backward_over(cache, cache.gates.clone(), dy, (dh_n, dc_n), options)
+        self.backward_over(cache, cache.gates.clone(), dy, (dh_n, dc_n), options, true)
     }
 
     /// [`Lstm::backward`] for a cache nobody needs afterwards (a model's training step):
     /// the δ pre-activations are written over the cache's own gate activations, one
     /// `[time * batch, 4H]` buffer less at the peak of a training step. FGR still copies
     /// them: its δW_gg pairs each step's δ with the previous step's activations.
+    /// `input_gradient`: false when nobody reads ∂J/∂x (the first layer over a model input):
+    /// its GEMM is skipped and `dx` is then `[batch, time, 0]`.
     pub fn backward_consuming(
         &self,
         mut cache: LstmCache<F>,
@@ -567,6 +569,7 @@ impl<F: Scalar> Lstm<F> {
         dh_n: Option<ArrayView2<'_, F>>,
         dc_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
+        input_gradient: bool,
     ) -> Result<LstmGrads<F>> {
         let gates = if self.config.variant == LstmVariant::Fgr {
             cache.gates.clone()
@@ -574,7 +577,7 @@ impl<F: Scalar> Lstm<F> {
             let (batch, _) = cache.dims();
             std::mem::replace(&mut cache.gates, TimeMajor::zeros(0, batch, 0))
         };
-        self.backward_over(&cache, gates, dy, (dh_n, dc_n), options)
+        self.backward_over(&cache, gates, dy, (dh_n, dc_n), options, input_gradient)
     }
 
     /// The backward pass over `cache` with its gate activations in `gates` (overwritten with δ).
@@ -585,6 +588,7 @@ impl<F: Scalar> Lstm<F> {
         dy: ArrayView3<'_, F>,
         (dh_n, dc_n): (Option<ArrayView2<'_, F>>, Option<ArrayView2<'_, F>>),
         options: &BackwardOptions<F>,
+        input_gradient: bool,
     ) -> Result<LstmGrads<F>> {
         self.check_layer()?;
         self.check_cache(cache, &gates)?;
@@ -624,7 +628,11 @@ impl<F: Scalar> Lstm<F> {
             .map(|row| row.sum().sqrt())
             .collect();
         Ok(LstmGrads {
-            dx: self.input_gradient(layout, cache, &recurrent.d_pre),
+            dx: if input_gradient {
+                self.input_gradient(layout, cache, &recurrent.d_pre)
+            } else {
+                Array3::zeros((batch, time, 0))
+            },
             params: self.parameter_gradients(layout, cache, &recurrent),
             dh0: recurrent.dh0,
             dc0: recurrent.dc0,

@@ -66,7 +66,9 @@ pub trait Recurrent<F: Scalar>: Send + Sync {
         options: &BackwardOptions<F>,
     ) -> Result<RecurrentGrads<F>>;
     /// `backward_sequence` for a cache nobody needs afterwards (a model's training step): a
-    /// layer overrides it when it can reuse the cache's buffers for the gradients.
+    /// layer overrides it when it can reuse the cache's buffers for the gradients, or skip
+    /// ∂J/∂x when `input_gradient` is false (nobody reads it: the first layer over a model
+    /// input); `dx` is then `[batch, time, 0]`, and the caller must not read it.
     fn backward_sequence_consuming(
         &self,
         cache: Self::Cache,
@@ -74,7 +76,9 @@ pub trait Recurrent<F: Scalar>: Send + Sync {
         dh_n: Option<ArrayView2<'_, F>>,
         dc_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
+        input_gradient: bool,
     ) -> Result<RecurrentGrads<F>> {
+        let _ = input_gradient;
         self.backward_sequence(&cache, dy, dh_n, dc_n, options)
     }
 }
@@ -174,8 +178,9 @@ impl<F: Scalar> Recurrent<F> for Lstm<F> {
         dh_n: Option<ArrayView2<'_, F>>,
         dc_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
+        input_gradient: bool,
     ) -> Result<RecurrentGrads<F>> {
-        let grads = self.backward_consuming(cache, dy, dh_n, dc_n, options)?;
+        let grads = self.backward_consuming(cache, dy, dh_n, dc_n, options, input_gradient)?;
         Ok(recurrent_grads!(grads, Some(grads.dc0)))
     }
 }

@@ -131,8 +131,9 @@ impl<F: Scalar> Model<F> {
                 continue;
             };
             let name = self.node_name(n);
+            let input_gradient = self.node_inputs[n][0] >= first_node;
             let g = self.nodes[n]
-                .backward(name, cache, &dout, options)
+                .backward(name, cache, &dout, options, input_gradient)
                 .map_err(|e| prefix(name, e))?;
             drop(dout);
             for (&slot, dx) in self.node_inputs[n].iter().zip(g.inputs) {

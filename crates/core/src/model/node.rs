@@ -535,13 +535,16 @@ impl<F: Scalar> Node<F> {
     }
 
     /// Backward: `dout` is ∂J/∂(node output), shaped like the output's data. Consumes the
-    /// node's cache (a recurrent layer may write its gradients over it).
+    /// node's cache (a recurrent layer may write its gradients over it). `input_gradient`:
+    /// whether anybody reads the gradient of the first input (not when it is a model input);
+    /// without it a recurrent node skips its first layer's δx GEMM and returns `None` for it.
     pub fn backward(
         &self,
         node: &str,
         cache: NodeCache<F>,
         dout: &ArrayD<F>,
         options: &BackwardOptions<F>,
+        input_gradient: bool,
     ) -> Result<NodeGrads<F>> {
         // Reshaping to rows needs a standard layout; gradients sliced out of a concat may not
         // have one (a copy only then).
@@ -569,15 +572,15 @@ impl<F: Scalar> Node<F> {
                 }
             }
             (Node::Lstm(stack), NodeCache::Lstm(c)) => stack_grads(
-                stack.backward(c.stack, dout.view(), options)?,
+                stack.backward(c.stack, dout.view(), options, input_gradient)?,
                 c.state_input,
             ),
             (Node::Rnn(stack), NodeCache::Rnn(c)) => stack_grads(
-                stack.backward(c.stack, dout.view(), options)?,
+                stack.backward(c.stack, dout.view(), options, input_gradient)?,
                 c.state_input,
             ),
             (Node::Gru(stack), NodeCache::Gru(c)) => stack_grads(
-                stack.backward(c.stack, dout.view(), options)?,
+                stack.backward(c.stack, dout.view(), options, input_gradient)?,
                 c.state_input,
             ),
             // Every step received the vector: its gradient is their sum. The sequence
@@ -657,7 +660,7 @@ fn stack_grads<F: Scalar>(
 ) -> NodeGrads<F> {
     let dstate = state_input.then(|| states_vector(&g.dinitial).into_dyn());
     NodeGrads {
-        inputs: vec![Some(g.dx.into_dyn()), dstate],
+        inputs: vec![g.dx.map(|dx| dx.into_dyn()), dstate],
         params: g.params,
         step_grad_norms: g.step_grad_norms,
     }

@@ -76,8 +76,8 @@ pub struct StackCache<C> {
 
 /// Gradients of one backward pass through a stack.
 pub struct StackGrads<F> {
-    /// ∂J/∂x: `[batch, time, input_size]`
-    pub dx: Array3<F>,
+    /// ∂J/∂x: `[batch, time, input_size]`; `None` when not asked for.
+    pub dx: Option<Array3<F>>,
     /// Parameter gradients, layer-major then direction, each in `ParamSet` order.
     pub params: Vec<ArrayD<F>>,
     /// `[time]` per (layer, direction): the per-step gradient norms.
@@ -298,11 +298,14 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
     /// Backward through every layer and direction, consuming the pass's cache (each layer
     /// may reuse its own cache's buffers for its gradients, see `backward_sequence_consuming`).
     /// `dout`: gradient of the output, `[batch, time, H']` or `[batch, H']`, read in place.
+    /// `input_gradient`: whether anybody reads ∂J/∂x (not for a model input): without it the
+    /// first layer skips its δx GEMM.
     pub fn backward(
         &self,
         cache: StackCache<L::Cache>,
         dout: ArrayViewD<'_, F>,
         options: &BackwardOptions<F>,
+        input_gradient: bool,
     ) -> Result<StackGrads<F>> {
         if cache.caches.len() != self.layers.len() {
             return Err(Error::invalid(
@@ -335,7 +338,9 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
         let mut params: Vec<Vec<ArrayD<F>>> = vec![Vec::new(); self.layers.len()];
         let mut norms = vec![Array1::zeros(cache.time); self.layers.len()];
         let mut dinitial = Vec::with_capacity(self.layers.len());
+        let mut dx_below = None;
         for k in (0..self.layers.len() / self.directions).rev() {
+            let wanted = k > 0 || input_gradient;
             let mut dx: Option<Array3<F>> = None;
             for d in 0..self.directions {
                 let i = k * self.directions + d;
@@ -351,26 +356,33 @@ impl<F: Scalar, L: Recurrent<F>> RecurrentStack<F, L> {
                     fin.map(|s| s.h.view()),
                     fin.and_then(|s| s.c.as_ref().map(|c| c.view())),
                     options,
+                    wanted,
                 )?;
-                let dx_d = if d == 1 {
-                    reverse_within_lengths(g.dx.view(), lengths)
-                } else {
-                    g.dx
-                };
-                dx = Some(match dx {
-                    Some(acc) => acc + dx_d,
-                    None => dx_d,
-                });
+                if wanted {
+                    let dx_d = if d == 1 {
+                        reverse_within_lengths(g.dx.view(), lengths)
+                    } else {
+                        g.dx
+                    };
+                    dx = Some(match dx {
+                        Some(acc) => acc + dx_d,
+                        None => dx_d,
+                    });
+                }
                 params[i] = g.params;
                 norms[i] = g.step_grad_norms;
                 dinitial.push((i, LayerState { h: g.dh0, c: g.dc0 }));
             }
-            dseq = CowArray::from(dx.expect("at least one direction"));
+            if k == 0 {
+                dx_below = dx;
+            } else {
+                dseq = CowArray::from(dx.expect("at least one direction"));
+            }
         }
         // Layers were visited top first; entries are layer-major.
         dinitial.sort_by_key(|(i, _)| *i);
         Ok(StackGrads {
-            dx: dseq.into_owned(),
+            dx: dx_below,
             params: params.into_iter().flatten().collect(),
             step_grad_norms: norms,
             dinitial: dinitial.into_iter().map(|(_, s)| s).collect(),
