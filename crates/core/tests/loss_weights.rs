@@ -52,11 +52,11 @@ fn tbptt_over_the_whole_sequence_is_the_weighted_full_step() {
     let (inputs, target) = problem(3, 6);
     let weights = step_weights(3, 6, |b, t| (b + t) as f64 * 0.25);
     let labels = Labels {
-        target: &target,
+        target: target.view(),
         weights: Some(&weights),
     };
     let (mut full, mut truncated) = (sequence_regressor(), sequence_regressor());
-    let report = full.train_step(inputs.clone(), labels).unwrap();
+    let report = full.train_step(inputs.clone(), labels.clone()).unwrap();
     let reports = truncated
         .train_tbptt(inputs, labels, Tbptt { k1: 6, k2: 6 })
         .unwrap();
@@ -73,7 +73,7 @@ fn each_tbptt_window_weighs_its_own_steps() {
     // Only the last window's steps (4, 5) count: the first two windows have nothing to learn from.
     let weights = step_weights(2, 6, |_, t| if t >= 4 { 1.0 } else { 0.0 });
     let labels = Labels {
-        target: &target,
+        target: target.view(),
         weights: Some(&weights),
     };
     let mut trainer = sequence_regressor();

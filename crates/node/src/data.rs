@@ -3,16 +3,19 @@
 //! ([`OwnedDataset::copy`]): a worker thread never reads memory that JS can
 //! still write. Later, on whichever thread runs the work, the buffers become
 //! ndarrays of the model's dtype without another copy ([`OwnedDataset::into_dataset`]).
+//! A synchronous training call ([`LabelledBatch`]) reads the target where JS has it instead.
 
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Either, Float32Array, Float64Array, Uint32Array};
 use napi_derive::napi;
-use ndarray::{Array, Dimension, Ix2, Ix3, IxDyn};
-use odyssey_core::model::{Dataset, InputSpec, Target, Value};
+use ndarray::{Array, ArrayView, Dimension, Ix2, Ix3, IxDyn};
+use odyssey_core::model::{
+    check_examples, Dataset, InputSpec, Labels, Target, TargetView, Value, Weights,
+};
 use odyssey_core::Error;
 
-use crate::convert::{dims, Floats, JsFloat};
+use crate::convert::{dims, Floats, JsFloat, JsFloats};
 use crate::error::BindingError;
 
 /// One model input for N examples, in the model's dtype.
@@ -79,6 +82,17 @@ impl ModelFloat for f64 {
     }
 }
 
+/// The typed array's values where they are, if it has the model's type, else a dtype error.
+fn borrow<'a, F: ModelFloat>(array: &'a JsFloats, name: &str) -> Result<&'a [F], BindingError> {
+    F::elements(array, name).map_err(|_| {
+        let actual = match array {
+            Either::A(_) => f32::ARRAY_NAME,
+            Either::B(_) => f64::ARRAY_NAME,
+        };
+        dtype_error::<F>(name, actual)
+    })
+}
+
 fn dtype_error<F: JsFloat>(name: &str, actual: &'static str) -> BindingError {
     BindingError::Dtype {
         name: name.to_owned(),
@@ -139,6 +153,49 @@ impl OwnedDataset {
     }
 }
 
+/// A batch for a synchronous training call (`trainStep`, `gradientFlow`): the inputs copied
+/// (the model's forward pass takes them by value), the target read in place for the call's
+/// duration (no JS code runs meanwhile), checked as a [`Dataset`] checks its data.
+pub struct LabelledBatch<'a, F> {
+    pub inputs: Vec<Value<F>>,
+    target: TargetView<'a, F>,
+    weights: Option<Weights>,
+}
+
+impl<'a, F: ModelFloat> LabelledBatch<'a, F> {
+    /// `purpose` names the call in the error of a batch without a target.
+    pub fn new(
+        args: &'a DatasetArgs,
+        spec: &[InputSpec],
+        purpose: &str,
+    ) -> Result<Self, BindingError> {
+        let inputs = into_values(copy_inputs(&args.inputs), spec)?;
+        let target = args.target.as_ref().map(borrow_target).transpose()?;
+        let len = check_examples(&inputs, target.clone())?;
+        let target =
+            target.ok_or_else(|| Error::invalid("batch", format!("{purpose} needs a target")))?;
+        let weights = match &args.weights {
+            None => None,
+            Some(w) => {
+                let values = shaped("weights", IxDyn(&dims(&w.shape)), w.data.to_vec())?;
+                Some(Weights::new(values, target.clone(), len)?)
+            }
+        };
+        Ok(LabelledBatch {
+            inputs,
+            target,
+            weights,
+        })
+    }
+
+    pub fn labels(&self) -> Labels<'_, F> {
+        Labels {
+            target: self.target.reborrow(),
+            weights: self.weights.as_ref(),
+        }
+    }
+}
+
 pub fn copy_inputs(inputs: &[InputArgs]) -> Vec<OwnedInput> {
     inputs
         .iter()
@@ -155,12 +212,41 @@ pub fn copy_inputs(inputs: &[InputArgs]) -> Vec<OwnedInput> {
 }
 
 fn copy_target(target: &TargetArgs) -> Result<OwnedTarget, BindingError> {
-    match (&target.values, &target.classes) {
-        (Some(values), None) => Ok(OwnedTarget::Values {
+    match one_target(target)? {
+        TargetArray::Values(values) => Ok(OwnedTarget::Values {
             data: Floats::copy(values),
             shape: dims(&target.shape),
         }),
-        (None, Some(classes)) => Ok(OwnedTarget::Classes(classes.to_vec())),
+        TargetArray::Classes(classes) => Ok(OwnedTarget::Classes(classes.to_vec())),
+    }
+}
+
+fn borrow_target<'a, F: ModelFloat>(
+    target: &'a TargetArgs,
+) -> Result<TargetView<'a, F>, BindingError> {
+    match one_target(target)? {
+        TargetArray::Values(values) => {
+            let name = "target.values";
+            let dim = IxDyn(&dims(&target.shape));
+            let values = borrow::<F>(values, name)?;
+            check_count(name, &dim, values.len())?;
+            let view = ArrayView::from_shape(dim, values).expect("the element count matches");
+            Ok(TargetView::Values(view))
+        }
+        TargetArray::Classes(classes) => Ok(TargetView::Classes(classes)),
+    }
+}
+
+enum TargetArray<'a> {
+    Values(&'a JsFloats),
+    Classes(&'a Uint32Array),
+}
+
+/// The target's `values` or its `classes`, whichever it has (it must have exactly one).
+fn one_target(target: &TargetArgs) -> Result<TargetArray<'_>, BindingError> {
+    match (&target.values, &target.classes) {
+        (Some(values), None) => Ok(TargetArray::Values(values)),
+        (None, Some(classes)) => Ok(TargetArray::Classes(classes)),
         _ => Err(Error::invalid(
             "target",
             "give exactly one of `values` (float targets) and `classes` (class indices)",
@@ -252,10 +338,16 @@ fn shaped<T, D: Dimension>(
     dim: D,
     values: Vec<T>,
 ) -> Result<Array<T, D>, BindingError> {
-    let expected = dim.size();
-    if values.len() != expected {
-        let shape = format!("{:?} ({expected} elements)", dim.slice());
-        return Err(Error::shape(name, shape, &[values.len()]).into());
-    }
+    check_count(name, &dim, values.len())?;
     Ok(Array::from_shape_vec(dim, values).expect("the element count matches the shape"))
+}
+
+/// `count` elements fill shape `dim`; the error gives both element counts.
+fn check_count<D: Dimension>(name: &str, dim: &D, count: usize) -> Result<(), BindingError> {
+    let expected = dim.size();
+    if count != expected {
+        let shape = format!("{:?} ({expected} elements)", dim.slice());
+        return Err(Error::shape(name, shape, &[count]).into());
+    }
+    Ok(())
 }

@@ -13,15 +13,16 @@ use napi_derive::napi;
 use odyssey_core::model::checkpoint;
 use odyssey_core::model::fit::train_batch;
 use odyssey_core::model::{
-    describe, model_state, node_states, Batch, FitOptions, FitRequest, Model, ModelSpec,
-    NamedState, StepReport, Tbptt,
+    describe, model_state, node_states, FitOptions, FitRequest, Model, ModelSpec, NamedState,
+    StepReport, Tbptt,
 };
 use odyssey_core::params::NamedValues;
 use odyssey_core::Error;
 
 use crate::convert::{dims, js_shape, to_js, Floats, JsFloatSlice};
 use crate::data::{
-    copy_inputs, into_values, DatasetArgs, InputArgs, ModelFloat, OwnedDataset, OwnedInput,
+    copy_inputs, into_values, DatasetArgs, InputArgs, LabelledBatch, ModelFloat, OwnedDataset,
+    OwnedInput,
 };
 use crate::decode::{DecodeArgs, DecodeTask};
 use crate::dto::{
@@ -343,9 +344,8 @@ impl NativeModel {
     ) -> napi::Result<Vec<StepOutput>, ErrorCode> {
         guard(|| {
             self.now("trainStep", |s| {
-                let batch = OwnedDataset::copy(&batch)?;
                 let tbptt = tbptt.as_ref().map(to_tbptt);
-                each_session!(s, s => train_step_on(s, batch, tbptt))
+                each_session!(s, s => train_step_on(s, &batch, tbptt))
             })
         })
     }
@@ -357,10 +357,10 @@ impl NativeModel {
         batch: DatasetArgs,
     ) -> napi::Result<Vec<GradientFlowEntry>, ErrorCode> {
         guard(|| {
-            self.now("gradientFlow", |s| {
-                let batch = OwnedDataset::copy(&batch)?;
-                each_session!(s, s => gradient_flow_on(s, batch))
-            })
+            self.now(
+                "gradientFlow",
+                |s| each_session!(s, s => gradient_flow_on(s, &batch)),
+            )
         })
     }
 
@@ -504,38 +504,27 @@ impl Task for LoadTask {
     }
 }
 
-/// A copied batch as one core batch, which must have a target.
-fn labelled_batch<F: ModelFloat>(
-    model: &Model<F>,
-    batch: OwnedDataset,
-    purpose: &str,
-) -> Result<Batch<F>, BindingError> {
-    let batch = batch.into_dataset(&model.spec().inputs)?.into_batch();
-    if batch.target.is_none() {
-        return Err(Error::invalid("batch", format!("{purpose} needs a target")).into());
-    }
-    Ok(batch)
-}
-
 fn train_step_on<F: ModelFloat>(
     session: &mut Session<F>,
-    batch: OwnedDataset,
+    batch: &DatasetArgs,
     tbptt: Option<Tbptt>,
 ) -> Result<Vec<StepOutput>, BindingError> {
-    let mut batch = labelled_batch(&session.trainer.model, batch, "a training step")?;
+    let spec = &session.trainer.model.spec().inputs;
+    let mut batch = LabelledBatch::new(batch, spec, "a training step")?;
     let inputs = std::mem::take(&mut batch.inputs);
-    let labels = batch.labels().expect("labelled_batch checked the target");
+    let labels = batch.labels();
     let reports = train_batch(&mut session.trainer, inputs, labels, tbptt)?;
     Ok(reports.iter().map(step_output).collect())
 }
 
 fn gradient_flow_on<F: ModelFloat>(
     session: &Session<F>,
-    batch: OwnedDataset,
+    batch: &DatasetArgs,
 ) -> Result<Vec<GradientFlowEntry>, BindingError> {
-    let mut batch = labelled_batch(&session.trainer.model, batch, "gradient flow")?;
+    let spec = &session.trainer.model.spec().inputs;
+    let mut batch = LabelledBatch::new(batch, spec, "gradient flow")?;
     let inputs = std::mem::take(&mut batch.inputs);
-    let labels = batch.labels().expect("labelled_batch checked the target");
+    let labels = batch.labels();
     let flow = session.trainer.gradient_flow(inputs, labels)?;
     Ok(flow
         .into_iter()

@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::objective::{Labels, Target, Weights};
+use super::objective::{Labels, Target, TargetView, Weights};
 use super::value::Value;
 use crate::{Error, Result, Scalar};
 
@@ -38,7 +38,7 @@ impl<F> Batch<F> {
     /// The batch's target and weights, if it has a target.
     pub fn labels(&self) -> Option<Labels<'_, F>> {
         self.target.as_ref().map(|target| Labels {
-            target,
+            target: target.view(),
             weights: self.weights.as_ref(),
         })
     }
@@ -63,36 +63,7 @@ impl<F: Scalar> Dataset<F> {
     /// Every float must be finite, so that a non-finite loss during training
     /// can only come from the model, never from the data.
     pub fn new(inputs: Vec<Value<F>>, target: Option<Target<F>>) -> Result<Self> {
-        let len = inputs
-            .first()
-            .map(Value::batch)
-            .ok_or_else(|| Error::invalid("inputs", "a dataset needs at least one input"))?;
-        if len == 0 {
-            return Err(Error::invalid(
-                "inputs",
-                "a dataset needs at least one example",
-            ));
-        }
-        for (i, value) in inputs.iter().enumerate() {
-            let name = format!("inputs[{i}]");
-            if value.batch() != len {
-                return Err(Error::shape(
-                    &name,
-                    format!("{len} examples along axis 0 (as inputs[0])"),
-                    &value.grad_shape(),
-                ));
-            }
-            check_lengths(&name, value)?;
-            if let Value::Sequence { data, .. } = value {
-                check_finite(&name, data.iter())?;
-            }
-            if let Value::Vector(data) = value {
-                check_finite(&name, data.iter())?;
-            }
-        }
-        if let Some(target) = &target {
-            check_target(target, len)?;
-        }
+        let len = check_examples(&inputs, target.as_ref().map(Target::view))?;
         Ok(Dataset {
             inputs,
             target,
@@ -165,6 +136,45 @@ impl<F: Scalar> Dataset<F> {
     }
 }
 
+/// The checks of [`Dataset::new`] on data the caller keeps (a synchronous training call's
+/// target stays in JavaScript memory): returns the number of examples.
+pub fn check_examples<F: Scalar>(
+    inputs: &[Value<F>],
+    target: Option<TargetView<'_, F>>,
+) -> Result<usize> {
+    let len = inputs
+        .first()
+        .map(Value::batch)
+        .ok_or_else(|| Error::invalid("inputs", "a dataset needs at least one input"))?;
+    if len == 0 {
+        return Err(Error::invalid(
+            "inputs",
+            "a dataset needs at least one example",
+        ));
+    }
+    for (i, value) in inputs.iter().enumerate() {
+        let name = format!("inputs[{i}]");
+        if value.batch() != len {
+            return Err(Error::shape(
+                &name,
+                format!("{len} examples along axis 0 (as inputs[0])"),
+                &value.grad_shape(),
+            ));
+        }
+        check_lengths(&name, value)?;
+        if let Value::Sequence { data, .. } = value {
+            check_finite(&name, data.iter())?;
+        }
+        if let Value::Vector(data) = value {
+            check_finite(&name, data.iter())?;
+        }
+    }
+    if let Some(target) = target {
+        check_target(target, len)?;
+    }
+    Ok(len)
+}
+
 /// Every example index once, cut into batches of `batch_size` (the last may be smaller).
 pub fn batch_rows(len: usize, batch_size: usize, order: Order) -> Vec<Vec<usize>> {
     let mut indices: Vec<usize> = (0..len).collect();
@@ -221,9 +231,9 @@ fn check_finite<'a, F: Scalar>(name: &str, values: impl Iterator<Item = &'a F>) 
     Ok(())
 }
 
-fn check_target<F: Scalar>(target: &Target<F>, len: usize) -> Result<()> {
+fn check_target<F: Scalar>(target: TargetView<'_, F>, len: usize) -> Result<()> {
     match target {
-        Target::Values(values) => {
+        TargetView::Values(values) => {
             if values.ndim() < 2 || values.shape()[0] != len {
                 return Err(Error::shape(
                     "target",
@@ -233,7 +243,7 @@ fn check_target<F: Scalar>(target: &Target<F>, len: usize) -> Result<()> {
             }
             check_finite("target", values.iter())
         }
-        Target::Classes(classes) => {
+        TargetView::Classes(classes) => {
             if classes.is_empty() || classes.len() % len != 0 {
                 let expected = format!("[{len}] or [{len}·time] class indices");
                 return Err(Error::shape("target", expected, &[classes.len()]));

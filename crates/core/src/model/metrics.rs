@@ -3,7 +3,7 @@
 
 use ndarray::Axis;
 
-use super::objective::{loss_and_grad, output_row_weights, Labels, Target};
+use super::objective::{loss_and_grad, output_row_weights, Labels, TargetView};
 use super::spec::LossSpec;
 use super::value::Value;
 use crate::{Result, Scalar};
@@ -25,7 +25,7 @@ pub(super) fn score_batch<F: Scalar>(
     loss: LossSpec,
 ) -> Result<BatchScore> {
     let labels = labels.expect("evaluate checked that the dataset has targets");
-    let (value, _) = loss_and_grad(loss, None, output, labels, 0)?;
+    let (value, _) = loss_and_grad(loss, None, output, labels.clone(), 0)?;
     let weights = output_row_weights(output, labels.weights)?;
     let valid: Vec<bool> = weights.iter().map(|&w| w > 0.0).collect();
     Ok(BatchScore {
@@ -39,7 +39,7 @@ pub(super) fn score_batch<F: Scalar>(
 fn hits<F: Scalar>(
     loss: LossSpec,
     output: &Value<F>,
-    target: &Target<F>,
+    target: TargetView<'_, F>,
     valid: &[bool],
 ) -> Result<Option<(usize, usize)>> {
     let data = output.float_data("output")?;
@@ -52,13 +52,13 @@ fn hits<F: Scalar>(
         .enumerate()
         .filter(|(r, _)| valid[*r]);
     Ok(match (loss, target) {
-        (LossSpec::CrossEntropy, Target::Classes(classes)) => {
+        (LossSpec::CrossEntropy, TargetView::Classes(classes)) => {
             let correct = valid_rows
                 .filter(|(r, row)| argmax(row.iter()) == classes[*r] as usize)
                 .count();
             Some((correct, valid.iter().filter(|&&v| v).count()))
         }
-        (LossSpec::BinaryCrossEntropy, Target::Values(values)) => {
+        (LossSpec::BinaryCrossEntropy, TargetView::Values(values)) => {
             let flat = values.as_standard_layout();
             let flat = flat.as_slice().expect("standard layout");
             let (mut correct, mut counted) = (0, 0);

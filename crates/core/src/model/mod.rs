@@ -22,14 +22,14 @@ pub mod torch_interop;
 pub mod trainer;
 pub mod value;
 
-pub use dataset::{Batch, Dataset, Order};
+pub use dataset::{check_examples, Batch, Dataset, Order};
 pub use fit::{
     evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitError, FitEvent,
     FitObserver, FitOptions, FitRequest, FitRun, FitSummary,
 };
 pub use graph::{ForwardPass, Gradients, ModelState};
 pub use model::Model;
-pub use objective::{Labels, Target, Weights};
+pub use objective::{Labels, Target, TargetView, Weights};
 pub use recurrent_stack::LayerState;
 pub use shapes::{describe, GraphShapes, ValueKind, ValueShape};
 pub use spec::{InputSpec, LossSpec, ModelSpec, NodeSpec, OpSpec};

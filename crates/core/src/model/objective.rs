@@ -2,7 +2,7 @@
 //! step (padding masked out), vectors per row, each weighted as the data
 //! and the training spec say (see [`crate::loss`] for the normalisation).
 
-use ndarray::{s, Array2, ArrayD, Axis, CowArray, Ix2, IxDyn};
+use ndarray::{s, Array2, ArrayD, ArrayViewD, Axis, CowArray, Ix2, IxDyn};
 
 use super::spec::LossSpec;
 use super::value::Value;
@@ -18,20 +18,58 @@ pub enum Target<F> {
     Classes(Vec<u32>),
 }
 
-impl<F: Scalar> Target<F> {
+impl<F> Target<F> {
+    pub fn view(&self) -> TargetView<'_, F> {
+        match self {
+            Target::Values(v) => TargetView::Values(v.view()),
+            Target::Classes(c) => TargetView::Classes(c),
+        }
+    }
+}
+
+/// A target read where it is: a [`Target`]'s, or the caller's memory (a synchronous training
+/// call reads the JavaScript arrays in place instead of copying them).
+#[derive(Debug, Clone)]
+pub enum TargetView<'a, F> {
+    Values(ArrayViewD<'a, F>),
+    Classes(&'a [u32]),
+}
+
+impl<'a, F> From<&'a Target<F>> for TargetView<'a, F> {
+    fn from(target: &'a Target<F>) -> Self {
+        target.view()
+    }
+}
+
+impl<F: Scalar> TargetView<'_, F> {
     pub fn rows(&self, features: usize) -> usize {
         match self {
-            Target::Values(v) => v.len() / features.max(1),
-            Target::Classes(c) => c.len(),
+            TargetView::Values(v) => v.len() / features.max(1),
+            TargetView::Classes(c) => c.len(),
         }
     }
 
     /// Steps per example the target covers: `time` for sequence outputs, 1 for vectors.
     fn steps(&self, examples: usize) -> usize {
         match self {
-            Target::Values(v) if v.ndim() == 3 => v.shape()[1],
-            Target::Values(_) => 1,
-            Target::Classes(c) => c.len() / examples.max(1),
+            TargetView::Values(v) if v.ndim() == 3 => v.shape()[1],
+            TargetView::Values(_) => 1,
+            TargetView::Classes(c) => c.len() / examples.max(1),
+        }
+    }
+
+    /// The same view for a shorter lifetime (an ndarray view is invariant in its lifetime).
+    pub fn reborrow(&self) -> TargetView<'_, F> {
+        match self {
+            TargetView::Values(v) => TargetView::Values(v.view()),
+            TargetView::Classes(c) => TargetView::Classes(c),
+        }
+    }
+
+    pub fn to_owned(&self) -> Target<F> {
+        match self {
+            TargetView::Values(v) => Target::Values(v.to_owned()),
+            TargetView::Classes(c) => Target::Classes(c.to_vec()),
         }
     }
 }
@@ -45,8 +83,12 @@ pub struct Weights(Array2<f64>);
 impl Weights {
     /// `values`: `[n]` (one weight per example) or `[n, time]` (one per step), checked
     /// against the `n` examples and their `target`.
-    pub fn new<F: Scalar>(values: ArrayD<f64>, target: &Target<F>, n: usize) -> Result<Self> {
-        let steps = target.steps(n);
+    pub fn new<'t, F: Scalar + 't>(
+        values: ArrayD<f64>,
+        target: impl Into<TargetView<'t, F>>,
+        n: usize,
+    ) -> Result<Self> {
+        let steps = target.into().steps(n);
         let expected = || {
             if steps > 1 {
                 format!("[{n}] (per example) or [{n}, {steps}] (per step)")
@@ -112,16 +154,16 @@ impl Weights {
 }
 
 /// The target of a batch and the weights of its examples or steps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Labels<'a, F> {
-    pub target: &'a Target<F>,
+    pub target: TargetView<'a, F>,
     pub weights: Option<&'a Weights>,
 }
 
 impl<'a, F> From<&'a Target<F>> for Labels<'a, F> {
     fn from(target: &'a Target<F>) -> Self {
         Labels {
-            target,
+            target: target.view(),
             weights: None,
         }
     }
@@ -151,26 +193,26 @@ pub fn loss_and_grad<F: Scalar>(
         .expect("rows · features elements");
     if target.rows(features) != rows {
         let expected = match target {
-            Target::Values(_) => format!("{shape:?} (the model output's shape)"),
-            Target::Classes(_) => format!("[{rows}] class indices, one per output row"),
+            TargetView::Values(_) => format!("{shape:?} (the model output's shape)"),
+            TargetView::Classes(_) => format!("[{rows}] class indices, one per output row"),
         };
         let actual = match target {
-            Target::Values(v) => v.shape().to_vec(),
-            Target::Classes(c) => vec![c.len()],
+            TargetView::Values(v) => v.shape().to_vec(),
+            TargetView::Classes(c) => vec![c.len()],
         };
         return Err(Error::shape("target", expected, &actual));
     }
     let row_weights = row_weights.as_deref();
     let (loss, grad) = match (spec, target) {
-        (LossSpec::CrossEntropy, Target::Classes(classes)) => {
+        (LossSpec::CrossEntropy, TargetView::Classes(classes)) => {
             softmax_cross_entropy(prediction.view(), classes, row_weights, class_weights)?
         }
-        (LossSpec::Mse, Target::Values(v)) => mse(
+        (LossSpec::Mse, TargetView::Values(v)) => mse(
             prediction.view(),
             as_rows(v, rows, features)?.view(),
             row_weights,
         )?,
-        (LossSpec::BinaryCrossEntropy, Target::Values(v)) => binary_cross_entropy_with_logits(
+        (LossSpec::BinaryCrossEntropy, TargetView::Values(v)) => binary_cross_entropy_with_logits(
             prediction.view(),
             as_rows(v, rows, features)?.view(),
             row_weights,
@@ -232,8 +274,18 @@ fn row_weights<F: Scalar>(
 }
 
 /// The target as `[rows, features]`, in place unless its layout is not standard.
-fn as_rows<F: Scalar>(v: &ArrayD<F>, rows: usize, features: usize) -> Result<CowArray<'_, F, Ix2>> {
-    v.as_standard_layout()
+fn as_rows<'a, F: Scalar>(
+    v: ArrayViewD<'a, F>,
+    rows: usize,
+    features: usize,
+) -> Result<CowArray<'a, F, Ix2>> {
+    let shape = v.shape().to_vec();
+    let standard = if v.is_standard_layout() {
+        CowArray::from(v)
+    } else {
+        CowArray::from(v.as_standard_layout().into_owned())
+    };
+    standard
         .into_shape_with_order((rows, features))
-        .map_err(|_| Error::shape("target", format!("[{rows}·{features}] elements"), v.shape()))
+        .map_err(|_| Error::shape("target", format!("[{rows}·{features}] elements"), &shape))
 }

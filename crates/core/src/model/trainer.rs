@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{Gradients, ModelState};
 use super::model::Model;
-use super::objective::{loss_and_grad, Labels, Target};
+use super::objective::{loss_and_grad, Labels, Target, TargetView};
 use super::spec::LossSpec;
 use super::value::Value;
 use crate::layers::BackwardOptions;
@@ -260,11 +260,16 @@ impl<F: Scalar> Trainer<F> {
             end = (end + tbptt.k1).min(time);
             let start = end.saturating_sub(tbptt.k2);
             let window = slice_time(&inputs, start, end);
-            let window_target =
-                slice_target(target, self.model.output_is_sequence(), time, start, end)?;
+            let window_target = slice_target(
+                target.clone(),
+                self.model.output_is_sequence(),
+                time,
+                start,
+                end,
+            );
             let window_weights = weights.map(|w| w.slice_time(start, end));
             let window_labels = Labels {
-                target: &window_target,
+                target: window_target.view(),
                 weights: window_weights.as_ref(),
             };
             let scored_from = end.saturating_sub(tbptt.k1).max(start) - start;
@@ -387,23 +392,23 @@ fn slice_time<F: Scalar>(inputs: &[Value<F>], start: usize, end: usize) -> Vec<V
 /// The part of the target a window scores: its steps for sequence outputs;
 /// a vector output's target only at the final window.
 fn slice_target<F: Scalar>(
-    target: &Target<F>,
+    target: TargetView<'_, F>,
     sequence_output: bool,
     time: usize,
     start: usize,
     end: usize,
-) -> Result<Target<F>> {
+) -> Target<F> {
     if !sequence_output {
-        return Ok(target.clone());
+        return target.to_owned();
     }
-    Ok(match target {
-        Target::Values(v) => {
+    match target {
+        TargetView::Values(v) => {
             Target::Values(v.slice_axis(Axis(1), Slice::from(start..end)).to_owned())
         }
-        Target::Classes(c) => Target::Classes(
+        TargetView::Classes(c) => Target::Classes(
             c.chunks(time)
                 .flat_map(|row| row[start..end].iter().copied())
                 .collect(),
         ),
-    })
+    }
 }
