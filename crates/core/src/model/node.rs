@@ -303,28 +303,17 @@ fn as_rows<F: Scalar>(value: &Value<F>, node: &str) -> Result<(Array2<F>, Vec<us
 
 /// Rebuilds a value of the input's kind from rows `[batch·time, features]`.
 fn from_rows<F: Scalar>(like: &Value<F>, rows: Array2<F>) -> Value<F> {
-    match like {
-        Value::Sequence { data, lengths } => {
-            let (batch, time, _) = data.dim();
-            let features = rows.ncols();
-            Value::Sequence {
-                data: rows
-                    .into_shape_with_order((batch, time, features))
-                    .expect("rows = batch·time"),
-                lengths: lengths.clone(),
-            }
-        }
-        Value::Tokens { ids, lengths } => {
-            let (batch, time) = ids.dim();
-            let features = rows.ncols();
-            Value::Sequence {
-                data: rows
-                    .into_shape_with_order((batch, time, features))
-                    .expect("rows = batch·time"),
-                lengths: lengths.clone(),
-            }
-        }
-        Value::Vector(_) => Value::Vector(rows),
+    let (batch, time, lengths) = match like {
+        Value::Sequence { data, lengths } => (data.dim().0, data.dim().1, lengths),
+        Value::Tokens { ids, lengths } => (ids.dim().0, ids.dim().1, lengths),
+        Value::Vector(_) => return Value::Vector(rows),
+    };
+    let features = rows.ncols();
+    Value::Sequence {
+        data: rows
+            .into_shape_with_order((batch, time, features))
+            .expect("rows = batch·time"),
+        lengths: lengths.clone(),
     }
 }
 
