@@ -14,7 +14,8 @@ use crate::{Error, Result, Scalar};
 
 /// Everything one forward pass produced.
 pub struct ForwardPass<F> {
-    /// One value per slot: the inputs, then every node's output.
+    /// One value per slot: the inputs, then every node's output (the output alone after
+    /// [`ForwardPass::keep_only_output`]).
     pub values: Vec<Value<F>>,
     caches: Vec<NodeCache<F>>,
     /// Final states of each node's recurrent layer entries (empty for other nodes).
@@ -24,6 +25,14 @@ pub struct ForwardPass<F> {
 impl<F> ForwardPass<F> {
     pub fn output(&self) -> &Value<F> {
         self.values.last().expect("a model has at least one node")
+    }
+
+    /// Drops every value but the output. Backward reads the nodes' caches, never the values, so
+    /// a training step frees them before the loss and its gradient are computed: the model's
+    /// inputs (a `trainStep`'s copy of x, 3 MiB at S2) and every intermediate output.
+    pub fn keep_only_output(&mut self) {
+        let output = self.values.len() - 1;
+        self.values.drain(..output);
     }
 }
 
@@ -120,7 +129,8 @@ impl<F: Scalar> Model<F> {
         let ForwardPass {
             values, mut caches, ..
         } = pass;
-        let mut slot_grads: Vec<Option<ArrayD<F>>> = vec![None; values.len()];
+        // The output is the last slot (the values may hold the output alone, see keep_only_output).
+        let mut slot_grads: Vec<Option<ArrayD<F>>> = vec![None; self.output + 1];
         drop(values);
         slot_grads[self.output] = Some(doutput);
         let mut per_node: Vec<Vec<ArrayD<F>>> = vec![Vec::new(); self.nodes.len()];

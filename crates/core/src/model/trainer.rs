@@ -164,6 +164,7 @@ impl<F: Scalar> Trainer<F> {
         F: 'a,
     {
         let mut pass = self.model.forward(inputs, true, self.step, initial)?;
+        pass.keep_only_output();
         let (loss, doutput) = loss_and_grad(
             self.model.spec().loss,
             self.spec.class_weights.as_deref(),
