@@ -24,12 +24,14 @@ describe('a training step keeps what exact BPTT needs, not copies of it', () => 
   // Issue #13's budget at the bench's S2 (B 64, T 100, X 128, H 256, SGD): weights and their gradients,
   // and the activations of every step (z, i, f, o, c(t), y(t): 6H floats per sequence and step).
   // It grew 3.2× that before δ was written over the activations and the copies of ∂J/∂y, of the
-  // output and of the target (in the loss), and the kept tanh(c(t)), were removed; 1.8× after.
-  it('3 S2 training steps grow the peak RSS by at most 2× weights + gradients + activations', () => {
+  // output and of the target (in the loss), and the kept tanh(c(t)), were removed; 1.84× after;
+  // 1.61× once the call read the target in place, freed its copy of x before the loss and skipped
+  // δx of the model's own input. The bound sits between the last two.
+  it('3 S2 training steps grow the peak RSS by at most 1.75× weights + gradients + activations', () => {
     const [B, T, X, H] = [64, 100, 128, 256]
     const weights = 4 * (4 * H * (X + H) + 2 * 4 * H)
     const activations = 4 * B * T * 6 * H
-    expect(largestGrowth('train', 3)).toBeLessThanOrEqual(2 * (2 * weights + activations))
+    expect(largestGrowth('train', 3)).toBeLessThanOrEqual(1.75 * (2 * weights + activations))
   })
 })
 
