@@ -63,6 +63,15 @@ describe('model.step on typed arrays', () => {
     for (const model of [bare, shaped, buffered]) model.dispose()
   })
 
+  it("an output buffer's old values do not matter, NaN included", () => {
+    // A model gone non-finite leaves NaN in the buffer a loop passes back to the next step.
+    const [model, reference] = [streamer(4, 8), streamer(4, 8)]
+    const x = Float32Array.of(1, 2, 3, 4)
+    const out = new Float32Array(8).fill(Number.NaN)
+    expect(Array.from(model.step(x, { out }).data)).toEqual(Array.from(reference.step(x).data))
+    for (const m of [model, reference]) m.dispose()
+  })
+
   it('models off the in-place path fill the output buffer too', () => {
     const model = sequential({
       input: { kind: 'tokens' },

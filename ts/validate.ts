@@ -167,9 +167,22 @@ export function checkTensorData(
   context = '',
   owner: DtypeOwner = 'layer',
 ): FloatArray {
+  const data = checkOutputBuffer(name, value, dtype, dims, context, owner)
+  checkFinite(name, data, dims)
+  return data
+}
+
+/** A typed array of `owner`'s dtype and the length of shape `dims`, to be written (its values do not matter). */
+export function checkOutputBuffer(
+  name: string,
+  value: unknown,
+  dtype: Dtype,
+  dims: readonly Dim[],
+  context = '',
+  owner: DtypeOwner = 'layer',
+): FloatArray {
   const data = checkFloatArray(name, value, dtype, owner)
   checkLength(name, data, dims, context)
-  checkFinite(name, data, dims)
   return data
 }
 

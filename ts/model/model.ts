@@ -29,6 +29,7 @@ import {
   checkObject,
   checkOptionKeys,
   checkSize,
+  checkOutputBuffer,
   checkTensorData,
   checkWeightTensors,
   describe,
@@ -456,7 +457,8 @@ export class Model {
     const fields = checkObject('step options', options)
     checkOptionKeys(fields, ['out'], 'step')
     if (fields.out === undefined) return this.stepOut(undefined, length)
-    return checkTensorData('out', fields.out, this.dtype, [['batch · width', length]], '', 'model')
+    // Only its type and length: it holds the previous step's output, which may be NaN.
+    return checkOutputBuffer('out', fields.out, this.dtype, [['batch · width', length]], '', 'model')
   }
 
   /**

@@ -4,7 +4,8 @@
 //!
 //! This is the product of a streaming step (one sequence, one time step),
 //! where packing the weights would cost more than the product itself: W is
-//! read once per row of A, straight from where it lives.
+//! read straight from where it lives, once per row of A (once per four rows
+//! in the AVX-512 kernel, `dot_avx512`).
 
 use std::ops::Range;
 
@@ -38,6 +39,24 @@ pub(crate) unsafe fn gemm_nt<F: Scalar>(
         a.cols == w.cols && a.cs == 1 && w.cs == 1 && outputs.end <= w.rows,
         "gemm_nt operands do not fit"
     );
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && is_f32::<F>() {
+        // SAFETY: F is f32 (so the retyped operands are the same); AVX-512F was detected;
+        // rows `outputs` of W are inside it (asserted); C per the caller.
+        unsafe {
+            let w_first = w.as_ptr().offset(outputs.start as isize * w.rs);
+            super::dot_avx512::gemm_nt(
+                retype(a),
+                w_first.cast(),
+                w.rs,
+                outputs.len(),
+                c.cast(),
+                rs_c,
+                accumulate,
+            );
+        }
+        return;
+    }
     for r in 0..a.rows {
         // SAFETY: row r of A and rows `outputs` of W are inside their matrices (asserted);
         // the row of C per the caller.

@@ -149,7 +149,12 @@ impl Schedule {
 /// [`HELPER_SPIN`] (a loop of steps keeps it awake), then parks (an idle model
 /// costs no CPU). If it has not started part 1 by the time the caller has
 /// finished part 0 (parked, or its core busy), the caller runs part 1 itself:
-/// a late helper costs parallelism, never progress. One caller at a time uses
+/// a late helper costs parallelism, never progress. When the helper loses (it
+/// was awake but did not start part 1 before the caller finished part 0, or it
+/// finished so late that the job took longer than two parts on the caller: its
+/// core is busy with other work, as on a loaded server), the caller runs the
+/// next jobs alone, 1, 2, 4, … up to [`MAX_ALONE`] of them after successive
+/// losses, then tries the pair again (see [`Verdict`]). One caller at a time uses
 /// the helper; a concurrent caller runs both parts itself. Without threads
 /// (one rayon thread, WebAssembly) both parts run on the caller.
 pub(crate) fn run_pair(work: &(dyn Fn(usize) + Sync)) {
@@ -164,6 +169,60 @@ pub(crate) fn run_pair(work: &(dyn Fn(usize) + Sync)) {
 
 /// How long the pair's helper keeps spinning for the next part before it parks.
 const HELPER_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// The most jobs the caller runs alone after successive losses of the pair before it tries again.
+const MAX_ALONE: u32 = 1024;
+
+/// How one job went on the pair, judged by its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The helper ran part 1 and the job ended before two parts on the caller would have.
+    Won,
+    /// The helper was awake yet never started part 1 while the caller ran part 0 (its core
+    /// is taken), or the job took longer than part 0 twice: the caller alone would have been faster.
+    Lost,
+    /// The helper was parked when the job came: the caller ran part 1 (nothing learnt).
+    Woken,
+}
+
+impl Verdict {
+    /// `own`: the caller's part 0; `total`: the whole job, waiting for the helper included.
+    fn of(
+        stolen: bool,
+        helper_parked: bool,
+        own: std::time::Duration,
+        total: std::time::Duration,
+    ) -> Self {
+        match (stolen, helper_parked) {
+            (true, true) => Verdict::Woken,
+            (true, false) => Verdict::Lost,
+            (false, _) if total > own * 2 => Verdict::Lost,
+            (false, _) => Verdict::Won,
+        }
+    }
+}
+
+/// The caller's back-off: how many jobs to run alone next, and after the next loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backoff {
+    alone: u32,
+    next: u32,
+}
+
+impl Backoff {
+    const FRESH: Backoff = Backoff { alone: 0, next: 1 };
+
+    fn after(self, verdict: Verdict) -> Backoff {
+        match verdict {
+            Verdict::Won => Backoff::FRESH,
+            Verdict::Lost => Backoff {
+                alone: self.next,
+                next: (self.next * 2).min(MAX_ALONE),
+            },
+            Verdict::Woken => self,
+        }
+    }
+}
 
 /// The erased type of a job: it borrows the caller's stack, which outlives its run (see [`Pair::run`]).
 type Job = *const (dyn Fn(usize) + Sync + 'static);
@@ -183,11 +242,14 @@ struct Pair {
     sleeping: AtomicBool,
     /// Part 1 of the last job panicked on the helper.
     panicked: AtomicBool,
+    /// The callers' back-off; read and written only by the caller holding `busy`.
+    backoff: std::cell::Cell<Backoff>,
     helper: std::sync::OnceLock<std::thread::Thread>,
 }
 
 // SAFETY: `job` is written only by the caller holding `busy` before it publishes the job's
-// number, and read by the helper only after claiming that number (see `run` and `serve`).
+// number, and read by the helper only after claiming that number (see `run` and `serve`);
+// `backoff` is touched only by the caller holding `busy`.
 unsafe impl Sync for Pair {}
 
 impl Pair {
@@ -213,6 +275,7 @@ impl Pair {
             busy: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
+            backoff: std::cell::Cell::new(Backoff::FRESH),
             helper: std::sync::OnceLock::new(),
         }));
         let handle = std::thread::Builder::new()
@@ -223,9 +286,25 @@ impl Pair {
         Some(pair)
     }
 
-    /// Runs `work` split in two; the caller holds `busy`.
+    /// Runs `work` split in two, or alone while backing off; the caller holds `busy`.
     fn run(&self, work: &(dyn Fn(usize) + Sync)) {
+        let backoff = self.backoff.get();
         let number = self.published.load(Ordering::Relaxed) + 1;
+        if backoff.alone > 0 {
+            self.backoff.set(Backoff {
+                alone: backoff.alone - 1,
+                ..backoff
+            });
+            // Nothing is published, so there is nothing to wait for: this only frees the pair.
+            let _free = Join {
+                pair: self,
+                number,
+                stolen: true,
+            };
+            work(0);
+            work(1);
+            return;
+        }
         // SAFETY: only the lifetime is erased. The helper calls the job only after claiming
         // `number`, and `Join` does not let this function return (or unwind) before that
         // part is finished or can no longer be claimed.
@@ -235,7 +314,8 @@ impl Pair {
         // A panic left over from a job whose caller unwound before it could report it.
         self.panicked.store(false, Ordering::Relaxed);
         self.published.store(number, Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) {
+        let parked = self.sleeping.load(Ordering::SeqCst);
+        if parked {
             if let Some(helper) = self.helper.get() {
                 helper.unpark();
             }
@@ -245,11 +325,16 @@ impl Pair {
             number,
             stolen: false,
         };
+        let start = std::time::Instant::now();
         work(0);
+        let own = start.elapsed();
         if self.claim(number) {
             join.stolen = true;
             work(1);
         }
+        join.wait();
+        let verdict = Verdict::of(join.stolen, parked, own, start.elapsed());
+        self.backoff.set(backoff.after(verdict));
         drop(join);
         assert!(
             !self.panicked.swap(false, Ordering::AcqRel),
@@ -319,8 +404,9 @@ struct Join<'a> {
     stolen: bool,
 }
 
-impl Drop for Join<'_> {
-    fn drop(&mut self) {
+impl Join<'_> {
+    /// Returns once part 1 is done or can no longer start.
+    fn wait(&self) {
         // Unclaimed (the caller's part 0 unwound): claiming it now means nobody runs it.
         if !self.stolen && !self.pair.claim(self.number) {
             let mut spins = 0;
@@ -333,6 +419,12 @@ impl Drop for Join<'_> {
                 }
             }
         }
+    }
+}
+
+impl Drop for Join<'_> {
+    fn drop(&mut self) {
+        self.wait();
         self.pair.busy.store(false, Ordering::Release);
     }
 }
@@ -528,6 +620,29 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn the_caller_backs_off_a_losing_helper_and_returns_after_a_win() {
+        let us = std::time::Duration::from_micros;
+        assert_eq!(Verdict::of(false, false, us(10), us(12)), Verdict::Won);
+        assert_eq!(Verdict::of(false, true, us(10), us(19)), Verdict::Won);
+        // Preempted in the middle of part 1: slower than both parts on the caller.
+        assert_eq!(Verdict::of(false, false, us(10), us(25)), Verdict::Lost);
+        // Awake but never started: its core is taken.
+        assert_eq!(Verdict::of(true, false, us(10), us(20)), Verdict::Lost);
+        // Parked: waking it is the price of a pause between steps, not a sign of a busy core.
+        assert_eq!(Verdict::of(true, true, us(10), us(20)), Verdict::Woken);
+
+        let mut backoff = Backoff::FRESH;
+        let mut alone = Vec::new();
+        for _ in 0..12 {
+            backoff = backoff.after(Verdict::Lost);
+            alone.push(backoff.alone);
+        }
+        assert_eq!(alone, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1024]);
+        assert_eq!(backoff.after(Verdict::Woken), backoff);
+        assert_eq!(backoff.after(Verdict::Won), Backoff::FRESH);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub(crate) mod activations_neon;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod activations_simd128;
 pub(crate) mod dot;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod dot_avx512;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod dot_neon;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
