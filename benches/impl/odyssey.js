@@ -141,18 +141,20 @@ function modelForwardPass(odyssey, spec) {
   return () => model.predict(x, { batchSize: B })
 }
 
+/** The streaming loop the API documents: the step's values alone, the output into a reused buffer. */
 function modelStreamingStep(odyssey, spec) {
   const model = recurrentModel(odyssey, spec)
-  const x = { data: uniform(spec.X, 3), shape: [1, spec.X] }
+  const x = uniform(spec.X, 3)
+  const out = new Float32Array(spec.H)
   return () => {
-    model.step(x)
+    model.step(x, { out })
   }
 }
 
 const MODEL_API = {
   train: ['Model API: model.trainStep (forward, loss, BPTT, SGD in one native call)', modelTrainingStep],
   forward: ['Model API: await model.predict (worker thread)', modelForwardPass],
-  stream: ['Model API: model.step, one step of one sequence per call', modelStreamingStep],
+  stream: ['Model API: model.step(x, { out }), one step of one sequence per call', modelStreamingStep],
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,9 +22,12 @@ use crate::kernels::pack::MatRef;
 use crate::kernels::Isa;
 use crate::{Result, Scalar};
 
-/// Below this many flops per step (`2·batch·4H·(X + H)`) one thread finishes a step
-/// before a second one would have started; measured with `bench_lstm`'s
-/// "lstm stream step" cases (see BENCHMARKS.md, "Where a streaming step goes").
+/// Below this many flops per step (`2·batch·4H·(X + H)`; at B 1 up to X 64, H 128) a step
+/// stays on one thread: a few microseconds, against handing half of it over (x, h and the
+/// job's cache lines cross cores; the helper may be parked). Not yet read off a measurement:
+/// `cargo run --release -p odyssey-core --example bench_stream` with and without
+/// `RAYON_NUM_THREADS=1` varied 2–4× between runs under this session's load. Where the helper
+/// does not pay, [`run_pair`] backs off at run time (BENCHMARKS.md, "Where a streaming step goes").
 const PAIR_STEP_FLOPS: usize = 200_000;
 
 /// How many threads share a step of `batch` sequences: two when the work is worth a
