@@ -2,15 +2,19 @@
 //! with exact backpropagation through time.
 //!
 //! Cost layout: the input projection of every step is one GEMM before the
-//! recurrence, and δW_ih, δx are single GEMMs after it; inside the time loop
-//! only the `[batch, hidden] × [hidden, hidden]` products remain, written into
-//! buffers allocated once per pass.
+//! recurrence, and δW_ih, δW_hh, δx are single GEMMs after it; inside the time
+//! loop only the `[batch, hidden] × [hidden, hidden]` products remain, each with
+//! its elementwise epilogue (g forward; clip, g' and the bias sum backward) on
+//! the rows it just wrote. Per-step quantities live time-major (row
+//! `t * batch + b` is step t of sequence b): a step of the batch is one
+//! contiguous matrix for its product, and h(t − 1) of every step is a plain
+//! slice of the state buffer for δW_hh. Buffers are allocated once per pass.
 
 use std::ops::Range;
 
 use ndarray::{
-    s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut1,
-    ArrayViewMut2, ArrayViewMutD, Axis, Zip,
+    s, Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, ArrayViewMutD,
+    Axis,
 };
 use rand::distributions::Uniform;
 use rand::Rng;
@@ -26,7 +30,7 @@ use crate::kernels::gemm::{gemm_prepacked, KC};
 use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
-use crate::kernels::lanes::Lanes;
+use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::lockstep::{run_lockstep, step_chunks, SharedRows};
 use crate::kernels::microkernels::MicroKernel;
 use crate::kernels::pack::{MatRef, PackedB};
@@ -117,6 +121,141 @@ impl RnnActivation {
             RnnActivation::Relu => F::zero(),
         }
     }
+
+    /// The backward epilogue of one row (see [`DeltaRow`]); returns ‖δh‖². Tanh rows run
+    /// eight lanes at a time where the CPU allows; ReLU's g' needs a comparison, which
+    /// lanes lack, so its rows run one value at a time.
+    fn delta_row<F: Scalar>(self, isa: Isa, clip: Option<F>, row: DeltaRow<'_, F>) -> F {
+        #[cfg(target_arch = "x86_64")]
+        if self == RnnActivation::Tanh && isa.has_avx2_fma() && is_f32::<F>() {
+            // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
+            return unsafe { retype(tanh_delta_avx2(retype(clip), retype(row))) };
+        }
+        #[cfg(any(
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        ))]
+        if self == RnnActivation::Tanh && matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
+            // SAFETY: F is f32, so the types are identical; F32x4's instructions are part of
+            // the target (NEON; simd128 compiled in).
+            return unsafe {
+                retype(delta_lanes::<F32x4>(
+                    retype(clip),
+                    retype(row),
+                    tanh_slope,
+                    tanh_slope,
+                ))
+            };
+        }
+        let _ = isa;
+        let slope = match self {
+            RnnActivation::Tanh => tanh_slope::<F>,
+            RnnActivation::Relu => relu_slope::<F>,
+        };
+        // SAFETY: scalar lanes need no CPU feature.
+        unsafe { delta_lanes::<F>(clip, row, slope, slope) }
+    }
+}
+
+/// One row of the backward epilogue: one sequence at one step, a chunk's units.
+/// δh = clip(recurrent term + Δ(t) (+ ∂J/∂h_n at the sequence's last step)),
+/// δa(t) = δh ⊙ g'(a(t)), written over the recurrent term and added to the bias sums.
+struct DeltaRow<'a, F> {
+    /// In: δa(t + 1)·W_hh (zero at the last step); out: δa(t).
+    delta: &'a mut [F],
+    /// Δ(t) = ∂J/∂y(t).
+    dy: &'a [F],
+    /// ∂J/∂h_n, at the sequence's last step only.
+    dh_n: Option<&'a [F]>,
+    /// h(t) = g(a(t)).
+    h: &'a [F],
+    /// Σ δa over the steps and sequences done so far.
+    bias: &'a mut [F],
+}
+
+/// tanh' = 1 − h², on lanes.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
+#[inline(always)]
+unsafe fn tanh_slope<V: Lanes>(h: V) -> V {
+    // SAFETY: per the caller.
+    unsafe { V::splat(num_traits::One::one()) - h * h }
+}
+
+/// relu' = [h > 0], one value at a time (see [`RnnActivation::derivative_from_output`]).
+///
+/// # Safety
+/// None needed; `unsafe` only to share [`tanh_slope`]'s type.
+#[inline(always)]
+unsafe fn relu_slope<F: Scalar>(h: F) -> F {
+    RnnActivation::Relu.derivative_from_output(h)
+}
+
+/// [`DeltaRow`]'s arithmetic, `V::WIDTH` values at a time with g' = `slope`, the
+/// remainder one at a time with `tail_slope`; returns ‖δh‖².
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
+#[inline(always)]
+unsafe fn delta_lanes<V: Lanes>(
+    clip: Option<V::Elem>,
+    row: DeltaRow<'_, V::Elem>,
+    slope: unsafe fn(V) -> V,
+    tail_slope: unsafe fn(V::Elem) -> V::Elem,
+) -> V::Elem {
+    let DeltaRow {
+        delta,
+        dy,
+        dh_n,
+        h,
+        bias,
+    } = row;
+    let len = delta.len();
+    assert!(
+        dy.len() == len
+            && h.len() == len
+            && bias.len() == len
+            && dh_n.is_none_or(|d| d.len() == len),
+        "rows of one width"
+    );
+    let whole = len - len % V::WIDTH;
+    // SAFETY (whole function): every index is below `len` (asserted), the CPU per the caller.
+    unsafe {
+        let bounds = clip.map(|c| (V::splat(-c), V::splat(c)));
+        let mut squares = V::splat(num_traits::Zero::zero());
+        for i in (0..whole).step_by(V::WIDTH) {
+            let mut total = load::<V>(delta, i) + load(dy, i);
+            if let Some(dh_n) = dh_n {
+                total = total + load(dh_n, i);
+            }
+            if let Some((low, high)) = bounds {
+                total = total.max(low).min(high);
+            }
+            squares = squares + total * total;
+            let d = total * slope(load(h, i));
+            store(d, delta, i);
+            store(load::<V>(bias, i) + d, bias, i);
+        }
+        if whole == len {
+            return squares.sum();
+        }
+        let tail = DeltaRow {
+            delta: &mut delta[whole..],
+            dy: &dy[whole..],
+            dh_n: dh_n.map(|d| &d[whole..]),
+            h: &h[whole..],
+            bias: &mut bias[whole..],
+        };
+        squares.sum() + delta_lanes::<V::Elem>(clip, tail, tail_slope, tail_slope)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tanh_delta_avx2(clip: Option<f32>, row: DeltaRow<'_, f32>) -> f32 {
+    // SAFETY: AVX2 + FMA are enabled here and present (caller).
+    unsafe { delta_lanes::<F32x8>(clip, row, tanh_slope, tanh_slope) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -200,17 +339,24 @@ impl<F> ParamSet<F> for RnnParams<F> {
     }
 }
 
-/// Everything the forward pass stores for the backward pass.
+/// Everything the forward pass stores for the backward pass, time-major (see the module doc).
 #[derive(Debug, Clone)]
 pub struct RnnCache<F> {
-    /// The input, `[batch, time, input_size]` in standard layout (the backward GEMMs flatten it).
-    x: Array3<F>,
-    /// h(0): `[batch, hidden_size]`
-    h0: Array2<F>,
-    /// h(t) after every step: `[batch, time, hidden_size]`; the frozen state at padded steps.
-    states: Array3<F>,
+    /// The inputs, padded steps zeroed: `[time * batch, input_size]`.
+    x: Array2<F>,
+    /// h after k steps for k = 0..=time (k = 0 is h(0)): `[(time + 1) * batch, hidden_size]`.
+    /// A padded step repeats its sequence's last state.
+    states: Array2<F>,
     /// `[batch]`, each in `1..=time`.
     lengths: Vec<usize>,
+}
+
+impl<F> RnnCache<F> {
+    /// `(batch, time)` of the forward pass that made this cache.
+    fn dims(&self) -> (usize, usize) {
+        let batch = self.lengths.len();
+        (batch, self.x.nrows() / batch)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -257,28 +403,27 @@ impl<F: Scalar> SimpleRnn<F> {
         batch: &SequenceBatch<'_, F>,
     ) -> Result<(SequenceOutput<F>, RnnCache<F>)> {
         self.check_layer()?;
-        batch.validate(self.config.input_size, self.config.hidden_size)?;
-        let (batch_size, _, _) = batch.dims();
-        let x = batch.x.as_standard_layout().into_owned();
-        let h0 = batch.h0.map_or_else(
-            || Array2::zeros((batch_size, self.config.hidden_size)),
-            // The recurrence reads h(t − 1) as rows: a column-major h0 must be copied row-major.
-            |h| h.as_standard_layout().into_owned(),
-        );
+        let hidden = self.config.hidden_size;
+        batch.validate(self.config.input_size, hidden)?;
+        let (batch_size, time, _) = batch.dims();
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
-
-        let mut states = self.input_projection(&x);
-        self.run_recurrence(&mut states, h0.view(), &lengths);
-        let output = sequence_output(&states, &lengths);
-        Ok((
-            output,
-            RnnCache {
-                x,
-                h0,
-                states,
-                lengths,
-            },
-        ))
+        let x = time_major_rows(batch.x, &lengths);
+        let mut states = Array2::zeros(((time + 1) * batch_size, hidden));
+        if let Some(h0) = batch.h0 {
+            states.slice_mut(s![..batch_size, ..]).assign(&h0);
+        }
+        // Rows after h(0), built from the slice: slicing would give a one-unit layer's
+        // column a stride of 0, and the GEMM writes C by unit column stride.
+        let (_, projection) = states
+            .as_slice_mut()
+            .expect("owned")
+            .split_at_mut(batch_size * hidden);
+        let projection = ArrayViewMut2::from_shape((time * batch_size, hidden), projection)
+            .expect("[time * batch, hidden] rows");
+        self.input_projection(x.view(), projection);
+        self.run_recurrence(&mut states, &lengths);
+        let output = time_major_output(&states, &lengths);
+        Ok((output, RnnCache { x, states, lengths }))
     }
 
     /// `dy`: ∂J/∂h(t) `[batch, time, hidden]`; `dh_n`: ∂J/∂h(T_b) `[batch, hidden]`.
@@ -291,67 +436,86 @@ impl<F: Scalar> SimpleRnn<F> {
     ) -> Result<RnnGrads<F>> {
         self.check_layer()?;
         self.check_cache(cache)?;
-        let (batch, time, hidden) = cache.states.dim();
+        let (batch, time) = cache.dims();
+        let hidden = self.config.hidden_size;
         check_shape("dy", dy.shape(), &[batch, time, hidden])?;
         if let Some(d) = dh_n {
             check_shape("dhN", d.shape(), &[batch, hidden])?;
         }
         let clip = validated_clip(options.recurrent_clip)?;
+        let (activation, isa) = (self.config.activation, Isa::current());
+        // Read as rows of slices: a copy only when they come in another layout.
+        let (dy, dh_n) = (
+            dy.as_standard_layout(),
+            dh_n.map(|d| d.as_standard_layout().into_owned()),
+        );
+        let standard = "standard layout";
+        let (dy, dh_n) = (
+            dy.as_slice().expect(standard),
+            dh_n.as_ref().map(|d| d.as_slice().expect(standard)),
+        );
 
-        // ∂J/∂h(t) arriving from step t+1 (and from dh_n): padded steps leave
-        // the state unchanged, so dh_n reaches each sequence's last valid step
-        // untouched.
-        let mut carry = dh_n.map_or_else(|| Array2::zeros((batch, hidden)), |d| d.to_owned());
-        let mut next_carry = Array2::<F>::zeros((batch, hidden));
-        // δa(t) = ∂J/∂a(t); stays zero at padded steps.
-        let mut delta_a = Array3::zeros((batch, time, hidden));
+        // δa(t) = ∂J/∂a(t), time-major; stays zero at padded steps.
+        let mut delta_a = Array2::<F>::zeros((time * batch, hidden));
+        let mut dh0 = Array2::<F>::zeros((batch, hidden));
+        let mut bias = vec![F::zero(); hidden];
         let recurrent_weight = StepProduct::new(self.params.weight_hh.view());
         let chunks = step_chunks(hidden, 2 * batch * hidden * hidden);
         // Σ δh² of every step and chunk, summed per step once all chunks are done.
         let mut squares = Array2::<F>::zeros((time, chunks.len()));
         let lengths = &cache.lengths;
-        let standard = "owned, standard layout";
-        let carry_rows = SharedRows::new(carry.as_slice_mut().expect(standard), hidden);
-        let next_rows = SharedRows::new(next_carry.as_slice_mut().expect(standard), hidden);
+        let states = cache.states.as_slice().expect(standard);
         let delta_rows = SharedRows::new(delta_a.as_slice_mut().expect(standard), hidden);
+        let dh0_rows = SharedRows::new(dh0.as_slice_mut().expect(standard), hidden);
+        let bias_row = SharedRows::new(&mut bias, hidden);
         let square_rows = SharedRows::new(squares.as_slice_mut().expect(standard), chunks.len());
-        // Lock step k: first the carry into step time − k (δa(time − k)·W_hh, needing every
-        // chunk's δa of lock step k − 1), then δa of step time − 1 − k from it.
+        // Lock step k: the recurrent term δa(time − k)·W_hh into the rows of step
+        // time − 1 − k (needing every chunk's δa of lock step k − 1; into dh0 at k = time),
+        // then that step's epilogue. A padded step's δa(t + 1) is zero, so is its term: at
+        // a sequence's last step only Δ and ∂J/∂h_n remain, as the padding passes them on.
         let step = |lock: usize, chunk: usize| {
             let units = chunks[chunk].clone();
-            // SAFETY: during lock step k this chunk writes only its own units of the carry
-            // rows, of δa(time − 1 − k) and its own square; it reads δa(time − k), complete
-            // since lock step k − 1.
+            // SAFETY: during lock step k this chunk writes only its own units of the rows of
+            // step time − 1 − k (or dh0), of the bias sums and its own square; it reads the
+            // rows of step time − k, complete since lock step k − 1.
             unsafe {
                 if lock > 0 {
-                    let later = time - lock;
+                    let later = (time - lock) * batch;
+                    let out = if lock == time {
+                        dh0_rows.ptr_at(0, units.start)
+                    } else {
+                        delta_rows.ptr_at(later - batch, units.start)
+                    };
                     recurrent_weight.multiply_columns(
-                        delta_rows.strided_rows_ref(later, batch, time),
+                        delta_rows.rows_ref(later..later + batch),
                         units.clone(),
-                        next_rows.ptr_at(0, units.start),
+                        out,
                         hidden as isize,
                         false,
                     );
-                    for (b, _) in lengths.iter().enumerate().filter(|(_, &l)| later < l) {
-                        carry_rows
-                            .row_mut(b, units.clone())
-                            .copy_from_slice(next_rows.row(b, units.clone()));
-                    }
                 }
                 if lock == time {
                     return;
                 }
                 let t = time - 1 - lock;
                 let mut sum_sq = F::zero();
-                for (b, _) in lengths.iter().enumerate().filter(|(_, &l)| t < l) {
-                    sum_sq = sum_sq
-                        + self.hidden_delta(
-                            dy.slice(s![b, t, units.clone()]),
-                            ArrayView1::from(carry_rows.row(b, units.clone())),
-                            cache.states.slice(s![b, t, units.clone()]),
-                            clip,
-                            ArrayViewMut1::from(delta_rows.row_mut(b * time + t, units.clone())),
-                        );
+                for (b, &length) in lengths.iter().enumerate() {
+                    let delta = delta_rows.row_mut(t * batch + b, units.clone());
+                    if t >= length {
+                        // Zero already, unless W_hh holds a non-finite value.
+                        delta.fill(F::zero());
+                        continue;
+                    }
+                    let row = DeltaRow {
+                        delta,
+                        dy: &dy[(b * time + t) * hidden..][units.clone()],
+                        dh_n: dh_n
+                            .filter(|_| t + 1 == length)
+                            .map(|d| &d[b * hidden..][units.clone()]),
+                        h: &states[((t + 1) * batch + b) * hidden..][units.clone()],
+                        bias: bias_row.row_mut(0, units.clone()),
+                    };
+                    sum_sq = sum_sq + activation.delta_row(isa, clip, row);
                 }
                 square_rows.row_mut(t, chunk..chunk + 1)[0] = sum_sq;
             }
@@ -363,7 +527,7 @@ impl<F: Scalar> SimpleRnn<F> {
                 .sqrt()
         });
 
-        Ok(self.gradients_after_recurrence(cache, delta_a, carry, norms))
+        Ok(self.gradients_after_recurrence(cache, delta_a, dh0, Array1::from(bias), norms))
     }
 
     /// The public fields may have been replaced since construction.
@@ -374,71 +538,58 @@ impl<F: Scalar> SimpleRnn<F> {
 
     /// A cache of a layer with other sizes cannot be replayed through this one.
     fn check_cache(&self, cache: &RnnCache<F>) -> Result<()> {
-        let (batch, time, _) = cache.x.dim();
+        let (batch, time) = cache.dims();
         check_shape(
             "cache.x",
             cache.x.shape(),
-            &[batch, time, self.config.input_size],
+            &[time * batch, self.config.input_size],
         )?;
         check_shape(
             "cache.states",
             cache.states.shape(),
-            &[batch, time, self.config.hidden_size],
+            &[(time + 1) * batch, self.config.hidden_size],
         )
     }
 
-    /// W_ih x(t) + b_ih + b_hh for every step as one GEMM: `[batch, time, hidden]`.
-    fn input_projection(&self, x: &Array3<F>) -> Array3<F> {
-        let (batch, time, _) = x.dim();
-        let hidden = self.config.hidden_size;
+    /// W_ih x + b_ih + b_hh for every row of `x` (`[rows, input]`) as one GEMM into `out`
+    /// (`[rows, hidden]`).
+    fn input_projection(&self, x: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
         let bias = (&self.params.bias_ih + &self.params.bias_hh).to_vec();
-        let mut projection = Array3::zeros((batch, time, hidden));
-        let (input, weight) = (flatten_time(x.view()), self.params.weight_ih.t());
-        gemm(
-            input,
-            weight,
-            flatten_time_mut(&mut projection),
-            false,
-            Some(&bias),
-        );
-        projection
+        gemm(x, self.params.weight_ih.t(), out, false, Some(&bias));
     }
 
-    /// Turns `states` from input projections into h(t), step by step, in place.
-    /// Padded steps copy the previous state, so it stays frozen. A step is split
-    /// over threads by ranges of hidden units (lock step, as the LSTM's): each
-    /// thread multiplies h(t − 1) by its columns of W_hhᵀ, kept in its core's
-    /// cache from step to step, and activates its own units.
-    fn run_recurrence(&self, states: &mut Array3<F>, h0: ArrayView2<'_, F>, lengths: &[usize]) {
+    /// Turns `states` (h(0), then every step's input projection; time-major) into h(t),
+    /// step by step, in place. Padded steps copy the previous state, so it stays frozen.
+    /// A step is split over threads by ranges of hidden units (lock step, as the LSTM's):
+    /// each thread multiplies h(t − 1) by its columns of W_hhᵀ, kept in its core's cache
+    /// from step to step, and activates its own units.
+    fn run_recurrence(&self, states: &mut Array2<F>, lengths: &[usize]) {
         let (activation, isa) = (self.config.activation, Isa::current());
-        let (batch, time, hidden) = states.dim();
+        let batch = lengths.len();
+        let (rows, hidden) = states.dim();
+        let time = rows / batch - 1;
         let recurrent_weight_t = StepProduct::new(self.params.weight_hh.t());
         let chunks = step_chunks(hidden, 2 * batch * hidden * hidden);
-        let h0 = MatRef::from_view(h0);
-        let states = SharedRows::new(states.as_slice_mut().expect("a fresh projection"), hidden);
+        let states = SharedRows::new(states.as_slice_mut().expect("owned"), hidden);
         let step = |t: usize, chunk: usize| {
             let units = chunks[chunk].clone();
+            let (now, next) = (t * batch, (t + 1) * batch);
             // SAFETY: during step t this chunk writes only its own units of the rows of
-            // step t; it reads the rows of step t − 1, complete before step t started.
+            // h(t + 1); it reads the rows of h(t), complete before step t started.
             unsafe {
-                let previous = if t == 0 {
-                    h0
-                } else {
-                    states.strided_rows_ref(t - 1, batch, time)
-                };
                 recurrent_weight_t.multiply_columns(
-                    previous,
+                    states.rows_ref(now..next),
                     units.clone(),
-                    states.ptr_at(t, units.start),
-                    (time * hidden) as isize,
+                    states.ptr_at(next, units.start),
+                    hidden as isize,
                     true,
                 );
                 for (b, &length) in lengths.iter().enumerate() {
-                    let row = states.row_mut(b * time + t, units.clone());
+                    let row = states.row_mut(next + b, units.clone());
                     if t < length {
                         activation.apply_in_place(isa, row);
                     } else {
-                        row.copy_from_slice(states.row(b * time + t - 1, units.clone()));
+                        row.copy_from_slice(states.row(now + b, units.clone()));
                     }
                 }
             }
@@ -446,69 +597,45 @@ impl<F: Scalar> SimpleRnn<F> {
         run_lockstep(time, chunks.len(), &step);
     }
 
-    /// δa(t) = clip(Δ(t) + carry) ⊙ g'(a(t)) for one sequence at one step;
-    /// returns ‖δh(t)‖² of the (clipped) total error.
-    fn hidden_delta(
-        &self,
-        dy: ArrayView1<'_, F>,
-        carry: ArrayView1<'_, F>,
-        h: ArrayView1<'_, F>,
-        clip: Option<F>,
-        delta_a: ArrayViewMut1<'_, F>,
-    ) -> F {
-        let activation = self.config.activation;
-        let mut sum_sq = F::zero();
-        Zip::from(delta_a)
-            .and(dy)
-            .and(carry)
-            .and(h)
-            .for_each(|delta_a, &dy, &carry, &h| {
-                let delta_h = clamp(dy + carry, clip);
-                sum_sq = sum_sq + delta_h * delta_h;
-                *delta_a = delta_h * activation.derivative_from_output(h);
-            });
-        sum_sq
-    }
-
-    /// δx, δW_ih, δW_hh and the biases as single GEMMs / reductions over all steps.
+    /// δx, δW_ih and δW_hh as single GEMMs over all steps (the bias sums were taken during
+    /// the recurrence). `delta_a`: δa(t), time-major `[time * batch, hidden]`.
     fn gradients_after_recurrence(
         &self,
         cache: &RnnCache<F>,
-        delta_a: Array3<F>,
+        delta_a: Array2<F>,
         dh0: Array2<F>,
+        grad_bias: Array1<F>,
         step_grad_norms: Array1<F>,
     ) -> RnnGrads<F> {
-        let (batch, time, input) = cache.x.dim();
-        let hidden = self.config.hidden_size;
-        let delta_a_flat = flatten_time(delta_a.view());
-        let mut dx = Array3::zeros((batch, time, input));
+        let (batch, time) = cache.dims();
+        let (input, hidden) = (self.config.input_size, self.config.hidden_size);
+        let mut dx = Array2::zeros((time * batch, input));
         gemm(
-            delta_a_flat,
+            delta_a.view(),
             self.params.weight_ih.view(),
-            flatten_time_mut(&mut dx),
+            dx.view_mut(),
             false,
             None,
         );
         let mut grad_weight_ih = Array2::zeros((hidden, input));
         gemm(
-            delta_a_flat.t(),
-            flatten_time(cache.x.view()),
+            delta_a.t(),
+            cache.x.view(),
             grad_weight_ih.view_mut(),
             false,
             None,
         );
+        // δW_hh = Σ_t δa(t)ᵀ h(t − 1): h(t − 1) of every step are the state rows before the last step's.
         let mut grad_weight_hh = Array2::zeros((hidden, hidden));
-        let previous = previous_states(&cache.h0, &cache.states);
         gemm(
-            delta_a_flat.t(),
-            flatten_time(previous.view()),
+            delta_a.t(),
+            cache.states.slice(s![..time * batch, ..]),
             grad_weight_hh.view_mut(),
             false,
             None,
         );
-        let grad_bias = delta_a_flat.sum_axis(Axis(0));
         RnnGrads {
-            dx,
+            dx: batch_major(dx.view(), batch),
             dh0,
             params: RnnParams {
                 weight_ih: grad_weight_ih,
@@ -519,6 +646,44 @@ impl<F: Scalar> SimpleRnn<F> {
             step_grad_norms,
         }
     }
+}
+
+/// `x` (`[batch, time, f]`, any layout) time-major: `[time * batch, f]`, row `t * batch + b`
+/// holding step t of sequence b; padded steps zero, so that whatever the caller put there
+/// cannot reach a gradient.
+pub(super) fn time_major_rows<F: Scalar>(x: ArrayView3<'_, F>, lengths: &[usize]) -> Array2<F> {
+    let (batch, time, features) = x.dim();
+    let mut rows = Array2::zeros((time * batch, features));
+    for (b, &length) in lengths.iter().enumerate() {
+        rows.slice_mut(s![b..length * batch; batch, ..])
+            .assign(&x.slice(s![b, ..length, ..]));
+    }
+    rows
+}
+
+/// Time-major rows `[time * batch, f]` back in batch-major order: `[batch, time, f]`.
+pub(super) fn batch_major<F: Scalar>(rows: ArrayView2<'_, F>, batch: usize) -> Array3<F> {
+    let (count, features) = rows.dim();
+    let mut out = Array3::zeros((batch, count / batch, features));
+    for (b, mut sequence) in out.outer_iter_mut().enumerate() {
+        sequence.assign(&rows.slice(s![b..; batch, ..]));
+    }
+    out
+}
+
+/// y (zero at padded steps) and h_n (each sequence's state at its own length) from the
+/// time-major states `[(time + 1) * batch, hidden]` (h(0) first).
+fn time_major_output<F: Scalar>(states: &Array2<F>, lengths: &[usize]) -> SequenceOutput<F> {
+    let batch = lengths.len();
+    let (rows, hidden) = states.dim();
+    let mut y = Array3::zeros((batch, rows / batch - 1, hidden));
+    let mut h_n = Array2::zeros((batch, hidden));
+    for (b, &length) in lengths.iter().enumerate() {
+        y.slice_mut(s![b, ..length, ..])
+            .assign(&states.slice(s![batch + b..(length + 1) * batch; batch, ..]));
+        h_n.row_mut(b).assign(&states.row(length * batch + b));
+    }
+    SequenceOutput { y, h_n, c_n: None }
 }
 
 /// y (zero at padded steps) and h_n (each sequence's state at its own length).
@@ -641,8 +806,4 @@ pub(super) fn validated_clip<F: Scalar>(clip: Option<F>) -> Result<Option<F>> {
         )),
         _ => Ok(clip),
     }
-}
-
-fn clamp<F: Scalar>(value: F, clip: Option<F>) -> F {
-    clip.map_or(value, |v| value.max(-v).min(v))
 }
