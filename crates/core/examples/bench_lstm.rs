@@ -118,8 +118,9 @@ fn lstm_case(name: &str, shape: Shape, peepholes: bool, pass: Pass) -> Case {
                 .forward(&SequenceBatch::new(input.view()))
                 .expect("valid batch");
             let dy = mse_gradient(&out.y, &target);
+            // As a model's training step: the cache is consumed (δ written over its gates).
             let grads = lstm
-                .backward(&cache, dy.view(), None, None, &BackwardOptions::default())
+                .backward_consuming(cache, dy.view(), None, None, &BackwardOptions::default())
                 .expect("valid gradients");
             sgd_update(&mut sgd, &mut lstm.params, &grads.params);
         }),
