@@ -3,7 +3,8 @@
 //! into [`GateRules`].
 //!
 //! The math is written once over [`Lanes`]: it runs one unit at a time for
-//! any float, or eight `f32` units at a time with AVX2 (four with NEON). A
+//! any float, or sixteen `f32` units at a time with AVX-512, eight with AVX2
+//! (four with NEON). A
 //! block's gates are interleaved (see the `layout` module): `[i(w), f(w),
 //! z(w), o(w)]` for its `w` units.
 
@@ -17,7 +18,7 @@ use super::{LstmConfig, LstmVariant};
 ))]
 use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
-use crate::kernels::lanes::F32x8;
+use crate::kernels::lanes::{F32x16, F32x8};
 use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::Isa;
 #[cfg(any(
@@ -343,12 +344,15 @@ pub(super) unsafe fn backward_cells<V: Lanes>(
 }
 
 /// Runs `forward_cells` over every block of a row that spans whole blocks of
-/// units (a thread's chunk): vector lanes for full blocks, scalars for a narrower last one.
+/// units (a thread's chunk): lanes `V` for blocks whose width they divide, else the
+/// narrower lanes `N`, else scalars (a narrow last block). The vector lanes agree bit
+/// for bit, so which of them a block takes never changes a result.
 ///
 /// # Safety
-/// The slices must be as long as [`ForwardCells`] documents for the row's units; the CPU must support `V`.
+/// The slices must be as long as [`ForwardCells`] documents for the row's units; the CPU must
+/// support `V` and `N`.
 #[inline(always)]
-unsafe fn forward_row_on<V: Lanes>(
+unsafe fn forward_row_on<V: Lanes, N: Lanes<Elem = V::Elem>>(
     rules: &GateRules,
     block_units: usize,
     row: ForwardCells<'_, V::Elem>,
@@ -368,10 +372,12 @@ unsafe fn forward_row_on<V: Lanes>(
                 .peepholes
                 .map(|p| p.map(|values| &values[units.clone()])),
         };
-        // SAFETY: each block's slices have the documented lengths; the CPU supports V (caller).
+        // SAFETY: each block's slices have the documented lengths; the CPU supports V and N (caller).
         unsafe {
             if block.width.is_multiple_of(V::WIDTH) {
                 forward_cells::<V>(rules, cells);
+            } else if block.width.is_multiple_of(N::WIDTH) {
+                forward_cells::<N>(rules, cells);
             } else {
                 forward_cells::<V::Elem>(rules, cells);
             }
@@ -388,6 +394,12 @@ pub(super) fn forward_row<F: Scalar>(
 ) {
     assert!(row.gates.len() == 4 * row.c.len(), "four gates per unit");
     #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && is_f32::<F>() {
+        // SAFETY: F is f32, so the row types are identical; AVX-512F, AVX2 and FMA were detected.
+        unsafe { forward_row_avx512(rules, block_units, retype(row)) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if isa.has_avx2_fma() && is_f32::<F>() {
         // SAFETY: F is f32, so the row types are identical; AVX2 + FMA were detected.
         unsafe { forward_row_avx2(rules, block_units, retype(row)) };
@@ -399,27 +411,35 @@ pub(super) fn forward_row<F: Scalar>(
     ))]
     if matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
         // SAFETY: F is f32, so the row types are identical; F32x4's instructions are part of the target (NEON; simd128 compiled in).
-        unsafe { forward_row_on::<F32x4>(rules, block_units, retype(row)) };
+        unsafe { forward_row_on::<F32x4, F32x4>(rules, block_units, retype(row)) };
         return;
     }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; lengths checked by the slicing above.
-    unsafe { forward_row_on::<F>(rules, block_units, row) }
+    unsafe { forward_row_on::<F, F>(rules, block_units, row) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn forward_row_avx2(rules: &GateRules, block_units: usize, row: ForwardCells<'_, f32>) {
     // SAFETY: AVX2 + FMA are enabled here and present (caller).
-    unsafe { forward_row_on::<F32x8>(rules, block_units, row) }
+    unsafe { forward_row_on::<F32x8, F32x8>(rules, block_units, row) }
 }
 
-/// Runs `backward_cells` over every block of a row of whole blocks of units; returns Σ δc².
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn forward_row_avx512(rules: &GateRules, block_units: usize, row: ForwardCells<'_, f32>) {
+    // SAFETY: AVX-512F, AVX2 and FMA are enabled here and present (caller).
+    unsafe { forward_row_on::<F32x16, F32x8>(rules, block_units, row) }
+}
+
+/// Runs `backward_cells` over every block of a row of whole blocks of units (lanes chosen
+/// per block as in [`forward_row_on`]); returns Σ δc².
 ///
 /// # Safety
 /// As [`forward_row_on`], for [`BackwardCells`].
 #[inline(always)]
-unsafe fn backward_row_on<V: Lanes>(
+unsafe fn backward_row_on<V: Lanes, N: Lanes<Elem = V::Elem>>(
     rules: &GateRules,
     clip: Option<V::Elem>,
     block_units: usize,
@@ -461,10 +481,12 @@ unsafe fn backward_row_on<V: Lanes>(
                 )
             }),
         };
-        // SAFETY: each block's slices have the documented lengths; the CPU supports V (caller).
+        // SAFETY: each block's slices have the documented lengths; the CPU supports V and N (caller).
         let block_norm = unsafe {
             if block.width.is_multiple_of(V::WIDTH) {
                 backward_cells::<V>(rules, clip, cells)
+            } else if block.width.is_multiple_of(N::WIDTH) {
+                backward_cells::<N>(rules, clip, cells)
             } else {
                 backward_cells::<V::Elem>(rules, clip, cells)
             }
@@ -488,6 +510,14 @@ pub(super) fn backward_row<F: Scalar>(
         "four gates per unit"
     );
     #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && is_f32::<F>() {
+        // SAFETY: F is f32, so the types are identical; AVX-512F, AVX2 and FMA were detected.
+        unsafe {
+            let norm = backward_row_avx512(rules, retype(clip), block_units, retype(row));
+            return retype(norm);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     if isa.has_avx2_fma() && is_f32::<F>() {
         // SAFETY: F is f32, so the types are identical; AVX2 + FMA were detected.
         unsafe {
@@ -502,13 +532,14 @@ pub(super) fn backward_row<F: Scalar>(
     if matches!(isa, Isa::Neon | Isa::Simd128) && is_f32::<F>() {
         // SAFETY: F is f32, so the types are identical; F32x4's instructions are part of the target (NEON; simd128 compiled in).
         unsafe {
-            let norm = backward_row_on::<F32x4>(rules, retype(clip), block_units, retype(row));
+            let norm =
+                backward_row_on::<F32x4, F32x4>(rules, retype(clip), block_units, retype(row));
             return retype(norm);
         }
     }
     let _ = isa;
     // SAFETY: scalar lanes need no CPU feature; slice lengths are checked by slicing.
-    unsafe { backward_row_on::<F>(rules, clip, block_units, row) }
+    unsafe { backward_row_on::<F, F>(rules, clip, block_units, row) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -520,5 +551,17 @@ unsafe fn backward_row_avx2(
     row: BackwardCells<'_, f32>,
 ) -> f32 {
     // SAFETY: AVX2 + FMA are enabled here and present (caller).
-    unsafe { backward_row_on::<F32x8>(rules, clip, block_units, row) }
+    unsafe { backward_row_on::<F32x8, F32x8>(rules, clip, block_units, row) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn backward_row_avx512(
+    rules: &GateRules,
+    clip: Option<f32>,
+    block_units: usize,
+    row: BackwardCells<'_, f32>,
+) -> f32 {
+    // SAFETY: AVX-512F, AVX2 and FMA are enabled here and present (caller).
+    unsafe { backward_row_on::<F32x16, F32x8>(rules, clip, block_units, row) }
 }

@@ -40,8 +40,10 @@ impl Gate {
     }
 }
 
-/// Hidden units per interleaved block (one AVX2 vector of `f32`).
-pub(super) const GATE_LANES: usize = 8;
+/// Hidden units per interleaved block: one AVX-512 vector of `f32` (two AVX2 ones),
+/// so that the cell epilogue takes each gate of a block in whole vectors. With the
+/// AVX-512 micro-kernel's 32 columns, a tile's row holds two of a block's four gates.
+pub(super) const GATE_LANES: usize = 16;
 
 /// `width` consecutive hidden units from `start`; their gates occupy the
 /// interleaved columns `4·start .. 4·(start + width)`, gate `g` at `4·start + g·width`.
@@ -159,13 +161,13 @@ mod tests {
 
     #[test]
     fn interleaving_groups_each_blocks_four_gates_and_round_trips() {
-        let hidden = 11; // one full block of 8 and one of 3
+        let hidden = 19; // one full block of 16 and one of 3
         let layout = GateLayout::interleaved(hidden);
         let pytorch = Array2::from_shape_fn((4 * hidden, 2), |(r, c)| (r * 10 + c) as f64);
         let interleaved = layout.interleave_rows(pytorch.view());
-        // Block 0: i(0..8), f(0..8), ...; block 1 (units 8..11) starts at column 32.
-        assert_eq!(interleaved[[8, 0]], pytorch[[hidden, 0]]);
-        assert_eq!(interleaved[[32 + 3, 1]], pytorch[[hidden + 8, 1]]);
+        // Block 0: i(0..16), f(0..16), ...; block 1 (units 16..19) starts at column 64.
+        assert_eq!(interleaved[[16, 0]], pytorch[[hidden, 0]]);
+        assert_eq!(interleaved[[64 + 3, 1]], pytorch[[hidden + 16, 1]]);
         assert_eq!(layout.deinterleave_rows(interleaved.view()), pytorch);
         for gate in Gate::ALL {
             for unit in 0..hidden {
@@ -180,8 +182,14 @@ mod tests {
         assert_eq!(
             blocks,
             vec![
-                UnitBlock { start: 0, width: 8 },
-                UnitBlock { start: 8, width: 3 }
+                UnitBlock {
+                    start: 0,
+                    width: 16
+                },
+                UnitBlock {
+                    start: 16,
+                    width: 3
+                }
             ]
         );
         let pytorch = GateLayout::pytorch(hidden);
