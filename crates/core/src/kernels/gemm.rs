@@ -162,15 +162,16 @@ fn gemm_parts<F: Scalar>(
 fn gemm_serial<F: Scalar>(
     kernel: &MicroKernel<F>,
     operands: Operands<'_, F>,
-    mut c: ArrayViewMut2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
     accumulate: bool,
 ) {
     let Operands { a, b, bias } = operands;
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, n) = (a.rows, b.cols);
     if m == 0 || n == 0 {
         return;
     }
-    if k == 0 {
+    if a.cols == 0 {
+        let mut c = c;
         for mut row in c.rows_mut() {
             for (j, value) in row.iter_mut().enumerate() {
                 let base = if accumulate { *value } else { F::zero() };
@@ -179,11 +180,23 @@ fn gemm_serial<F: Scalar>(
         }
         return;
     }
-    assert_eq!(c.strides()[1], 1, "C needs unit column stride");
+    gemm_serial_shared(kernel, &[a], b, bias, &mut [c], accumulate);
+}
+
+/// `C_i = (accumulate ? C_i : 0) + A_i·B (+ bias)` for every pair, blocked on the calling
+/// thread; each block of B is packed once for all the left operands (`k ≥ 1`, `n ≥ 1`).
+fn gemm_serial_shared<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    a_list: &[MatRef<'_, F>],
+    b: MatRef<'_, F>,
+    bias: Option<&[F]>,
+    c_list: &mut [ArrayViewMut2<'_, F>],
+    accumulate: bool,
+) {
+    let (k, n) = (b.rows, b.cols);
     let (mr, nr) = (kernel.mr, kernel.nr);
-    let rs_c = c.strides()[0];
-    let c_ptr = c.as_mut_ptr();
-    let a_len = MC.min(m).div_ceil(mr) * mr * KC.min(k);
+    let max_m = a_list.iter().map(|a| a.rows).max().unwrap_or(0);
+    let a_len = MC.min(max_m).div_ceil(mr) * mr * KC.min(k);
     let b_len = KC.min(k) * NC.min(n).div_ceil(nr) * nr;
     with_scratch(a_len, |a_buf: &mut [F]| {
         with_scratch(b_len, |b_buf: &mut [F]| {
@@ -193,51 +206,118 @@ fn gemm_serial<F: Scalar>(
                     let kc = KC.min(k - k0);
                     pack_b(b.block(k0..k0 + kc, j0..j0 + nc), nr, KC, b_buf);
                     let block_bias = bias.filter(|_| k0 == 0).map(|bias| &bias[j0..j0 + nc]);
-                    for i0 in (0..m).step_by(MC) {
-                        let mc = MC.min(m - i0);
-                        let a_block = a.block(i0..i0 + mc, k0..k0 + kc);
-                        let accumulate = accumulate || k0 > 0;
-                        // SAFETY: C's block (i0.., j0..) of mc × nc lies inside the exclusively
-                        // borrowed `c` (row stride rs_c); B's panels hold kc × nc (padded to NR).
-                        let c_block = unsafe { c_ptr.offset(i0 as isize * rs_c + j0 as isize) };
-                        if a.cs == 1 {
-                            // Rows already contiguous: the micro-kernel reads them where they are.
-                            // SAFETY: as above.
+                    for (&a, c) in a_list.iter().zip(c_list.iter_mut()) {
+                        let m = a.rows;
+                        assert!(
+                            a.cols == k && c.dim() == (m, n) && c.strides()[1] == 1,
+                            "gemm operands fit and C has unit column stride"
+                        );
+                        let rs_c = c.strides()[0];
+                        let c_ptr = c.as_mut_ptr();
+                        for i0 in (0..m).step_by(MC) {
+                            let mc = MC.min(m - i0);
+                            let a_block = a.block(i0..i0 + mc, k0..k0 + kc);
+                            let accumulate = accumulate || k0 > 0;
+                            // SAFETY: C's block (i0.., j0..) of mc × nc lies inside the exclusively
+                            // borrowed `c` (row stride rs_c); B's panels hold kc × nc (padded to NR).
+                            let c_block = unsafe { c_ptr.offset(i0 as isize * rs_c + j0 as isize) };
+                            if a.cs == 1 {
+                                // Rows already contiguous: the micro-kernel reads them where they are.
+                                // SAFETY: as above.
+                                unsafe {
+                                    multiply_in_place(
+                                        kernel,
+                                        a_block,
+                                        b_buf.as_ptr(),
+                                        nc,
+                                        c_block,
+                                        rs_c,
+                                        accumulate,
+                                        block_bias,
+                                    )
+                                };
+                                continue;
+                            }
+                            pack_a(a_block, mr, a_buf);
+                            let tiles = ATiles::packed(a_buf.as_ptr(), mr, kc);
+                            // SAFETY: as above; the packed tiles are zero-padded to whole MR panels.
                             unsafe {
-                                multiply_in_place(
+                                let block = Block { m: mc, n: nc, kc };
+                                macro_kernel(
                                     kernel,
-                                    a_block,
+                                    block,
+                                    tiles,
                                     b_buf.as_ptr(),
-                                    nc,
                                     c_block,
                                     rs_c,
                                     accumulate,
                                     block_bias,
-                                )
-                            };
-                            continue;
-                        }
-                        pack_a(a_block, mr, a_buf);
-                        let tiles = ATiles::packed(a_buf.as_ptr(), mr, kc);
-                        // SAFETY: as above; the packed tiles are zero-padded to whole MR panels.
-                        unsafe {
-                            let block = Block { m: mc, n: nc, kc };
-                            macro_kernel(
-                                kernel,
-                                block,
-                                tiles,
-                                b_buf.as_ptr(),
-                                c_block,
-                                rs_c,
-                                accumulate,
-                                block_bias,
-                            );
+                                );
+                            }
                         }
                     }
                 }
             }
         })
     });
+}
+
+/// `C_i = A_i·B` for several left operands against one right operand `B: [k, n]`
+/// (`A_i: [m_i, k]`, `C_i: [m_i, n]`, overwritten), e.g. δW_ih and δW_hh against the δ
+/// pre-activations of every step: each block of B is packed once for all of them
+/// instead of once per product (packing the `[time·batch, 4H]` δ twice was a tenth of
+/// an S2 training step). Split over rayon's threads by columns of B.
+pub(crate) fn gemm_shared_b<F: Scalar>(
+    a_list: &[ArrayView2<'_, F>],
+    b: ArrayView2<'_, F>,
+    c_list: Vec<ArrayViewMut2<'_, F>>,
+) {
+    let (k, n) = b.dim();
+    assert_eq!(a_list.len(), c_list.len(), "one C per A");
+    let flops: usize = a_list.iter().map(|a| 2 * a.nrows() * k * n).sum();
+    if n == 0 || a_list.iter().all(|a| a.nrows() == 0) {
+        return;
+    }
+    if k == 0 {
+        for mut c in c_list {
+            c.fill(F::zero());
+        }
+        return;
+    }
+    let parts = if flops >= PARALLEL_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let kernel = MicroKernel::select(Isa::current());
+    let a_refs: Vec<MatRef<'_, F>> = a_list.iter().map(|a| MatRef::from_view(*a)).collect();
+    shared_b_parts(&kernel, &a_refs, MatRef::from_view(b), c_list, parts);
+}
+
+/// Splits the columns of B and of every C in `parts` (at panel boundaries) and runs them in parallel.
+fn shared_b_parts<F: Scalar>(
+    kernel: &MicroKernel<F>,
+    a_list: &[MatRef<'_, F>],
+    b: MatRef<'_, F>,
+    mut c_list: Vec<ArrayViewMut2<'_, F>>,
+    parts: usize,
+) {
+    let n = b.cols;
+    let first_parts = parts / 2;
+    let mid = (n * first_parts / parts.max(1)).div_ceil(kernel.nr) * kernel.nr;
+    if parts < 2 || mid == 0 || mid >= n {
+        gemm_serial_shared(kernel, a_list, b, None, &mut c_list, false);
+        return;
+    }
+    let (first, second): (Vec<_>, Vec<_>) = c_list
+        .into_iter()
+        .map(|c| c.split_at(Axis(1), mid))
+        .unzip();
+    let (b_first, b_second) = (b.block(0..b.rows, 0..mid), b.block(0..b.rows, mid..n));
+    rayon::join(
+        || shared_b_parts(kernel, a_list, b_first, first, first_parts),
+        || shared_b_parts(kernel, a_list, b_second, second, parts - first_parts),
+    );
 }
 
 /// `C[0..m, cols] = (accumulate ? C : 0) + A·B[.., cols]` on the calling thread,

@@ -30,6 +30,7 @@ use self::time_major::TimeMajor;
 use super::recurrent::layer_parameter_count;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::dot::gemm_nt;
+use crate::kernels::gemm::gemm_shared_b;
 use crate::kernels::pack::MatRef;
 use crate::kernels::{gemm, Isa};
 use crate::{Error, ParamSet, Result, Scalar};
@@ -739,16 +740,16 @@ impl<F: Scalar> Lstm<F> {
     ) -> LstmParams<F> {
         let (hidden, time) = (self.config.hidden_size, cache.dims().1);
         let d = recurrent.d_pre.all();
-        // Σ over rows of d ⊗ right, computed as rightᵀ·d: the operand packed row by
-        // row is then the narrow `right`, and the wide d is streamed in contiguous rows.
-        let interleaved_product = |right: ArrayView2<'_, F>| {
-            let mut transposed = Array2::zeros((right.ncols(), d.ncols()));
-            gemm(right.t(), d, transposed.view_mut(), false, None);
-            layout.deinterleave_rows(transposed.t())
-        };
+        // Σ over rows of d ⊗ right, computed as rightᵀ·d: the operand packed row by row
+        // is then the narrow `right`, and the wide d is streamed in contiguous rows,
+        // packed once for both products.
+        let (x, h) = (cache.x.all(), cache.h.span(0..time));
+        let mut d_wx = Array2::zeros((x.ncols(), d.ncols()));
+        let mut d_wh = Array2::zeros((h.ncols(), d.ncols()));
+        gemm_shared_b(&[x.t(), h.t()], d, vec![d_wx.view_mut(), d_wh.view_mut()]);
         let mut grads = LstmParams::zeros(&self.config);
-        grads.weight_ih = interleaved_product(cache.x.all());
-        grads.weight_hh = interleaved_product(cache.h.span(0..time));
+        grads.weight_ih = layout.deinterleave_rows(d_wx.t());
+        grads.weight_hh = layout.deinterleave_rows(d_wh.t());
         grads.bias_ih = layout.deinterleave(&recurrent.bias);
         grads.bias_hh = grads.bias_ih.clone();
         if self.config.uses_peepholes() {
