@@ -254,8 +254,17 @@ mod tests {
         let mut xs: Vec<f32> = (0..100_000)
             .map(|i| -40.0 + 80.0 * i as f32 / 100_000.0)
             .collect();
-        xs.extend([-1e30, -200.0, -88.0, -0.0, 0.0, 0.625, -0.625, 88.0, 200.0, 1e30]);
-        xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-30, -1e-30, 0.1]);
+        xs.extend([
+            -1e30, -200.0, -88.0, -0.0, 0.0, 0.625, -0.625, 88.0, 200.0, 1e30,
+        ]);
+        xs.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-30,
+            -1e-30,
+            0.1,
+        ]);
         xs.resize(xs.len().div_ceil(16) * 16, 0.5);
         for chunk in xs.chunks_exact(16) {
             let (mut wide, mut narrow) = ([[0.0f32; 16]; 2], [[0.0f32; 16]; 2]);

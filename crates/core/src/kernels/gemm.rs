@@ -309,10 +309,8 @@ fn shared_b_parts<F: Scalar>(
         gemm_serial_shared(kernel, a_list, b, None, &mut c_list, false);
         return;
     }
-    let (first, second): (Vec<_>, Vec<_>) = c_list
-        .into_iter()
-        .map(|c| c.split_at(Axis(1), mid))
-        .unzip();
+    let (first, second): (Vec<_>, Vec<_>) =
+        c_list.into_iter().map(|c| c.split_at(Axis(1), mid)).unzip();
     let (b_first, b_second) = (b.block(0..b.rows, 0..mid), b.block(0..b.rows, mid..n));
     rayon::join(
         || shared_b_parts(kernel, a_list, b_first, first, first_parts),

@@ -17,9 +17,9 @@ use super::{LstmConfig, LstmVariant};
     all(target_arch = "wasm32", target_feature = "simd128")
 ))]
 use crate::kernels::lanes::F32x4;
+use crate::kernels::lanes::{load, store, Lanes};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::{F32x16, F32x8};
-use crate::kernels::lanes::{load, store, Lanes};
 use crate::kernels::Isa;
 #[cfg(any(
     target_arch = "x86_64",
