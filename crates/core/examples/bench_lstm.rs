@@ -118,9 +118,17 @@ fn lstm_case(name: &str, shape: Shape, peepholes: bool, pass: Pass) -> Case {
                 .forward(&SequenceBatch::new(input.view()))
                 .expect("valid batch");
             let dy = mse_gradient(&out.y, &target);
-            // As a model's training step: the cache is consumed (δ written over its gates).
+            // As a model's training step: the cache is consumed (δ written over its gates) and
+            // the input gradient, which nobody reads for a first layer, is not computed.
             let grads = lstm
-                .backward_consuming(cache, dy.view(), None, None, &BackwardOptions::default())
+                .backward_consuming(
+                    cache,
+                    dy.view(),
+                    None,
+                    None,
+                    &BackwardOptions::default(),
+                    false,
+                )
                 .expect("valid gradients");
             sgd_update(&mut sgd, &mut lstm.params, &grads.params);
         }),
