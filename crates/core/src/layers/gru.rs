@@ -265,6 +265,19 @@ impl<F: Scalar> Gru<F> {
         dh_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
     ) -> Result<GruGrads<F>> {
+        self.backward_with(cache, dy, dh_n, options, true)
+    }
+
+    /// [`Self::backward`]; `input_gradient` false when nobody reads ∂J/∂x (the first layer
+    /// over a model input): its GEMM is skipped and `dx` is `[batch, time, 0]`.
+    pub fn backward_with(
+        &self,
+        cache: &GruCache<F>,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+        input_gradient: bool,
+    ) -> Result<GruGrads<F>> {
         self.check_layer()?;
         self.check_cache(cache)?;
         let (batch, time, hidden) = cache.states.dim();
@@ -293,7 +306,11 @@ impl<F: Scalar> Gru<F> {
             },
         );
         Ok(GruGrads {
-            dx: self.input_gradient(&d_input),
+            dx: if input_gradient {
+                self.input_gradient(&d_input)
+            } else {
+                Array3::zeros((batch, time, 0))
+            },
             params: self.parameter_gradients(cache, &previous, &d_input, &d_hidden),
             dh0: carry,
             step_grad_norms: squared_norms.mapv(|v| v.sqrt()),

@@ -94,22 +94,39 @@ pub(super) fn owned_tensors<F: Scalar>(set: &dyn ParamSet<F>) -> Vec<ArrayD<F>> 
 /// The `Recurrent` methods every layer implements alike: its `config`,
 /// `params`, `forward` and `backward`, and its gradients' `dx`, `dh0`,
 /// `params` and `step_grad_norms`, have the same names. `cell`: the layer's
-/// `backward` takes `dc_n` and its gradients have `dc0`; `no_cell`: neither.
+/// `backward` takes `dc_n` and its gradients have `dc0`; `no_cell`: neither, and the
+/// layer's `backward_with` takes `input_gradient` (see `backward_sequence_consuming`).
 macro_rules! recurrent_methods {
     (cell) => {
         $crate::layers::recurrent::recurrent_methods!(@accessors cell, true);
     };
     (no_cell) => {
         $crate::layers::recurrent::recurrent_methods!(@accessors no_cell, false);
+        // Nothing of the cache is reused; `input_gradient` false skips the δx GEMM.
+        fn backward_sequence_consuming(
+            &self,
+            cache: Self::Cache,
+            dy: ArrayView3<'_, F>,
+            dh_n: Option<ArrayView2<'_, F>>,
+            dc_n: Option<ArrayView2<'_, F>>,
+            options: &BackwardOptions<F>,
+            input_gradient: bool,
+        ) -> Result<RecurrentGrads<F>> {
+            let cache = &cache;
+            $crate::layers::recurrent::recurrent_methods!(@backward no_cell, self, cache, dy, dh_n, dc_n, options, input_gradient)
+        }
     };
     (@backward cell, $layer:ident, $cache:ident, $dy:ident, $dh_n:ident, $dc_n:ident, $options:ident) => {{
         let grads = $layer.backward($cache, $dy, $dh_n, $dc_n, $options)?;
         Ok($crate::layers::recurrent::recurrent_grads!(grads, Some(grads.dc0)))
     }};
-    (@backward no_cell, $layer:ident, $cache:ident, $dy:ident, $dh_n:ident, $dc_n:ident, $options:ident) => {{
+    (@backward no_cell, $layer:ident, $cache:ident, $dy:ident, $dh_n:ident, $dc_n:ident, $options:ident) => {
+        $crate::layers::recurrent::recurrent_methods!(@backward no_cell, $layer, $cache, $dy, $dh_n, $dc_n, $options, true)
+    };
+    (@backward no_cell, $layer:ident, $cache:ident, $dy:ident, $dh_n:ident, $dc_n:ident, $options:ident, $input_gradient:expr) => {{
         // No cell state, so nothing to take ∂J/∂c(T) into.
         let _ = $dc_n;
-        let grads = $layer.backward($cache, $dy, $dh_n, $options)?;
+        let grads = $layer.backward_with($cache, $dy, $dh_n, $options, $input_gradient)?;
         Ok($crate::layers::recurrent::recurrent_grads!(grads, None))
     }};
     (@accessors $kind:tt, $has_cell:expr) => {

@@ -434,6 +434,20 @@ impl<F: Scalar> SimpleRnn<F> {
         dh_n: Option<ArrayView2<'_, F>>,
         options: &BackwardOptions<F>,
     ) -> Result<RnnGrads<F>> {
+        self.backward_with(cache, dy, dh_n, options, true)
+    }
+
+    /// [`Self::backward`]; `input_gradient` false when nobody reads ∂J/∂x (the first layer
+    /// over a model input): its GEMM, a third of the products after the recurrence at
+    /// X = H / 2, is skipped and `dx` is `[batch, time, 0]`.
+    pub fn backward_with(
+        &self,
+        cache: &RnnCache<F>,
+        dy: ArrayView3<'_, F>,
+        dh_n: Option<ArrayView2<'_, F>>,
+        options: &BackwardOptions<F>,
+        input_gradient: bool,
+    ) -> Result<RnnGrads<F>> {
         self.check_layer()?;
         self.check_cache(cache)?;
         let (batch, time) = cache.dims();
@@ -527,7 +541,8 @@ impl<F: Scalar> SimpleRnn<F> {
                 .sqrt()
         });
 
-        Ok(self.gradients_after_recurrence(cache, delta_a, dh0, Array1::from(bias), norms))
+        let grads = Array1::from(bias);
+        Ok(self.gradients_after_recurrence(cache, delta_a, dh0, grads, norms, input_gradient))
     }
 
     /// The public fields may have been replaced since construction.
@@ -597,8 +612,9 @@ impl<F: Scalar> SimpleRnn<F> {
         run_lockstep(time, chunks.len(), &step);
     }
 
-    /// δx, δW_ih and δW_hh as single GEMMs over all steps (the bias sums were taken during
-    /// the recurrence). `delta_a`: δa(t), time-major `[time * batch, hidden]`.
+    /// δx (when `input_gradient`; else `[batch, time, 0]`), δW_ih and δW_hh as single GEMMs
+    /// over all steps (the bias sums were taken during the recurrence). `delta_a`: δa(t),
+    /// time-major `[time * batch, hidden]`.
     fn gradients_after_recurrence(
         &self,
         cache: &RnnCache<F>,
@@ -606,17 +622,23 @@ impl<F: Scalar> SimpleRnn<F> {
         dh0: Array2<F>,
         grad_bias: Array1<F>,
         step_grad_norms: Array1<F>,
+        input_gradient: bool,
     ) -> RnnGrads<F> {
         let (batch, time) = cache.dims();
         let (input, hidden) = (self.config.input_size, self.config.hidden_size);
-        let mut dx = Array2::zeros((time * batch, input));
-        gemm(
-            delta_a.view(),
-            self.params.weight_ih.view(),
-            dx.view_mut(),
-            false,
-            None,
-        );
+        let dx = if input_gradient {
+            let mut dx = Array2::zeros((time * batch, input));
+            gemm(
+                delta_a.view(),
+                self.params.weight_ih.view(),
+                dx.view_mut(),
+                false,
+                None,
+            );
+            batch_major(dx.view(), batch)
+        } else {
+            Array3::zeros((batch, time, 0))
+        };
         let mut grad_weight_ih = Array2::zeros((hidden, input));
         gemm(
             delta_a.t(),
@@ -635,7 +657,7 @@ impl<F: Scalar> SimpleRnn<F> {
             None,
         );
         RnnGrads {
-            dx: batch_major(dx.view(), batch),
+            dx,
             dh0,
             params: RnnParams {
                 weight_ih: grad_weight_ih,

@@ -97,17 +97,37 @@ impl<L: Recurrent<f64>> Problem<L> {
         (&out.y * &self.w_y).sum() + (&out.h_n * &self.w_h).sum()
     }
 
+    /// The gradients of `backward_sequence`, which must equal those of
+    /// `backward_sequence_consuming` (the model's path) bit for bit, with δx or without it
+    /// (a model input's: nobody reads it, so it must not be computed).
     pub fn gradients(&self, options: &BackwardOptions<f64>) -> RecurrentGrads<f64> {
+        let (dy, dh_n) = (self.w_y.view(), Some(self.w_h.view()));
         let (_, cache) = self.layer.forward_sequence(&self.batch()).unwrap();
-        self.layer
-            .backward_sequence(
-                &cache,
-                self.w_y.view(),
-                Some(self.w_h.view()),
-                None,
-                options,
-            )
-            .unwrap()
+        let grads = self
+            .layer
+            .backward_sequence(&cache, dy, dh_n, None, options)
+            .unwrap();
+        for input_gradient in [true, false] {
+            let (_, cache) = self.layer.forward_sequence(&self.batch()).unwrap();
+            let consumed = self
+                .layer
+                .backward_sequence_consuming(cache, dy, dh_n, None, options, input_gradient)
+                .unwrap();
+            let (batch, time, _) = grads.dx.dim();
+            let dx_ok = if input_gradient {
+                consumed.dx == grads.dx
+            } else {
+                consumed.dx.dim() == (batch, time, 0)
+            };
+            assert!(
+                dx_ok
+                    && consumed.dh0 == grads.dh0
+                    && consumed.params == grads.params
+                    && consumed.step_grad_norms == grads.step_grad_norms,
+                "backward_sequence_consuming (input_gradient {input_gradient}) differs from backward_sequence"
+            );
+        }
+        grads
     }
 
     /// The gradient of the layer's tensor `name` in `grads`.
