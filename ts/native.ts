@@ -57,6 +57,24 @@ export function loadedBindingKind(): BindingKind {
   return bindingKind as BindingKind
 }
 
+/**
+ * Runs a synchronous call into the WebAssembly build with V8's stack traces off. emnapi
+ * (@emnapi/core 2.0.0-beta.2) tells a typed array's `ArrayBuffer` from a `SharedArrayBuffer` by
+ * calling the latter's `byteLength` getter on it, which throws (and is caught) twice for every
+ * typed-array argument: capturing those exceptions' stack traces took 64 µs of a 290 µs
+ * streaming step (LSTM X 128, H 256; `node --cpu-prof`). An error the call itself throws is
+ * made into a typed error, with its stack, after the limit is restored.
+ */
+export function withoutStackTraces<T>(call: () => T): T {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return call()
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
 /** The WebAssembly build's package, which `napi create-npm-dirs` made (`cpu: ["wasm32"]`: npm installs it only when forced). */
 export const WASM_PACKAGE = 'odyssey-rnn-wasm32-wasi'
 

@@ -22,7 +22,7 @@
  */
 import type { InputArgs, NativeModel } from '../../native/binding'
 import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from '../errors'
-import { loadedBindingKind, loadNative } from '../native'
+import { loadedBindingKind, loadNative, withoutStackTraces } from '../native'
 import type { Dtype, FloatArray, Tensor } from '../types'
 import {
   checkBoolean,
@@ -396,15 +396,21 @@ export class Model {
     this.checkUsable('step')
     const width = this.described.output.width
     const flat = this.flatStep(x)
-    if (flat !== undefined && loadedBindingKind() === 'native') {
-      const out = this.stepOut(options, flat.batch * width)
-      callNative(() => this.native.stepInto(flat.data, flat.batch, out))
-      return { data: out, shape: [flat.batch, width] }
+    if (flat !== undefined) {
+      const { data, batch } = flat
+      if (loadedBindingKind() === 'native') {
+        const out = this.stepOut(options, batch * width)
+        callNative(() => this.native.stepInto(data, batch, out))
+        return { data: out, shape: [batch, width] }
+      }
+      // The WebAssembly build gets a copy of a typed array in its own memory (emnapi), so writes
+      // into `out` would never reach JS: there the step returns its output.
+      const out = options === undefined ? undefined : this.stepOut(options, batch * width)
+      const stepped = callNative(() => withoutStackTraces(() => this.native.stepFlat(data, batch, width)))
+      out?.set(stepped)
+      return { data: out ?? stepped, shape: [batch, width] }
     }
-    // The WebAssembly build gets a copy of a typed array in its own memory (emnapi), so writes
-    // into `out` would never reach JS: it takes the graph's path, which returns the output.
-    const stepInputs = flat === undefined ? x : { data: flat.data, shape: [flat.batch, flat.data.length / flat.batch] }
-    const inputs: InputArgs[] = checkStepInputs(stepInputs, this.described)
+    const inputs: InputArgs[] = checkStepInputs(x, this.described)
     const out = options === undefined ? undefined : this.stepOut(options, inputs[0].shape[0] * width)
     const { data, shape } = callNative(() => this.native.step(inputs))
     out?.set(data)

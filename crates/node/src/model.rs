@@ -396,6 +396,27 @@ impl NativeModel {
         })
     }
 
+    /// [`Self::step_into`] with the output `[batch, width]` returned in a new array: the
+    /// WebAssembly build's path, where a typed-array argument is a copy in the module's memory
+    /// (emnapi), so writes into an `out` argument would never reach JS.
+    #[napi(
+        ts_args_type = "x: Float32Array | Float64Array, batch: number, width: number",
+        ts_return_type = "Float32Array | Float64Array"
+    )]
+    pub fn step_flat(
+        &self,
+        x: JsFloatSlice<'_>,
+        batch: u32,
+        width: u32,
+    ) -> napi::Result<Floats, ErrorCode> {
+        guard(|| {
+            self.now(
+                "step",
+                |s| each_session!(s, s => step_flat_on(s, &x, batch as usize, width as usize)),
+            )
+        })
+    }
+
     /// Forgets the state `step` carries: the next call starts new sequences.
     #[napi]
     pub fn reset_state(&self) -> napi::Result<(), ErrorCode> {
@@ -563,6 +584,19 @@ fn step_into_on<F: ModelFloat>(
     Ok(session
         .stream
         .step_into(&session.trainer.model, x, batch, out)?)
+}
+
+fn step_flat_on<F: ModelFloat>(
+    session: &mut Session<F>,
+    x: &JsFloatSlice<'_>,
+    batch: usize,
+    width: usize,
+) -> Result<Floats, BindingError> {
+    let mut out = vec![F::zero(); batch * width];
+    session
+        .stream
+        .step_into(&session.trainer.model, F::slice(x, "x")?, batch, &mut out)?;
+    Ok(F::wrap(out))
 }
 
 fn weights_of<F: ModelFloat>(model: &Model<F>) -> Vec<NamedTensorOutput> {
