@@ -134,7 +134,7 @@ describe('model.step on typed arrays', () => {
       )
     model.step(new Float32Array(4))
     expectError(() => model.step(new Float32Array(8)), OdysseyRangeError, 'ODYSSEY_SHAPE', 'a batch of 1')
-    // The WebAssembly build's step runs with V8's stack traces off (ts/native.ts, withoutStackTraces):
+    // The WebAssembly build's step runs with V8's stack traces off (ts/emnapi.ts, withoutStackTraces):
     // the limit comes back, and the typed error made of the core's still has its stack.
     const limit = Error.stackTraceLimit
     let batchError: unknown

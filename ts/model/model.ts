@@ -22,7 +22,8 @@
  */
 import type { InputArgs, NativeModel } from '../../native/binding'
 import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from '../errors'
-import { loadedBindingKind, loadNative, withoutStackTraces } from '../native'
+import { withoutStackTraces } from '../emnapi'
+import { loadedBindingKind, loadNative } from '../native'
 import type { Dtype, FloatArray, Tensor } from '../types'
 import {
   checkBoolean,
