@@ -2,6 +2,8 @@
  * Loads the native addon on first use, so that `backend: 'js'` works on a
  * machine where the addon is missing or cannot load.
  */
+import { availableParallelism } from 'node:os'
+
 import type * as Binding from '../native/binding'
 
 import { OdysseyError } from './errors'
@@ -57,24 +59,6 @@ export function loadedBindingKind(): BindingKind {
   return bindingKind as BindingKind
 }
 
-/**
- * Runs a synchronous call into the WebAssembly build with V8's stack traces off. emnapi
- * (@emnapi/core 2.0.0-beta.2) tells a typed array's `ArrayBuffer` from a `SharedArrayBuffer` by
- * calling the latter's `byteLength` getter on it, which throws (and is caught) twice for every
- * typed-array argument: capturing those exceptions' stack traces took 64 µs of a 290 µs
- * streaming step (LSTM X 128, H 256; `node --cpu-prof`). An error the call itself throws is
- * made into a typed error, with its stack, after the limit is restored.
- */
-export function withoutStackTraces<T>(call: () => T): T {
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
-  try {
-    return call()
-  } finally {
-    Error.stackTraceLimit = limit
-  }
-}
-
 /** The WebAssembly build's package, which `napi create-npm-dirs` made (`cpu: ["wasm32"]`: npm installs it only when forced). */
 export const WASM_PACKAGE = 'odyssey-rnn-wasm32-wasi'
 
@@ -88,6 +72,13 @@ function requireBinding(): NativeBinding {
   const wantWasm = process.env.ODYSSEY_BACKEND === 'wasm'
   const forced = process.env.NAPI_RS_FORCE_WASI
   if (wantWasm) process.env.NAPI_RS_FORCE_WASI = 'error'
+  // WASI has no call for the number of cores (Rust's `available_parallelism` fails there), so
+  // rayon's pool in the WebAssembly build would have one thread where the native addon's has
+  // one per core: the wasm threads' environments (copies of this one) get Node's count unless
+  // the caller set one. Left set once the wasm build is loaded (the pool reads it on first use,
+  // on whichever thread); the native addon's rayon reads its own default.
+  const threadsUnset = process.env.RAYON_NUM_THREADS === undefined
+  if (threadsUnset) process.env.RAYON_NUM_THREADS = String(availableParallelism())
   try {
     const loaded = require(BINDING_PATH) as NativeBinding
     bindingKind = isWasmBinding(loaded) ? 'wasm' : 'native'
@@ -97,6 +88,7 @@ function requireBinding(): NativeBinding {
   } finally {
     if (forced === undefined) delete process.env.NAPI_RS_FORCE_WASI
     else process.env.NAPI_RS_FORCE_WASI = forced
+    if (threadsUnset && bindingKind !== 'wasm') delete process.env.RAYON_NUM_THREADS
   }
 }
 
