@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
@@ -24,6 +24,8 @@ if (!present && process.env.ODYSSEY_REQUIRE_WASM !== '1') {
 
 interface Outcome {
   binding: string
+  wasmModule: string | null
+  rayonThreads: string | null
   layer: { y: number[]; dx: number[] }
   losses: number[]
   batches: number
@@ -36,10 +38,13 @@ interface Outcome {
 const scratch = mkdtempSync(join(tmpdir(), 'odyssey-wasm-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
-function runChild(backend: 'native' | 'wasm'): Outcome {
+function runChild(backend: 'native' | 'wasm', simd?: 'simd128'): Outcome {
   const dir = mkdtempSync(join(scratch, `${backend}-`))
-  const env = { ...process.env, ODYSSEY_BACKEND: backend }
-  delete (env as NodeJS.ProcessEnv).NAPI_RS_FORCE_WASI
+  const env: NodeJS.ProcessEnv = { ...process.env, ODYSSEY_BACKEND: backend }
+  delete env.NAPI_RS_FORCE_WASI
+  delete env.RAYON_NUM_THREADS
+  if (simd === undefined) delete env.ODYSSEY_WASM_SIMD
+  else env.ODYSSEY_WASM_SIMD = simd
   const result = spawnSync(process.execPath, [CHILD, dir], { env, encoding: 'utf8', timeout: 120_000 })
   if (result.status !== 0)
     throw new Error(`${backend} child failed (${result.status ?? result.signal}):\n${result.stderr}`)
@@ -70,6 +75,24 @@ describe.skipIf(!present && process.env.ODYSSEY_REQUIRE_WASM !== '1')(
       expect(wasm.aborted).toBe('AbortError')
       expect(native.aborted).toBe('AbortError')
       expect(wasm.badInput).toBe(native.badInput)
+      // rayon's pool in the wasm build gets a thread per core, as the native addon's has.
+      expect(wasm.rayonThreads).toBe(String(availableParallelism()))
+      expect(native.rayonThreads).toBeNull()
+    }, 240_000)
+
+    it('runs the relaxed-SIMD module where the engine has relaxed SIMD, the plain one on request, alike', () => {
+      const relaxed = runChild('wasm')
+      const plain = runChild('wasm', 'simd128')
+      const native = runChild('native')
+      // Node 20 (V8 11.3) gets it through the loader's flag, Node >= 22 by default.
+      expect(relaxed.wasmModule).toBe('odyssey-rnn.wasm32-wasi.relaxed.wasm')
+      expect(plain.wasmModule).not.toContain('relaxed')
+      for (const wasm of [relaxed, plain]) {
+        expectClose(wasm.layer.y, native.layer.y, 1e-5)
+        expectClose(wasm.layer.dx, native.layer.dx, 1e-5)
+        expectClose(wasm.losses, native.losses, 1e-5)
+        expectClose(wasm.predictions, native.predictions, 1e-5)
+      }
     }, 240_000)
   },
 )

@@ -5,7 +5,7 @@
  *
  *   node backend-child.cjs <scratch dir>
  *
- * Prints {"binding", "layer", "losses", "batches", "predictions", "reloaded", "aborted", "badInput"}.
+ * Prints {"binding", "wasmModule", "rayonThreads", "layer", "losses", "batches", "predictions", "reloaded", "aborted", "badInput"}.
  */
 'use strict'
 const { join } = require('node:path')
@@ -70,6 +70,9 @@ async function main() {
 
   const out = {
     binding: loadedBindingKind(),
+    // The WebAssembly module the loader picked (scripts/wasm-relaxed-simd.cjs), and the pool size it was given.
+    wasmModule: require('../../native/binding.cjs').__odysseyWasmModule ?? null,
+    rayonThreads: process.env.RAYON_NUM_THREADS ?? null,
     layer: { y: [...forward.y.data], dx: [...backward.dx.data] },
     losses: history.loss,
     batches,

@@ -2,6 +2,8 @@
 
 use std::arch::wasm32::*;
 
+use super::microkernels_simd128::madd;
+
 /// Rows of W per pass: A's vectors are loaded once for all of them.
 const ROWS: usize = 4;
 /// k values per iteration: two vectors, so each row has two independent add chains (eight
@@ -36,7 +38,7 @@ pub(crate) unsafe fn dot_rows(
                 for (row, acc) in rows.iter().zip(acc.iter_mut()) {
                     for (v, acc) in acc.iter_mut().enumerate() {
                         let w_p = v128_load(row.add(p + 4 * v).cast());
-                        *acc = f32x4_add(*acc, f32x4_mul(a_p[v], w_p));
+                        *acc = madd(a_p[v], w_p, *acc);
                     }
                 }
             }

@@ -16,6 +16,18 @@ use std::arch::wasm32::*;
 
 use super::microkernels::{MicroKernel, MAX_MR, MAX_NR};
 
+/// `c + a·b` per lane: a multiply and an add, or with relaxed-simd enabled at compile time
+/// (the second module `npm run build:wasm` builds, for engines that validate it) one
+/// `f32x4.relaxed_madd`, which V8 fuses on x86-64 hosts with FMA and arm64 (twice the
+/// multiply-add rate); an engine may also run it unfused, so its results agree to rounding.
+#[inline(always)]
+pub(crate) fn madd(a: v128, b: v128, c: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    return f32x4_relaxed_madd(a, b, c);
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    f32x4_add(c, f32x4_mul(a, b))
+}
+
 const SIMD128_MR: usize = 6;
 const SIMD128_NR: usize = 8;
 const _: () = assert!(SIMD128_MR <= MAX_MR && SIMD128_NR <= MAX_NR);
@@ -59,8 +71,8 @@ unsafe fn simd128_f32_6x8<const PACKED: bool>(
                 let b1 = v128_load(b.add(p * SIMD128_NR + 4).cast());
                 for (row, acc_row) in rows.iter().zip(acc.iter_mut()) {
                     let a_rp = v128_load32_splat(row.offset(p as isize * cs_a).cast());
-                    acc_row[0] = f32x4_add(acc_row[0], f32x4_mul(a_rp, b0));
-                    acc_row[1] = f32x4_add(acc_row[1], f32x4_mul(a_rp, b1));
+                    acc_row[0] = madd(a_rp, b0, acc_row[0]);
+                    acc_row[1] = madd(a_rp, b1, acc_row[1]);
                 }
             }};
         }
