@@ -7,10 +7,12 @@
 //! AVX2 kernel's shape at half the width, 6 × 8: twelve accumulators, two B
 //! vectors and one broadcast A value (15 registers), where the NEON kernel's
 //! 8 × 8 (sixteen accumulators) would spill on x86-64 hosts. simd128 has no
-//! fused multiply-add (relaxed-simd's may or may not fuse, depending on the
-//! host CPU, so results would differ between machines): each step is a
-//! multiply and an add. A's value is broadcast by `v128.load32_splat`, one
-//! instruction on both hosts, in either layout.
+//! fused multiply-add: in the plain module each step is a multiply and an add
+//! (whose product needs a 16th register on x86-64); the module built with
+//! relaxed SIMD too uses `f32x4.relaxed_madd` ([`madd`]), which fuses on hosts
+//! with FMA, so its results differ from the plain module's by rounding. A's
+//! value is broadcast by `v128.load32_splat`, one instruction on both hosts, in
+//! either layout.
 
 use std::arch::wasm32::*;
 
