@@ -191,12 +191,18 @@ pub(crate) mod avx512 {
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
-    use std::arch::x86_64::*;
-
-    use super::{avx2, avx512};
-
+/// The checks every vector version passes, written once: each instruction set's module runs
+/// them on the target that compiles it (x86-64 natively, aarch64 under QEMU, wasm32 under the
+/// WASI runner; see `.ci/run`). `f` maps `L` lanes at once.
+#[cfg(all(
+    test,
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )
+))]
+pub(crate) mod tests {
     /// Distance in units in the last place between two finite floats of the same sign.
     fn ulps(a: f32, b: f32) -> u32 {
         if a == b {
@@ -207,102 +213,157 @@ mod tests {
     }
 
     /// Largest error over a dense sweep of [−limit, limit], exact values from f64.
-    fn max_ulps(f: unsafe fn(__m256) -> __m256, exact: fn(f64) -> f64, limit: f32) -> u32 {
+    fn max_ulps<const L: usize>(
+        f: impl Fn([f32; L]) -> [f32; L],
+        exact: fn(f64) -> f64,
+        limit: f32,
+    ) -> u32 {
         let steps = 200_000;
         let mut worst = 0;
-        for i in (0..=steps).step_by(8) {
-            let xs: [f32; 8] =
+        for i in (0..=steps).step_by(L) {
+            let xs: [f32; L] =
                 std::array::from_fn(|l| -limit + 2.0 * limit * (i + l) as f32 / steps as f32);
-            let mut out = [0.0f32; 8];
-            // SAFETY: the test only runs when the CPU has AVX2 and FMA (checked by the caller).
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), f(_mm256_loadu_ps(xs.as_ptr()))) };
-            for (&x, &y) in xs.iter().zip(&out) {
+            for (&x, &y) in xs.iter().zip(&f(xs)) {
                 worst = worst.max(ulps(y, exact(f64::from(x)) as f32));
             }
         }
         worst
     }
 
-    fn has_avx2_fma() -> bool {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-
-    #[test]
-    fn vector_sigmoid_is_within_two_ulp() {
-        if has_avx2_fma() {
-            let exact = |x: f64| 1.0 / (1.0 + (-x).exp());
-            assert!(max_ulps(avx2::sigmoid, exact, 30.0) <= 2);
-            assert!(max_ulps(avx2::sigmoid, exact, 1.0) <= 2);
-        }
-    }
-
-    #[test]
-    fn vector_tanh_is_within_two_ulp() {
-        if has_avx2_fma() {
-            assert!(max_ulps(avx2::tanh, f64::tanh, 10.0) <= 2);
-            assert!(max_ulps(avx2::tanh, f64::tanh, 0.7) <= 2);
-        }
-    }
-
-    /// The cell epilogues mix widths (16 lanes where a block allows, else 8), and the
-    /// streaming step and the batched pass must agree bit for bit: so must the two versions.
-    #[test]
-    fn avx512_activations_equal_the_avx2_ones_bit_for_bit() {
-        if !(has_avx2_fma() && is_x86_feature_detected!("avx512f")) {
-            return;
-        }
-        let mut xs: Vec<f32> = (0..100_000)
-            .map(|i| -40.0 + 80.0 * i as f32 / 100_000.0)
+    /// `f` applied to `xs`, `L` at a time (the last chunk padded with zeros, whose results are dropped).
+    fn apply<const L: usize>(f: impl Fn([f32; L]) -> [f32; L], xs: &[f32]) -> Vec<f32> {
+        let mut padded = xs.to_vec();
+        padded.resize(xs.len().div_ceil(L) * L, 0.0);
+        let mut out: Vec<f32> = padded
+            .chunks_exact(L)
+            .flat_map(|chunk| f(chunk.try_into().expect("L lanes")))
             .collect();
-        xs.extend([
-            -1e30, -200.0, -88.0, -0.0, 0.0, 0.625, -0.625, 88.0, 200.0, 1e30,
-        ]);
-        xs.extend([
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            1e-30,
-            -1e-30,
-            0.1,
-        ]);
-        xs.resize(xs.len().div_ceil(16) * 16, 0.5);
-        for chunk in xs.chunks_exact(16) {
-            let (mut wide, mut narrow) = ([[0.0f32; 16]; 2], [[0.0f32; 16]; 2]);
-            // SAFETY: AVX2, FMA and AVX-512F are present (checked above); every array holds 16 floats.
-            unsafe {
-                let x = _mm512_loadu_ps(chunk.as_ptr());
-                _mm512_storeu_ps(wide[0].as_mut_ptr(), avx512::sigmoid(x));
-                _mm512_storeu_ps(wide[1].as_mut_ptr(), avx512::tanh(x));
-                for half in 0..2 {
-                    let x = _mm256_loadu_ps(chunk.as_ptr().add(8 * half));
-                    _mm256_storeu_ps(narrow[0].as_mut_ptr().add(8 * half), avx2::sigmoid(x));
-                    _mm256_storeu_ps(narrow[1].as_mut_ptr().add(8 * half), avx2::tanh(x));
-                }
-            }
-            for (f, (w, n)) in wide.iter().zip(&narrow).enumerate() {
-                for (l, (a, b)) in w.iter().zip(n).enumerate() {
-                    assert_eq!(a.to_bits(), b.to_bits(), "function {f} at {}", chunk[l]);
-                }
-            }
-        }
+        out.truncate(xs.len());
+        out
     }
 
-    #[test]
-    fn vector_activations_saturate_without_nan() {
-        if has_avx2_fma() {
-            let xs = [-1e30f32, -200.0, -88.0, -0.0, 0.0, 88.0, 200.0, 1e30];
-            let (mut s, mut t) = ([0.0f32; 8], [0.0f32; 8]);
-            // SAFETY: AVX2 and FMA are present (checked above).
-            unsafe {
-                let x = _mm256_loadu_ps(xs.as_ptr());
-                _mm256_storeu_ps(s.as_mut_ptr(), avx2::sigmoid(x));
-                _mm256_storeu_ps(t.as_mut_ptr(), avx2::tanh(x));
+    pub(crate) fn check_sigmoid<const L: usize>(sigmoid: impl Fn([f32; L]) -> [f32; L]) {
+        let exact = |x: f64| 1.0 / (1.0 + (-x).exp());
+        assert!(max_ulps(&sigmoid, exact, 30.0) <= 2);
+        assert!(max_ulps(&sigmoid, exact, 1.0) <= 2);
+    }
+
+    pub(crate) fn check_tanh<const L: usize>(tanh: impl Fn([f32; L]) -> [f32; L]) {
+        assert!(max_ulps(&tanh, f64::tanh, 10.0) <= 2);
+        assert!(max_ulps(&tanh, f64::tanh, 0.7) <= 2);
+    }
+
+    /// Far outside the polynomial's range: 0 and 1 (σ), ±1 (tanh), never NaN; tanh keeps −0.
+    pub(crate) fn check_saturation<const L: usize>(
+        sigmoid: impl Fn([f32; L]) -> [f32; L],
+        tanh: impl Fn([f32; L]) -> [f32; L],
+    ) {
+        let xs = [-1e30f32, -200.0, -88.0, -0.0, 0.0, 88.0, 200.0, 1e30];
+        let s = apply(sigmoid, &xs);
+        assert!(s.iter().all(|v| (0.0..=1.0).contains(v)) && s[0] < 1e-37 && s[7] == 1.0);
+        let t = apply(tanh, &xs);
+        assert_eq!(
+            (t[0], t[7], t[3].to_bits(), t[4]),
+            (-1.0, 1.0, (-0.0f32).to_bits(), 0.0)
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use std::arch::x86_64::*;
+
+        use super::super::{avx2, avx512};
+        use super::{apply, check_saturation, check_sigmoid, check_tanh};
+
+        fn has_avx2_fma() -> bool {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        }
+
+        fn has_avx512() -> bool {
+            has_avx2_fma() && is_x86_feature_detected!("avx512f")
+        }
+
+        /// `f` on eight lanes; only called once `has_avx2_fma` said yes.
+        fn lanes(f: unsafe fn(__m256) -> __m256) -> impl Fn([f32; 8]) -> [f32; 8] {
+            move |xs| {
+                let mut out = [0.0f32; 8];
+                // SAFETY: the CPU has AVX2 and FMA (checked by every test before it calls this).
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), f(_mm256_loadu_ps(xs.as_ptr()))) };
+                out
             }
-            assert!(s.iter().all(|v| (0.0..=1.0).contains(v)) && s[0] < 1e-37 && s[7] == 1.0);
-            assert_eq!(
-                (t[0], t[7], t[3].to_bits(), t[4]),
-                (-1.0, 1.0, (-0.0f32).to_bits(), 0.0)
-            );
+        }
+
+        /// `f` on sixteen lanes; only called once `has_avx512` said yes.
+        fn lanes16(f: unsafe fn(__m512) -> __m512) -> impl Fn([f32; 16]) -> [f32; 16] {
+            move |xs| {
+                let mut out = [0.0f32; 16];
+                // SAFETY: the CPU has AVX-512F (checked by every test before it calls this).
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), f(_mm512_loadu_ps(xs.as_ptr()))) };
+                out
+            }
+        }
+
+        #[test]
+        fn vector_sigmoid_is_within_two_ulp() {
+            if has_avx2_fma() {
+                check_sigmoid(lanes(avx2::sigmoid));
+            }
+        }
+
+        #[test]
+        fn vector_tanh_is_within_two_ulp() {
+            if has_avx2_fma() {
+                check_tanh(lanes(avx2::tanh));
+            }
+        }
+
+        #[test]
+        fn vector_activations_saturate_without_nan() {
+            if has_avx2_fma() {
+                check_saturation(lanes(avx2::sigmoid), lanes(avx2::tanh));
+            }
+        }
+
+        #[test]
+        fn avx512_activations_pass_the_shared_checks() {
+            if has_avx512() {
+                check_sigmoid(lanes16(avx512::sigmoid));
+                check_tanh(lanes16(avx512::tanh));
+                check_saturation(lanes16(avx512::sigmoid), lanes16(avx512::tanh));
+            }
+        }
+
+        /// The cell epilogues mix widths (16 lanes where a block allows, else 8), and the
+        /// streaming step and the batched pass must agree bit for bit: so must the two versions.
+        #[test]
+        fn avx512_activations_equal_the_avx2_ones_bit_for_bit() {
+            if !has_avx512() {
+                return;
+            }
+            let mut xs: Vec<f32> = (0..100_000)
+                .map(|i| -40.0 + 80.0 * i as f32 / 100_000.0)
+                .collect();
+            xs.extend([
+                -1e30, -200.0, -88.0, -0.0, 0.0, 0.625, -0.625, 88.0, 200.0, 1e30,
+            ]);
+            xs.extend([
+                f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                1e-30,
+                -1e-30,
+                0.1,
+            ]);
+            let pairs = [
+                (lanes16(avx512::sigmoid), lanes(avx2::sigmoid)),
+                (lanes16(avx512::tanh), lanes(avx2::tanh)),
+            ];
+            for (f, (wide, narrow)) in pairs.into_iter().enumerate() {
+                let (wide, narrow) = (apply(wide, &xs), apply(narrow, &xs));
+                for ((x, a), b) in xs.iter().zip(&wide).zip(&narrow) {
+                    assert_eq!(a.to_bits(), b.to_bits(), "function {f} at {x}");
+                }
+            }
         }
     }
 }

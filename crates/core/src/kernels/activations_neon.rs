@@ -75,61 +75,30 @@ pub(crate) fn tanh(x: float32x4_t) -> float32x4_t {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::activations::tests::{check_saturation, check_sigmoid, check_tanh};
 
-    /// Distance in units in the last place between two finite floats of the same sign.
-    fn ulps(a: f32, b: f32) -> u32 {
-        if a == b {
-            return 0;
+    /// `f` on four lanes.
+    fn lanes(f: fn(float32x4_t) -> float32x4_t) -> impl Fn([f32; 4]) -> [f32; 4] {
+        move |xs| {
+            let mut out = [0.0f32; 4];
+            // SAFETY: both arrays hold four floats.
+            unsafe { vst1q_f32(out.as_mut_ptr(), f(vld1q_f32(xs.as_ptr()))) };
+            out
         }
-        assert_eq!(a.is_sign_negative(), b.is_sign_negative(), "{a} vs {b}");
-        a.to_bits().abs_diff(b.to_bits())
-    }
-
-    fn apply(f: fn(float32x4_t) -> float32x4_t, xs: [f32; 4]) -> [f32; 4] {
-        let mut out = [0.0f32; 4];
-        // SAFETY: both arrays hold four floats.
-        unsafe { vst1q_f32(out.as_mut_ptr(), f(vld1q_f32(xs.as_ptr()))) };
-        out
-    }
-
-    /// Largest error over a dense sweep of [−limit, limit], exact values from f64.
-    fn max_ulps(f: fn(float32x4_t) -> float32x4_t, exact: fn(f64) -> f64, limit: f32) -> u32 {
-        let steps = 200_000;
-        let mut worst = 0;
-        for i in (0..=steps).step_by(4) {
-            let xs: [f32; 4] =
-                std::array::from_fn(|l| -limit + 2.0 * limit * (i + l) as f32 / steps as f32);
-            for (&x, &y) in xs.iter().zip(&apply(f, xs)) {
-                worst = worst.max(ulps(y, exact(f64::from(x)) as f32));
-            }
-        }
-        worst
     }
 
     #[test]
     fn neon_sigmoid_is_within_two_ulp() {
-        let exact = |x: f64| 1.0 / (1.0 + (-x).exp());
-        assert!(max_ulps(sigmoid, exact, 30.0) <= 2);
-        assert!(max_ulps(sigmoid, exact, 1.0) <= 2);
+        check_sigmoid(lanes(sigmoid));
     }
 
     #[test]
     fn neon_tanh_is_within_two_ulp() {
-        assert!(max_ulps(tanh, f64::tanh, 10.0) <= 2);
-        assert!(max_ulps(tanh, f64::tanh, 0.7) <= 2);
+        check_tanh(lanes(tanh));
     }
 
     #[test]
     fn neon_activations_saturate_without_nan() {
-        for xs in [[-1e30f32, -200.0, -88.0, -0.0], [0.0, 88.0, 200.0, 1e30]] {
-            assert!(apply(sigmoid, xs).iter().all(|v| (0.0..=1.0).contains(v)));
-        }
-        assert!(apply(sigmoid, [-1e30, 0.0, 0.0, 0.0])[0] < 1e-37);
-        assert_eq!(apply(sigmoid, [1e30, 0.0, 0.0, 0.0])[0], 1.0);
-        let t = apply(tanh, [-1e30, -0.0, 0.0, 1e30]);
-        assert_eq!(
-            (t[0], t[1].to_bits(), t[2], t[3]),
-            (-1.0, (-0.0f32).to_bits(), 0.0, 1.0)
-        );
+        check_saturation(lanes(sigmoid), lanes(tanh));
     }
 }

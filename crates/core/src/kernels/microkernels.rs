@@ -221,3 +221,121 @@ unsafe fn avx2_f32_6x16<const PACKED: bool>(
         }
     }
 }
+
+/// The checks every micro-kernel passes, written once: each kernel's own test module runs
+/// them on the target that compiles it (x86-64 natively, aarch64 under QEMU, wasm32 under
+/// the WASI runner; see `.ci/run`).
+#[cfg(test)]
+pub(crate) mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+    use crate::kernels::gemm_on;
+
+    pub(crate) fn value(i: usize, seed: usize) -> f32 {
+        ((i * 7919 + seed * 104_729) % 1013) as f32 / 1013.0 - 0.5
+    }
+
+    /// Both forms of `kernel` against a scalar reference on one tile: every k tail of a
+    /// four-step unrolled loop (k = 0..=9), accumulation on and off, and a C row stride wider
+    /// than the tile (the columns beyond it untouched).
+    pub(crate) fn check_tile(kernel: &MicroKernel<f32>) {
+        const LDA: usize = 13;
+        let (mr, nr) = (kernel.mr, kernel.nr);
+        let rs_c = nr + 3;
+        for k in 0..=9 {
+            let a_rows: Vec<f32> = (0..mr * LDA).map(|i| value(i, k)).collect();
+            let a_packed: Vec<f32> = (0..k * mr)
+                .map(|i| a_rows[(i % mr) * LDA + i / mr])
+                .collect();
+            let b: Vec<f32> = (0..k * nr).map(|i| value(i, k + 50)).collect();
+            let start: Vec<f32> = (0..mr * rs_c).map(|i| value(i, k + 99)).collect();
+            for accumulate in [false, true] {
+                let expected: Vec<f32> = (0..mr * rs_c)
+                    .map(|i| {
+                        let (r, j) = (i / rs_c, i % rs_c);
+                        if j >= nr {
+                            return start[i];
+                        }
+                        let base = if accumulate { start[i] } else { 0.0 };
+                        base + (0..k)
+                            .map(|p| a_rows[r * LDA + p] * b[p * nr + j])
+                            .sum::<f32>()
+                    })
+                    .collect();
+                for (form, run, a) in [
+                    ("packed", kernel.packed, &a_packed),
+                    ("in place", kernel.in_place, &a_rows),
+                ] {
+                    let mut c = start.clone();
+                    // SAFETY: A holds k steps of MR rows in the form's layout, B k rows of NR,
+                    // C MR rows of rs_c ≥ NR; the caller checked that the CPU runs the kernel.
+                    unsafe {
+                        run(
+                            k,
+                            a.as_ptr(),
+                            LDA as isize,
+                            b.as_ptr(),
+                            c.as_mut_ptr(),
+                            rs_c as isize,
+                            accumulate,
+                        )
+                    };
+                    for (i, (got, want)) in c.iter().zip(&expected).enumerate() {
+                        assert!(
+                            (got - want).abs() <= 1e-5,
+                            "{mr}×{nr} {form}, k {k}, accumulate {accumulate}, C[{}, {}]: {got} vs {want}",
+                            i / rs_c,
+                            i % rs_c
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whole products `[m, k] · [k, n]` on `isa` against the portable kernel, with edge tiles
+    /// where the shapes leave them, in both A layouts: row-major (read in place) and
+    /// transposed (packed).
+    pub(crate) fn check_gemm(isa: Isa, shapes: &[(usize, usize, usize)]) {
+        for &(m, k, n) in shapes {
+            let a = Array2::from_shape_fn((m, k), |(r, p)| value(r * k + p, 1));
+            let a_t = a.t().to_owned();
+            let b = Array2::from_shape_fn((k, n), |(p, j)| value(p * n + j, 2));
+            let bias: Vec<f32> = (0..n).map(|j| value(j, 3)).collect();
+            let mut portable = Array2::<f32>::from_elem((m, n), 1.0);
+            let b = b.view();
+            gemm_on(
+                Isa::Generic,
+                a.view(),
+                b,
+                portable.view_mut(),
+                true,
+                Some(&bias),
+            );
+            for (layout, a_view) in [("row-major", a.view()), ("transposed", a_t.t())] {
+                let mut ours = Array2::<f32>::from_elem((m, n), 1.0);
+                gemm_on(isa, a_view, b, ours.view_mut(), true, Some(&bias));
+                for ((index, x), y) in ours.indexed_iter().zip(&portable) {
+                    assert!(
+                        (x - y).abs() <= 1e-4,
+                        "{isa:?} {m}×{k}×{n}, A {layout}, {index:?}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_portable_kernel_matches_a_scalar_reference_for_every_k_tail() {
+        check_tile(&MicroKernel::<f32>::select(Isa::Generic));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_kernel_matches_a_scalar_reference_for_every_k_tail() {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            check_tile(&AVX2_F32);
+        }
+    }
+}

@@ -100,117 +100,26 @@ unsafe fn avx512_f32_8x32<const PACKED: bool>(
 
 #[cfg(test)]
 mod tests {
-    use ndarray::Array2;
-
     use super::*;
-    use crate::kernels::{gemm_on, Isa};
+    use crate::kernels::microkernels::tests::{check_gemm, check_tile};
+    use crate::kernels::Isa;
 
     fn has_avx512() -> bool {
         is_x86_feature_detected!("avx512f")
     }
 
-    fn value(i: usize, seed: usize) -> f32 {
-        ((i * 7919 + seed * 104_729) % 1013) as f32 / 1013.0 - 0.5
-    }
-
-    /// Both forms against a scalar reference on one tile: every k tail of the
-    /// four-step loop (k = 0..=9), accumulation on and off, and a C row stride
-    /// wider than the tile (the columns beyond it untouched).
     #[test]
     fn both_forms_match_a_scalar_reference_for_every_k_tail() {
-        if !has_avx512() {
-            return;
-        }
-        const LDA: usize = 13;
-        const RS_C: usize = AVX512_NR + 3;
-        for k in 0..=9 {
-            let a_rows: Vec<f32> = (0..AVX512_MR * LDA).map(|i| value(i, k)).collect();
-            let a_packed: Vec<f32> = (0..k * AVX512_MR)
-                .map(|i| a_rows[(i % AVX512_MR) * LDA + i / AVX512_MR])
-                .collect();
-            let b: Vec<f32> = (0..k * AVX512_NR).map(|i| value(i, k + 50)).collect();
-            let start: Vec<f32> = (0..AVX512_MR * RS_C).map(|i| value(i, k + 99)).collect();
-            for accumulate in [false, true] {
-                let expected: Vec<f32> = (0..AVX512_MR * RS_C)
-                    .map(|i| {
-                        let (r, j) = (i / RS_C, i % RS_C);
-                        if j >= AVX512_NR {
-                            return start[i];
-                        }
-                        let base = if accumulate { start[i] } else { 0.0 };
-                        base + (0..k)
-                            .map(|p| a_rows[r * LDA + p] * b[p * AVX512_NR + j])
-                            .sum::<f32>()
-                    })
-                    .collect();
-                for (form, a) in [("packed", &a_packed), ("in place", &a_rows)] {
-                    let run = if form == "packed" {
-                        AVX512_F32.packed
-                    } else {
-                        AVX512_F32.in_place
-                    };
-                    let mut c = start.clone();
-                    // SAFETY: A holds k steps of MR rows in the form's layout, B k rows
-                    // of NR, C MR rows of RS_C ≥ NR, and the CPU has AVX-512F (checked).
-                    unsafe {
-                        run(
-                            k,
-                            a.as_ptr(),
-                            LDA as isize,
-                            b.as_ptr(),
-                            c.as_mut_ptr(),
-                            RS_C as isize,
-                            accumulate,
-                        )
-                    };
-                    for (i, (got, want)) in c.iter().zip(&expected).enumerate() {
-                        assert!(
-                            (got - want).abs() <= 1e-5,
-                            "{form}, k {k}, accumulate {accumulate}, C[{}, {}]: {got} vs {want}",
-                            i / RS_C,
-                            i % RS_C
-                        );
-                    }
-                }
-            }
+        if has_avx512() {
+            check_tile(&AVX512_F32);
         }
     }
 
-    /// Whole products with edge tiles in both directions, a k-block tail, and both A
-    /// layouts: a row-major A is read in place, a transposed A is packed.
+    /// Edge tiles in both directions and a k-block tail.
     #[test]
     fn gemm_matches_the_portable_kernel_in_both_a_layouts() {
-        if !has_avx512() {
-            return;
-        }
-        for (m, k, n) in [(19, 261, 45), (64, 300, 1024), (3, 5, 7)] {
-            let a = Array2::from_shape_fn((m, k), |(r, p)| value(r * k + p, 1));
-            let a_t = a.t().to_owned();
-            let b = Array2::from_shape_fn((k, n), |(p, j)| value(p * n + j, 2));
-            let bias: Vec<f32> = (0..n).map(|j| value(j, 3)).collect();
-            let mut portable = Array2::<f32>::from_elem((m, n), 1.0);
-            gemm_on(
-                Isa::Generic,
-                a.view(),
-                b.view(),
-                portable.view_mut(),
-                true,
-                Some(&bias),
-            );
-            for a_view in [a.view(), a_t.t()] {
-                let mut ours = Array2::<f32>::from_elem((m, n), 1.0);
-                gemm_on(
-                    Isa::Avx512,
-                    a_view,
-                    b.view(),
-                    ours.view_mut(),
-                    true,
-                    Some(&bias),
-                );
-                for ((index, x), y) in ours.indexed_iter().zip(&portable) {
-                    assert!((x - y).abs() <= 1e-4, "{m}×{k}×{n} {index:?}: {x} vs {y}");
-                }
-            }
+        if has_avx512() {
+            check_gemm(Isa::Avx512, &[(19, 261, 45), (64, 300, 1024), (3, 5, 7)]);
         }
     }
 }

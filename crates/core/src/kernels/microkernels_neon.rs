@@ -174,103 +174,18 @@ unsafe fn neon_f32_8x8_in_place(
 
 #[cfg(test)]
 mod tests {
-    use ndarray::Array2;
-
     use super::*;
-    use crate::kernels::{gemm_on, Isa};
+    use crate::kernels::microkernels::tests::{check_gemm, check_tile};
+    use crate::kernels::Isa;
 
-    fn value(i: usize, seed: usize) -> f32 {
-        ((i * 7919 + seed * 104_729) % 1013) as f32 / 1013.0 - 0.5
-    }
-
-    /// Both forms against a scalar reference on one tile: every k tail of the
-    /// in-place form's four-step loop (k = 0..=9), accumulation on and off,
-    /// and a C row stride wider than the tile (the columns beyond it untouched).
     #[test]
     fn both_forms_match_a_scalar_reference_for_every_k_tail() {
-        const LDA: usize = 13;
-        const RS_C: usize = NEON_NR + 3;
-        for k in 0..=9 {
-            let a_rows: Vec<f32> = (0..NEON_MR * LDA).map(|i| value(i, k)).collect();
-            let a_packed: Vec<f32> = (0..k * NEON_MR)
-                .map(|i| a_rows[(i % NEON_MR) * LDA + i / NEON_MR])
-                .collect();
-            let b: Vec<f32> = (0..k * NEON_NR).map(|i| value(i, k + 50)).collect();
-            let start: Vec<f32> = (0..NEON_MR * RS_C).map(|i| value(i, k + 99)).collect();
-            for accumulate in [false, true] {
-                let expected: Vec<f32> = (0..NEON_MR * RS_C)
-                    .map(|i| {
-                        let (r, j) = (i / RS_C, i % RS_C);
-                        if j >= NEON_NR {
-                            return start[i];
-                        }
-                        let base = if accumulate { start[i] } else { 0.0 };
-                        base + (0..k)
-                            .map(|p| a_rows[r * LDA + p] * b[p * NEON_NR + j])
-                            .sum::<f32>()
-                    })
-                    .collect();
-                for (form, a) in [("packed", &a_packed), ("in place", &a_rows)] {
-                    let run = if form == "packed" {
-                        NEON_F32.packed
-                    } else {
-                        NEON_F32.in_place
-                    };
-                    let mut c = start.clone();
-                    // SAFETY: A holds k steps of MR rows in the form's layout, B k rows
-                    // of NR, and C MR rows of RS_C ≥ NR.
-                    unsafe {
-                        run(
-                            k,
-                            a.as_ptr(),
-                            LDA as isize,
-                            b.as_ptr(),
-                            c.as_mut_ptr(),
-                            RS_C as isize,
-                            accumulate,
-                        )
-                    };
-                    for (i, (got, want)) in c.iter().zip(&expected).enumerate() {
-                        assert!(
-                            (got - want).abs() <= 1e-5,
-                            "{form}, k {k}, accumulate {accumulate}, C[{}, {}]: {got} vs {want}",
-                            i / RS_C,
-                            i % RS_C
-                        );
-                    }
-                }
-            }
-        }
+        check_tile(&NEON_F32);
     }
 
-    /// The packed form on whole tiles: a transposed A (columns contiguous) is packed, unlike
-    /// the row-major A of the GEMM tests, which the in-place form reads.
+    /// Edge tiles in both dimensions (19 = 2·8 + 3 rows, 21 = 2·8 + 5 columns).
     #[test]
-    fn gemm_with_a_transposed_a_matches_the_portable_kernel() {
-        let (m, k, n) = (19, 261, 21);
-        let a_t = Array2::from_shape_fn((k, m), |(p, r)| value(p * m + r, 1));
-        let b = Array2::from_shape_fn((k, n), |(p, j)| value(p * n + j, 2));
-        let bias: Vec<f32> = (0..n).map(|j| value(j, 3)).collect();
-        let mut neon = Array2::<f32>::from_elem((m, n), 1.0);
-        let mut portable = neon.clone();
-        gemm_on(
-            Isa::Neon,
-            a_t.t(),
-            b.view(),
-            neon.view_mut(),
-            true,
-            Some(&bias),
-        );
-        gemm_on(
-            Isa::Generic,
-            a_t.t(),
-            b.view(),
-            portable.view_mut(),
-            true,
-            Some(&bias),
-        );
-        for ((index, x), y) in neon.indexed_iter().zip(&portable) {
-            assert!((x - y).abs() <= 1e-4, "{index:?}: {x} vs {y}");
-        }
+    fn gemm_in_both_a_layouts_matches_the_portable_kernel() {
+        check_gemm(Isa::Neon, &[(19, 261, 21)]);
     }
 }
