@@ -161,10 +161,37 @@ unsafe fn dot_rows_avx2(a: &[f32], w: *const f32, ldw: isize, out: &mut [f32], a
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use ndarray::Array2;
 
     use super::*;
+
+    /// `c` (`[m, n]`, ones) after `gemm_nt` of `a` against rows `2..n` of `w` (`[n, k]`) into
+    /// columns `2..`: columns 0 and 1 show whether the kernel wrote outside its outputs.
+    pub(crate) fn product(
+        isa: Isa,
+        a: &Array2<f32>,
+        w: &Array2<f32>,
+        accumulate: bool,
+    ) -> Array2<f32> {
+        let outputs = 2..w.nrows();
+        let mut c = Array2::<f32>::from_elem((a.nrows(), w.nrows()), 1.0);
+        let rs_c = c.strides()[0];
+        // SAFETY: c is owned here; the pointer is its element (0, 2), row stride rs_c.
+        unsafe {
+            let c_ptr = c.as_mut_ptr().add(outputs.start);
+            gemm_nt(
+                isa,
+                MatRef::from_view(a.view()),
+                MatRef::from_view(w.view()),
+                outputs,
+                c_ptr,
+                rs_c,
+                accumulate,
+            );
+        }
+        c
+    }
 
     #[test]
     fn matches_the_naive_product_on_every_isa() {
@@ -173,22 +200,7 @@ mod tests {
         let w = Array2::from_shape_fn((n, k), |(j, p)| ((j * 17 + p * 5) % 11) as f32 * 0.1 - 0.5);
         let expected = a.dot(&w.t());
         for isa in [Isa::Generic, Isa::current()] {
-            let mut c = Array2::<f32>::from_elem((m, n), 1.0);
-            let outputs = 2..n;
-            let rs_c = c.strides()[0];
-            // SAFETY: c is owned here; the pointer is at (0, 2) with row stride rs_c.
-            unsafe {
-                let c_ptr = c.as_mut_ptr().add(outputs.start);
-                gemm_nt(
-                    isa,
-                    MatRef::from_view(a.view()),
-                    MatRef::from_view(w.view()),
-                    outputs,
-                    c_ptr,
-                    rs_c,
-                    true,
-                );
-            }
+            let c = product(isa, &a, &w, true);
             for ((r, j), &value) in c.indexed_iter() {
                 let want = if j < 2 { 1.0 } else { 1.0 + expected[[r, j]] };
                 assert!(

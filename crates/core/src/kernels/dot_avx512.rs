@@ -200,34 +200,13 @@ fn reduce(acc: [__m512; LANES]) -> __m512 {
 mod tests {
     use ndarray::Array2;
 
-    use super::*;
+    use crate::kernels::dot::tests::product;
     use crate::kernels::Isa;
 
     fn matrix(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
         Array2::from_shape_fn((rows, cols), |(r, p)| {
             ((r * 31 + p * 7 + seed) % 23) as f32 * 0.07 - 0.8
         })
-    }
-
-    /// `c` (`[m, n + 2]`, ones) after `gemm_nt` of `a` against rows `2..n + 2` of `w` into columns `2..`.
-    fn product(isa: Isa, a: &Array2<f32>, w: &Array2<f32>, accumulate: bool) -> Array2<f32> {
-        let outputs = 2..w.nrows();
-        let mut c = Array2::<f32>::from_elem((a.nrows(), w.nrows()), 1.0);
-        let rs_c = c.strides()[0];
-        // SAFETY: c is owned here; the pointer is its element (0, 2), row stride rs_c.
-        unsafe {
-            let c_ptr = c.as_mut_ptr().add(outputs.start);
-            crate::kernels::dot::gemm_nt(
-                isa,
-                MatRef::from_view(a.view()),
-                MatRef::from_view(w.view()),
-                outputs,
-                c_ptr,
-                rs_c,
-                accumulate,
-            );
-        }
-        c
     }
 
     #[test]
