@@ -44,6 +44,7 @@ pub(crate) mod microkernels_neon;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod microkernels_simd128;
 pub(crate) mod pack;
+pub(crate) mod sums;
 
 pub use gemm::{gemm, gemm_on};
 

@@ -3,6 +3,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::{check_finite, check_same_shape, ratio, RowWeights};
+use crate::kernels::sums::{sum_in_lanes, LANES};
 use crate::{Result, Scalar};
 
 /// L = Σ_r w_r Σ_c (p_rc − t_rc)² / (Σ_r w_r · columns) (PyTorch's
@@ -51,29 +52,25 @@ pub fn mse<F: Scalar>(
     Ok((ratio(total, denominator), grad))
 }
 
-/// Σ (p − t)² over one row, in `f64`, and `g` = `grad_scale`·(p − t).
+/// Σ (p − t)² over one row, in `f64` (eight running sums), and `g` = `grad_scale`·(p − t).
 fn squared_errors<F: Scalar>(p: &[F], t: &[F], g: &mut [F], grad_scale: F) -> f64 {
-    /// Independent partial sums, so the compiler can keep them in vector registers
-    /// (one running sum is a chain of dependent additions, one add latency per element).
-    const LANES: usize = 8;
-    let mut sums = [0.0f64; LANES];
-    let whole = p.len() / LANES * LANES;
-    let chunks = p[..whole]
-        .chunks_exact(LANES)
-        .zip(t[..whole].chunks_exact(LANES))
-        .zip(g[..whole].chunks_exact_mut(LANES));
-    for ((p, t), g) in chunks {
-        for lane in 0..LANES {
-            let diff = p[lane] - t[lane];
-            sums[lane] += (diff * diff).to_f64_lossy();
-            g[lane] = grad_scale * diff;
-        }
-    }
-    let mut total: f64 = sums.iter().sum();
-    for ((&p, &t), g) in p[whole..].iter().zip(&t[whole..]).zip(&mut g[whole..]) {
+    let term = |p: F, t: F, g: &mut F| {
         let diff = p - t;
-        total += (diff * diff).to_f64_lossy();
         *g = grad_scale * diff;
-    }
-    total
+        (diff * diff).to_f64_lossy()
+    };
+    let (p_groups, p_rest) = p.as_chunks::<LANES>();
+    let (t_groups, t_rest) = t.as_chunks::<LANES>();
+    let (g_groups, g_rest) = g.as_chunks_mut::<LANES>();
+    let groups = p_groups
+        .iter()
+        .zip(t_groups)
+        .zip(g_groups)
+        .map(|((p, t), g)| std::array::from_fn(|l| term(p[l], t[l], &mut g[l])));
+    let rest = p_rest
+        .iter()
+        .zip(t_rest)
+        .zip(g_rest)
+        .map(|((&p, &t), g)| term(p, t, g));
+    sum_in_lanes(groups, rest)
 }

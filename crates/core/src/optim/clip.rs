@@ -21,6 +21,7 @@
 use ndarray::{ArrayBase, ArrayViewMutD, Data, Dimension};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::sums::{sum_in_lanes, LANES};
 use crate::{Error, Result, Scalar};
 
 /// Added to the norm by PyTorch's `clip_grad_norm_` so the clipped norm lands just below the threshold.
@@ -150,23 +151,14 @@ pub fn l2_norm<F: Scalar, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>) 
     max_abs * scaled.sqrt()
 }
 
-/// Σ x² in `f64` over eight running sums: one sum is a chain of dependent adds (~4 cycles an
-/// element), which made the norm every training step computes 8 % of a VQA step (12 M weights).
+/// Σ x² in `f64` over eight running sums (see [`crate::kernels::sums`]).
 fn sum_of_squares<F: Scalar>(values: &[F]) -> f64 {
-    const SUMS: usize = 8;
-    let mut sums = [0.0_f64; SUMS];
-    let chunks = values.chunks_exact(SUMS);
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&x| x.to_f64_lossy().powi(2))
-        .sum();
-    for chunk in chunks {
-        for (sum, &x) in sums.iter_mut().zip(chunk) {
-            *sum += x.to_f64_lossy().powi(2);
-        }
-    }
-    sums.iter().sum::<f64>() + tail
+    let square = |x: F| x.to_f64_lossy().powi(2);
+    let (groups, rest) = values.as_chunks::<LANES>();
+    sum_in_lanes(
+        groups.iter().map(|group| group.map(square)),
+        rest.iter().map(|&x| square(x)),
+    )
 }
 
 /// Joint L2 norm of several tensors: √(Σ_k ‖t_k‖²), combined with `hypot` so it cannot overflow early.
