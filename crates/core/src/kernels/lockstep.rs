@@ -295,12 +295,8 @@ impl Pair {
                 alone: backoff.alone - 1,
                 ..backoff
             });
-            // Nothing is published, so there is nothing to wait for: this only frees the pair.
-            let _free = Join {
-                pair: self,
-                number,
-                stolen: true,
-            };
+            // Nothing is published, so there is nothing to wait for: only the pair to free.
+            let _release = Release(self);
             work(0);
             work(1);
             return;
@@ -324,6 +320,7 @@ impl Pair {
             pair: self,
             number,
             stolen: false,
+            _release: Release(self),
         };
         let start = std::time::Instant::now();
         work(0);
@@ -396,12 +393,23 @@ impl Pair {
     }
 }
 
+/// Frees the pair for the next caller when dropped, however the caller leaves (returns or unwinds).
+struct Release<'a>(&'a Pair);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
 /// Ends a job: waits for the helper's part 1 if it claimed it, then frees the pair.
 struct Join<'a> {
     pair: &'a Pair,
     number: u64,
     /// The caller ran part 1 itself.
     stolen: bool,
+    /// Dropped after [`Join`]'s own `drop` has waited.
+    _release: Release<'a>,
 }
 
 impl Join<'_> {
@@ -425,7 +433,6 @@ impl Join<'_> {
 impl Drop for Join<'_> {
     fn drop(&mut self) {
         self.wait();
-        self.pair.busy.store(false, Ordering::Release);
     }
 }
 
