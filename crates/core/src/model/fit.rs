@@ -597,7 +597,9 @@ pub fn evaluate<F: Scalar>(
     cancel: &AtomicBool,
 ) -> Result<Evaluation> {
     require_target(data, "evaluate")?;
-    let scores = in_batches(model, data, batch_size, cancel, score_batch)?;
+    let scores = in_batches(model, data, batch_size, cancel, |output, labels, loss| {
+        score_batch(&output, labels, loss)
+    })?;
     let weight: f64 = scores.iter().map(|s| s.weight).sum();
     let loss_sum: f64 = scores.iter().map(|s| s.loss * s.weight).sum();
     let accuracy = scores
@@ -621,9 +623,9 @@ pub fn predict<F: Scalar>(
     cancel: &AtomicBool,
 ) -> Result<ArrayD<F>> {
     let outputs = in_batches(model, data, batch_size, cancel, |output, _, _| {
-        output.float_data("output")
+        output.into_float_data("output")
     })?;
-    concat_rows(&outputs)
+    concat_rows(outputs)
 }
 
 /// Runs `model` in inference mode over `data` in order, the batches in parallel,
@@ -633,7 +635,7 @@ fn in_batches<F: Scalar, T: Send>(
     data: &Dataset<F>,
     batch_size: usize,
     cancel: &AtomicBool,
-    each: impl Fn(&Value<F>, Option<Labels<'_, F>>, LossSpec) -> Result<T> + Sync,
+    each: impl Fn(Value<F>, Option<Labels<'_, F>>, LossSpec) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     if batch_size == 0 {
         return Err(Error::invalid("batchSize", "must be >= 1, got 0"));
@@ -649,7 +651,7 @@ fn in_batches<F: Scalar, T: Send>(
             }
             let mut batch = data.batch(rows, trim_time);
             let pass = model.forward(std::mem::take(&mut batch.inputs), false, 0, None)?;
-            each(pass.output(), batch.labels(), model.spec().loss)
+            each(pass.into_output(), batch.labels(), model.spec().loss)
         })
         .collect()
 }

@@ -27,6 +27,11 @@ impl<F> ForwardPass<F> {
         self.values.last().expect("a model has at least one node")
     }
 
+    /// The output, moved out of the pass.
+    pub fn into_output(mut self) -> Value<F> {
+        self.values.pop().expect("a model has at least one node")
+    }
+
     /// Drops every value but the output. Backward reads the nodes' caches, never the values, so
     /// a training step frees them before the loss and its gradient are computed: the model's
     /// inputs (a `trainStep`'s copy of x, 3 MiB at S2) and every intermediate output.

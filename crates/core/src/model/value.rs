@@ -44,6 +44,22 @@ impl<F: Scalar> Value<F> {
         Ok(self.float_view(node)?.as_standard_layout().into_owned())
     }
 
+    /// The float data in standard layout, moved out (copied only when it is not in standard layout).
+    pub fn into_float_data(self, node: &str) -> Result<ArrayD<F>> {
+        let data = match self {
+            Value::Sequence { data, .. } => data.into_dyn(),
+            Value::Vector(v) => v.into_dyn(),
+            Value::Tokens { .. } => {
+                return Err(Error::invalid(node, "expects float input, got token ids"))
+            }
+        };
+        Ok(if data.is_standard_layout() {
+            data
+        } else {
+            data.as_standard_layout().into_owned()
+        })
+    }
+
     /// The float data where it is (no copy), in whatever layout it has.
     pub fn float_view(&self, node: &str) -> Result<ArrayViewD<'_, F>> {
         match self {
