@@ -468,8 +468,9 @@ impl<F: Scalar> Lstm<F> {
 
     /// Forward through time for inference (predict, evaluate, streaming, decoding): the
     /// outputs of [`Lstm::forward`], bit for bit, without its cache. Nothing a backward pass
-    /// would need is kept: x is read where it is, the gates are completed in the buffer of the
-    /// input projection (one GEMM over all steps) and not stored as activations, y(t) is
+    /// would need is kept: x is read where it is, the input projection is part of each step
+    /// (see `recurrence::infer`), the gates are completed in one step's scratch and not
+    /// stored as activations, y(t) is
     /// written straight into the output `[batch, time, H]` (which the next step's recurrent
     /// product reads in place), and c lives in two `[batch, H]` rows instead of every step's.
     pub fn infer(&self, batch: &SequenceBatch<'_, F>) -> Result<SequenceOutput<F>> {
@@ -480,16 +481,11 @@ impl<F: Scalar> Lstm<F> {
         self.check_layer()?;
         let hidden = self.config.hidden_size;
         batch.validate(self.config.input_size, hidden)?;
-        let (batch_size, time, features) = batch.dims();
+        let (batch_size, time, _) = batch.dims();
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
         let layout = self.pass_layout(batch_size * time);
         let x = standard_layout(batch.x);
-        let x_rows = ArrayView2::from_shape(
-            (batch_size * time, features),
-            x.as_slice().expect("standard layout"),
-        )
-        .expect("[batch, time, X] as rows");
-        let mut pre = self.input_projection(&layout, x_rows);
+        let mut pre = vec![F::zero(); batch_size * 4 * hidden];
         let mut y = Array3::zeros((batch_size, time, hidden));
         let h0 = batch.h0.map(standard_layout);
         let mut c = Array2::zeros((2 * batch_size, hidden));
@@ -502,7 +498,8 @@ impl<F: Scalar> Lstm<F> {
             &layout,
             recurrence::InferenceBuffers {
                 lengths: &lengths,
-                pre: pre.as_slice_mut().expect(standard),
+                x: x.as_slice().expect(standard),
+                pre: &mut pre,
                 h0: h0.as_ref().map(|h0| h0.as_slice().expect(standard)),
                 y: y.as_slice_mut().expect(standard),
                 c: c.as_slice_mut().expect(standard),

@@ -17,7 +17,7 @@ use ndarray::{Array2, ArrayView2};
 use super::cell::{
     backward_row, forward_row, BackwardCells, ForwardCells, GateRules, RECURRENT_GATES,
 };
-use super::layout::{gate_columns, GateLayout, GATE_LANES};
+use super::layout::{gate_columns, unit_blocks, GateLayout, GATE_LANES};
 use super::time_major::TimeMajor;
 use super::{Lstm, LstmCache};
 use crate::kernels::dot::gemm_nt;
@@ -40,6 +40,18 @@ fn unit_chunks(layout: &GateLayout, hidden: usize, batch: usize) -> Vec<Range<us
         usize::from(splittable) * 2 * batch * 4 * hidden * hidden,
     )
 }
+
+/// The pieces a forward step of `units` (one chunk) runs one after the other: the product's
+/// gate columns of one block of units, then the cells of that block. The block's product
+/// (`[batch, 4·16]`, 16 KiB at a batch of 64) is still in L1 when its cells read it; after
+/// the whole chunk's product (128 KiB at S2) the cells read it back from L2 (11 % of an S2
+/// inference pass in `perf`). The block's columns are whole B panels of every micro-kernel,
+/// so each element's arithmetic is the same as in one product over the chunk.
+fn fused_blocks(layout: &GateLayout, units: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    unit_blocks(units, layout.block()).map(|block| block.start..block.start + block.width)
+}
+
+const _: () = assert!((4 * GATE_LANES).is_multiple_of(MAX_NR));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
@@ -90,6 +102,26 @@ impl<F: Scalar> Product<'_, F> {
     }
 }
 
+/// A weight `[4H, k]` in PyTorch's order as the right operand of the forward products
+/// `A·Wᵀ` of a pass: packed in the pass's gate order, or where it is for PyTorch's order
+/// (a streaming step, for which packing would cost more than the product).
+fn forward_operand<'a, F: Scalar>(
+    weight: ArrayView2<'a, F>,
+    layout: &GateLayout,
+    kernel: &MicroKernel<F>,
+) -> Product<'a, F> {
+    if layout.is_pytorch() {
+        Product::Rows(weight)
+    } else {
+        let interleaved = layout.interleave_rows(weight);
+        Product::Packed(PackedB::pack(
+            MatRef::from_view(interleaved.t()),
+            kernel.nr,
+            KC,
+        ))
+    }
+}
+
 /// The recurrent weights of one pass in the pass's gate order, ready for the per-step products.
 struct RecurrentWeights<'a, F> {
     /// Forward: Rᵀ `[H, 4H]`; backward: R `[4H, H]`.
@@ -117,11 +149,11 @@ impl<'a, F: Scalar> RecurrentWeights<'a, F> {
         let params = &lstm.params;
         let full_gates = (!params.weight_gg.is_empty())
             .then(|| full_gate_matrix(params.weight_gg.view(), layout));
-        let in_place = direction == Direction::Forward && layout.is_pytorch();
-        let hidden = if in_place {
-            Product::Rows(params.weight_hh.view())
-        } else {
-            Product::Packed(pack(layout.interleave_rows(params.weight_hh.view()).view()))
+        let hidden = match direction {
+            Direction::Forward => forward_operand(params.weight_hh.view(), layout, kernel),
+            Direction::Backward => {
+                Product::Packed(pack(layout.interleave_rows(params.weight_hh.view()).view()))
+            }
         };
         RecurrentWeights {
             hidden,
@@ -186,44 +218,46 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
     let h = SharedRows::new(cache.h.as_mut_slice(), hidden);
     let c = SharedRows::new(cache.c.as_mut_slice(), hidden);
     let step = |t: usize, chunk: usize| {
-        let units = chunks[chunk].clone();
-        let cols = gate_columns(&units);
-        let rows = t * batch..(t + 1) * batch;
-        // SAFETY: during step t this chunk writes only its own columns of the gate
-        // rows of step t and its own units of h and c (step t + 1); it reads h
-        // (step t) and the gates of step t − 1, both complete before step t
-        // started (lock step), and its own units of c (step t).
-        unsafe {
-            let pre = gates.ptr_at(rows.start, cols.start);
-            let rs = gates.width() as isize;
-            weights.hidden.multiply(
-                &kernel,
-                isa,
-                h.rows_ref(rows.clone()),
-                cols.clone(),
-                pre,
-                rs,
-                true,
-            );
-            if let (Some(gate_weights), true) = (&weights.gates, t > 0) {
-                let previous = gates.rows_ref(rows.start - batch..rows.start);
-                gemm_prepacked(&kernel, previous, gate_weights, cols.clone(), pre, rs, true);
-            }
-            for (row, &length) in rows.zip(lengths) {
-                let gate_row = gates.row_mut(row, cols.clone());
-                if t >= length {
-                    gate_row.fill(F::zero());
-                    continue;
+        // Block by block of units (see `fused_blocks`).
+        for units in fused_blocks(layout, chunks[chunk].clone()) {
+            let cols = gate_columns(&units);
+            let rows = t * batch..(t + 1) * batch;
+            // SAFETY: during step t this chunk writes only its own columns of the gate
+            // rows of step t and its own units of h and c (step t + 1); it reads h
+            // (step t) and the gates of step t − 1, both complete before step t
+            // started (lock step), and its own units of c (step t).
+            unsafe {
+                let pre = gates.ptr_at(rows.start, cols.start);
+                let rs = gates.width() as isize;
+                weights.hidden.multiply(
+                    &kernel,
+                    isa,
+                    h.rows_ref(rows.clone()),
+                    cols.clone(),
+                    pre,
+                    rs,
+                    true,
+                );
+                if let (Some(gate_weights), true) = (&weights.gates, t > 0) {
+                    let previous = gates.rows_ref(rows.start - batch..rows.start);
+                    gemm_prepacked(&kernel, previous, gate_weights, cols.clone(), pre, rs, true);
                 }
-                let cells = ForwardCells {
-                    gates: gate_row,
-                    c_prev: c.row(row, units.clone()),
-                    c: c.row_mut(row + batch, units.clone()),
-                    keep_activations: true,
-                    y: h.row_mut(row + batch, units.clone()),
-                    peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
-                };
-                forward_row(isa, &rules, layout.block(), cells);
+                for (row, &length) in rows.zip(lengths) {
+                    let gate_row = gates.row_mut(row, cols.clone());
+                    if t >= length {
+                        gate_row.fill(F::zero());
+                        continue;
+                    }
+                    let cells = ForwardCells {
+                        gates: gate_row,
+                        c_prev: c.row(row, units.clone()),
+                        c: c.row_mut(row + batch, units.clone()),
+                        keep_activations: true,
+                        y: h.row_mut(row + batch, units.clone()),
+                        peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
+                    };
+                    forward_row(isa, &rules, layout.block(), cells);
+                }
             }
         }
     };
@@ -231,12 +265,13 @@ pub(super) fn forward<F: Scalar>(lstm: &Lstm<F>, layout: &GateLayout, cache: &mu
 }
 
 /// Where an inference pass reads and writes: `[batch, time, ·]` batch-major, row
-/// `b * time + t` of `pre` and `y` is step t of sequence b.
+/// `b * time + t` of `x` and `y` is step t of sequence b.
 pub(super) struct InferenceBuffers<'a, F> {
     /// Each sequence's length, in `1..=time`.
     pub lengths: &'a [usize],
-    /// In: every step's input projection (with biases) in the pass's gate order:
-    /// `[batch * time, 4H]`. Used as scratch (left holding pre-activations).
+    /// x(t): `[batch * time, X]`.
+    pub x: &'a [F],
+    /// Scratch for one step's pre-activations in the pass's gate order: `[batch, 4H]`.
     pub pre: &'a mut [F],
     /// y(0): `[batch, H]`; zeros when `None`.
     pub h0: Option<&'a [F]>,
@@ -251,6 +286,13 @@ pub(super) struct InferenceBuffers<'a, F> {
 /// The forward recurrence for inference: the same products and cell arithmetic as
 /// [`forward`] (so the same y, bit for bit), with nothing kept for a backward pass.
 /// Not for FGR, whose gates read the previous step's activations.
+///
+/// The input projection W x(t) is not one GEMM over all steps here but part of each
+/// step, block by block of units: the block's pre-activations start as the biases, W x(t)
+/// and then R y(t−1) are accumulated onto them (the additions of [`Lstm::forward`], in its
+/// order), and its cells complete them at once. They never leave L1, where one GEMM over
+/// all steps wrote `[batch * time, 4H]` (26 MB at S2) to memory, to be read back by the
+/// recurrence: that traffic, not the flops, made the projection a third of a pass.
 pub(super) fn infer<F: Scalar>(
     lstm: &Lstm<F>,
     layout: &GateLayout,
@@ -258,11 +300,18 @@ pub(super) fn infer<F: Scalar>(
 ) {
     let isa = Isa::current();
     let hidden = lstm.config.hidden_size;
+    let features = lstm.config.input_size;
     let batch = buffers.lengths.len();
     let time = buffers.y.len() / (batch * hidden);
+    assert!(
+        buffers.x.len() == batch * time * features && buffers.pre.len() == batch * 4 * hidden,
+        "inference buffers fit the layer"
+    );
     let kernel = MicroKernel::<F>::select(isa);
     let weights = RecurrentWeights::new(lstm, layout, &kernel, Direction::Forward);
     assert!(weights.gates.is_none(), "FGR needs the cached pass");
+    let input = forward_operand(lstm.params.weight_ih.view(), layout, &kernel);
+    let bias = layout.interleave((&lstm.params.bias_ih + &lstm.params.bias_hh).view());
     let rules = GateRules::new(&lstm.config);
     let peepholes = lstm.peepholes();
     let chunks = unit_chunks(layout, hidden, batch);
@@ -277,49 +326,61 @@ pub(super) fn infer<F: Scalar>(
     };
     // SAFETY of the operand: nobody writes h0.
     let h0 = unsafe { MatRef::from_raw_parts(h0.as_ptr(), batch, hidden, hidden as isize, 1) };
+    let x = buffers.x;
     let pre = SharedRows::new(buffers.pre, 4 * hidden);
     let y = SharedRows::new(buffers.y, hidden);
     let c = SharedRows::new(buffers.c, hidden);
     let step = |t: usize, chunk: usize| {
-        let units = chunks[chunk].clone();
-        let cols = gate_columns(&units);
-        let (now, next) = (t % 2 * batch, (t + 1) % 2 * batch);
-        // SAFETY: during step t this chunk writes only its own columns of the pre rows
-        // of step t, its own units of y (step t) and of c's half `next`; it reads y of
-        // step t − 1, complete before step t started (lock step), and its own units of
-        // c's half `now`.
-        unsafe {
-            let previous = if t == 0 {
-                h0
-            } else {
-                y.strided_rows_ref(t - 1, batch, time)
-            };
-            weights.hidden.multiply(
-                &kernel,
-                isa,
-                previous,
-                cols.clone(),
-                pre.ptr_at(t, cols.start),
-                (time * pre.width()) as isize,
-                true,
-            );
-            for (b, &length) in lengths.iter().enumerate() {
-                let c_prev = c.row(now + b, units.clone());
-                let c_next = c.row_mut(next + b, units.clone());
-                if t >= length {
-                    c_next.copy_from_slice(c_prev);
-                    continue;
+        // SAFETY of the operand: x(t) of every sequence, rows `t, t + time, …` of `x`
+        // (asserted to hold `[batch * time, X]`), which nobody writes.
+        let x_t = unsafe {
+            MatRef::from_raw_parts(
+                x.as_ptr().add(t * features),
+                batch,
+                features,
+                (time * features) as isize,
+                1,
+            )
+        };
+        // Block by block of units (see `fused_blocks`).
+        for units in fused_blocks(layout, chunks[chunk].clone()) {
+            let cols = gate_columns(&units);
+            let (now, next) = (t % 2 * batch, (t + 1) % 2 * batch);
+            // SAFETY: during step t this chunk writes only its own columns of `pre`, its
+            // own units of y (step t) and of c's half `next`; it reads y of step t − 1,
+            // complete before step t started (lock step), and its own units of c's half `now`.
+            unsafe {
+                for b in 0..batch {
+                    pre.row_mut(b, cols.clone())
+                        .copy_from_slice(&bias[cols.clone()]);
                 }
-                let row = b * time + t;
-                let cells = ForwardCells {
-                    gates: pre.row_mut(row, cols.clone()),
-                    c_prev,
-                    c: c_next,
-                    keep_activations: false,
-                    y: y.row_mut(row, units.clone()),
-                    peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
+                let previous = if t == 0 {
+                    h0
+                } else {
+                    y.strided_rows_ref(t - 1, batch, time)
                 };
-                forward_row(isa, &rules, layout.block(), cells);
+                let (out, rs) = (pre.ptr_at(0, cols.start), pre.width() as isize);
+                input.multiply(&kernel, isa, x_t, cols.clone(), out, rs, true);
+                weights
+                    .hidden
+                    .multiply(&kernel, isa, previous, cols.clone(), out, rs, true);
+                for (b, &length) in lengths.iter().enumerate() {
+                    let c_prev = c.row(now + b, units.clone());
+                    let c_next = c.row_mut(next + b, units.clone());
+                    if t >= length {
+                        c_next.copy_from_slice(c_prev);
+                        continue;
+                    }
+                    let cells = ForwardCells {
+                        gates: pre.row_mut(b, cols.clone()),
+                        c_prev,
+                        c: c_next,
+                        keep_activations: false,
+                        y: y.row_mut(b * time + t, units.clone()),
+                        peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
+                    };
+                    forward_row(isa, &rules, layout.block(), cells);
+                }
             }
         }
     };
