@@ -485,7 +485,6 @@ impl<F: Scalar> Lstm<F> {
         let lengths: Vec<usize> = (0..batch_size).map(|b| batch.length(b)).collect();
         let layout = self.pass_layout(batch_size * time);
         let x = standard_layout(batch.x);
-        let mut pre = vec![F::zero(); batch_size * 4 * hidden];
         let mut y = Array3::zeros((batch_size, time, hidden));
         let h0 = batch.h0.map(standard_layout);
         let mut c = Array2::zeros((2 * batch_size, hidden));
@@ -499,7 +498,6 @@ impl<F: Scalar> Lstm<F> {
             recurrence::InferenceBuffers {
                 lengths: &lengths,
                 x: x.as_slice().expect(standard),
-                pre: &mut pre,
                 h0: h0.as_ref().map(|h0| h0.as_slice().expect(standard)),
                 y: y.as_slice_mut().expect(standard),
                 c: c.as_slice_mut().expect(standard),

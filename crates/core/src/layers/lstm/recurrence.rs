@@ -41,6 +41,11 @@ fn unit_chunks(layout: &GateLayout, hidden: usize, batch: usize) -> Vec<Range<us
     )
 }
 
+/// Elements a row of an inference step's buffers is padded by. Rows a multiple of 4 KiB
+/// apart fall into one set of the L1 cache (12 lines a set on this project's machine): the
+/// micro-kernel's 8 rows of A (or of C) then evict each other and the B panel it reuses.
+const ROW_PAD: usize = 16;
+
 /// The pieces a forward step of `units` (one chunk) runs one after the other: the product's
 /// gate columns of one block of units, then the cells of that block. The block's product
 /// (`[batch, 4·16]`, 16 KiB at a batch of 64) is still in L1 when its cells read it; after
@@ -271,8 +276,6 @@ pub(super) struct InferenceBuffers<'a, F> {
     pub lengths: &'a [usize],
     /// x(t): `[batch * time, X]`.
     pub x: &'a [F],
-    /// Scratch for one step's pre-activations in the pass's gate order: `[batch, 4H]`.
-    pub pre: &'a mut [F],
     /// y(0): `[batch, H]`; zeros when `None`.
     pub h0: Option<&'a [F]>,
     /// Out: y(t) `[batch * time, H]`; must come in zeroed (padded steps stay zero).
@@ -293,6 +296,10 @@ pub(super) struct InferenceBuffers<'a, F> {
 /// order), and its cells complete them at once. They never leave L1, where one GEMM over
 /// all steps wrote `[batch * time, 4H]` (26 MB at S2) to memory, to be read back by the
 /// recurrence: that traffic, not the flops, made the projection a third of a pass.
+///
+/// The step's operands are rows [`ROW_PAD`] elements longer than their data: y(t − 1) is
+/// read from a copy of that shape rather than from the output, whose rows are `time * H`
+/// floats apart (a multiple of 4 KiB at S2), like the pre-activation rows at H = 256.
 pub(super) fn infer<F: Scalar>(
     lstm: &Lstm<F>,
     layout: &GateLayout,
@@ -304,7 +311,7 @@ pub(super) fn infer<F: Scalar>(
     let batch = buffers.lengths.len();
     let time = buffers.y.len() / (batch * hidden);
     assert!(
-        buffers.x.len() == batch * time * features && buffers.pre.len() == batch * 4 * hidden,
+        buffers.x.len() == batch * time * features,
         "inference buffers fit the layer"
     );
     let kernel = MicroKernel::<F>::select(isa);
@@ -327,7 +334,12 @@ pub(super) fn infer<F: Scalar>(
     // SAFETY of the operand: nobody writes h0.
     let h0 = unsafe { MatRef::from_raw_parts(h0.as_ptr(), batch, hidden, hidden as isize, 1) };
     let x = buffers.x;
-    let pre = SharedRows::new(buffers.pre, 4 * hidden);
+    // One step's pre-activations in the pass's gate order: `[batch, 4H]` (padded rows).
+    let mut pre_rows = vec![F::zero(); batch * (4 * hidden + ROW_PAD)];
+    let pre = SharedRows::new(&mut pre_rows, 4 * hidden + ROW_PAD);
+    // y(t) in half `t % 2`, `[batch, H]` each (padded rows), for the next step's product.
+    let mut state_rows = vec![F::zero(); 2 * batch * (hidden + ROW_PAD)];
+    let state = SharedRows::new(&mut state_rows, hidden + ROW_PAD);
     let y = SharedRows::new(buffers.y, hidden);
     let c = SharedRows::new(buffers.c, hidden);
     let step = |t: usize, chunk: usize| {
@@ -347,8 +359,9 @@ pub(super) fn infer<F: Scalar>(
             let cols = gate_columns(&units);
             let (now, next) = (t % 2 * batch, (t + 1) % 2 * batch);
             // SAFETY: during step t this chunk writes only its own columns of `pre`, its
-            // own units of y (step t) and of c's half `next`; it reads y of step t − 1,
-            // complete before step t started (lock step), and its own units of c's half `now`.
+            // own units of y (step t) and of the halves `next` of c and `now` of `state`;
+            // it reads `state`'s half `next` (y of step t − 1), complete before step t
+            // started (lock step), and its own units of c's half `now`.
             unsafe {
                 for b in 0..batch {
                     pre.row_mut(b, cols.clone())
@@ -357,7 +370,9 @@ pub(super) fn infer<F: Scalar>(
                 let previous = if t == 0 {
                     h0
                 } else {
-                    y.strided_rows_ref(t - 1, batch, time)
+                    state
+                        .rows_ref(next..next + batch)
+                        .block(0..batch, 0..hidden)
                 };
                 let (out, rs) = (pre.ptr_at(0, cols.start), pre.width() as isize);
                 input.multiply(&kernel, isa, x_t, cols.clone(), out, rs, true);
@@ -371,15 +386,18 @@ pub(super) fn infer<F: Scalar>(
                         c_next.copy_from_slice(c_prev);
                         continue;
                     }
+                    let y_now = state.row_mut(now + b, units.clone());
                     let cells = ForwardCells {
                         gates: pre.row_mut(b, cols.clone()),
                         c_prev,
                         c: c_next,
                         keep_activations: false,
-                        y: y.row_mut(b * time + t, units.clone()),
+                        y: &mut *y_now,
                         peepholes: peepholes.as_ref().map(|p| p.of(units.clone())),
                     };
                     forward_row(isa, &rules, layout.block(), cells);
+                    y.row_mut(b * time + t, units.clone())
+                        .copy_from_slice(y_now);
                 }
             }
         }
