@@ -470,9 +470,9 @@ impl<F: Scalar> Lstm<F> {
     /// outputs of [`Lstm::forward`], bit for bit, without its cache. Nothing a backward pass
     /// would need is kept: x is read where it is, the input projection is part of each step
     /// (see `recurrence::infer`), the gates are completed in one step's scratch and not
-    /// stored as activations, y(t) is
-    /// written straight into the output `[batch, time, H]` (which the next step's recurrent
-    /// product reads in place), and c lives in two `[batch, H]` rows instead of every step's.
+    /// stored as activations, y(t) is written straight into the output `[batch, time, H]`
+    /// (and into a one-step copy the next step's recurrent product reads), and c lives in
+    /// two `[batch, H]` rows instead of every step's.
     pub fn infer(&self, batch: &SequenceBatch<'_, F>) -> Result<SequenceOutput<F>> {
         if self.config.variant == LstmVariant::Fgr {
             // FGR's gates read the previous step's activations, which only the cached pass keeps.
