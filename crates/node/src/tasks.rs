@@ -483,19 +483,8 @@ fn run_predict<F: ModelFloat>(
     let data = data.into_dataset::<F>(&model.spec().inputs)?;
     let output = predict(model, &data, batch_size, cancel)?;
     let shape = crate::convert::js_shape(output.shape());
-    // `predict` returns standard layout: its buffer is moved, not copied, when the
-    // array is all of it (no 6.5 MiB copy at S2).
-    let len = output.len();
-    let values = if output.is_standard_layout() {
-        match output.into_raw_vec_and_offset() {
-            (values, Some(0)) if values.len() == len => values,
-            (values, offset) => values[offset.unwrap_or(0)..][..len].to_vec(),
-        }
-    } else {
-        output.iter().copied().collect()
-    };
     Ok(Prediction {
-        data: F::wrap(values),
+        data: crate::convert::into_js(output),
         shape,
     })
 }
