@@ -3,7 +3,7 @@
  * and its loader) against the native addon: one workload through the built package in two child
  * processes, `ODYSSEY_BACKEND=wasm` and the default, gives the same numbers to float32 rounding
  * (a float32 LSTM layer's forward and backward, a fit's losses, predictions, and predictions of the
- * checkpoint loaded through WASI's file system), the same progress, abort and bad-input errors.
+ * checkpoint loaded through WASI's file system, streaming steps), the same progress, abort and bad-input errors.
  *
  * Skips with a printed reason when the wasm build is absent, unless ODYSSEY_REQUIRE_WASM=1
  * (.ci/run builds it and sets that).
@@ -33,6 +33,8 @@ interface Outcome {
   reloaded: number[]
   aborted: string
   badInput: string
+  staged: boolean
+  streamed: number[]
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'odyssey-wasm-'))
@@ -75,6 +77,9 @@ describe.skipIf(!present && process.env.ODYSSEY_REQUIRE_WASM !== '1')(
       expect(wasm.aborted).toBe('AbortError')
       expect(native.aborted).toBe('AbortError')
       expect(wasm.badInput).toBe(native.badInput)
+      // model.step through the module's stage (views on its memory), models of both dtypes interleaved.
+      expect(wasm.staged).toBe(true)
+      expectClose(wasm.streamed, native.streamed, 1e-5)
       // rayon's pool in the wasm build gets a thread per core, as the native addon's has.
       expect(wasm.rayonThreads).toBe(String(availableParallelism()))
       expect(native.rayonThreads).toBeNull()

@@ -82,8 +82,13 @@ function patchLoader() {
   if (source.split(PICK).length !== 2 || source.split(DEBUG_PICK).length !== 2)
     throw new Error(`${LOADER}: napi-rs's loader changed; the relaxed-SIMD patch cannot find where it picks the module`)
   const patched = source.replace(PICK, PICK + DETECT).replace(DEBUG_PICK, RELAXED_PICK + DEBUG_PICK.slice(1))
-  // Which module loaded, for tests and the bench.
-  writeFileSync(LOADER, `${patched}module.exports.__odysseyWasmModule = __nodePath.basename(__wasmFilePath)\n`)
+  // Which module loaded, for tests and the bench; and its memory, where the streaming step's
+  // stage is (crates/node/src/stage.rs, ts/emnapi.ts).
+  writeFileSync(
+    LOADER,
+    `${patched}module.exports.__odysseyWasmModule = __nodePath.basename(__wasmFilePath)\n` +
+      'module.exports.__odysseyWasmMemory = __sharedMemory\n',
+  )
 }
 
 build()

@@ -5,7 +5,8 @@
  *
  *   node backend-child.cjs <scratch dir>
  *
- * Prints {"binding", "wasmModule", "rayonThreads", "layer", "losses", "batches", "predictions", "reloaded", "aborted", "badInput"}.
+ * Prints {"binding", "wasmModule", "staged", "rayonThreads", "layer", "losses", "batches", "predictions", "reloaded",
+ * "aborted", "badInput", "streamed"}.
  */
 'use strict'
 const { join } = require('node:path')
@@ -13,6 +14,38 @@ const { addingProblem, dense, LSTM, lstm, Model, sequential } = require('../../d
 const { loadedBindingKind } = require('../../dist/native')
 
 const [scratch] = process.argv.slice(2)
+
+/** A streaming LSTM of one sequence input (X 128, H 256: the step split over two threads where they run). */
+function streamer(features, hidden, dtype) {
+  return sequential({
+    input: { kind: 'sequence', features },
+    layers: [lstm({ hiddenSize: hidden })],
+    loss: 'mse',
+    optimizer: { type: 'sgd', learningRate: 0.1 },
+    dtype,
+    seed: 5,
+  })
+}
+
+/**
+ * Streaming steps of two models of other dtypes, sizes and batches, interleaved (the WebAssembly
+ * build's one stage of x and output serves both in turn), into an output buffer and into new
+ * arrays: every step's outputs, in order.
+ */
+function stream() {
+  const big = streamer(128, 256, 'float32')
+  const small = streamer(3, 8, 'float64')
+  const outputs = []
+  const out = new Float32Array(256)
+  for (let t = 0; t < 12; t++) {
+    const x = Float32Array.from({ length: 128 }, (_, i) => Math.sin(i * 0.1 + t))
+    outputs.push(...(t % 2 === 0 ? big.step(x, { out }).data : big.step(x).data))
+    outputs.push(...small.step(Float64Array.from({ length: 2 * 3 }, (_, i) => Math.cos(i + t))).data)
+  }
+  big.dispose()
+  small.dispose()
+  return outputs
+}
 
 function model() {
   return sequential({
@@ -68,10 +101,14 @@ async function main() {
   }
   loaded.dispose()
 
+  const streamed = stream()
+
   const out = {
     binding: loadedBindingKind(),
     // The WebAssembly module the loader picked (scripts/wasm-relaxed-simd.cjs), and the pool size it was given.
     wasmModule: require('../../native/binding.cjs').__odysseyWasmModule ?? null,
+    // Whether `model.step` has the module's memory for its stage (Node's loader exports it).
+    staged: require('../../native/binding.cjs').__odysseyWasmMemory !== undefined,
     rayonThreads: process.env.RAYON_NUM_THREADS ?? null,
     layer: { y: [...forward.y.data], dx: [...backward.dx.data] },
     losses: history.loss,
@@ -80,6 +117,7 @@ async function main() {
     reloaded: [...reloaded.data],
     aborted,
     badInput,
+    streamed,
   }
   process.stdout.write(`${JSON.stringify(out)}\n`)
 }

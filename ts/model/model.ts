@@ -22,7 +22,7 @@
  */
 import type { InputArgs, NativeModel } from '../../native/binding'
 import { fromNativeError, OdysseyAbortError, OdysseyRangeError, OdysseyTypeError } from '../errors'
-import { withoutStackTraces } from '../emnapi'
+import { stepStage, wasmMemory, withoutStackTraces } from '../emnapi'
 import { loadedBindingKind, loadNative } from '../native'
 import type { Dtype, FloatArray, Tensor } from '../types'
 import {
@@ -405,8 +405,18 @@ export class Model {
         return { data: out, shape: [batch, width] }
       }
       // The WebAssembly build gets a copy of a typed array in its own memory (emnapi), so writes
-      // into `out` would never reach JS: there the step returns its output.
+      // into `out` would never reach JS: in Node x and the output go through the module's
+      // streaming stage (views on its memory); elsewhere the step returns its output.
       const out = options === undefined ? undefined : this.stepOut(options, batch * width)
+      const memory = wasmMemory(loadNative())
+      if (memory !== undefined) {
+        const stage = stepStage(this.native, memory, data instanceof Float64Array, data.length, batch * width)
+        stage.x.set(data)
+        callNative(() => this.native.stepStaged(batch))
+        if (out === undefined) return { data: stage.out.slice(), shape: [batch, width] }
+        out.set(stage.out)
+        return { data: out, shape: [batch, width] }
+      }
       const stepped = callNative(() => withoutStackTraces(() => this.native.stepFlat(data, batch, width)))
       out?.set(stepped)
       return { data: out ?? stepped, shape: [batch, width] }

@@ -21,6 +21,7 @@ mod interop;
 mod layer;
 mod model;
 mod session;
+mod stage;
 mod tasks;
 
 use napi_derive::napi;

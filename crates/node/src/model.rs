@@ -32,6 +32,7 @@ use crate::dto::{
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::layer::{named_values, weight_shapes, NamedTensor, NamedTensorOutput};
 use crate::session::{each_session, AnySession, Lease, Session, Shared};
+use crate::stage;
 use crate::tasks::{
     settle, BatchEvent, EndEvent, EpochEvent, EvaluateTask, FitTask, PredictTask, ReadPass,
     ResumeSlot, SaveTask, Waits,
@@ -417,6 +418,33 @@ impl NativeModel {
         })
     }
 
+    /// The WebAssembly build's streaming stage (see `stage`): makes it hold `x_len` values of
+    /// the model's dtype, then `out_len`, and returns the byte address of the first in the
+    /// module's memory, where JS writes x and reads the output of [`Self::step_staged`]. Any
+    /// earlier address may be stale.
+    #[napi]
+    pub fn step_stage(&self, x_len: u32, out_len: u32) -> napi::Result<f64, ErrorCode> {
+        guard(|| {
+            self.now("step", |s| {
+                let (x_len, out_len) = (x_len as usize, out_len as usize);
+                let address = each_session!(s, s => stage_of(s, x_len, out_len));
+                Ok(address as f64)
+            })
+        })
+    }
+
+    /// [`Self::step_into`] on the stage: x `[batch, features]` is the stage's x, the output
+    /// `[batch, width]` goes to its out. No typed array crosses emnapi.
+    #[napi]
+    pub fn step_staged(&self, batch: u32) -> napi::Result<(), ErrorCode> {
+        guard(|| {
+            self.now(
+                "step",
+                |s| each_session!(s, s => step_staged_on(s, batch as usize)),
+            )
+        })
+    }
+
     /// Forgets the state `step` carries: the next call starts new sequences.
     #[napi]
     pub fn reset_state(&self) -> napi::Result<(), ErrorCode> {
@@ -597,6 +625,22 @@ fn step_flat_on<F: ModelFloat>(
         .stream
         .step_into(&session.trainer.model, F::slice(x, "x")?, batch, &mut out)?;
     Ok(F::wrap(out))
+}
+
+/// The stage's address for values of the session's dtype.
+fn stage_of<F: ModelFloat>(_: &Session<F>, x_len: usize, out_len: usize) -> usize {
+    stage::stage::<F>(x_len, out_len)
+}
+
+fn step_staged_on<F: ModelFloat>(
+    session: &mut Session<F>,
+    batch: usize,
+) -> Result<(), BindingError> {
+    stage::with_stage::<F, _>(|x, out| {
+        Ok(session
+            .stream
+            .step_into(&session.trainer.model, x, batch, out)?)
+    })
 }
 
 fn weights_of<F: ModelFloat>(model: &Model<F>) -> Vec<NamedTensorOutput> {
