@@ -4,11 +4,14 @@ use std::arch::wasm32::*;
 
 use super::microkernels_simd128::madd;
 
-/// Rows of W per pass: A's vectors are loaded once for all of them.
-const ROWS: usize = 4;
-/// k values per iteration: two vectors, so each row has two independent add chains (eight
-/// accumulators in all, which with A's two vectors and W's fit x86-64 hosts' 16 registers).
-const STEP: usize = 8;
+/// Rows of W per pass, one accumulator each: a vector of A, loaded once, feeds eight
+/// independent multiply-add chains. V8 gives WebAssembly 16 vector registers on x86-64: the
+/// earlier 4 rows × 2 vectors of A (eight accumulators too, beside two vectors of A and the
+/// vectors of W it loaded ahead of their multiply-adds) spilled two accumulators to the stack
+/// (`perf annotate` of the JIT code), which put a store and a load into their add chains.
+const ROWS: usize = 8;
+/// Lanes of a vector: k values per iteration.
+const LANES: usize = 4;
 
 /// `out[j] (+)= a · W[j]` for the `out.len()` rows of W from `w` (`ldw` apart, `a.len()` long).
 ///
@@ -22,29 +25,24 @@ pub(crate) unsafe fn dot_rows(
     accumulate: bool,
 ) {
     let k = a.len();
-    let vector_end = k / STEP * STEP;
+    let vector_end = k / LANES * LANES;
     for (group, out) in out.chunks_mut(ROWS).enumerate() {
         let first = group * ROWS;
         let rows: [*const f32; ROWS] = std::array::from_fn(|q| {
             w.wrapping_offset((first + q.min(out.len() - 1)) as isize * ldw)
         });
-        let mut acc = [[f32x4_splat(0.0); STEP / 4]; ROWS];
-        for p in (0..vector_end).step_by(STEP) {
-            // SAFETY: p + STEP ≤ k, and every row pointer is a readable row of W of k
+        let mut acc = [f32x4_splat(0.0); ROWS];
+        for p in (0..vector_end).step_by(LANES) {
+            // SAFETY: p + LANES ≤ k, and every row pointer is a readable row of W of k
             // elements (rows past the end repeat the last one).
             unsafe {
-                let a_p: [v128; STEP / 4] =
-                    std::array::from_fn(|v| v128_load(a.as_ptr().add(p + 4 * v).cast()));
+                let a_p = v128_load(a.as_ptr().add(p).cast());
                 for (row, acc) in rows.iter().zip(acc.iter_mut()) {
-                    for (v, acc) in acc.iter_mut().enumerate() {
-                        let w_p = v128_load(row.add(p + 4 * v).cast());
-                        *acc = madd(a_p[v], w_p, *acc);
-                    }
+                    *acc = madd(a_p, v128_load(row.add(p).cast()), *acc);
                 }
             }
         }
-        for ((row, acc), out) in rows.iter().zip(&acc).zip(out.iter_mut()) {
-            let sum = f32x4_add(acc[0], acc[1]);
+        for ((row, &sum), out) in rows.iter().zip(&acc).zip(out.iter_mut()) {
             let mut dot = (f32x4_extract_lane::<0>(sum) + f32x4_extract_lane::<1>(sum))
                 + (f32x4_extract_lane::<2>(sum) + f32x4_extract_lane::<3>(sum));
             for (q, &x) in a.iter().enumerate().skip(vector_end) {
