@@ -12,6 +12,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::microkernels::MAX_MR;
 use super::pack::MatRef;
 
 /// Spins before yielding the core to another thread while waiting for a step.
@@ -35,6 +36,22 @@ pub(crate) fn step_chunks(columns: usize, step_flops: usize) -> Vec<Range<usize>
         1
     };
     aligned_split(columns, parts, CHUNK_ALIGN)
+}
+
+/// The batch rows a recurrence over independent sequences is split into instead, one
+/// part per thread, each run through every step on its own thread: sequences never meet,
+/// so no step waits for another thread (`None`: split the units, [`step_chunks`]). Only
+/// when a step is worth a second thread and every part keeps a whole micro-kernel tile
+/// ([`MAX_MR`] rows; a thinner part would pad every tile it multiplies). A row's
+/// arithmetic does not depend on the rows beside it, so the split changes no value.
+pub(crate) fn sequence_parts(batch: usize, step_flops: usize) -> Option<Vec<Range<usize>>> {
+    let threads = if step_flops >= PARALLEL_STEP_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let parts = threads.min(batch / MAX_MR);
+    (parts >= 2).then(|| aligned_split(batch, parts, MAX_MR))
 }
 
 /// Runs `work(step, chunk)` for `step` in `0..steps` in order and every

@@ -18,6 +18,7 @@ use ndarray::{
 };
 use rand::distributions::Uniform;
 use rand::Rng;
+use rayon::prelude::*;
 
 use super::recurrent::layer_parameter_count;
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
@@ -31,7 +32,7 @@ use crate::kernels::lanes::F32x4;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::F32x8;
 use crate::kernels::lanes::{load, store, Lanes};
-use crate::kernels::lockstep::{run_lockstep, step_chunks, SharedRows};
+use crate::kernels::lockstep::{run_lockstep, sequence_parts, step_chunks, SharedRows};
 use crate::kernels::microkernels::MicroKernel;
 use crate::kernels::pack::{MatRef, PackedB};
 use crate::kernels::Isa;
@@ -472,36 +473,50 @@ impl<F: Scalar> SimpleRnn<F> {
         // δa(t) = ∂J/∂a(t), time-major; stays zero at padded steps.
         let mut delta_a = Array2::<F>::zeros((time * batch, hidden));
         let mut dh0 = Array2::<F>::zeros((batch, hidden));
-        let mut bias = vec![F::zero(); hidden];
         let recurrent_weight = StepProduct::new(self.params.weight_hh.view());
-        let chunks = step_chunks(hidden, 2 * batch * hidden * hidden);
-        // Σ δh² of every step and chunk, summed per step once all chunks are done.
-        let mut squares = Array2::<F>::zeros((time, chunks.len()));
+        // Split as the forward pass (see `run_recurrence`): by sequences, each part through
+        // every step alone, or by units in lock step. A part of the sequences sums its own
+        // bias row (added up after the recurrence); the chunks of units share one row.
+        let step_flops = 2 * batch * hidden * hidden;
+        let parts = sequence_parts(batch, step_flops);
+        let chunks = match &parts {
+            Some(_) => vec![0..hidden],
+            None => step_chunks(hidden, step_flops),
+        };
+        let (bias_rows, columns) = match &parts {
+            Some(parts) => (parts.len(), parts.len()),
+            None => (1, chunks.len()),
+        };
+        let mut bias = Array2::<F>::zeros((bias_rows, hidden));
+        // Σ δh² of every step and part (or chunk), summed per step once all are done.
+        let mut squares = Array2::<F>::zeros((time, columns));
         let lengths = &cache.lengths;
         let states = cache.states.as_slice().expect(standard);
         let delta_rows = SharedRows::new(delta_a.as_slice_mut().expect(standard), hidden);
         let dh0_rows = SharedRows::new(dh0.as_slice_mut().expect(standard), hidden);
-        let bias_row = SharedRows::new(&mut bias, hidden);
-        let square_rows = SharedRows::new(squares.as_slice_mut().expect(standard), chunks.len());
-        // Lock step k: the recurrent term δa(time − k)·W_hh into the rows of step
-        // time − 1 − k (needing every chunk's δa of lock step k − 1; into dh0 at k = time),
-        // then that step's epilogue. A padded step's δa(t + 1) is zero, so is its term: at
-        // a sequence's last step only Δ and ∂J/∂h_n remain, as the padding passes them on.
-        let step = |lock: usize, chunk: usize| {
-            let units = chunks[chunk].clone();
-            // SAFETY: during lock step k this chunk writes only its own units of the rows of
-            // step time − 1 − k (or dh0), of the bias sums and its own square; it reads the
-            // rows of step time − k, complete since lock step k − 1.
+        let bias_rows = SharedRows::new(bias.as_slice_mut().expect(standard), hidden);
+        let square_rows = SharedRows::new(squares.as_slice_mut().expect(standard), columns);
+        // Lock step k of the sequences `sequences`, units `units`, part or chunk `column`:
+        // the recurrent term δa(time − k)·W_hh into the rows of step time − 1 − k (needing
+        // δa of lock step k − 1 of these sequences, all units; into dh0 at k = time), then
+        // that step's epilogue. A padded step's δa(t + 1) is zero, so is its term: at a
+        // sequence's last step only Δ and ∂J/∂h_n remain, as the padding passes them on.
+        let step = |lock: usize, sequences: Range<usize>, units: Range<usize>, column: usize| {
+            let bias_row = if parts.is_some() { column } else { 0 };
+            // SAFETY: both schedules below run lock step k of these rows × units on one
+            // thread, which alone writes them (of step time − 1 − k, or dh0), its bias row's
+            // units and its own square; the rows `sequences` of step time − k it reads are
+            // complete since lock step k − 1 and written by nobody.
             unsafe {
                 if lock > 0 {
                     let later = (time - lock) * batch;
                     let out = if lock == time {
-                        dh0_rows.ptr_at(0, units.start)
+                        dh0_rows.ptr_at(sequences.start, units.start)
                     } else {
-                        delta_rows.ptr_at(later - batch, units.start)
+                        delta_rows.ptr_at(later - batch + sequences.start, units.start)
                     };
                     recurrent_weight.multiply_columns(
-                        delta_rows.rows_ref(later..later + batch),
+                        delta_rows.rows_ref(later + sequences.start..later + sequences.end),
                         units.clone(),
                         out,
                         hidden as isize,
@@ -513,7 +528,8 @@ impl<F: Scalar> SimpleRnn<F> {
                 }
                 let t = time - 1 - lock;
                 let mut sum_sq = F::zero();
-                for (b, &length) in lengths.iter().enumerate() {
+                for b in sequences {
+                    let length = lengths[b];
                     let delta = delta_rows.row_mut(t * batch + b, units.clone());
                     if t >= length {
                         // Zero already, unless W_hh holds a non-finite value.
@@ -527,22 +543,33 @@ impl<F: Scalar> SimpleRnn<F> {
                             .filter(|_| t + 1 == length)
                             .map(|d| &d[b * hidden..][units.clone()]),
                         h: &states[((t + 1) * batch + b) * hidden..][units.clone()],
-                        bias: bias_row.row_mut(0, units.clone()),
+                        bias: bias_rows.row_mut(bias_row, units.clone()),
                     };
                     sum_sq = sum_sq + activation.delta_row(isa, clip, row);
                 }
-                square_rows.row_mut(t, chunk..chunk + 1)[0] = sum_sq;
+                square_rows.row_mut(t, column..column + 1)[0] = sum_sq;
             }
         };
-        run_lockstep(time + 1, chunks.len(), &step);
+        match &parts {
+            Some(parts) => parts
+                .par_iter()
+                .enumerate()
+                .for_each(|(part, sequences)| {
+                    for lock in 0..=time {
+                        step(lock, sequences.clone(), 0..hidden, part);
+                    }
+                }),
+            None => run_lockstep(time + 1, chunks.len(), &|lock, chunk| {
+                step(lock, 0..batch, chunks[chunk].clone(), chunk)
+            }),
+        }
         let norms = squares.map_axis(Axis(1), |row| {
             row.iter()
                 .fold(F::zero(), |sum, &square| sum + square)
                 .sqrt()
         });
-
-        let grads = Array1::from(bias);
-        Ok(self.gradients_after_recurrence(cache, delta_a, dh0, grads, norms, input_gradient))
+        let bias = bias.sum_axis(Axis(0));
+        Ok(self.gradients_after_recurrence(cache, delta_a, dh0, bias, norms, input_gradient))
     }
 
     /// The public fields may have been replaced since construction.
@@ -575,33 +602,35 @@ impl<F: Scalar> SimpleRnn<F> {
 
     /// Turns `states` (h(0), then every step's input projection; time-major) into h(t),
     /// step by step, in place. Padded steps copy the previous state, so it stays frozen.
-    /// A step is split over threads by ranges of hidden units (lock step, as the LSTM's):
-    /// each thread multiplies h(t − 1) by its columns of W_hhᵀ, kept in its core's cache
-    /// from step to step, and activates its own units.
+    /// On several threads, a large batch is split by sequences: each thread runs its
+    /// rows through every step with all of W_hhᵀ (kept in its core's cache), with no
+    /// synchronisation between steps. A small one is split by hidden units in lock step
+    /// (as the LSTM's): each thread multiplies h(t − 1) by its columns of W_hhᵀ and
+    /// activates its own units.
     fn run_recurrence(&self, states: &mut Array2<F>, lengths: &[usize]) {
         let (activation, isa) = (self.config.activation, Isa::current());
         let batch = lengths.len();
         let (rows, hidden) = states.dim();
         let time = rows / batch - 1;
         let recurrent_weight_t = StepProduct::new(self.params.weight_hh.t());
-        let chunks = step_chunks(hidden, 2 * batch * hidden * hidden);
         let states = SharedRows::new(states.as_slice_mut().expect("owned"), hidden);
-        let step = |t: usize, chunk: usize| {
-            let units = chunks[chunk].clone();
+        // Step t of the sequences `sequences`, units `units`: h(t + 1) from h(t).
+        let step = |t: usize, sequences: Range<usize>, units: Range<usize>| {
             let (now, next) = (t * batch, (t + 1) * batch);
-            // SAFETY: during step t this chunk writes only its own units of the rows of
-            // h(t + 1); it reads the rows of h(t), complete before step t started.
+            // SAFETY: both schedules below run step t of these rows × units of h(t + 1) on
+            // one thread, touched by no other, after the rows `sequences` of h(t) are
+            // complete; nobody writes h(t) during step t.
             unsafe {
                 recurrent_weight_t.multiply_columns(
-                    states.rows_ref(now..next),
+                    states.rows_ref(now + sequences.start..now + sequences.end),
                     units.clone(),
-                    states.ptr_at(next, units.start),
+                    states.ptr_at(next + sequences.start, units.start),
                     hidden as isize,
                     true,
                 );
-                for (b, &length) in lengths.iter().enumerate() {
+                for b in sequences {
                     let row = states.row_mut(next + b, units.clone());
-                    if t < length {
+                    if t < lengths[b] {
                         activation.apply_in_place(isa, row);
                     } else {
                         row.copy_from_slice(states.row(now + b, units.clone()));
@@ -609,7 +638,22 @@ impl<F: Scalar> SimpleRnn<F> {
                 }
             }
         };
-        run_lockstep(time, chunks.len(), &step);
+        let step_flops = 2 * batch * hidden * hidden;
+        if let Some(parts) = sequence_parts(batch, step_flops) {
+            parts.into_par_iter().for_each(|sequences| {
+                for t in 0..time {
+                    // SAFETY: each part reads and writes only the rows of its own sequences.
+                    step(t, sequences.clone(), 0..hidden);
+                }
+            });
+        } else {
+            let chunks = step_chunks(hidden, step_flops);
+            // SAFETY: during step t each chunk writes only its own units of the rows of
+            // h(t + 1); it reads the rows of h(t), complete before step t started.
+            run_lockstep(time, chunks.len(), &|t, chunk| {
+                step(t, 0..batch, chunks[chunk].clone())
+            });
+        }
     }
 
     /// δx (when `input_gradient`; else `[batch, time, 0]`), δW_ih and δW_hh as single GEMMs
