@@ -78,7 +78,11 @@ fn check_split(batch: usize, hidden: usize, bias_exact: bool) {
             assert!(bits(&one_bias) == bits(&two_bias), "{activation:?}: bias");
         }
         // The norms sum each step's squares per chunk first: equal up to rounding.
-        for (a, b) in one_norms.iter().zip(&two_norms).chain(one_bias.iter().zip(&two_bias)) {
+        for (a, b) in one_norms
+            .iter()
+            .zip(&two_norms)
+            .chain(one_bias.iter().zip(&two_bias))
+        {
             assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
         }
     }

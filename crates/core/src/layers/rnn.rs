@@ -478,14 +478,15 @@ impl<F: Scalar> SimpleRnn<F> {
         // every step alone, or by units in lock step. A part of the sequences sums its own
         // bias row (added up after the recurrence); the chunks of units share one row.
         let step_flops = 2 * batch * hidden * hidden;
-        let parts = sequence_parts(batch, step_flops);
-        let chunks = match &parts {
-            Some(_) => vec![0..hidden],
-            None => step_chunks(hidden, step_flops),
+        let (parts, chunks) = match sequence_parts(batch, step_flops) {
+            Some(parts) => (parts, Vec::new()),
+            None => (Vec::new(), step_chunks(hidden, step_flops)),
         };
-        let (bias_rows, columns) = match &parts {
-            Some(parts) => (parts.len(), parts.len()),
-            None => (1, chunks.len()),
+        let by_sequences = !parts.is_empty();
+        let (bias_rows, columns) = if by_sequences {
+            (parts.len(), parts.len())
+        } else {
+            (1, chunks.len())
         };
         let mut bias = Array2::<F>::zeros((bias_rows, hidden));
         // Σ δh² of every step and part (or chunk), summed per step once all are done.
@@ -502,7 +503,7 @@ impl<F: Scalar> SimpleRnn<F> {
         // that step's epilogue. A padded step's δa(t + 1) is zero, so is its term: at a
         // sequence's last step only Δ and ∂J/∂h_n remain, as the padding passes them on.
         let step = |lock: usize, sequences: Range<usize>, units: Range<usize>, column: usize| {
-            let bias_row = if parts.is_some() { column } else { 0 };
+            let bias_row = if by_sequences { column } else { 0 };
             // SAFETY: both schedules below run lock step k of these rows × units on one
             // thread, which alone writes them (of step time − 1 − k, or dh0), its bias row's
             // units and its own square; the rows `sequences` of step time − k it reads are
@@ -550,18 +551,16 @@ impl<F: Scalar> SimpleRnn<F> {
                 square_rows.row_mut(t, column..column + 1)[0] = sum_sq;
             }
         };
-        match &parts {
-            Some(parts) => parts
-                .par_iter()
-                .enumerate()
-                .for_each(|(part, sequences)| {
-                    for lock in 0..=time {
-                        step(lock, sequences.clone(), 0..hidden, part);
-                    }
-                }),
-            None => run_lockstep(time + 1, chunks.len(), &|lock, chunk| {
+        if by_sequences {
+            parts.par_iter().enumerate().for_each(|(part, sequences)| {
+                for lock in 0..=time {
+                    step(lock, sequences.clone(), 0..hidden, part);
+                }
+            });
+        } else {
+            run_lockstep(time + 1, chunks.len(), &|lock, chunk| {
                 step(lock, 0..batch, chunks[chunk].clone(), chunk)
-            }),
+            });
         }
         let norms = squares.map_axis(Axis(1), |row| {
             row.iter()
