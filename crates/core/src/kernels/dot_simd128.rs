@@ -4,12 +4,14 @@ use std::arch::wasm32::*;
 
 use super::microkernels_simd128::madd;
 
-/// Rows of W per pass, one accumulator each: a vector of A, loaded once, feeds eight
-/// independent multiply-add chains. V8 gives WebAssembly 16 vector registers on x86-64: the
-/// earlier 4 rows × 2 vectors of A (eight accumulators too, beside two vectors of A and the
-/// vectors of W it loaded ahead of their multiply-adds) spilled two accumulators to the stack
-/// (`perf annotate` of the JIT code), which put a store and a load into their add chains.
-const ROWS: usize = 8;
+/// Rows of W per pass, one accumulator each: a vector of A, loaded once, feeds seven
+/// independent multiply-add chains. V8 gives WebAssembly 16 vector registers on x86-64 and
+/// loads a pass's vectors of W ahead of their multiply-adds in one of the two copies LLVM
+/// unrolls the loop into: seven accumulators, seven vectors of W and the one of A fit. Eight
+/// rows spilled one accumulator to the stack, and the earlier 4 rows × 2 vectors of A two
+/// (`perf annotate` of the JIT code), which put a store and a load into their add chains. The
+/// rows per pass change no output: each is the same lanes summed in the same order.
+const ROWS: usize = 7;
 /// Lanes of a vector: k values per iteration.
 const LANES: usize = 4;
 
