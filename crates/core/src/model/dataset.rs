@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{s, ArrayD, Axis};
+use ndarray::{s, ArrayD, ArrayView, Axis, Dimension};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -163,10 +163,10 @@ pub fn check_examples<F: Scalar>(
         }
         check_lengths(&name, value)?;
         if let Value::Sequence { data, .. } = value {
-            check_finite(&name, data.iter())?;
+            check_finite(&name, data.view())?;
         }
         if let Value::Vector(data) = value {
-            check_finite(&name, data.iter())?;
+            check_finite(&name, data.view())?;
         }
     }
     if let Some(target) = target {
@@ -218,17 +218,27 @@ fn check_lengths<F: Scalar>(name: &str, value: &Value<F>) -> Result<()> {
     }
 }
 
-fn check_finite<'a, F: Scalar>(name: &str, values: impl Iterator<Item = &'a F>) -> Result<()> {
-    for (index, &value) in values.enumerate() {
-        if !value.is_finite() {
-            return Err(Error::NonFinite {
-                name: name.to_owned(),
-                index,
-                value: value.to_f64_lossy(),
-            });
-        }
+fn check_finite<F: Scalar, D: Dimension>(name: &str, values: ArrayView<'_, F, D>) -> Result<()> {
+    // All finite, checked without a branch per element (the compiler vectorises it: a
+    // training step checks its whole batch, on the calling thread); the index is searched
+    // for only when a value fails.
+    let finite = match values.as_slice() {
+        Some(values) => values.iter().fold(true, |ok, v| ok & v.is_finite()),
+        None => values.iter().all(|v| v.is_finite()),
+    };
+    if finite {
+        return Ok(());
     }
-    Ok(())
+    let (index, &value) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+        .expect("a value failed the check");
+    Err(Error::NonFinite {
+        name: name.to_owned(),
+        index,
+        value: value.to_f64_lossy(),
+    })
 }
 
 fn check_target<F: Scalar>(target: TargetView<'_, F>, len: usize) -> Result<()> {
@@ -241,7 +251,7 @@ fn check_target<F: Scalar>(target: TargetView<'_, F>, len: usize) -> Result<()> 
                     values.shape(),
                 ));
             }
-            check_finite("target", values.iter())
+            check_finite("target", values)
         }
         TargetView::Classes(classes) => {
             if classes.is_empty() || classes.len() % len != 0 {
