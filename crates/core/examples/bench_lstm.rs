@@ -264,6 +264,7 @@ fn all_cases() -> Vec<Box<dyn Fn() -> Case>> {
         Box::new(|| lstm_case("lstm train S3", S3, false, Pass::Train)),
         Box::new(|| lstm_case("lstm forward S2", S2, false, Pass::Forward)),
         Box::new(|| lstm_case("lstm infer S2", S2, false, Pass::Infer)),
+        Box::new(|| lstm_case("lstm infer S3", S3, false, Pass::Infer)),
         Box::new(|| lstm_stream_case("lstm stream forward B1 X128 H256", Pass::Forward)),
         Box::new(|| lstm_stream_case("lstm stream infer B1 X128 H256", Pass::Infer)),
         Box::new(|| rnn_train_case("rnn train S2", S2)),

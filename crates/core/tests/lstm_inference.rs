@@ -25,9 +25,17 @@ fn assert_same<F: Scalar>(what: &str, a: &SequenceOutput<F>, b: &SequenceOutput<
 }
 
 /// `[batch, time, input, hidden]` sizes: a streaming step (PyTorch gate order, weights in
-/// place), small odd sizes, and one large enough for the lock-step split over threads
-/// with a hidden size that is no multiple of the gate blocks.
-const SIZES: [[usize; 4]; 4] = [[1, 1, 5, 7], [3, 5, 4, 6], [2, 2, 3, 20], [9, 7, 11, 100]];
+/// place), small odd sizes, one large enough for the lock-step split over threads with a
+/// hidden size that is no multiple of the gate blocks, and a batch large enough for the
+/// split by sequences (two parts of whole micro-kernel tiles, the last part with a partial
+/// tile).
+const SIZES: [[usize; 4]; 5] = [
+    [1, 1, 5, 7],
+    [3, 5, 4, 6],
+    [2, 2, 3, 20],
+    [9, 7, 11, 100],
+    [37, 6, 13, 40],
+];
 
 fn infer_equals_forward<F: Scalar>() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);

@@ -6,7 +6,9 @@
 //! a contiguous range of gate columns, so each thread multiplies the state by
 //! its slice of the recurrent weights (kept in its core's cache from step to
 //! step) and finishes its own cells; one barrier per step (the lock-step
-//! scheduler) publishes the new state. Weights are interleaved and packed
+//! scheduler) publishes the new state. Inference, whose sequences need nothing
+//! from each other, may instead give each thread its own sequences for every step
+//! (see `inference_split`). Weights are interleaved and packed
 //! once per pass, products read the state in place and write into the pass's
 //! time-major buffers: nothing is allocated per step.
 
@@ -22,7 +24,9 @@ use super::time_major::TimeMajor;
 use super::{Lstm, LstmCache};
 use crate::kernels::dot::gemm_nt;
 use crate::kernels::gemm::{gemm_prepacked, KC};
-use crate::kernels::lockstep::{run_lockstep, step_chunks, SharedRows, CHUNK_ALIGN};
+use crate::kernels::lockstep::{
+    aligned_split, run_lockstep, run_parts, step_chunks, SharedRows, CHUNK_ALIGN,
+};
 use crate::kernels::microkernels::{MicroKernel, MAX_NR};
 use crate::kernels::pack::{MatRef, PackedB};
 use crate::kernels::Isa;
@@ -321,7 +325,6 @@ pub(super) fn infer<F: Scalar>(
     let bias = layout.interleave((&lstm.params.bias_ih + &lstm.params.bias_hh).view());
     let rules = GateRules::new(&lstm.config);
     let peepholes = lstm.peepholes();
-    let chunks = unit_chunks(layout, hidden, batch);
     let lengths = buffers.lengths;
     let zeros;
     let h0 = match buffers.h0 {
@@ -342,47 +345,49 @@ pub(super) fn infer<F: Scalar>(
     let state = SharedRows::new(&mut state_rows, hidden + ROW_PAD);
     let y = SharedRows::new(buffers.y, hidden);
     let c = SharedRows::new(buffers.c, hidden);
-    let step = |t: usize, chunk: usize| {
-        // SAFETY of the operand: x(t) of every sequence, rows `t, t + time, …` of `x`
+    // Step t of the sequences `seqs` over the hidden units `units` (whole gate blocks).
+    let step = |t: usize, seqs: Range<usize>, units: Range<usize>| {
+        // SAFETY of the operand: x(t) of the sequences `seqs`, rows `t + b·time` of `x`
         // (asserted to hold `[batch * time, X]`), which nobody writes.
         let x_t = unsafe {
             MatRef::from_raw_parts(
-                x.as_ptr().add(t * features),
-                batch,
+                x.as_ptr().add((seqs.start * time + t) * features),
+                seqs.len(),
                 features,
                 (time * features) as isize,
                 1,
             )
         };
         // Block by block of units (see `fused_blocks`).
-        for units in fused_blocks(layout, chunks[chunk].clone()) {
+        for units in fused_blocks(layout, units) {
             let cols = gate_columns(&units);
             let (now, next) = (t % 2 * batch, (t + 1) % 2 * batch);
-            // SAFETY: during step t this chunk writes only its own columns of `pre`, its
-            // own units of y (step t) and of the halves `next` of c and `now` of `state`;
-            // it reads `state`'s half `next` (y of step t − 1), complete before step t
-            // started (lock step), and its own units of c's half `now`.
+            // SAFETY: during step t this call writes only its own sequences' rows × its own
+            // columns of `pre`, and their rows × its own units of y (step t), of c's half
+            // `next` and of `state`'s half `now`; it reads `state`'s half `next` (y of step
+            // t − 1) of its sequences, complete before step t started (by this thread, or by
+            // every chunk of the lock step), and c's half `now` of its sequences and units.
             unsafe {
-                for b in 0..batch {
+                for b in seqs.clone() {
                     pre.row_mut(b, cols.clone())
                         .copy_from_slice(&bias[cols.clone()]);
                 }
                 let previous = if t == 0 {
-                    h0
+                    h0.block(seqs.clone(), 0..hidden)
                 } else {
                     state
-                        .rows_ref(next..next + batch)
-                        .block(0..batch, 0..hidden)
+                        .rows_ref(next + seqs.start..next + seqs.end)
+                        .block(0..seqs.len(), 0..hidden)
                 };
-                let (out, rs) = (pre.ptr_at(0, cols.start), pre.width() as isize);
+                let (out, rs) = (pre.ptr_at(seqs.start, cols.start), pre.width() as isize);
                 input.multiply(&kernel, isa, x_t, cols.clone(), out, rs, true);
                 weights
                     .hidden
                     .multiply(&kernel, isa, previous, cols.clone(), out, rs, true);
-                for (b, &length) in lengths.iter().enumerate() {
+                for b in seqs.clone() {
                     let c_prev = c.row(now + b, units.clone());
                     let c_next = c.row_mut(next + b, units.clone());
-                    if t >= length {
+                    if t >= lengths[b] {
                         c_next.copy_from_slice(c_prev);
                         continue;
                     }
@@ -402,7 +407,56 @@ pub(super) fn infer<F: Scalar>(
             }
         }
     };
-    run_lockstep(time, chunks.len(), &step);
+    match inference_split(layout, &kernel, &lstm.config, batch) {
+        Split::Sequences(parts) => run_parts(parts.len(), &|part| {
+            for t in 0..time {
+                step(t, parts[part].clone(), 0..hidden);
+            }
+        }),
+        Split::Units(chunks) => run_lockstep(time, chunks.len(), &|t, chunk| {
+            step(t, 0..batch, chunks[chunk].clone())
+        }),
+    }
+}
+
+/// How an inference pass shares its work among threads.
+enum Split {
+    /// Each thread runs its own sequences through every step: no synchronisation per step.
+    Sequences(Vec<Range<usize>>),
+    /// Every step is split by hidden units, in lock step.
+    Units(Vec<Range<usize>>),
+}
+
+/// Bytes of weights (W and R) each thread may read at every step when it runs every unit of
+/// its own sequences: they should stay in its core's L2 cache (2 MiB on this project's
+/// machine) from step to step. S2's 1.5 MiB do; at S3 (8 MiB, streamed from L3 at every
+/// step) the split by sequences measured no less CPU time than the lock step, which
+/// streams half of them per thread (BENCHMARKS.md "Inference kernels, session 8").
+const SEQUENCE_SPLIT_WEIGHT_BYTES: usize = 1536 * 1024;
+
+/// Sequences are independent in inference, so the threads can split the batch instead of the
+/// units: a thread then multiplies all the weights (which must fit its L2 cache) against its
+/// own rows, and never waits for the other's step. Each part keeps at least one whole tile
+/// of the micro-kernel's rows; an element's arithmetic is the same in either split (a row's
+/// products do not depend on the other rows).
+fn inference_split<F: Scalar>(
+    layout: &GateLayout,
+    kernel: &MicroKernel<F>,
+    config: &super::LstmConfig,
+    batch: usize,
+) -> Split {
+    let threads = rayon::current_num_threads();
+    let (features, hidden) = (config.input_size, config.hidden_size);
+    let weight_bytes = 4 * hidden * (features + hidden) * std::mem::size_of::<F>();
+    if threads >= 2
+        && !layout.is_pytorch()
+        && batch >= threads * kernel.mr
+        && weight_bytes <= SEQUENCE_SPLIT_WEIGHT_BYTES
+    {
+        Split::Sequences(aligned_split(batch, threads, kernel.mr))
+    } else {
+        Split::Units(unit_chunks(layout, hidden, batch))
+    }
 }
 
 /// ∂J/∂(outputs) handed to the backward pass, standard layout.
@@ -654,6 +708,40 @@ mod tests {
             &dx3.slice(s![1, .., ..]).to_owned()
         ));
         assert!(close(&dw1.mapv(|v| v * F::from_f64_lossy(3.0)), &dw3));
+    }
+
+    /// Inference splits a batch by sequences where each thread's part holds whole tiles and
+    /// the weights fit a core's L2 cache (S2: B 64, X 128, H 256), else by units.
+    #[test]
+    fn inference_splits_the_batch_where_the_weights_fit_the_cache() {
+        if rayon::current_num_threads() < 2 {
+            return;
+        }
+        let kernel = MicroKernel::<f32>::select(Isa::current());
+        let split = |batch: usize, input: usize, hidden: usize| {
+            let config = LstmConfig::new(input, hidden);
+            inference_split(&GateLayout::interleaved(hidden), &kernel, &config, batch)
+        };
+        let threads = rayon::current_num_threads();
+        match split(64, 128, 256) {
+            Split::Sequences(parts) => {
+                assert_eq!(parts.len(), threads);
+                assert_eq!(parts.first().map(|p| p.start), Some(0));
+                assert_eq!(parts.last().map(|p| p.end), Some(64));
+                assert!(parts
+                    .iter()
+                    .all(|p| p.start % kernel.mr == 0 && !p.is_empty()));
+            }
+            Split::Units(_) => panic!("S2 splits by sequences"),
+        }
+        assert!(
+            matches!(split(64, 512, 512), Split::Units(_)),
+            "8 MiB of weights"
+        );
+        assert!(
+            matches!(split(kernel.mr, 128, 256), Split::Units(_)),
+            "one tile of rows"
+        );
     }
 
     #[test]
