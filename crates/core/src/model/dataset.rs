@@ -270,7 +270,11 @@ fn select_rows<F: Scalar>(value: &Value<F>, rows: &[usize], trim_time: bool) -> 
         Value::Sequence { data, lengths } => {
             let lengths = pick_lengths(lengths);
             let time = kept_time(&lengths, data.dim().1, trim_time);
-            let data = data.slice(s![.., ..time, ..]).select(Axis(0), rows);
+            let data = match consecutive(rows) {
+                // One copy of a contiguous block (`select` assembles its result row by row).
+                Some(range) => data.slice(s![range, ..time, ..]).to_owned(),
+                None => data.slice(s![.., ..time, ..]).select(Axis(0), rows),
+            };
             Value::Sequence {
                 data,
                 lengths: lengths.into(),
@@ -287,6 +291,13 @@ fn select_rows<F: Scalar>(value: &Value<F>, rows: &[usize], trim_time: bool) -> 
         }
         Value::Vector(data) => Value::Vector(data.select(Axis(0), rows)),
     }
+}
+
+/// `rows` as a range when they are consecutive and ascending (every batch of a pass in order).
+fn consecutive(rows: &[usize]) -> Option<std::ops::Range<usize>> {
+    let first = *rows.first()?;
+    let ascending = rows.iter().enumerate().all(|(i, &r)| r == first + i);
+    ascending.then(|| first..first + rows.len())
 }
 
 fn kept_time(lengths: &[usize], time: usize, trim_time: bool) -> usize {
