@@ -1,6 +1,5 @@
 //! Typed arrays ⇄ ndarray. Inputs are borrowed for the duration of a
-//! synchronous call; outputs are fresh typed arrays (copies, or an asynchronous call's result
-//! handed over, see [`Floats`]).
+//! synchronous call; outputs are always fresh typed arrays (copies, see [`Floats`]).
 
 use napi::bindgen_prelude::{
     Either, Float32Array, Float32ArraySlice, Float64Array, Float64ArraySlice, ToNapiValue,
@@ -160,13 +159,6 @@ fn shape_error(name: &str, expected: &[usize], elements: usize) -> BindingError 
 pub enum Floats {
     F32(Vec<f32>),
     F64(Vec<f64>),
-    /// Values (`F32` or `F64`) handed over without a copy: the typed array's `ArrayBuffer` is
-    /// external, over the Rust buffer, which V8 frees when it collects the array. Only for the
-    /// result of an asynchronous call ([`into_js`]): the event loop turns at each of them, so
-    /// the growth above cannot happen, and copying a `predict` output (6.5 MiB at S2: V8 zeroes
-    /// a fresh buffer, then the values are copied into it) cost the JS thread more than a
-    /// millisecond per call.
-    Moved(Box<Floats>),
 }
 
 impl Floats {
@@ -188,11 +180,6 @@ impl ToNapiValue for Floats {
             Floats::F64(values) => {
                 ToNapiValue::to_napi_value(env, Float64ArraySlice::copy_from(&js, values)?)
             }
-            Floats::Moved(floats) => match *floats {
-                Floats::F32(values) => ToNapiValue::to_napi_value(env, Float32Array::new(values)),
-                Floats::F64(values) => ToNapiValue::to_napi_value(env, Float64Array::new(values)),
-                moved @ Floats::Moved(_) => ToNapiValue::to_napi_value(env, moved),
-            },
         }
     }
 }
@@ -216,25 +203,17 @@ pub fn to_js<F: JsFloat, S: Data<Elem = F>, D: Dimension>(array: &ArrayBase<S, D
     F::wrap(values)
 }
 
-/// [`to_js`] for an array nobody needs afterwards, the result of an asynchronous call: its
-/// buffer is moved, not copied, when the array is in standard layout and is all of it (a
-/// `predict` output: 6.5 MiB at S2), and becomes the typed array's ([`Floats::Moved`]).
+/// [`to_js`] for an array nobody needs afterwards: its buffer is moved, not copied, when the
+/// array is in standard layout and is all of it (a `predict` output: 6.5 MiB at S2).
 pub fn into_js<F: JsFloat, D: Dimension>(array: Array<F, D>) -> Floats {
-    let values = if array.is_standard_layout() {
-        let len = array.len();
-        match array.into_raw_vec_and_offset() {
-            (values, Some(0)) if values.len() == len => F::wrap(values),
-            (values, offset) => F::wrap(values[offset.unwrap_or(0)..][..len].to_vec()),
-        }
-    } else {
-        to_js(&array)
-    };
-    if cfg!(target_family = "wasm") {
-        // emnapi cannot hand JavaScript a buffer inside the module's memory safely (it moves
-        // when the memory grows): the values are copied as every other output's.
-        return values;
+    if !array.is_standard_layout() {
+        return to_js(&array);
     }
-    Floats::Moved(Box::new(values))
+    let len = array.len();
+    match array.into_raw_vec_and_offset() {
+        (values, Some(0)) if values.len() == len => F::wrap(values),
+        (values, offset) => F::wrap(values[offset.unwrap_or(0)..][..len].to_vec()),
+    }
 }
 
 /// The shape of a tensor as JS numbers.

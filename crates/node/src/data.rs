@@ -69,7 +69,6 @@ impl ModelFloat for f32 {
         match floats {
             Floats::F32(values) => Ok(values),
             Floats::F64(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
-            Floats::Moved(floats) => Self::take(*floats, name),
         }
     }
 }
@@ -79,7 +78,6 @@ impl ModelFloat for f64 {
         match floats {
             Floats::F64(values) => Ok(values),
             Floats::F32(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
-            Floats::Moved(floats) => Self::take(*floats, name),
         }
     }
 }
