@@ -84,17 +84,6 @@ pub(crate) fn run_lockstep(steps: usize, chunks: usize, work: &(dyn Fn(usize, us
     });
 }
 
-/// Runs `work(part)` for every `part` in `0..parts`, each exactly once, on up to `parts`
-/// threads of rayon's pool (the caller's among them), and returns when all are done: the
-/// split of a recurrence into independent groups of rows (the sequences of an inference
-/// batch), each run through every step by one thread with no synchronisation per step. As
-/// in [`run_lockstep`] (of which this is the one-step case), a thread runs its own part
-/// first, then any part nobody has started: a late thread costs parallelism once per
-/// call, not at every step.
-pub(crate) fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
-    run_lockstep(1, parts, &|_, part| work(part));
-}
-
 struct Schedule {
     /// Per chunk: how many of its steps have been claimed (= the next step to claim).
     claimed: Vec<AtomicUsize>,

@@ -15,6 +15,7 @@
 use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 use super::cell::{
     backward_row, forward_row, BackwardCells, ForwardCells, GateRules, RECURRENT_GATES,
@@ -25,7 +26,7 @@ use super::{Lstm, LstmCache};
 use crate::kernels::dot::gemm_nt;
 use crate::kernels::gemm::{gemm_prepacked, KC};
 use crate::kernels::lockstep::{
-    aligned_split, run_lockstep, run_parts, step_chunks, SharedRows, CHUNK_ALIGN,
+    run_lockstep, sequence_parts, step_chunks, SharedRows, CHUNK_ALIGN,
 };
 use crate::kernels::microkernels::{MicroKernel, MAX_NR};
 use crate::kernels::pack::{MatRef, PackedB};
@@ -407,10 +408,10 @@ pub(super) fn infer<F: Scalar>(
             }
         }
     };
-    match inference_split(layout, &kernel, &lstm.config, batch) {
-        Split::Sequences(parts) => run_parts(parts.len(), &|part| {
+    match inference_split::<F>(layout, &lstm.config, batch) {
+        Split::Sequences(parts) => parts.into_par_iter().for_each(|sequences| {
             for t in 0..time {
-                step(t, parts[part].clone(), 0..hidden);
+                step(t, sequences.clone(), 0..hidden);
             }
         }),
         Split::Units(chunks) => run_lockstep(time, chunks.len(), &|t, chunk| {
@@ -436,26 +437,23 @@ const SEQUENCE_SPLIT_WEIGHT_BYTES: usize = 1536 * 1024;
 
 /// Sequences are independent in inference, so the threads can split the batch instead of the
 /// units: a thread then multiplies all the weights (which must fit its L2 cache) against its
-/// own rows, and never waits for the other's step. Each part keeps at least one whole tile
-/// of the micro-kernel's rows; an element's arithmetic is the same in either split (a row's
+/// own rows, and never waits for the other's step. The parts are `sequence_parts`' (as the
+/// simple RNN's); an element's arithmetic is the same in either split (a row's
 /// products do not depend on the other rows).
 fn inference_split<F: Scalar>(
     layout: &GateLayout,
-    kernel: &MicroKernel<F>,
     config: &super::LstmConfig,
     batch: usize,
 ) -> Split {
-    let threads = rayon::current_num_threads();
     let (features, hidden) = (config.input_size, config.hidden_size);
     let weight_bytes = 4 * hidden * (features + hidden) * std::mem::size_of::<F>();
-    if threads >= 2
-        && !layout.is_pytorch()
-        && batch >= threads * kernel.mr
-        && weight_bytes <= SEQUENCE_SPLIT_WEIGHT_BYTES
-    {
-        Split::Sequences(aligned_split(batch, threads, kernel.mr))
-    } else {
-        Split::Units(unit_chunks(layout, hidden, batch))
+    let step_flops = 2 * batch * 4 * hidden * (features + hidden);
+    let parts = (!layout.is_pytorch() && weight_bytes <= SEQUENCE_SPLIT_WEIGHT_BYTES)
+        .then(|| sequence_parts(batch, step_flops))
+        .flatten();
+    match parts {
+        Some(parts) => Split::Sequences(parts),
+        None => Split::Units(unit_chunks(layout, hidden, batch)),
     }
 }
 
@@ -661,6 +659,7 @@ mod tests {
 
     use super::super::{LstmConfig, LstmVariant};
     use super::*;
+    use crate::kernels::microkernels::MAX_MR;
     use crate::layers::{BackwardOptions, SequenceBatch};
 
     /// A streaming-sized pass (PyTorch order, weights in place) must agree with
@@ -717,10 +716,9 @@ mod tests {
         if rayon::current_num_threads() < 2 {
             return;
         }
-        let kernel = MicroKernel::<f32>::select(Isa::current());
         let split = |batch: usize, input: usize, hidden: usize| {
             let config = LstmConfig::new(input, hidden);
-            inference_split(&GateLayout::interleaved(hidden), &kernel, &config, batch)
+            inference_split::<f32>(&GateLayout::interleaved(hidden), &config, batch)
         };
         let threads = rayon::current_num_threads();
         match split(64, 128, 256) {
@@ -728,9 +726,7 @@ mod tests {
                 assert_eq!(parts.len(), threads);
                 assert_eq!(parts.first().map(|p| p.start), Some(0));
                 assert_eq!(parts.last().map(|p| p.end), Some(64));
-                assert!(parts
-                    .iter()
-                    .all(|p| p.start % kernel.mr == 0 && !p.is_empty()));
+                assert!(parts.iter().all(|p| p.start % MAX_MR == 0 && !p.is_empty()));
             }
             Split::Units(_) => panic!("S2 splits by sequences"),
         }
@@ -739,7 +735,7 @@ mod tests {
             "8 MiB of weights"
         );
         assert!(
-            matches!(split(kernel.mr, 128, 256), Split::Units(_)),
+            matches!(split(MAX_MR, 128, 256), Split::Units(_)),
             "one tile of rows"
         );
     }
