@@ -262,6 +262,16 @@ describe('forward input', () => {
     }
   })
 
+  it('a non-finite value is found wherever it stands, the last values (past whole fours) included', () => {
+    const bads = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]
+    const length = BATCH * TIME * INPUT
+    for (let k = 0; k < length; k++) {
+      const x = new Float32Array(length).fill(0.5)
+      x[k] = bads[k % bads.length]
+      expect(() => rnn().forward(input({ x }))).toThrow(`x: non-finite value ${x[k]} at index ${k} = [`)
+    }
+  })
+
   it('lengths must be an array of batch integers', () => {
     expectError(
       () => lstm().forward(input({ lengths: 5 })),

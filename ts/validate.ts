@@ -140,11 +140,30 @@ function checkLength(name: string, data: FloatArray, dims: readonly Dim[], conte
 
 /** The first NaN or ±Infinity, located by its index along each named dimension. */
 function checkFinite(name: string, data: FloatArray, dims: readonly Dim[]): void {
+  if (allFinite(data)) return
   for (let k = 0; k < data.length; k++) {
     if (!Number.isFinite(data[k])) {
       rangeError('ODYSSEY_NON_FINITE', `${name}: non-finite value ${data[k]} at index ${k} = [${locate(k, dims)}]`)
     }
   }
+}
+
+/**
+ * v·0 is ±0 for a finite v and NaN for NaN or ±Infinity, so four independent sums of it stay 0
+ * exactly when every value is finite: no branch per element (half the time of a
+ * `Number.isFinite` loop over a predict batch), the index searched for only after a failure.
+ */
+function allFinite(data: FloatArray): boolean {
+  let [a, b, c, d] = [0, 0, 0, 0]
+  const whole = data.length - (data.length % 4)
+  for (let k = 0; k < whole; k += 4) {
+    a += data[k] * 0
+    b += data[k + 1] * 0
+    c += data[k + 2] * 0
+    d += data[k + 3] * 0
+  }
+  for (let k = whole; k < data.length; k++) a += data[k] * 0
+  return a + b + c + d === 0
 }
 
 function locate(flatIndex: number, dims: readonly Dim[]): string {
