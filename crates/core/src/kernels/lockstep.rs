@@ -601,6 +601,11 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        target_family = "wasm",
+        ignore = "the pair is off on WebAssembly, and threads spawned from a test's thread can \
+                  deadlock the WASI test runner (it hung once in .ci/run)"
+    )]
     fn a_pair_runs_both_parts_of_every_job_before_returning() {
         let runs: Vec<AtomicUsize> = (0..2).map(|_| AtomicUsize::new(0)).collect();
         let callers = 3;
