@@ -17,6 +17,7 @@ import {
   sequential,
   simpleRnn,
 } from '../ts'
+import { fromNativeError } from '../ts/errors'
 import { expectNear } from './helpers/layers'
 import { lstmRegressor, runningSums, weightValues } from './helpers/models'
 
@@ -155,6 +156,33 @@ describe('inference', () => {
     const evaluation = await model.evaluate(data, { batchSize: 3 })
     expect(evaluation.loss).toBeCloseTo(sum / 20, 12)
     expect(evaluation.accuracy).toBeUndefined()
+  })
+
+  it('predict fills a fresh array of its own per call, batch by batch, in both dtypes', async () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const model = lstmRegressor({ output: 'sequence', dtype })
+      const { x } = runningSums(7, 4, { total: false, dtype })
+      const whole = await model.predict(x)
+      const batched = await model.predict(x, { batchSize: 3 })
+      expect(whole.data).toBeInstanceOf(dtype === 'float32' ? Float32Array : Float64Array)
+      expect(whole.data.length).toBe(7 * 4)
+      expect(whole.data.buffer.byteLength).toBe(whole.data.byteLength)
+      expect(batched.data.buffer).not.toBe(whole.data.buffer)
+      // Every row written: the last batch (one example) too.
+      expect(batched.data).toEqual(whole.data)
+      expect(whole.data.subarray(6 * 4).every((v) => v !== 0)).toBe(true)
+    }
+  })
+
+  it('the native predict refuses inputs whose data do not fill their shape, before writing anything', async () => {
+    const model = lstmRegressor({ output: 'sequence' })
+    const { x } = runningSums(2, 4, { total: false })
+    const native = (model as unknown as { native: { predict: (d: unknown, b: number) => Promise<unknown> } }).native
+    // An output of that shape could not be allocated: the data's length is checked first.
+    const args = { inputs: [{ data: x.data, shape: [4_000_000_000, 4_000_000_000, 2] }] }
+    const refused = await native.predict(args, 8).catch(fromNativeError)
+    expect(refused).toMatchObject({ code: 'ODYSSEY_SHAPE', message: expect.stringContaining('x: expected shape') })
+    expect((await model.predict(x)).shape).toEqual([2, 4, 1])
   })
 
   it('step() through a sequence one time step at a time gives exactly what predict gives', async () => {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use ndarray::{s, Array2, Array3, Axis};
 use odyssey_core::model::dataset::batch_rows;
 use odyssey_core::model::{
-    evaluate, fit, predict, BatchProgress, Dataset, EpochProgress, FitError, FitObserver,
-    FitOptions, Model, ModelSpec, Order, Stream, Target, Tbptt, Trainer, TrainingSpec, Value,
+    evaluate, fit, predict, predict_into, predicted_shape, BatchProgress, Dataset, EpochProgress,
+    FitError, FitObserver, FitOptions, Model, ModelSpec, Order, Stream, Target, Tbptt, Trainer,
+    TrainingSpec, Value,
 };
 use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
@@ -401,6 +402,25 @@ fn predicting_in_batches_equals_one_forward_pass() {
         .forward(data.inputs().to_vec(), false, 0, None)
         .unwrap();
     assert_eq!(batched, whole.output().float_data("output").unwrap());
+}
+
+#[test]
+fn predict_into_fills_every_batch_rows_and_refuses_a_buffer_of_another_size() {
+    let trainer = regressor::<f64>("sequence", "float64");
+    let data = running_sums::<f64>(9, 6, 2, false, 8);
+    assert_eq!(predicted_shape(&trainer.model, &data).unwrap(), [9, 6, 1]);
+    let whole = predict(&trainer.model, &data, 9, &NEVER).unwrap();
+    // Batches of 4, 4 and 1 rows, each into its own part of the buffer.
+    let mut out = vec![f64::NAN; 9 * 6];
+    predict_into(&trainer.model, &data, 4, &NEVER, &mut out).unwrap();
+    assert_eq!(out, whole.as_slice().unwrap());
+    let mut short = vec![0.0; 9 * 6 - 1];
+    let refused = predict_into(&trainer.model, &data, 4, &NEVER, &mut short).unwrap_err();
+    assert!(matches!(refused, Error::Shape { ref name, .. } if name == "out"));
+    assert!(short.iter().all(|&v| v == 0.0));
+
+    let last = regressor::<f64>("last", "float64");
+    assert_eq!(predicted_shape(&last.model, &data).unwrap(), [9, 1]);
 }
 
 #[test]

@@ -6,13 +6,20 @@ use napi::bindgen_prelude::{
     TypeName, ValueType,
 };
 use napi::{sys, Env};
-use ndarray::{Array, ArrayBase, ArrayView2, ArrayView3, Data, Dimension};
+use ndarray::{ArrayBase, ArrayView2, ArrayView3, Data, Dimension};
 use odyssey_core::{Error, Scalar};
 
 use crate::error::BindingError;
 
 /// A JS `Float32Array` or `Float64Array`.
 pub type JsFloats = Either<Float32Array, Float64Array>;
+
+/// What an [`crate::output::OutputArray`] holds: the JS array itself natively, a Rust
+/// buffer under emnapi.
+#[cfg(not(target_family = "wasm"))]
+pub type OutputValues = JsFloats;
+#[cfg(target_family = "wasm")]
+pub type OutputValues = Floats;
 
 /// A JS `Float32Array` or `Float64Array` borrowed for one synchronous call: read (or written)
 /// where it lives, without the reference an owned [`JsFloats`] creates.
@@ -36,6 +43,9 @@ pub trait JsFloat: Scalar {
         array: &'a mut JsFloatSlice<'_>,
         name: &str,
     ) -> Result<&'a mut [Self], BindingError>;
+
+    /// The elements of an output array, which no JS code sees before its promise resolves.
+    fn output_mut(values: &mut OutputValues) -> Result<&mut [Self], BindingError>;
 }
 
 impl JsFloat for f32 {
@@ -70,6 +80,17 @@ impl JsFloat for f32 {
             Either::B(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
         }
     }
+
+    fn output_mut(values: &mut OutputValues) -> Result<&mut [Self], BindingError> {
+        match values {
+            // SAFETY: the array is not handed to JS before the worker is done with it.
+            #[cfg(not(target_family = "wasm"))]
+            Either::A(values) => Ok(unsafe { values.as_mut() }),
+            #[cfg(target_family = "wasm")]
+            Floats::F32(values) => Ok(values),
+            _ => Err(dtype_error::<Self>("output", f64::ARRAY_NAME)),
+        }
+    }
 }
 
 impl JsFloat for f64 {
@@ -102,6 +123,17 @@ impl JsFloat for f64 {
             // writes the array) while the slice lives.
             Either::B(values) => Ok(unsafe { values.as_mut() }),
             Either::A(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
+        }
+    }
+
+    fn output_mut(values: &mut OutputValues) -> Result<&mut [Self], BindingError> {
+        match values {
+            // SAFETY: the array is not handed to JS before the worker is done with it.
+            #[cfg(not(target_family = "wasm"))]
+            Either::B(values) => Ok(unsafe { values.as_mut() }),
+            #[cfg(target_family = "wasm")]
+            Floats::F64(values) => Ok(values),
+            _ => Err(dtype_error::<Self>("output", f32::ARRAY_NAME)),
         }
     }
 }
@@ -201,19 +233,6 @@ pub fn to_js<F: JsFloat, S: Data<Elem = F>, D: Dimension>(array: &ArrayBase<S, D
         None => array.iter().copied().collect(),
     };
     F::wrap(values)
-}
-
-/// [`to_js`] for an array nobody needs afterwards: its buffer is moved, not copied, when the
-/// array is in standard layout and is all of it (a `predict` output: 6.5 MiB at S2).
-pub fn into_js<F: JsFloat, D: Dimension>(array: Array<F, D>) -> Floats {
-    if !array.is_standard_layout() {
-        return to_js(&array);
-    }
-    let len = array.len();
-    match array.into_raw_vec_and_offset() {
-        (values, Some(0)) if values.len() == len => F::wrap(values),
-        (values, offset) => F::wrap(values[offset.unwrap_or(0)..][..len].to_vec()),
-    }
 }
 
 /// The shape of a tensor as JS numbers.

@@ -135,6 +135,23 @@ impl OwnedDataset {
         })
     }
 
+    /// Every input's shape, if each holds as many values as its shape says (the dataset's
+    /// checks reject the others before anything reads them).
+    pub fn input_shapes(&self) -> Option<Vec<&[usize]>> {
+        self.inputs
+            .iter()
+            .map(|input| {
+                let len = match (&input.data, &input.ids) {
+                    (Some(Floats::F32(values)), None) => values.len(),
+                    (Some(Floats::F64(values)), None) => values.len(),
+                    (None, Some(ids)) => ids.len(),
+                    _ => return None,
+                };
+                (len == input.shape.iter().product::<usize>()).then_some(&input.shape[..])
+            })
+            .collect()
+    }
+
     /// The dataset in the model's dtype, checked (counts, lengths, finite values, weights) by the core.
     pub fn into_dataset<F: ModelFloat>(
         self,

@@ -20,6 +20,7 @@ mod exit;
 mod interop;
 mod layer;
 mod model;
+mod output;
 mod session;
 mod stage;
 mod tasks;

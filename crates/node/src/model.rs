@@ -12,9 +12,10 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 use odyssey_core::model::checkpoint;
 use odyssey_core::model::fit::train_batch;
+use odyssey_core::model::spec::Dtype;
 use odyssey_core::model::{
     describe, model_state, node_states, FitOptions, FitRequest, Model, ModelSpec, NamedState,
-    StepReport, Tbptt,
+    StepReport, Tbptt, ValueShape,
 };
 use odyssey_core::params::NamedValues;
 use odyssey_core::Error;
@@ -31,6 +32,7 @@ use crate::dto::{
 };
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::layer::{named_values, weight_shapes, NamedTensor, NamedTensorOutput};
+use crate::output::OutputArray;
 use crate::session::{each_session, AnySession, Lease, Session, Shared};
 use crate::stage;
 use crate::tasks::{
@@ -100,6 +102,9 @@ pub struct NativeModel {
     training_spec: Mutex<String>,
     /// JSON of the metadata of the checkpoint this model was loaded from.
     metadata: Option<String>,
+    dtype: Dtype,
+    /// The shape of the graph's output, for the array `predict` writes into.
+    output: ValueShape,
 }
 
 impl NativeModel {
@@ -108,9 +113,12 @@ impl NativeModel {
         metadata: Option<String>,
     ) -> Result<Self, BindingError> {
         let (model, training) = session.specs();
+        let (dtype, output) = (model.dtype, describe(model)?.output());
         let model_spec = serde_json::to_string(model).map_err(json_error("modelSpec"))?;
         let training_spec = serde_json::to_string(training).map_err(json_error("trainingSpec"))?;
         Ok(NativeModel {
+            dtype,
+            output,
             shared: Shared::new(session),
             model_spec,
             training_spec: Mutex::new(training_spec),
@@ -280,20 +288,25 @@ impl NativeModel {
         })
     }
 
-    /// The model's output for every example (`[n, features]` or `[n, time, features]`), on a libuv worker.
+    /// The model's output for every example (`[n, features]` or `[n, time, features]`), on a
+    /// libuv worker, written into a typed array allocated now (see `output`).
     #[napi(ts_return_type = "Promise<TensorOutput>")]
     pub fn predict(
         &self,
+        env: Env,
         data: DatasetArgs,
         batch_size: u32,
     ) -> napi::Result<AsyncTask<PredictTask>, ErrorCode> {
         guard(|| {
             let lease = self.lease("predict")?;
             let data = OwnedDataset::copy(&data)?;
-            Ok(AsyncTask::new(PredictTask(ReadPass::new(
-                lease,
-                (data, batch_size as usize),
-            ))))
+            let len = data
+                .input_shapes()
+                .and_then(|inputs| self.output.dims(&inputs))
+                .map_or(0, |dims| dims.iter().product());
+            let output = OutputArray::zeroed(&env, self.dtype, len)?;
+            let pass = ReadPass::new(lease, (data, batch_size as usize));
+            Ok(AsyncTask::new(PredictTask::new(pass, output)))
         })
     }
 

@@ -26,15 +26,14 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 use odyssey_core::model::spec::Dtype;
 use odyssey_core::model::{
-    checkpoint, evaluate, predict, BatchProgress, EpochProgress, Evaluation, FitEvent, FitOptions,
-    FitRun, FitSummary,
+    checkpoint, evaluate, predict_into, predicted_shape, BatchProgress, EpochProgress, Evaluation,
+    FitEvent, FitOptions, FitRun, FitSummary,
 };
 
-use crate::convert::Floats;
 use crate::data::{ModelFloat, OwnedDataset};
-use crate::dto::TensorOutput;
 use crate::error::{guard, BindingError, ErrorCode};
 use crate::exit::Job;
+use crate::output::OutputArray;
 use crate::session::{each_session, AnySession, Lease, Session, SessionFloat};
 
 /// Progress of one batch.
@@ -464,51 +463,64 @@ impl Task for EvaluateTask {
     }
 }
 
-/// A prediction still in Rust buffers (typed arrays are made on the JS thread).
-pub struct Prediction {
-    data: Floats,
-    shape: Vec<u32>,
+/// The data and the batch size, and the array the output goes into.
+pub struct PredictTask {
+    pass: ReadPass<(OwnedDataset, usize)>,
+    /// Filled by the worker; the promise resolves with it.
+    output: Option<OutputArray>,
 }
 
-/// The data and the batch size.
-pub struct PredictTask(pub(crate) ReadPass<(OwnedDataset, usize)>);
+impl PredictTask {
+    pub(crate) fn new(pass: ReadPass<(OwnedDataset, usize)>, output: OutputArray) -> Self {
+        PredictTask {
+            pass,
+            output: Some(output),
+        }
+    }
+}
 
+/// A prediction's values (filled in place) and shape.
+#[napi(object, object_from_js = false)]
+pub struct PredictOutput {
+    pub data: OutputArray,
+    pub shape: Vec<u32>,
+}
+
+/// Predicts into `output`; returns the output's shape.
 fn run_predict<F: ModelFloat>(
     session: &Session<F>,
     data: OwnedDataset,
     batch_size: usize,
+    output: &mut OutputArray,
     cancel: &AtomicBool,
-) -> Result<Prediction, BindingError> {
+) -> Result<Vec<u32>, BindingError> {
     let model = &session.trainer.model;
     let data = data.into_dataset::<F>(&model.spec().inputs)?;
-    let output = predict(model, &data, batch_size, cancel)?;
-    let shape = crate::convert::js_shape(output.shape());
-    Ok(Prediction {
-        data: crate::convert::into_js(output),
-        shape,
-    })
+    predict_into(model, &data, batch_size, cancel, output.values_mut()?)?;
+    Ok(crate::convert::js_shape(&predicted_shape(model, &data)?))
 }
 
 #[napi]
 impl Task for PredictTask {
-    type Output = napi::Result<Prediction, ErrorCode>;
-    type JsValue = TensorOutput;
+    type Output = napi::Result<Vec<u32>, ErrorCode>;
+    type JsValue = PredictOutput;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(self.0.compute(|s, (data, batch_size), cancel| {
-            each_session!(s, s => run_predict(s, data, batch_size, cancel))
+        let output = self.output.as_mut().expect("a task computes once");
+        Ok(self.pass.compute(|s, (data, batch_size), cancel| {
+            each_session!(s, s => run_predict(s, data, batch_size, output, cancel))
         }))
     }
 
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<TensorOutput> {
-        settle(&env, output, |p| TensorOutput {
-            data: p.data,
-            shape: p.shape,
+    fn resolve(&mut self, env: Env, shape: Self::Output) -> napi::Result<PredictOutput> {
+        settle(&env, shape, |shape| PredictOutput {
+            data: self.output.take().expect("a task resolves once"),
+            shape,
         })
     }
 
     fn finally(mut self, _: Env) -> napi::Result<()> {
-        self.0.release();
+        self.pass.release();
         Ok(())
     }
 }

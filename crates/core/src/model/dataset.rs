@@ -320,18 +320,3 @@ fn select_target<F: Scalar>(target: &Target<F>, rows: &[usize], len: usize) -> T
         }
     }
 }
-
-/// Stacks per-batch outputs `[b_i, ...]` back into one array `[Σ b_i, ...]`
-/// (a single part is returned as it is, not copied).
-pub fn concat_rows<F: Scalar>(mut parts: Vec<ArrayD<F>>) -> Result<ArrayD<F>> {
-    if parts.len() == 1 {
-        return Ok(parts.pop().expect("one part"));
-    }
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    ndarray::concatenate(Axis(0), &views).map_err(|_| {
-        Error::invalid(
-            "predict",
-            "batch outputs of different shapes cannot be stacked",
-        )
-    })
-}

@@ -12,7 +12,7 @@ use std::time::Instant;
 use ndarray::ArrayD;
 use rayon::prelude::*;
 
-use super::dataset::{batch_rows, concat_rows, Dataset, Order};
+use super::dataset::{batch_rows, Dataset, Order};
 use super::metrics::score_batch;
 use super::model::Model;
 use super::objective::Labels;
@@ -597,9 +597,15 @@ pub fn evaluate<F: Scalar>(
     cancel: &AtomicBool,
 ) -> Result<Evaluation> {
     require_target(data, "evaluate")?;
-    let scores = in_batches(model, data, batch_size, cancel, |output, labels, loss| {
-        score_batch(&output, labels, loss)
-    })?;
+    let batches = vec![(); data.len().div_ceil(batch_size.max(1))];
+    let scores = in_batches(
+        model,
+        data,
+        batch_size,
+        cancel,
+        batches,
+        |output, labels, loss, ()| score_batch(&output, labels, loss),
+    )?;
     let weight: f64 = scores.iter().map(|s| s.weight).sum();
     let loss_sum: f64 = scores.iter().map(|s| s.loss * s.weight).sum();
     let accuracy = scores
@@ -622,20 +628,87 @@ pub fn predict<F: Scalar>(
     batch_size: usize,
     cancel: &AtomicBool,
 ) -> Result<ArrayD<F>> {
-    let outputs = in_batches(model, data, batch_size, cancel, |output, _, _| {
-        output.into_float_data("output")
-    })?;
-    concat_rows(outputs)
+    let shape = predicted_shape(model, data)?;
+    let mut out = vec![F::zero(); shape.iter().product()];
+    predict_into(model, data, batch_size, cancel, &mut out)?;
+    Ok(ArrayD::from_shape_vec(shape, out).expect("the buffer holds the predicted shape"))
 }
 
-/// Runs `model` in inference mode over `data` in order, the batches in parallel,
-/// and maps each batch's output (with its target and the model's loss) through `each`.
-fn in_batches<F: Scalar, T: Send>(
+/// The shape [`predict`] gives for `data`: `[N, features]` or `[N, time, features]`.
+pub fn predicted_shape<F: Scalar>(model: &Model<F>, data: &Dataset<F>) -> Result<Vec<usize>> {
+    let inputs: Vec<&[usize]> = data.inputs().iter().map(Value::shape).collect();
+    let output = model.shapes().output();
+    output.dims(&inputs).ok_or_else(|| {
+        Error::invalid(
+            "inputs",
+            format!("do not give the model's output {output} its axes"),
+        )
+    })
+}
+
+/// [`predict`] into `out`: [`predicted_shape`]'s elements, row-major. Every batch writes its
+/// own rows, so the caller's buffer (a JavaScript array the binding hands in) is the only copy.
+pub fn predict_into<F: Scalar>(
     model: &Model<F>,
     data: &Dataset<F>,
     batch_size: usize,
     cancel: &AtomicBool,
-    each: impl Fn(Value<F>, Option<Labels<'_, F>>, LossSpec) -> Result<T> + Sync,
+    out: &mut [F],
+) -> Result<()> {
+    let shape = predicted_shape(model, data)?;
+    let len: usize = shape.iter().product();
+    if out.len() != len {
+        return Err(Error::shape(
+            "out",
+            format!("{len} elements for an output {shape:?}"),
+            &[out.len()],
+        ));
+    }
+    let rows_per_part = batch_size.max(1) * (len / shape[0]);
+    let parts: Vec<&mut [F]> = out.chunks_mut(rows_per_part).collect();
+    in_batches(
+        model,
+        data,
+        batch_size,
+        cancel,
+        parts,
+        |output, _, _, part| {
+            let output = output.into_float_data("output")?;
+            let values = output.as_slice().expect("standard layout");
+            if values.len() != part.len() {
+                return Err(Error::shape(
+                    "output",
+                    format!("{} elements, as predicted", part.len()),
+                    output.shape(),
+                ));
+            }
+            copy_in_parallel(values, part);
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// `target.copy_from_slice(source)` on every thread of the pool. The target is often fresh
+/// memory (a new JavaScript array): its page faults, not the copy, are most of the time.
+fn copy_in_parallel<F: Scalar>(source: &[F], target: &mut [F]) {
+    const CHUNK: usize = 1 << 16;
+    target
+        .par_chunks_mut(CHUNK)
+        .zip(source.par_chunks(CHUNK))
+        .for_each(|(target, source)| target.copy_from_slice(source));
+}
+
+/// Runs `model` in inference mode over `data` in order, the batches in parallel,
+/// and maps each batch's output (with its target, the model's loss and the batch's
+/// item of `parts`, one per batch) through `each`.
+fn in_batches<F: Scalar, P: Send, T: Send>(
+    model: &Model<F>,
+    data: &Dataset<F>,
+    batch_size: usize,
+    cancel: &AtomicBool,
+    parts: Vec<P>,
+    each: impl Fn(Value<F>, Option<Labels<'_, F>>, LossSpec, P) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     if batch_size == 0 {
         return Err(Error::invalid("batchSize", "must be >= 1, got 0"));
@@ -644,14 +717,15 @@ fn in_batches<F: Scalar, T: Send>(
     // full time axis so that the batches stack back together.
     let trim_time = !model.output_is_sequence();
     batch_rows(data.len(), batch_size, Order::Sequential)
-        .par_iter()
-        .map(|rows| {
+        .into_par_iter()
+        .zip(parts)
+        .map(|(rows, part)| {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::invalid("cancel", "stopped before its last batch"));
             }
-            let mut batch = data.batch(rows, trim_time);
+            let mut batch = data.batch(&rows, trim_time);
             let pass = model.forward(std::mem::take(&mut batch.inputs), false, 0, None)?;
-            each(pass.into_output(), batch.labels(), model.spec().loss)
+            each(pass.into_output(), batch.labels(), model.spec().loss, part)
         })
         .collect()
 }

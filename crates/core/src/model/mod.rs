@@ -24,8 +24,8 @@ pub mod value;
 
 pub use dataset::{check_examples, Batch, Dataset, Order};
 pub use fit::{
-    evaluate, fit, predict, BatchProgress, EpochProgress, Evaluation, FitError, FitEvent,
-    FitObserver, FitOptions, FitRequest, FitRun, FitSummary,
+    evaluate, fit, predict, predict_into, predicted_shape, BatchProgress, EpochProgress,
+    Evaluation, FitError, FitEvent, FitObserver, FitOptions, FitRequest, FitRun, FitSummary,
 };
 pub use graph::{ForwardPass, Gradients, ModelState};
 pub use model::Model;

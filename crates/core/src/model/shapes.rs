@@ -38,6 +38,23 @@ impl ValueShape {
     fn floats(&self) -> bool {
         self.kind != ValueKind::Tokens
     }
+
+    /// This value's dims for model inputs of the shapes `inputs` (in the spec's input order):
+    /// `[n, time, width]` (the time axis of its input), `[n, time]` or `[n, width]`; `None`
+    /// when `inputs` lack an axis it needs (the dataset's checks say what is wrong).
+    pub fn dims(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let n = *inputs.first()?.first()?;
+        let time = match self.time {
+            Some(slot) => Some(*inputs.get(slot)?.get(1)?),
+            None => None,
+        };
+        Some(match (self.kind, time) {
+            (ValueKind::Sequence, Some(time)) => vec![n, time, self.width],
+            (ValueKind::Tokens, Some(time)) => vec![n, time],
+            (ValueKind::Vector, _) => vec![n, self.width],
+            (_, None) => return None,
+        })
+    }
 }
 
 impl fmt::Display for ValueShape {

@@ -32,6 +32,15 @@ impl<F: Scalar> Value<F> {
         }
     }
 
+    /// `[batch, time, features]`, `[batch, time]` or `[batch, features]`.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Value::Sequence { data, .. } => data.shape(),
+            Value::Tokens { ids, .. } => ids.shape(),
+            Value::Vector(v) => v.shape(),
+        }
+    }
+
     pub fn lengths(&self) -> Option<&Arc<[usize]>> {
         match self {
             Value::Sequence { lengths, .. } | Value::Tokens { lengths, .. } => Some(lengths),
