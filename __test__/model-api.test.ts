@@ -129,7 +129,11 @@ describe('building models', () => {
     await expect(model.evaluate({ x, y: { classes: [0, 0, 0, 0], shape: [4] } })).rejects.toThrow(OdysseyTypeError)
     const nan = Float32Array.from(x.data)
     nan[5] = NaN
-    await expect(model.predict({ data: nan, shape: x.shape })).rejects.toMatchObject({ code: 'ODYSSEY_NON_FINITE' })
+    // The core finds it; the message still names the argument and the value's coordinates.
+    await expect(model.predict({ data: nan, shape: x.shape })).rejects.toMatchObject({
+      code: 'ODYSSEY_NON_FINITE',
+      message: expect.stringContaining('x.data: non-finite value NaN at index 5 = [n=0, time=2, features=1]'),
+    })
     await expect(model.fit({ x, y }, { epochs: 1, batchSize: 0 })).rejects.toThrow(
       /batchSize: expected an integer in 1\.\./,
     )

@@ -177,7 +177,10 @@ function locate(flatIndex: number, dims: readonly Dim[]): string {
   return coordinates.join(', ')
 }
 
-/** A typed array of `owner`'s dtype, with the length and finite values of shape `dims`. */
+/**
+ * A typed array of `owner`'s dtype, with the length and finite values of shape `dims` (the values
+ * only when `finite`: the Model API leaves a dataset's to the core, see `checkDataset`).
+ */
 export function checkTensorData(
   name: string,
   value: unknown,
@@ -185,9 +188,10 @@ export function checkTensorData(
   dims: readonly Dim[],
   context = '',
   owner: DtypeOwner = 'layer',
+  finite = true,
 ): FloatArray {
   const data = checkOutputBuffer(name, value, dtype, dims, context, owner)
-  checkFinite(name, data, dims)
+  if (finite) checkFinite(name, data, dims)
   return data
 }
 

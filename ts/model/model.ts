@@ -136,6 +136,17 @@ async function awaitNative<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The datasets of the Model API reach the core unchecked for non-finite values (the core checks
+ * them all, see `checkDataset`). When it refuses one, `recheck` runs the TypeScript check on the
+ * same arguments: its error names the argument and the value's coordinates. Any other error, or
+ * a value changed back since the call, is rethrown as it is.
+ */
+function explainNonFinite(error: unknown, recheck: () => unknown): never {
+  if ((error as { code?: unknown } | undefined)?.code === 'ODYSSEY_NON_FINITE') recheck()
+  throw error
+}
+
 /** `metadata` as JSON, or a typed error naming it (BigInts, cycles and functions have no JSON form). */
 function metadataJson(metadata: unknown): string {
   let json: string | undefined
@@ -282,11 +293,14 @@ export class Model {
     if (this.checkUsable('fit') !== undefined)
       throw new OdysseyRangeError('ODYSSEY_STATE', 'fit cannot run inside a callback of fit on the same model')
     const args = fitArgs(options)
-    const train = checkDataset(data, this.described, 'data')
-    const validation =
-      options.validationData === undefined
-        ? undefined
-        : checkDataset(options.validationData, this.described, 'validationData')
+    const datasets = (finite: boolean) => ({
+      train: checkDataset(data, this.described, 'data', finite),
+      validation:
+        options.validationData === undefined
+          ? undefined
+          : checkDataset(options.validationData, this.described, 'validationData', finite),
+    })
+    const { train, validation } = datasets(false)
     if (args.tbptt !== undefined) checkFullLengths(train.args.inputs, this.graph.inputs, 'data')
     const { signal } = options
     if (signal?.aborted)
@@ -303,7 +317,7 @@ export class Model {
     const abort = () => token.cancel()
     signal?.addEventListener('abort', abort, { once: true })
     try {
-      const output = await awaitNative(() => running)
+      const output = await awaitNative(() => running).catch((error) => explainNonFinite(error, () => datasets(true)))
       // Callbacks still running (the fit was cancelled while it waited for them) finish first.
       await relay.idle()
       if (relay.error !== undefined) throw relay.error.thrown
@@ -327,8 +341,10 @@ export class Model {
 
   private async evaluateNow(data: Dataset, options?: { batchSize?: number }): Promise<Evaluation> {
     const batchSize = checkBatchSize(options, 'evaluate')
-    const { args } = checkDataset(data, this.described, 'data')
-    const result = await awaitNative(() => this.native.evaluate(args, batchSize))
+    const { args } = checkDataset(data, this.described, 'data', false)
+    const result = await awaitNative(() => this.native.evaluate(args, batchSize)).catch((error) =>
+      explainNonFinite(error, () => checkDataset(data, this.described, 'data')),
+    )
     const evaluation: Evaluation = { loss: result.loss, examples: result.examples }
     if (result.accuracy !== undefined && result.accuracy !== null) evaluation.accuracy = result.accuracy
     return evaluation
@@ -347,8 +363,10 @@ export class Model {
     const batchSize = checkBatchSize(options, 'predict', ['probabilities'])
     const wanted = options?.probabilities === undefined ? false : checkBoolean('probabilities', options.probabilities)
     const convert = wanted ? probabilitiesOf(this.graph.loss) : (output: Tensor) => output
-    const inputs = checkInputs(x, this.described, 'x')
-    const { data, shape } = await awaitNative(() => this.native.predict({ inputs: inputs.args }, batchSize))
+    const inputs = checkInputs(x, this.described, 'x', false)
+    const { data, shape } = await awaitNative(() => this.native.predict({ inputs: inputs.args }, batchSize)).catch(
+      (error) => explainNonFinite(error, () => checkInputs(x, this.described, 'x')),
+    )
     return convert({ data, shape })
   }
 
@@ -364,10 +382,19 @@ export class Model {
       checkOptionKeys(fields, ['tbptt'], 'trainStep')
       tbptt = checkTbptt(checkObject('tbptt', fields.tbptt))
     }
-    const { args } = checkDataset(batch, this.described, 'batch')
+    const { args } = checkDataset(batch, this.described, 'batch', false)
     if (tbptt !== undefined) checkFullLengths(args.inputs, this.graph.inputs, 'batch')
-    const reports = callNative(() => this.native.trainStep(args, tbptt))
+    const reports = this.onBatch(batch, () => this.native.trainStep(args, tbptt))
     return tbptt === undefined ? reports[0] : reports
+  }
+
+  /** A synchronous call on `batch`, checked without its values (see `explainNonFinite`). */
+  private onBatch<T>(batch: Dataset, call: () => T): T {
+    try {
+      return callNative(call)
+    } catch (error) {
+      explainNonFinite(error, () => checkDataset(batch, this.described, 'batch'))
+    }
   }
 
   /**
@@ -376,8 +403,8 @@ export class Model {
    */
   gradientFlow(batch: Dataset): GradientFlow[] {
     this.checkUsable('gradientFlow')
-    const { args } = checkDataset(batch, this.described, 'batch')
-    return callNative(() => this.native.gradientFlow(args))
+    const { args } = checkDataset(batch, this.described, 'batch', false)
+    return this.onBatch(batch, () => this.native.gradientFlow(args))
   }
 
   /**
