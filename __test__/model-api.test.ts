@@ -162,7 +162,7 @@ describe('inference', () => {
     expect(evaluation.accuracy).toBeUndefined()
   })
 
-  it('predict fills a fresh array of its own per call, batch by batch, in both dtypes', async () => {
+  it('predict fills a fresh array of its own per call, every row of every batch, in both dtypes', async () => {
     for (const dtype of ['float32', 'float64'] as const) {
       const model = lstmRegressor({ output: 'sequence', dtype })
       const { x } = runningSums(7, 4, { total: false, dtype })
@@ -172,9 +172,11 @@ describe('inference', () => {
       expect(whole.data.length).toBe(7 * 4)
       expect(whole.data.buffer.byteLength).toBe(whole.data.byteLength)
       expect(batched.data.buffer).not.toBe(whole.data.buffer)
-      // Every row written: the last batch (one example) too.
+      // Every row written: the last batch (one example) too. The arrays are not zero-filled
+      // first, so a row left out would show what the memory held before.
       expect(batched.data).toEqual(whole.data)
       expect(whole.data.subarray(6 * 4).every((v) => v !== 0)).toBe(true)
+      for (const batchSize of [1, 2, 4, 6]) expect((await model.predict(x, { batchSize })).data).toEqual(whole.data)
     }
   })
 

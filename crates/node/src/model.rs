@@ -304,7 +304,7 @@ impl NativeModel {
                 .input_shapes()
                 .and_then(|inputs| self.output.dims(&inputs))
                 .map_or(0, |dims| dims.iter().product());
-            let output = OutputArray::zeroed(&env, self.dtype, len)?;
+            let output = OutputArray::unfilled(&env, self.dtype, len)?;
             let pass = ReadPass::new(lease, (data, batch_size as usize));
             Ok(AsyncTask::new(PredictTask::new(pass, output)))
         })

@@ -1,7 +1,7 @@
 //! The typed array a prediction is written into.
 //!
-//! Natively it is a JS array made on the JS thread when the call starts (V8 allocates it
-//! zero-filled, without touching its pages) and filled in place by the worker: the promise
+//! Natively it is a JS array made on the JS thread when the call starts (see
+//! [`OutputArray::unfilled`]) and filled in place by the worker: the promise
 //! resolves with that very array. Copying a Rust buffer into a fresh typed array at resolve
 //! took 4–6 ms on the JS thread for `predict` S2's 6.5 MB, mostly page faults of the new
 //! memory; on the worker they are spread over the pool's threads. Under emnapi (WebAssembly)
@@ -25,9 +25,13 @@ pub struct OutputArray {
 }
 
 impl OutputArray {
-    /// `len` zeros of `dtype`; call on the JS thread.
+    /// `len` values of `dtype` for the worker to fill; call on the JS thread. The memory is a
+    /// Node `Buffer`'s, which Node allocates without filling it, where an `ArrayBuffer` is zeroed
+    /// first (1 ms of `memset` on the JS thread at S2 whenever the allocator hands back used
+    /// memory). The worker writes every element before JS sees the array, and an array whose
+    /// prediction failed is dropped unseen.
     #[cfg(not(target_family = "wasm"))]
-    pub fn zeroed(env: &Env, dtype: Dtype, len: usize) -> Result<Self, BindingError> {
+    pub fn unfilled(env: &Env, dtype: Dtype, len: usize) -> Result<Self, BindingError> {
         let (kind, width) = match dtype {
             Dtype::Float32 => (sys::TypedarrayType::float32_array, 4),
             Dtype::Float64 => (sys::TypedarrayType::float64_array, 8),
@@ -42,33 +46,26 @@ impl OutputArray {
             .checked_mul(width)
             .ok_or_else(|| unallocated("too many bytes".into()))?;
         let raw = env.raw();
-        let mut buffer = std::ptr::null_mut();
-        let mut data = std::ptr::null_mut();
         let mut array = std::ptr::null_mut();
         // SAFETY: plain N-API calls on the JS thread with out-pointers to locals; the typed
         // array keeps its buffer alive, and the owned handle below keeps the array alive (by a
         // reference) until the promise resolves with it.
         let values = unsafe {
-            napi::check_status!(sys::napi_create_arraybuffer(
-                raw,
-                bytes,
-                &mut data,
-                &mut buffer
-            ))
-            .and_then(|()| {
-                napi::check_status!(sys::napi_create_typedarray(
-                    raw, kind, len, buffer, 0, &mut array
-                ))
-            })
-            .and_then(|()| OutputValues::from_napi_value(raw, array))
+            own_memory(raw, bytes)
+                .and_then(|buffer| {
+                    napi::check_status!(sys::napi_create_typedarray(
+                        raw, kind, len, buffer, 0, &mut array
+                    ))
+                })
+                .and_then(|()| OutputValues::from_napi_value(raw, array))
         }
         .map_err(|error| unallocated(error.reason))?;
         Ok(OutputArray { values })
     }
 
-    /// `len` zeros of `dtype`, in Rust memory until resolve.
+    /// `len` values of `dtype` (zeros), in Rust memory until resolve.
     #[cfg(target_family = "wasm")]
-    pub fn zeroed(_: &Env, dtype: Dtype, len: usize) -> Result<Self, BindingError> {
+    pub fn unfilled(_: &Env, dtype: Dtype, len: usize) -> Result<Self, BindingError> {
         let values = match dtype {
             Dtype::Float32 => Floats::F32(vec![0.0; len]),
             Dtype::Float64 => Floats::F64(vec![0.0; len]),
@@ -80,6 +77,53 @@ impl OutputArray {
     pub fn values_mut<F: JsFloat>(&mut self) -> Result<&mut [F], BindingError> {
         F::output_mut(&mut self.values)
     }
+}
+
+/// An `ArrayBuffer` of `bytes` that nothing else views: a new `Buffer`'s (unfilled) when Node
+/// gives it one of its own, else a zero-filled one. (Node pools only the small `Buffer`s that
+/// JavaScript makes; a pool's `ArrayBuffer` would show the array's neighbours.)
+///
+/// # Safety
+/// On the JS thread.
+#[cfg(not(target_family = "wasm"))]
+unsafe fn own_memory(raw: sys::napi_env, bytes: usize) -> napi::Result<sys::napi_value> {
+    let mut data = std::ptr::null_mut();
+    let (mut node_buffer, mut buffer) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let (mut kind, mut length, mut offset, mut buffer_bytes) = (0, 0, 0, 0);
+    // SAFETY (whole body): N-API calls with out-pointers to locals, on the JS thread (caller).
+    unsafe {
+        napi::check_status!(sys::napi_create_buffer(
+            raw,
+            bytes,
+            &mut data,
+            &mut node_buffer
+        ))?;
+        napi::check_status!(sys::napi_get_typedarray_info(
+            raw,
+            node_buffer,
+            &mut kind,
+            &mut length,
+            &mut data,
+            &mut buffer,
+            &mut offset
+        ))?;
+        napi::check_status!(sys::napi_get_arraybuffer_info(
+            raw,
+            buffer,
+            &mut data,
+            &mut buffer_bytes
+        ))?;
+        if offset == 0 && buffer_bytes == bytes {
+            return Ok(buffer);
+        }
+        napi::check_status!(sys::napi_create_arraybuffer(
+            raw,
+            bytes,
+            &mut data,
+            &mut buffer
+        ))?;
+    }
+    Ok(buffer)
 }
 
 impl ToNapiValue for OutputArray {
