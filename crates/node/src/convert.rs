@@ -48,95 +48,62 @@ pub trait JsFloat: Scalar {
     fn output_mut(values: &mut OutputValues) -> Result<&mut [Self], BindingError>;
 }
 
-impl JsFloat for f32 {
-    const ARRAY_NAME: &'static str = "Float32Array";
+/// The [`JsFloat`] of `$float`: its arrays are the `$side` of [`JsFloats`] and
+/// [`JsFloatSlice`], its buffers the `$floats` variant of [`Floats`]; `$other` is the other float.
+macro_rules! js_float {
+    ($float:ty, $name:literal, $side:ident, $floats:ident, $other:ty) => {
+        impl JsFloat for $float {
+            const ARRAY_NAME: &'static str = $name;
 
-    fn elements<'a>(array: &'a JsFloats, name: &str) -> Result<&'a [Self], BindingError> {
-        match array {
-            Either::A(values) => Ok(values),
-            Either::B(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
+            fn elements<'a>(array: &'a JsFloats, name: &str) -> Result<&'a [Self], BindingError> {
+                match array {
+                    Either::$side(values) => Ok(values),
+                    _ => Err(dtype_error::<Self>(name, <$other>::ARRAY_NAME)),
+                }
+            }
+
+            fn wrap(values: Vec<Self>) -> Floats {
+                Floats::$floats(values)
+            }
+
+            fn slice<'a>(
+                array: &'a JsFloatSlice<'_>,
+                name: &str,
+            ) -> Result<&'a [Self], BindingError> {
+                match array {
+                    Either::$side(values) => Ok(values),
+                    _ => Err(dtype_error::<Self>(name, <$other>::ARRAY_NAME)),
+                }
+            }
+
+            fn slice_mut<'a>(
+                array: &'a mut JsFloatSlice<'_>,
+                name: &str,
+            ) -> Result<&'a mut [Self], BindingError> {
+                match array {
+                    // SAFETY: the JS thread is inside this synchronous call, so no JS code runs
+                    // (and writes the array) while the slice lives.
+                    Either::$side(values) => Ok(unsafe { values.as_mut() }),
+                    _ => Err(dtype_error::<Self>(name, <$other>::ARRAY_NAME)),
+                }
+            }
+
+            fn output_mut(values: &mut OutputValues) -> Result<&mut [Self], BindingError> {
+                match values {
+                    // SAFETY: the array is not handed to JS before the worker is done with it.
+                    #[cfg(not(target_family = "wasm"))]
+                    Either::$side(values) => Ok(unsafe { values.as_mut() }),
+                    #[cfg(target_family = "wasm")]
+                    Floats::$floats(values) => Ok(values),
+                    _ => Err(dtype_error::<Self>("output", <$other>::ARRAY_NAME)),
+                }
+            }
         }
-    }
-
-    fn wrap(values: Vec<Self>) -> Floats {
-        Floats::F32(values)
-    }
-
-    fn slice<'a>(array: &'a JsFloatSlice<'_>, name: &str) -> Result<&'a [Self], BindingError> {
-        match array {
-            Either::A(values) => Ok(values),
-            Either::B(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
-        }
-    }
-
-    fn slice_mut<'a>(
-        array: &'a mut JsFloatSlice<'_>,
-        name: &str,
-    ) -> Result<&'a mut [Self], BindingError> {
-        match array {
-            // SAFETY: the JS thread is inside this synchronous call, so no JS code runs (and
-            // writes the array) while the slice lives.
-            Either::A(values) => Ok(unsafe { values.as_mut() }),
-            Either::B(_) => Err(dtype_error::<Self>(name, f64::ARRAY_NAME)),
-        }
-    }
-
-    fn output_mut(values: &mut OutputValues) -> Result<&mut [Self], BindingError> {
-        match values {
-            // SAFETY: the array is not handed to JS before the worker is done with it.
-            #[cfg(not(target_family = "wasm"))]
-            Either::A(values) => Ok(unsafe { values.as_mut() }),
-            #[cfg(target_family = "wasm")]
-            Floats::F32(values) => Ok(values),
-            _ => Err(dtype_error::<Self>("output", f64::ARRAY_NAME)),
-        }
-    }
+    };
 }
 
-impl JsFloat for f64 {
-    const ARRAY_NAME: &'static str = "Float64Array";
-
-    fn elements<'a>(array: &'a JsFloats, name: &str) -> Result<&'a [Self], BindingError> {
-        match array {
-            Either::B(values) => Ok(values),
-            Either::A(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
-        }
-    }
-
-    fn wrap(values: Vec<Self>) -> Floats {
-        Floats::F64(values)
-    }
-
-    fn slice<'a>(array: &'a JsFloatSlice<'_>, name: &str) -> Result<&'a [Self], BindingError> {
-        match array {
-            Either::B(values) => Ok(values),
-            Either::A(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
-        }
-    }
-
-    fn slice_mut<'a>(
-        array: &'a mut JsFloatSlice<'_>,
-        name: &str,
-    ) -> Result<&'a mut [Self], BindingError> {
-        match array {
-            // SAFETY: the JS thread is inside this synchronous call, so no JS code runs (and
-            // writes the array) while the slice lives.
-            Either::B(values) => Ok(unsafe { values.as_mut() }),
-            Either::A(_) => Err(dtype_error::<Self>(name, f32::ARRAY_NAME)),
-        }
-    }
-
-    fn output_mut(values: &mut OutputValues) -> Result<&mut [Self], BindingError> {
-        match values {
-            // SAFETY: the array is not handed to JS before the worker is done with it.
-            #[cfg(not(target_family = "wasm"))]
-            Either::B(values) => Ok(unsafe { values.as_mut() }),
-            #[cfg(target_family = "wasm")]
-            Floats::F64(values) => Ok(values),
-            _ => Err(dtype_error::<Self>("output", f32::ARRAY_NAME)),
-        }
-    }
-}
+js_float!(f32, "Float32Array", A, F32, f64);
+js_float!(f64, "Float64Array", B, F64, f32);
 
 fn dtype_error<F: JsFloat>(name: &str, actual: &'static str) -> BindingError {
     BindingError::Dtype {
