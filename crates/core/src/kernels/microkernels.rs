@@ -35,6 +35,21 @@ pub(crate) type MicroKernelFn<F> = unsafe fn(
     accumulate: bool,
 );
 
+/// `out[q·NR + j] = (a·B_q)[j]` for one row `a` (`k` values, contiguous) and `panels` ≤
+/// [`ROW_PANELS`] consecutive packed panels `B_q` of `k × NR` values: every value summed as
+/// the kernel's tile sums it (from zero, one fused multiply-add per k step, in order), so it
+/// is bit for bit that row of a tile. For the few rows that do not fill a tile, which the tile
+/// kernel would compute padded to `MR` rows.
+///
+/// # Safety
+/// `a` readable at `0..k`, `b` at `0..panels·k·NR`, `out` writable at `0..panels·NR`; the CPU
+/// must support the kernel's instruction set.
+pub(crate) type RowKernelFn<F> =
+    unsafe fn(k: usize, a: *const F, b: *const F, panels: usize, out: *mut F);
+
+/// Panels a [`RowKernelFn`] takes at once (its independent accumulator chains).
+pub(crate) const ROW_PANELS: usize = 4;
+
 /// A micro-kernel in both A layouts, and its tile shape.
 #[derive(Clone, Copy)]
 pub(crate) struct MicroKernel<F> {
@@ -44,6 +59,8 @@ pub(crate) struct MicroKernel<F> {
     pub packed: MicroKernelFn<F>,
     /// A in place: element (r, p) at `r·lda + p`.
     pub in_place: MicroKernelFn<F>,
+    /// One row against whole panels, where the instruction set has one.
+    pub row: Option<RowKernelFn<F>>,
 }
 
 /// Upper bounds of `mr` and `nr` over all kernels (sizes of edge-tile buffers).
@@ -59,6 +76,7 @@ static AVX2_F32: MicroKernel<f32> = MicroKernel {
     nr: 16,
     packed: avx2_f32_6x16::<true>,
     in_place: avx2_f32_6x16::<false>,
+    row: None,
 };
 
 impl<F: Scalar> MicroKernel<F> {
@@ -100,6 +118,7 @@ impl<F: Scalar> MicroKernel<F> {
             nr: GENERIC_NR,
             packed: generic_kernel::<F, true>,
             in_place: generic_kernel::<F, false>,
+            row: None,
         }
     }
 }

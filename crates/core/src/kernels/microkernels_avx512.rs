@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::microkernels::{a_strides, MicroKernel, MAX_MR, MAX_NR};
+use super::microkernels::{a_strides, MicroKernel, MAX_MR, MAX_NR, ROW_PANELS};
 
 const AVX512_MR: usize = 8;
 /// Vectors of sixteen `f32` per tile row.
@@ -27,7 +27,55 @@ pub(crate) static AVX512_F32: MicroKernel<f32> = MicroKernel {
     nr: AVX512_NR,
     packed: avx512_f32_8x32::<true>,
     in_place: avx512_f32_8x32::<false>,
+    row: Some(avx512_f32_row),
 };
+
+/// The [`super::microkernels::RowKernelFn`] of [`AVX512_F32`]: a row against up to
+/// [`ROW_PANELS`] panels of 32 columns, eight accumulator chains when all four are there.
+///
+/// # Safety
+/// See [`super::microkernels::RowKernelFn`]; the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_f32_row(k: usize, a: *const f32, b: *const f32, panels: usize, out: *mut f32) {
+    // SAFETY (whole body): the caller guarantees k values of a, the panels and out, and AVX-512F.
+    unsafe {
+        if panels == ROW_PANELS {
+            row_panels::<ROW_PANELS>(k, a, b, out);
+        } else {
+            for q in 0..panels {
+                row_panels::<1>(k, a, b.add(q * k * AVX512_NR), out.add(q * AVX512_NR));
+            }
+        }
+    }
+}
+
+/// [`avx512_f32_row`] for exactly `P` panels.
+///
+/// # Safety
+/// As [`avx512_f32_row`] with `panels` = `P`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_panels<const P: usize>(k: usize, a: *const f32, b: *const f32, out: *mut f32) {
+    // SAFETY (whole body): per the caller.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); VECTORS]; P];
+        for p in 0..k {
+            // As the tile kernel: acc = a(p)·b(p, j) + acc, one step at a time.
+            let a_p = _mm512_set1_ps(*a.add(p));
+            for (q, acc_q) in acc.iter_mut().enumerate() {
+                let b_row = b.add(q * k * AVX512_NR + p * AVX512_NR);
+                for (v, acc) in acc_q.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(a_p, _mm512_loadu_ps(b_row.add(16 * v)), *acc);
+                }
+            }
+        }
+        for (q, acc_q) in acc.iter().enumerate() {
+            for (v, &sum) in acc_q.iter().enumerate() {
+                _mm512_storeu_ps(out.add(q * AVX512_NR + 16 * v), sum);
+            }
+        }
+    }
+}
 
 /// The AVX-512 `f32` kernel, 8 × 32, unrolled by four k steps.
 ///
@@ -112,6 +160,50 @@ mod tests {
     fn both_forms_match_a_scalar_reference_for_every_k_tail() {
         if has_avx512() {
             check_tile(&AVX512_F32);
+        }
+    }
+
+    /// Each row of a tile, bit for bit, from the row kernel: one to four panels, k tails.
+    #[test]
+    fn the_row_kernel_gives_a_tiles_rows_bit_for_bit() {
+        if !has_avx512() {
+            return;
+        }
+        let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) * 1.37e-3;
+        for (k, panels) in [(1, 1), (5, 2), (64, 3), (257, 4)] {
+            let a: Vec<f32> = (0..AVX512_MR * k).map(value).collect();
+            let b: Vec<f32> = (0..panels * k * AVX512_NR).map(|i| value(i + 13)).collect();
+            for q in 0..panels {
+                let mut tile = [0.0f32; AVX512_MR * AVX512_NR];
+                // SAFETY: an 8 × k A in place, one k × 32 panel, an 8 × 32 C; AVX-512F checked.
+                unsafe {
+                    avx512_f32_8x32::<false>(
+                        k,
+                        a.as_ptr(),
+                        k as isize,
+                        b.as_ptr().add(q * k * AVX512_NR),
+                        tile.as_mut_ptr(),
+                        AVX512_NR as isize,
+                        false,
+                    )
+                };
+                for r in 0..AVX512_MR {
+                    let mut row = vec![0.0f32; panels * AVX512_NR];
+                    // SAFETY: k values of row r, `panels` panels, an output of that many panels.
+                    unsafe {
+                        avx512_f32_row(k, a[r * k..].as_ptr(), b.as_ptr(), panels, row.as_mut_ptr())
+                    };
+                    let expected = &tile[r * AVX512_NR..][..AVX512_NR];
+                    let got = &row[q * AVX512_NR..][..AVX512_NR];
+                    assert!(
+                        expected
+                            .iter()
+                            .zip(got)
+                            .all(|(e, g)| e.to_bits() == g.to_bits()),
+                        "k {k}, panel {q} of {panels}, row {r}"
+                    );
+                }
+            }
         }
     }
 

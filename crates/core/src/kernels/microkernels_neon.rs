@@ -24,6 +24,7 @@ pub(crate) static NEON_F32: MicroKernel<f32> = MicroKernel {
     nr: NEON_NR,
     packed: neon_f32_8x8_packed,
     in_place: neon_f32_8x8_in_place,
+    row: None,
 };
 
 /// Sixteen accumulators: row r, columns `4·h .. 4·h + 4` in `acc[r][h]`.

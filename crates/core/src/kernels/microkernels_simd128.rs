@@ -39,6 +39,7 @@ pub(crate) static SIMD128_F32: MicroKernel<f32> = MicroKernel {
     nr: SIMD128_NR,
     packed: simd128_f32_6x8::<true>,
     in_place: simd128_f32_6x8::<false>,
+    row: None,
 };
 
 /// `C[0..MR, 0..NR] = (accumulate ? C : 0) + A·B` (see [`super::microkernels::MicroKernelFn`]).
