@@ -113,8 +113,10 @@ unsafe fn dot_rows<F: Scalar>(
     }
 }
 
-/// AVX2/FMA version of [`dot_rows`]: four rows of W at a time, two accumulators
-/// each (eight independent FMA chains), horizontal sums at the end.
+/// AVX2/FMA version of [`dot_rows`]: eight rows of W at a time, one accumulator each (eight
+/// independent FMA chains, one load of `a` per eight loads of W), the eight horizontal sums
+/// done together by a tree of `hadd`s. A streaming step's rows are short (X or H values), so
+/// one horizontal sum per output would cost as much as a third of its multiply-adds.
 ///
 /// # Safety
 /// As [`dot_rows`]; the CPU must support AVX2 and FMA.
@@ -123,9 +125,9 @@ unsafe fn dot_rows<F: Scalar>(
 unsafe fn dot_rows_avx2(a: &[f32], w: *const f32, ldw: isize, out: &mut [f32], accumulate: bool) {
     use std::arch::x86_64::*;
 
-    const ROWS: usize = 4;
+    const ROWS: usize = 8;
     let k = a.len();
-    let vector_end = k / 16 * 16;
+    let vector_end = k / 8 * 8;
     for (group, out) in out.chunks_mut(ROWS).enumerate() {
         let first = group * ROWS;
         let rows: [*const f32; ROWS] = std::array::from_fn(|q| {
@@ -134,23 +136,28 @@ unsafe fn dot_rows_avx2(a: &[f32], w: *const f32, ldw: isize, out: &mut [f32], a
         // SAFETY (whole block): every row pointer is a readable row of W of k
         // elements (rows past the end repeat the last one); loads stay below k.
         unsafe {
-            let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
-            let mut p = 0;
-            while p < vector_end {
-                let a0 = _mm256_loadu_ps(a.as_ptr().add(p));
-                let a1 = _mm256_loadu_ps(a.as_ptr().add(p + 8));
+            let mut acc = [_mm256_setzero_ps(); ROWS];
+            for p in (0..vector_end).step_by(8) {
+                let a_p = _mm256_loadu_ps(a.as_ptr().add(p));
                 for (row, acc) in rows.iter().zip(acc.iter_mut()) {
-                    acc[0] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(row.add(p)), acc[0]);
-                    acc[1] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(row.add(p + 8)), acc[1]);
+                    *acc = _mm256_fmadd_ps(a_p, _mm256_loadu_ps(row.add(p)), *acc);
                 }
-                p += 16;
             }
-            for ((row, acc), out) in rows.iter().zip(&acc).zip(out.iter_mut()) {
-                let sum = _mm256_add_ps(acc[0], acc[1]);
-                let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
-                let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
-                let mut dot =
-                    _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps::<1>(quarter, quarter)));
+            // Lane q of `dots` is row q's sum: pairs, then quads within each 128-bit half,
+            // then the two halves.
+            let pairs: [__m256; 4] =
+                std::array::from_fn(|i| _mm256_hadd_ps(acc[2 * i], acc[2 * i + 1]));
+            let quads = [
+                _mm256_hadd_ps(pairs[0], pairs[1]),
+                _mm256_hadd_ps(pairs[2], pairs[3]),
+            ];
+            let dots = _mm256_add_ps(
+                _mm256_permute2f128_ps::<0x20>(quads[0], quads[1]),
+                _mm256_permute2f128_ps::<0x31>(quads[0], quads[1]),
+            );
+            let mut sums = [0.0f32; ROWS];
+            _mm256_storeu_ps(sums.as_mut_ptr(), dots);
+            for ((row, mut dot), out) in rows.iter().zip(sums).zip(out.iter_mut()) {
                 for (q, &x) in a.iter().enumerate().skip(vector_end) {
                     dot += x * *row.add(q);
                 }

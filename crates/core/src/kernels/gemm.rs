@@ -30,7 +30,8 @@ const PARALLEL_FLOPS: usize = 4_000_000;
 
 /// How the macro-kernel finds A's `MR`-row tiles: tile `i` starts at
 /// `ptr + i·tile_stride`; within a tile, element (r, p) is at `p·MR + r` when
-/// `packed`, else at `r·lda + p`. Every tile must be readable for all `MR` rows.
+/// `packed`, else at `r·lda + p`. Every tile must be readable for all `MR` rows, but a last
+/// tile of fewer rows that the kernel has a short tile for (`MicroKernel::for_rows`).
 #[derive(Clone, Copy)]
 struct ATiles<F> {
     ptr: *const F,
@@ -367,8 +368,9 @@ pub(crate) unsafe fn gemm_prepacked<F: Scalar>(
 }
 
 /// `C = (accumulate ? C : 0) + A·B (+ bias)` for one k-block, A (`m × kc`,
-/// contiguous rows) read in place; rows that do not fill a whole tile are
-/// copied into a zero-padded panel first.
+/// contiguous rows) read in place; rows that do not fill a whole tile are read in place too
+/// by the kernel's short tile for them, else go through its row kernel, else are copied into
+/// a zero-padded panel first.
 ///
 /// # Safety
 /// `b` must hold the packed panels of `n` columns for this k-block; `c` (row
@@ -387,7 +389,12 @@ unsafe fn multiply_in_place<F: Scalar>(
     debug_assert!(a.cs == 1 && a.cols <= KC);
     let (mr, kc) = (kernel.mr, a.cols);
     let full_rows = a.rows / mr * mr;
-    if full_rows > 0 {
+    let rest = a.rows - full_rows;
+    // With a short tile for the rest, the last tile is read in place like the others and
+    // meets each B panel while it is in L1.
+    let short_rest = rest > 0 && kernel.for_rows(rest, false).is_some();
+    let in_place_rows = if short_rest { a.rows } else { full_rows };
+    if in_place_rows > 0 {
         let tiles = ATiles {
             ptr: a.as_ptr(),
             tile_stride: mr as isize * a.rs,
@@ -395,14 +402,17 @@ unsafe fn multiply_in_place<F: Scalar>(
             packed: false,
         };
         let block = Block {
-            m: full_rows,
+            m: in_place_rows,
             n,
             kc,
         };
-        // SAFETY: the tiles cover rows 0..full_rows of A, all inside A; B and C per the caller.
+        // SAFETY: the tiles cover rows 0..in_place_rows of A, all inside A (a last tile of
+        // fewer than MR rows only with its short kernel); B and C per the caller.
         unsafe { macro_kernel(kernel, block, tiles, b, c, rs_c, accumulate, bias) };
     }
-    let rest = a.rows - full_rows;
+    if short_rest {
+        return;
+    }
     if let (Some(row), 1..=ROW_KERNEL_ROWS) = (kernel.row, rest) {
         for r in full_rows..a.rows {
             // SAFETY: row r of A holds kc values; C's row r per the caller.
@@ -502,11 +512,6 @@ unsafe fn macro_kernel<F: Scalar>(
     bias: Option<&[F]>,
 ) {
     let (mr, nr) = (kernel.mr, kernel.nr);
-    let run = if a.packed {
-        kernel.packed
-    } else {
-        kernel.in_place
-    };
     for j0 in (0..block.n).step_by(nr) {
         let cols = nr.min(block.n - j0);
         let tile_bias = bias.map(|bias| &bias[j0..j0 + cols]);
@@ -517,7 +522,8 @@ unsafe fn macro_kernel<F: Scalar>(
                 let rows = mr.min(block.m - i0);
                 let a_tile = a.ptr.offset((i0 / mr) as isize * a.tile_stride);
                 let c_tile = c.offset(i0 as isize * rs_c + j0 as isize);
-                if rows == mr && cols == nr {
+                let run = kernel.for_rows(rows, a.packed).filter(|_| cols == nr);
+                if let Some(run) = run {
                     run(block.kc, a_tile, a.lda, b_panel, c_tile, rs_c, accumulate);
                     if let Some(bias) = tile_bias {
                         add_bias(c_tile, rs_c, rows, bias);
@@ -563,11 +569,10 @@ unsafe fn edge_tile<F: Scalar>(
 ) {
     let mut scratch = [F::zero(); MAX_MR * MAX_NR];
     let nr = kernel.nr;
-    let run = if a.packed {
-        kernel.packed
-    } else {
-        kernel.in_place
-    };
+    let run = kernel
+        .for_rows(tile.rows, a.packed)
+        .or(kernel.for_rows(kernel.mr, a.packed))
+        .expect("a kernel for whole tiles");
     // SAFETY: the scratch tile holds MR × NR with row stride NR; A and B per the caller.
     unsafe {
         run(

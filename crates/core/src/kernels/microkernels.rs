@@ -52,7 +52,7 @@ pub(crate) const ROW_PANELS: usize = 4;
 
 /// A micro-kernel in both A layouts, and its tile shape.
 #[derive(Clone, Copy)]
-pub(crate) struct MicroKernel<F> {
+pub(crate) struct MicroKernel<F: 'static> {
     pub mr: usize,
     pub nr: usize,
     /// A packed: element (r, p) at `p·MR + r`.
@@ -61,6 +61,33 @@ pub(crate) struct MicroKernel<F> {
     pub in_place: MicroKernelFn<F>,
     /// One row against whole panels, where the instruction set has one.
     pub row: Option<RowKernelFn<F>>,
+    /// Kernels for tiles of `1 ..= short.len()` rows (index `rows − 1`), where the instruction
+    /// set has them: a tile of fewer than `MR` rows then multiplies only its own rows, where
+    /// the `MR`-row kernel would compute padding rows. Packed A keeps its `MR`-row layout.
+    pub short: &'static [ShortTile<F>],
+}
+
+/// A kernel for tiles of fewer rows than its [`MicroKernel`]'s `MR`, in both A layouts. Each
+/// element is summed as the `MR`-row kernel sums it, so a short tile's rows are bit for bit
+/// those of a full tile.
+#[derive(Clone, Copy)]
+pub(crate) struct ShortTile<F> {
+    pub packed: MicroKernelFn<F>,
+    pub in_place: MicroKernelFn<F>,
+}
+
+impl<F> MicroKernel<F> {
+    /// The kernel that computes a tile of exactly `rows` rows (`1..=MR`) with A `packed` or in
+    /// place, if there is one.
+    pub fn for_rows(&self, rows: usize, packed: bool) -> Option<MicroKernelFn<F>> {
+        let (packed_fn, in_place_fn) = if rows == self.mr {
+            (self.packed, self.in_place)
+        } else {
+            let tile = self.short.get(rows.checked_sub(1)?)?;
+            (tile.packed, tile.in_place)
+        };
+        Some(if packed { packed_fn } else { in_place_fn })
+    }
 }
 
 /// Upper bounds of `mr` and `nr` over all kernels (sizes of edge-tile buffers).
@@ -74,10 +101,30 @@ const GENERIC_NR: usize = 8;
 static AVX2_F32: MicroKernel<f32> = MicroKernel {
     mr: AVX2_MR,
     nr: 16,
-    packed: avx2_f32_6x16::<true>,
-    in_place: avx2_f32_6x16::<false>,
+    packed: avx2_f32_x16::<AVX2_MR, true>,
+    in_place: avx2_f32_x16::<AVX2_MR, false>,
     row: None,
+    short: &AVX2_SHORT,
 };
+
+/// The AVX2 kernel for one to five rows: a batch part of 32 sequences is five tiles of six and
+/// one of two, which the six-row kernel would compute as a third of a tile wasted.
+#[cfg(target_arch = "x86_64")]
+static AVX2_SHORT: [ShortTile<f32>; AVX2_MR - 1] = [
+    avx2_short::<1>(),
+    avx2_short::<2>(),
+    avx2_short::<3>(),
+    avx2_short::<4>(),
+    avx2_short::<5>(),
+];
+
+#[cfg(target_arch = "x86_64")]
+const fn avx2_short<const ROWS: usize>() -> ShortTile<f32> {
+    ShortTile {
+        packed: avx2_f32_x16::<ROWS, true>,
+        in_place: avx2_f32_x16::<ROWS, false>,
+    }
+}
 
 impl<F: Scalar> MicroKernel<F> {
     /// The fastest kernel for `F` on `isa`.
@@ -119,6 +166,7 @@ impl<F: Scalar> MicroKernel<F> {
             packed: generic_kernel::<F, true>,
             in_place: generic_kernel::<F, false>,
             row: None,
+            short: &[],
         }
     }
 }
@@ -172,14 +220,15 @@ unsafe fn generic_kernel<F: Scalar, const PACKED: bool>(
 #[cfg(target_arch = "x86_64")]
 const AVX2_MR: usize = 6;
 
-/// The AVX2/FMA `f32` kernel, 6 × 16: twelve accumulators, two B vectors and
-/// one broadcast live per k step (15 of the 16 ymm registers), unrolled by four.
+/// The AVX2/FMA `f32` kernel, `ROWS` × 16 (6 × 16 for whole tiles: twelve accumulators, two
+/// B vectors and one broadcast live per k step, 15 of the 16 ymm registers), unrolled by four.
+/// Packed A keeps the six-row layout whatever `ROWS` is.
 ///
 /// # Safety
-/// See [`MicroKernelFn`]; the CPU must support AVX2 and FMA.
+/// See [`MicroKernelFn`], for `ROWS` rows; the CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_f32_6x16<const PACKED: bool>(
+unsafe fn avx2_f32_x16<const ROWS: usize, const PACKED: bool>(
     k: usize,
     a: *const f32,
     lda: isize,
@@ -191,18 +240,18 @@ unsafe fn avx2_f32_6x16<const PACKED: bool>(
     use std::arch::x86_64::*;
 
     let (rs_a, cs_a) = a_strides::<PACKED>(AVX2_MR, lda);
-    let rows: [*const f32; AVX2_MR] = std::array::from_fn(|r| a.wrapping_offset(r as isize * rs_a));
+    let rows: [*const f32; ROWS] = std::array::from_fn(|r| a.wrapping_offset(r as isize * rs_a));
     // SAFETY (whole body): the caller guarantees k steps of A and B and a writable
-    // 6 × 16 tile of C, and AVX2 + FMA.
+    // ROWS × 16 tile of C, and AVX2 + FMA.
     unsafe {
         // The C tile is read (or written) only after the k loop: fetching it now hides the
         // miss behind the products instead of stalling on it at the end of every tile.
-        for r in 0..AVX2_MR {
+        for r in 0..ROWS {
             let c_row = c.offset(r as isize * rs_c);
             _mm_prefetch::<_MM_HINT_T0>(c_row.cast());
             _mm_prefetch::<_MM_HINT_T0>(c_row.add(15).cast());
         }
-        let mut acc = [[_mm256_setzero_ps(); 2]; AVX2_MR];
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
         // A macro, not a closure: the body must be compiled with the function's target features.
         macro_rules! step {
             ($p:expr) => {{
@@ -350,11 +399,70 @@ pub(crate) mod tests {
         check_tile(&MicroKernel::<f32>::select(Isa::Generic));
     }
 
+    /// Each short tile of `kernel`, in both A layouts and with accumulation on and off, gives
+    /// bit for bit the first rows of a whole tile and leaves the rows below it untouched.
+    fn check_short_tiles(kernel: &MicroKernel<f32>) {
+        let (mr, nr) = (kernel.mr, kernel.nr);
+        for k in [1, 7, 64, 257] {
+            let a_rows: Vec<f32> = (0..mr * k).map(|i| value(i, k)).collect();
+            let a_packed: Vec<f32> = (0..k * mr).map(|i| a_rows[(i % mr) * k + i / mr]).collect();
+            let b: Vec<f32> = (0..k * nr).map(|i| value(i, k + 50)).collect();
+            let start: Vec<f32> = (0..mr * nr).map(|i| value(i, k + 99)).collect();
+            for (rows, packed, accumulate) in (1..=kernel.short.len())
+                .flat_map(|rows| [(rows, false), (rows, true)])
+                .flat_map(|(rows, packed)| [(rows, packed, false), (rows, packed, true)])
+            {
+                let a = if packed { &a_packed } else { &a_rows };
+                let run = |rows: usize| {
+                    let mut c = start.clone();
+                    let kernel = kernel
+                        .for_rows(rows, packed)
+                        .expect("a kernel for these rows");
+                    // SAFETY: A holds k steps of MR rows in the form's layout, B k rows of NR, C
+                    // MR rows of NR; the caller checked that the CPU runs the kernel.
+                    unsafe {
+                        kernel(
+                            k,
+                            a.as_ptr(),
+                            k as isize,
+                            b.as_ptr(),
+                            c.as_mut_ptr(),
+                            nr as isize,
+                            accumulate,
+                        )
+                    };
+                    c
+                };
+                let (short, full) = (run(rows), run(mr));
+                let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let label = format!("{rows} rows, k {k}, packed {packed}, accumulate {accumulate}");
+                assert_eq!(
+                    bits(&short[..rows * nr]),
+                    bits(&full[..rows * nr]),
+                    "{label}"
+                );
+                assert_eq!(
+                    bits(&short[rows * nr..]),
+                    bits(&start[rows * nr..]),
+                    "{label}"
+                );
+            }
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_kernel_matches_a_scalar_reference_for_every_k_tail() {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             check_tile(&AVX2_F32);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_short_tiles_give_a_whole_tiles_rows_bit_for_bit() {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            check_short_tiles(&AVX2_F32);
         }
     }
 }

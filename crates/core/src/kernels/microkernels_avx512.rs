@@ -28,6 +28,7 @@ pub(crate) static AVX512_F32: MicroKernel<f32> = MicroKernel {
     packed: avx512_f32_8x32::<true>,
     in_place: avx512_f32_8x32::<false>,
     row: Some(avx512_f32_row),
+    short: &[],
 };
 
 /// The [`super::microkernels::RowKernelFn`] of [`AVX512_F32`]: a row against up to

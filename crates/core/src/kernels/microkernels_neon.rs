@@ -25,6 +25,7 @@ pub(crate) static NEON_F32: MicroKernel<f32> = MicroKernel {
     packed: neon_f32_8x8_packed,
     in_place: neon_f32_8x8_in_place,
     row: None,
+    short: &[],
 };
 
 /// Sixteen accumulators: row r, columns `4·h .. 4·h + 4` in `acc[r][h]`.

@@ -40,6 +40,7 @@ pub(crate) static SIMD128_F32: MicroKernel<f32> = MicroKernel {
     packed: simd128_f32_6x8::<true>,
     in_place: simd128_f32_6x8::<false>,
     row: None,
+    short: &[],
 };
 
 /// `C[0..MR, 0..NR] = (accumulate ? C : 0) + A·B` (see [`super::microkernels::MicroKernelFn`]).

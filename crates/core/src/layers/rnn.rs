@@ -767,7 +767,7 @@ pub(super) fn sequence_output<F: Scalar>(
 }
 
 /// A weight matrix multiplied at every time step, packed once per pass.
-pub(super) struct StepProduct<F> {
+pub(super) struct StepProduct<F: Scalar> {
     kernel: MicroKernel<F>,
     packed: PackedB<F>,
 }
