@@ -518,9 +518,13 @@ unsafe fn macro_kernel<F: Scalar>(
         // SAFETY (whole loop): tile offsets stay inside the operands described by the caller.
         unsafe {
             let b_panel = b.add(j0 * block.kc);
-            for i0 in (0..block.m).step_by(mr) {
-                let rows = mr.min(block.m - i0);
-                let a_tile = a.ptr.offset((i0 / mr) as isize * a.tile_stride);
+            let balance = !a.packed && !kernel.short.is_empty();
+            for (i0, rows) in row_tiles(block.m, mr, balance) {
+                let a_tile = if a.packed {
+                    a.ptr.offset((i0 / mr) as isize * a.tile_stride)
+                } else {
+                    a.ptr.offset(i0 as isize * a.lda)
+                };
                 let c_tile = c.offset(i0 as isize * rs_c + j0 as isize);
                 let run = kernel.for_rows(rows, a.packed).filter(|_| cols == nr);
                 if let Some(run) = run {
@@ -541,6 +545,29 @@ unsafe fn macro_kernel<F: Scalar>(
             }
         }
     }
+}
+
+/// `(first row, rows)` of the row tiles of an `m`-row block: whole tiles of `mr` rows, then
+/// the rest. With `balance` (A in place, with short tiles), a rest of at most half a tile is
+/// merged with the tile before it and split in two near-equal tiles: one to three rows have
+/// too few accumulator chains to hide the multiply-add latency (32 rows run as 6, 6, 6, 6, 4, 4
+/// rather than 6, 6, 6, 6, 6, 2).
+fn row_tiles(m: usize, mr: usize, balance: bool) -> impl Iterator<Item = (usize, usize)> {
+    let rest = m % mr;
+    let merged = if balance && m > mr && rest > 0 && rest <= mr / 2 {
+        mr + rest
+    } else {
+        0
+    };
+    let before = m - merged;
+    let halves = [
+        (before, merged.div_ceil(2)),
+        (before + merged.div_ceil(2), merged / 2),
+    ];
+    (0..before)
+        .step_by(mr)
+        .map(move |i0| (i0, mr.min(before - i0)))
+        .chain(halves.into_iter().filter(|&(_, rows)| rows > 0))
 }
 
 /// The valid part of a tile at the block's edge.
@@ -676,6 +703,19 @@ mod tests {
                 assert_close(&c32, &naive(&a, &b_t.t().to_owned()), 1e-4 * k as f64);
             }
         }
+    }
+
+    #[test]
+    fn a_thin_last_row_tile_is_merged_with_the_one_before_and_split_evenly() {
+        let tiles = |m, balance| row_tiles(m, 6, balance).collect::<Vec<_>>();
+        let whole = [(0, 6), (6, 6), (12, 6), (18, 6)];
+        assert_eq!(tiles(32, true), [&whole[..], &[(24, 4), (28, 4)]].concat());
+        assert_eq!(tiles(32, false), [&whole[..], &[(24, 6), (30, 2)]].concat());
+        assert_eq!(tiles(7, true), [(0, 4), (4, 3)]);
+        assert_eq!(tiles(9, true), [(0, 5), (5, 4)]);
+        assert_eq!(tiles(10, true), [(0, 6), (6, 4)]);
+        assert_eq!(tiles(5, true), [(0, 5)]);
+        assert_eq!(tiles(0, true), []);
     }
 
     #[test]
