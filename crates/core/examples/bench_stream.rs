@@ -1,8 +1,8 @@
 //! Streaming-step latency of `Stream::step_into` (the in-place path `model.step` takes) and of
 //! `Stream::step` (the graph's path), B 1, for the sizes that decide when a step is split over
 //! two threads, beside the step's roofline: the time one core takes to read the step's weights
-//! (all of them, and half of them as each core of a split step does) from its L2, where they
-//! stay between steps. Run it twice to compare the split with one thread:
+//! (all of them, and half of them as each core of a split step does) right after reading them:
+//! from its L2 where they fit it, else from L3. Run it twice to compare the split with one thread:
 //!
 //! ```text
 //! cargo run --release -p odyssey-core --example bench_stream
@@ -90,14 +90,14 @@ fn graph(features: usize, hidden: usize) -> f64 {
 }
 
 /// µs one core takes to read `count` f32 that it read just before (so from its L2 when they
-/// fit): vector loads into eight sums, fastest of 40 × 500 reads; `None` without AVX-512.
+/// fit): vector loads into eight sums, fastest of 40 × 500 reads; `None` without AVX2.
 fn read_time(count: usize) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx512f") {
+    if is_x86_feature_detected!("avx2") {
         let values: Vec<f32> = (0..count).map(|i| (i % 7) as f32).collect();
         let mut sink = 0.0;
-        // SAFETY: AVX-512F was detected.
-        let time = best(|| sink += unsafe { sum_avx512(std::hint::black_box(&values)) });
+        // SAFETY: AVX2 was detected.
+        let time = best(|| sink += unsafe { sum_avx2(std::hint::black_box(&values)) });
         std::hint::black_box(sink);
         return Some(time);
     }
@@ -105,22 +105,28 @@ fn read_time(count: usize) -> Option<f64> {
     None
 }
 
-/// The sum of `values` (whole 128-value blocks), eight vectors at a time.
+/// The sum of `values` (whole 64-value blocks), eight vectors at a time.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sum_avx512(values: &[f32]) -> f32 {
+#[target_feature(enable = "avx2")]
+unsafe fn sum_avx2(values: &[f32]) -> f32 {
     use std::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_ps(); 8];
-    for block in values.chunks_exact(128) {
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for block in values.chunks_exact(64) {
         for (v, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: lanes 16·v..16·v + 16 of a 128-value block.
-            *acc = _mm512_add_ps(*acc, unsafe { _mm512_loadu_ps(block.as_ptr().add(16 * v)) });
+            // SAFETY: lanes 8·v..8·v + 8 of a 64-value block.
+            *acc = _mm256_add_ps(*acc, unsafe { _mm256_loadu_ps(block.as_ptr().add(8 * v)) });
         }
     }
-    acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    let mut lanes = [0.0f32; 8];
+    let total = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |sum, &v| _mm256_add_ps(sum, v));
+    // SAFETY: eight f32 of `lanes`.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
+    lanes.iter().sum()
 }
 
 fn main() {
@@ -138,7 +144,7 @@ fn main() {
     println!("threads {}; µs per step, B 1", rayon::current_num_threads());
     println!(
         "{:>5} {:>5} {:>12} {:>12} {:>10} {:>14} {:>14}",
-        "X", "H", "step_into", "step", "KiB", "read all (L2)", "read half"
+        "X", "H", "step_into", "step", "KiB", "read all", "read half"
     );
     for (features, hidden) in [
         (16, 32),
