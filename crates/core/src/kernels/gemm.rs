@@ -390,9 +390,16 @@ unsafe fn multiply_in_place<F: Scalar>(
     let (mr, kc) = (kernel.mr, a.cols);
     let full_rows = a.rows / mr * mr;
     let rest = a.rows - full_rows;
+    let row_kernel = match kernel.row {
+        Some(row) if kernel.short.is_empty() && (1..=ROW_KERNEL_ROWS).contains(&rest) => Some(row),
+        // A short tile of two or more rows, or merged with the tile before (`row_tiles`), meets
+        // each B panel while it is in L1; a lone row needs the row kernel's accumulator chains.
+        Some(row) if a.rows == 1 => Some(row),
+        _ => None,
+    };
     // With a short tile for the rest, the last tile is read in place like the others and
     // meets each B panel while it is in L1.
-    let short_rest = rest > 0 && kernel.for_rows(rest, false).is_some();
+    let short_rest = row_kernel.is_none() && rest > 0 && kernel.for_rows(rest, false).is_some();
     let in_place_rows = if short_rest { a.rows } else { full_rows };
     if in_place_rows > 0 {
         let tiles = ATiles {
@@ -413,7 +420,7 @@ unsafe fn multiply_in_place<F: Scalar>(
     if short_rest {
         return;
     }
-    if let (Some(row), 1..=ROW_KERNEL_ROWS) = (kernel.row, rest) {
+    if let Some(row) = row_kernel {
         for r in full_rows..a.rows {
             // SAFETY: row r of A holds kc values; C's row r per the caller.
             unsafe {
@@ -441,7 +448,8 @@ unsafe fn multiply_in_place<F: Scalar>(
 
 /// Rows left over below a whole tile that go through the row kernel one by one rather than
 /// as one tile padded to `MR` rows: each costs `1/MR` of the padded tile's multiply-adds and
-/// reads the panels again, so up to three (of eight) do. A batch of one sequence is the case
+/// reads the panels again, so up to three (of eight) do where the kernel has no short tiles
+/// (with them, only a lone row). A batch of one sequence is the case
 /// it is for: its recurrent step was a tile of eight rows for one (B 1 `predict` S2's 100 steps
 /// took 3.1 ms, 100 streaming steps 1.4 ms).
 const ROW_KERNEL_ROWS: usize = 3;

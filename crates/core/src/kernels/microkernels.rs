@@ -103,9 +103,59 @@ static AVX2_F32: MicroKernel<f32> = MicroKernel {
     nr: 16,
     packed: avx2_f32_x16::<AVX2_MR, true>,
     in_place: avx2_f32_x16::<AVX2_MR, false>,
-    row: None,
+    row: Some(avx2_f32_row),
     short: &AVX2_SHORT,
 };
+
+/// The [`RowKernelFn`] of the AVX2 kernel: a row against up to [`ROW_PANELS`] panels of 16
+/// columns, eight accumulator chains when all four are there (a one-row tile has two).
+///
+/// # Safety
+/// See [`RowKernelFn`]; the CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_f32_row(k: usize, a: *const f32, b: *const f32, panels: usize, out: *mut f32) {
+    // SAFETY (whole body): the caller guarantees k values of a, the panels and out, and AVX2 + FMA.
+    unsafe {
+        if panels == ROW_PANELS {
+            avx2_row_panels::<ROW_PANELS>(k, a, b, out);
+        } else {
+            for q in 0..panels {
+                avx2_row_panels::<1>(k, a, b.add(q * k * 16), out.add(q * 16));
+            }
+        }
+    }
+}
+
+/// [`avx2_f32_row`] for exactly `P` panels.
+///
+/// # Safety
+/// As [`avx2_f32_row`] with `panels` = `P`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_row_panels<const P: usize>(k: usize, a: *const f32, b: *const f32, out: *mut f32) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): per the caller.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; P];
+        for p in 0..k {
+            // As the tile kernel: acc = a(p)·b(p, j) + acc, one step at a time.
+            let a_p = _mm256_broadcast_ss(&*a.add(p));
+            for (q, acc_q) in acc.iter_mut().enumerate() {
+                let b_row = b.add(q * k * 16 + p * 16);
+                for (v, acc) in acc_q.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(a_p, _mm256_loadu_ps(b_row.add(8 * v)), *acc);
+                }
+            }
+        }
+        for (q, acc_q) in acc.iter().enumerate() {
+            for (v, &sum) in acc_q.iter().enumerate() {
+                _mm256_storeu_ps(out.add(q * 16 + 8 * v), sum);
+            }
+        }
+    }
+}
 
 /// The AVX2 kernel for one to five rows: a batch part of 32 sequences is five tiles of six and
 /// one of two, which the six-row kernel would compute as a third of a tile wasted.
@@ -447,6 +497,57 @@ pub(crate) mod tests {
                     "{label}"
                 );
             }
+        }
+    }
+
+    /// Each row of a whole tile of `kernel` (A in place), bit for bit, from its row kernel: one
+    /// to [`ROW_PANELS`] panels, k tails.
+    pub(crate) fn check_row_kernel(kernel: &MicroKernel<f32>) {
+        let (mr, nr) = (kernel.mr, kernel.nr);
+        let row_kernel = kernel.row.expect("a row kernel");
+        for (k, panels) in [(1, 1), (5, 2), (64, 3), (257, ROW_PANELS)] {
+            let a: Vec<f32> = (0..mr * k).map(|i| value(i, 1)).collect();
+            let b: Vec<f32> = (0..panels * k * nr).map(|i| value(i, 2)).collect();
+            for q in 0..panels {
+                let mut tile = vec![0.0f32; mr * nr];
+                // SAFETY: an MR × k A in place, one k × NR panel, an MR × NR C; the caller
+                // checked that the CPU runs the kernel.
+                unsafe {
+                    (kernel.in_place)(
+                        k,
+                        a.as_ptr(),
+                        k as isize,
+                        b.as_ptr().add(q * k * nr),
+                        tile.as_mut_ptr(),
+                        nr as isize,
+                        false,
+                    )
+                };
+                for r in 0..mr {
+                    let mut row = vec![0.0f32; panels * nr];
+                    // SAFETY: k values of row r, `panels` panels, an output of that many panels.
+                    unsafe {
+                        row_kernel(k, a[r * k..].as_ptr(), b.as_ptr(), panels, row.as_mut_ptr())
+                    };
+                    let expected = &tile[r * nr..][..nr];
+                    let got = &row[q * nr..][..nr];
+                    assert!(
+                        expected
+                            .iter()
+                            .zip(got)
+                            .all(|(e, g)| e.to_bits() == g.to_bits()),
+                        "k {k}, panel {q} of {panels}, row {r}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_row_kernel_gives_a_tiles_rows_bit_for_bit() {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            check_row_kernel(&AVX2_F32);
         }
     }
 

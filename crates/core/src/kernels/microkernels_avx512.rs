@@ -150,7 +150,7 @@ unsafe fn avx512_f32_8x32<const PACKED: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::microkernels::tests::{check_gemm, check_tile};
+    use crate::kernels::microkernels::tests::{check_gemm, check_row_kernel, check_tile};
     use crate::kernels::Isa;
 
     fn has_avx512() -> bool {
@@ -167,44 +167,8 @@ mod tests {
     /// Each row of a tile, bit for bit, from the row kernel: one to four panels, k tails.
     #[test]
     fn the_row_kernel_gives_a_tiles_rows_bit_for_bit() {
-        if !has_avx512() {
-            return;
-        }
-        let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) * 1.37e-3;
-        for (k, panels) in [(1, 1), (5, 2), (64, 3), (257, 4)] {
-            let a: Vec<f32> = (0..AVX512_MR * k).map(value).collect();
-            let b: Vec<f32> = (0..panels * k * AVX512_NR).map(|i| value(i + 13)).collect();
-            for q in 0..panels {
-                let mut tile = [0.0f32; AVX512_MR * AVX512_NR];
-                // SAFETY: an 8 × k A in place, one k × 32 panel, an 8 × 32 C; AVX-512F checked.
-                unsafe {
-                    avx512_f32_8x32::<false>(
-                        k,
-                        a.as_ptr(),
-                        k as isize,
-                        b.as_ptr().add(q * k * AVX512_NR),
-                        tile.as_mut_ptr(),
-                        AVX512_NR as isize,
-                        false,
-                    )
-                };
-                for r in 0..AVX512_MR {
-                    let mut row = vec![0.0f32; panels * AVX512_NR];
-                    // SAFETY: k values of row r, `panels` panels, an output of that many panels.
-                    unsafe {
-                        avx512_f32_row(k, a[r * k..].as_ptr(), b.as_ptr(), panels, row.as_mut_ptr())
-                    };
-                    let expected = &tile[r * AVX512_NR..][..AVX512_NR];
-                    let got = &row[q * AVX512_NR..][..AVX512_NR];
-                    assert!(
-                        expected
-                            .iter()
-                            .zip(got)
-                            .all(|(e, g)| e.to_bits() == g.to_bits()),
-                        "k {k}, panel {q} of {panels}, row {r}"
-                    );
-                }
-            }
+        if has_avx512() {
+            check_row_kernel(&AVX512_F32);
         }
     }
 
