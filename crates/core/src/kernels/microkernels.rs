@@ -451,6 +451,7 @@ pub(crate) mod tests {
 
     /// Each short tile of `kernel`, in both A layouts and with accumulation on and off, gives
     /// bit for bit the first rows of a whole tile and leaves the rows below it untouched.
+    #[cfg(target_arch = "x86_64")]
     fn check_short_tiles(kernel: &MicroKernel<f32>) {
         let (mr, nr) = (kernel.mr, kernel.nr);
         for k in [1, 7, 64, 257] {
@@ -502,6 +503,7 @@ pub(crate) mod tests {
 
     /// Each row of a whole tile of `kernel` (A in place), bit for bit, from its row kernel: one
     /// to [`ROW_PANELS`] panels, k tails.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn check_row_kernel(kernel: &MicroKernel<f32>) {
         let (mr, nr) = (kernel.mr, kernel.nr);
         let row_kernel = kernel.row.expect("a row kernel");
