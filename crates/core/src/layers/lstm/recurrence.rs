@@ -429,10 +429,12 @@ enum Split {
 }
 
 /// Bytes of weights (W and R) each thread may read at every step when it runs every unit of
-/// its own sequences: they should stay in its core's L2 cache (2 MiB on this project's
-/// machine) from step to step. S2's 1.5 MiB do; at S3 (8 MiB, streamed from L3 at every
-/// step) the split by sequences measured no less CPU time than the lock step, which
-/// streams half of them per thread (BENCHMARKS.md "Inference kernels, session 8").
+/// its own sequences: on the AVX-512 machine of sessions 5–9 (2 MiB of L2 per core) S2's
+/// 1.5 MiB stayed in L2 from step to step, and at S3 (8 MiB, streamed from L3 at every step)
+/// the split by sequences measured no less CPU time than the lock step, which streams half of
+/// them per thread (BENCHMARKS.md "Inference kernels, session 8"). On a Zen 3 (512 KiB of L2,
+/// so S2's weights come from L3 either way) the two splits measured the same at S2
+/// (BENCHMARKS.md "Session 10"), so the bound is not read from the cache size.
 const SEQUENCE_SPLIT_WEIGHT_BYTES: usize = 1536 * 1024;
 
 /// Sequences are independent in inference, so the threads can split the batch instead of the
