@@ -3,7 +3,7 @@
  * teacher-forced `predict` at every step and reports its log-probability, beam
  * search is never less likely than greedy, `scores` are the model's
  * log-probabilities, and a model or option decoding cannot serve is a typed
- * error naming the argument. (The core's tests: crates/core/tests/decode.rs.)
+ * error naming the argument. (The core's tests: crates/core/tests/suite/decode.rs.)
  */
 import { afterAll, describe, expect, it } from 'vitest'
 

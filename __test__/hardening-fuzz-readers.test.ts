@@ -7,7 +7,7 @@
  * bytes, an edited header or JSON value — and reads it: the reader must
  * succeed or throw one of the library's errors naming the file, never
  * anything else, and a refused import must leave the model's weights alone.
- * The Rust side of the same loaders is fuzzed in crates/core/tests/fuzz_loaders.rs.
+ * The Rust side of the same loaders is fuzzed in crates/core/tests/suite/fuzz_loaders.rs.
  *
  * Bounded: 250 mutations per reader (half for the two model loaders), a few
  * seconds; `ODYSSEY_FUZZ_RUNS=n` runs n. The seed is fixed so that `npm test`

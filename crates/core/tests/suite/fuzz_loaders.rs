@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value as Json};
 
-mod common;
+use crate::common;
 
 const CASES_PER_TARGET: u64 = 700;
 

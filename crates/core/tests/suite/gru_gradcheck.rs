@@ -11,7 +11,7 @@ use odyssey_core::{Error, ParamSet};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::assert_close;
 use common::recurrent::{check_pytorch_init, Case, Problem};
 

@@ -12,7 +12,7 @@ use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::entries;
 
 fn sample<F: Scalar>() -> Vec<(String, ArrayD<F>)> {

@@ -16,7 +16,7 @@ use odyssey_core::tensor_file;
 use odyssey_core::{Error, Scalar};
 use serde_json::json;
 
-mod common;
+use crate::common;
 use common::assert_close;
 
 fn fixture_path(name: &str) -> PathBuf {

@@ -16,7 +16,7 @@ use odyssey_core::{Error, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::weights;
 
 /// The cancel flag of the calls nobody cancels.

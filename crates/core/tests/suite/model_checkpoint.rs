@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-mod common;
+use crate::common;
 use common::entries;
 
 /// A 2-layer bidirectional LSTM with peepholes, dropout and a dense head on every step.
@@ -483,7 +483,7 @@ fn kill_a_saving_child(dir: &Path, rng: &mut ChaCha8Rng) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "crash_child_trains_and_saves_until_killed",
+            "model_checkpoint::crash_child_trains_and_saves_until_killed",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -8,7 +8,7 @@ use odyssey_core::optim::{
 use odyssey_core::{Error, Scalar};
 use serde::Deserialize;
 
-mod common;
+use crate::common;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -29,7 +29,7 @@ struct Case {
 }
 
 fn reference() -> Reference {
-    let text = include_str!("fixtures/optim_reference.json");
+    let text = include_str!("../fixtures/optim_reference.json");
     serde_json::from_str(text).expect("fixture parses")
 }
 

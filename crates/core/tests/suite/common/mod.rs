@@ -1,7 +1,4 @@
-//! Helpers shared by the integration tests: each test file that needs them
-//! declares `mod common;`.
-// Every test file is its own crate and uses only some of these.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (the modules of `main.rs`).
 
 pub mod recurrent;
 

@@ -17,7 +17,7 @@ use rand::distributions::Uniform;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::assert_close;
 
 const BATCH: usize = 9;

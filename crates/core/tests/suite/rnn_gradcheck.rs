@@ -10,7 +10,7 @@ use odyssey_core::Error;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::recurrent::{check_pytorch_init, Case, Problem};
 
 /// ReLU is not differentiable at 0; finite differences need |a(t)| well above EPS.

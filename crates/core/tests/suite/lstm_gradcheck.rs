@@ -14,7 +14,7 @@ use odyssey_core::{Error, ParamSet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::{assert_arrays_close, Tolerance};
 
 /// Central-difference step and the largest accepted error |analytic − numeric| / max(|analytic|, |numeric|, 1e-3).

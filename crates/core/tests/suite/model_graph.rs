@@ -9,7 +9,7 @@ use odyssey_core::model::{Model, ModelSpec, Target, Tbptt, Trainer, TrainingSpec
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::weights;
 
 fn spec(json: serde_json::Value) -> ModelSpec {

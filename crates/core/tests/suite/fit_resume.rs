@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-mod common;
+use crate::common;
 
 /// LSTM → dropout → dense on every step, trained with Adam and a decaying schedule: the
 /// dropout masks (step), the order (seed, epoch) and the optimizer all have to come back.
