@@ -11,6 +11,11 @@
  * plain module. The browser loader keeps the plain module (Safari has no relaxed SIMD).
  *
  *   node scripts/wasm-relaxed-simd.cjs     (after the plain `napi build --target wasm32-wasip1-threads`)
+ *
+ * Every `napi build`, the native one too, writes the loaders of every target anew, so
+ * `npm run build:native` runs `node scripts/wasm-relaxed-simd.cjs --loader-only`: it patches the
+ * loader again without building, or a native build after `build:wasm` would leave a loader that
+ * ignores the relaxed module and lacks the exports the streaming step reads.
  */
 const { execFileSync } = require('node:child_process')
 const { copyFileSync, readFileSync, writeFileSync } = require('node:fs')
@@ -91,5 +96,5 @@ function patchLoader() {
   )
 }
 
-build()
+if (!process.argv.includes('--loader-only')) build()
 patchLoader()

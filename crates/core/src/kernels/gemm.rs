@@ -28,27 +28,45 @@ const NC: usize = 3072;
 /// Products smaller than this (in flops) run on the calling thread alone.
 const PARALLEL_FLOPS: usize = 4_000_000;
 
-/// How the macro-kernel finds A's `MR`-row tiles: tile `i` starts at
-/// `ptr + i·tile_stride`; within a tile, element (r, p) is at `p·MR + r` when
-/// `packed`, else at `r·lda + p`. Every tile must be readable for all `MR` rows, but a last
-/// tile of fewer rows that the kernel has a short tile for (`MicroKernel::for_rows`).
+/// How the macro-kernel finds A's `MR`-row tiles: packed by [`pack_a`] (within a tile of `kc`
+/// steps, element (r, p) at `p·MR + r`) or read in place (element (r, p) at `r·lda + p`). Every
+/// tile must be readable for all `MR` rows, but a last tile of fewer rows that the kernel has a
+/// short tile for (`MicroKernel::for_rows`).
 #[derive(Clone, Copy)]
 struct ATiles<F> {
     ptr: *const F,
-    tile_stride: isize,
     lda: isize,
     packed: bool,
 }
 
 impl<F> ATiles<F> {
-    /// A panel packed by [`pack_a`] for `kc` steps.
-    fn packed(ptr: *const F, mr: usize, kc: usize) -> Self {
+    /// A panel packed by [`pack_a`].
+    fn packed(ptr: *const F) -> Self {
         ATiles {
             ptr,
-            tile_stride: (mr * kc) as isize,
             lda: 0,
             packed: true,
         }
+    }
+
+    /// Rows read where they are, `lda` elements apart.
+    fn in_place(ptr: *const F, lda: isize) -> Self {
+        ATiles {
+            ptr,
+            lda,
+            packed: false,
+        }
+    }
+
+    /// The tile that starts at row `i0` (a multiple of `MR`), for `kc` steps: a packed tile of
+    /// `MR` rows holds `MR·kc` elements, so it starts `i0·kc` elements in.
+    ///
+    /// # Safety
+    /// Row `i0` must lie inside the operand.
+    unsafe fn tile(&self, i0: usize, kc: usize) -> *const F {
+        let row_step = if self.packed { kc as isize } else { self.lda };
+        // SAFETY: per the caller.
+        unsafe { self.ptr.offset(i0 as isize * row_step) }
     }
 }
 
@@ -240,7 +258,7 @@ fn gemm_serial_shared<F: Scalar>(
                                 continue;
                             }
                             pack_a(a_block, mr, a_buf);
-                            let tiles = ATiles::packed(a_buf.as_ptr(), mr, kc);
+                            let tiles = ATiles::packed(a_buf.as_ptr());
                             // SAFETY: as above; the packed tiles are zero-padded to whole MR panels.
                             unsafe {
                                 let block = Block { m: mc, n: nc, kc };
@@ -402,12 +420,7 @@ unsafe fn multiply_in_place<F: Scalar>(
     let short_rest = row_kernel.is_none() && rest > 0 && kernel.for_rows(rest, false).is_some();
     let in_place_rows = if short_rest { a.rows } else { full_rows };
     if in_place_rows > 0 {
-        let tiles = ATiles {
-            ptr: a.as_ptr(),
-            tile_stride: mr as isize * a.rs,
-            lda: a.rs,
-            packed: false,
-        };
+        let tiles = ATiles::in_place(a.as_ptr(), a.rs);
         let block = Block {
             m: in_place_rows,
             n,
@@ -432,7 +445,7 @@ unsafe fn multiply_in_place<F: Scalar>(
     } else if rest > 0 {
         let mut panel = [F::zero(); MAX_MR * KC];
         pack_a(a.block(full_rows..a.rows, 0..kc), mr, &mut panel[..mr * kc]);
-        let tiles = ATiles::packed(panel.as_ptr(), mr, kc);
+        let tiles = ATiles::packed(panel.as_ptr());
         let block = Block {
             m: a.rows - full_rows,
             n,
@@ -520,19 +533,15 @@ unsafe fn macro_kernel<F: Scalar>(
     bias: Option<&[F]>,
 ) {
     let (mr, nr) = (kernel.mr, kernel.nr);
+    let balance = !a.packed && !kernel.short.is_empty();
     for j0 in (0..block.n).step_by(nr) {
         let cols = nr.min(block.n - j0);
         let tile_bias = bias.map(|bias| &bias[j0..j0 + cols]);
         // SAFETY (whole loop): tile offsets stay inside the operands described by the caller.
         unsafe {
             let b_panel = b.add(j0 * block.kc);
-            let balance = !a.packed && !kernel.short.is_empty();
             for (i0, rows) in row_tiles(block.m, mr, balance) {
-                let a_tile = if a.packed {
-                    a.ptr.offset((i0 / mr) as isize * a.tile_stride)
-                } else {
-                    a.ptr.offset(i0 as isize * a.lda)
-                };
+                let a_tile = a.tile(i0, block.kc);
                 let c_tile = c.offset(i0 as isize * rs_c + j0 as isize);
                 let run = kernel.for_rows(rows, a.packed).filter(|_| cols == nr);
                 if let Some(run) = run {

@@ -172,7 +172,8 @@ const PIECE_UNITS: usize = 32;
 /// other step last to first. A part's weights may not fit its core's L2 (768 KiB at X 128,
 /// H 256; 512 KiB of L2 on a Zen 3): read in the same order every step, each piece is evicted
 /// before it is needed again; reversed, the pieces read last are needed first (X 128, H 256,
-/// two threads, fastest of 40 × 500 steps, alternated: 17.6–17.9 → 17.0–17.3 µs). Each output is
+/// two threads, fastest of 40 × 500 steps, alternated, on top of the AVX2 dot kernel:
+/// 16.7–17.4 → 15.5–16.5 µs, as BENCHMARKS.md "Session 10" records). Each output is
 /// still `bias + x·W_ih + h·W_hh`, summed in that order.
 fn piece_order(
     width: usize,
