@@ -13,12 +13,13 @@
  *   node scripts/wasm-relaxed-simd.cjs     (after the plain `napi build --target wasm32-wasip1-threads`)
  *
  * Every `napi build`, the native one too, writes the loaders of every target anew, so
- * `npm run build:native` runs `node scripts/wasm-relaxed-simd.cjs --loader-only`: it patches the
+ * `npm run build:native` is followed by `node scripts/wasm-relaxed-simd.cjs --loader-only` (npm's
+ * `postbuild:native`, which leaves the flags passed to `build:native` to napi): it patches the
  * loader again without building, or a native build after `build:wasm` would leave a loader that
  * ignores the relaxed module and lacks the exports the streaming step reads.
  */
 const { execFileSync } = require('node:child_process')
-const { copyFileSync, readFileSync, writeFileSync } = require('node:fs')
+const { copyFileSync, existsSync, readFileSync, writeFileSync } = require('node:fs')
 const { join, resolve } = require('node:path')
 
 const ROOT = resolve(__dirname, '..')
@@ -96,5 +97,9 @@ function patchLoader() {
   )
 }
 
-if (!process.argv.includes('--loader-only')) build()
-patchLoader()
+if (process.argv.includes('--loader-only')) {
+  if (existsSync(LOADER)) patchLoader()
+} else {
+  build()
+  patchLoader()
+}
