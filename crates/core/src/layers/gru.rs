@@ -48,8 +48,7 @@ use rayon::prelude::*;
 
 use super::recurrent::{layer_parameter_count, Recurrent, RecurrentGrads};
 use super::rnn::{
-    check_shape, flatten_time, flatten_time_mut, previous_states, sequence_output, validated_clip,
-    StepProduct,
+    check_shape, flatten_time, flatten_time_mut, previous_states, sequence_output, StepProduct,
 };
 use super::sequence::{BackwardOptions, SequenceBatch, SequenceOutput};
 use crate::kernels::gemm;
@@ -285,7 +284,7 @@ impl<F: Scalar> Gru<F> {
         if let Some(d) = dh_n {
             check_shape("dhN", d.shape(), &[batch, hidden])?;
         }
-        let clip = validated_clip(options.recurrent_clip)?;
+        let clip = options.checked_recurrent_clip()?;
 
         let dy = dy.as_standard_layout();
         let previous = previous_states(&cache.h0, &cache.states);

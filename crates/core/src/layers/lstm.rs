@@ -395,16 +395,6 @@ fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
     }
 }
 
-fn check_clip<F: Scalar>(clip: Option<F>) -> Result<()> {
-    match clip {
-        Some(v) if v.is_nan() || v <= F::zero() => Err(Error::invalid(
-            "recurrentClip",
-            format!("must be positive, got {v}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 impl<F: Scalar> Lstm<F> {
     /// PyTorch's initialisation: every parameter U(−1/√H, 1/√H); `forget_bias`
     /// is added to the forget block of `bias_ih` (Jozefowicz et al. suggest 1).
@@ -599,7 +589,7 @@ impl<F: Scalar> Lstm<F> {
                 check_shape(name, shape, &[batch, hidden])?;
             }
         }
-        check_clip(options.recurrent_clip)?;
+        options.checked_recurrent_clip()?;
 
         let layout = &cache.layout;
         let (dy, dh_n, dc_n) = (

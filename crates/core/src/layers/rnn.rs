@@ -457,7 +457,7 @@ impl<F: Scalar> SimpleRnn<F> {
         if let Some(d) = dh_n {
             check_shape("dhN", d.shape(), &[batch, hidden])?;
         }
-        let clip = validated_clip(options.recurrent_clip)?;
+        let clip = options.checked_recurrent_clip()?;
         let (activation, isa) = (self.config.activation, Isa::current());
         // Read as rows of slices: a copy only when they come in another layout.
         let (dy, dh_n) = (
@@ -860,15 +860,5 @@ pub(super) fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> R
         Ok(())
     } else {
         Err(Error::shape(name, format!("{expected:?}"), actual))
-    }
-}
-
-pub(super) fn validated_clip<F: Scalar>(clip: Option<F>) -> Result<Option<F>> {
-    match clip {
-        Some(v) if !(v.is_finite() && v > F::zero()) => Err(Error::invalid(
-            "recurrentClip",
-            format!("must be a finite number > 0, got {v}"),
-        )),
-        _ => Ok(clip),
     }
 }

@@ -106,3 +106,17 @@ pub struct BackwardOptions<F> {
     /// `[-v, v]` before it is propagated to step t-1 (Graves 2013 style).
     pub recurrent_clip: Option<F>,
 }
+
+impl<F: Scalar> BackwardOptions<F> {
+    /// The recurrent clip, checked: a finite number > 0 (the rule every layer's backward and
+    /// the trainer apply).
+    pub fn checked_recurrent_clip(&self) -> Result<Option<F>> {
+        match self.recurrent_clip {
+            Some(v) if !(v.is_finite() && v > F::zero()) => Err(Error::invalid(
+                "recurrentClip",
+                format!("must be a finite number > 0, got {v}"),
+            )),
+            clip => Ok(clip),
+        }
+    }
+}

@@ -86,12 +86,10 @@ impl<F: Scalar> Trainer<F> {
         spec.schedule.validate()?;
         spec.clip.validate()?;
         check_learning_rate(spec.learning_rate)?;
-        if let Some(v) = spec.recurrent_clip.filter(|v| !(v.is_finite() && *v > 0.0)) {
-            return Err(Error::invalid(
-                "recurrentClip",
-                format!("must be finite and > 0, got {v}"),
-            ));
+        BackwardOptions {
+            recurrent_clip: spec.recurrent_clip,
         }
+        .checked_recurrent_clip()?;
         check_class_weights(spec.class_weights.as_deref(), model.spec().loss)?;
         let optimizer = optim::build(&spec.optimizer)?;
         Ok(Trainer {

@@ -792,15 +792,9 @@ fn bad_inputs_give_typed_errors() {
         lstm.backward(&cache, dy, None, Some(wrong_state.view()), &options),
         "dcN",
     );
-    for clip in [0.0, -1.0, f64::NAN] {
-        let options = BackwardOptions {
-            recurrent_clip: Some(clip),
-        };
-        expect_invalid(
-            lstm.backward(&cache, dy, None, None, &options),
-            "recurrentClip",
-        );
-    }
+    common::assert_bad_recurrent_clips_rejected(|options| {
+        lstm.backward(&cache, dy, None, None, options)
+    });
 
     let wider = Problem::new(&Case::new(LstmVariant::Vanilla, true, [2, 3, 2, 5]));
     let (_, wider_cache) = wider.lstm.forward(&wider.batch()).expect("valid");

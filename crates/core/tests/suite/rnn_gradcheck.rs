@@ -349,16 +349,9 @@ fn backward_rejects_bad_shapes_and_clips() {
         .unwrap_err();
     assert_eq!(shape_error_name(err), "dhN");
 
-    for clip in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        let options = BackwardOptions {
-            recurrent_clip: Some(clip),
-        };
-        let err = rnn.backward(&cache, dy.view(), None, &options).unwrap_err();
-        assert!(
-            matches!(err, Error::Invalid { ref name, .. } if name == "recurrentClip"),
-            "{clip}: {err}"
-        );
-    }
+    common::assert_bad_recurrent_clips_rejected(|options| {
+        rnn.backward(&cache, dy.view(), None, options)
+    });
 }
 
 #[test]

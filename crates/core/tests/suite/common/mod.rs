@@ -7,8 +7,9 @@ use std::fs;
 use std::path::Path;
 
 use ndarray::{ArrayBase, ArrayD, Data, Dimension};
+use odyssey_core::layers::BackwardOptions;
 use odyssey_core::model::Trainer;
-use odyssey_core::Scalar;
+use odyssey_core::{Error, Scalar};
 
 /// A fresh directory, removed with its contents when dropped.
 pub fn temp_dir() -> tempfile::TempDir {
@@ -90,4 +91,21 @@ pub fn assert_arrays_close<D: Dimension>(
     assert_eq!(actual.shape(), expected.shape(), "{what}: shapes differ");
     let expected: Vec<f64> = expected.iter().copied().collect();
     assert_close(what, actual.iter(), &expected, tolerance);
+}
+
+/// `backward` with each recurrent clip that is not a positive finite number fails with
+/// [`Error::Invalid`] naming `recurrentClip`.
+pub fn assert_bad_recurrent_clips_rejected<T>(
+    backward: impl Fn(&BackwardOptions<f64>) -> Result<T, Error>,
+) {
+    for clip in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let options = BackwardOptions {
+            recurrent_clip: Some(clip),
+        };
+        match backward(&options) {
+            Err(Error::Invalid { name, .. }) if name == "recurrentClip" => {}
+            Err(err) => panic!("recurrent clip {clip}: {err}"),
+            Ok(_) => panic!("recurrent clip {clip} was accepted"),
+        }
+    }
 }
