@@ -12,8 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::common;
-use common::assert_close;
 use common::recurrent::{check_pytorch_init, Case, Problem};
+use common::{assert_close, shape_error_name};
 
 fn gru_problem(case: &Case, seed: u64) -> Problem<Gru<f64>> {
     Problem::new(case, seed, |input_size, hidden_size, rng| {
@@ -342,13 +342,6 @@ fn initialisation_is_pytorchs_uniform_and_seeded() {
             ("bias_hh", vec![48]),
         ],
     );
-}
-
-fn shape_error_name(err: Error) -> String {
-    match err {
-        Error::Shape { name, .. } => name,
-        other => panic!("expected a shape error, got {other}"),
-    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::common;
 use common::recurrent::{check_pytorch_init, Case, Problem};
+use common::shape_error_name;
 
 /// ReLU is not differentiable at 0; finite differences need |a(t)| well above EPS.
 const RELU_MARGIN: f64 = 1e-3;
@@ -266,13 +267,6 @@ fn zero_sizes_are_invalid() {
             matches!(err, Error::Invalid { name: ref n, .. } if n == name),
             "{err}"
         );
-    }
-}
-
-fn shape_error_name(err: Error) -> String {
-    match err {
-        Error::Shape { name, .. } => name,
-        other => panic!("expected a shape error, got {other}"),
     }
 }
 

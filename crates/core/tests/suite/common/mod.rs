@@ -93,6 +93,14 @@ pub fn assert_arrays_close<D: Dimension>(
     assert_close(what, actual.iter(), &expected, tolerance);
 }
 
+/// The name of the tensor a shape error is about; panics on any other error.
+pub fn shape_error_name(err: Error) -> String {
+    match err {
+        Error::Shape { name, .. } => name,
+        other => panic!("expected a shape error, got {other}"),
+    }
+}
+
 /// `backward` with each recurrent clip that is not a positive finite number fails with
 /// [`Error::Invalid`] naming `recurrentClip`.
 pub fn assert_bad_recurrent_clips_rejected<T>(
